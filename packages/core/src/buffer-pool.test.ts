@@ -1,0 +1,59 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Device } from './device.js';
+import { sizeClass } from './buffer-pool.js';
+import { LimitError } from './errors.js';
+import { Tensor } from './tensor.js';
+
+let device: Device;
+beforeAll(async () => {
+  device = await Device.create();
+});
+afterAll(() => device?.dispose());
+
+describe('sizeClass', () => {
+  it('wastes at most 12.5% and never shrinks', () => {
+    for (const n of [1, 255, 256, 257, 4096, 4097, 65537, 1_000_000, 123_456_789]) {
+      const c = sizeClass(n);
+      expect(c).toBeGreaterThanOrEqual(n);
+      expect(c % 256).toBe(0);
+      if (n > 4096) expect(c / n).toBeLessThanOrEqual(1.125 + 1e-9);
+    }
+  });
+});
+
+describe('BufferPool', () => {
+  it('reuses a released buffer of the same class and tracks bytes in use and peaks', async () => {
+    const pool = device.pool;
+    const before = pool.stats;
+    const a = await pool.acquire(10_000, 'a');
+    const b = await pool.acquire(20_000, 'b');
+    const mid = pool.stats;
+    expect(mid.bytesInUse - before.bytesInUse).toBe(sizeClass(10_000) + sizeClass(20_000));
+    pool.release(a);
+    const c = await pool.acquire(9_800, 'c'); // same class as 10 000
+    expect(c).toBe(a);
+    expect(pool.stats.reused).toBe(before.reused + 1);
+    pool.release(b);
+    pool.release(c);
+    const after = pool.stats;
+    expect(after.bytesInUse).toBe(before.bytesInUse);
+    expect(after.peakBytesInUse).toBeGreaterThanOrEqual(before.bytesInUse + sizeClass(10_000) + sizeClass(20_000));
+    expect(after.bytesAllocated).toBeGreaterThanOrEqual(sizeClass(10_000) + sizeClass(20_000));
+    pool.trim();
+    expect(pool.stats.bytesAllocated).toBe(pool.stats.bytesInUse);
+  });
+
+  it('tensors return their buffers on dispose', async () => {
+    const base = device.pool.stats.bytesInUse;
+    const t = await Tensor.empty(device, 'f32', [1000]);
+    expect(device.pool.stats.bytesInUse).toBe(base + sizeClass(4000));
+    t.dispose();
+    expect(device.pool.stats.bytesInUse).toBe(base);
+  });
+
+  it('refuses a buffer above maxBufferSize with a LimitError naming it', async () => {
+    const huge = device.limits.maxBufferSize + 4;
+    await expect(device.pool.acquire(huge, 'lm_head')).rejects.toThrow(LimitError);
+    await expect(device.pool.acquire(huge, 'lm_head')).rejects.toThrow(/'lm_head'/);
+  });
+});

@@ -1,0 +1,223 @@
+// The GPU device: adapter selection through Dawn (npm `webgpu`), requested limits and features, and the one
+// place where uncaptured errors and device loss are turned into typed errors.
+
+import { create, globals } from 'webgpu';
+import { DeviceError, DeviceLostError, OutOfMemoryError } from './errors.js';
+import { BufferPool } from './buffer-pool.js';
+import { PipelineCache } from './pipeline-cache.js';
+import { debugLevel } from './debug.js';
+
+// GPUBufferUsage and friends are globals in browsers; Dawn's Node binding hands them to us instead.
+Object.assign(globalThis, globals);
+
+export type Backend = 'vulkan' | 'metal' | 'd3d12' | 'd3d11' | 'opengl' | 'opengles' | 'null';
+
+export interface DeviceOptions {
+  /** Dawn backend. Default: env GLM4V_BACKEND, else Vulkan (Metal on macOS, D3D12 on Windows). */
+  backend?: Backend;
+  /** Substring of the adapter name to pick when several exist. Default: env GLM4V_ADAPTER. */
+  adapter?: string;
+  /** Turn off optional features, e.g. to test the fallback kernels on hardware that has them. */
+  disableFeatures?: readonly OptionalFeature[];
+  /** Extra Dawn toggles, e.g. ['enable=allow_unsafe_apis', 'disable=timestamp_quantization']. Default: env GLM4V_DAWN_TOGGLES (';'-separated). */
+  dawnToggles?: readonly string[];
+}
+
+export type OptionalFeature = 'shader-f16' | 'subgroups' | 'timestamp-query' | 'chromium-experimental-subgroup-matrix';
+const OPTIONAL_FEATURES: readonly OptionalFeature[] = ['shader-f16', 'subgroups', 'timestamp-query', 'chromium-experimental-subgroup-matrix'];
+
+// Limits we raise to whatever the adapter allows: big weights, big workgroup tiles.
+const WANTED_LIMITS = [
+  'maxStorageBufferBindingSize',
+  'maxBufferSize',
+  'maxComputeWorkgroupStorageSize',
+  'maxComputeInvocationsPerWorkgroup',
+  'maxComputeWorkgroupSizeX',
+  'maxComputeWorkgroupSizeY',
+  'maxComputeWorkgroupSizeZ',
+  'maxComputeWorkgroupsPerDimension',
+  'maxStorageBuffersPerShaderStage',
+  'maxUniformBufferBindingSize',
+] as const;
+
+export interface AdapterSummary {
+  vendor: string;
+  architecture: string;
+  device: string;
+  description: string;
+  backend: Backend;
+  isFallbackAdapter: boolean;
+  subgroupMinSize?: number;
+  subgroupMaxSize?: number;
+}
+
+function defaultBackend(): Backend {
+  const env = process.env.GLM4V_BACKEND;
+  if (env) return env as Backend;
+  if (process.platform === 'darwin') return 'metal';
+  if (process.platform === 'win32') return 'd3d12';
+  return 'vulkan';
+}
+
+function dawnFlags(opts: DeviceOptions, backend: Backend): string[] {
+  const toggles = opts.dawnToggles ?? (process.env.GLM4V_DAWN_TOGGLES ?? '').split(';').filter(Boolean);
+  // Unquantised timestamps: the kernel profile needs microsecond resolution.
+  const enable: string[] = [];
+  const disable: string[] = ['timestamp_quantization'];
+  for (const t of toggles) {
+    const [kind, list] = t.split('=');
+    const names = (list ?? '').split(',').filter(Boolean);
+    if (kind === 'enable') enable.push(...names);
+    else if (kind === 'disable') disable.push(...names);
+    else throw new DeviceError(`bad Dawn toggle '${t}': expected 'enable=a,b' or 'disable=c'`);
+  }
+  const flags = [`backend=${backend}`, `disable-dawn-features=${disable.join(',')}`];
+  if (enable.length) flags.push(`enable-dawn-features=${enable.join(',')}`);
+  const adapter = opts.adapter ?? process.env.GLM4V_ADAPTER;
+  if (adapter) flags.push(`adapter=${adapter}`);
+  return flags;
+}
+
+export const NO_ADAPTER_HELP =
+  'No WebGPU adapter found. On Linux without a GPU, install Mesa\'s lavapipe Vulkan driver from Debian ' +
+  'bookworm-backports (the stock 22.x is too old for Dawn): run `bash tools/setup.sh` as root, or ' +
+  '`apt-get install -t bookworm-backports mesa-vulkan-drivers libvulkan1`. With a GPU, install its Vulkan driver ' +
+  'and the Vulkan loader (libvulkan1). Set GLM4V_BACKEND to pick another Dawn backend.';
+
+export class Device {
+  readonly gpu: GPUDevice;
+  readonly adapter: AdapterSummary;
+  readonly features: ReadonlySet<string>;
+  readonly limits: GPUSupportedLimits;
+  readonly pool: BufferPool;
+  readonly pipelines: PipelineCache;
+  private navigatorGpu: GPU | undefined;
+  private lostError: DeviceLostError | undefined;
+  private pendingError: Error | undefined;
+  private disposed = false;
+
+  private constructor(navigatorGpu: GPU, gpu: GPUDevice, adapter: AdapterSummary) {
+    this.navigatorGpu = navigatorGpu;
+    this.gpu = gpu;
+    this.adapter = adapter;
+    this.features = new Set([...gpu.features]);
+    this.limits = gpu.limits;
+    this.pool = new BufferPool(this);
+    this.pipelines = new PipelineCache(this);
+    gpu.lost.then((info) => {
+      if (this.disposed) return;
+      this.lostError = new DeviceLostError(info.reason, info.message || 'no message from the driver');
+    });
+    gpu.onuncapturederror = (ev) => this.recordError(ev.error);
+  }
+
+  /** Acquires an adapter and a device with the largest limits and all optional features the adapter offers. */
+  static async create(opts: DeviceOptions = {}): Promise<Device> {
+    const backend = opts.backend ?? defaultBackend();
+    let navigatorGpu: GPU;
+    try {
+      navigatorGpu = create(dawnFlags(opts, backend));
+    } catch (e) {
+      throw new DeviceError(`could not start Dawn with backend '${backend}': ${(e as Error).message}`, { cause: e });
+    }
+    let adapter: GPUAdapter | null = null;
+    try {
+      adapter = await navigatorGpu.requestAdapter({ powerPreference: 'high-performance' });
+    } catch (e) {
+      throw new DeviceError(`${NO_ADAPTER_HELP} (Dawn said: ${(e as Error).message})`, { cause: e });
+    }
+    if (!adapter) throw new DeviceError(`${NO_ADAPTER_HELP} (backend '${backend}')`);
+
+    const disabled = new Set(opts.disableFeatures ?? []);
+    const requiredFeatures = OPTIONAL_FEATURES.filter((f) => adapter.features.has(f) && !disabled.has(f)) as GPUFeatureName[];
+    const requiredLimits: Record<string, number> = {};
+    for (const name of WANTED_LIMITS) requiredLimits[name] = adapter.limits[name];
+    let gpu: GPUDevice;
+    try {
+      gpu = await adapter.requestDevice({ requiredFeatures, requiredLimits, label: 'glm4v' });
+    } catch (e) {
+      throw new DeviceError(`the adapter refused a device with features [${requiredFeatures.join(', ')}]: ${(e as Error).message}`, { cause: e });
+    }
+    const info = adapter.info;
+    const summary: AdapterSummary = {
+      vendor: info.vendor,
+      architecture: info.architecture,
+      device: info.device,
+      description: info.description,
+      backend,
+      isFallbackAdapter: Boolean((info as { isFallbackAdapter?: boolean }).isFallbackAdapter),
+      subgroupMinSize: (info as { subgroupMinSize?: number }).subgroupMinSize,
+      subgroupMaxSize: (info as { subgroupMaxSize?: number }).subgroupMaxSize,
+    };
+    const device = new Device(navigatorGpu, gpu, summary);
+    if (debugLevel() >= 1) process.stderr.write(`[glm4v] ${device.describe()}\n`);
+    return device;
+  }
+
+  has(feature: OptionalFeature): boolean {
+    return this.features.has(feature);
+  }
+
+  /** One line: adapter, backend, optional features, key limits. */
+  describe(): string {
+    const a = this.adapter;
+    const feats = OPTIONAL_FEATURES.filter((f) => this.has(f));
+    const mib = (n: number) => `${Math.round(n / 2 ** 20)} MiB`;
+    return (
+      `${a.description || a.device || a.vendor} [${a.vendor}/${a.architecture}, ${a.backend}${a.isFallbackAdapter ? ', software' : ''}] ` +
+      `features: ${feats.join(', ') || 'none'}; max storage binding ${mib(this.limits.maxStorageBufferBindingSize)}, ` +
+      `max buffer ${mib(this.limits.maxBufferSize)}, workgroup storage ${this.limits.maxComputeWorkgroupStorageSize} B` +
+      (a.subgroupMinSize ? `, subgroup size ${a.subgroupMinSize}..${a.subgroupMaxSize}` : '')
+    );
+  }
+
+  private recordError(error: GPUError): void {
+    if (this.pendingError) return; // the first error is the informative one
+    const msg = error.message.trim();
+    this.pendingError =
+      error instanceof GPUOutOfMemoryError ? new OutOfMemoryError(`GPU out of memory: ${msg}`) : new DeviceError(`GPU error: ${msg}`);
+  }
+
+  /** Throws the device's loss or the first uncaptured GPU error since the last check. Called at every sync point. */
+  check(): void {
+    if (this.disposed) throw new DeviceError('the device has been disposed');
+    if (this.lostError) throw this.lostError;
+    const err = this.pendingError;
+    if (err) {
+      this.pendingError = undefined;
+      throw err;
+    }
+  }
+
+  get isLost(): boolean {
+    return this.lostError !== undefined;
+  }
+
+  /** Waits until all submitted work has finished, then reports any error it raised. */
+  async sync(): Promise<void> {
+    this.check();
+    await this.guard(this.gpu.queue.onSubmittedWorkDone());
+    this.check();
+  }
+
+  /** Awaits a GPU promise, turning a rejection caused by device loss into DeviceLostError. */
+  async guard<T>(p: Promise<T>): Promise<T> {
+    try {
+      return await p;
+    } catch (e) {
+      // Dawn resolves `lost` just after rejecting pending work; give it a turn.
+      await new Promise((r) => setImmediate(r));
+      if (this.lostError) throw this.lostError;
+      throw new DeviceError(`GPU operation failed: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
+  /** Frees every buffer and the device itself so the Node process can exit. Safe to call twice. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.pool.destroyAll();
+    this.gpu.destroy();
+    this.navigatorGpu = undefined;
+  }
+}

@@ -1,0 +1,133 @@
+// A tensor is a dtype, a shape and a place in a GPU buffer. Tensors made by a graph get their place when the
+// graph is planned; tensors made here own a pooled buffer until dispose().
+
+import type { Device } from './device.js';
+import { type DType, type HostArray, decode, encode, numelOf, storageBytes } from './dtype.js';
+import { DeviceError, InputError } from './errors.js';
+
+export interface Storage {
+  buffer: GPUBuffer;
+  /** Byte offset of element 0 in the buffer. */
+  offset: number;
+}
+
+let nextId = 1;
+
+export class Tensor {
+  readonly id = nextId++;
+  readonly device: Device;
+  readonly dtype: DType;
+  readonly shape: readonly number[];
+  readonly numel: number;
+  readonly label: string;
+  private storage: Storage | undefined;
+  private owned = false;
+
+  constructor(device: Device, dtype: DType, shape: readonly number[], label = 'tensor', storage?: Storage) {
+    this.device = device;
+    this.dtype = dtype;
+    this.shape = Object.freeze([...shape]);
+    this.numel = numelOf(shape);
+    this.label = label;
+    this.storage = storage;
+  }
+
+  /** Bytes this tensor occupies (16-bit types padded to whole u32 words). */
+  get byteSize(): number {
+    return storageBytes(this.dtype, this.numel);
+  }
+
+  get isAllocated(): boolean {
+    return this.storage !== undefined;
+  }
+
+  get buffer(): GPUBuffer {
+    if (!this.storage) throw new DeviceError(`tensor '${this.label}' has no storage yet (plan its graph first, or it was disposed)`);
+    return this.storage.buffer;
+  }
+
+  get offset(): number {
+    return this.storage?.offset ?? 0;
+  }
+
+  /** Used by the graph planner to place an intermediate tensor. */
+  bind(storage: Storage | undefined): void {
+    this.storage = storage;
+  }
+
+  /** An uninitialised tensor in a pooled buffer, owned by the caller. */
+  static async empty(device: Device, dtype: DType, shape: readonly number[], label = 'tensor'): Promise<Tensor> {
+    const t = new Tensor(device, dtype, shape, label);
+    t.storage = { buffer: await device.pool.acquire(Math.max(4, t.byteSize), label), offset: 0 };
+    t.owned = true;
+    return t;
+  }
+
+  /** A tensor holding `data` (f16/bf16: Uint16Array taken as raw bits, other arrays rounded to nearest even). */
+  static async fromArray(device: Device, dtype: DType, shape: readonly number[], data: HostArray, label = 'tensor'): Promise<Tensor> {
+    const n = numelOf(shape);
+    if (data.length !== n) throw new InputError(`'${label}': ${data.length} values given for shape [${shape.join(', ')}] (${n} elements)`);
+    const t = await Tensor.empty(device, dtype, shape, label);
+    t.write(data);
+    return t;
+  }
+
+  /** Overwrites the tensor's contents (queued; ordered before later submissions). */
+  write(data: HostArray, elementOffset = 0): void {
+    this.device.check();
+    if (elementOffset + data.length > this.numel) {
+      throw new InputError(`'${this.label}': writing ${data.length} values at ${elementOffset} overflows its ${this.numel} elements`);
+    }
+    const bytes = encode(this.dtype, data);
+    const byteOffset = elementOffset * (this.dtype === 'f16' || this.dtype === 'bf16' ? 2 : 4);
+    if (byteOffset % 4 !== 0) throw new InputError(`'${this.label}': a 16-bit write must start at an even element`);
+    this.writeBytes(bytes, byteOffset);
+  }
+
+  /** Writes raw bytes at a byte offset (a multiple of 4). */
+  writeBytes(bytes: Uint8Array, byteOffset = 0): void {
+    this.device.check();
+    const padded = bytes.byteLength % 4 === 0 ? bytes : padTo4(bytes);
+    this.device.gpu.queue.writeBuffer(this.buffer, this.offset + byteOffset, padded.buffer, padded.byteOffset, padded.byteLength);
+  }
+
+  /** Reads the contents back: f32 for float types (16-bit widened exactly), i32/u32 as stored. */
+  async read(): Promise<Float32Array | Int32Array | Uint32Array> {
+    return decode(this.dtype, await this.readBytes(), this.numel);
+  }
+
+  /** Reads the stored bytes (16-bit types still packed). */
+  async readBytes(): Promise<Uint8Array> {
+    const device = this.device;
+    device.check();
+    const size = this.byteSize;
+    if (size === 0) return new Uint8Array(0);
+    const staging = device.gpu.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, label: `${this.label}:readback` });
+    try {
+      const enc = device.gpu.createCommandEncoder();
+      enc.copyBufferToBuffer(this.buffer, this.offset, staging, 0, size);
+      device.gpu.queue.submit([enc.finish()]);
+      await device.guard(staging.mapAsync(GPUMapMode.READ));
+      device.check();
+      return new Uint8Array(staging.getMappedRange().slice(0));
+    } finally {
+      staging.destroy();
+    }
+  }
+
+  /** Returns an owned tensor's buffer to the pool. Graph tensors are released by their graph. */
+  dispose(): void {
+    if (this.owned && this.storage) this.device.pool.release(this.storage.buffer);
+    if (this.owned) this.storage = undefined;
+  }
+
+  toString(): string {
+    return `Tensor(${this.label}: ${this.dtype}[${this.shape.join(', ')}])`;
+  }
+}
+
+function padTo4(bytes: Uint8Array): Uint8Array {
+  const out = new Uint8Array(Math.ceil(bytes.byteLength / 4) * 4);
+  out.set(bytes);
+  return out;
+}

@@ -1,0 +1,24 @@
+import { defineConfig } from 'vitest/config';
+import { fileURLToPath } from 'node:url';
+
+const src = (p: string) => fileURLToPath(new URL(p, import.meta.url));
+
+export default defineConfig({
+  resolve: {
+    // Tests run on the TypeScript sources, one module instance per package.
+    alias: {
+      '@glm4v/core': src('./packages/core/src/index.ts'),
+      '@glm4v/kernels': src('./kernels/src/index.ts'),
+      '@glm4v/runtime': src('./packages/glm4v/src/index.ts'),
+    },
+  },
+  test: {
+    include: ['packages/*/src/**/*.test.ts', 'kernels/src/**/*.test.ts', 'conformance/**/*.test.ts', 'tools/**/*.test.ts'],
+    // Each file makes its own device; lavapipe already uses every core, so files run two at a time at most.
+    pool: 'forks',
+    maxWorkers: 2,
+    testTimeout: 120_000,
+    hookTimeout: 120_000,
+    reporters: ['default'],
+  },
+});
