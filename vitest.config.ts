@@ -6,11 +6,12 @@ const src = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 export default defineConfig({
   resolve: {
     // Tests run on the TypeScript sources, one module instance per package.
-    alias: {
-      '@glm4v/core': src('./packages/core/src/index.ts'),
-      '@glm4v/kernels': src('./kernels/src/index.ts'),
-      '@glm4v/runtime': src('./packages/glm4v/src/index.ts'),
-    },
+    alias: [
+      { find: /^@glm4v\/core$/, replacement: src('./packages/core/src/index.ts') },
+      { find: /^@glm4v\/core\/testing$/, replacement: src('./packages/core/src/testing.ts') },
+      { find: /^@glm4v\/kernels$/, replacement: src('./kernels/src/index.ts') },
+      { find: /^@glm4v\/runtime$/, replacement: src('./packages/glm4v/src/index.ts') },
+    ],
   },
   test: {
     include: ['packages/*/src/**/*.test.ts', 'kernels/src/**/*.test.ts', 'conformance/**/*.test.ts', 'tools/**/*.test.ts'],

@@ -1,1 +1,3 @@
-export {};
+export { prelude, variantTag, type ActDType, type WeightDType } from './prelude.js';
+export { grid1d } from './grid.js';
+export { rmsNorm, layerNorm, type RmsNormOptions } from './norms.js';

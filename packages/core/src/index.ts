@@ -7,3 +7,4 @@ export { PipelineCache, type KernelSpec, type BindingKind } from './pipeline-cac
 export { UniformLayout, type ScalarType, type UniformValues } from './uniforms.js';
 export { Graph, type DispatchSpec, type Params, type Workgroups, type GraphStats, type ProfileEntry } from './graph.js';
 export { debugLevel } from './debug.js';
+export { ChunkedTensor, type RowChunk } from './chunked.js';

@@ -1,0 +1,68 @@
+// What every kernel benchmark case provides, and how one case is timed. Cases live beside their family
+// (bench/kernels/<family>.bench.ts) and reuse the shapes of the real model.
+
+import { Bench } from 'tinybench';
+import type { Device, Graph, Params } from '@glm4v/core';
+
+export interface KernelCase {
+  /** Kernel family or variant, e.g. 'matvec'. */
+  kernel: string;
+  /** The shape in the model's terms, e.g. '4096x4096' or 'ctx=8192'. */
+  shape: string;
+  /** Weight and activation types, e.g. 'bf16w_f32a'. */
+  dtype: string;
+  /** Which ceiling the kernel is judged against. */
+  bound: 'memory' | 'compute';
+  /** Bytes the kernel must move per run (weights + activations + outputs). */
+  bytes: number;
+  /** Floating-point operations per run (2 per multiply-add). */
+  flops: number;
+  /** Records the kernel into a planned graph over random inputs. */
+  build(device: Device): Promise<BuiltCase>;
+}
+
+export interface BuiltCase {
+  graph: Graph;
+  params?: Params;
+  dispose(): void;
+}
+
+export interface Timing {
+  /** Milliseconds per run: GPU timestamps where the device has them, else wall time of run + sync. */
+  ms: number;
+  wallMs: number;
+  runs: number;
+  source: 'timestamps' | 'wall';
+}
+
+/**
+ * Times one built case. The first run (after planning, which compiles) is always measured; when it took
+ * longer than `budgetMs` it is the only one, so a full bench stays within minutes on a software adapter.
+ */
+export async function timeCase(device: Device, c: BuiltCase, budgetMs: number): Promise<Timing> {
+  await c.graph.plan();
+  const t0 = performance.now();
+  await c.graph.run(c.params);
+  await device.sync();
+  const first = performance.now() - t0;
+  let wallMs = first;
+  let runs = 1;
+  if (first < budgetMs) {
+    const bench = new Bench({ time: budgetMs, iterations: 3, warmup: false });
+    bench.add('case', async () => {
+      await c.graph.run(c.params);
+      await device.sync();
+    });
+    await bench.run();
+    const r = bench.tasks[0].result as unknown as { latency: { mean: number; samplesCount?: number }; runs?: number };
+    wallMs = r.latency.mean;
+    runs += bench.tasks[0].runs;
+  }
+  if (!device.has('timestamp-query')) return { ms: wallMs, wallMs, runs, source: 'wall' };
+  // GPU time: the median of a few timestamped runs (each dispatch in its own pass; their sum).
+  const samples: number[] = [];
+  const reps = first < budgetMs ? 5 : 1;
+  for (let i = 0; i < reps; i++) samples.push((await c.graph.profile(c.params)).reduce((s, e) => s + e.ms, 0));
+  samples.sort((a, b) => a - b);
+  return { ms: samples[Math.floor(samples.length / 2)], wallMs, runs, source: 'timestamps' };
+}

@@ -1,0 +1,109 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Device, Graph, Tensor, InputError } from '@glm4v/core';
+import { TOLERANCE, asStored, expectClose, normal, poisoned } from '@glm4v/core/testing';
+import { layerNorm, rmsNorm } from './norms.js';
+
+let device: Device;
+beforeAll(async () => {
+  device = await Device.create();
+});
+afterAll(() => device?.dispose());
+
+// float64 references
+function rmsNormRef(x: Float64Array, w: Float64Array, rows: number, cols: number, eps: number): Float64Array {
+  const y = new Float64Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    let ss = 0;
+    for (let c = 0; c < cols; c++) ss += x[r * cols + c] ** 2;
+    const inv = 1 / Math.sqrt(ss / cols + eps);
+    for (let c = 0; c < cols; c++) y[r * cols + c] = x[r * cols + c] * inv * w[c];
+  }
+  return y;
+}
+
+function layerNormRef(x: Float64Array, w: Float64Array, b: Float64Array, rows: number, cols: number, eps: number): Float64Array {
+  const y = new Float64Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    let mean = 0;
+    for (let c = 0; c < cols; c++) mean += x[r * cols + c];
+    mean /= cols;
+    let v = 0;
+    for (let c = 0; c < cols; c++) v += (x[r * cols + c] - mean) ** 2;
+    const inv = 1 / Math.sqrt(v / cols + eps);
+    for (let c = 0; c < cols; c++) y[r * cols + c] = (x[r * cols + c] - mean) * inv * w[c] + b[c];
+  }
+  return y;
+}
+
+const SHAPES: [number, number][] = [[1, 1], [3, 7], [17, 64], [5, 4097], [2, 4096], [127, 1536]];
+
+describe('rmsNorm', () => {
+  for (const act of ['f32', 'f16'] as const) {
+    for (const wd of ['f32', 'bf16', 'f16'] as const) {
+      for (const [rows, cols] of SHAPES) {
+        it(`${act} activations, ${wd} weight, [${rows}, ${cols}]`, async () => {
+          if (act === 'f16' && !device.has('shader-f16')) return;
+          const seed = rows * 1000 + cols;
+          const xs = asStored(act, normal(rows * cols, seed, 3));
+          const ws = asStored(wd, normal(cols, seed + 1));
+          const x = await Tensor.fromArray(device, act, [rows, cols], xs);
+          const w = await Tensor.fromArray(device, wd, [cols], ws);
+          const out = await poisoned(device, act, [rows, cols]);
+          const g = new Graph(device);
+          rmsNorm(g, x, w, 1e-5, { out });
+          await g.run();
+          expectClose(await out.read(), rmsNormRef(xs, ws, rows, cols, 1e-5), TOLERANCE[act], `rmsNorm ${act}/${wd} [${rows}, ${cols}]`);
+          g.dispose();
+          for (const t of [x, w, out]) t.dispose();
+        });
+      }
+    }
+  }
+
+  it('accumulates into the residual stream', async () => {
+    const [rows, cols] = [3, 130];
+    const xs = asStored('f32', normal(rows * cols, 1));
+    const ws = asStored('bf16', normal(cols, 2));
+    const rs = asStored('f32', normal(rows * cols, 3));
+    const x = await Tensor.fromArray(device, 'f32', [rows, cols], xs);
+    const w = await Tensor.fromArray(device, 'bf16', [cols], ws);
+    const res = await Tensor.fromArray(device, 'f32', [rows, cols], rs);
+    const g = new Graph(device);
+    rmsNorm(g, x, w, 1e-5, { out: res, accumulate: true });
+    await g.run();
+    const ref = rmsNormRef(xs, ws, rows, cols, 1e-5).map((v, i) => v + rs[i]);
+    expectClose(await res.read(), ref, TOLERANCE.f32, 'rmsNorm accumulate');
+    g.dispose();
+  });
+
+  it('names the weight whose shape is wrong', async () => {
+    const x = await Tensor.fromArray(device, 'f32', [2, 8], new Float32Array(16));
+    const w = await Tensor.fromArray(device, 'f32', [7], new Float32Array(7), 'input_layernorm.weight');
+    expect(() => rmsNorm(new Graph(device), x, w, 1e-5)).toThrow(InputError);
+    expect(() => rmsNorm(new Graph(device), x, w, 1e-5)).toThrow(/input_layernorm\.weight.*\[7\].*\[8\]/);
+  });
+});
+
+describe('layerNorm', () => {
+  for (const wd of ['f32', 'bf16'] as const) {
+    for (const [rows, cols] of SHAPES) {
+      it(`${wd} weight and bias, [${rows}, ${cols}]`, async () => {
+        const seed = rows * 7 + cols;
+        const xs = asStored('f32', normal(rows * cols, seed, 2)).map((v) => v + 5); // offset mean: tests the two-pass variance
+        const ws = asStored(wd, normal(cols, seed + 1));
+        const bs = asStored(wd, normal(cols, seed + 2));
+        const x = await Tensor.fromArray(device, 'f32', [rows, cols], xs);
+        const w = await Tensor.fromArray(device, wd, [cols], ws);
+        const b = await Tensor.fromArray(device, wd, [cols], bs);
+        const out = await poisoned(device, 'f32', [rows, cols]);
+        const g = new Graph(device);
+        layerNorm(g, x, w, b, 1e-5, out);
+        await g.run();
+        // cols = 1: the variance is exactly 0, so y = b; f32 rounding of x − mean is the only error
+        expectClose(await out.read(), layerNormRef(xs, ws, bs, rows, cols, 1e-5), TOLERANCE.f32, `layerNorm ${wd} [${rows}, ${cols}]`);
+        g.dispose();
+        for (const t of [x, w, b, out]) t.dispose();
+      });
+    }
+  }
+});

@@ -1,0 +1,68 @@
+// RMSNorm and LayerNorm over the last dimension (rmsnorm.wgsl, layernorm.wgsl).
+
+import { type Graph, InputError, type Tensor, UniformLayout } from '@glm4v/core';
+import RMSNORM_WGSL from './rmsnorm.wgsl.js';
+import LAYERNORM_WGSL from './layernorm.wgsl.js';
+import { type ActDType, type WeightDType, assertDType, assertShape, prelude, variantTag } from './prelude.js';
+import { grid1d } from './grid.js';
+
+const PARAMS = new UniformLayout('rows: u32, cols: u32, eps: f32');
+const WG = 256;
+
+function rowsCols(x: Tensor): [number, number] {
+  const cols = x.shape[x.shape.length - 1];
+  return [cols === 0 ? 0 : x.numel / cols, cols];
+}
+
+export interface RmsNormOptions {
+  /** Write here instead of a new tensor (same shape and dtype as x). */
+  out?: Tensor;
+  /** Add the result into `out` (which must be given): out += RMSNorm(x)·w. */
+  accumulate?: boolean;
+}
+
+/** y = x / sqrt(mean(x²) + eps) · w over the last dimension.  (Glm4vRMSNorm) */
+export function rmsNorm(g: Graph, x: Tensor, w: Tensor, eps: number, opts: RmsNormOptions = {}): Tensor {
+  const [rows, cols] = rowsCols(x);
+  assertDType('rmsNorm input', x.dtype, ['f32', 'f16']);
+  assertDType('rmsNorm weight', w.dtype, ['f32', 'f16', 'bf16']);
+  assertShape(`rmsNorm weight '${w.label}'`, w.shape, [cols]);
+  if (opts.accumulate && !opts.out) throw new InputError('rmsNorm: accumulate needs an out tensor');
+  const out = opts.out ?? g.tensor(x.dtype, x.shape, 'rmsnorm_out');
+  assertShape(`rmsNorm output '${out.label}'`, out.shape, x.shape);
+  assertDType('rmsNorm output', out.dtype, [x.dtype]);
+  const act = x.dtype as ActDType;
+  const wd = w.dtype as WeightDType;
+  g.dispatch({
+    kernel: {
+      label: `rmsnorm_${variantTag(wd, act)}${opts.accumulate ? '_add' : ''}`,
+      code: prelude({ act, weights: { w: wd } }) + RMSNORM_WGSL,
+      constants: { WG, ADD: opts.accumulate ? 1 : 0 },
+    },
+    uniforms: { layout: PARAMS, values: { rows, cols, eps } },
+    inputs: [x, w],
+    outputs: [out],
+    workgroups: grid1d(g.device, rows),
+  });
+  return out;
+}
+
+/** y = (x − mean) / sqrt(var + eps) · w + b over the last dimension.  (nn.LayerNorm) */
+export function layerNorm(g: Graph, x: Tensor, w: Tensor, b: Tensor, eps: number, out?: Tensor): Tensor {
+  const [rows, cols] = rowsCols(x);
+  assertDType('layerNorm input', x.dtype, ['f32', 'f16']);
+  assertShape(`layerNorm weight '${w.label}'`, w.shape, [cols]);
+  assertShape(`layerNorm bias '${b.label}'`, b.shape, [cols]);
+  const y = out ?? g.tensor(x.dtype, x.shape, 'layernorm_out');
+  assertShape(`layerNorm output '${y.label}'`, y.shape, x.shape);
+  const act = x.dtype as ActDType;
+  const weights = { w: w.dtype as WeightDType, b: b.dtype as WeightDType };
+  g.dispatch({
+    kernel: { label: `layernorm_${variantTag(weights.w, act)}`, code: prelude({ act, weights }) + LAYERNORM_WGSL, constants: { WG } },
+    uniforms: { layout: PARAMS, values: { rows, cols, eps } },
+    inputs: [x, w, b],
+    outputs: [y],
+    workgroups: grid1d(g.device, rows),
+  });
+  return y;
+}
