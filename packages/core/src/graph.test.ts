@@ -164,3 +164,21 @@ describe('Graph', () => {
     x.dispose();
   });
 });
+
+describe('views', () => {
+  it('plans a view of an intermediate with its root, and binds it at its offset', async () => {
+    const x = await Tensor.fromArray(device, 'f32', [128], Float32Array.from({ length: 128 }, (_, i) => i));
+    const g = new Graph(device, 'views');
+    const y = affine(g, x, 1, 0); // [128]
+    const tail = y.view([64], 64, 'tail'); // 256 bytes in: aligned
+    const z = g.keep(affine(g, tail, 2, 0));
+    await g.run();
+    const got = await z.read();
+    expect(got[0]).toBe(128);
+    expect(got[63]).toBe(254);
+    expect(() => affine(new Graph(device), y.view([4], 1), 1, 0)).toThrow(/alignment/);
+    expect(() => y.reshape([3, 5])).toThrow(/128 vs 15|does not fit/);
+    g.dispose();
+    x.dispose();
+  });
+});

@@ -97,7 +97,7 @@ export class Graph {
 
   /** Keeps an intermediate alive until the graph is disposed, so it can be read after run(). */
   keep<T extends Tensor>(t: T): T {
-    this.kept.add(t);
+    this.kept.add(t.root);
     return t;
   }
 
@@ -121,7 +121,13 @@ export class Graph {
       }
     }
     for (const o of outputs) {
-      if (inputs.includes(o)) throw new InputError(`kernel '${label}': tensor '${o.label}' is both an input and an output`);
+      if (inputs.some((i) => i.root === o.root)) throw new InputError(`kernel '${label}': tensor '${o.label}' is both an input and an output`);
+    }
+    const align = limits.minStorageBufferOffsetAlignment;
+    for (const t of [...inputs, ...outputs]) {
+      if (t.root !== t && t.offset % align !== 0) {
+        throw new InputError(`kernel '${label}': view '${t.label}' starts at byte ${t.offset}, not a multiple of the device's storage offset alignment ${align}`);
+      }
     }
     if (inputs.length + outputs.length > limits.maxStorageBuffersPerShaderStage) {
       throw new LimitError(`kernel '${label}': ${inputs.length + outputs.length} storage bindings, above the device limit of ${limits.maxStorageBuffersPerShaderStage}`);
@@ -165,7 +171,8 @@ export class Graph {
     const first = new Map<Tensor, number>();
     const last = new Map<Tensor, number>();
     this.commands.forEach((c, i) => {
-      for (const t of c.tensors) {
+      for (const view of c.tensors) {
+        const t = view.root;
         if (!this.virtual.has(t)) continue;
         if (!first.has(t)) first.set(t, i);
         last.set(t, this.kept.has(t) ? Infinity : i);

@@ -22,6 +22,9 @@ export class Tensor {
   readonly label: string;
   private storage: Storage | undefined;
   private owned = false;
+  /** For views: the tensor whose storage this one shares, and the byte offset into it. */
+  private base: Tensor | undefined;
+  private baseOffset = 0;
 
   constructor(device: Device, dtype: DType, shape: readonly number[], label = 'tensor', storage?: Storage) {
     this.device = device;
@@ -38,20 +41,50 @@ export class Tensor {
   }
 
   get isAllocated(): boolean {
-    return this.storage !== undefined;
+    return this.base ? this.base.isAllocated : this.storage !== undefined;
+  }
+
+  /** The tensor that owns the storage (itself unless this is a view). */
+  get root(): Tensor {
+    return this.base ? this.base.root : this;
   }
 
   get buffer(): GPUBuffer {
+    if (this.base) return this.base.buffer;
     if (!this.storage) throw new DeviceError(`tensor '${this.label}' has no storage yet (plan its graph first, or it was disposed)`);
     return this.storage.buffer;
   }
 
   get offset(): number {
-    return this.storage?.offset ?? 0;
+    return this.base ? this.base.offset + this.baseOffset : (this.storage?.offset ?? 0);
+  }
+
+  /**
+   * A view sharing this tensor's storage: a new shape over `numel(shape)` elements starting at `elementOffset`.
+   * Works on graph intermediates before they are placed. A view bound to a kernel must start on the device's
+   * storage offset alignment (256 bytes); the graph checks that when recording.
+   */
+  view(shape: readonly number[], elementOffset = 0, label = `${this.label}.view`): Tensor {
+    const v = new Tensor(this.device, this.dtype, shape, label);
+    const byteOffset = elementOffset * (this.dtype === 'f16' || this.dtype === 'bf16' ? 2 : 4);
+    if (!Number.isInteger(elementOffset) || elementOffset < 0 || elementOffset + v.numel > this.numel || byteOffset % 4 !== 0) {
+      throw new InputError(`view of '${this.label}' [${this.shape.join(', ')}]: [${shape.join(', ')}] at element ${elementOffset} does not fit (or is not word-aligned)`);
+    }
+    v.base = this;
+    v.baseOffset = byteOffset;
+    return v;
+  }
+
+  /** The same elements with another shape (a view at offset 0). */
+  reshape(shape: readonly number[]): Tensor {
+    const v = this.view(shape, 0, this.label);
+    if (v.numel !== this.numel) throw new InputError(`reshape of '${this.label}' [${this.shape.join(', ')}] to [${shape.join(', ')}]: ${this.numel} vs ${v.numel} elements`);
+    return v;
   }
 
   /** Used by the graph planner to place an intermediate tensor. */
   bind(storage: Storage | undefined): void {
+    if (this.base) throw new DeviceError(`tensor '${this.label}' is a view; place its root instead`);
     this.storage = storage;
   }
 
