@@ -1,3 +1,4 @@
 export { prelude, variantTag, type ActDType, type WeightDType } from './prelude.js';
 export { grid1d } from './grid.js';
 export { rmsNorm, layerNorm, type RmsNormOptions } from './norms.js';
+export { fillRandom } from './random.js';
