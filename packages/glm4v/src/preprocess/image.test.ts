@@ -3,6 +3,7 @@ import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, InputError } from '@glm4v/core';
 import { readSafetensors, toNumbers } from '../../test-fixtures/read-safetensors.js';
+import { parsePreprocessorConfig } from '../config.js';
 import { preprocessImages, preprocessRgb } from './image.js';
 import { smartResize } from './smart-resize.js';
 import type { PreprocessorConfig } from './types.js';
@@ -26,15 +27,9 @@ export const REAL_CFG: PreprocessorConfig = {
   doConvertRgb: true,
 };
 
-/** The conformance checkpoint's preprocessor_config.json, read here without depending on config.ts. */
 function conformanceCfg(): PreprocessorConfig {
-  const j = JSON.parse(readFileSync(`${ROOT}conformance/fixtures/tiny-glm4v-f32/preprocessor_config.json`, 'utf8'));
-  return {
-    minPixels: j.size.shortest_edge, maxPixels: j.size.longest_edge, patchSize: j.patch_size,
-    temporalPatchSize: j.temporal_patch_size, mergeSize: j.merge_size, imageMean: j.image_mean, imageStd: j.image_std,
-    rescaleFactor: j.rescale_factor, doResize: j.do_resize, doRescale: j.do_rescale, doNormalize: j.do_normalize,
-    doConvertRgb: j.do_convert_rgb,
-  };
+  const file = `${ROOT}conformance/fixtures/tiny-glm4v-f32/preprocessor_config.json`;
+  return parsePreprocessorConfig(JSON.parse(readFileSync(file, 'utf8')), file, 'image');
 }
 
 function maxAbsDiff(a: Float32Array, b: Float32Array): number {

@@ -1,24 +1,7 @@
-// Types shared by the preprocessing modules.
-// PreprocessorConfig mirrors `preprocessor_config.json` (see config.ts, which parses and validates it); it is
-// declared structurally here so that preprocessing depends on the shape only.
+// Types shared by the preprocessing modules. PreprocessorConfig (preprocessor_config.json, spec §2.4) is parsed
+// and validated in config.ts.
 
-/** `preprocessor_config.json` / `video_preprocessor_config.json`, parsed (spec §2.4). */
-export interface PreprocessorConfig {
-  /** `size.shortest_edge`: a pixel-count lower bound (t·h·w), not an edge. */
-  minPixels: number;
-  /** `size.longest_edge`: a pixel-count upper bound (t·h·w). */
-  maxPixels: number;
-  patchSize: number;
-  temporalPatchSize: number;
-  mergeSize: number;
-  imageMean: readonly [number, number, number];
-  imageStd: readonly [number, number, number];
-  rescaleFactor: number;
-  doResize: boolean;
-  doRescale: boolean;
-  doNormalize: boolean;
-  doConvertRgb: boolean;
-}
+export type { PreprocessorConfig } from '../config.js';
 
 /** An image given by path or as the bytes of an encoded file (PNG, JPEG, WebP, GIF, TIFF, HEIF/AVIF). */
 export interface ImageInput {
