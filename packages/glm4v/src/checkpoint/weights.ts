@@ -1,0 +1,232 @@
+// Strict, scoped access to a checkpoint's tensors, uploading each to the GPU as the model asks for it.
+//
+//   const w = new WeightLoader(ckpt, device, { onProgress, signal });
+//   const attn = w.scope('model.language_model.layers.3.self_attn');
+//   const q = await attn.matrix('q_proj.weight', [4096, 4096]);
+//   ...
+//   w.finish();   // CheckpointError if a key the model asked for is missing or a checkpoint key went unused
+//
+// The shape (and, when asked, the dtype) is checked before anything is allocated. Weights keep the checkpoint's
+// dtype: bf16 stays packed in u32 words, no conversion pass. A key counts as used as soon as it is asked for.
+
+import { ChunkedTensor, CheckpointError, type DType, type Device, InputError, LimitError, Tensor, numelOf, itemSize, storageBytes } from '@glm4v/core';
+import type { Checkpoint } from './checkpoint.js';
+import type { SafetensorsDType, TensorInfo } from './safetensors.js';
+import { type LoadOptions, Uploader } from './upload.js';
+
+export interface GetOptions {
+  /** View the tensor with this shape instead (same element count), e.g. a Conv3d weight as a GEMM matrix. */
+  as?: readonly number[];
+  /** Require this GPU dtype (default: any of bf16, f16, f32, i32, as stored). */
+  dtype?: DType;
+}
+
+export interface MatrixOptions extends GetOptions {
+  /** Cap on one row chunk's bytes (default: the loader's maxChunkBytes, else the device's binding limit). */
+  maxChunkBytes?: number;
+}
+
+export interface WeightScope {
+  readonly prefix: string;
+  scope(prefix: string): WeightScope;
+  /** A tensor that fits one storage binding (LimitError otherwise: use matrix). */
+  get(name: string, shape: readonly number[], opts?: GetOptions): Promise<Tensor>;
+  /** A matrix split by rows into chunks that each fit one storage binding. */
+  matrix(name: string, shape: readonly number[], opts?: MatrixOptions): Promise<ChunkedTensor>;
+  /** Row ranges [start, end) of one tensor as separate matrices (e.g. a fused qkv split into q, k, v). */
+  rows(name: string, shape: readonly number[], ranges: readonly (readonly [number, number])[], opts?: Omit<MatrixOptions, 'as'>): Promise<ChunkedTensor[]>;
+  has(name: string): boolean;
+}
+
+const GPU_DTYPES: Partial<Record<SafetensorsDType, DType>> = { BF16: 'bf16', F16: 'f16', F32: 'f32', I32: 'i32' };
+
+const fmt = (s: readonly number[]) => `[${s.join(', ')}]`;
+
+function join(prefix: string, name: string): string {
+  const p = prefix.replace(/\.+$/, '');
+  const n = name.replace(/^\.+/, '');
+  return p && n ? `${p}.${n}` : p || n;
+}
+
+export class WeightLoader {
+  readonly ckpt: Checkpoint;
+  readonly device: Device;
+  private readonly up: Uploader;
+  private readonly maxChunkBytes: number | undefined;
+  private readonly used = new Set<string>();
+  private readonly missing = new Set<string>();
+  private readonly owned = new Set<Tensor>();
+
+  constructor(ckpt: Checkpoint, device: Device, opts: LoadOptions = {}) {
+    this.ckpt = ckpt;
+    this.device = device;
+    this.up = new Uploader(device, ckpt, opts);
+    this.maxChunkBytes = opts.maxChunkBytes;
+  }
+
+  scope(prefix: string): WeightScope {
+    return new Scope(this, prefix);
+  }
+
+  /** Host staging memory allocated so far (bounded by maxStagingBytes). */
+  get stagingBytes(): number {
+    return this.up.stagingBytes;
+  }
+
+  /** Keys asked for so far. */
+  get usedKeys(): ReadonlySet<string> {
+    return this.used;
+  }
+
+  /** Throws a CheckpointError listing every expected key that was missing and every checkpoint key left unused. */
+  finish(): void {
+    const unused = [...this.ckpt.tensors.values()].filter((t) => !this.used.has(t.name));
+    if (this.missing.size === 0 && unused.length === 0) return;
+    const list = (names: string[]) => (names.length > 50 ? [...names.slice(0, 50), `… and ${names.length - 50} more`] : names).map((s) => `\n    ${s}`).join('');
+    const parts: string[] = [];
+    if (this.missing.size) parts.push(`\n  ${this.missing.size} expected key(s) missing:${list([...this.missing])}`);
+    if (unused.length) {
+      parts.push(`\n  ${unused.length} key(s) present but unused:${list(unused.map((t) => (t.sourceName ? `${t.name} (stored as ${t.sourceName})` : t.name) + ` in ${t.file}`))}`);
+    }
+    throw new CheckpointError(`${this.ckpt.dir}: the checkpoint does not match the model:${parts.join('')}`);
+  }
+
+  /** Waits until every upload has reached the GPU (and surfaces any device error). */
+  async flush(): Promise<void> {
+    await this.up.exclusive(() => this.up.sync());
+  }
+
+  /** Frees every tensor this loader uploaded. */
+  dispose(): void {
+    for (const t of this.owned) t.dispose();
+    this.owned.clear();
+  }
+
+  has(key: string): boolean {
+    return this.ckpt.tensors.has(key);
+  }
+
+  /** The tensor's entry after checking its shape and dtype; marks it used. */
+  private lookup(key: string, shape: readonly number[], opts: GetOptions | undefined): { info: TensorInfo; dtype: DType; dims: readonly number[] } {
+    const info = this.ckpt.tensors.get(key);
+    if (!info) {
+      this.missing.add(key);
+      throw new CheckpointError(`${this.ckpt.dir}: tensor '${key}' not found (expected shape ${fmt(shape)})`);
+    }
+    this.used.add(key);
+    const where = `${info.file}: tensor '${key}'`;
+    if (info.shape.length !== shape.length || info.shape.some((d, i) => d !== shape[i])) {
+      throw new CheckpointError(`${where}: expected shape ${fmt(shape)}, found ${fmt(info.shape)}`);
+    }
+    const dtype = GPU_DTYPES[info.dtype];
+    if (!dtype) throw new CheckpointError(`${where}: dtype ${info.dtype} cannot be used on the GPU (expected BF16, F16, F32 or I32)`);
+    if (opts?.dtype && opts.dtype !== dtype) throw new CheckpointError(`${where}: expected dtype ${opts.dtype}, found ${info.dtype}`);
+    const dims = opts?.as ?? shape;
+    if (opts?.as && numelOf(opts.as) !== numelOf(shape)) {
+      throw new InputError(`tensor '${key}': cannot view ${fmt(shape)} (${numelOf(shape)} elements) as ${fmt(opts.as)} (${numelOf(opts.as)} elements)`);
+    }
+    return { info, dtype, dims };
+  }
+
+  /** Allocates, fills from the checkpoint, and tracks a tensor; frees it again if filling fails. */
+  private async fill<T extends Tensor | ChunkedTensor>(make: () => Promise<T>, copy: (t: T) => Promise<void>): Promise<T> {
+    this.up.throwIfAborted();
+    const t = await make();
+    const parts = t instanceof ChunkedTensor ? t.chunks.map((c) => c.tensor) : [t as Tensor];
+    for (const p of parts) this.owned.add(p);
+    try {
+      await copy(t);
+    } catch (e) {
+      for (const p of parts) {
+        this.owned.delete(p);
+        p.dispose();
+      }
+      throw e;
+    }
+    return t;
+  }
+
+  async getKey(key: string, shape: readonly number[], opts?: GetOptions): Promise<Tensor> {
+    const { info, dtype, dims } = this.lookup(key, shape, opts);
+    const bytes = storageBytes(dtype, info.byteLength / itemSize(dtype));
+    const limit = this.device.limits.maxStorageBufferBindingSize;
+    if (bytes > limit) throw new LimitError(`${info.file}: tensor '${key}' ${fmt(shape)} needs ${bytes} bytes, above the ${limit}-byte storage binding limit: load it with matrix()`);
+    return this.up.exclusive(async () => {
+      const t = await this.fill(() => Tensor.empty(this.device, dtype, dims, key), (t) => this.up.copy(info, 0, info.byteLength, t, 0));
+      this.up.complete(info);
+      return t;
+    });
+  }
+
+  async matrixKey(key: string, shape: readonly number[], opts?: MatrixOptions): Promise<ChunkedTensor> {
+    const { info, dtype, dims } = this.lookup(key, shape, opts);
+    if (dims.length < 1) throw new InputError(`tensor '${key}': a matrix needs at least one dimension, got ${fmt(dims)}`);
+    return this.up.exclusive(async () => {
+      const m = await this.chunked(info, dtype, dims, 0, key, opts?.maxChunkBytes);
+      this.up.complete(info);
+      return m;
+    });
+  }
+
+  async rowsKey(key: string, shape: readonly number[], ranges: readonly (readonly [number, number])[], opts?: Omit<MatrixOptions, 'as'>): Promise<ChunkedTensor[]> {
+    const { info, dtype } = this.lookup(key, shape, opts);
+    if (shape.length < 1) throw new InputError(`tensor '${key}': row ranges need at least one dimension, got ${fmt(shape)}`);
+    for (const [a, b] of ranges) {
+      if (!Number.isInteger(a) || !Number.isInteger(b) || a < 0 || b <= a || b > shape[0]) {
+        throw new InputError(`tensor '${key}': row range [${a}, ${b}) is not a non-empty range inside [0, ${shape[0]})`);
+      }
+    }
+    return this.up.exclusive(async () => {
+      const out: ChunkedTensor[] = [];
+      try {
+        for (const [a, b] of ranges) out.push(await this.chunked(info, dtype, [b - a, ...shape.slice(1)], a, `${key}[${a}:${b}]`, opts?.maxChunkBytes));
+      } catch (e) {
+        for (const m of out) for (const c of m.chunks) this.owned.delete(c.tensor);
+        for (const m of out) m.dispose();
+        throw e;
+      }
+      this.up.complete(info);
+      return out;
+    });
+  }
+
+  /** A chunked matrix of `dims` filled from the rows of `info` starting at row `firstRow`. */
+  private chunked(info: TensorInfo, dtype: DType, dims: readonly number[], firstRow: number, label: string, maxChunkBytes?: number): Promise<ChunkedTensor> {
+    const rowBytes = numelOf(dims.slice(1)) * itemSize(dtype);
+    const limit = Math.min(this.device.limits.maxStorageBufferBindingSize, maxChunkBytes ?? this.maxChunkBytes ?? Infinity);
+    if (rowBytes > limit) throw new LimitError(`${info.file}: tensor '${info.name}' ${fmt(dims)}: one row of ${rowBytes} bytes does not fit a chunk of at most ${limit} bytes`);
+    return this.fill(
+      () => ChunkedTensor.empty(this.device, dtype, dims, label, maxChunkBytes ?? this.maxChunkBytes),
+      async (m) => {
+        for (const c of m.chunks) await this.up.copy(info, (firstRow + c.rowStart) * rowBytes, c.rows * rowBytes, c.tensor, 0);
+      },
+    );
+  }
+}
+
+class Scope implements WeightScope {
+  constructor(
+    private readonly loader: WeightLoader,
+    readonly prefix: string,
+  ) {}
+
+  scope(prefix: string): WeightScope {
+    return new Scope(this.loader, join(this.prefix, prefix));
+  }
+
+  get(name: string, shape: readonly number[], opts?: GetOptions): Promise<Tensor> {
+    return this.loader.getKey(join(this.prefix, name), shape, opts);
+  }
+
+  matrix(name: string, shape: readonly number[], opts?: MatrixOptions): Promise<ChunkedTensor> {
+    return this.loader.matrixKey(join(this.prefix, name), shape, opts);
+  }
+
+  rows(name: string, shape: readonly number[], ranges: readonly (readonly [number, number])[], opts?: Omit<MatrixOptions, 'as'>): Promise<ChunkedTensor[]> {
+    return this.loader.rowsKey(join(this.prefix, name), shape, ranges, opts);
+  }
+
+  has(name: string): boolean {
+    return this.loader.has(join(this.prefix, name));
+  }
+}
