@@ -1,0 +1,125 @@
+// The checkpoint's tokenizer (tokenizer.json, with tokenizer_config.json when present) through
+// @huggingface/tokenizers. encode() adds no special tokens: the chat template already writes [gMASK]<sop>
+// (spec §5.1, pitfall 24). Special tokens written in the text map to their ids.
+
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
+import { ConfigError, InputError } from '@glm4v/core';
+
+async function readJsonFile(path: string, required: boolean): Promise<Record<string, unknown> | undefined> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    if (!required && (e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    const why = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (e as Error).message;
+    throw new ConfigError(`${path}: cannot read: ${why}`, { cause: e });
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError(`${path}: invalid JSON: ${(e as Error).message}`, { cause: e });
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new ConfigError(`${path}: expected a JSON object`);
+  return json as Record<string, unknown>;
+}
+
+export class Tokenizer {
+  /** One more than the largest id (model vocabulary and added tokens). */
+  readonly vocabSize: number;
+  private readonly tok: HfTokenizer;
+  private readonly special: Set<number>;
+
+  private constructor(tok: HfTokenizer) {
+    this.tok = tok;
+    const vocab = tok.get_vocab(true);
+    let max = -1;
+    for (const id of vocab.values()) if (id > max) max = id;
+    this.vocabSize = max + 1;
+    this.special = new Set([...tok.get_added_tokens_decoder()].filter(([, t]) => t.special).map(([id]) => id));
+  }
+
+  /** `dir`/tokenizer.json (required) and `dir`/tokenizer_config.json (optional). */
+  static async load(dir: string): Promise<Tokenizer> {
+    const file = join(dir, 'tokenizer.json');
+    const json = (await readJsonFile(file, true))!;
+    const config = (await readJsonFile(join(dir, 'tokenizer_config.json'), false)) ?? {};
+    return Tokenizer.fromJSON(json, config, file);
+  }
+
+  /** From parsed tokenizer.json / tokenizer_config.json contents. */
+  static fromJSON(json: Record<string, unknown>, config: Record<string, unknown> = {}, file = 'tokenizer.json'): Tokenizer {
+    if (typeof json.model !== 'object' || json.model === null) throw new ConfigError(`${file}: no 'model' section`);
+    if (!Array.isArray(json.added_tokens)) json = { ...json, added_tokens: [] };
+    try {
+      return new Tokenizer(new HfTokenizer(json, config));
+    } catch (e) {
+      throw new ConfigError(`${file}: unsupported or malformed tokenizer: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
+  /** Token ids of `text`, with no special tokens added; special tokens written in the text become their ids. */
+  encode(text: string): number[] {
+    if (typeof text !== 'string') throw new InputError(`Tokenizer.encode: expected a string, got ${typeof text}`);
+    if (text.length === 0) return [];
+    return this.tok.encode(text, { add_special_tokens: false }).ids;
+  }
+
+  /** Text of `ids`; `skipSpecial` drops tokens flagged special (role tags, image placeholders, EOS). */
+  decode(ids: readonly number[], opts: { skipSpecial?: boolean } = {}): string {
+    if (ids.length === 0) return '';
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i];
+      if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize || this.tok.id_to_token(id) === undefined) {
+        throw new InputError(`Tokenizer.decode: token id ${id} at position ${i} is not in the vocabulary (0..${this.vocabSize - 1})`);
+      }
+    }
+    return this.tok.decode([...ids], { skip_special_tokens: opts.skipSpecial ?? false, clean_up_tokenization_spaces: false });
+  }
+
+  /** Id of a token string (an added token such as '<|image|>' or a vocabulary entry), or undefined. */
+  tokenId(token: string): number | undefined {
+    return this.tok.token_to_id(token);
+  }
+
+  /** Token string of an id, or undefined. */
+  tokenString(id: number): string | undefined {
+    return this.tok.id_to_token(id);
+  }
+
+  /** Whether `id` is flagged special in the tokenizer. */
+  isSpecial(id: number): boolean {
+    return this.special.has(id);
+  }
+}
+
+/**
+ * Streaming detokeniser: push(id) returns the text completed by that token. Tokens whose bytes end inside a
+ * UTF-8 sequence (a Chinese character split across tokens) are held back until the character is whole; a
+ * sequence still broken after 4 held tokens is emitted as is (U+FFFD), since no character spans more.
+ */
+export class TextStream {
+  private pending: number[] = [];
+
+  constructor(
+    private readonly tok: Tokenizer,
+    private readonly opts: { skipSpecial?: boolean } = {},
+  ) {}
+
+  push(id: number): string {
+    this.pending.push(id);
+    const text = this.tok.decode(this.pending, this.opts);
+    if (text.endsWith('\uFFFD') && this.pending.length < 4) return '';
+    this.pending = [];
+    return text;
+  }
+
+  /** Whatever is held back (possibly ending in U+FFFD), and reset. */
+  flush(): string {
+    const text = this.pending.length ? this.tok.decode(this.pending, this.opts) : '';
+    this.pending = [];
+    return text;
+  }
+}
