@@ -6,8 +6,9 @@ import { Device } from '@glm4v/core';
 import { measureCeilings } from './ceilings.js';
 import { type KernelCase, timeCase } from './harness.js';
 import { cases as norms } from './norms.bench.js';
+import { cases as sampling } from './sampling.bench.js';
 
-const ALL: KernelCase[] = [...norms];
+const ALL: KernelCase[] = [...norms, ...sampling];
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(name);

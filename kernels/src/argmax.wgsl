@@ -1,0 +1,83 @@
+// Greedy decoding: the index of the largest value of each row, x [rows, cols] (f32) -> out [rows] (u32).
+// Ties go to the smallest index (torch.argmax on CPU: first occurrence); -0 and +0 compare equal; the input
+// is assumed NaN-free (a NaN never wins a comparison, so it is skipped unless a whole row is NaN).
+// Two stages: `block` reduces WG·PER columns of one row per workgroup (grid [nb, rows]) to a (value, index)
+// pair in `part`, or straight into `out` when one block covers the row (DIRECT); `finish` reduces a row's nb
+// pairs. Bindings: params, x (read), part [rows·nb·2] (value bits, index), out [rows].
+
+override WG: u32 = 256;
+override PER: u32 = 16;
+override DIRECT: bool = false;
+
+const NONE = 0xffffffffu;
+
+struct Params { rows: u32, cols: u32, nb: u32 }
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> part: array<u32>;
+@group(0) @binding(3) var<storage, read_write> out: array<u32>;
+
+var<workgroup> bv: array<f32, WG>;
+var<workgroup> bi: array<u32, WG>;
+
+// (a, ia) beats (b, ib): b is empty, or a is larger, or equal with a smaller index.
+fn better(a: f32, ia: u32, b: f32, ib: u32) -> bool {
+  return ib == NONE || (ia != NONE && (a > b || (a == b && ia < ib)));
+}
+
+// Tree reduction of the per-invocation bests; the winner's index is left in bi[0].
+fn reduce(lid: u32, v0: f32, i0: u32) {
+  bv[lid] = v0;
+  bi[lid] = i0;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (lid < s && better(bv[lid + s], bi[lid + s], bv[lid], bi[lid])) {
+      bv[lid] = bv[lid + s];
+      bi[lid] = bi[lid + s];
+    }
+    workgroupBarrier();
+  }
+}
+
+@compute @workgroup_size(WG)
+fn block(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let row = wid.y;
+  if (row >= p.rows) { return; }
+  let base = row * p.cols;
+  let start = wid.x * WG * PER;
+  var v = 0.0;
+  var vi = NONE;
+  for (var k = 0u; k < PER; k++) {
+    let c = start + k * WG + lid;
+    if (c >= p.cols) { break; }
+    let xc = x[base + c];
+    if (better(xc, c, v, vi)) { v = xc; vi = c; }
+  }
+  reduce(lid, v, vi);
+  if (lid == 0u) {
+    if (DIRECT) {
+      out[row] = bi[0];
+    } else {
+      let at = 2u * (row * p.nb + wid.x);
+      part[at] = bitcast<u32>(bv[0]);
+      part[at + 1u] = bi[0];
+    }
+  }
+}
+
+@compute @workgroup_size(WG)
+fn finish(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let row = wid.x + wid.y * nwg.x;
+  if (row >= p.rows) { return; }
+  var v = 0.0;
+  var vi = NONE;
+  for (var j = lid; j < p.nb; j += WG) {
+    let at = 2u * (row * p.nb + j);
+    let pv = bitcast<f32>(part[at]);
+    let pi = part[at + 1u];
+    if (better(pv, pi, v, vi)) { v = pv; vi = pi; }
+  }
+  reduce(lid, v, vi);
+  if (lid == 0u) { out[row] = bi[0]; }
+}
