@@ -1,0 +1,117 @@
+// Rotary position embeddings, applied in place to x [rows, heads·head_dim] (A).
+//   text_tensor / text_param  partial multimodal RoPE of the text decoder: dims [0, 2·pairs) of each head turn as
+//                             interleaved (2j, 2j+1) pairs; pair j reads position stream t for j < s0, h for
+//                             j < s01, w otherwise (from positions [3, rows] i32, or one position in the uniforms)
+//   vision                    2-D rotate-half over the whole head: pairs (d, d + head_dim/2), angle row·ω_d for
+//                             d < head_dim/4, col·ω_(d − head_dim/4) otherwise (coords [rows, 2] i32)
+// Angles are f32(position)·ω with ω the reference's own f32 frequencies, computed on the host and passed in the
+// uniforms (omega[j/4][j%4]); sin and cos come from sincos() below, accurate for angles up to 2^16.
+// One invocation per pair (text) or per two neighbouring pairs (vision), x read and written as vec2<A>.
+
+override WG: u32 = 256;
+
+struct Params {
+  rows: u32,
+  heads: u32,
+  // vec2 elements per head (head_dim / 2)
+  half_dim: u32,
+  // text: rotating pairs per head; vision: head_dim / 4 (the vec2 pairs per half head)
+  pairs: u32,
+  s0: u32,
+  s01: u32,
+  pos: i32,
+  pad: u32,
+  omega: array<vec4f, 16>,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> positions: array<i32>;
+@group(0) @binding(2) var<storage, read_write> x: array<vec2<A>>;
+// text_param binds x straight after the uniforms (it has no positions tensor)
+@group(0) @binding(1) var<storage, read_write> x_param: array<vec2<A>>;
+
+fn omega(j: u32) -> f32 {
+  return p.omega[j >> 2u][j & 3u];
+}
+
+// sin and cos (as .x, .y) of an f32 angle with an absolute error near 1e-7 for |a| < 102943 (|q| < 2^16): the
+// angle is reduced by q·π/2 with π/2 split into four pieces, the first three of 8 significant bits, so each q·piece
+// is exact and the subtractions lose nothing; then minimax polynomials on [−π/4, π/4] (tools/fit-kernel-polys.py).
+// Built-in sin/cos promise far less for large arguments on some devices, and positions reach 65535.
+fn sincos(a: f32) -> vec2f {
+  let q = round(a * 0.63661977);
+  var r = a - q * 1.5703125;
+  r = r - q * 4.825592041015625e-4;
+  r = r - q * 1.2665987014770508e-6;
+  r = r - q * 9.920935796805404e-10;
+  let s = r * r;
+  let sn = r + r * s * (-0.16666654 + s * (0.008332071 + s * -0.00019503068));
+  let cs = 1.0 - 0.5 * s + s * s * (0.041666642 + s * (-0.0013887194 + s * 2.4419196e-05));
+  // quadrant k: (sin, cos) = (s, c), (c, −s), (−s, −c), (−c, s) for k = 0..3, without branches
+  let k = i32(q) & 3;
+  let odd = (k & 1) != 0;
+  let s1 = select(sn, cs, odd);
+  let c1 = select(cs, sn, odd);
+  return vec2f(select(s1, -s1, (k & 2) != 0), select(c1, -c1, ((k + 1) & 2) != 0));
+}
+
+fn rotate(v: vec2<A>, angle: f32) -> vec2<A> {
+  let sc = sincos(angle);
+  let f = vec2f(v);
+  return vec2<A>(vec2f(f.x * sc.y - f.y * sc.x, f.y * sc.y + f.x * sc.x));
+}
+
+fn invocation(wid: vec3u, nwg: vec3u, lid: u32) -> u32 {
+  return (wid.x + wid.y * nwg.x) * WG + lid;
+}
+
+fn stream(j: u32) -> u32 {
+  return select(select(2u, 1u, j < p.s01), 0u, j < p.s0);
+}
+
+@compute @workgroup_size(WG)
+fn text_tensor(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let i = invocation(wid, nwg, lid);
+  if (i >= p.rows * p.heads * p.pairs) { return; }
+  let j = i % p.pairs;
+  let rh = i / p.pairs; // row · heads + head
+  let row = rh / p.heads;
+  let pos = positions[stream(j) * p.rows + row];
+  let at = rh * p.half_dim + j;
+  x[at] = rotate(x[at], f32(pos) * omega(j));
+}
+
+@compute @workgroup_size(WG)
+fn text_param(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let i = invocation(wid, nwg, lid);
+  if (i >= p.rows * p.heads * p.pairs) { return; }
+  let j = i % p.pairs;
+  let at = (i / p.pairs) * p.half_dim + j;
+  x_param[at] = rotate(x_param[at], f32(p.pos) * omega(j));
+}
+
+fn vision_angle(d: u32, row: f32, col: f32) -> f32 {
+  let quarter = p.half_dim / 2u;
+  return select(col * omega(d - quarter), row * omega(d), d < quarter);
+}
+
+@compute @workgroup_size(WG)
+fn vision(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let i = invocation(wid, nwg, lid);
+  if (i >= p.rows * p.heads * p.pairs) { return; }
+  let e = i % p.pairs; // dims d = 2e, 2e + 1 pair with d + head_dim/2
+  let rh = i / p.pairs;
+  let row = rh / p.heads;
+  let r = f32(positions[2u * row]);
+  let c = f32(positions[2u * row + 1u]);
+  let lo_at = rh * p.half_dim + e;
+  let hi_at = lo_at + p.pairs;
+  let sc0 = sincos(vision_angle(2u * e, r, c));
+  let sc1 = sincos(vision_angle(2u * e + 1u, r, c));
+  let sn = vec2f(sc0.x, sc1.x);
+  let cs = vec2f(sc0.y, sc1.y);
+  let lo = vec2f(x[lo_at]);
+  let hi = vec2f(x[hi_at]);
+  x[lo_at] = vec2<A>(lo * cs - hi * sn);
+  x[hi_at] = vec2<A>(hi * cs + lo * sn);
+}
