@@ -1,0 +1,139 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ChunkedTensor, Device, Graph, InputError, Tensor } from '@glm4v/core';
+import { asStored, expectClose, normal, poisoned, rng, TOLERANCE } from '@glm4v/core/testing';
+import { checkTokenIds, embedding } from './embedding.js';
+
+let device: Device;
+beforeAll(async () => {
+  device = await Device.create();
+});
+afterAll(() => device?.dispose());
+
+/** float64 reference: row ids[s] of the table, NaN for ids outside [0, V). */
+function gatherRef(table: Float64Array, vocab: number, cols: number, ids: ArrayLike<number>): Float64Array {
+  const out = new Float64Array(ids.length * cols);
+  for (let s = 0; s < ids.length; s++) {
+    const id = ids[s];
+    for (let c = 0; c < cols; c++) out[s * cols + c] = id >= 0 && id < vocab ? table[id * cols + c] : NaN;
+  }
+  return out;
+}
+
+/** Exact comparison (a gather copies values), NaN where NaN is expected. */
+function expectRows(got: ArrayLike<number>, ref: Float64Array, what: string): void {
+  expect(got.length, what).toBe(ref.length);
+  for (let i = 0; i < ref.length; i++) {
+    if (Number.isNaN(ref[i]) ? !Number.isNaN(got[i]) : got[i] !== ref[i]) {
+      throw new Error(`${what}: element ${i} is ${got[i]}, expected ${ref[i]}`);
+    }
+  }
+}
+
+/** Ids that hit both sides of every chunk boundary, the first and last rows, repeats and random rows. */
+function boundaryIds(vocab: number, perChunk: number, count: number, seed: number): number[] {
+  const ids: number[] = [0, vocab - 1];
+  for (let r = perChunk; r < vocab; r += perChunk) ids.push(r - 1, r);
+  ids.push(ids[2] ?? 0);
+  const r = rng(seed);
+  while (ids.length < count) ids.push(Math.floor(r() * vocab));
+  return ids.slice(0, count);
+}
+
+describe('embedding', () => {
+  const VOCAB = 37;
+  const PER_CHUNK = 5; // forced small chunks: 8 of them, the last one 2 rows
+  for (const wd of ['f32', 'f16', 'bf16'] as const) {
+    for (const cols of [1, 3, 17, 130]) {
+      for (const rows of [1, 3, 17, 127]) {
+        it(`${wd} table [${VOCAB}, ${cols}] in chunks of ${PER_CHUNK} rows, ${rows} ids`, async () => {
+          const data = asStored(wd, normal(VOCAB * cols, cols * 7 + rows));
+          const rowBytes = cols * (wd === 'f32' ? 4 : 2);
+          const table = await ChunkedTensor.fromArray(device, wd, [VOCAB, cols], data, 'embed_tokens.weight', PER_CHUNK * rowBytes);
+          expect(table.chunks.length).toBe(Math.ceil(VOCAB / PER_CHUNK));
+          const idList = boundaryIds(VOCAB, PER_CHUNK, rows, rows);
+          const ids = await Tensor.fromArray(device, 'i32', [rows], Int32Array.from(idList), 'input_ids');
+          const out = await poisoned(device, 'f32', [rows, cols]);
+          const g = new Graph(device);
+          embedding(g, table, ids, out);
+          await g.run();
+          expectRows(await out.read(), gatherRef(data, VOCAB, cols, idList), `embedding ${wd} [${VOCAB}, ${cols}] × ${rows}`);
+          g.dispose();
+          table.dispose();
+          ids.dispose();
+          out.dispose();
+        });
+      }
+    }
+  }
+
+  for (const idType of ['i32', 'u32'] as const) {
+    it(`${idType} ids outside [0, V) give NaN rows; the others are untouched by them`, async () => {
+      const [vocab, cols] = [23, 6];
+      const data = asStored('bf16', normal(vocab * cols, 3));
+      const table = await ChunkedTensor.fromArray(device, 'bf16', [vocab, cols], data, 'embed', 4 * cols * 2);
+      const idList = idType === 'i32' ? [5, -1, vocab, 0, 2 ** 31 - 1, vocab - 1] : [5, vocab, 2 ** 31, 0, 2 ** 32 - 1, vocab - 1];
+      const ids = await Tensor.fromArray(device, idType, [idList.length], idType === 'i32' ? Int32Array.from(idList) : Uint32Array.from(idList), 'ids');
+      const out = await poisoned(device, 'f32', [idList.length, cols]);
+      // poisoned() is NaN already: zero it so the NaN rows are the kernel's doing
+      out.write(new Float32Array(idList.length * cols));
+      const g = new Graph(device);
+      embedding(g, table, ids, out);
+      await g.run();
+      expectRows(await out.read(), gatherRef(data, vocab, cols, idList.map((v) => (v >= 2 ** 31 ? -1 : v))), `embedding ${idType} out of range`);
+      g.dispose();
+      table.dispose();
+      ids.dispose();
+      out.dispose();
+    });
+  }
+
+  it('f16 output, one unchunked tensor as the table', async () => {
+    if (!device.has('shader-f16')) return;
+    const [vocab, cols, rows] = [11, 17, 7];
+    const data = asStored('f16', normal(vocab * cols, 9));
+    const table = await Tensor.fromArray(device, 'f16', [vocab, cols], data, 'embed');
+    const idList = [10, 0, 3, 3, -4, 9, 1];
+    const ids = await Tensor.fromArray(device, 'i32', [rows], Int32Array.from(idList), 'ids');
+    const out = await poisoned(device, 'f16', [rows, cols]);
+    const g = new Graph(device);
+    embedding(g, table, ids, out);
+    await g.run();
+    expectRows(await out.read(), gatherRef(data, vocab, cols, idList), 'embedding f16 out');
+    g.dispose();
+    for (const t of [table, ids, out]) t.dispose();
+  });
+
+  it('more than 65535 ids (a 2-D grid of workgroups)', async () => {
+    const [vocab, cols, rows] = [1000, 2, 70_000];
+    const data = asStored('f32', normal(vocab * cols, 4));
+    const table = await ChunkedTensor.fromArray(device, 'f32', [vocab, cols], data, 'embed', 500 * cols * 4);
+    const r = rng(8);
+    const idList = Int32Array.from({ length: rows }, () => Math.floor(r() * vocab));
+    const ids = await Tensor.fromArray(device, 'i32', [rows], idList, 'ids');
+    const out = await poisoned(device, 'f32', [rows, cols]);
+    const g = new Graph(device);
+    embedding(g, table, ids, out);
+    await g.run();
+    expectClose(await out.read(), gatherRef(data, vocab, cols, idList), TOLERANCE.f32, 'embedding 70000 ids');
+    g.dispose();
+    table.dispose();
+    ids.dispose();
+    out.dispose();
+  });
+
+  it('checkTokenIds names the first bad id', () => {
+    expect(() => checkTokenIds([1, 2, 151552], 151552, 'prompt ids')).toThrow(/prompt ids: id 151552 at position 2.*\[0, 151552\)/);
+    expect(() => checkTokenIds([0, -1], 10)).toThrow(InputError);
+    expect(() => checkTokenIds([0, 9], 10)).not.toThrow();
+  });
+
+  it('rejects bad ids and output shapes, naming the tensor', async () => {
+    const table = await Tensor.empty(device, 'bf16', [10, 4], 'embed_tokens.weight');
+    const ids = await Tensor.empty(device, 'f32', [3], 'input_ids');
+    const ids2 = await Tensor.empty(device, 'i32', [3], 'input_ids');
+    const out = await Tensor.empty(device, 'f32', [3, 5], 'inputs_embeds');
+    expect(() => embedding(new Graph(device), table, ids)).toThrow(/input_ids.*f32/);
+    expect(() => embedding(new Graph(device), table, ids2, out)).toThrow(/inputs_embeds.*\[3, 5\].*\[3, 4\]/);
+    for (const t of [table, ids, ids2, out]) t.dispose();
+  });
+});

@@ -1,0 +1,53 @@
+// Embedding gather (embedding.wgsl): rows of a [V, D] table, possibly split into row chunks, picked by token ids.
+
+import { ChunkedTensor, type Graph, InputError, type Tensor, UniformLayout } from '@glm4v/core';
+import EMBEDDING_WGSL from './embedding.wgsl.js';
+import { type ActDType, type WeightDType, assertDType, assertShape, checkActDType, prelude, variantTag } from './prelude.js';
+import { grid1d } from './grid.js';
+
+const PARAMS = new UniformLayout('rows: u32, cols: u32, row_start: u32, chunk_rows: u32, vocab: u32, nan_bits: u32');
+/** Invocations per output row: up to 256, fewer for narrow tables (lavapipe pays for idle invocations). */
+const workgroupSize = (cols: number) => Math.min(256, Math.max(32, 2 ** Math.ceil(Math.log2(Math.max(1, cols)))));
+
+/**
+ * Gathers rows of `table` [V, D] (f32, f16 or bf16; a ChunkedTensor split by rows, or one Tensor) by `ids`
+ * (i32 or u32 [S], possibly written by the GPU, e.g. the sampler) into out [S, D] (f32 unless `out` is f16).
+ * An id outside [0, V) gives a row of NaN: check ids on the host with checkTokenIds() where they are known.
+ * (nn.Embedding: model.language_model.embed_tokens)
+ */
+export function embedding(g: Graph, table: ChunkedTensor | Tensor, ids: Tensor, out?: Tensor): Tensor {
+  const m = table instanceof ChunkedTensor ? table : ChunkedTensor.single(table);
+  assertDType(`embedding table '${m.label}'`, m.dtype, ['f32', 'f16', 'bf16']);
+  if (m.shape.length !== 2) throw new InputError(`embedding table '${m.label}' has shape [${m.shape.join(', ')}]; expected [V, D]`);
+  assertDType(`embedding ids '${ids.label}'`, ids.dtype, ['i32', 'u32']);
+  if (ids.shape.length !== 1) throw new InputError(`embedding ids '${ids.label}' has shape [${ids.shape.join(', ')}]; expected [S]`);
+  const [vocab, cols] = m.shape;
+  const rows = ids.shape[0];
+  const y = out ?? g.tensor('f32', [rows, cols], 'embedding_out');
+  assertShape(`embedding output '${y.label}'`, y.shape, [rows, cols]);
+  assertDType(`embedding output '${y.label}'`, y.dtype, ['f32', 'f16']);
+  const act = y.dtype as ActDType;
+  checkActDType(g.device, act, 'embedding');
+  const wd = m.dtype as WeightDType;
+  const code = prelude({ act, weights: { w: wd } }) + EMBEDDING_WGSL;
+  const WG = workgroupSize(cols);
+  m.chunks.forEach((c, i) => {
+    assertShape(`embedding table chunk '${c.tensor.label}'`, c.tensor.shape, [c.rows, cols]);
+    g.dispatch({
+      kernel: { label: `embedding_${variantTag(wd, act)}`, code, constants: { WG, FIRST: i === 0 ? 1 : 0 } },
+      uniforms: { layout: PARAMS, values: { rows, cols, row_start: c.rowStart, chunk_rows: c.rows, vocab, nan_bits: 0x7fc00000 } },
+      inputs: [ids, c.tensor],
+      outputs: [y],
+      workgroups: grid1d(g.device, rows),
+    });
+  });
+  return y;
+}
+
+/** Throws InputError naming the first id outside [0, vocab) (for ids known on the host, before upload). */
+export function checkTokenIds(ids: ArrayLike<number>, vocab: number, what = 'token ids'): void {
+  for (let i = 0; i < ids.length; i++) {
+    const id = ids[i];
+    if (!Number.isInteger(id) || id < 0 || id >= vocab) throw new InputError(`${what}: id ${id} at position ${i} is outside the vocabulary [0, ${vocab})`);
+  }
+}

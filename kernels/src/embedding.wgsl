@@ -1,0 +1,40 @@
+// Embedding gather from one row chunk of the table: out[s, :] = w[ids[s] − row_start, :] for the ids this chunk
+// holds (a table too big for one binding is gathered by one dispatch per chunk). One workgroup per output row, its
+// invocations striding over the columns. The dispatch for chunk 0 (FIRST) also fills the rows of ids outside
+// [0, vocab) with NaN, so a bad id is loud rather than silently clamped. Ids are read as i32: a u32 id ≥ 2^31
+// reads negative, which is out of range too.
+// Bindings: params, ids [rows] (i32/u32), w [chunk_rows, cols] (WS_w, read through load_w), out [rows, cols] (A).
+
+override WG: u32 = 256;
+override FIRST: bool = false;
+
+struct Params {
+  rows: u32,
+  cols: u32,
+  row_start: u32,
+  chunk_rows: u32,
+  vocab: u32,
+  // 0x7fc00000: a NaN that the shader cannot spell as a constant
+  nan_bits: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> ids: array<i32>;
+@group(0) @binding(2) var<storage, read> w: array<WS_w>;
+@group(0) @binding(3) var<storage, read_write> out: array<A>;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let s = wid.x + wid.y * nwg.x;
+  if (s >= p.rows) { return; }
+  let id = ids[s];
+  let local = id - i32(p.row_start);
+  let dst = s * p.cols;
+  if (local >= 0 && local < i32(p.chunk_rows)) {
+    let src = u32(local) * p.cols;
+    for (var c = lid; c < p.cols; c += WG) { out[dst + c] = A(load_w(src + c)); }
+  } else if (FIRST && (id < 0 || id >= i32(p.vocab))) {
+    let nan = A(bitcast<f32>(p.nan_bits));
+    for (var c = lid; c < p.cols; c += WG) { out[dst + c] = nan; }
+  }
+}
