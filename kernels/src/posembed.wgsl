@@ -1,0 +1,79 @@
+// The learned ViT position table [G·G, C] (row = G·r + c) resampled bicubically to each patch's own grid, with
+// PyTorch grid_sample semantics (mode bicubic, align_corners = false, padding border: every tap index clamped to
+// [0, G−1]; Keys cubic with A = −0.75), spec §6.3. One workgroup per patch, its invocations striding over C.
+// Bindings: params, patches [S, 4] i32 = (r, c, gh, gw), table [G·G, C] (WS_w via load_w), out [S, C] (A).
+// ADD: out += E (the embeddings X₁ + E) instead of out = E.
+
+override WG: u32 = 256;
+override ADD: bool = false;
+// C is even: each invocation does channel pairs (see main)
+override PAIRS: bool = false;
+
+struct Params { rows: u32, cols: u32, grid: u32 }
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> patches: array<i32>;
+@group(0) @binding(2) var<storage, read> w: array<WS_w>;
+@group(0) @binding(3) var<storage, read_write> out: array<A>;
+
+const CUBIC_A = -0.75;
+
+// |u| ≤ 1 and 1 < |u| < 2 pieces of the Keys kernel, as PyTorch writes them (cubic_convolution1/2)
+fn k1(u: f32) -> f32 { return ((CUBIC_A + 2.0) * u - (CUBIC_A + 3.0)) * u * u + 1.0; }
+fn k2(u: f32) -> f32 { return ((CUBIC_A * u - 5.0 * CUBIC_A) * u + 8.0 * CUBIC_A) * u - 4.0 * CUBIC_A; }
+
+struct Taps {
+  // the four table indices along this axis, each clamped (border padding)
+  at: vec4i,
+  weight: vec4f,
+}
+
+// Output index i of n samples over a table side of g: the source position (i + 0.5)·g/n − 0.5 is the fraction
+// ((2i + 1)·g − n) / (2n), floored in integers, so the fraction t is exactly 0 where the position is whole (n = g
+// reproduces the table bit for bit; at t = 0 the weights are exactly 0, 1, 0, 0).
+fn taps(i: i32, n: i32, g: i32) -> Taps {
+  let num = (2 * i + 1) * g - n;
+  let den = 2 * n;
+  let q = select(num / den, -((den - 1 - num) / den), num < 0);
+  let t = f32(num - q * den) / f32(den);
+  let at = clamp(vec4i(q - 1, q, q + 1, q + 2), vec4i(0), vec4i(g - 1));
+  return Taps(at, vec4f(k2(t + 1.0), k1(t), k1(1.0 - t), k2(2.0 - t)));
+}
+
+// E at channel ch: 16 taps at the precomputed offsets, each row of 4 taps weighted along x, then the rows along y
+// (PyTorch's order: cubic_interp1d over x for each of the 4 rows, then over y).
+fn resample(off: array<vec4u, 4>, wx: vec4f, wy: vec4f, ch: u32) -> f32 {
+  var e = 0.0;
+  for (var a = 0u; a < 4u; a++) {
+    let o = off[a] + vec4u(ch);
+    e += wy[a] * dot(wx, vec4f(load_w(o.x), load_w(o.y), load_w(o.z), load_w(o.w)));
+  }
+  return e;
+}
+
+fn store(at: u32, e: f32) {
+  if (ADD) { out[at] = A(f32(out[at]) + e); } else { out[at] = A(e); }
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let s = wid.x + wid.y * nwg.x;
+  if (s >= p.rows) { return; }
+  let g = i32(p.grid);
+  let ty = taps(patches[4u * s], patches[4u * s + 2u], g); // rows: y, the height axis
+  let tx = taps(patches[4u * s + 1u], patches[4u * s + 3u], g); // columns: x, the width axis
+  // element offsets of the 16 taps (table row G·y + x, times C)
+  var off: array<vec4u, 4>;
+  for (var a = 0u; a < 4u; a++) { off[a] = vec4u(ty.at[a] * g + tx.at) * p.cols; }
+  let base = s * p.cols;
+  if (PAIRS) {
+    // even C: channels 2k and 2k + 1 together, so a 16-bit table's word is read once for both
+    for (var k = lid; 2u * k < p.cols; k += WG) {
+      let ch = 2u * k;
+      store(base + ch, resample(off, tx.weight, ty.weight, ch));
+      store(base + ch + 1u, resample(off, tx.weight, ty.weight, ch + 1u));
+    }
+  } else {
+    for (var ch = lid; ch < p.cols; ch += WG) { store(base + ch, resample(off, tx.weight, ty.weight, ch)); }
+  }
+}
