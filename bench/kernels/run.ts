@@ -6,9 +6,14 @@ import { Device } from '@glm4v/core';
 import { measureCeilings } from './ceilings.js';
 import { type KernelCase, timeCase } from './harness.js';
 import { cases as norms } from './norms.bench.js';
+import { cases as rope } from './rope.bench.js';
+import { cases as pointwise } from './pointwise.bench.js';
+import { cases as embedding } from './embedding.bench.js';
+import { cases as posembed } from './posembed.bench.js';
+import { cases as patchEmbed } from './patch_embed.bench.js';
 import { cases as sampling } from './sampling.bench.js';
 
-const ALL: KernelCase[] = [...norms, ...sampling];
+const ALL: KernelCase[] = [...norms, ...rope, ...pointwise, ...embedding, ...posembed, ...patchEmbed, ...sampling];
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(name);

@@ -3,3 +3,8 @@ export { grid1d } from './grid.js';
 export { rmsNorm, layerNorm, type RmsNormOptions } from './norms.js';
 export { fillRandom } from './random.js';
 export { argmax, sample, createSamplerState, resetSamplerState, markPresent, samplerUniform, philox2x32, SAMPLING_LIMITS, type SamplingOptions, type SamplerState } from './sampling.js';
+export { ropeText, ropeVision, ropeFrequencies, MAX_ROPE_FREQUENCIES, type RopeTextOptions, type RopeVisionOptions } from './rope.js';
+export { siluMul, gelu, add, addInPlace } from './pointwise.js';
+export { embedding, checkTokenIds } from './embedding.js';
+export { posEmbedBicubic, type PosEmbedOptions } from './posembed.js';
+export { permuteDownsampleWeight } from './patch_embed.js';
