@@ -1,9 +1,13 @@
 // Greedy decoding: the index of the largest value of each row, x [rows, cols] (f32) -> out [rows] (u32).
 // Ties go to the smallest index (torch.argmax on CPU: first occurrence); -0 and +0 compare equal; the input
 // is assumed NaN-free (a NaN never wins a comparison, so it is skipped unless a whole row is NaN).
-// Two stages: `block` reduces WG·PER columns of one row per workgroup (grid [nb, rows]) to a (value, index)
-// pair in `part`, or straight into `out` when one block covers the row (DIRECT); `finish` reduces a row's nb
-// pairs. Bindings: params, x (read), part [rows·nb·2] (value bits, index), out [rows].
+// Two stages: a block entry reduces WG·PER columns of one row per workgroup (grid [nb, rows]) to a (value,
+// index) pair in `part`, or straight into `out` when one block covers the row (DIRECT); a finish entry reduces
+// a row's nb pairs.
+// The sampler's greedy path uses `block_penalised` (repetition penalty applied on the fly from the presence
+// bits, HF semantics: x > 0 → x / penalty, else x · penalty) and `finish_mark` (also sets the winner's
+// presence bit); those two use binding 4, which plain argmax leaves unbound.
+// Bindings: params, x (read), part [rows·nb·2] (value bits, index), out [rows], presence (atomic bits).
 
 override WG: u32 = 256;
 override PER: u32 = 16;
@@ -11,12 +15,13 @@ override DIRECT: bool = false;
 
 const NONE = 0xffffffffu;
 
-struct Params { rows: u32, cols: u32, nb: u32 }
+struct Params { rows: u32, cols: u32, nb: u32, penalty: f32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> part: array<u32>;
 @group(0) @binding(3) var<storage, read_write> out: array<u32>;
+@group(0) @binding(4) var<storage, read_write> presence: array<atomic<u32>>;
 
 var<workgroup> bv: array<f32, WG>;
 var<workgroup> bi: array<u32, WG>;
@@ -26,7 +31,7 @@ fn better(a: f32, ia: u32, b: f32, ib: u32) -> bool {
   return ib == NONE || (ia != NONE && (a > b || (a == b && ia < ib)));
 }
 
-// Tree reduction of the per-invocation bests; the winner's index is left in bi[0].
+// Tree reduction of the per-invocation bests; the winner is left in (bv[0], bi[0]).
 fn reduce(lid: u32, v0: f32, i0: u32) {
   bv[lid] = v0;
   bi[lid] = i0;
@@ -40,36 +45,58 @@ fn reduce(lid: u32, v0: f32, i0: u32) {
   }
 }
 
+// After reduce: invocation 0 stores the block's winner. Returns the winning index (valid in invocation 0).
+fn store_block(lid: u32, row: u32, blk: u32) -> u32 {
+  if (lid == 0u) {
+    if (DIRECT) {
+      out[row] = bi[0];
+    } else {
+      let at = 2u * (row * p.nb + blk);
+      part[at] = bitcast<u32>(bv[0]);
+      part[at + 1u] = bi[0];
+    }
+  }
+  return bi[0];
+}
+
 @compute @workgroup_size(WG)
 fn block(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   let row = wid.y;
   if (row >= p.rows) { return; }
-  let base = row * p.cols;
   let start = wid.x * WG * PER;
   var v = 0.0;
   var vi = NONE;
   for (var k = 0u; k < PER; k++) {
     let c = start + k * WG + lid;
     if (c >= p.cols) { break; }
-    let xc = x[base + c];
+    let xc = x[row * p.cols + c];
     if (better(xc, c, v, vi)) { v = xc; vi = c; }
   }
   reduce(lid, v, vi);
-  if (lid == 0u) {
-    if (DIRECT) {
-      out[row] = bi[0];
-    } else {
-      let at = 2u * (row * p.nb + wid.x);
-      part[at] = bitcast<u32>(bv[0]);
-      part[at + 1u] = bi[0];
-    }
-  }
+  _ = store_block(lid, row, wid.x);
 }
 
+// One row (the sampler's logits [1, V]); with DIRECT the winner's presence bit is set here.
 @compute @workgroup_size(WG)
-fn finish(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let row = wid.x + wid.y * nwg.x;
-  if (row >= p.rows) { return; }
+fn block_penalised(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let start = wid.x * WG * PER;
+  var v = 0.0;
+  var vi = NONE;
+  for (var k = 0u; k < PER; k++) {
+    let c = start + k * WG + lid;
+    if (c >= p.cols) { break; }
+    var xc = x[c];
+    if (p.penalty != 1.0 && (atomicLoad(&presence[c >> 5u]) & (1u << (c & 31u))) != 0u) {
+      xc = select(xc * p.penalty, xc / p.penalty, xc > 0.0);
+    }
+    if (better(xc, c, v, vi)) { v = xc; vi = c; }
+  }
+  reduce(lid, v, vi);
+  let id = store_block(lid, 0u, wid.x);
+  if (DIRECT && lid == 0u) { atomicOr(&presence[id >> 5u], 1u << (id & 31u)); }
+}
+
+fn finish_row(lid: u32, row: u32) -> u32 {
   var v = 0.0;
   var vi = NONE;
   for (var j = lid; j < p.nb; j += WG) {
@@ -80,4 +107,18 @@ fn finish(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
   }
   reduce(lid, v, vi);
   if (lid == 0u) { out[row] = bi[0]; }
+  return bi[0];
+}
+
+@compute @workgroup_size(WG)
+fn finish(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let row = wid.x + wid.y * nwg.x;
+  if (row >= p.rows) { return; }
+  _ = finish_row(lid, row);
+}
+
+@compute @workgroup_size(WG)
+fn finish_mark(@builtin(local_invocation_index) lid: u32) {
+  let id = finish_row(lid, 0u);
+  if (lid == 0u) { atomicOr(&presence[id >> 5u], 1u << (id & 31u)); }
 }

@@ -309,6 +309,18 @@ describe('sample: greedy and the repetition penalty', () => {
     expect(tokens).toEqual([0, 1, 2, 3, 4, 5]);
   });
 
+  it('marks its own tokens across blocks, V = 151552 (greedy and top-k)', async () => {
+    const V = 151552;
+    const logits = normal(V, 9);
+    const peaks = [150001, 70000, 4096, 4095, 12];
+    peaks.forEach((i, r) => (logits[i] = 20 - r));
+    const [greedy] = await drawSeries(logits, { ...GREEDY, repetitionPenalty: 100 }, 5, [0]);
+    expect(greedy).toEqual(peaks);
+    // top-k 1 is greedy too; temperature 0.01 with top-k 3 leaves the best unseen peak nearly certain
+    const [top] = await drawSeries(logits, { temperature: 0.01, topK: 3, topP: 1, repetitionPenalty: 100, seed: 1 }, 5, [0]);
+    expect(top).toEqual(peaks);
+  });
+
   it('markPresent ignores ids outside the vocabulary', async () => {
     const state = await createSamplerState(device, 70);
     const ids = await Tensor.fromArray(device, 'i32', [6], Int32Array.from([0, 69, -1, 70, 33, 1 << 30]));

@@ -2,8 +2,9 @@
 // top-k → top-p → softmax → draw, with the uniform draw u = philox2x32-10(counter (step, 0), key seed) >> 8 · 2^-24.
 //
 // Entry points, in the order sampling.ts records them (all share one binding scheme):
-//   scan       (nb workgroups)  s = processed logit → scores; per-block (max, Σexp(s − max)) → stats; with HIST,
-//                               a histogram of the top 11 bits of each score's order key (the first radix digit).
+//   scan       (nb workgroups)  s = processed logit → scores; with STATS, per-block (max, Σexp(s − max)) → stats;
+//                               with HIST, a histogram of the top 11 bits of each score's order key (the first
+//                               radix digit).
 //   init, pick_digit, refine    radix select of the top `want` tokens by the composite key (order key of s,
 //                               ~index): 64 bits, so ties go to the smaller index and every key is distinct.
 //                               pick_digit finds the histogram bin holding the want-th largest, refine counts
@@ -14,7 +15,7 @@
 //                               the top-k mass with top-k on, else Σexp over all n from stats: exact), draws.
 //   draw_full  (1 workgroup)    no top-k/top-p: inverse CDF over all n tokens in index order (blocks, then
 //                               chunks of PER, then tokens).
-// Both draws write out[0] and set the token's presence bit.
+// Both draws write out[0] and set the token's presence bit. (Greedy sampling is argmax.wgsl's penalised path.)
 // Numerics: scores and exponentials in f32, sums accumulated in f32; logits must be finite or -inf with at
 // least one finite. The pick falls back to the last token with nonzero weight if rounding leaves the
 // cumulative sum short of the draw.
@@ -23,10 +24,10 @@
 
 override WG: u32 = 256;
 override HIST: bool = false;
-override TEMP: bool = true;
 override CAP: u32 = 256;
+override STATS: bool = true; // scan computes the softmax partials (not needed with top-k or greedy)
+override PER: u32 = 8u;      // elements per invocation; a block is WG·PER consecutive tokens
 
-const PER = 8u;          // elements per invocation; a block is WG·PER consecutive tokens
 const HBINS = 2048u;     // 11-bit digits
 const FLT_MAX = 3.4028234663852886e38;
 const NONE = 0xffffffffu;
@@ -90,8 +91,7 @@ fn processed(i: u32) -> f32 {
   if (p.penalty != 1.0 && (atomicLoad(&presence[i >> 5u]) & (1u << (i & 31u))) != 0u) {
     s = select(s * p.penalty, s / p.penalty, s > 0.0);
   }
-  if (TEMP) { s = s / p.temp; }
-  return s;
+  return s / p.temp;
 }
 
 // Softmax partials (max, Σexp(x − max)); -FLT_MAX stands for "empty", -inf inputs weigh 0.
@@ -192,18 +192,20 @@ fn scan(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     if (i >= p.n) { break; }
     let s = processed(i);
     scores[i] = s;
-    acc = push(acc, s);
+    if (STATS) { acc = push(acc, s); }
     if (HIST) { atomicAdd(&lhist[order_key(s) >> 21u], 1u); }
   }
-  red[lid] = acc;
-  workgroupBarrier();
-  for (var w = WG / 2u; w > 0u; w >>= 1u) {
-    if (lid < w) { red[lid] = merge(red[lid], red[lid + w]); }
+  if (STATS) {
+    red[lid] = acc;
     workgroupBarrier();
-  }
-  if (lid == 0u) {
-    stats[2u * b] = red[0].x;
-    stats[2u * b + 1u] = red[0].y;
+    for (var w = WG / 2u; w > 0u; w >>= 1u) {
+      if (lid < w) { red[lid] = merge(red[lid], red[lid + w]); }
+      workgroupBarrier();
+    }
+    if (lid == 0u) {
+      stats[2u * b] = red[0].x;
+      stats[2u * b + 1u] = red[0].y;
+    }
   }
   if (HIST) { flush_lhist(lid); }
 }
@@ -275,7 +277,14 @@ fn refine(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
   flush_lhist(lid);
 }
 
-// Copies every token whose masked composite key is ≥ the boundary prefix into the candidate list.
+// Copies every token whose masked composite key is ≥ the boundary prefix into the candidate list. Two passes
+// over the block (count, then write at this invocation's offset) keep per-invocation arrays out of the loop.
+fn qualifies(i: u32, pr: vec4u) -> bool {
+  let c = composite(i);
+  let mh = c.x & pr.z;
+  return mh > pr.x || (mh == pr.x && (c.y & pr.w) >= pr.y);
+}
+
 @compute @workgroup_size(WG)
 fn gather(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let b = wid.x + wid.y * nwg.x;
@@ -283,29 +292,23 @@ fn gather(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
   if (lid == 0u) { atomicStore(&lcount, 0u); }
   _ = load_state(lid);
   let pr = pre;
-  var slot: array<u32, PER>;
-  var keys: array<u32, PER>;
   let base = b * WG * PER;
-  for (var k = 0u; k < PER; k++) {
-    slot[k] = NONE;
-    let i = base + k * WG + lid;
-    if (i < p.n) {
-      let c = composite(i);
-      let mh = c.x & pr.z;
-      if (mh > pr.x || (mh == pr.x && (c.y & pr.w) >= pr.y)) {
-        slot[k] = atomicAdd(&lcount, 1u);
-        keys[k] = c.x;
-      }
-    }
-  }
+  let end = min(base + WG * PER, p.n);
+  var mine = 0u;
+  for (var i = base + lid; i < end; i += WG) { mine += select(0u, 1u, qualifies(i, pr)); }
+  var at = 0u;
+  if (mine > 0u) { at = atomicAdd(&lcount, mine); }
   workgroupBarrier();
   if (lid == 0u) { lbase = atomicAdd(&ctl[S_COUNT], atomicLoad(&lcount)); }
-  let at = workgroupUniformLoad(&lbase);
-  for (var k = 0u; k < PER; k++) {
-    let j = at + slot[k];
-    if (slot[k] != NONE && j < CAP) {
-      atomicStore(&ctl[CAND_AT + 2u * j], keys[k]);
-      atomicStore(&ctl[CAND_AT + 2u * j + 1u], base + k * WG + lid);
+  at += workgroupUniformLoad(&lbase);
+  if (mine == 0u) { return; }
+  for (var i = base + lid; i < end; i += WG) {
+    if (qualifies(i, pr)) {
+      if (at < CAP) {
+        atomicStore(&ctl[CAND_AT + 2u * at], order_key(scores[i]));
+        atomicStore(&ctl[CAND_AT + 2u * at + 1u], i);
+      }
+      at += 1u;
     }
   }
 }
@@ -317,7 +320,8 @@ fn before(ka: u32, ia: u32, kb: u32, ib: u32) -> bool {
 
 @compute @workgroup_size(WG)
 fn draw_top(@builtin(local_invocation_index) lid: u32) {
-  let total = combine_stats(lid);
+  var total = vec2f(0.0);
+  if (p.top_k == 0u) { total = combine_stats(lid); } // the all-token normaliser of top-p without top-k
   let cnt = min(atomicLoad(&ctl[S_COUNT]), CAP);
   for (var j = lid; j < CAP; j += WG) { // padding (key 0, NONE) sorts after every real token
     var k = 0u;
