@@ -174,10 +174,9 @@ describe('add, addInPlace', () => {
     const g = new Graph(device);
     addInPlace(g, a, b);
     await g.run();
-    const got = new Uint16Array((await a.readBytes()).buffer, 0, n);
-    for (const [lo, hi] of [[0, 4096], [n - 300_000, n]]) {
+    for (const [lo, hi] of [[0, 4096], [n - 300_001, n]]) {
       const ref = Float64Array.from({ length: hi - lo }, (_, i) => f16ToF32(as[lo + i]) + f16ToF32(bs[lo + i]));
-      expectClose(Float64Array.from(got.subarray(lo, hi), f16ToF32), ref, TOLERANCE.f16, `addInPlace 2-D grid [${lo}, ${hi})`);
+      expectClose(await a.view([hi - lo], lo).read(), ref, TOLERANCE.f16, `addInPlace 2-D grid [${lo}, ${hi})`); // only these come back
     }
     g.dispose();
     a.dispose();

@@ -71,7 +71,7 @@ export function ropeText(g: Graph, x: Tensor, opts: RopeTextOptions): Tensor {
   if (!(theta > 0)) throw new InputError(`ropeText: theta ${theta} must be positive`);
   const act = x.dtype as ActDType;
   const fixed = { rows, heads: numHeads, half_dim: headDim / 2, pairs, s0: sections[0], s01: sections[0] + sections[1], pad: 0, ...omegaValues(ropeFrequencies(rotaryDim, theta)) };
-  const workgroups = grid1d(g.device, Math.ceil((rows * numHeads * pairs) / WG));
+  const workgroups = grid1d(g.device, Math.ceil((rows * pairs) / WG));
   const code = prelude({ act }) + ROPE_WGSL;
   if (typeof positions === 'function') {
     if (rows !== 1) throw new InputError(`ropeText: a position given by a function of the params needs x with 1 row (decode); '${x.label}' has ${rows}`);
@@ -122,7 +122,7 @@ export function ropeVision(g: Graph, x: Tensor, coords: Tensor, opts: RopeVision
     uniforms: { layout: PARAMS, values: { rows, heads: numHeads, half_dim: headDim / 2, pairs, s0: 0, s01: 0, pos: 0, pad: 0, ...omegaValues(ropeFrequencies(headDim / 2, theta)) } },
     inputs: [coords],
     outputs: [x],
-    workgroups: grid1d(g.device, Math.ceil((rows * numHeads * pairs) / WG)),
+    workgroups: grid1d(g.device, Math.ceil((rows * pairs) / WG)),
   });
   return x;
 }

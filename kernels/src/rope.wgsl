@@ -6,7 +6,8 @@
 //                             d < head_dim/4, col·ω_(d − head_dim/4) otherwise (coords [rows, 2] i32)
 // Angles are f32(position)·ω with ω the reference's own f32 frequencies, computed on the host and passed in the
 // uniforms (omega[j/4][j%4]); sin and cos come from sincos() below, accurate for angles up to 2^16.
-// One invocation per pair (text) or per two neighbouring pairs (vision), x read and written as vec2<A>.
+// One invocation per row and pair (text) or per row and two neighbouring pairs (vision), looping over the heads:
+// the angles are shared by all heads. x is read and written as vec2<A>.
 
 override WG: u32 = 256;
 
@@ -55,8 +56,8 @@ fn sincos(a: f32) -> vec2f {
   return vec2f(select(s1, -s1, (k & 2) != 0), select(c1, -c1, ((k + 1) & 2) != 0));
 }
 
-fn rotate(v: vec2<A>, angle: f32) -> vec2<A> {
-  let sc = sincos(angle);
+// (x, y) turned by the angle whose (sin, cos) is sc
+fn rotate(v: vec2<A>, sc: vec2f) -> vec2<A> {
   let f = vec2f(v);
   return vec2<A>(vec2f(f.x * sc.y - f.y * sc.x, f.y * sc.y + f.x * sc.x));
 }
@@ -69,25 +70,31 @@ fn stream(j: u32) -> u32 {
   return select(select(2u, 1u, j < p.s01), 0u, j < p.s0);
 }
 
+// One invocation per (row, pair j): the angle is computed once and turns pair j of every head of the row.
 @compute @workgroup_size(WG)
 fn text_tensor(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let i = invocation(wid, nwg, lid);
-  if (i >= p.rows * p.heads * p.pairs) { return; }
-  let j = i % p.pairs;
-  let rh = i / p.pairs; // row · heads + head
-  let row = rh / p.heads;
-  let pos = positions[stream(j) * p.rows + row];
-  let at = rh * p.half_dim + j;
-  x[at] = rotate(x[at], f32(pos) * omega(j));
+  if (i >= p.rows * p.pairs) { return; }
+  let row = i / p.pairs;
+  let j = i - row * p.pairs;
+  let sc = sincos(f32(positions[stream(j) * p.rows + row]) * omega(j));
+  var at = row * p.heads * p.half_dim + j;
+  for (var h = 0u; h < p.heads; h++) {
+    x[at] = rotate(x[at], sc);
+    at += p.half_dim;
+  }
 }
 
 @compute @workgroup_size(WG)
 fn text_param(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let i = invocation(wid, nwg, lid);
-  if (i >= p.rows * p.heads * p.pairs) { return; }
-  let j = i % p.pairs;
-  let at = (i / p.pairs) * p.half_dim + j;
-  x_param[at] = rotate(x_param[at], f32(p.pos) * omega(j));
+  let j = invocation(wid, nwg, lid); // rows = 1
+  if (j >= p.pairs) { return; }
+  let sc = sincos(f32(p.pos) * omega(j));
+  var at = j;
+  for (var h = 0u; h < p.heads; h++) {
+    x_param[at] = rotate(x_param[at], sc);
+    at += p.half_dim;
+  }
 }
 
 fn vision_angle(d: u32, row: f32, col: f32) -> f32 {
@@ -95,23 +102,26 @@ fn vision_angle(d: u32, row: f32, col: f32) -> f32 {
   return select(col * omega(d - quarter), row * omega(d), d < quarter);
 }
 
+// One invocation per (patch, dims 2e and 2e + 1): both angles once, then those dims of every head with their
+// partners 2e + head_dim/2, 2e + 1 + head_dim/2.
 @compute @workgroup_size(WG)
 fn vision(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let i = invocation(wid, nwg, lid);
-  if (i >= p.rows * p.heads * p.pairs) { return; }
-  let e = i % p.pairs; // dims d = 2e, 2e + 1 pair with d + head_dim/2
-  let rh = i / p.pairs;
-  let row = rh / p.heads;
+  if (i >= p.rows * p.pairs) { return; }
+  let row = i / p.pairs;
+  let e = i - row * p.pairs;
   let r = f32(positions[2u * row]);
   let c = f32(positions[2u * row + 1u]);
-  let lo_at = rh * p.half_dim + e;
-  let hi_at = lo_at + p.pairs;
   let sc0 = sincos(vision_angle(2u * e, r, c));
   let sc1 = sincos(vision_angle(2u * e + 1u, r, c));
   let sn = vec2f(sc0.x, sc1.x);
   let cs = vec2f(sc0.y, sc1.y);
-  let lo = vec2f(x[lo_at]);
-  let hi = vec2f(x[hi_at]);
-  x[lo_at] = vec2<A>(lo * cs - hi * sn);
-  x[hi_at] = vec2<A>(hi * cs + lo * sn);
+  var at = row * p.heads * p.half_dim + e;
+  for (var h = 0u; h < p.heads; h++) {
+    let lo = vec2f(x[at]);
+    let hi = vec2f(x[at + p.pairs]);
+    x[at] = vec2<A>(lo * cs - hi * sn);
+    x[at + p.pairs] = vec2<A>(hi * cs + lo * sn);
+    at += p.half_dim;
+  }
 }
