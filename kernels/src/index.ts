@@ -8,3 +8,4 @@ export { siluMul, gelu, add, addInPlace } from './pointwise.js';
 export { embedding, checkTokenIds } from './embedding.js';
 export { posEmbedBicubic, type PosEmbedOptions } from './posembed.js';
 export { permuteDownsampleWeight } from './patch_embed.js';
+export { linear, matmul, matvec, linearVariant, selectLinearPreset, isCpuAdapter, canBroadcast, LINEAR_PRESETS, MATVEC_MAX_ROWS, type LinearOptions, type LinearVariant, type LinearPreset, type LinearPresetName } from './matmul.js';

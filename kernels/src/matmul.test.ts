@@ -1,0 +1,246 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ChunkedTensor, Device, Graph, InputError, Tensor } from '@glm4v/core';
+import { TOLERANCE, asStored, expectClose, normal, poisoned } from '@glm4v/core/testing';
+import { type ActDType, type WeightDType } from './prelude.js';
+import { type LinearVariant, LINEAR_PRESETS, linear, linearVariant, matmul, matvec, selectLinearPreset } from './matmul.js';
+
+let device: Device;
+beforeAll(async () => {
+  device = await Device.create();
+});
+afterAll(() => device?.dispose());
+
+// float64 reference: y[m, n] = Σ_k x[m, k] · w[n, k] + b[n]
+function linearRef(x: Float64Array, w: Float64Array, b: Float64Array | undefined, M: number, N: number, K: number): Float64Array {
+  const y = new Float64Array(M * N);
+  for (let m = 0; m < M; m++) {
+    for (let n = 0; n < N; n++) {
+      let s = b ? b[n] : 0;
+      for (let k = 0; k < K; k++) s += x[m * K + k] * w[n * K + k];
+      y[m * N + n] = s;
+    }
+  }
+  return y;
+}
+
+// The tolerance's scale. |y[m, n]| ≤ |x_m|₂·|w_n|₂ (Cauchy–Schwarz), and the f32 rounding error of a length-K dot
+// product of such vectors is a small multiple of eps·|x_m|₂·|w_n|₂ (for random signs the partial sums are a random
+// walk, so it grows with K like |x|₂·|w|₂ ≈ K·σ², not like the typical |y| ≈ √K·σ²). Scaling by the largest
+// product keeps the budget K-independent in units of eps while a single wrong term (≈ σ²) still fails for any K
+// up to 10⁵. The bias adds its own magnitude.
+function scaleOf(x: Float64Array, w: Float64Array, b: Float64Array | undefined, M: number, N: number, K: number): number {
+  const maxNorm = (a: Float64Array, rows: number) => {
+    let best = 0;
+    for (let r = 0; r < rows; r++) {
+      let s = 0;
+      for (let k = 0; k < K; k++) s += a[r * K + k] ** 2;
+      best = Math.max(best, Math.sqrt(s));
+    }
+    return best;
+  };
+  let bmax = 0;
+  if (b) for (const v of b) bmax = Math.max(bmax, Math.abs(v));
+  return maxNorm(x, M) * maxNorm(w, N) + bmax;
+}
+
+type Fn = 'linear' | 'matmul' | 'matvec';
+interface Case {
+  M: number;
+  N: number;
+  K: number;
+  wd?: WeightDType;
+  act?: ActDType;
+  bias?: WeightDType;
+  fn?: Fn;
+  variant?: LinearVariant;
+  /** Split W into chunks of this many rows. */
+  chunkRows?: number;
+}
+
+async function check(c: Case): Promise<void> {
+  const { M, N, K, wd = 'bf16', act = 'f32', fn = 'linear' } = c;
+  const seed = M * 7919 + N * 31 + K;
+  const xs = asStored(act, normal(M * K, seed));
+  const ws = asStored(wd, normal(N * K, seed + 1));
+  const bs = c.bias ? asStored(c.bias, normal(N, seed + 2)) : undefined;
+  const x = await Tensor.fromArray(device, act, [M, K], xs, 'x');
+  const w = c.chunkRows
+    ? await ChunkedTensor.fromArray(device, wd, [N, K], ws, 'w', c.chunkRows * K * (wd === 'f32' ? 4 : 2))
+    : await Tensor.fromArray(device, wd, [N, K], ws, 'w');
+  if (c.chunkRows && w instanceof ChunkedTensor) expect(w.chunks.length).toBe(Math.ceil(N / c.chunkRows));
+  const b = bs ? await Tensor.fromArray(device, c.bias!, [N], bs, 'b') : undefined;
+  const out = await poisoned(device, act, [M, N]);
+  const g = new Graph(device);
+  const opts = { bias: b, out };
+  const y = c.variant
+    ? linearVariant(g, x, w, opts, fn === 'matvec' ? 'matvec' : 'matmul', c.variant)
+    : { linear, matmul, matvec }[fn](g, x, w, opts);
+  expect(y).toBe(out);
+  await g.run();
+  const what = `${fn} ${c.variant?.preset ?? 'default'}${c.variant?.reduce ? `/${c.variant.reduce}` : ''} ${wd}w ${act}a${c.bias ? ` +${c.bias} bias` : ''} M=${M} N=${N} K=${K}${c.chunkRows ? ` chunks of ${c.chunkRows}` : ''}`;
+  expectClose(await out.read(), linearRef(xs, ws, bs, M, N, K), TOLERANCE[act], what, scaleOf(xs, ws, bs, M, N, K));
+  g.dispose();
+  for (const t of [x, w, b, out]) t?.dispose();
+}
+
+const hasF16 = () => device.has('shader-f16');
+
+// [N, K]: K a multiple of 8 takes the vec4 weight path, any other K the per-element path (odd K: rows of a 16-bit
+// matrix straddle u32 words).
+const SHAPES: [number, number][] = [[1, 1], [3, 7], [17, 127], [127, 64], [4097, 8], [7, 4097]];
+
+describe('linear over rows, shapes and bias (bf16 weight, f32 x)', () => {
+  for (const M of [1, 2, 3, 7, 8, 9, 17, 127, 130]) {
+    it(`M = ${M}`, async () => {
+      for (const [i, [N, K]] of SHAPES.entries()) await check({ M, N, K, bias: i % 2 ? 'f32' : undefined });
+    });
+  }
+});
+
+describe('weight and activation dtypes', () => {
+  // The vec4 path for every pair; the per-element path (odd K) also for f16 weights (bf16 above; f32 rows never
+  // straddle words).
+  for (const act of ['f32', 'f16'] as const) {
+    for (const wd of ['f32', 'f16', 'bf16'] as const) {
+      it(`${wd} weight, ${act} x`, async () => {
+        if ((act === 'f16' || wd === 'f16') && !hasF16()) return;
+        for (const M of [1, 17]) {
+          await check({ M, N: 33, K: 64, wd, act, bias: act });
+          if (act === 'f32' && wd === 'f16') await check({ M, N: 33, K: 63, wd, act });
+        }
+      });
+    }
+  }
+  it('bf16 bias', async () => {
+    await check({ M: 3, N: 20, K: 24, bias: 'bf16' });
+    await check({ M: 12, N: 20, K: 24, bias: 'bf16' });
+  });
+});
+
+describe('every variant', () => {
+  // The GPU variants run here too (forced), so lavapipe checks their indexing and tails; the default on lavapipe is
+  // bcast8x4, checked above. Each compiles slowly on lavapipe (seconds), so each family meets the per-element weight
+  // path (K = 127, 63) in one variant and the vec4 path (K = 64, 16, 8) in the other.
+  const variants: [Fn, LinearVariant, [number, number][]][] = [
+    ['matmul', { preset: '64x64x16' }, [[17, 127], [130, 63], [4097, 1]]],
+    ['matmul', { preset: '32x64x16' }, [[17, 8], [130, 64], [4097, 16]]],
+    ['matvec', { preset: 'sk32x2', reduce: 'subgroup' }, [[17, 8], [130, 64], [4097, 16]]],
+    ['matvec', { preset: 'sk32x2', reduce: 'shared' }, [[17, 127], [130, 63], [4097, 1]]],
+  ];
+  for (const [fn, variant, shapes] of variants) {
+    it(`${variant.preset}${variant.reduce ? ` (${variant.reduce} reduction)` : ''}`, async () => {
+      if (variant.reduce === 'subgroup' && !device.has('subgroups')) return;
+      const rows = fn === 'matvec' ? [1, 3, 8] : [1, 9, 130];
+      for (const M of rows) {
+        for (const [N, K] of shapes) await check({ M, N, K, fn, variant, bias: M === 3 || M === 9 ? 'f32' : undefined });
+      }
+    });
+  }
+});
+
+describe('chunked weights', () => {
+  // Small forced chunks: odd row counts, odd K (chunks of a bf16 matrix straddling words), a short last chunk.
+  const cases: Case[] = [
+    { M: 1, N: 37, K: 63, chunkRows: 5, bias: 'f32' },
+    { M: 5, N: 37, K: 64, chunkRows: 3 },
+    { M: 130, N: 37, K: 63, chunkRows: 5 },
+    { M: 19, N: 40, K: 16, chunkRows: 7, wd: 'f32', bias: 'f32' },
+    { M: 2, N: 23, K: 9, chunkRows: 1 },
+    { M: 70, N: 29, K: 63, chunkRows: 9, fn: 'matmul', variant: { preset: '64x64x16' } },
+    { M: 4, N: 29, K: 64, chunkRows: 9, fn: 'matvec', variant: { preset: 'sk32x2', reduce: 'subgroup' } },
+  ];
+  for (const c of cases) {
+    it(`M=${c.M} N=${c.N} K=${c.K} ${c.wd ?? 'bf16'}, ${c.chunkRows} rows per chunk${c.variant ? ` (${c.variant.preset})` : ''}`, async () => {
+      if (c.variant?.reduce === 'subgroup' && !device.has('subgroups')) return;
+      await check(c);
+    });
+  }
+  it('f16 activations', async () => {
+    if (!hasF16()) return;
+    await check({ M: 3, N: 37, K: 64, chunkRows: 5, act: 'f16', bias: 'f16' });
+  });
+});
+
+describe('shapes and routing', () => {
+  it('keeps leading dimensions of x', async () => {
+    const [K, N] = [24, 10];
+    const xs = asStored('f32', normal(2 * 3 * K, 1));
+    const ws = asStored('bf16', normal(N * K, 2));
+    const x = await Tensor.fromArray(device, 'f32', [2, 3, K], xs);
+    const w = await Tensor.fromArray(device, 'bf16', [N, K], ws);
+    const g = new Graph(device);
+    const y = g.keep(linear(g, x, w));
+    expect(y.shape).toEqual([2, 3, N]);
+    expect(y.dtype).toBe('f32');
+    await g.run();
+    expectClose(await y.read(), linearRef(xs, ws, undefined, 6, N, K), TOLERANCE.f32, 'linear [2, 3, K]', scaleOf(xs, ws, undefined, 6, N, K));
+    g.dispose();
+    x.dispose();
+    w.dispose();
+  });
+
+  it('routes M ≤ 8 to matvec and larger M to matmul, one dispatch per chunk', async () => {
+    if (!device.has('timestamp-query')) return;
+    const K = 16;
+    const w = await ChunkedTensor.fromArray(device, 'bf16', [12, K], normal(12 * K, 1), 'w', 5 * K * 2);
+    for (const [M, family] of [[8, 'matvec'], [9, 'matmul']] as const) {
+      const x = await Tensor.fromArray(device, 'f32', [M, K], normal(M * K, 2));
+      const g = new Graph(device);
+      linear(g, x, w);
+      const labels = (await g.profile()).map((e) => e.label);
+      const expected = `${family}_bf16w_f32a_${selectLinearPreset(device, M, family)}`;
+      expect(labels).toEqual([expected, expected, expected]);
+      g.dispose();
+      x.dispose();
+    }
+    w.dispose();
+  });
+
+  it('every preset names a kernel the wrapper can build', () => {
+    for (const [name, p] of Object.entries(LINEAR_PRESETS)) {
+      if (p.kind === 'tiled') {
+        expect(p.BK % 8, name).toBe(0);
+        expect((p.BM / p.TM) * (p.BN / p.TN), name).toBeLessThanOrEqual(device.limits.maxComputeInvocationsPerWorkgroup);
+        expect(Math.max(p.TM, p.TN), name).toBeLessThanOrEqual(4);
+      }
+    }
+  });
+});
+
+describe('bad input', () => {
+  const t = (dtype: 'f32' | 'bf16' | 'i32', shape: number[], label?: string) => Tensor.fromArray(device, dtype, shape, new Float32Array(shape.reduce((a, b) => a * b, 1)), label);
+
+  it('names a weight whose K does not match x', async () => {
+    const x = await t('f32', [2, 4096]);
+    const w = await t('bf16', [8, 4095], 'q_proj.weight');
+    const g = new Graph(device);
+    expect(() => linear(g, x, w)).toThrow(InputError);
+    expect(() => linear(g, x, w)).toThrow(/weight 'q_proj\.weight' \[8, 4095\] does not match x .*\[\.\.\., 4096\]/);
+    for (const o of [g, x, w]) o.dispose();
+  });
+
+  it('rejects bad bias, output, dtypes and ranks', async () => {
+    const x = await t('f32', [3, 8], 'x');
+    const w = await t('bf16', [5, 8], 'w');
+    const g = new Graph(device);
+    const bias4 = await t('f32', [4], 'b');
+    expect(() => linear(g, x, w, { bias: bias4 })).toThrow(/bias 'b' has shape \[4\]; expected \[5\]/);
+    const out = await t('f32', [3, 4], 'y');
+    expect(() => linear(g, x, w, { out })).toThrow(/output 'y' has shape \[3, 4\]; expected \[3, 5\]/);
+    const outBf = await t('bf16', [3, 5], 'ybf');
+    expect(() => linear(g, x, w, { out: outBf })).toThrow(/output 'ybf' has dtype bf16; expected f32/);
+    const xi = await t('i32', [3, 8], 'ids');
+    expect(() => linear(g, xi, w)).toThrow(/input 'ids' has dtype i32/);
+    const w1 = await t('bf16', [8], 'vec');
+    expect(() => linear(g, x, w1)).toThrow(/weight 'vec' has shape \[8\]; expected \[N, K\]/);
+    for (const o of [g, x, w, bias4, out, outBf, xi, w1]) o.dispose();
+  });
+
+  it('rejects more than 8 rows in matvec', async () => {
+    const x = await t('f32', [9, 8], 'x');
+    const w = await t('bf16', [5, 8], 'w');
+    const g = new Graph(device);
+    expect(() => matvec(g, x, w)).toThrow(/x 'x' \[9, 8\] has 9 rows; at most 8/);
+    for (const o of [g, x, w]) o.dispose();
+  });
+});

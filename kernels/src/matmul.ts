@@ -1,0 +1,253 @@
+// Linear layers y = x · Wᵀ (+ b) with W as stored in the checkpoint, [N, K] (matmul.wgsl, matmul_broadcast.wgsl,
+// matvec.wgsl with matvec_reduce_subgroup.wgsl or matvec_reduce_shared.wgsl).
+//
+// Variants, all accumulating in f32:
+// - 'tiled' (matmul.wgsl): workgroup-memory tiles with a register block per invocation, for many rows on GPUs.
+// - 'splitk' (matvec.wgsl): decode (M ≤ 8) on GPUs; a team of lanes reads each row of W contiguously with wide
+//   loads and adds its partial sums with subgroup shuffles, or through workgroup memory without subgroups.
+// - 'broadcast' (matmul_broadcast.wgsl): CPU adapters (lavapipe), for both. There every lane's load is a scalar
+//   load per lane and barriers are expensive, so it uses no workgroup memory: each invocation keeps its own rows of
+//   W in registers and x values are shared by subgroup broadcasts. Measured on lavapipe at 4096×4096 bf16: about
+//   3× the tiled kernel's GFLOP/s at M = 512, and twice the split-K kernel's GB/s at M = 1.
+// Weights are read 8 at a time (one vec4<u32> of packed bf16/f16, or two vec4<f32>) when K is a multiple of 8;
+// otherwise rows of a 16-bit matrix straddle u32 words and a per-element reader (load_w) takes over.
+
+import { ChunkedTensor, type Device, type Graph, InputError, type Tensor, UniformLayout } from '@glm4v/core';
+import MATMUL_WGSL from './matmul.wgsl.js';
+import BROADCAST_WGSL from './matmul_broadcast.wgsl.js';
+import MATVEC_WGSL from './matvec.wgsl.js';
+import REDUCE_SUBGROUP_WGSL from './matvec_reduce_subgroup.wgsl.js';
+import REDUCE_SHARED_WGSL from './matvec_reduce_shared.wgsl.js';
+import { type ActDType, type WeightDType, assertDType, assertShape, checkActDType, prelude, variantTag } from './prelude.js';
+import { grid1d } from './grid.js';
+
+const PARAMS = new UniformLayout('M: u32, N: u32, K: u32, rows: u32, col0: u32, tiles_n: u32, tiles: u32, has_bias: u32');
+
+/** Rows of x up to which linear() uses matvec. */
+export const MATVEC_MAX_ROWS = 8;
+
+export interface LinearOptions {
+  /** [N], any float dtype. */
+  bias?: Tensor;
+  /** Write here instead of a new tensor: shape [..., N], x's dtype. */
+  out?: Tensor;
+}
+
+export type TiledPreset = { kind: 'tiled'; BM: number; BN: number; BK: number; TM: number; TN: number };
+/** TM rows of x per workgroup (fewer in the last tile, or for matvec), TN rows of W per invocation. */
+export type BroadcastPreset = { kind: 'broadcast'; TM: number; TN: number; WG: number };
+/** T lanes per row of W (lowered to the smallest subgroup size when reducing with subgroups), R rows per team. */
+export type SplitKPreset = { kind: 'splitk'; T: number; R: number; WG: number };
+export type LinearPreset = TiledPreset | BroadcastPreset | SplitKPreset;
+
+/** Every variant by name; the name ends the kernel label, e.g. 'matmul_bf16w_f32a_64x64x16'. */
+export const LINEAR_PRESETS = {
+  /** GPUs, M ≥ 64: 64×64 tile, 4×4 outputs per invocation, 256 invocations. */
+  '64x64x16': { kind: 'tiled', BM: 64, BN: 64, BK: 16, TM: 4, TN: 4 },
+  /** GPUs, 8 < M < 64: 32×64 tile, 2×4 outputs per invocation, 256 invocations. */
+  '32x64x16': { kind: 'tiled', BM: 32, BN: 64, BK: 16, TM: 2, TN: 4 },
+  /** GPUs, M ≤ 8: 32 lanes per row of W, 2 rows per team, 4 teams per workgroup. */
+  sk32x2: { kind: 'splitk', T: 32, R: 2, WG: 128 },
+  /** CPU adapters, any M: 8 rows of x × 4 rows of W per invocation, workgroups of 32 (on lavapipe, 8 to 64 measure
+   *  the same at M = 512, and 32–64 best at M = 1). */
+  bcast8x4: { kind: 'broadcast', TM: 8, TN: 4, WG: 32 },
+} as const satisfies Record<string, LinearPreset>;
+
+export type LinearPresetName = keyof typeof LINEAR_PRESETS;
+
+/** Which variant to run, for tests and benchmarks; linear/matmul/matvec choose it themselves. */
+export interface LinearVariant {
+  preset?: LinearPresetName;
+  /** How 'splitk' adds a team's partial sums. Default: 'subgroup' where the adapter allows it. */
+  reduce?: 'subgroup' | 'shared';
+}
+
+/** Software adapters run each workgroup as a loop on one CPU thread, 8 lanes per SIMD step (lavapipe). */
+export function isCpuAdapter(device: Device): boolean {
+  return device.adapter.isFallbackAdapter || device.adapter.architecture === 'software';
+}
+
+/** The broadcast kernel shares 8 x values through lanes 0..7 of each subgroup. */
+export function canBroadcast(device: Device): boolean {
+  return device.has('subgroups') && (device.adapter.subgroupMinSize ?? 0) >= 8;
+}
+
+/**
+ * The variant for M rows of x. On CPU adapters with subgroups of ≥ 8 lanes: 'bcast8x4', for matvec and matmul.
+ * Elsewhere: 'sk32x2' for matvec, and for matmul '32x64x16' below 64 rows, '64x64x16' from 64 rows.
+ */
+export function selectLinearPreset(device: Device, M: number, kind: 'matmul' | 'matvec'): LinearPresetName {
+  if (isCpuAdapter(device) && canBroadcast(device)) return 'bcast8x4';
+  if (kind === 'matvec') return 'sk32x2';
+  return M < 64 ? '32x64x16' : '64x64x16';
+}
+
+/** y[..., N] = x[..., K] · Wᵀ (+ b): matvec for M ≤ 8 rows of x, the tiled matmul otherwise. (nn.Linear) */
+export function linear(g: Graph, x: Tensor, w: Tensor | ChunkedTensor, opts: LinearOptions = {}): Tensor {
+  const M = rowsOf(x);
+  return M <= MATVEC_MAX_ROWS ? linearVariant(g, x, w, opts, 'matvec') : linearVariant(g, x, w, opts, 'matmul');
+}
+
+/** linear() through the many-row kernels, whatever M. */
+export function matmul(g: Graph, x: Tensor, w: Tensor | ChunkedTensor, opts: LinearOptions = {}): Tensor {
+  return linearVariant(g, x, w, opts, 'matmul');
+}
+
+/** linear() through the decode kernels; M ≤ 8. */
+export function matvec(g: Graph, x: Tensor, w: Tensor | ChunkedTensor, opts: LinearOptions = {}): Tensor {
+  return linearVariant(g, x, w, opts, 'matvec');
+}
+
+/** linear() with a chosen variant (tests, benchmarks). One dispatch per row chunk of W. */
+export function linearVariant(g: Graph, x: Tensor, w: Tensor | ChunkedTensor, opts: LinearOptions, kind: 'matmul' | 'matvec', variant: LinearVariant = {}): Tensor {
+  const m = w instanceof ChunkedTensor ? w : ChunkedTensor.single(w);
+  const { M, N, K } = checkArgs(g.device, kind, x, m, opts);
+  const name = variant.preset ?? selectLinearPreset(g.device, M, kind);
+  const preset: LinearPreset = LINEAR_PRESETS[name];
+  if ((kind === 'matvec' || preset.kind === 'splitk') && M > MATVEC_MAX_ROWS) {
+    throw new InputError(`${kind}: x '${x.label}' [${x.shape.join(', ')}] has ${M} rows; at most ${MATVEC_MAX_ROWS} go through matvec`);
+  }
+  const y = opts.out ?? g.tensor(x.dtype, [...x.shape.slice(0, -1), N], `${kind}_out`);
+  if (M === 0) return y;
+  const act = x.dtype as ActDType;
+  const wd = m.dtype as WeightDType;
+  const bias = opts.bias;
+  const vector = K % 8 === 0;
+  const reduce = variant.reduce ?? (canReduceWithSubgroups(g.device) ? 'subgroup' : 'shared');
+  const k = kernelFor(g.device, preset, name, reduce);
+  const code =
+    prelude({ act, weights: vector ? { b: bias ? bias.dtype as WeightDType : act } : { w: wd, b: bias ? bias.dtype as WeightDType : act }, subgroups: k.subgroups }) +
+    weightReader(wd, vector) +
+    k.code;
+  const label = `${kind}_${variantTag(wd, act)}_${k.name}${vector ? '' : '_k1'}`;
+  for (const c of m.chunks) {
+    const tilesN = Math.ceil(c.rows / k.colsPerTile);
+    const tiles = tilesN * Math.ceil(M / k.rowsPerTile);
+    g.dispatch({
+      kernel: { label, code, constants: k.constants },
+      uniforms: { layout: PARAMS, values: { M, N, K, rows: c.rows, col0: c.rowStart, tiles_n: tilesN, tiles, has_bias: bias ? 1 : 0 } },
+      // Without a bias, x stands in for the unused binding.
+      inputs: [x, c.tensor, bias ?? x],
+      outputs: [y],
+      workgroups: grid1d(g.device, tiles),
+    });
+  }
+  return y;
+}
+
+interface KernelChoice {
+  name: string;
+  code: string;
+  constants: Record<string, number>;
+  subgroups: boolean;
+  /** Rows of x and of W (columns of y) one workgroup covers. */
+  rowsPerTile: number;
+  colsPerTile: number;
+}
+
+function canReduceWithSubgroups(device: Device): boolean {
+  return device.has('subgroups') && (device.adapter.subgroupMinSize ?? 0) >= 1;
+}
+
+function kernelFor(device: Device, p: LinearPreset, name: string, reduce: 'subgroup' | 'shared'): KernelChoice {
+  if (p.kind === 'tiled') {
+    const WG = (p.BM / p.TM) * (p.BN / p.TN);
+    return { name, code: MATMUL_WGSL, constants: { BM: p.BM, BN: p.BN, BK: p.BK, TM: p.TM, TN: p.TN, WG }, subgroups: false, rowsPerTile: p.BM, colsPerTile: p.BN };
+  }
+  if (p.kind === 'broadcast') {
+    if (!canBroadcast(device)) throw new InputError(`variant '${name}' needs subgroups of at least 8 invocations, which this adapter lacks`);
+    return { name, code: BROADCAST_WGSL, constants: { WG: p.WG, TM: p.TM, TN: p.TN }, subgroups: true, rowsPerTile: p.TM, colsPerTile: p.WG * p.TN };
+  }
+  const sub = reduce === 'subgroup';
+  if (sub && !canReduceWithSubgroups(device)) throw new InputError(`variant '${name}' with subgroup reduction needs the subgroups feature, which this adapter lacks`);
+  // A team must sit inside one subgroup: T no larger than the smallest subgroup (both powers of two).
+  const T = sub ? Math.min(p.T, device.adapter.subgroupMinSize!) : p.T;
+  const code = MATVEC_WGSL + (sub ? REDUCE_SUBGROUP_WGSL : REDUCE_SHARED_WGSL);
+  return {
+    name: `sk${T}x${p.R}_${sub ? 'sg' : 'wg'}`,
+    code,
+    constants: { WG: p.WG, T, R: p.R },
+    subgroups: sub,
+    rowsPerTile: MATVEC_MAX_ROWS,
+    colsPerTile: (p.WG / T) * p.R,
+  };
+}
+
+/**
+ * WGSL reading 8 consecutive weights of a row: struct W8 (weights k+0,2,4,6 in e, k+1,3,5,7 in o), the binding's
+ * element type WV, and w8(row, group). Vector form (K a multiple of 8): one vec4<u32> of packed bf16/f16 widened
+ * exactly, or two vec4<f32>. Scalar form: load_w per element from the prelude, 0 past K.
+ */
+function weightReader(wd: WeightDType, vector: boolean): string {
+  const head = 'struct W8 { e: vec4f, o: vec4f }\n';
+  if (!vector) {
+    return (
+      head +
+      'alias WV = WS_w;\n' +
+      'fn wk(base: u32, k: u32) -> f32 { return select(0.0, load_w(base + min(k, p.K - 1u)), k < p.K); }\n' +
+      'fn w8(row: u32, g: u32) -> W8 {\n' +
+      '  let base = row * p.K;\n  let k = g * 8u;\n' +
+      '  return W8(vec4f(wk(base, k), wk(base, k + 2u), wk(base, k + 4u), wk(base, k + 6u)),\n' +
+      '            vec4f(wk(base, k + 1u), wk(base, k + 3u), wk(base, k + 5u), wk(base, k + 7u)));\n}\n'
+    );
+  }
+  if (wd === 'bf16') {
+    return (
+      head +
+      'alias WV = vec4<u32>;\n' +
+      'fn w8(row: u32, g: u32) -> W8 {\n' +
+      '  let v = w[row * (p.K / 8u) + g];\n' +
+      '  return W8(bitcast<vec4f>(v << vec4u(16u)), bitcast<vec4f>(v & vec4u(0xffff0000u)));\n}\n'
+    );
+  }
+  if (wd === 'f16') {
+    return (
+      head +
+      'alias WV = vec4<u32>;\n' +
+      'fn w8(row: u32, g: u32) -> W8 {\n' +
+      '  let v = w[row * (p.K / 8u) + g];\n' +
+      '  let a = unpack2x16float(v.x);\n  let b = unpack2x16float(v.y);\n  let c = unpack2x16float(v.z);\n  let d = unpack2x16float(v.w);\n' +
+      '  return W8(vec4f(a.x, b.x, c.x, d.x), vec4f(a.y, b.y, c.y, d.y));\n}\n'
+    );
+  }
+  return (
+    head +
+    'alias WV = vec4<f32>;\n' +
+    'fn w8(row: u32, g: u32) -> W8 {\n' +
+    '  let i = 2u * (row * (p.K / 8u) + g);\n  let a = w[i];\n  let b = w[i + 1u];\n' +
+    '  return W8(vec4f(a.x, a.z, b.x, b.z), vec4f(a.y, a.w, b.y, b.w));\n}\n'
+  );
+}
+
+function rowsOf(x: Tensor): number {
+  const K = x.shape[x.shape.length - 1];
+  return K ? x.numel / K : 0;
+}
+
+function checkArgs(device: Device, what: string, x: Tensor, w: ChunkedTensor, opts: LinearOptions): { M: number; N: number; K: number } {
+  assertDType(`${what} input '${x.label}'`, x.dtype, ['f32', 'f16']);
+  checkActDType(device, x.dtype as ActDType, `${what} input '${x.label}'`);
+  if (x.shape.length < 1) throw new InputError(`${what}: input '${x.label}' is a scalar; expected [..., K]`);
+  assertDType(`${what} weight '${w.label}'`, w.dtype, ['f32', 'f16', 'bf16']);
+  if (w.shape.length !== 2) throw new InputError(`${what}: weight '${w.label}' has shape [${w.shape.join(', ')}]; expected [N, K]`);
+  const [N, K] = w.shape;
+  const Kx = x.shape[x.shape.length - 1];
+  if (K !== Kx) throw new InputError(`${what}: weight '${w.label}' [${w.shape.join(', ')}] does not match x '${x.label}' [..., ${Kx}]`);
+  if (N === 0 || K === 0) throw new InputError(`${what}: weight '${w.label}' [${w.shape.join(', ')}] is empty`);
+  needsF16(device, what, `weight '${w.label}'`, w.dtype);
+  for (const c of w.chunks) assertShape(`${what} weight chunk '${c.tensor.label}'`, c.tensor.shape, [c.rows, K]);
+  if (opts.bias) {
+    assertDType(`${what} bias '${opts.bias.label}'`, opts.bias.dtype, ['f32', 'f16', 'bf16']);
+    assertShape(`${what} bias '${opts.bias.label}'`, opts.bias.shape, [N]);
+    needsF16(device, what, `bias '${opts.bias.label}'`, opts.bias.dtype);
+  }
+  if (opts.out) {
+    assertShape(`${what} output '${opts.out.label}'`, opts.out.shape, [...x.shape.slice(0, -1), N]);
+    assertDType(`${what} output '${opts.out.label}'`, opts.out.dtype, [x.dtype]);
+  }
+  return { M: rowsOf(x), N, K };
+}
+
+function needsF16(device: Device, what: string, name: string, dtype: string): void {
+  if (dtype === 'f16' && !device.has('shader-f16')) throw new InputError(`${what}: ${name} is f16, which needs the shader-f16 feature that this adapter lacks`);
+}

@@ -1,0 +1,89 @@
+// y[m, col0 + n] = Σ_k x[m, k] · w[n, k] (+ b[col0 + n]): the tiled matmul for many rows (prefill).
+// A workgroup computes a BM × BN tile of y; x and w tiles of depth BK pass through workgroup memory (w widened to
+// f32 once per tile), and each invocation accumulates a TM × TN register block in f32. Its rows are strided by
+// BM / TM and its columns by BN / TN, so neighbouring invocations read neighbouring workgroup-memory words.
+// M, N (= rows of this chunk) and K need not divide the tiles: loads outside x or w read 0, stores are masked.
+// Tiles are numbered wid.x + wid.y · nwg.x (grids above 65535 workgroups; grid.ts).
+// The wrapper prepends the dtype prelude: A, load_b, and W8 / w8(row, group) reading 8 weights of a row.
+// Bindings: params, x [M, K] (A), w [rows, K] (WV), b [N] (WS_b, read only when p.has_bias), y [M, N] (A).
+
+override BM: u32 = 64u;
+override BN: u32 = 64u;
+override BK: u32 = 16u; // a multiple of 8 (w is read 8 weights at a time)
+override TM: u32 = 4u;  // ≤ MAX_T
+override TN: u32 = 4u;  // ≤ MAX_T
+override WG: u32 = 256u; // (BM / TM) · (BN / TN)
+const MAX_T = 4u;
+
+struct Params { M: u32, N: u32, K: u32, rows: u32, col0: u32, tiles_n: u32, tiles: u32, has_bias: u32 }
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<A>;
+@group(0) @binding(2) var<storage, read> w: array<WV>;
+@group(0) @binding(3) var<storage, read> b: array<WS_b>;
+@group(0) @binding(4) var<storage, read_write> y: array<A>;
+
+var<workgroup> xs: array<f32, BK * BM>; // xs[k · BM + m]
+var<workgroup> ws: array<f32, BK * BN>; // ws[k · BN + n]
+
+fn load_tiles(m0: u32, n0: u32, k0: u32, lid: u32) {
+  for (var i = lid; i < BM * BK; i += WG) {
+    let m = i / BK;
+    let k = i % BK;
+    var v = 0.0;
+    if (m0 + m < p.M && k0 + k < p.K) { v = f32(x[(m0 + m) * p.K + k0 + k]); }
+    xs[k * BM + m] = v;
+  }
+  let groups = BK / 8u;
+  for (var i = lid; i < BN * groups; i += WG) {
+    let n = i / groups;
+    let g = k0 / 8u + i % groups;
+    var v = W8(vec4f(0.0), vec4f(0.0));
+    if (n0 + n < p.rows && g * 8u < p.K) { v = w8(n0 + n, g); }
+    let at = (i % groups) * 8u * BN + n;
+    ws[at] = v.e.x;
+    ws[at + BN] = v.o.x;
+    ws[at + 2u * BN] = v.e.y;
+    ws[at + 3u * BN] = v.o.y;
+    ws[at + 4u * BN] = v.e.z;
+    ws[at + 5u * BN] = v.o.z;
+    ws[at + 6u * BN] = v.e.w;
+    ws[at + 7u * BN] = v.o.w;
+  }
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let tile = wid.x + wid.y * nwg.x;
+  if (tile >= p.tiles) { return; } // uniform per workgroup: the barriers below stay uniform
+  let m0 = (tile / p.tiles_n) * BM;
+  let n0 = (tile % p.tiles_n) * BN;
+  let tx = lid % (BN / TN);
+  let ty = lid / (BN / TN);
+  var acc: array<array<f32, MAX_T>, MAX_T>;
+  for (var k0 = 0u; k0 < p.K; k0 += BK) {
+    load_tiles(m0, n0, k0, lid);
+    workgroupBarrier();
+    for (var kk = 0u; kk < BK; kk++) {
+      var a: array<f32, MAX_T>;
+      var c: array<f32, MAX_T>;
+      for (var i = 0u; i < TM; i++) { a[i] = xs[kk * BM + ty + i * (BM / TM)]; }
+      for (var j = 0u; j < TN; j++) { c[j] = ws[kk * BN + tx + j * (BN / TN)]; }
+      for (var i = 0u; i < TM; i++) {
+        for (var j = 0u; j < TN; j++) { acc[i][j] = fma(a[i], c[j], acc[i][j]); }
+      }
+    }
+    workgroupBarrier(); // every tile read before the next load overwrites it
+  }
+  for (var i = 0u; i < TM; i++) {
+    let m = m0 + ty + i * (BM / TM);
+    for (var j = 0u; j < TN; j++) {
+      let n = n0 + tx + j * (BN / TN);
+      if (m < p.M && n < p.rows) {
+        var v = acc[i][j];
+        if (p.has_bias != 0u) { v += load_b(p.col0 + n); }
+        y[m * p.N + p.col0 + n] = A(v);
+      }
+    }
+  }
+}
