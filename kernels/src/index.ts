@@ -7,5 +7,5 @@ export { ropeText, ropeVision, ropeFrequencies, MAX_ROPE_FREQUENCIES, type RopeT
 export { siluMul, gelu, add, addInPlace } from './pointwise.js';
 export { embedding, checkTokenIds } from './embedding.js';
 export { posEmbedBicubic, type PosEmbedOptions } from './posembed.js';
-export { permuteDownsampleWeight } from './patch_embed.js';
+export { permuteDownsampleWeight, patchEmbed, downsample } from './patch_embed.js';
 export { linear, matmul, matvec, linearVariant, selectLinearPreset, isCpuAdapter, canBroadcast, LINEAR_PRESETS, MATVEC_MAX_ROWS, type LinearOptions, type LinearVariant, type LinearPreset, type LinearPresetName } from './matmul.js';

@@ -5,6 +5,7 @@ import { type Graph, InputError, type Tensor, UniformLayout, itemSize } from '@g
 import PATCH_EMBED_WGSL from './patch_embed.wgsl.js';
 import { assertShape } from './prelude.js';
 import { grid1d } from './grid.js';
+import { linear } from './matmul.js';
 
 const PARAMS = new UniformLayout('words: u32, c: u32');
 const WG = 256;
@@ -31,4 +32,35 @@ export function permuteDownsampleWeight(g: Graph, w: Tensor): Tensor {
     workgroups: grid1d(g.device, Math.ceil(invocations / WG)),
   });
   return out;
+}
+
+/**
+ * Patch embedding: the Conv3d with kernel = stride = (2, 14, 14) covers a whole patch, so it is a linear map of the
+ * flattened patches: patches [S, K] · reshape(W, [hidden, K])ᵀ + b → [S, hidden]. W is the checkpoint's
+ * [hidden, C, T, P, P] (flatten order c, t, y, x, as the patches are built) or already [hidden, K].
+ * (Glm4vVisionPatchEmbed; spec §6.1)
+ */
+export function patchEmbed(g: Graph, patches: Tensor, w: Tensor, b: Tensor): Tensor {
+  if (w.shape.length < 2) throw new InputError(`patchEmbed weight '${w.label}' has shape [${w.shape.join(', ')}]; expected [hidden, C, T, P, P] or [hidden, K]`);
+  const hidden = w.shape[0];
+  const k = hidden === 0 ? 0 : w.numel / hidden;
+  if (patches.shape.length !== 2) throw new InputError(`patchEmbed patches '${patches.label}' has shape [${patches.shape.join(', ')}]; expected [S, ${k}]`);
+  assertShape(`patchEmbed patches '${patches.label}'`, patches.shape, [undefined, k]);
+  assertShape(`patchEmbed bias '${b.label}'`, b.shape, [hidden]);
+  return linear(g, patches, w.shape.length === 2 ? w : w.reshape([hidden, k]), { bias: b }); // [S, K] -> [S, hidden]
+}
+
+/**
+ * The 2×2 downsample conv as a GEMM: x [S, C] (the four patches of each merge window on consecutive rows) viewed
+ * as [S/4, 4C], times W'ᵀ (W' [O, 4C] from permuteDownsampleWeight) plus b → [S/4, O].
+ * (Glm4vVisionModel.downsample; spec §6.6)
+ */
+export function downsample(g: Graph, x: Tensor, wPermuted: Tensor, b: Tensor): Tensor {
+  if (x.shape.length !== 2 || x.shape[0] % 4 !== 0) {
+    throw new InputError(`downsample input '${x.label}' has shape [${x.shape.join(', ')}]; expected [S, C] with S a multiple of 4 (whole 2×2 windows)`);
+  }
+  const [s, c] = x.shape;
+  assertShape(`downsample weight '${wPermuted.label}'`, wPermuted.shape, [undefined, 4 * c]);
+  assertShape(`downsample bias '${b.label}'`, b.shape, [wPermuted.shape[0]]);
+  return linear(g, x.reshape([s / 4, 4 * c]), wPermuted, { bias: b }); // [S, C] = [S/4, 4C] -> [S/4, O]
 }

@@ -15,24 +15,27 @@ struct Params {
 @group(0) @binding(1) var<storage, read> src: array<u32>;
 @group(0) @binding(2) var<storage, read_write> dst: array<u32>;
 
-// The element of W that lands at element e of W'.
-fn source(e: u32) -> u32 {
-  let width = 4u * p.c;
-  let k = e % width; // (2i + j)·C + ch
-  return (e - k) + (k % p.c) * 4u + k / p.c;
-}
-
-fn half_at(e: u32) -> u32 {
-  let s = source(e);
+fn half_at(s: u32) -> u32 {
   return (src[s >> 1u] >> ((s & 1u) * 16u)) & 0xffffu;
 }
 
-// 16-bit W with C odd: one output word per invocation, built from two 16-bit elements found one by one.
+// 16-bit W with C odd: one output word per invocation, elements e = 2w and e + 1 found one by one (two integer
+// divisions for both: e's row and (q, ch), then e + 1 is the next channel, carrying into q and the row).
 @compute @workgroup_size(WG)
 fn permute_downsample(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let w = (wid.x + wid.y * nwg.x) * WG + lid;
   if (w >= p.words) { return; }
-  dst[w] = half_at(2u * w) | (half_at(2u * w + 1u) << 16u);
+  let width = 4u * p.c;
+  let e = 2u * w;
+  var row = e / width;
+  let k = e - row * width; // (2i + j)·C + ch
+  var q = k / p.c;
+  var ch = k - q * p.c;
+  let first = half_at(row * width + ch * 4u + q);
+  ch += 1u;
+  if (ch == p.c) { ch = 0u; q += 1u; }
+  if (q == 4u) { q = 0u; row += 1u; }
+  dst[w] = first | (half_at(row * width + ch * 4u + q) << 16u);
 }
 
 // 32-bit W: one invocation per (o, ch); W[o][ch][·][·] is four consecutive words, element q = 2i + j of them goes
