@@ -254,6 +254,22 @@ describe('load failures release everything', () => {
     await ckpt.close();
   });
 
+  it('dispose() after one request of a Promise.all failed also frees what the others were still uploading', async () => {
+    const { dir } = await bigFolder();
+    const ckpt = await Checkpoint.open(dir);
+    const before = device.pool.stats.bytesInUse;
+    const w = new WeightLoader(ckpt, device, { maxStagingBytes: 64 * 1024 });
+    const layers = w.scope('model.language_model.layers');
+    const requests = [0, 1, 2, 3].map((i) => layers.matrix(`${i}.mlp.down_proj.weight`, [256, 1024]));
+    const all = Promise.all([...requests, layers.get('4.mlp.down_proj.weight', [1024, 256])]);
+    await expect(all).rejects.toThrow(/expected shape \[1024, 256\], found \[256, 1024\]/);
+    w.dispose(); // what a model's load does on failure, while requests 0..3 are still queued or uploading
+    const settled = await Promise.allSettled(requests);
+    expect(settled.some((s) => s.status === 'rejected' && s.reason instanceof AbortError)).toBe(true);
+    expect(device.pool.stats.bytesInUse).toBe(before);
+    await ckpt.close();
+  });
+
   it('a shard truncated after opening fails the load naming file and tensor, and frees everything', async () => {
     const { dir } = await bigFolder();
     const ckpt = await Checkpoint.open(dir);

@@ -9,7 +9,7 @@
 // The shape (and, when asked, the dtype) is checked before anything is allocated. Weights keep the checkpoint's
 // dtype: bf16 stays packed in u32 words, no conversion pass. A key counts as used as soon as it is asked for.
 
-import { ChunkedTensor, CheckpointError, type DType, type Device, InputError, LimitError, Tensor, numelOf, itemSize, storageBytes } from '@glm4v/core';
+import { AbortError, ChunkedTensor, CheckpointError, type DType, type Device, InputError, LimitError, Tensor, numelOf, itemSize, storageBytes } from '@glm4v/core';
 import type { Checkpoint } from './checkpoint.js';
 import type { SafetensorsDType, TensorInfo } from './safetensors.js';
 import { type LoadOptions, Uploader } from './upload.js';
@@ -56,6 +56,7 @@ export class WeightLoader {
   private readonly used = new Set<string>();
   private readonly missing = new Set<string>();
   private readonly owned = new Set<Tensor>();
+  private disposed = false;
 
   constructor(ckpt: Checkpoint, device: Device, opts: LoadOptions = {}) {
     this.ckpt = ckpt;
@@ -96,14 +97,22 @@ export class WeightLoader {
     await this.up.exclusive(() => this.up.sync());
   }
 
-  /** Frees every tensor this loader uploaded. */
+  /**
+   * Frees every tensor this loader uploaded. Requests still queued or in flight (e.g. the rest of a Promise.all
+   * whose first member failed) then fail with AbortError and free what they allocated.
+   */
   dispose(): void {
+    this.disposed = true;
     for (const t of this.owned) t.dispose();
     this.owned.clear();
   }
 
   has(key: string): boolean {
     return this.ckpt.tensors.has(key);
+  }
+
+  private throwIfDisposed(): void {
+    if (this.disposed) throw new AbortError(`loading from ${this.ckpt.dir} was cancelled: the weight loader was disposed`);
   }
 
   /** The tensor's entry after checking its shape and dtype; marks it used. */
@@ -130,12 +139,15 @@ export class WeightLoader {
 
   /** Allocates, fills from the checkpoint, and tracks a tensor; frees it again if filling fails. */
   private async fill<T extends Tensor | ChunkedTensor>(make: () => Promise<T>, copy: (t: T) => Promise<void>): Promise<T> {
+    this.throwIfDisposed();
     this.up.throwIfAborted();
     const t = await make();
     const parts = t instanceof ChunkedTensor ? t.chunks.map((c) => c.tensor) : [t as Tensor];
     for (const p of parts) this.owned.add(p);
     try {
+      this.throwIfDisposed();
       await copy(t);
+      this.throwIfDisposed();
     } catch (e) {
       for (const p of parts) {
         this.owned.delete(p);
