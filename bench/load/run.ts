@@ -15,7 +15,7 @@ import { mkdtemp, open, rm, statfs } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type ChunkedTensor, Device } from '@glm4v/core';
-import { Checkpoint, loadCheckpoint } from '@glm4v/runtime';
+import { Checkpoint, loadCheckpoint } from '@glm4v/runtime/internal';
 import { writeSynthetic } from './synthetic.js';
 
 function arg(name: string): string | undefined {

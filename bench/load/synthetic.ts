@@ -5,7 +5,7 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { rng } from '@glm4v/core/testing';
-import { writeSafetensors, type TensorStream } from '@glm4v/runtime';
+import { writeSafetensors, type TensorStream } from '@glm4v/runtime/internal';
 
 export interface Spec {
   name: string;

@@ -1,21 +1,36 @@
-export * from './config.js';
-export { SafetensorsFile, DTYPE_SIZES, MAX_HEADER_BYTES, type SafetensorsDType, type TensorInfo } from './checkpoint/safetensors.js';
-export { writeSafetensors, type TensorData, type TensorStream } from './checkpoint/writer.js';
-export { Checkpoint, INDEX_FILE, SINGLE_FILE } from './checkpoint/checkpoint.js';
-export { KEY_RENAMES, renameKey } from './checkpoint/renames.js';
-export { type LoadOptions, type LoadProgress, DEFAULT_STAGING_BYTES } from './checkpoint/upload.js';
-export { WeightLoader, type WeightScope, type GetOptions, type MatrixOptions } from './checkpoint/weights.js';
+// @glm4v/runtime: GLM-4.1V-9B-Thinking on WebGPU from its Hugging Face checkpoint.
+//   const model = await Glm4v.load(dir, { onProgress, signal });
+//   for await (const ev of model.generate({ messages }, options)) ...
+// The pieces underneath (model, kernels' wiring, preprocessing, tokenizer) are in '@glm4v/runtime/internal'.
+
+export {
+  Glm4v,
+  type Glm4vLoadOptions,
+  type GenerateRequest,
+  type GenerateEvent,
+  type GenerateResult,
+  type GenerateOptions,
+  type GenerationStats,
+  type FinishReason,
+  type Phase,
+} from './glm4v.js';
+export type { Message, ContentPart } from './prompt/chat-template.js';
+export type { ImageInput } from './preprocess/types.js';
 export { loadCheckpoint, type LoadedCheckpoint } from './checkpoint/load.js';
-export { smartResize, roundHalfEven, MAX_ASPECT_RATIO, type SmartResizeOptions } from './preprocess/smart-resize.js';
-export { resizeBicubic } from './preprocess/resample.js';
-export { decodeImage, MAX_INPUT_PIXELS } from './preprocess/decode.js';
-export { patchify, checkPreprocessorConfig } from './preprocess/patchify.js';
-export { preprocessImages, preprocessRgb, imageTargetSize } from './preprocess/image.js';
-export { preprocessVideo, probeVideo, sampleFrameIndices, VIDEO_SAMPLE_FPS, VIDEO_MAX_DURATION, type VideoMetadata, type VideoOptions } from './preprocess/video.js';
-export type { ImageInput, PreparedImages, PreparedVideo, RgbImage } from './preprocess/types.js';
-export { ropeIndex } from './rope-index.js';
-export { Tokenizer, TextStream } from './prompt/tokenizer.js';
-export { ChatTemplate, type ContentPart, type Message } from './prompt/chat-template.js';
-export { DEFAULT_CHAT_TEMPLATE } from './prompt/default-template.js';
-export { expandPlaceholders, IMAGE_TOKEN, VIDEO_TOKEN } from './prompt/placeholders.js';
-export { makeTinyTokenizer, writeTinyTokenizer, tinySpecialIds, bytesToUnicode, TINY_SPECIAL_TOKENS, GLM_SPLIT_PATTERN, type TinySpecialToken } from './prompt/tiny-tokenizer.js';
+export type { LoadOptions, LoadProgress } from './checkpoint/upload.js';
+export * from './config.js';
+export {
+  Device,
+  type DeviceOptions,
+  Glm4vError,
+  CheckpointError,
+  ConfigError,
+  InputError,
+  ContextOverflowError,
+  ShaderCompileError,
+  DeviceError,
+  DeviceLostError,
+  LimitError,
+  OutOfMemoryError,
+  AbortError,
+} from '@glm4v/core';

@@ -1,0 +1,56 @@
+// Generation options as the user gives them, resolved against generation_config.json the way transformers
+// does: do_sample false means greedy; absent sampling values take transformers' defaults (temperature 1,
+// top-k 50, top-p 1); the repetition penalty applies in greedy decoding too.
+
+import { InputError } from '@glm4v/core';
+import type { SamplingOptions } from '@glm4v/kernels';
+import type { GenerationConfig } from '../config.js';
+
+export interface GenerateOptions {
+  /** Stop after this many new tokens (default: generation_config.json's max_new_tokens, else 8192). */
+  maxNewTokens?: number;
+  /** 0 = greedy. Default: generation_config.json (greedy unless it sets do_sample). */
+  temperature?: number;
+  /** 0 = no top-k cut. */
+  topK?: number;
+  /** 1 = no nucleus cut. */
+  topP?: number;
+  /** 1 = none. */
+  repetitionPenalty?: number;
+  /** Same seed, same output. Default: a random seed, reported in the stats. */
+  seed?: number;
+  /** KV-cache size in tokens (default: prompt + maxNewTokens, at most max_position_embeddings). */
+  contextLength?: number;
+  signal?: AbortSignal;
+}
+
+export interface ResolvedOptions {
+  /** undefined: plain argmax (greedy with no penalty). */
+  sampling?: SamplingOptions;
+  maxNewTokens: number;
+  seed: number;
+}
+
+function check(name: string, v: number | undefined, ok: (v: number) => boolean, what: string): void {
+  if (v !== undefined && (typeof v !== 'number' || !ok(v))) throw new InputError(`option ${name} = ${v}: expected ${what}`);
+}
+
+export function resolveOptions(gen: GenerationConfig, o: GenerateOptions): ResolvedOptions {
+  check('maxNewTokens', o.maxNewTokens, (v) => Number.isInteger(v) && v >= 1, 'an integer ≥ 1');
+  check('temperature', o.temperature, (v) => Number.isFinite(v) && v >= 0, 'a number ≥ 0');
+  check('topK', o.topK, (v) => Number.isInteger(v) && v >= 0, 'an integer ≥ 0');
+  check('topP', o.topP, (v) => v > 0 && v <= 1, 'a number in (0, 1]');
+  check('repetitionPenalty', o.repetitionPenalty, (v) => Number.isFinite(v) && v > 0, 'a number > 0');
+  check('seed', o.seed, (v) => Number.isInteger(v) && v >= 0 && v < 2 ** 32, 'an integer in [0, 2^32)');
+  const sampled = o.temperature !== undefined ? o.temperature > 0 : gen.doSample;
+  const temperature = sampled ? (o.temperature ?? gen.temperature ?? 1) : 0;
+  const repetitionPenalty = o.repetitionPenalty ?? gen.repetitionPenalty ?? 1;
+  const seed = o.seed ?? Math.floor(Math.random() * 2 ** 32);
+  const maxNewTokens = o.maxNewTokens ?? gen.maxNewTokens ?? 8192;
+  if (temperature === 0 && repetitionPenalty === 1) return { maxNewTokens, seed };
+  return {
+    sampling: { temperature, topK: o.topK ?? gen.topK ?? (sampled ? 50 : 0), topP: o.topP ?? gen.topP ?? 1, repetitionPenalty, seed },
+    maxNewTokens,
+    seed,
+  };
+}

@@ -1,0 +1,259 @@
+// The library's front door:
+//   const model = await Glm4v.load(dir, { onProgress, signal });
+//   for await (const ev of model.generate({ messages }, { maxNewTokens: 512 })) { ... }
+//   model.dispose();
+// Prompt → chat template → placeholders expanded → tokens; images/videos → patches; prefill; then one recorded
+// decode step replayed per token, streaming text split into thinking and answer (spec §8.4).
+
+import { AbortError, ContextOverflowError, Device, type DeviceOptions, InputError } from '@glm4v/core';
+import { createSamplerState, markPresent } from '@glm4v/kernels';
+import { Graph, Tensor } from '@glm4v/core';
+import type { LoadOptions } from './checkpoint/upload.js';
+import type { GenerationConfig, PreprocessorConfig } from './config.js';
+import { type GenerateOptions, resolveOptions } from './generate/options.js';
+import { type Phase, PhaseSplitter } from './generate/phases.js';
+import type { Glm4vModel, NextToken, PrefillInput } from './model/glm4v.js';
+import { loadModel } from './model/load.js';
+import { preprocessImages } from './preprocess/image.js';
+import type { ImageInput, PreparedVideo } from './preprocess/types.js';
+import { preprocessVideo } from './preprocess/video.js';
+import { ChatTemplate, type Message } from './prompt/chat-template.js';
+import { expandPlaceholders } from './prompt/placeholders.js';
+import { TextStream, Tokenizer } from './prompt/tokenizer.js';
+
+export type { GenerateOptions } from './generate/options.js';
+export type { Phase } from './generate/phases.js';
+
+export interface GenerateRequest {
+  messages: readonly Message[];
+}
+
+export type FinishReason = 'stop' | 'length' | 'abort';
+
+export interface GenerationStats {
+  promptTokens: number;
+  generatedTokens: number;
+  /** From the call to the first new token: preprocessing, vision and prefill. */
+  timeToFirstTokenMs: number;
+  prefillMs: number;
+  prefillTokensPerSecond: number;
+  decodeMs: number;
+  /** Tokens after the first, per second of decoding. */
+  decodeTokensPerSecond: number;
+  totalMs: number;
+  seed: number;
+}
+
+export type GenerateEvent =
+  | { type: 'token'; id: number }
+  | { type: 'text'; text: string; phase: Phase }
+  | { type: 'done'; finishReason: FinishReason; stats: GenerationStats };
+
+export interface GenerateResult {
+  thinking: string;
+  answer: string;
+  tokens: number[];
+  finishReason: FinishReason;
+  stats: GenerationStats;
+}
+
+export interface Glm4vLoadOptions extends LoadOptions {
+  /** A device to use (kept alive after dispose); by default one is created and owned. */
+  device?: Device;
+  deviceOptions?: DeviceOptions;
+  /** KV-cache element type: f32 (exact, default) or f16 (half the memory; needs shader-f16). */
+  kvCacheDType?: 'f32' | 'f16';
+}
+
+export class Glm4v {
+  readonly dir: string;
+  readonly model: Glm4vModel;
+  readonly tokenizer: Tokenizer;
+  readonly template: ChatTemplate;
+  readonly generation: GenerationConfig;
+  readonly imageConfig: PreprocessorConfig;
+  readonly videoConfig: PreprocessorConfig;
+  private readonly ownsDevice: boolean;
+  private readonly kvCacheDType: 'f32' | 'f16';
+  private busy = false;
+
+  private constructor(dir: string, model: Glm4vModel, parts: { tokenizer: Tokenizer; template: ChatTemplate; generation: GenerationConfig; image: PreprocessorConfig; video: PreprocessorConfig }, ownsDevice: boolean, kv: 'f32' | 'f16') {
+    this.dir = dir;
+    this.model = model;
+    this.tokenizer = parts.tokenizer;
+    this.template = parts.template;
+    this.generation = parts.generation;
+    this.imageConfig = parts.image;
+    this.videoConfig = parts.video;
+    this.ownsDevice = ownsDevice;
+    this.kvCacheDType = kv;
+  }
+
+  /** Loads a checkpoint folder: configs, tokenizer, chat template and weights (streamed to the GPU). */
+  static async load(dir: string, opts: Glm4vLoadOptions = {}): Promise<Glm4v> {
+    const tokenizer = await Tokenizer.load(dir);
+    const template = await ChatTemplate.load(dir);
+    const device = opts.device ?? (await Device.create(opts.deviceOptions));
+    try {
+      const { model, configs } = await loadModel(dir, device, opts);
+      if (tokenizer.vocabSize > configs.model.text.vocabSize) {
+        model.dispose();
+        throw new InputError(`${dir}: the tokenizer has ${tokenizer.vocabSize} ids but the model's vocabulary is ${configs.model.text.vocabSize}`);
+      }
+      return new Glm4v(dir, model, { tokenizer, template, generation: configs.generation, image: configs.image, video: configs.video }, !opts.device, opts.kvCacheDType ?? 'f32');
+    } catch (e) {
+      if (!opts.device) device.dispose();
+      throw e;
+    }
+  }
+
+  get device(): Device {
+    return this.model.device;
+  }
+
+  /** The prompt's text and ids as the model will see them (template rendered, placeholders expanded). */
+  async prepare(request: GenerateRequest): Promise<{ text: string; input: PrefillInput }> {
+    const images: ImageInput[] = [];
+    const videos: string[] = [];
+    for (const m of request.messages ?? []) {
+      if (typeof m?.content === 'string' || !Array.isArray(m?.content)) continue;
+      for (const p of m.content) {
+        if (p?.type === 'image') images.push(p.image);
+        else if (p?.type === 'video') videos.push(p.video);
+      }
+    }
+    const rendered = this.template.render(request.messages, { addGenerationPrompt: true });
+    const merge = this.model.config.vision.spatialMergeSize;
+    const img = images.length ? await preprocessImages(images, this.imageConfig) : undefined;
+    const vids: PreparedVideo[] = [];
+    for (const v of videos) vids.push(await preprocessVideo(v, this.videoConfig));
+    const text = expandPlaceholders(rendered, img?.grids ?? [], vids.map((v) => ({ grid: v.grids[0], timestamps: v.timestamps })), merge);
+    const input: PrefillInput = { ids: Int32Array.from(this.tokenizer.encode(text)) };
+    if (img) input.images = { pixelValues: img.pixelValues, grids: img.grids };
+    if (vids.length) input.videos = { pixelValues: concat(vids.map((v) => v.pixelValues)), grids: vids.flatMap((v) => v.grids) };
+    return { text, input };
+  }
+
+  /**
+   * Streams a reply: `token` events (ids), `text` events (decoded pieces, each tagged thinking or answer, never
+   * ending inside a UTF-8 character), and a final `done` event with the finish reason and stats.
+   */
+  async *generate(request: GenerateRequest, options: GenerateOptions = {}): AsyncGenerator<GenerateEvent> {
+    if (this.busy) throw new InputError('this model is already generating; wait for the other generate() to finish');
+    this.busy = true;
+    try {
+      yield* this.run(request, options);
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private async *run(request: GenerateRequest, options: GenerateOptions): AsyncGenerator<GenerateEvent> {
+    const t0 = performance.now();
+    const opt = resolveOptions(this.generation, options);
+    const { input } = await this.prepare(request);
+    const maxPos = this.model.config.text.maxPositionEmbeddings;
+    const prompt = input.ids.length;
+    const capacity = Math.min(options.contextLength ?? prompt + opt.maxNewTokens, maxPos);
+    if (prompt >= capacity) {
+      throw new ContextOverflowError(`the prompt has ${prompt} tokens; the context holds ${capacity} (max_position_embeddings ${maxPos}${options.contextLength ? `, contextLength ${options.contextLength}` : ''}), leaving no room to answer`);
+    }
+    if (options.signal?.aborted) throw new AbortError('generation aborted before it started');
+    const session = await this.model.createSession(capacity, this.kvCacheDType);
+    const state = opt.sampling ? await createSamplerState(this.device, this.model.config.text.vocabSize) : undefined;
+    const next: NextToken = opt.sampling && state ? { kind: 'sample', options: opt.sampling, state } : { kind: 'argmax' };
+    let step: Awaited<ReturnType<Glm4vModel['recordDecode']>> | undefined;
+    try {
+      if (state) await this.markPrompt(state, input.ids);
+      const tPrefill = performance.now();
+      await this.model.prefill(session, input, { next, signal: options.signal });
+      const eos = new Set(this.generation.eosTokenIds);
+      const stream = new TextStream(this.tokenizer);
+      const phases = new PhaseSplitter();
+      let token = (await session.token.read())[0];
+      const tFirst = performance.now();
+      let generated = 0;
+      let finish: FinishReason = 'length';
+      for (;;) {
+        generated++;
+        if (eos.has(token)) {
+          finish = 'stop';
+          break;
+        }
+        yield { type: 'token', id: token };
+        for (const piece of phases.push(stream.push(token))) yield { type: 'text', ...piece };
+        if (generated >= opt.maxNewTokens || session.length >= session.capacity) break;
+        if (options.signal?.aborted) {
+          finish = 'abort';
+          break;
+        }
+        step ??= this.model.recordDecode(session, { next });
+        await step.run(generated);
+        token = (await session.token.read())[0];
+      }
+      for (const piece of phases.push(stream.flush())) yield { type: 'text', ...piece };
+      for (const piece of phases.flush()) yield { type: 'text', ...piece };
+      const tEnd = performance.now();
+      const decodeMs = tEnd - tFirst;
+      yield {
+        type: 'done',
+        finishReason: finish,
+        stats: {
+          promptTokens: prompt,
+          generatedTokens: generated,
+          timeToFirstTokenMs: tFirst - t0,
+          prefillMs: tFirst - tPrefill,
+          prefillTokensPerSecond: prompt / ((tFirst - tPrefill) / 1000),
+          decodeMs,
+          decodeTokensPerSecond: generated > 1 ? (generated - 1) / (decodeMs / 1000) : 0,
+          totalMs: tEnd - t0,
+          seed: opt.seed,
+        },
+      };
+    } finally {
+      step?.dispose();
+      state?.presence.dispose();
+      session.dispose();
+    }
+  }
+
+  /** The repetition penalty counts the prompt's tokens as seen, as transformers does. */
+  private async markPrompt(state: Awaited<ReturnType<typeof createSamplerState>>, ids: Int32Array): Promise<void> {
+    const t = await Tensor.fromArray(this.device, 'i32', [ids.length], ids, 'prompt_ids');
+    const g = new Graph(this.device, 'mark-prompt');
+    markPresent(g, state, t);
+    await g.run();
+    g.dispose();
+    t.dispose();
+  }
+
+  /** Runs generate() to the end and returns the whole reply. */
+  async generateText(request: GenerateRequest, options: GenerateOptions = {}): Promise<GenerateResult> {
+    const out: GenerateResult = { thinking: '', answer: '', tokens: [], finishReason: 'length', stats: undefined as never };
+    for await (const ev of this.generate(request, options)) {
+      if (ev.type === 'token') out.tokens.push(ev.id);
+      else if (ev.type === 'text') out[ev.phase] += ev.text;
+      else {
+        out.finishReason = ev.finishReason;
+        out.stats = ev.stats;
+      }
+    }
+    return out;
+  }
+
+  /** Frees the weights (and the device, when this object created it). */
+  dispose(): void {
+    this.model.dispose();
+    if (this.ownsDevice) this.device.dispose();
+  }
+}
+
+function concat(parts: Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}

@@ -1,0 +1,314 @@
+// Glm4vForConditionalGeneration on the GPU: the vision tower, the decoder and the two ways of running it —
+// prefill (one pass over the prompt, in chunks so activation memory stays bounded) and decode (one recorded
+// step replayed per token). Spec §8.4 is the outline followed here.
+
+import { AbortError, ContextOverflowError, type Device, Graph, InputError, type Params, Tensor } from '@glm4v/core';
+import { type SamplerState, type SamplingOptions, argmax, embedding, sample } from '@glm4v/kernels';
+import type { Glm4vConfig } from '../config.js';
+import { ropeIndex } from '../rope-index.js';
+import { Session } from './session.js';
+import { Glm4vTextModel } from './text.js';
+import { Glm4vVisionModel } from './vision.js';
+import { type Grid, visionLayout } from './vision-layout.js';
+import type { WeightSource } from './weights.js';
+
+/** Flattened patches of all images (or all videos) of a prompt, in prompt order, with their grids. */
+export interface VisionInput {
+  pixelValues: Float32Array;
+  grids: readonly Grid[];
+}
+
+export interface PrefillInput {
+  ids: Int32Array;
+  images?: VisionInput;
+  videos?: VisionInput;
+}
+
+/** How the next token is chosen on the GPU: greedy, or sampled with a session's sampler state. */
+export type NextToken = { kind: 'argmax' } | { kind: 'sample'; options: SamplingOptions; state: SamplerState };
+
+export interface PrefillOptions {
+  next?: NextToken;
+  /** Logits of every position instead of the last one only (conformance checks). */
+  allLogits?: boolean;
+  /** Read the logits back (always true with allLogits). */
+  readLogits?: boolean;
+  /** Read back the named intermediate activations of the fixtures (image_embeds, inputs_embeds, ...). */
+  taps?: boolean;
+  /** Tokens per prefill pass; default from the device's binding limit. */
+  chunkTokens?: number;
+  signal?: AbortSignal;
+}
+
+export type Taps = Record<string, Float32Array | Int32Array>;
+
+export interface PrefillResult {
+  /** [rows, V] f32 when read: every position with allLogits, else the last one. */
+  logits?: Float32Array;
+  taps?: Taps;
+}
+
+export interface DecodeOptions {
+  next?: NextToken;
+  /** Keep the step's logits so they can be read (`step.logits`). */
+  keepLogits?: boolean;
+}
+
+/** A recorded decode step, replayed once per token. */
+export class DecodeStep {
+  constructor(
+    private readonly graph: Graph,
+    private readonly session: Session,
+    readonly logits: Tensor | undefined,
+  ) {}
+
+  /** Appends session.token to the cache and chooses the next one into session.token. */
+  async run(step: number): Promise<void> {
+    const s = this.session;
+    if (s.length >= s.capacity) throw new ContextOverflowError(`the context of ${s.capacity} tokens is full`);
+    await this.graph.run({ pos: s.length, ropePos: s.length + s.ropeDelta, step });
+    s.length++;
+  }
+
+  dispose(): void {
+    this.graph.dispose();
+  }
+}
+
+export class Glm4vModel {
+  readonly device: Device;
+  readonly config: Glm4vConfig;
+  readonly vision: Glm4vVisionModel;
+  readonly text: Glm4vTextModel;
+
+  constructor(device: Device, config: Glm4vConfig, vision: Glm4vVisionModel, text: Glm4vTextModel) {
+    this.device = device;
+    this.config = config;
+    this.vision = vision;
+    this.text = text;
+  }
+
+  /** Builds every module from a weight source whose root is the checkpoint root. */
+  static async build(device: Device, config: Glm4vConfig, w: WeightSource): Promise<Glm4vModel> {
+    const vision = await Glm4vVisionModel.load(w.scope('model.visual'), config.vision);
+    try {
+      const text = await Glm4vTextModel.load(w.scope('model.language_model'), w.scope('lm_head'), config.text);
+      return new Glm4vModel(device, config, vision, text);
+    } catch (e) {
+      vision.dispose();
+      throw e;
+    }
+  }
+
+  async createSession(capacity: number, cacheDType: 'f32' | 'f16' = 'f32'): Promise<Session> {
+    return Session.create(this.device, this.config.text, capacity, cacheDType);
+  }
+
+  /** Tokens per prefill pass such that the widest activation ([n, 2·intermediate] f32) fits one binding. */
+  defaultChunkTokens(): number {
+    const t = this.config.text;
+    const widest = Math.max(2 * t.intermediateSize, t.numHeads * t.headDim, t.hiddenSize) * 4;
+    return Math.max(1, Math.min(512, Math.floor(this.device.limits.maxStorageBufferBindingSize / widest)));
+  }
+
+  /** Runs the vision tower over every image (or video temporal patch): embeddings [tokens, out_hidden]. */
+  async encodeVision(v: VisionInput): Promise<{ embeds: Tensor; dispose(): void }> {
+    const c = this.config.vision;
+    const layout = visionLayout(v.grids, c.spatialMergeSize);
+    const patchLen = c.inChannels * c.temporalPatchSize * c.patchSize * c.patchSize;
+    if (v.pixelValues.length !== layout.patches * patchLen) {
+      throw new InputError(`pixel values hold ${v.pixelValues.length / patchLen} patches of ${patchLen}; the grids describe ${layout.patches}`);
+    }
+    const d = this.device;
+    const owned = [
+      await Tensor.fromArray(d, 'f32', [layout.patches, patchLen], v.pixelValues, 'pixel_values'),
+      await Tensor.fromArray(d, 'i32', [layout.patches, 4], layout.patchInfo, 'patch_info'),
+      await Tensor.fromArray(d, 'i32', [layout.patches, 2], layout.coords, 'patch_coords'),
+    ];
+    const g = new Graph(d, 'vision');
+    const embeds = g.keep(this.vision.forward(g, { pixels: owned[0], patchInfo: owned[1], coords: owned[2], segments: layout.segments }));
+    try {
+      await g.run();
+    } finally {
+      owned.forEach((t) => t.dispose());
+    }
+    return { embeds, dispose: () => g.dispose() };
+  }
+
+  /**
+   * Runs the prompt through the decoder, appending it to the session's cache, and chooses the next token into
+   * session.token. Positions follow spec §8 (get_rope_index), offset for a session that already holds tokens.
+   */
+  async prefill(session: Session, input: PrefillInput, opts: PrefillOptions = {}): Promise<PrefillResult> {
+    const ids = input.ids;
+    const S = ids.length;
+    if (S === 0) throw new InputError('prefill: the prompt has no tokens');
+    if (session.length + S > session.capacity) {
+      throw new ContextOverflowError(`the prompt has ${S} tokens; the session holds ${session.length} of ${session.capacity}`);
+    }
+    if (input.images && input.videos) throw new InputError('a prompt carries images or videos, not both (spec §5.2)');
+    const tok = this.config.tokens;
+    const mm = input.images ?? input.videos;
+    const placeholders = ids.reduce((n, id) => n + (id === tok.image ? 1 : 0), 0);
+    const merge = this.config.vision.spatialMergeSize;
+    const expected = (mm?.grids ?? []).reduce((n, [t, h, w]) => n + (t * h * w) / (merge * merge), 0);
+    if (placeholders !== expected) {
+      throw new InputError(`the prompt has ${placeholders} image placeholder tokens (id ${tok.image}); the images/videos give ${expected} embeddings`);
+    }
+    for (let i = 0; i < S; i++) {
+      if (ids[i] < 0 || ids[i] >= this.config.text.vocabSize) throw new InputError(`token id ${ids[i]} at ${i} is outside the vocabulary of ${this.config.text.vocabSize}`);
+    }
+    const rope = ropeIndex(ids, input.images?.grids ?? [], input.videos?.grids ?? [], tok, merge);
+    const offset = session.length + session.ropeDelta; // base of the first new run: running max + 1 (spec §8.2)
+    const positions = offset === 0 ? rope.positions : rope.positions.map((p) => p + offset);
+
+    const vision = mm ? await this.encodeVision(mm) : undefined;
+    try {
+      const result = await this.prefillChunks(session, ids, positions, vision?.embeds, opts);
+      if (opts.taps) {
+        result.taps!.position_ids = positions;
+        if (vision) result.taps!.image_embeds = (await vision.embeds.read()) as Float32Array;
+      }
+      session.length += S;
+      session.ropeDelta = offset + rope.ropeDelta;
+      return result;
+    } finally {
+      vision?.dispose();
+    }
+  }
+
+  private async prefillChunks(session: Session, ids: Int32Array, positions: Int32Array, imageEmbeds: Tensor | undefined, opts: PrefillOptions): Promise<PrefillResult> {
+    const S = ids.length;
+    const C = opts.chunkTokens ?? this.defaultChunkTokens();
+    const tapParts: Record<string, Float32Array[]> = { inputs_embeds: [], hidden_states_layer0: [], last_hidden_state: [], logits: [] };
+    let imageRow = 0;
+    let logits: Float32Array | undefined;
+    for (let s0 = 0; s0 < S; s0 += C) {
+      if (opts.signal?.aborted) throw new AbortError('prefill aborted');
+      const s1 = Math.min(S, s0 + C);
+      const chunk = await this.prefillChunk(session, ids, positions, s0, s1, imageEmbeds, imageRow, opts);
+      imageRow += chunk.imageRows;
+      for (const [k, v] of Object.entries(chunk.taps)) tapParts[k].push(v);
+      if (chunk.logits && opts.allLogits) tapParts.logits.push(chunk.logits);
+      else if (chunk.logits) logits = chunk.logits;
+    }
+    const result: PrefillResult = {};
+    if (opts.allLogits) result.logits = concat(tapParts.logits);
+    else if (logits) result.logits = logits;
+    if (opts.taps) {
+      result.taps = {};
+      for (const k of ['inputs_embeds', 'hidden_states_layer0', 'last_hidden_state']) result.taps[k] = concat(tapParts[k]);
+    }
+    return result;
+  }
+
+  /** One prefill pass over tokens [s0, s1): embeddings, image rows, every layer; logits and the choice on the last. */
+  private async prefillChunk(
+    session: Session,
+    ids: Int32Array,
+    positions: Int32Array,
+    s0: number,
+    s1: number,
+    imageEmbeds: Tensor | undefined,
+    imageRow: number,
+    opts: PrefillOptions,
+  ): Promise<{ imageRows: number; taps: Record<string, Float32Array>; logits?: Float32Array }> {
+    const d = this.device;
+    const t = this.config.text;
+    const n = s1 - s0;
+    const S = ids.length;
+    const last = s1 === S;
+    const rowBytes = t.hiddenSize * 4;
+    const pos = new Int32Array(3 * n);
+    for (let r = 0; r < 3; r++) pos.set(positions.subarray(r * S + s0, r * S + s1), r * n);
+    const idsT = await Tensor.fromArray(d, 'i32', [n], ids.subarray(s0, s1), 'input_ids');
+    const posT = await Tensor.fromArray(d, 'i32', [3, n], pos, 'position_ids');
+    const g = new Graph(d, `prefill[${s0}:${s1}]`);
+    const kept: Record<string, Tensor> = {};
+    const tap = (name: string, x: Tensor) => {
+      if (!opts.taps) return;
+      kept[name] = g.keep(g.tensor('f32', x.shape, name));
+      g.copy(x, kept[name]);
+    };
+    try {
+      const x = embedding(g, this.text.embedTokens, idsT); //                                       [n, D]  (embed_tokens)
+      let imageRows = 0;
+      for (const [a, b] of runsOf(ids, this.config.tokens.image, s0, s1)) {
+        // rows of image placeholders take the next image embeddings, in order (spec §5.2)
+        g.copy(imageEmbeds!, x, (b - a) * rowBytes, (imageRow + imageRows) * rowBytes, (a - s0) * rowBytes);
+        imageRows += b - a;
+      }
+      tap('inputs_embeds', x);
+      this.text.layers.forEach((layer, i) => {
+        layer.forward(g, x, { kind: 'prefill', positions: posT, start: session.length + s0 }, session.caches[i], t);
+        if (i === 0) tap('hidden_states_layer0', x);
+      });
+      let logitsT: Tensor | undefined;
+      if (opts.allLogits || opts.taps) {
+        const all = this.text.logits(g, x); //                                                       [n, V]  (norm, lm_head)
+        tap('last_hidden_state', all.normed);
+        if (opts.allLogits) logitsT = g.keep(all.logits);
+      }
+      if (last) {
+        const lastRow = g.tensor('f32', [1, t.hiddenSize], 'last_row');
+        g.copy(x, lastRow, rowBytes, (n - 1) * rowBytes);
+        const lastLogits = this.text.logits(g, lastRow).logits; //                                    [1, V]
+        if (!opts.allLogits && opts.readLogits) logitsT = g.keep(lastLogits);
+        this.choose(g, lastLogits, opts.next ?? { kind: 'argmax' }, session, () => 0);
+      }
+      await g.run();
+      const taps: Record<string, Float32Array> = {};
+      for (const [k, v] of Object.entries(kept)) taps[k] = (await v.read()) as Float32Array;
+      return { imageRows, taps, logits: logitsT ? ((await logitsT.read()) as Float32Array) : undefined };
+    } finally {
+      g.dispose();
+      idsT.dispose();
+      posT.dispose();
+    }
+  }
+
+  private choose(g: Graph, logits: Tensor, next: NextToken, session: Session, step: (p: Params) => number): void {
+    if (next.kind === 'argmax') argmax(g, logits, session.token);
+    else sample(g, logits, next.state, next.options, step, session.token);
+  }
+
+  /** Records the decode step for a session: embed session.token, every layer, lm_head, choose the next token. */
+  recordDecode(session: Session, opts: DecodeOptions = {}): DecodeStep {
+    const t = this.config.text;
+    const g = new Graph(this.device, 'decode');
+    const x = embedding(g, this.text.embedTokens, session.token); //                                [1, D]
+    const at = { kind: 'decode' as const, pos: (p: Params) => p.pos, ropePos: (p: Params) => p.ropePos };
+    this.text.layers.forEach((layer, i) => layer.forward(g, x, at, session.caches[i], t));
+    const logits = this.text.logits(g, x).logits; //                                                 [1, V]
+    if (opts.keepLogits) g.keep(logits);
+    this.choose(g, logits, opts.next ?? { kind: 'argmax' }, session, (p) => p.step);
+    return new DecodeStep(g, session, opts.keepLogits ? logits : undefined);
+  }
+
+  dispose(): void {
+    this.vision.dispose();
+    this.text.dispose();
+  }
+}
+
+/** [a, b) runs of `id` within [s0, s1). */
+function runsOf(ids: Int32Array, id: number, s0: number, s1: number): [number, number][] {
+  const runs: [number, number][] = [];
+  for (let i = s0; i < s1; i++) {
+    if (ids[i] !== id) continue;
+    const a = i;
+    while (i < s1 && ids[i] === id) i++;
+    runs.push([a, i]);
+  }
+  return runs;
+}
+
+function concat(parts: Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}

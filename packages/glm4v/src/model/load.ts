@@ -1,0 +1,42 @@
+// Loading the model from a checkpoint folder: configs, strict scoped weights (every key used, none missing),
+// streamed to the GPU with progress; on any failure or abort everything uploaded so far is freed.
+
+import type { Device } from '@glm4v/core';
+import { Checkpoint } from '../checkpoint/checkpoint.js';
+import type { LoadOptions } from '../checkpoint/upload.js';
+import { WeightLoader } from '../checkpoint/weights.js';
+import { type GenerationConfig, type Glm4vConfig, type PreprocessorConfig, readConfigs } from '../config.js';
+import { Glm4vModel } from './glm4v.js';
+import { RandomWeights } from './weights.js';
+
+export interface LoadedModel {
+  model: Glm4vModel;
+  configs: { model: Glm4vConfig; generation: GenerationConfig; image: PreprocessorConfig; video: PreprocessorConfig };
+}
+
+export async function loadModel(dir: string, device: Device, opts: LoadOptions = {}): Promise<LoadedModel> {
+  const configs = await readConfigs(dir);
+  const ckpt = await Checkpoint.open(dir);
+  const weights = new WeightLoader(ckpt, device, opts);
+  try {
+    const model = await Glm4vModel.build(device, configs.model, weights.scope(''));
+    weights.finish();
+    return { model, configs };
+  } catch (e) {
+    weights.dispose();
+    throw e;
+  } finally {
+    await ckpt.close();
+  }
+}
+
+/** The model with random weights made on the GPU at the shapes of `config` (no checkpoint). */
+export async function randomModel(device: Device, config: Glm4vConfig, opts: { seed?: number } = {}): Promise<Glm4vModel> {
+  const weights = new RandomWeights(device, opts);
+  try {
+    return await Glm4vModel.build(device, config, weights);
+  } catch (e) {
+    weights.dispose();
+    throw e;
+  }
+}

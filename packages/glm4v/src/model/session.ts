@@ -1,0 +1,50 @@
+// One conversation's state on the GPU: a KV cache per decoder layer (preallocated for the requested context),
+// how many tokens it holds, the rotary offset (ropeDelta, spec §8.2), and the last chosen token, which the next
+// decode step reads directly on the GPU.
+
+import { type Device, InputError, Tensor } from '@glm4v/core';
+import { type KvCache, createKvCache } from '@glm4v/kernels';
+import type { TextConfig } from '../config.js';
+
+export class Session {
+  readonly capacity: number;
+  readonly caches: readonly KvCache[];
+  /** u32 [1]: the last token chosen (by prefill or a decode step), not yet in the cache. */
+  readonly token: Tensor;
+  /** Tokens in the cache. */
+  length = 0;
+  /** Rotary position of cache index n is n + ropeDelta (≤ 0 after images). */
+  ropeDelta = 0;
+  private disposed = false;
+
+  private constructor(capacity: number, caches: KvCache[], token: Tensor) {
+    this.capacity = capacity;
+    this.caches = caches;
+    this.token = token;
+  }
+
+  static async create(device: Device, c: TextConfig, capacity: number, cacheDType: 'f32' | 'f16' = 'f32'): Promise<Session> {
+    if (!Number.isInteger(capacity) || capacity < 1 || capacity > c.maxPositionEmbeddings) {
+      throw new InputError(`context of ${capacity} tokens: expected 1 to ${c.maxPositionEmbeddings} (max_position_embeddings)`);
+    }
+    const caches: KvCache[] = [];
+    try {
+      for (let i = 0; i < c.numLayers; i++) caches.push(await createKvCache(device, c.numKvHeads, capacity, c.headDim, cacheDType, `kv.layers.${i}`));
+      return new Session(capacity, caches, await Tensor.empty(device, 'u32', [1], 'session.token'));
+    } catch (e) {
+      for (const kv of caches) [kv.k, kv.v].forEach((t) => t.dispose());
+      throw e;
+    }
+  }
+
+  get isDisposed(): boolean {
+    return this.disposed;
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const kv of this.caches) [kv.k, kv.v].forEach((t) => t.dispose());
+    this.token.dispose();
+  }
+}

@@ -1,0 +1,119 @@
+// The GLM-4 decoder, module by module as in the checkpoint (`model.language_model.*`, `lm_head`, spec §7):
+// token embeddings, layers with four "sandwich" RMSNorms, grouped-query attention with partial 3-D rotary, the
+// fused gate/up SwiGLU, the final norm and the untied lm_head.
+
+import type { ChunkedTensor, Graph, Params, Tensor } from '@glm4v/core';
+import { type KvCache, attentionDecode, attentionPrefill, linear, rmsNorm, ropeText, siluMul } from '@glm4v/kernels';
+import type { TextConfig } from '../config.js';
+import type { WeightSource } from './weights.js';
+
+/** Where a step's tokens sit: a prefill chunk (host positions) or one replayed decode token (params). */
+export type StepPositions =
+  | { kind: 'prefill'; /** i32 [3, S] (t, h, w) */ positions: Tensor; /** cache index of the chunk's first token */ start: number }
+  | { kind: 'decode'; /** cache index of the token */ pos: (p: Params) => number; /** its rotary position (index + ropeDelta) */ ropePos: (p: Params) => number };
+
+interface Projection {
+  weight: ChunkedTensor;
+  bias?: Tensor;
+}
+
+/** model.language_model.layers.N */
+export class DecoderLayer {
+  constructor(
+    readonly inputLayernorm: Tensor,
+    readonly qProj: Projection,
+    readonly kProj: Projection,
+    readonly vProj: Projection,
+    readonly oProj: Projection,
+    readonly postSelfAttnLayernorm: Tensor,
+    readonly postAttentionLayernorm: Tensor,
+    readonly gateUpProj: ChunkedTensor,
+    readonly downProj: ChunkedTensor,
+    readonly postMlpLayernorm: Tensor,
+  ) {}
+
+  static async load(w: WeightSource, c: TextConfig): Promise<DecoderLayer> {
+    const D = c.hiddenSize;
+    const kvDim = c.numKvHeads * c.headDim;
+    const qDim = c.numHeads * c.headDim;
+    const attn = w.scope('self_attn');
+    // q/k/v always carry biases, o_proj never (pitfall 6)
+    const proj = async (name: string, rows: number, cols: number, bias: boolean): Promise<Projection> => ({
+      weight: await attn.matrix(`${name}.weight`, [rows, cols]),
+      bias: bias ? await attn.get(`${name}.bias`, [rows]) : undefined,
+    });
+    return new DecoderLayer(
+      await w.get('input_layernorm.weight', [D]),
+      await proj('q_proj', qDim, D, true),
+      await proj('k_proj', kvDim, D, true),
+      await proj('v_proj', kvDim, D, true),
+      await proj('o_proj', D, qDim, false),
+      await w.get('post_self_attn_layernorm.weight', [D]),
+      await w.get('post_attention_layernorm.weight', [D]),
+      await w.matrix('mlp.gate_up_proj.weight', [2 * c.intermediateSize, D]),
+      await w.matrix('mlp.down_proj.weight', [D, c.intermediateSize]),
+      await w.get('post_mlp_layernorm.weight', [D]),
+    );
+  }
+
+  /** x [S, D] updated in place; keys and values of these tokens written to `cache`.  (Glm4vTextDecoderLayer.forward) */
+  forward(g: Graph, x: Tensor, at: StepPositions, cache: KvCache, c: TextConfig): void {
+    const eps = c.rmsNormEps;
+    const heads = { numHeads: c.numHeads, numKvHeads: c.numKvHeads, headDim: c.headDim };
+    const rope = { headDim: c.headDim, rotaryDim: c.rotaryDim, sections: c.mropeSection, theta: c.ropeTheta, positions: at.kind === 'prefill' ? at.positions : at.ropePos };
+    const a = rmsNorm(g, x, this.inputLayernorm, eps); //                                         (input_layernorm)
+    const q = ropeText(g, linear(g, a, this.qProj.weight, { bias: this.qProj.bias }), { ...rope, numHeads: c.numHeads }); // [S, Hq·d]
+    const k = ropeText(g, linear(g, a, this.kProj.weight, { bias: this.kProj.bias }), { ...rope, numHeads: c.numKvHeads }); // [S, Hkv·d]
+    const v = linear(g, a, this.vProj.weight, { bias: this.vProj.bias });
+    const o =
+      at.kind === 'prefill'
+        ? attentionPrefill(g, q, k, v, cache, { ...heads, start: at.start })
+        : attentionDecode(g, q, k, v, cache, { ...heads, pos: at.pos }); //                          (self_attn, causal GQA)
+    rmsNorm(g, linear(g, o, this.oProj.weight), this.postSelfAttnLayernorm, eps, { out: x, accumulate: true }); // x += norm(o_proj(o))
+    const m = rmsNorm(g, x, this.postAttentionLayernorm, eps); //                                  the pre-MLP norm (pitfall 4)
+    const act = siluMul(g, linear(g, m, this.gateUpProj)); //                                      [S, I]  (mlp: gate | up halves)
+    rmsNorm(g, linear(g, act, this.downProj), this.postMlpLayernorm, eps, { out: x, accumulate: true }); // x += norm(down(act))
+  }
+
+  dispose(): void {
+    for (const p of [this.qProj, this.kProj, this.vProj, this.oProj]) {
+      p.weight.dispose();
+      p.bias?.dispose();
+    }
+    for (const t of [this.inputLayernorm, this.postSelfAttnLayernorm, this.postAttentionLayernorm, this.gateUpProj, this.downProj, this.postMlpLayernorm]) t.dispose();
+  }
+}
+
+/** model.language_model + lm_head */
+export class Glm4vTextModel {
+  constructor(
+    readonly config: TextConfig,
+    readonly embedTokens: ChunkedTensor,
+    readonly layers: DecoderLayer[],
+    readonly norm: Tensor,
+    readonly lmHead: ChunkedTensor,
+  ) {}
+
+  /** `w` is scoped at `model.language_model`, `head` at `lm_head`. */
+  static async load(w: WeightSource, head: WeightSource, c: TextConfig): Promise<Glm4vTextModel> {
+    const embed = await w.matrix('embed_tokens.weight', [c.vocabSize, c.hiddenSize]);
+    const layers: DecoderLayer[] = [];
+    for (let i = 0; i < c.numLayers; i++) layers.push(await DecoderLayer.load(w.scope(`layers.${i}`), c));
+    const norm = await w.get('norm.weight', [c.hiddenSize]);
+    const lmHead = await head.matrix('weight', [c.vocabSize, c.hiddenSize]); // untied (pitfall 22)
+    return new Glm4vTextModel(c, embed, layers, norm, lmHead);
+  }
+
+  /** Final norm and vocabulary projection: h [n, D] -> logits [n, V].  (norm, lm_head) */
+  logits(g: Graph, h: Tensor): { normed: Tensor; logits: Tensor } {
+    const normed = rmsNorm(g, h, this.norm, this.config.rmsNormEps);
+    return { normed, logits: linear(g, normed, this.lmHead) };
+  }
+
+  dispose(): void {
+    this.embedTokens.dispose();
+    for (const l of this.layers) l.dispose();
+    this.norm.dispose();
+    this.lmHead.dispose();
+  }
+}

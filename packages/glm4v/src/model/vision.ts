@@ -1,0 +1,187 @@
+// The vision tower, module by module as in the checkpoint (`model.visual.*`, spec §6): patch embedding,
+// post-conv RMSNorm, the learned position table resampled to each grid, 2-D rotary attention blocks restricted
+// to each image, post RMSNorm, the 2×2 downsample conv and the merger MLP.
+
+import { type ChunkedTensor, Graph, Tensor } from '@glm4v/core';
+import {
+  addInPlace,
+  attentionSegments,
+  downsample,
+  gelu,
+  layerNorm,
+  linear,
+  patchEmbed,
+  permuteDownsampleWeight,
+  posEmbedBicubic,
+  rmsNorm,
+  ropeVision,
+  siluMul,
+} from '@glm4v/kernels';
+import type { VisionConfig } from '../config.js';
+import type { WeightSource } from './weights.js';
+
+const ROPE_THETA = 10000;
+const MERGER_LAYERNORM_EPS = 1e-5;
+
+/** model.visual.blocks.N */
+export class VisionBlock {
+  constructor(
+    readonly norm1: Tensor,
+    readonly q: ChunkedTensor,
+    readonly k: ChunkedTensor,
+    readonly v: ChunkedTensor,
+    readonly proj: ChunkedTensor,
+    readonly norm2: Tensor,
+    readonly gateProj: ChunkedTensor,
+    readonly upProj: ChunkedTensor,
+    readonly downProj: ChunkedTensor,
+  ) {}
+
+  static async load(w: WeightSource, c: VisionConfig): Promise<VisionBlock> {
+    const D = c.hiddenSize;
+    const F = c.outHiddenSize; // the ViT MLP is out_hidden_size wide (pitfall 5)
+    const [q, k, v] = await w.rows('attn.qkv.weight', [3 * D, D], [[0, D], [D, 2 * D], [2 * D, 3 * D]]);
+    return new VisionBlock(
+      await w.get('norm1.weight', [D]),
+      q,
+      k,
+      v,
+      await w.matrix('attn.proj.weight', [D, D]),
+      await w.get('norm2.weight', [D]),
+      await w.matrix('mlp.gate_proj.weight', [F, D]),
+      await w.matrix('mlp.up_proj.weight', [F, D]),
+      await w.matrix('mlp.down_proj.weight', [D, F]),
+    );
+  }
+
+  /** x [S, D] updated in place.  (Glm4vVisionBlock.forward) */
+  forward(g: Graph, x: Tensor, coords: Tensor, segments: readonly number[], c: VisionConfig): void {
+    const heads = { numHeads: c.numHeads, headDim: c.headDim };
+    const h = rmsNorm(g, x, this.norm1, c.rmsNormEps); //                        [S, D]   (norm1)
+    const q = ropeVision(g, linear(g, h, this.q), coords, { ...heads, theta: ROPE_THETA }); // (attn.qkv, apply_rotary_pos_emb_vision)
+    const k = ropeVision(g, linear(g, h, this.k), coords, { ...heads, theta: ROPE_THETA });
+    const v = linear(g, h, this.v);
+    const o = attentionSegments(g, q, k, v, segments, heads); //                  [S, D]   (Glm4vVisionAttention, per-image segments)
+    addInPlace(g, x, linear(g, o, this.proj)); //                                   x += proj(o)
+    const m = rmsNorm(g, x, this.norm2, c.rmsNormEps); //                          (norm2)
+    const act = siluMul(g, linear(g, m, this.gateProj), linear(g, m, this.upProj)); // [S, F]  (Glm4VisionMlp)
+    addInPlace(g, x, linear(g, act, this.downProj)); //                             x += down(act)
+  }
+
+  dispose(): void {
+    for (const t of [this.norm1, this.q, this.k, this.v, this.proj, this.norm2, this.gateProj, this.upProj, this.downProj]) t.dispose();
+  }
+}
+
+/** model.visual.merger */
+export class PatchMerger {
+  constructor(
+    readonly proj: ChunkedTensor,
+    readonly normWeight: Tensor,
+    readonly normBias: Tensor,
+    readonly gateProj: ChunkedTensor,
+    readonly upProj: ChunkedTensor,
+    readonly downProj: ChunkedTensor,
+  ) {}
+
+  static async load(w: WeightSource, c: VisionConfig): Promise<PatchMerger> {
+    const O = c.outHiddenSize;
+    const I = c.intermediateSize; // the merger's width (pitfall 5)
+    return new PatchMerger(
+      await w.matrix('proj.weight', [O, O]),
+      await w.get('post_projection_norm.weight', [O]),
+      await w.get('post_projection_norm.bias', [O]),
+      await w.matrix('gate_proj.weight', [I, O]),
+      await w.matrix('up_proj.weight', [I, O]),
+      await w.matrix('down_proj.weight', [O, I]),
+    );
+  }
+
+  /** [n, O] -> [n, O]: proj → LayerNorm → exact GELU → SwiGLU MLP, no residual.  (Glm4vVisionPatchMerger) */
+  forward(g: Graph, y: Tensor): Tensor {
+    const z = gelu(g, layerNorm(g, linear(g, y, this.proj), this.normWeight, this.normBias, MERGER_LAYERNORM_EPS));
+    return linear(g, siluMul(g, linear(g, z, this.gateProj), linear(g, z, this.upProj)), this.downProj);
+  }
+
+  dispose(): void {
+    for (const t of [this.proj, this.normWeight, this.normBias, this.gateProj, this.upProj, this.downProj]) t.dispose();
+  }
+}
+
+/** Inputs of one vision forward pass, already on the GPU. */
+export interface VisionInputs {
+  /** f32 [S, C·T·P·P] flattened patches in merge-window order. */
+  pixels: Tensor;
+  /** i32 [S, 4] (row, col, gh, gw) per patch. */
+  patchInfo: Tensor;
+  /** i32 [S, 2] (row, col) per patch. */
+  coords: Tensor;
+  segments: readonly number[];
+}
+
+/** model.visual */
+export class Glm4vVisionModel {
+  constructor(
+    readonly config: VisionConfig,
+    readonly patchEmbedWeight: Tensor,
+    readonly patchEmbedBias: Tensor,
+    readonly postConvLayernorm: Tensor,
+    readonly positionEmbedding: Tensor,
+    readonly blocks: VisionBlock[],
+    readonly postLayernorm: Tensor,
+    readonly downsampleWeight: Tensor,
+    readonly downsampleBias: Tensor,
+    readonly merger: PatchMerger,
+  ) {}
+
+  static async load(w: WeightSource, c: VisionConfig): Promise<Glm4vVisionModel> {
+    const D = c.hiddenSize;
+    const O = c.outHiddenSize;
+    const P = c.patchSize;
+    const patchLen = c.inChannels * c.temporalPatchSize * P * P;
+    const grid = c.imageSize / P;
+    const blocks: VisionBlock[] = [];
+    const patchEmbedWeight = await w.get('patch_embed.proj.weight', [D, c.inChannels, c.temporalPatchSize, P, P], { as: [D, patchLen] });
+    const patchEmbedBias = await w.get('patch_embed.proj.bias', [D]);
+    const postConv = await w.get('post_conv_layernorm.weight', [D]);
+    const posTable = await w.get('embeddings.position_embedding.weight', [grid * grid, D]);
+    for (let j = 0; j < c.depth; j++) blocks.push(await VisionBlock.load(w.scope(`blocks.${j}`), c));
+    const postLayernorm = await w.get('post_layernorm.weight', [D]);
+    const ds = await w.get('downsample.weight', [O, D, c.spatialMergeSize, c.spatialMergeSize]);
+    const downsampleWeight = await permuteOnce(ds);
+    const downsampleBias = await w.get('downsample.bias', [O]);
+    const merger = await PatchMerger.load(w.scope('merger'), c);
+    return new Glm4vVisionModel(c, patchEmbedWeight, patchEmbedBias, postConv, posTable, blocks, postLayernorm, downsampleWeight, downsampleBias, merger);
+  }
+
+  /** Patches [S, C·T·P·P] -> image embeddings [S/4, O] in placeholder order.  (Glm4vVisionModel.forward) */
+  forward(g: Graph, inp: VisionInputs): Tensor {
+    const c = this.config;
+    const x = patchEmbed(g, inp.pixels, this.patchEmbedWeight, this.patchEmbedBias); //  [S, D]  (patch_embed)
+    const h = rmsNorm(g, x, this.postConvLayernorm, c.rmsNormEps); //                         (post_conv_layernorm)
+    posEmbedBicubic(g, this.positionEmbedding, inp.patchInfo, { gridSize: c.imageSize / c.patchSize, out: h, accumulate: true }); // (embeddings)
+    for (const block of this.blocks) block.forward(g, h, inp.coords, inp.segments, c);
+    const n = rmsNorm(g, h, this.postLayernorm, c.rmsNormEps); //                             (post_layernorm)
+    const y = downsample(g, n, this.downsampleWeight, this.downsampleBias); //                [S/4, O] (downsample)
+    return this.merger.forward(g, y); //                                                      [S/4, O] (merger)
+  }
+
+  dispose(): void {
+    for (const t of [this.patchEmbedWeight, this.patchEmbedBias, this.postConvLayernorm, this.positionEmbedding, this.postLayernorm, this.downsampleWeight, this.downsampleBias]) t.dispose();
+    for (const b of this.blocks) b.dispose();
+    this.merger.dispose();
+  }
+}
+
+/** Conv weight [O, C, 2, 2] -> GEMM layout [O, 4C], once at load (pitfall 10); the original is freed. */
+async function permuteOnce(w: Tensor): Promise<Tensor> {
+  const [O, C] = w.shape;
+  const g = new Graph(w.device, 'permute-downsample');
+  const out = await Tensor.empty(w.device, w.dtype, [O, 4 * C], 'model.visual.downsample.weight (permuted)');
+  g.copy(permuteDownsampleWeight(g, w), out);
+  await g.run();
+  await w.device.sync();
+  g.dispose();
+  w.dispose();
+  return out;
+}
