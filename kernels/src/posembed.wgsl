@@ -40,15 +40,17 @@ fn taps(i: i32, n: i32, g: i32) -> Taps {
   return Taps(at, vec4f(k2(t + 1.0), k1(t), k1(1.0 - t), k2(2.0 - t)));
 }
 
-// E at channel ch: 16 taps at the precomputed offsets, each row of 4 taps weighted along x, then the rows along y
-// (PyTorch's order: cubic_interp1d over x for each of the 4 rows, then over y).
-fn resample(off: array<vec4u, 4>, wx: vec4f, wy: vec4f, ch: u32) -> f32 {
-  var e = 0.0;
-  for (var a = 0u; a < 4u; a++) {
-    let o = off[a] + vec4u(ch);
-    e += wy[a] * dot(wx, vec4f(load_w(o.x), load_w(o.y), load_w(o.z), load_w(o.w)));
-  }
-  return e;
+// One row of 4 taps weighted along x: `at` holds the 4 element offsets of the row's taps for channel 0.
+fn line(at: vec4u, wx: vec4f, ch: u32) -> f32 {
+  return dot(wx, vec4f(load_w(at.x + ch), load_w(at.y + ch), load_w(at.z + ch), load_w(at.w + ch)));
+}
+
+// E at channel ch: the 4 rows of taps weighted along x, then along y (PyTorch's order: cubic_interp1d over x for
+// each row, then over y). Written out rather than looped: per-invocation arrays indexed in a loop are slow on
+// CPU adapters.
+fn resample(rows: vec4u, cols: vec4u, wx: vec4f, wy: vec4f, ch: u32) -> f32 {
+  return wy.x * line(cols + rows.x, wx, ch) + wy.y * line(cols + rows.y, wx, ch) + wy.z * line(cols + rows.z, wx, ch)
+    + wy.w * line(cols + rows.w, wx, ch);
 }
 
 fn store(at: u32, e: f32) {
@@ -62,18 +64,18 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let g = i32(p.grid);
   let ty = taps(patches[4u * s], patches[4u * s + 2u], g); // rows: y, the height axis
   let tx = taps(patches[4u * s + 1u], patches[4u * s + 3u], g); // columns: x, the width axis
-  // element offsets of the 16 taps (table row G·y + x, times C)
-  var off: array<vec4u, 4>;
-  for (var a = 0u; a < 4u; a++) { off[a] = vec4u(ty.at[a] * g + tx.at) * p.cols; }
+  // element offsets of the taps: table row G·y + x, times C
+  let rows = vec4u(ty.at * g) * p.cols;
+  let cols = vec4u(tx.at) * p.cols;
   let base = s * p.cols;
   if (PAIRS) {
     // even C: channels 2k and 2k + 1 together, so a 16-bit table's word is read once for both
     for (var k = lid; 2u * k < p.cols; k += WG) {
       let ch = 2u * k;
-      store(base + ch, resample(off, tx.weight, ty.weight, ch));
-      store(base + ch + 1u, resample(off, tx.weight, ty.weight, ch + 1u));
+      store(base + ch, resample(rows, cols, tx.weight, ty.weight, ch));
+      store(base + ch + 1u, resample(rows, cols, tx.weight, ty.weight, ch + 1u));
     }
   } else {
-    for (var ch = lid; ch < p.cols; ch += WG) { store(base + ch, resample(off, tx.weight, ty.weight, ch)); }
+    for (var ch = lid; ch < p.cols; ch += WG) { store(base + ch, resample(rows, cols, tx.weight, ty.weight, ch)); }
   }
 }
