@@ -12,8 +12,9 @@ import { cases as embedding } from './embedding.bench.js';
 import { cases as posembed } from './posembed.bench.js';
 import { cases as patchEmbed } from './patch_embed.bench.js';
 import { cases as sampling } from './sampling.bench.js';
+import { cases as matmul } from './matmul.bench.js';
 
-const ALL: KernelCase[] = [...norms, ...rope, ...pointwise, ...embedding, ...posembed, ...patchEmbed, ...sampling];
+const ALL: KernelCase[] = [...norms, ...rope, ...pointwise, ...embedding, ...posembed, ...patchEmbed, ...sampling, ...matmul];
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(name);

@@ -196,6 +196,14 @@ describe('shapes and routing', () => {
     w.dispose();
   });
 
+  it('spreads more than 65535 workgroups over a 2-D grid', async () => {
+    // One more tile of x rows than one grid dimension holds; K = 1 and N = 3 keep it cheap.
+    const preset = LINEAR_PRESETS[selectLinearPreset(device, 1000, 'matmul')];
+    const rowsPerTile = preset.kind === 'tiled' ? preset.BM : preset.kind === 'broadcast' ? preset.TM : 1;
+    const M = device.limits.maxComputeWorkgroupsPerDimension * rowsPerTile + 1;
+    await check({ M, N: 3, K: 1, fn: 'matmul' });
+  });
+
   it('every preset names a kernel the wrapper can build', () => {
     for (const [name, p] of Object.entries(LINEAR_PRESETS)) {
       if (p.kind === 'tiled') {

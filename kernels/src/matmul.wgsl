@@ -23,8 +23,11 @@ struct Params { M: u32, N: u32, K: u32, rows: u32, col0: u32, tiles_n: u32, tile
 @group(0) @binding(3) var<storage, read> b: array<WS_b>;
 @group(0) @binding(4) var<storage, read_write> y: array<A>;
 
-var<workgroup> xs: array<f32, BK * BM>; // xs[k · BM + m]
-var<workgroup> ws: array<f32, BK * BN>; // ws[k · BN + n]
+// One padding word per k row: the tile stores, where neighbouring invocations write neighbouring k, hit distinct banks.
+override XSTRIDE: u32 = BM + 1u;
+override WSTRIDE: u32 = BN + 1u;
+var<workgroup> xs: array<f32, BK * XSTRIDE>; // xs[k · XSTRIDE + m]
+var<workgroup> ws: array<f32, BK * WSTRIDE>; // ws[k · WSTRIDE + n]
 
 fn load_tiles(m0: u32, n0: u32, k0: u32, lid: u32) {
   for (var i = lid; i < BM * BK; i += WG) {
@@ -32,7 +35,7 @@ fn load_tiles(m0: u32, n0: u32, k0: u32, lid: u32) {
     let k = i % BK;
     var v = 0.0;
     if (m0 + m < p.M && k0 + k < p.K) { v = f32(x[(m0 + m) * p.K + k0 + k]); }
-    xs[k * BM + m] = v;
+    xs[k * XSTRIDE + m] = v;
   }
   let groups = BK / 8u;
   for (var i = lid; i < BN * groups; i += WG) {
@@ -40,15 +43,15 @@ fn load_tiles(m0: u32, n0: u32, k0: u32, lid: u32) {
     let g = k0 / 8u + i % groups;
     var v = W8(vec4f(0.0), vec4f(0.0));
     if (n0 + n < p.rows && g * 8u < p.K) { v = w8(n0 + n, g); }
-    let at = (i % groups) * 8u * BN + n;
+    let at = (i % groups) * 8u * WSTRIDE + n;
     ws[at] = v.e.x;
-    ws[at + BN] = v.o.x;
-    ws[at + 2u * BN] = v.e.y;
-    ws[at + 3u * BN] = v.o.y;
-    ws[at + 4u * BN] = v.e.z;
-    ws[at + 5u * BN] = v.o.z;
-    ws[at + 6u * BN] = v.e.w;
-    ws[at + 7u * BN] = v.o.w;
+    ws[at + WSTRIDE] = v.o.x;
+    ws[at + 2u * WSTRIDE] = v.e.y;
+    ws[at + 3u * WSTRIDE] = v.o.y;
+    ws[at + 4u * WSTRIDE] = v.e.z;
+    ws[at + 5u * WSTRIDE] = v.o.z;
+    ws[at + 6u * WSTRIDE] = v.e.w;
+    ws[at + 7u * WSTRIDE] = v.o.w;
   }
 }
 
@@ -67,8 +70,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     for (var kk = 0u; kk < BK; kk++) {
       var a: array<f32, MAX_T>;
       var c: array<f32, MAX_T>;
-      for (var i = 0u; i < TM; i++) { a[i] = xs[kk * BM + ty + i * (BM / TM)]; }
-      for (var j = 0u; j < TN; j++) { c[j] = ws[kk * BN + tx + j * (BN / TN)]; }
+      for (var i = 0u; i < TM; i++) { a[i] = xs[kk * XSTRIDE + ty + i * (BM / TM)]; }
+      for (var j = 0u; j < TN; j++) { c[j] = ws[kk * WSTRIDE + tx + j * (BN / TN)]; }
       for (var i = 0u; i < TM; i++) {
         for (var j = 0u; j < TN; j++) { acc[i][j] = fma(a[i], c[j], acc[i][j]); }
       }
