@@ -5,69 +5,22 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { rng } from '@glm4v/core/testing';
-import { writeSafetensors, type TensorStream } from '@glm4v/runtime/internal';
+import {
+  GLM41V_9B_CONFIG_JSON,
+  type TensorShape,
+  type TensorStream,
+  decoderLayerShapes,
+  globalShapes,
+  glm41v9bConfig,
+  visionBlockShapes,
+  writeSafetensors,
+} from '@glm4v/runtime/internal';
 
-export interface Spec {
-  name: string;
-  shape: number[];
-}
+type Spec = TensorShape;
 
+const REAL = glm41v9bConfig();
 const bytes = (s: Spec) => s.shape.reduce((a, b) => a * b, 1) * 2;
 const sum = (specs: Spec[]) => specs.reduce((a, s) => a + bytes(s), 0);
-
-export function textLayer(i: number): Spec[] {
-  const p = `model.language_model.layers.${i}`;
-  return [
-    { name: `${p}.input_layernorm.weight`, shape: [4096] },
-    { name: `${p}.self_attn.q_proj.weight`, shape: [4096, 4096] },
-    { name: `${p}.self_attn.q_proj.bias`, shape: [4096] },
-    { name: `${p}.self_attn.k_proj.weight`, shape: [256, 4096] },
-    { name: `${p}.self_attn.k_proj.bias`, shape: [256] },
-    { name: `${p}.self_attn.v_proj.weight`, shape: [256, 4096] },
-    { name: `${p}.self_attn.v_proj.bias`, shape: [256] },
-    { name: `${p}.self_attn.o_proj.weight`, shape: [4096, 4096] },
-    { name: `${p}.post_self_attn_layernorm.weight`, shape: [4096] },
-    { name: `${p}.post_attention_layernorm.weight`, shape: [4096] },
-    { name: `${p}.mlp.gate_up_proj.weight`, shape: [27392, 4096] },
-    { name: `${p}.mlp.down_proj.weight`, shape: [4096, 13696] },
-    { name: `${p}.post_mlp_layernorm.weight`, shape: [4096] },
-  ];
-}
-
-export function visionBlock(j: number): Spec[] {
-  const p = `model.visual.blocks.${j}`;
-  return [
-    { name: `${p}.norm1.weight`, shape: [1536] },
-    { name: `${p}.norm2.weight`, shape: [1536] },
-    { name: `${p}.attn.qkv.weight`, shape: [4608, 1536] },
-    { name: `${p}.attn.proj.weight`, shape: [1536, 1536] },
-    { name: `${p}.mlp.gate_proj.weight`, shape: [4096, 1536] },
-    { name: `${p}.mlp.up_proj.weight`, shape: [4096, 1536] },
-    { name: `${p}.mlp.down_proj.weight`, shape: [1536, 4096] },
-  ];
-}
-
-/** Everything outside the repeated layers: embeddings, lm_head, the vision stem and the merger. */
-export function fixedParts(): Spec[] {
-  return [
-    { name: 'model.language_model.embed_tokens.weight', shape: [151552, 4096] },
-    { name: 'model.language_model.norm.weight', shape: [4096] },
-    { name: 'lm_head.weight', shape: [151552, 4096] },
-    { name: 'model.visual.patch_embed.proj.weight', shape: [1536, 3, 2, 14, 14] },
-    { name: 'model.visual.patch_embed.proj.bias', shape: [1536] },
-    { name: 'model.visual.post_conv_layernorm.weight', shape: [1536] },
-    { name: 'model.visual.embeddings.position_embedding.weight', shape: [576, 1536] },
-    { name: 'model.visual.post_layernorm.weight', shape: [1536] },
-    { name: 'model.visual.downsample.weight', shape: [4096, 1536, 2, 2] },
-    { name: 'model.visual.downsample.bias', shape: [4096] },
-    { name: 'model.visual.merger.proj.weight', shape: [4096, 4096] },
-    { name: 'model.visual.merger.post_projection_norm.weight', shape: [4096] },
-    { name: 'model.visual.merger.post_projection_norm.bias', shape: [4096] },
-    { name: 'model.visual.merger.gate_proj.weight', shape: [13696, 4096] },
-    { name: 'model.visual.merger.up_proj.weight', shape: [13696, 4096] },
-    { name: 'model.visual.merger.down_proj.weight', shape: [4096, 13696] },
-  ];
-}
 
 /**
  * The tensors of a checkpoint of about `target` bytes: the fixed parts when they fit (≥ 4 GB), then text layers,
@@ -75,12 +28,12 @@ export function fixedParts(): Spec[] {
  */
 export function plan(target: number): { specs: Spec[]; textLayers: number; visionBlocks: number } {
   const specs: Spec[] = [];
-  if (target >= 4e9) specs.push(...fixedParts());
+  if (target >= 4e9) specs.push(...globalShapes(REAL));
   let textLayers = 0;
   let visionBlocks = 0;
-  while (sum(specs) + sum(textLayer(textLayers)) <= target) specs.push(...textLayer(textLayers++));
-  while (sum(specs) + sum(visionBlock(visionBlocks)) <= target) specs.push(...visionBlock(visionBlocks++));
-  if (specs.length === 0) specs.push(...visionBlock(visionBlocks++));
+  while (sum(specs) + sum(decoderLayerShapes(REAL, textLayers)) <= target) specs.push(...decoderLayerShapes(REAL, textLayers++));
+  while (sum(specs) + sum(visionBlockShapes(REAL, visionBlocks)) <= target) specs.push(...visionBlockShapes(REAL, visionBlocks++));
+  if (specs.length === 0) specs.push(...visionBlockShapes(REAL, visionBlocks++));
   return { specs, textLayers, visionBlocks };
 }
 
@@ -130,23 +83,10 @@ function stream(spec: Spec, pool: Uint8Array, k: number): TensorStream {
 
 /** The real config.json (spec §2) with the layer counts of this synthetic checkpoint. */
 export function syntheticConfig(textLayers: number, visionBlocks: number): object {
-  const tokens = {
-    image_start_token_id: 151339, image_end_token_id: 151340, video_start_token_id: 151341, video_end_token_id: 151342,
-    image_token_id: 151343, video_token_id: 151344,
-  };
-  return {
-    architectures: ['Glm4vForConditionalGeneration'], model_type: 'glm4v', ...tokens, tie_word_embeddings: false,
-    text_config: {
-      vocab_size: 151552, hidden_size: 4096, intermediate_size: 13696, num_hidden_layers: Math.max(1, textLayers),
-      num_attention_heads: 32, num_key_value_heads: 2, rms_norm_eps: 1e-5, max_position_embeddings: 65536,
-      partial_rotary_factor: 0.5, rope_theta: 10000, rope_scaling: { rope_type: 'default', mrope_section: [8, 12, 12] },
-      eos_token_id: [151329, 151336, 151338, 151348], pad_token_id: 151329,
-    },
-    vision_config: {
-      depth: Math.max(1, visionBlocks), hidden_size: 1536, num_heads: 12, intermediate_size: 13696, out_hidden_size: 4096,
-      image_size: 336, patch_size: 14, temporal_patch_size: 2, spatial_merge_size: 2, in_channels: 3, rms_norm_eps: 1e-5,
-    },
-  };
+  const json = structuredClone(GLM41V_9B_CONFIG_JSON);
+  json.text_config.num_hidden_layers = Math.max(1, textLayers);
+  json.vision_config.depth = Math.max(1, visionBlocks);
+  return json;
 }
 
 export interface Synthetic {
