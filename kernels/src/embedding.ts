@@ -7,7 +7,7 @@ import { grid1d } from './grid.js';
 
 const PARAMS = new UniformLayout('rows: u32, cols: u32, row_start: u32, chunk_rows: u32, vocab: u32, nan_bits: u32');
 /** Invocations per output row: up to 256, fewer for narrow tables (lavapipe pays for idle invocations). */
-const workgroupSize = (cols: number) => Math.min(256, Math.max(32, 2 ** Math.ceil(Math.log2(Math.max(1, cols)))));
+const workgroupSize = (cols: number) => Math.min(256, Math.max(32, 2 ** Math.ceil(Math.log2(Math.max(1, cols / 2)))));
 
 /**
  * Gathers rows of `table` [V, D] (f32, f16 or bf16; a ChunkedTensor split by rows, or one Tensor) by `ids`
@@ -34,7 +34,7 @@ export function embedding(g: Graph, table: ChunkedTensor | Tensor, ids: Tensor, 
   m.chunks.forEach((c, i) => {
     assertShape(`embedding table chunk '${c.tensor.label}'`, c.tensor.shape, [c.rows, cols]);
     g.dispatch({
-      kernel: { label: `embedding_${variantTag(wd, act)}`, code, constants: { WG, FIRST: i === 0 ? 1 : 0 } },
+      kernel: { label: `embedding_${variantTag(wd, act)}`, code, constants: { WG, FIRST: i === 0 ? 1 : 0, PAIRS: cols % 2 === 0 ? 1 : 0 } },
       uniforms: { layout: PARAMS, values: { rows, cols, row_start: c.rowStart, chunk_rows: c.rows, vocab, nan_bits: 0x7fc00000 } },
       inputs: [ids, c.tensor],
       outputs: [y],

@@ -7,6 +7,7 @@
 
 override WG: u32 = 256;
 override FIRST: bool = false;
+override PAIRS: bool = false;
 
 struct Params {
   rows: u32,
@@ -32,7 +33,15 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let dst = s * p.cols;
   if (local >= 0 && local < i32(p.chunk_rows)) {
     let src = u32(local) * p.cols;
-    for (var c = lid; c < p.cols; c += WG) { out[dst + c] = A(load_w(src + c)); }
+    if (PAIRS) {
+      // even width: columns 2k and 2k + 1 together (one word of a 16-bit table)
+      for (var k = lid; 2u * k < p.cols; k += WG) {
+        out[dst + 2u * k] = A(load_w(src + 2u * k));
+        out[dst + 2u * k + 1u] = A(load_w(src + 2u * k + 1u));
+      }
+    } else {
+      for (var c = lid; c < p.cols; c += WG) { out[dst + c] = A(load_w(src + c)); }
+    }
   } else if (FIRST && (id < 0 || id >= i32(p.vocab))) {
     let nan = A(bitcast<f32>(p.nan_bits));
     for (var c = lid; c < p.cols; c += WG) { out[dst + c] = nan; }
