@@ -1,0 +1,421 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Device, Graph, InputError, Tensor } from '@glm4v/core';
+import { TOLERANCE, asStored, expectClose, normal, poisoned } from '@glm4v/core/testing';
+import { type AttentionPresetName, type KvCache, type KvDType, attentionDecode, attentionPrefill, attentionSegments, createKvCache, selectAttentionPreset } from './attention.js';
+import { canBroadcast } from './matmul.js';
+
+let device: Device;
+beforeAll(async () => {
+  device = await Device.create();
+});
+afterAll(() => device?.dispose());
+
+/**
+ * The kernel this device does not pick by default, run on small head dims so both stay tested everywhere: the
+ * workgroup-memory kernel on CPU adapters, the broadcast kernel (where subgroups allow it) on GPUs.
+ */
+function other(): AttentionPresetName | undefined {
+  if (selectAttentionPreset(device, 16) !== 'tiled64x16') return 'tiled64x16';
+  return canBroadcast(device) ? 'bcast8x4' : undefined;
+}
+
+interface Cfg {
+  hq: number;
+  hkv: number;
+  d: number;
+}
+
+// ---- float64 references -------------------------------------------------------------------------------------
+
+/**
+ * Straightforward softmax attention. q [rows, hq·d]; keys, vals [n, hkv·d]. Query i of head h attends to key
+ * rows [lo, hi) = range(i), with kv head kvHead(h) (contiguous grouping unless told otherwise).
+ */
+function attentionRef(
+  q: Float64Array, keys: Float64Array, vals: Float64Array, rows: number, c: Cfg, scale: number,
+  range: (i: number) => [number, number], kvHead = (h: number) => Math.floor(h / (c.hq / c.hkv)),
+): Float64Array {
+  const { hq, hkv, d } = c;
+  const out = new Float64Array(rows * hq * d);
+  for (let i = 0; i < rows; i++) {
+    const [lo, hi] = range(i);
+    for (let h = 0; h < hq; h++) {
+      const qo = (i * hq + h) * d;
+      const kh = kvHead(h);
+      const s = new Float64Array(hi - lo);
+      for (let j = lo; j < hi; j++) {
+        let dot = 0;
+        for (let e = 0; e < d; e++) dot += q[qo + e] * keys[(j * hkv + kh) * d + e];
+        s[j - lo] = dot * scale;
+      }
+      const mx = Math.max(...s);
+      let sum = 0;
+      for (let j = 0; j < s.length; j++) sum += (s[j] = Math.exp(s[j] - mx));
+      for (let j = lo; j < hi; j++) {
+        const w = s[j - lo] / sum;
+        for (let e = 0; e < d; e++) out[qo + e] += w * vals[(j * hkv + kh) * d + e];
+      }
+    }
+  }
+  return out;
+}
+
+const causal = (start: number) => (i: number): [number, number] => [0, start + i + 1];
+
+// ---- helpers ------------------------------------------------------------------------------------------------
+
+/** Random activations as the GPU holds them (16-bit rounding applied), float64. */
+function act(dtype: 'f32' | 'f16', n: number, seed: number, scale = 1): Float64Array {
+  return asStored(dtype, normal(n, seed, scale));
+}
+
+/** [n, hkv·d] rows → the cache layout [hkv, capacity, d] at positions [at, at+n); other positions NaN. */
+function toCacheLayout(rows: Float64Array, n: number, hkv: number, d: number, capacity: number, at = 0, into?: Float64Array): Float64Array {
+  const out = into ?? new Float64Array(hkv * capacity * d).fill(NaN);
+  for (let j = 0; j < n; j++) for (let h = 0; h < hkv; h++) for (let e = 0; e < d; e++) out[(h * capacity + at + j) * d + e] = rows[(j * hkv + h) * d + e];
+  return out;
+}
+
+/** Cache rows [0, n) back in the activation layout [n, hkv·d]. */
+function fromCacheLayout(cache: ArrayLike<number>, n: number, hkv: number, d: number, capacity: number): Float64Array {
+  const out = new Float64Array(n * hkv * d);
+  for (let j = 0; j < n; j++) for (let h = 0; h < hkv; h++) for (let e = 0; e < d; e++) out[(j * hkv + h) * d + e] = cache[(h * capacity + j) * d + e];
+  return out;
+}
+
+/** A cache whose first `prior` positions hold random rows and whose other positions are NaN. */
+async function cacheWith(c: Cfg, capacity: number, kvd: KvDType, prior: number, seed: number) {
+  const pk = act(kvd, prior * c.hkv * c.d, seed);
+  const pv = act(kvd, prior * c.hkv * c.d, seed + 1);
+  const cache = await createKvCache(device, c.hkv, capacity, c.d, kvd, 'test_cache');
+  cache.k.write(toCacheLayout(pk, prior, c.hkv, c.d, capacity));
+  cache.v.write(toCacheLayout(pv, prior, c.hkv, c.d, capacity));
+  return { cache, pk, pv };
+}
+
+function concatRows(a: Float64Array, b: Float64Array): Float64Array {
+  const out = new Float64Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
+const maxAbs = (x: ArrayLike<number>) => Array.prototype.reduce.call(x, (m: number, v: number) => Math.max(m, Math.abs(v)), 0) as number;
+
+function disposeAll(...xs: { dispose(): void }[]): void {
+  for (const x of xs) x.dispose();
+}
+
+function disposeCache(c: KvCache): void {
+  c.k.dispose();
+  c.v.dispose();
+}
+
+// The output is a convex combination of value rows, so its rounding error scales with |v|, not with the output
+// (averaging shrinks the output towards 0 while the error does not): tolerances use max|v| as the scale.
+
+// ---- prefill ------------------------------------------------------------------------------------------------
+
+interface PrefillCase {
+  c: Cfg;
+  s: number;
+  start: number;
+  act: 'f32' | 'f16';
+  kvd: KvDType;
+  preset?: AttentionPresetName;
+}
+
+async function checkPrefill({ c, s, start, act: ad, kvd, preset }: PrefillCase): Promise<void> {
+  if ((ad === 'f16' || kvd === 'f16') && !device.has('shader-f16')) return;
+  const seed = s * 131 + start * 7 + c.hq * 3 + c.d;
+  const capacity = start + s + 3;
+  const qs = act(ad, s * c.hq * c.d, seed, 2);
+  const ks = act(ad, s * c.hkv * c.d, seed + 1);
+  const vs = act(ad, s * c.hkv * c.d, seed + 2);
+  const { cache, pk, pv } = await cacheWith(c, capacity, kvd, start, seed + 3);
+  const q = await Tensor.fromArray(device, ad, [s, c.hq * c.d], qs, 'q');
+  const k = await Tensor.fromArray(device, ad, [s, c.hkv * c.d], ks, 'k');
+  const v = await Tensor.fromArray(device, ad, [s, c.hkv * c.d], vs, 'v');
+  const out = await poisoned(device, ad, [s, c.hq * c.d]);
+  const g = new Graph(device);
+  attentionPrefill(g, q, k, v, cache, { numHeads: c.hq, numKvHeads: c.hkv, headDim: c.d, start, out, preset });
+  await g.run();
+  const keys = concatRows(pk, asStored(kvd, ks));
+  const vals = concatRows(pv, asStored(kvd, vs));
+  const ref = attentionRef(qs, keys, vals, s, c, 1 / Math.sqrt(c.d), causal(start));
+  const tol = ad === 'f16' || kvd === 'f16' ? TOLERANCE.f16 : TOLERANCE.f32;
+  const what = `prefill ${ad}a/${kvd}kv (${c.hq},${c.hkv},${c.d}) S=${s} start=${start}${preset ? ` ${preset}` : ''}`;
+  expectClose(await out.read(), ref, tol, what, maxAbs(vals));
+  // The new rows are in the cache, exactly as stored; the earlier rows are untouched.
+  expectClose(fromCacheLayout(await cache.k.read(), start + s, c.hkv, c.d, capacity), keys, { atol: 0, rtol: 0 }, `${what}: cache.k`);
+  expectClose(fromCacheLayout(await cache.v.read(), start + s, c.hkv, c.d, capacity), vals, { atol: 0, rtol: 0 }, `${what}: cache.v`);
+  g.dispose();
+  disposeAll(q, k, v, out);
+  disposeCache(cache);
+}
+
+const SMALL: Cfg[] = [{ hq: 4, hkv: 2, d: 16 }, { hq: 2, hkv: 1, d: 8 }, { hq: 3, hkv: 3, d: 12 }];
+const REAL: Cfg = { hq: 32, hkv: 2, d: 128 };
+
+describe('attentionPrefill', () => {
+  for (const c of SMALL) {
+    for (const s of [1, 3, 17, 64, 130]) {
+      for (const start of [0, 37]) {
+        it(`f32 (${c.hq},${c.hkv},${c.d}) S=${s} start=${start}`, () => checkPrefill({ c, s, start, act: 'f32', kvd: 'f32' }));
+      }
+    }
+  }
+  for (const [s, start] of [[1, 0], [17, 5], [3, 4094]] as const) {
+    it(`f32 real heads (32,2,128) S=${s} start=${start}`, () => checkPrefill({ c: REAL, s, start, act: 'f32', kvd: 'f32' }));
+  }
+  for (const [ad, kvd] of [['f16', 'f16'], ['f32', 'f16'], ['f16', 'f32']] as const) {
+    for (const [s, start] of [[17, 0], [130, 37]] as const) {
+      it(`${ad} activations, ${kvd} cache (4,2,16) S=${s} start=${start}`, () => checkPrefill({ c: SMALL[0], s, start, act: ad, kvd }));
+    }
+  }
+  for (const [c, s, start] of [[SMALL[0], 3, 0], [SMALL[0], 130, 37], [SMALL[2], 17, 5]] as const) {
+    it(`the other kernel: f32 (${c.hq},${c.hkv},${c.d}) S=${s} start=${start}`, () => checkPrefill({ c, s, start, act: 'f32', kvd: 'f32', preset: other() }));
+  }
+  it('the other kernel: f16 activations, f16 cache (4,2,16) S=130 start=37', () => checkPrefill({ c: SMALL[0], s: 130, start: 37, act: 'f16', kvd: 'f16', preset: other() }));
+
+  it('two chunks give the one-shot result', async () => {
+    const c = SMALL[0];
+    const [s, split, capacity] = [130, 50, 140];
+    const qs = act('f32', s * c.hq * c.d, 11, 2);
+    const ks = act('f32', s * c.hkv * c.d, 12);
+    const vs = act('f32', s * c.hkv * c.d, 13);
+    const heads = { numHeads: c.hq, numKvHeads: c.hkv, headDim: c.d };
+    const rows = (x: Float64Array, w: number, a: number, b: number) => x.subarray(a * w, b * w);
+    const oneShot = await createKvCache(device, c.hkv, capacity, c.d);
+    const chunked = await createKvCache(device, c.hkv, capacity, c.d);
+    const ts = await Promise.all([
+      Tensor.fromArray(device, 'f32', [s, c.hq * c.d], qs),
+      Tensor.fromArray(device, 'f32', [s, c.hkv * c.d], ks),
+      Tensor.fromArray(device, 'f32', [s, c.hkv * c.d], vs),
+    ]);
+    const part = async (a: number, b: number, w: number, x: Float64Array) => Tensor.fromArray(device, 'f32', [b - a, w], rows(x, w, a, b));
+    const chunks = [];
+    for (const [a, b] of [[0, split], [split, s]]) chunks.push(await Promise.all([part(a, b, c.hq * c.d, qs), part(a, b, c.hkv * c.d, ks), part(a, b, c.hkv * c.d, vs)]));
+    const g = new Graph(device);
+    const whole = g.keep(attentionPrefill(g, ts[0], ts[1], ts[2], oneShot, { ...heads, start: 0 }));
+    const first = g.keep(attentionPrefill(g, ...chunks[0], chunked, { ...heads, start: 0 }));
+    const second = g.keep(attentionPrefill(g, ...chunks[1], chunked, { ...heads, start: split }));
+    await g.run();
+    const w = await whole.read();
+    const got = concatRows(Float64Array.from(await first.read()), Float64Array.from(await second.read()));
+    const scale = maxAbs(vs);
+    expectClose(got, attentionRef(qs, ks, vs, s, c, 1 / Math.sqrt(c.d), causal(0)), TOLERANCE.f32, 'chunked prefill vs reference', scale);
+    expectClose(got, w, TOLERANCE.f32, 'chunked prefill vs one-shot', scale);
+    const rowsOf = async (t: Tensor) => fromCacheLayout(await t.read(), s, c.hkv, c.d, capacity);
+    expectClose(await rowsOf(chunked.k), await rowsOf(oneShot.k), { atol: 0, rtol: 0 }, 'chunked cache.k vs one-shot');
+    expectClose(await rowsOf(chunked.v), await rowsOf(oneShot.v), { atol: 0, rtol: 0 }, 'chunked cache.v vs one-shot');
+    g.dispose();
+    disposeAll(...ts, ...chunks.flat());
+    disposeCache(oneShot);
+    disposeCache(chunked);
+  });
+
+  it('maps query head h to kv head floor(h / group), not h mod numKvHeads', async () => {
+    const c: Cfg = { hq: 4, hkv: 2, d: 16 };
+    const s = 9;
+    const qs = act('f32', s * c.hq * c.d, 21);
+    const ks = act('f32', s * c.hkv * c.d, 22);
+    const vs = act('f32', s * c.hkv * c.d, 23);
+    const cache = await createKvCache(device, c.hkv, s, c.d);
+    const q = await Tensor.fromArray(device, 'f32', [s, c.hq * c.d], qs);
+    const k = await Tensor.fromArray(device, 'f32', [s, c.hkv * c.d], ks);
+    const v = await Tensor.fromArray(device, 'f32', [s, c.hkv * c.d], vs);
+    const g = new Graph(device);
+    const out = g.keep(attentionPrefill(g, q, k, v, cache, { numHeads: c.hq, numKvHeads: c.hkv, headDim: c.d, start: 0 }));
+    await g.run();
+    const got = await out.read();
+    const contiguous = attentionRef(qs, ks, vs, s, c, 0.25, causal(0));
+    const modulo = attentionRef(qs, ks, vs, s, c, 0.25, causal(0), (h) => h % c.hkv);
+    expectClose(got, contiguous, TOLERANCE.f32, 'GQA contiguous grouping', maxAbs(vs));
+    expect(() => expectClose(got, modulo, TOLERANCE.f32, 'GQA modulo grouping', maxAbs(vs))).toThrow();
+    g.dispose();
+    disposeAll(q, k, v);
+    disposeCache(cache);
+  });
+
+  it('takes an explicit scale', async () => {
+    const c: Cfg = { hq: 2, hkv: 1, d: 8 };
+    const s = 5;
+    const qs = act('f32', s * c.hq * c.d, 31);
+    const ks = act('f32', s * c.hkv * c.d, 32);
+    const vs = act('f32', s * c.hkv * c.d, 33);
+    const cache = await createKvCache(device, c.hkv, s, c.d);
+    const ts = [await Tensor.fromArray(device, 'f32', [s, 16], qs), await Tensor.fromArray(device, 'f32', [s, 8], ks), await Tensor.fromArray(device, 'f32', [s, 8], vs)];
+    const g = new Graph(device);
+    const out = g.keep(attentionPrefill(g, ts[0], ts[1], ts[2], cache, { numHeads: 2, numKvHeads: 1, headDim: 8, start: 0, scale: 1.7 }));
+    await g.run();
+    expectClose(await out.read(), attentionRef(qs, ks, vs, s, c, 1.7, causal(0)), TOLERANCE.f32, 'prefill scale 1.7', maxAbs(vs));
+    g.dispose();
+    disposeAll(...ts);
+    disposeCache(cache);
+  });
+});
+
+// ---- decode -------------------------------------------------------------------------------------------------
+
+async function checkDecode(c: Cfg, pos: number, capacity: number, ad: 'f32' | 'f16', kvd: KvDType, preset?: AttentionPresetName): Promise<void> {
+  if ((ad === 'f16' || kvd === 'f16') && !device.has('shader-f16')) return;
+  const seed = pos * 17 + c.hq * 5 + c.d;
+  const qs = act(ad, c.hq * c.d, seed, 2);
+  const ks = act(ad, c.hkv * c.d, seed + 1);
+  const vs = act(ad, c.hkv * c.d, seed + 2);
+  const { cache, pk, pv } = await cacheWith(c, capacity, kvd, pos, seed + 3);
+  const q = await Tensor.fromArray(device, ad, [1, c.hq * c.d], qs, 'q');
+  const k = await Tensor.fromArray(device, ad, [1, c.hkv * c.d], ks, 'k');
+  const v = await Tensor.fromArray(device, ad, [1, c.hkv * c.d], vs, 'v');
+  const out = await poisoned(device, ad, [1, c.hq * c.d]);
+  const g = new Graph(device);
+  attentionDecode(g, q, k, v, cache, { numHeads: c.hq, numKvHeads: c.hkv, headDim: c.d, pos: (p) => p.pos, out, preset });
+  await g.run({ pos });
+  const keys = concatRows(pk, asStored(kvd, ks));
+  const vals = concatRows(pv, asStored(kvd, vs));
+  const ref = attentionRef(qs, keys, vals, 1, c, 1 / Math.sqrt(c.d), () => [0, pos + 1]);
+  const tol = ad === 'f16' || kvd === 'f16' ? TOLERANCE.f16 : TOLERANCE.f32;
+  const what = `decode ${ad}a/${kvd}kv (${c.hq},${c.hkv},${c.d}) pos=${pos}${preset ? ` ${preset}` : ''}`;
+  expectClose(await out.read(), ref, tol, what, maxAbs(vals));
+  const kc = await cache.k.read();
+  const vc = await cache.v.read();
+  expectClose(fromCacheLayout(kc, pos + 1, c.hkv, c.d, capacity), keys, { atol: 0, rtol: 0 }, `${what}: cache.k`);
+  expectClose(fromCacheLayout(vc, pos + 1, c.hkv, c.d, capacity), vals, { atol: 0, rtol: 0 }, `${what}: cache.v`);
+  // Nothing past the new row was written (those positions still hold the NaN they started with).
+  expect(kc.slice((pos + 1) * c.d, capacity * c.d).every(Number.isNaN)).toBe(true);
+  g.dispose();
+  disposeAll(q, k, v, out);
+  disposeCache(cache);
+}
+
+describe('attentionDecode', () => {
+  for (const c of [...SMALL, REAL]) {
+    for (const pos of [0, 1, 7, 4097]) {
+      it(`f32 (${c.hq},${c.hkv},${c.d}) pos=${pos}`, () => checkDecode(c, pos, 4101, 'f32', 'f32'));
+    }
+  }
+  for (const [ad, kvd] of [['f16', 'f16'], ['f32', 'f16'], ['f16', 'f32']] as const) {
+    for (const pos of [0, 300]) {
+      it(`${ad} activations, ${kvd} cache (4,2,16) pos=${pos}`, () => checkDecode(SMALL[0], pos, 301, ad, kvd));
+    }
+  }
+  it('f16 activations, f16 cache (32,2,128) pos=300', () => checkDecode(REAL, 300, 301, 'f16', 'f16'));
+  for (const [c, pos] of [[SMALL[0], 0], [SMALL[0], 4097]] as const) {
+    it(`the other kernel: f32 (${c.hq},${c.hkv},${c.d}) pos=${pos}`, () => checkDecode(c, pos, 4101, 'f32', 'f32', other()));
+  }
+
+  it('replays one recorded step per token, as a prefill of the same tokens would compute', async () => {
+    const c: Cfg = { hq: 4, hkv: 2, d: 16 };
+    const [steps, capacity] = [140, 150]; // crosses the split boundaries at 64 and 128 keys
+    const qs = act('f32', steps * c.hq * c.d, 41, 2);
+    const ks = act('f32', steps * c.hkv * c.d, 42);
+    const vs = act('f32', steps * c.hkv * c.d, 43);
+    const cache = await createKvCache(device, c.hkv, capacity, c.d);
+    const q = await Tensor.empty(device, 'f32', [1, c.hq * c.d], 'q');
+    const k = await Tensor.empty(device, 'f32', [1, c.hkv * c.d], 'k');
+    const v = await Tensor.empty(device, 'f32', [1, c.hkv * c.d], 'v');
+    const out = await poisoned(device, 'f32', [1, c.hq * c.d]);
+    const g = new Graph(device);
+    attentionDecode(g, q, k, v, cache, { numHeads: c.hq, numKvHeads: c.hkv, headDim: c.d, pos: (p) => p.pos, out });
+    const got = new Float64Array(steps * c.hq * c.d);
+    for (let t = 0; t < steps; t++) {
+      q.write(qs.subarray(t * c.hq * c.d, (t + 1) * c.hq * c.d));
+      k.write(ks.subarray(t * c.hkv * c.d, (t + 1) * c.hkv * c.d));
+      v.write(vs.subarray(t * c.hkv * c.d, (t + 1) * c.hkv * c.d));
+      await g.run({ pos: t });
+      got.set(await out.read(), t * c.hq * c.d);
+    }
+    expectClose(got, attentionRef(qs, ks, vs, steps, c, 0.25, causal(0)), TOLERANCE.f32, 'decode replay', maxAbs(vs));
+    g.dispose();
+    disposeAll(q, k, v, out);
+    disposeCache(cache);
+  });
+
+  it('rejects a position outside the cache when the graph runs', async () => {
+    const cache = await createKvCache(device, 1, 8, 8);
+    const [q, k, v] = await Promise.all([Tensor.empty(device, 'f32', [1, 16]), Tensor.empty(device, 'f32', [1, 8]), Tensor.empty(device, 'f32', [1, 8])]);
+    const g = new Graph(device);
+    attentionDecode(g, q, k, v, cache, { numHeads: 2, numKvHeads: 1, headDim: 8, pos: (p) => p.pos });
+    await expect(g.run({ pos: 8 })).rejects.toThrow(/pos is 8; expected an integer in \[0, 8\)/);
+    await expect(g.run({ pos: -1 })).rejects.toThrow(InputError);
+    g.dispose();
+    disposeAll(q, k, v);
+    disposeCache(cache);
+  });
+});
+
+// ---- segments -----------------------------------------------------------------------------------------------
+
+function segmentRange(segments: readonly number[]) {
+  return (i: number): [number, number] => {
+    let j = 0;
+    while (segments[j + 1] <= i) j++;
+    return [segments[j], segments[j + 1]];
+  };
+}
+
+async function checkSegments(h: number, d: number, segments: readonly number[], ad: 'f32' | 'f16', preset?: AttentionPresetName): Promise<void> {
+  if (ad === 'f16' && !device.has('shader-f16')) return;
+  const s = segments[segments.length - 1];
+  const seed = s * 3 + h * 11 + d + segments.length;
+  const qs = act(ad, s * h * d, seed, 2);
+  const ks = act(ad, s * h * d, seed + 1);
+  const vs = act(ad, s * h * d, seed + 2);
+  const q = await Tensor.fromArray(device, ad, [s, h * d], qs, 'q');
+  const k = await Tensor.fromArray(device, ad, [s, h * d], ks, 'k');
+  const v = await Tensor.fromArray(device, ad, [s, h * d], vs, 'v');
+  const out = await poisoned(device, ad, [s, h * d]);
+  const g = new Graph(device);
+  attentionSegments(g, q, k, v, segments, { numHeads: h, headDim: d, out, preset });
+  await g.run();
+  const ref = attentionRef(qs, ks, vs, s, { hq: h, hkv: h, d }, 1 / Math.sqrt(d), segmentRange(segments));
+  expectClose(await out.read(), ref, TOLERANCE[ad], `segments ${ad} H=${h} D=${d} [${segments.join(', ')}]${preset ? ` ${preset}` : ''}`, maxAbs(vs));
+  g.dispose();
+  disposeAll(q, k, v, out);
+}
+
+describe('attentionSegments', () => {
+  const SEGMENTS: number[][] = [[0, 1], [0, 17], [0, 130], [0, 16, 40], [0, 8, 16, 24, 40, 41, 42], [0, 3, 70, 137]];
+  for (const [h, d] of [[4, 16], [3, 12], [2, 8]]) {
+    for (const segments of SEGMENTS) {
+      it(`f32 H=${h} D=${d} [${segments.join(', ')}]`, () => checkSegments(h, d, segments, 'f32'));
+    }
+  }
+  it('f32 real heads H=12 D=128 [0, 16, 40]', () => checkSegments(12, 128, [0, 16, 40], 'f32'));
+  it('f16 H=4 D=16 [0, 16, 40]', () => checkSegments(4, 16, [0, 16, 40], 'f16'));
+  it('f16 H=4 D=16 [0, 3, 70, 137]', () => checkSegments(4, 16, [0, 3, 70, 137], 'f16'));
+  for (const [h, d, segments] of [[4, 16, [0, 16, 40]], [4, 16, [0, 8, 16, 24, 40, 41, 42]], [3, 12, [0, 3, 70, 137]]] as const) {
+    it(`the other kernel: f32 H=${h} D=${d} [${segments.join(', ')}]`, () => checkSegments(h, d, segments, 'f32', other()));
+  }
+});
+
+// ---- validation ---------------------------------------------------------------------------------------------
+
+describe('attention input checks', () => {
+  it('names the argument at fault', async () => {
+    const g = new Graph(device);
+    const cache = await createKvCache(device, 2, 16, 16);
+    const q = await Tensor.empty(device, 'f32', [5, 64], 'q_proj');
+    const k = await Tensor.empty(device, 'f32', [5, 32], 'k_proj');
+    const v = await Tensor.empty(device, 'f32', [5, 32], 'v_proj');
+    const kBad = await Tensor.empty(device, 'f32', [5, 48], 'k_bad');
+    const heads = { numHeads: 4, numKvHeads: 2, headDim: 16 };
+    expect(() => attentionPrefill(g, q, k, v, cache, { ...heads, start: 12 })).toThrow(/start 12 \+ 5 rows exceed the cache capacity of 16/);
+    expect(() => attentionPrefill(g, q, kBad, v, cache, { ...heads, start: 0 })).toThrow(/k 'k_bad' has shape \[5, 48\]; expected \[5, 32\]/);
+    expect(() => attentionPrefill(g, q, k, v, cache, { numHeads: 4, numKvHeads: 3, headDim: 16, start: 0 })).toThrow(/numHeads \(4\) is not a multiple of numKvHeads \(3\)/);
+    expect(() => attentionPrefill(g, q, k, v, cache, { ...heads, start: -1 })).toThrow(/start is -1/);
+    expect(() => attentionPrefill(g, q, k, v, cache, { numHeads: 4, numKvHeads: 2, headDim: 130, start: 0 })).toThrow(/headDim is 130/);
+    expect(() => attentionDecode(g, q, k, v, cache, { ...heads, pos: () => 0 })).toThrow(/q 'q_proj' has 5 rows; expected 1/);
+    expect(() => attentionSegments(g, q, q, q, [0, 3, 3, 5], { numHeads: 4, headDim: 16 })).toThrow(/segments \[0, 3, 3, 5\]/);
+    expect(() => attentionSegments(g, q, q, q, [0, 4], { numHeads: 4, headDim: 16 })).toThrow(InputError);
+    const other = await createKvCache(device, 2, 16, 8);
+    expect(() => attentionPrefill(g, q, k, v, other, { ...heads, start: 0 })).toThrow(/cache\.k 'kv_cache\.k' has shape \[2, 16, 8\]; expected \[2, \?, 16\]/);
+    await expect(createKvCache(device, 2, 0, 16)).rejects.toThrow(/capacity is 0/);
+    const tooMany = Math.floor(device.limits.maxStorageBufferBindingSize / (2 * 128 * 4)) + 1;
+    await expect(createKvCache(device, 2, tooMany, 128)).rejects.toThrow(/storage binding limit/);
+    disposeAll(q, k, v, kBad);
+    disposeCache(cache);
+    disposeCache(other);
+  });
+});
