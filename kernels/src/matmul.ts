@@ -162,6 +162,8 @@ function kernelFor(device: Device, p: LinearPreset, name: string, reduce: 'subgr
   if (sub && !canReduceWithSubgroups(device)) throw new InputError(`variant '${name}' with subgroup reduction needs the subgroups feature, which this adapter lacks`);
   // A team must sit inside one subgroup: T no larger than the smallest subgroup (both powers of two).
   const T = sub ? Math.min(p.T, device.adapter.subgroupMinSize!) : p.T;
+  // The shared reduction gives each of a team's MATVEC_MAX_ROWS · R sums to one of its T lanes.
+  if (!sub && MATVEC_MAX_ROWS * p.R > T) throw new InputError(`variant '${name}': a team of ${T} lanes cannot reduce ${MATVEC_MAX_ROWS} × ${p.R} sums`);
   const code = MATVEC_WGSL + (sub ? REDUCE_SUBGROUP_WGSL : REDUCE_SHARED_WGSL);
   return {
     name: `sk${T}x${p.R}_${sub ? 'sg' : 'wg'}`,
