@@ -204,6 +204,23 @@ describe('shapes and routing', () => {
     await check({ M, N: 3, K: 1, fn: 'matmul' });
   });
 
+  it('falls back to workgroup memory without subgroups', async () => {
+    const plain = await Device.create({ disableFeatures: ['subgroups'] });
+    try {
+      expect(selectLinearPreset(plain, 1, 'matvec')).toBe('sk32x2');
+      expect(selectLinearPreset(plain, 9, 'matmul')).toBe('32x64x16');
+      expect(selectLinearPreset(plain, 64, 'matmul')).toBe('64x64x16');
+      const x = await Tensor.fromArray(plain, 'f32', [1, 8], normal(8, 1));
+      const w = await Tensor.fromArray(plain, 'bf16', [3, 8], normal(24, 2));
+      const g = new Graph(plain);
+      expect(() => linearVariant(g, x, w, {}, 'matmul', { preset: 'bcast8x4' })).toThrow(/needs subgroups/);
+      expect(() => linearVariant(g, x, w, {}, 'matvec', { preset: 'sk32x2', reduce: 'subgroup' })).toThrow(/needs the subgroups feature/);
+      for (const o of [g, x, w]) o.dispose();
+    } finally {
+      plain.dispose();
+    }
+  });
+
   it('every preset names a kernel the wrapper can build', () => {
     for (const [name, p] of Object.entries(LINEAR_PRESETS)) {
       if (p.kind === 'tiled') {
