@@ -13,8 +13,9 @@ import { cases as posembed } from './posembed.bench.js';
 import { cases as patchEmbed } from './patch_embed.bench.js';
 import { cases as sampling } from './sampling.bench.js';
 import { cases as matmul } from './matmul.bench.js';
+import { cases as attention } from './attention.bench.js';
 
-const ALL: KernelCase[] = [...norms, ...rope, ...pointwise, ...embedding, ...posembed, ...patchEmbed, ...sampling, ...matmul];
+const ALL: KernelCase[] = [...norms, ...rope, ...pointwise, ...embedding, ...posembed, ...patchEmbed, ...sampling, ...matmul, ...attention];
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(name);

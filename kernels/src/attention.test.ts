@@ -238,22 +238,32 @@ describe('attentionPrefill', () => {
     disposeCache(cache);
   });
 
-  it('takes an explicit scale', async () => {
-    const c: Cfg = { hq: 2, hkv: 1, d: 8 };
-    const s = 5;
-    const qs = act('f32', s * c.hq * c.d, 31);
-    const ks = act('f32', s * c.hkv * c.d, 32);
-    const vs = act('f32', s * c.hkv * c.d, 33);
-    const cache = await createKvCache(device, c.hkv, s, c.d);
-    const ts = [await Tensor.fromArray(device, 'f32', [s, 16], qs), await Tensor.fromArray(device, 'f32', [s, 8], ks), await Tensor.fromArray(device, 'f32', [s, 8], vs)];
-    const g = new Graph(device);
-    const out = g.keep(attentionPrefill(g, ts[0], ts[1], ts[2], cache, { numHeads: 2, numKvHeads: 1, headDim: 8, start: 0, scale: 1.7 }));
-    await g.run();
-    expectClose(await out.read(), attentionRef(qs, ks, vs, s, c, 1.7, causal(0)), TOLERANCE.f32, 'prefill scale 1.7', maxAbs(vs));
-    g.dispose();
-    disposeAll(...ts);
-    disposeCache(cache);
-  });
+  for (const scale of [1.7, 40]) {
+    it(`takes an explicit scale (${scale})`, async () => {
+      const c: Cfg = { hq: 2, hkv: 1, d: 8 };
+      const s = 37;
+      const qs = act('f32', s * c.hq * c.d, 31);
+      const ks = act('f32', s * c.hkv * c.d, 32);
+      const vs = act('f32', s * c.hkv * c.d, 33);
+      const cache = await createKvCache(device, c.hkv, s, c.d);
+      const ts = [await Tensor.fromArray(device, 'f32', [s, 16], qs), await Tensor.fromArray(device, 'f32', [s, 8], ks), await Tensor.fromArray(device, 'f32', [s, 8], vs)];
+      const g = new Graph(device);
+      const out = g.keep(attentionPrefill(g, ts[0], ts[1], ts[2], cache, { numHeads: 2, numKvHeads: 1, headDim: 8, start: 0, scale }));
+      await g.run();
+      // At scale 40 the logits reach hundreds (exp of them overflows anything without the running max); their f32
+      // rounding then moves the weights by ~ε·|logit|, so the error scale is max|v|·max|logit|.
+      let maxLogit = 1;
+      for (let i = 0; i < s; i++) for (let h = 0; h < 2; h++) for (let j = 0; j <= i; j++) {
+        let dot = 0;
+        for (let e = 0; e < 8; e++) dot += qs[(i * 2 + h) * 8 + e] * ks[j * 8 + e];
+        maxLogit = Math.max(maxLogit, Math.abs(dot * scale));
+      }
+      expectClose(await out.read(), attentionRef(qs, ks, vs, s, c, scale, causal(0)), TOLERANCE.f32, `prefill scale ${scale}`, maxAbs(vs) * maxLogit);
+      g.dispose();
+      disposeAll(...ts);
+      disposeCache(cache);
+    });
+  }
 });
 
 // ---- decode -------------------------------------------------------------------------------------------------
@@ -331,6 +341,8 @@ describe('attentionDecode', () => {
     disposeAll(q, k, v, out);
     disposeCache(cache);
   });
+
+  it('decodes at the 64k context limit (the most splits)', () => checkDecode(SMALL[0], 65535, 65536, 'f32', 'f32'));
 
   it('rejects a position outside the cache when the graph runs', async () => {
     const cache = await createKvCache(device, 1, 8, 8);

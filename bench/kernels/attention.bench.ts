@@ -1,0 +1,91 @@
+import { type Device, Graph, Tensor } from '@glm4v/core';
+import { type KvDType, attentionDecode, attentionPrefill, attentionSegments, createKvCache, fillRandom } from '@glm4v/kernels';
+import type { KernelCase } from './harness.js';
+
+// Attention at the real model's shapes. Text: 32 query heads, 2 kv heads, head dim 128. Decode reads the whole
+// K and V cache per token (memory-bound: bytes = the cache bytes read); prefill at 2k tokens is compute-bound
+// (causal: 4·S²·D·Hq / 2 flops). Vision: a 1008×1008 image, 72×72 = 5184 patches, 12 heads × 128, one segment.
+const [HQ, HKV, D] = [32, 2, 128];
+
+// The vision case is cut to about this many flops by measuring a subset of its heads (the shape label says so):
+// all 12 heads are 4·S²·D·12 = 165 GFLOP, half a minute per run on a busy lavapipe, and the harness runs it
+// twice (wall clock, then timestamps). Every head costs the same, so GFLOP/s is unchanged.
+const VISION_FLOP_BUDGET = 60e9;
+
+async function random(device: Device, dtype: 'f32' | 'f16', shape: number[], seed: number): Promise<Tensor> {
+  const t = await Tensor.empty(device, dtype, shape, `x${seed}`);
+  const g = new Graph(device, 'bench-attention-fill');
+  fillRandom(g, t, seed, 1);
+  await g.run();
+  g.dispose();
+  return t;
+}
+
+function decodeCase(ctx: number, kv: KvDType): KernelCase {
+  const e = kv === 'f16' ? 2 : 4;
+  return {
+    kernel: 'attention_decode',
+    shape: `ctx=${ctx}`,
+    dtype: `${kv}kv_f32a`,
+    bound: 'memory',
+    bytes: 2 * HKV * ctx * D * e,
+    flops: 4 * HQ * D * ctx,
+    async build(device: Device) {
+      const cache = await createKvCache(device, HKV, ctx, D, kv, 'bench_kv');
+      const fill = new Graph(device, 'bench-attention-fill-cache');
+      fillRandom(fill, cache.k, 1, 1);
+      fillRandom(fill, cache.v, 2, 1);
+      await fill.run();
+      fill.dispose();
+      const [q, k, v] = [await random(device, 'f32', [1, HQ * D], 3), await random(device, 'f32', [1, HKV * D], 4), await random(device, 'f32', [1, HKV * D], 5)];
+      const graph = new Graph(device, 'bench-attention-decode');
+      attentionDecode(graph, q, k, v, cache, { numHeads: HQ, numKvHeads: HKV, headDim: D, pos: (p) => p.pos });
+      return { graph, params: { pos: ctx - 1 }, dispose: () => [graph, q, k, v, cache.k, cache.v].forEach((o) => o.dispose()) };
+    },
+  };
+}
+
+function prefillCase(s: number): KernelCase {
+  return {
+    kernel: 'attention_prefill',
+    shape: `S=${s}`,
+    dtype: 'f32kv_f32a',
+    bound: 'compute',
+    bytes: s * (2 * HQ + 4 * HKV) * D * 4,
+    flops: (4 * s * s * D * HQ) / 2,
+    async build(device: Device) {
+      const cache = await createKvCache(device, HKV, s, D, 'f32', 'bench_kv');
+      const [q, k, v] = [await random(device, 'f32', [s, HQ * D], 1), await random(device, 'f32', [s, HKV * D], 2), await random(device, 'f32', [s, HKV * D], 3)];
+      const graph = new Graph(device, 'bench-attention-prefill');
+      attentionPrefill(graph, q, k, v, cache, { numHeads: HQ, numKvHeads: HKV, headDim: D, start: 0 });
+      return { graph, dispose: () => [graph, q, k, v, cache.k, cache.v].forEach((o) => o.dispose()) };
+    },
+  };
+}
+
+function visionCase(s: number, allHeads: number): KernelCase {
+  const heads = Math.min(allHeads, Math.max(1, Math.floor(VISION_FLOP_BUDGET / (4 * s * s * D))));
+  return {
+    kernel: 'attention_segments',
+    shape: `S=${s} H=${allHeads}${heads < allHeads ? ` (${heads} of ${allHeads} heads)` : ''}`,
+    dtype: 'f32a',
+    bound: 'compute',
+    bytes: 4 * s * heads * D * 4,
+    flops: 4 * s * s * D * heads,
+    async build(device: Device) {
+      const [q, k, v] = await Promise.all([1, 2, 3].map((seed) => random(device, 'f32', [s, heads * D], seed)));
+      const graph = new Graph(device, 'bench-attention-vision');
+      attentionSegments(graph, q, k, v, [0, s], { numHeads: heads, headDim: D });
+      return { graph, dispose: () => [graph, q, k, v].forEach((o) => o.dispose()) };
+    },
+  };
+}
+
+export const cases: KernelCase[] = [
+  decodeCase(1024, 'f32'),
+  decodeCase(8192, 'f32'),
+  decodeCase(32768, 'f32'),
+  decodeCase(32768, 'f16'),
+  prefillCase(2048),
+  visionCase(5184, 12),
+];
