@@ -34,10 +34,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   if (local >= 0 && local < i32(p.chunk_rows)) {
     let src = u32(local) * p.cols;
     if (PAIRS) {
-      // even width: columns 2k and 2k + 1 together (one word of a 16-bit table)
+      // even width: columns 2k and 2k + 1 together, read as load_w(2m), load_w(2m + 1), a form in which the
+      // compiler sees one word of a 16-bit table and reads it once
+      let src2 = src / 2u;
       for (var k = lid; 2u * k < p.cols; k += WG) {
-        out[dst + 2u * k] = A(load_w(src + 2u * k));
-        out[dst + 2u * k + 1u] = A(load_w(src + 2u * k + 1u));
+        let m = 2u * (src2 + k);
+        out[dst + 2u * k] = A(load_w(m));
+        out[dst + 2u * k + 1u] = A(load_w(m + 1u));
       }
     } else {
       for (var c = lid; c < p.cols; c += WG) { out[dst + c] = A(load_w(src + c)); }

@@ -57,6 +57,20 @@ fn store(at: u32, e: f32) {
   if (ADD) { out[at] = A(f32(out[at]) + e); } else { out[at] = A(e); }
 }
 
+// Channels 2k and 2k + 1 (even C): `at` holds the tap offsets in pairs of elements, and both elements are read as
+// load_w(2m), load_w(2m + 1), a form in which the compiler sees one word of a 16-bit table and reads it once.
+fn line2(at: vec4u, wx: vec4f, k: u32) -> vec2f {
+  let m = 2u * (at + vec4u(k));
+  let lo = vec4f(load_w(m.x), load_w(m.y), load_w(m.z), load_w(m.w));
+  let hi = vec4f(load_w(m.x + 1u), load_w(m.y + 1u), load_w(m.z + 1u), load_w(m.w + 1u));
+  return vec2f(dot(wx, lo), dot(wx, hi));
+}
+
+fn resample2(rows: vec4u, cols: vec4u, wx: vec4f, wy: vec4f, k: u32) -> vec2f {
+  return wy.x * line2(cols + rows.x, wx, k) + wy.y * line2(cols + rows.y, wx, k) + wy.z * line2(cols + rows.z, wx, k)
+    + wy.w * line2(cols + rows.w, wx, k);
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let s = wid.x + wid.y * nwg.x;
@@ -70,10 +84,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let base = s * p.cols;
   if (PAIRS) {
     // even C: channels 2k and 2k + 1 together, so a 16-bit table's word is read once for both
-    for (var k = lid; 2u * k < p.cols; k += WG) {
-      let ch = 2u * k;
-      store(base + ch, resample(rows, cols, tx.weight, ty.weight, ch));
-      store(base + ch + 1u, resample(rows, cols, tx.weight, ty.weight, ch + 1u));
+    let half = p.cols / 2u;
+    let rows2 = vec4u(ty.at * g) * half;
+    let cols2 = vec4u(tx.at) * half;
+    for (var k = lid; k < half; k += WG) {
+      let e = resample2(rows2, cols2, tx.weight, ty.weight, k);
+      store(base + 2u * k, e.x);
+      store(base + 2u * k + 1u, e.y);
     }
   } else {
     for (var ch = lid; ch < p.cols; ch += WG) { store(base + ch, resample(rows, cols, tx.weight, ty.weight, ch)); }
