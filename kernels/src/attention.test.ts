@@ -317,10 +317,12 @@ describe('attentionDecode', () => {
 
   it('replays one recorded step per token, as a prefill of the same tokens would compute', async () => {
     const c: Cfg = { hq: 4, hkv: 2, d: 16 };
-    const [steps, capacity] = [140, 150]; // crosses the split boundaries at 64 and 128 keys
-    const qs = act('f32', steps * c.hq * c.d, 41, 2);
-    const ks = act('f32', steps * c.hkv * c.d, 42);
-    const vs = act('f32', steps * c.hkv * c.d, 43);
+    // 140 steps one by one (past the tiled kernel's split boundaries at 64 and 128 keys), then jumps to positions
+    // 600 and 1100 over rows written from the host (past the broadcast kernel's boundaries at 512 and 1024).
+    const [steps, jumps, capacity] = [140, [600, 1100], 1101];
+    const qs = act('f32', capacity * c.hq * c.d, 41, 2);
+    const ks = act('f32', capacity * c.hkv * c.d, 42);
+    const vs = act('f32', capacity * c.hkv * c.d, 43);
     const cache = await createKvCache(device, c.hkv, capacity, c.d);
     const q = await Tensor.empty(device, 'f32', [1, c.hq * c.d], 'q');
     const k = await Tensor.empty(device, 'f32', [1, c.hkv * c.d], 'k');
@@ -328,15 +330,22 @@ describe('attentionDecode', () => {
     const out = await poisoned(device, 'f32', [1, c.hq * c.d]);
     const g = new Graph(device);
     attentionDecode(g, q, k, v, cache, { numHeads: c.hq, numKvHeads: c.hkv, headDim: c.d, pos: (p) => p.pos, out });
-    const got = new Float64Array(steps * c.hq * c.d);
-    for (let t = 0; t < steps; t++) {
+    const step = async (t: number) => {
       q.write(qs.subarray(t * c.hq * c.d, (t + 1) * c.hq * c.d));
       k.write(ks.subarray(t * c.hkv * c.d, (t + 1) * c.hkv * c.d));
       v.write(vs.subarray(t * c.hkv * c.d, (t + 1) * c.hkv * c.d));
       await g.run({ pos: t });
-      got.set(await out.read(), t * c.hq * c.d);
-    }
+      return Float64Array.from(await out.read());
+    };
+    const got = new Float64Array(steps * c.hq * c.d);
+    for (let t = 0; t < steps; t++) got.set(await step(t), t * c.hq * c.d);
     expectClose(got, attentionRef(qs, ks, vs, steps, c, 0.25, causal(0)), TOLERANCE.f32, 'decode replay', maxAbs(vs));
+    cache.k.write(toCacheLayout(ks, capacity, c.hkv, c.d, capacity));
+    cache.v.write(toCacheLayout(vs, capacity, c.hkv, c.d, capacity));
+    for (const t of jumps) {
+      const ref = attentionRef(qs.subarray(t * c.hq * c.d), ks, vs, 1, c, 0.25, () => [0, t + 1]);
+      expectClose(await step(t), ref, TOLERANCE.f32, `decode replay at ${t}`, maxAbs(vs));
+    }
     g.dispose();
     disposeAll(q, k, v, out);
     disposeCache(cache);

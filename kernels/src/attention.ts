@@ -29,15 +29,16 @@ export type AttentionPreset =
 /**
  * Presets, named in kernel labels. WG invocations per workgroup, each owning one row (tiled) or R rows (broadcast)
  * of queries; BK keys per workgroup-memory tile (2·BK·headDim·4 bytes: 16 KiB at headDim 128). minChunk: the
- * fewest keys per flash-decoding split (a CPU has few cores to fill and pays for every split's setup).
+ * fewest keys per flash-decoding split. A CPU has few cores to fill and pays for every split's setup (q in, partial
+ * results out): on lavapipe 512 beat 256 (more setup) and 1024 (too few workgroups at 1k context).
  */
 export const ATTENTION_PRESETS = {
   /** GPUs. */
   tiled64x16: { kind: 'tiled', WG: 64, BK: 16, minChunk: 64 },
   /** CPU adapters, head dim ≤ 64: 8 lanes × 4 rows. */
-  bcast8x4: { kind: 'broadcast', WG: 8, R: 4, minChunk: 256 },
+  bcast8x4: { kind: 'broadcast', WG: 8, R: 4, minChunk: 512 },
   /** CPU adapters, head dim > 64: 8 lanes × 2 rows (4 rows of 128 spill; see attention_broadcast.wgsl). */
-  bcast8x2: { kind: 'broadcast', WG: 8, R: 2, minChunk: 256 },
+  bcast8x2: { kind: 'broadcast', WG: 8, R: 2, minChunk: 512 },
 } as const satisfies Record<string, AttentionPreset>;
 export type AttentionPresetName = keyof typeof ATTENTION_PRESETS;
 
@@ -177,6 +178,7 @@ interface FlashRun {
   segLen: number;
   qFirst: number;
   kFirst: number;
+  /** Keys per segment (with `split`, split.of gives them per run instead). */
   kvLen: number;
   shift: number;
   /** vec4 strides of k and v: between kv heads and between rows. */
