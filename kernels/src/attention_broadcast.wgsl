@@ -6,9 +6,12 @@
 // multiply-adds. Keys go in blocks of 4 with one online-softmax update per block.
 // Code size is compile time there: loops whose bodies load or store per lane (q in, results out, the keys of a
 // block) keep run-time trip counts so they stay loops; loops over HD / 4, R and the 8 lanes have compile-time trip
-// counts and are unrolled, which keeps the private arrays in registers (hence the [R][HD / 4] arrays: a loop over
-// a whole array dimension is always unrolled). Measured on lavapipe at head dim 128: R = 2 runs at about two
-// thirds of the FMA ceiling, R = 4 spills so much that it is several times slower and takes minutes to compile.
+// counts and must be unrolled to keep the private arrays in registers. Mesa unrolls a loop that walks a whole
+// array dimension whatever its size, hence [R][HD / 4] arrays: with flat [R · HD / 4] arrays the head-dim-128
+// loops stayed loops and the arrays went to memory, about 20× slower. Measured on lavapipe at head dim 128:
+// R = 2 runs at 60–75 % of the FMA ceiling; R = 4 spills so much that it is several times slower and takes minutes
+// to compile. Loop-local vars are initialised explicitly: here (Dawn + lavapipe) a `var` declared in a loop without
+// an initialiser was zeroed only on the first iteration, not each time its declaration runs.
 // Needs subgroups of at least 8 lanes.
 // Prelude: A (q), KV (k, v), O (out), `enable subgroups;`. Bindings: params, q, k, v, out; all as vec4.
 
@@ -83,7 +86,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     for (var r = 0u; r < R; r++) { s[r] = vec4f(NEG); }
     for (var c = 0u; c < nk; c++) {
       let ka = kbase + (jb + c) * p.k_row;
-      var acc = array<vec4f, 4>(); // explicitly: Tint zero-fills a loop-local var only once
+      var acc = array<vec4f, 4>(); // zeroed explicitly (see above)
       for (var cc = 0u; cc < nch; cc++) {
         let kb = bcast8(vec4f(k[ka + min(cc * 8u + lane8, d4n - 1u)]));
         for (var i = 0u; i < 8u; i++) {
