@@ -5,7 +5,8 @@
 // TM × TN register block in f32. K advances 8 weights at a time (one vec4<u32> of packed bf16/f16): the 8 x values
 // of a row are loaded by lanes 0..7 of the subgroup, one each, and handed to every lane by subgroupBroadcast, so a
 // lane's loads are its own weights plus one x value per row. Needs subgroups of at least 8 invocations.
-// Serves both matmul (TM = 8) and matvec (TM = M ≤ 8).
+// Serves both matmul and matvec: rows of x past M (the last tile, or M < TM) are skipped by a uniform branch.
+// On lavapipe, at 4096×4096 bf16: ~20–25 GFLOP/s at M = 512 (tiled matmul.wgsl: ~3–6), ~9 GB/s at M = 1.
 // The wrapper prepends the dtype prelude: A, load_b, and W8 / w8(row, group) reading 8 weights of a row.
 // Bindings: params, x [M, K] (A), w [rows, K] (WV), b [N] (WS_b, read only when p.has_bias), y [M, N] (A).
 
@@ -30,7 +31,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   if (tile >= p.tiles) { return; } // uniform per workgroup: the broadcasts below stay in uniform control flow
   let n0 = (tile % p.tiles_n) * WG * TN + lid;
   let m0 = (tile / p.tiles_n) * TM;
-  // Rows past the end are clamped rather than skipped: every lane must take part in the broadcasts.
+  // Rows of w past the end are clamped rather than skipped: every lane must take part in the broadcasts.
   var wrow: array<u32, MAX_TN>;
   for (var c = 0u; c < TN; c++) { wrow[c] = min(n0 + c * WG, p.rows - 1u); }
   let lane8 = sid & 7u;
