@@ -10,6 +10,7 @@ import sharp from 'sharp';
 import { f32ToBf16 } from '@glm4v/core';
 import { writeSafetensors } from './checkpoint/writer.js';
 import { parseModelConfig } from './config.js';
+import { GLM41V_9B_CONFIG_JSON, GLM41V_TOKEN_IDS } from './model/glm41v-9b.js';
 import { checkpointShapes } from './model/tensor-shapes.js';
 import { writeTinyTokenizer } from './prompt/tiny-tokenizer.js';
 
@@ -19,17 +20,10 @@ export const DEMO_QUESTION = 'What shapes and colours are in this picture?';
 
 const VOCAB = 512;
 // Special ids follow the conformance fixtures' rule: real id − 151552 + vocab (spec §5.3).
-const id = (real: number) => real - 151552 + VOCAB;
-const TOKENS = {
-  image_start_token_id: id(151339),
-  image_end_token_id: id(151340),
-  video_start_token_id: id(151341),
-  video_end_token_id: id(151342),
-  image_token_id: id(151343),
-  video_token_id: id(151344),
-  pad_token_id: id(151329),
-  eos_token_id: [id(151329), id(151336), id(151338), id(151348)],
-};
+const id = (real: number) => real - GLM41V_9B_CONFIG_JSON.text_config.vocab_size + VOCAB;
+const TOKENS = Object.fromEntries(
+  Object.entries(GLM41V_TOKEN_IDS).map(([k, v]) => [k, Array.isArray(v) ? v.map(id) : id(v)]),
+) as typeof GLM41V_TOKEN_IDS;
 
 export const TINY_CONFIG_JSON = {
   architectures: ['Glm4vForConditionalGeneration'],

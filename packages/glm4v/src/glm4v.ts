@@ -20,6 +20,7 @@ import { preprocessVideo } from './preprocess/video.js';
 import { ChatTemplate, type Message } from './prompt/chat-template.js';
 import { expandPlaceholders } from './prompt/placeholders.js';
 import { TextStream, Tokenizer } from './prompt/tokenizer.js';
+import { concatFloat32 } from './arrays.js';
 
 export type { GenerateOptions } from './generate/options.js';
 export type { Phase } from './generate/phases.js';
@@ -130,7 +131,7 @@ export class Glm4v {
     const text = expandPlaceholders(rendered, img?.grids ?? [], vids.map((v) => ({ grid: v.grids[0], timestamps: v.timestamps })), merge);
     const input: PrefillInput = { ids: Int32Array.from(this.tokenizer.encode(text)) };
     if (img) input.images = { pixelValues: img.pixelValues, grids: img.grids };
-    if (vids.length) input.videos = { pixelValues: concat(vids.map((v) => v.pixelValues)), grids: vids.flatMap((v) => v.grids) };
+    if (vids.length) input.videos = { pixelValues: concatFloat32(vids.map((v) => v.pixelValues)), grids: vids.flatMap((v) => v.grids) };
     return { text, input };
   }
 
@@ -246,14 +247,4 @@ export class Glm4v {
     this.model.dispose();
     if (this.ownsDevice) this.device.dispose();
   }
-}
-
-function concat(parts: Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }

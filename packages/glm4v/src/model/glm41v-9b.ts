@@ -3,7 +3,8 @@
 
 import { type Glm4vConfig, parseModelConfig } from '../config.js';
 
-const TOKENS = {
+/** The real checkpoint's special token ids (spec §2.1, §5.3). */
+export const GLM41V_TOKEN_IDS = {
   image_start_token_id: 151339,
   image_end_token_id: 151340,
   video_start_token_id: 151341,
@@ -17,7 +18,7 @@ const TOKENS = {
 export const GLM41V_9B_CONFIG_JSON = {
   architectures: ['Glm4vForConditionalGeneration'],
   model_type: 'glm4v',
-  ...TOKENS,
+  ...GLM41V_TOKEN_IDS,
   tie_word_embeddings: false,
   torch_dtype: 'bfloat16',
   text_config: {
@@ -35,7 +36,7 @@ export const GLM41V_9B_CONFIG_JSON = {
     rope_theta: 10000,
     partial_rotary_factor: 0.5,
     rope_scaling: { rope_type: 'default', mrope_section: [8, 12, 12] },
-    ...TOKENS,
+    ...GLM41V_TOKEN_IDS,
   },
   vision_config: {
     model_type: 'glm4v',

@@ -11,6 +11,7 @@ import { Glm4vTextModel } from './text.js';
 import { Glm4vVisionModel } from './vision.js';
 import { type Grid, visionLayout } from './vision-layout.js';
 import type { WeightSource } from './weights.js';
+import { concatFloat32 } from '../arrays.js';
 
 /** Flattened patches of all images (or all videos) of a prompt, in prompt order, with their grids. */
 export interface VisionInput {
@@ -193,11 +194,11 @@ export class Glm4vModel {
       else if (chunk.logits) logits = chunk.logits;
     }
     const result: PrefillResult = {};
-    if (opts.allLogits) result.logits = concat(tapParts.logits);
+    if (opts.allLogits) result.logits = concatFloat32(tapParts.logits);
     else if (logits) result.logits = logits;
     if (opts.taps) {
       result.taps = {};
-      for (const k of ['inputs_embeds', 'hidden_states_layer0', 'last_hidden_state']) result.taps[k] = concat(tapParts[k]);
+      for (const k of ['inputs_embeds', 'hidden_states_layer0', 'last_hidden_state']) result.taps[k] = concatFloat32(tapParts[k]);
     }
     return result;
   }
@@ -301,14 +302,4 @@ function runsOf(ids: Int32Array, id: number, s0: number, s1: number): [number, n
     runs.push([a, i]);
   }
   return runs;
-}
-
-function concat(parts: Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
