@@ -188,8 +188,8 @@ describe('shapes and routing', () => {
       const g = new Graph(device);
       linear(g, x, w);
       const labels = (await g.profile()).map((e) => e.label);
-      const expected = `${family}_bf16w_f32a_${selectLinearPreset(device, M, family)}`;
-      expect(labels).toEqual([expected, expected, expected]);
+      expect(labels.length).toBe(3);
+      for (const l of labels) expect(l.startsWith(`${family}_bf16w_f32a_${selectLinearPreset(device, M, family)}`), l).toBe(true);
       g.dispose();
       x.dispose();
     }

@@ -48,7 +48,7 @@ export const LINEAR_PRESETS = {
   '32x64x16': { kind: 'tiled', BM: 32, BN: 64, BK: 16, TM: 2, TN: 4 },
   /** GPUs, M ≤ 8: 32 lanes per row of W, 2 rows per team, 4 teams per workgroup. */
   sk32x2: { kind: 'splitk', T: 32, R: 2, WG: 128 },
-  /** CPU adapters, any M: 8 rows of x (1 when M = 1: label bcast1x4) × 4 rows of W per invocation, workgroups of
+  /** CPU adapters, any M: 8 rows of x (1 when M = 1, label suffix _m1) × 4 rows of W per invocation, workgroups of
    *  32 (on lavapipe, 8 to 64 measure the same at M = 512, and 32–64 best at M = 1). */
   bcast8x4: { kind: 'broadcast', TM: 8, TN: 4, WG: 32 },
 } as const satisfies Record<string, LinearPreset>;
@@ -119,7 +119,9 @@ export function linearVariant(g: Graph, x: Tensor, w: Tensor | ChunkedTensor, op
     prelude({ act, weights: vector ? { b: bias ? bias.dtype as WeightDType : act } : { w: wd, b: bias ? bias.dtype as WeightDType : act }, subgroups: k.subgroups }) +
     weightReader(wd, vector) +
     k.code;
-  const label = `${kind}_${variantTag(wd, act)}_${k.name}${vector ? '' : '_k1'}`;
+  // The preset's name, then what the wrapper chose: '_m1' one row of x, '_t8_sg' team size and reduction, '_k1'
+  // the per-element weight path.
+  const label = `${kind}_${variantTag(wd, act)}_${name}${k.suffix}${vector ? '' : '_k1'}`;
   for (const c of m.chunks) {
     const tilesN = Math.ceil(c.rows / k.colsPerTile);
     const tiles = tilesN * Math.ceil(M / k.rowsPerTile);
@@ -136,7 +138,7 @@ export function linearVariant(g: Graph, x: Tensor, w: Tensor | ChunkedTensor, op
 }
 
 interface KernelChoice {
-  name: string;
+  suffix: string;
   code: string;
   constants: Record<string, number>;
   subgroups: boolean;
@@ -152,13 +154,13 @@ function canReduceWithSubgroups(device: Device): boolean {
 function kernelFor(device: Device, p: LinearPreset, name: string, reduce: 'subgroup' | 'shared', M: number): KernelChoice {
   if (p.kind === 'tiled') {
     const WG = (p.BM / p.TM) * (p.BN / p.TN);
-    return { name, code: MATMUL_WGSL, constants: { BM: p.BM, BN: p.BN, BK: p.BK, TM: p.TM, TN: p.TN, WG }, subgroups: false, rowsPerTile: p.BM, colsPerTile: p.BN };
+    return { suffix: '', code: MATMUL_WGSL, constants: { BM: p.BM, BN: p.BN, BK: p.BK, TM: p.TM, TN: p.TN, WG }, subgroups: false, rowsPerTile: p.BM, colsPerTile: p.BN };
   }
   if (p.kind === 'broadcast') {
     if (!canBroadcast(device)) throw new InputError(`variant '${name}' needs subgroups of at least 8 invocations, which this adapter lacks`);
     // One row of x (decode) gets its own pipeline: no rows to skip in the K loop (about 6% faster on lavapipe).
     const TM = M === 1 ? 1 : p.TM;
-    return { name: `bcast${TM}x${p.TN}`, code: BROADCAST_WGSL, constants: { WG: p.WG, TM, TN: p.TN }, subgroups: true, rowsPerTile: TM, colsPerTile: p.WG * p.TN };
+    return { suffix: TM === p.TM ? '' : `_m${TM}`, code: BROADCAST_WGSL, constants: { WG: p.WG, TM, TN: p.TN }, subgroups: true, rowsPerTile: TM, colsPerTile: p.WG * p.TN };
   }
   const sub = reduce === 'subgroup';
   if (sub && !canReduceWithSubgroups(device)) throw new InputError(`variant '${name}' with subgroup reduction needs the subgroups feature, which this adapter lacks`);
@@ -168,7 +170,7 @@ function kernelFor(device: Device, p: LinearPreset, name: string, reduce: 'subgr
   if (!sub && MATVEC_MAX_ROWS * p.R > T) throw new InputError(`variant '${name}': a team of ${T} lanes cannot reduce ${MATVEC_MAX_ROWS} × ${p.R} sums`);
   const code = MATVEC_WGSL + (sub ? REDUCE_SUBGROUP_WGSL : REDUCE_SHARED_WGSL);
   return {
-    name: `sk${T}x${p.R}_${sub ? 'sg' : 'wg'}`,
+    suffix: `_t${T}_${sub ? 'sg' : 'wg'}`,
     code,
     constants: { WG: p.WG, T, R: p.R },
     subgroups: sub,
