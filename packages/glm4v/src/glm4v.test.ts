@@ -2,6 +2,7 @@
 // abort, context overflow before any GPU work, and what is freed afterwards.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -79,6 +80,18 @@ describe('Glm4v.generate', () => {
     expect(done.type === 'done' && done.finishReason).toBe('abort');
     expect(events.filter((e) => e.type === 'token').length).toBeLessThanOrEqual(4);
     expect(model.device.pool.stats.bytesInUse).toBe(inUse);
+  });
+
+  it.skipIf(spawnSync('ffmpeg', ['-version']).status !== 0)('answers about a video (frames from ffmpeg), and refuses a video mixed with an image', async () => {
+    const clip = join(dir, 'clip.mp4');
+    const made = spawnSync('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc=size=112x84:rate=4', '-t', '2', '-pix_fmt', 'yuv420p', clip]);
+    expect(made.status, String(made.stderr)).toBe(0);
+    const video = { type: 'video' as const, video: clip };
+    const r = await model.generateText({ messages: [{ role: 'user', content: [video, { type: 'text', text: 'What happens?' }] }] }, { maxNewTokens: 3, temperature: 0 });
+    // 2 s at 2 fps = 4 frames = 2 temporal patches, each a run of placeholders plus its timestamp
+    expect(r.stats.promptTokens).toBeGreaterThan(2 * 12);
+    const image = { type: 'image' as const, image: { path: join(dir, 'sample.png') } };
+    await expect(model.generateText({ messages: [{ role: 'user', content: [image, video, { type: 'text', text: 'x' }] }] })).rejects.toThrow(/images or videos, not both/);
   });
 
   it('names bad options and bad messages', async () => {
