@@ -3,7 +3,9 @@
 // decode-step logits against a full recompute. A failure names the first tap that diverges.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Device } from '@glm4v/core';
 import { type Glm4vModel, type LogitsResult, SafetensorsFile, computeLogits, loadModel, readLogitsInputs } from '@glm4v/runtime/internal';
@@ -142,5 +144,43 @@ describe.each(MANIFEST)('conformance $case ($checkpoint): $description', ({ case
       const { diff, scale } = maxAbsDiff(stepLogits[i], ref);
       expect(diff, `decode step ${i}`).toBeLessThanOrEqual(REL_TOL * scale);
     }
+  });
+
+  it('a prefill in chunks of 5 tokens equals one pass', async () => {
+    const m = await model(checkpoint);
+    const input = await readLogitsInputs(file);
+    const session = await m.createSession(input.ids.length);
+    try {
+      const chunked = await m.prefill(session, input, { allLogits: true, taps: true, chunkTokens: 5 });
+      for (const tap of ['inputs_embeds', 'hidden_states_layer0', 'last_hidden_state']) {
+        const { diff, scale } = maxAbsDiff(chunked.taps![tap], result.taps![tap]);
+        expect(diff, tap).toBeLessThanOrEqual(REL_TOL * scale);
+      }
+      const { diff, scale } = maxAbsDiff(chunked.logits!, result.logits);
+      expect(diff, 'logits').toBeLessThanOrEqual(REL_TOL * scale);
+    } finally {
+      session.dispose();
+    }
+  });
+});
+
+describe('glm4v-run logits (the black-box entry point)', () => {
+  it('writes the logits, greedy tokens and taps of a case, named and typed as the fixtures', async () => {
+    const cli = join(import.meta.dirname, '../packages/glm4v/dist/cli.js');
+    const out = join(mkdtempSync(join(tmpdir(), 'glm4v-logits-')), 'out.safetensors');
+    const file = join(FIXTURES, 'case-b_image.safetensors');
+    const r = spawnSync(process.execPath, [cli, 'logits', '--model', join(FIXTURES, 'tiny-glm4v-f32'), '--inputs', file, '--out', out, '--greedy', '8', '--taps'], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    const got = await readExpected(out);
+    const ref = await readExpected(file);
+    for (const name of ['logits', 'image_embeds', 'inputs_embeds', 'hidden_states_layer0', 'last_hidden_state']) {
+      const { diff, scale } = maxAbsDiff(got.get(name)!, ref.get(name)!);
+      expect(diff, name).toBeLessThanOrEqual(REL_TOL * scale);
+    }
+    for (const name of ['greedy_tokens', 'position_ids', 'rope_delta']) expect(Array.from(got.get(name)!), name).toEqual(Array.from(ref.get(name)!));
+    rmSync(out, { force: true });
+    const bad = spawnSync(process.execPath, [cli, 'logits', '--model', join(FIXTURES, 'tiny-glm4v-f32'), '--inputs', join(FIXTURES, 'nope.safetensors'), '--out', out], { encoding: 'utf8' });
+    expect(bad.status).toBe(3);
+    expect(bad.stderr).toMatch(/nope\.safetensors/);
   });
 });
