@@ -5,7 +5,7 @@
 // Defaults: all 40 layers and 24 blocks on a GPU; 2 and 2 on a software adapter (lavapipe), where the full
 // model would take hours.
 
-import { Device, Tensor } from '@glm4v/core';
+import { Device } from '@glm4v/core';
 import { glm41v9bConfig, randomModel } from '@glm4v/runtime/internal';
 
 function arg(name: string): number | undefined {
@@ -60,12 +60,12 @@ async function main() {
   const grid = Math.round(side / 28) * 2;
   const patches = grid * grid;
   const pixels = new Float32Array(patches * 1176).map((_, i) => Math.sin(i) * 0.5);
-  await (await model.encodeVision({ pixelValues: pixels.slice(0, 4 * 1176), grids: [[1, 2, 2]] })).dispose(); // warm-up
+  (await model.encodeVision({ pixelValues: pixels.slice(0, 4 * 1176), grids: [[1, 2, 2]] })).dispose(); // warm-up
   t = performance.now();
-  const vision = await model.encodeVision({ pixelValues: pixels, grids: [[1, grid, grid]] });
-  await vision.embeds.read();
+  const embeds = await model.encodeVision({ pixelValues: pixels, grids: [[1, grid, grid]] });
+  await embeds.read();
   const visionMs = performance.now() - t;
-  vision.dispose();
+  embeds.dispose();
 
   const peak = device.pool.stats.peakBytesAllocated;
   const rec = {
@@ -98,7 +98,6 @@ async function main() {
   }
   model.dispose();
   device.dispose();
-  void Tensor;
 }
 
 await main();

@@ -2,7 +2,7 @@
 // prefill (one pass over the prompt, in chunks so activation memory stays bounded) and decode (one recorded
 // step replayed per token). Spec §8.4 is the outline followed here.
 
-import { AbortError, ContextOverflowError, type Device, Graph, InputError, type Params, Tensor } from '@glm4v/core';
+import { AbortError, ContextOverflowError, type Device, Graph, InputError, LimitError, type Params, Tensor } from '@glm4v/core';
 import { type SamplerState, type SamplingOptions, argmax, embedding, sample } from '@glm4v/kernels';
 import type { Glm4vConfig } from '../config.js';
 import { ropeIndex } from '../rope-index.js';
@@ -112,28 +112,82 @@ export class Glm4vModel {
     return Math.max(1, Math.min(512, Math.floor(this.device.limits.maxStorageBufferBindingSize / widest)));
   }
 
-  /** Runs the vision tower over every image (or video temporal patch): embeddings [tokens, out_hidden]. */
-  async encodeVision(v: VisionInput): Promise<{ embeds: Tensor; dispose(): void }> {
+  /**
+   * Runs the vision tower over every image (or video temporal patch): embeddings [tokens, out_hidden], owned by the
+   * caller. Images run in batches whose widest activation fits one storage binding; each image attends only to
+   * itself, so batching changes nothing but memory. `maxBindingBytes` (default: the device's limit) is for tests.
+   */
+  async encodeVision(v: VisionInput, maxBindingBytes = this.device.limits.maxStorageBufferBindingSize): Promise<Tensor> {
     const c = this.config.vision;
-    const layout = visionLayout(v.grids, c.spatialMergeSize);
+    const merge = c.spatialMergeSize;
     const patchLen = c.inChannels * c.temporalPatchSize * c.patchSize * c.patchSize;
-    if (v.pixelValues.length !== layout.patches * patchLen) {
-      throw new InputError(`pixel values hold ${v.pixelValues.length / patchLen} patches of ${patchLen}; the grids describe ${layout.patches}`);
+    const frames = v.grids.flatMap(([t, h, w]) => Array.from({ length: t }, (): Grid => [1, h, w]));
+    const patches = frames.reduce((n, [, h, w]) => n + h * w, 0);
+    if (v.pixelValues.length !== patches * patchLen) {
+      throw new InputError(`pixel values hold ${v.pixelValues.length / patchLen} patches of ${patchLen}; the grids describe ${patches}`);
     }
+    const out = await Tensor.empty(this.device, 'f32', [patches / (merge * merge), c.outHiddenSize], 'image_embeds');
+    try {
+      let first = 0;
+      for (const batch of this.visionBatches(frames, maxBindingBytes)) {
+        const n = batch.reduce((k, [, h, w]) => k + h * w, 0);
+        await this.encodeBatch(v.pixelValues.subarray(first * patchLen, (first + n) * patchLen), batch, out, first / (merge * merge));
+        first += n;
+      }
+      return out;
+    } catch (e) {
+      out.dispose();
+      throw e;
+    }
+  }
+
+  /** Consecutive frames grouped so the widest vision activation of a group fits one storage binding. */
+  private visionBatches(frames: readonly Grid[], limit: number): Grid[][] {
+    const c = this.config.vision;
+    const m2 = c.spatialMergeSize ** 2;
+    const patchLen = c.inChannels * c.temporalPatchSize * c.patchSize * c.patchSize;
+    // f32 bytes per patch of the widest activations: the ViT MLP [S, F], the patches [S, C·T·P·P], q/k/v [S, D],
+    // the merger's inner [S/4, I]
+    const perPatch = 4 * Math.max(c.outHiddenSize, patchLen, c.hiddenSize, c.intermediateSize / m2);
+    const batches: Grid[][] = [];
+    let size = 0;
+    for (const f of frames) {
+      const n = f[1] * f[2];
+      if (n * perPatch > limit) {
+        throw new LimitError(
+          `an image of ${f[1] * this.config.vision.patchSize}×${f[2] * this.config.vision.patchSize} pixels (${n} patches) needs ${n * perPatch} bytes ` +
+            `in one storage binding for the vision tower; this device allows ${limit}. Use a smaller image (max_pixels) or a device with larger bindings`,
+        );
+      }
+      if (batches.length === 0 || (size + n) * perPatch > limit) {
+        batches.push([]);
+        size = 0;
+      }
+      batches[batches.length - 1].push(f);
+      size += n;
+    }
+    return batches;
+  }
+
+  /** One vision pass over `frames`, its embeddings written into `out` from row `row`. */
+  private async encodeBatch(pixels: Float32Array, frames: readonly Grid[], out: Tensor, row: number): Promise<void> {
+    const c = this.config.vision;
+    const layout = visionLayout(frames, c.spatialMergeSize);
     const d = this.device;
-    const owned = [
-      await Tensor.fromArray(d, 'f32', [layout.patches, patchLen], v.pixelValues, 'pixel_values'),
+    const inputs = [
+      await Tensor.fromArray(d, 'f32', [layout.patches, pixels.length / layout.patches], pixels, 'pixel_values'),
       await Tensor.fromArray(d, 'i32', [layout.patches, 4], layout.patchInfo, 'patch_info'),
       await Tensor.fromArray(d, 'i32', [layout.patches, 2], layout.coords, 'patch_coords'),
     ];
     const g = new Graph(d, 'vision');
-    const embeds = g.keep(this.vision.forward(g, { pixels: owned[0], patchInfo: owned[1], coords: owned[2], segments: layout.segments }));
     try {
+      const embeds = this.vision.forward(g, { pixels: inputs[0], patchInfo: inputs[1], coords: inputs[2], segments: layout.segments });
+      g.copy(embeds, out, embeds.byteSize, 0, row * c.outHiddenSize * 4);
       await g.run();
     } finally {
-      owned.forEach((t) => t.dispose());
+      g.dispose();
+      inputs.forEach((t) => t.dispose());
     }
-    return { embeds, dispose: () => g.dispose() };
   }
 
   /**
@@ -165,10 +219,10 @@ export class Glm4vModel {
 
     const vision = mm ? await this.encodeVision(mm) : undefined;
     try {
-      const result = await this.prefillChunks(session, ids, positions, vision?.embeds, opts);
+      const result = await this.prefillChunks(session, ids, positions, vision, opts);
       if (opts.taps) {
         result.taps!.position_ids = positions;
-        if (vision) result.taps!.image_embeds = (await vision.embeds.read()) as Float32Array;
+        if (vision) result.taps!.image_embeds = (await vision.read()) as Float32Array;
       }
       session.length += S;
       session.ropeDelta = offset + rope.ropeDelta;

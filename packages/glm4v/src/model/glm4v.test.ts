@@ -1,0 +1,50 @@
+// Model-level behaviour the conformance cases do not reach: vision batching under a binding limit, several
+// images and a video in one request, inputs that must be refused.
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { Device, InputError, LimitError } from '@glm4v/core';
+import { loadModel } from './load.js';
+import type { Glm4vModel } from './glm4v.js';
+import { readLogitsInputs } from '../logits-tool.js';
+
+const FIXTURES = join(import.meta.dirname, '../../../../conformance/fixtures');
+let device: Device;
+let model: Glm4vModel;
+beforeAll(async () => {
+  device = await Device.create();
+  model = (await loadModel(join(FIXTURES, 'tiny-glm4v-f32'), device)).model;
+});
+afterAll(() => {
+  model?.dispose();
+  device?.dispose();
+});
+
+describe('Glm4vModel.encodeVision', () => {
+  it('gives the same embeddings when the images run in separate batches, and refuses an image that cannot fit', async () => {
+    const { images } = await readLogitsInputs(join(FIXTURES, 'case-b_image.safetensors'));
+    const [t, h, w] = images!.grids[0];
+    const two = { pixelValues: Float32Array.from([...images!.pixelValues, ...images!.pixelValues.map((v) => -v)]), grids: [images!.grids[0], [t, h, w]] as [number, number, number][] };
+    const together = await model.encodeVision(two);
+    // room for one image's widest activation (the merger's inner width per patch here), not two
+    const perPatch = 4 * Math.max(model.config.vision.outHiddenSize, 1176, model.config.vision.hiddenSize, model.config.vision.intermediateSize / 4);
+    const apart = await model.encodeVision(two, h * w * perPatch);
+    expect(Array.from(await apart.read())).toEqual(Array.from(await together.read()));
+    const rows = (h * w) / 4;
+    const a = await together.read();
+    expect(Array.from(a.subarray(0, 8))).not.toEqual(Array.from(a.subarray(rows * 64, rows * 64 + 8))); // two different images
+    await expect(model.encodeVision(two, h * w * perPatch - 4)).rejects.toBeInstanceOf(LimitError);
+    together.dispose();
+    apart.dispose();
+  });
+
+  it('refuses pixel values that disagree with the grids, and placeholder counts that disagree with the images', async () => {
+    const input = await readLogitsInputs(join(FIXTURES, 'case-b_image.safetensors'));
+    await expect(model.encodeVision({ pixelValues: input.images!.pixelValues.subarray(1176), grids: input.images!.grids })).rejects.toBeInstanceOf(InputError);
+    const session = await model.createSession(64);
+    const ids = input.ids.filter((id, i) => !(id === model.config.tokens.image && i === 6)); // one placeholder short
+    await expect(model.prefill(session, { ...input, ids: Int32Array.from(ids) })).rejects.toThrow(/5 image placeholder tokens.*give 6/);
+    await expect(model.prefill(session, { ids: Int32Array.from([1, 2, 9999]) })).rejects.toThrow(/9999 at 2 is outside the vocabulary/);
+    session.dispose();
+  });
+});
