@@ -5,9 +5,14 @@ import RMSNORM_WGSL from './rmsnorm.wgsl.js';
 import LAYERNORM_WGSL from './layernorm.wgsl.js';
 import { type ActDType, type WeightDType, assertDType, assertShape, prelude, variantTag } from './prelude.js';
 import { grid1d } from './grid.js';
+import { isCpuAdapter } from './matmul.js';
 
 const PARAMS = new UniformLayout('rows: u32, cols: u32, eps: f32');
-const WG = 256;
+/** Invocations per row: GPUs want many; CPU adapters run a workgroup as a loop where each barrier costs a
+ *  context switch per SIMD group, so fewer, longer invocations are ~2× faster there (lavapipe, [512, 4096]). */
+function workgroupSize(g: Graph): number {
+  return isCpuAdapter(g.device) ? 32 : 256;
+}
 
 function rowsCols(x: Tensor): [number, number] {
   const cols = x.shape[x.shape.length - 1];
@@ -35,9 +40,9 @@ export function rmsNorm(g: Graph, x: Tensor, w: Tensor, eps: number, opts: RmsNo
   const wd = w.dtype as WeightDType;
   g.dispatch({
     kernel: {
-      label: `rmsnorm_${variantTag(wd, act)}${opts.accumulate ? '_add' : ''}`,
+      label: `rmsnorm_${variantTag(wd, act)}${opts.accumulate ? '_add' : ''}_wg${workgroupSize(g)}`,
       code: prelude({ act, weights: { w: wd } }) + RMSNORM_WGSL,
-      constants: { WG, ADD: opts.accumulate ? 1 : 0 },
+      constants: { WG: workgroupSize(g), ADD: opts.accumulate ? 1 : 0 },
     },
     uniforms: { layout: PARAMS, values: { rows, cols, eps } },
     inputs: [x, w],
@@ -58,7 +63,7 @@ export function layerNorm(g: Graph, x: Tensor, w: Tensor, b: Tensor, eps: number
   const act = x.dtype as ActDType;
   const weights = { w: w.dtype as WeightDType, b: b.dtype as WeightDType };
   g.dispatch({
-    kernel: { label: `layernorm_${variantTag(weights.w, act)}`, code: prelude({ act, weights }) + LAYERNORM_WGSL, constants: { WG } },
+    kernel: { label: `layernorm_${variantTag(weights.w, act)}_wg${workgroupSize(g)}`, code: prelude({ act, weights }) + LAYERNORM_WGSL, constants: { WG: workgroupSize(g) } },
     uniforms: { layout: PARAMS, values: { rows, cols, eps } },
     inputs: [x, w, b],
     outputs: [y],
