@@ -353,6 +353,12 @@ describe('attentionDecode', () => {
 
   it('decodes at the 64k context limit (the most splits)', () => checkDecode(SMALL[0], 65535, 65536, 'f32', 'f32'));
 
+  // The split count is not monotone in the length: with 64-key chunks, 16384 keys take 256 splits but a capacity of
+  // 16385 only 253. Both kernels, so the tiled one (whose small chunks reach the cap) is covered on every machine.
+  for (const preset of ['tiled64x16', 'bcast8x4'] as const) {
+    it(`decodes where a shorter context needs more splits than the full one (${preset})`, () => checkDecode(SMALL[1], 16383, 16385, 'f32', 'f32', preset));
+  }
+
   it('rejects a position outside the cache when the graph runs', async () => {
     const cache = await createKvCache(device, 1, 8, 8);
     const [q, k, v] = await Promise.all([Tensor.empty(device, 'f32', [1, 16]), Tensor.empty(device, 'f32', [1, 8]), Tensor.empty(device, 'f32', [1, 8])]);

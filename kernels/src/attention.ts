@@ -297,7 +297,9 @@ export function attentionDecode(g: Graph, q: Tensor, k: Tensor, v: Tensor, cache
     return n;
   };
   const split = (p: Params) => ({ ...decodeSplits(pos(p) + 1, minChunk), keys: pos(p) + 1 });
-  const maxSplits = decodeSplits(capacity, minChunk).splits;
+  // The split count is not monotone in the key count (16384 keys give 256 splits, 16385 give 253), so the scratch
+  // is sized by the target count, which bounds it for every length up to the capacity.
+  const maxSplits = Math.min(DECODE_MAX_SPLITS, Math.max(1, Math.ceil(capacity / minChunk)));
   const part = g.tensor('f32', [hq, maxSplits, d / 4 + 1, 4], 'attention_decode_partials');
   const out = opts.out ?? g.tensor(act, q.shape, 'attention_out');
   storeKv(g, k, v, cache, act, kv, 1, pos);
