@@ -18,7 +18,7 @@ import BROADCAST_WGSL from './matmul_broadcast.wgsl.js';
 import MATVEC_WGSL from './matvec.wgsl.js';
 import REDUCE_SUBGROUP_WGSL from './matvec_reduce_subgroup.wgsl.js';
 import REDUCE_SHARED_WGSL from './matvec_reduce_shared.wgsl.js';
-import { type ActDType, type WeightDType, assertDType, assertShape, checkActDType, prelude, variantTag } from './prelude.js';
+import { type ActDType, type WeightDType, assertDType, assertShape, checkActDType, prelude, rowsOf, variantTag } from './prelude.js';
 import { grid1d } from './grid.js';
 
 const PARAMS = new UniformLayout('M: u32, N: u32, K: u32, rows: u32, col0: u32, tiles_n: u32, tiles: u32, has_bias: u32');
@@ -223,11 +223,6 @@ function weightReader(wd: WeightDType, vector: boolean): string {
     '  let i = 2u * (row * (p.K / 8u) + g);\n  let a = w[i];\n  let b = w[i + 1u];\n' +
     '  return W8(vec4f(a.x, a.z, b.x, b.z), vec4f(a.y, a.w, b.y, b.w));\n}\n'
   );
-}
-
-function rowsOf(x: Tensor): number {
-  const K = x.shape[x.shape.length - 1];
-  return K ? x.numel / K : 0;
 }
 
 function checkArgs(device: Device, what: string, x: Tensor, w: ChunkedTensor, opts: LinearOptions): { M: number; N: number; K: number } {

@@ -107,3 +107,16 @@ describe('layerNorm', () => {
     }
   }
 });
+
+describe('norm argument checks', () => {
+  it('refuses an output of another dtype and parameters of the wrong type, naming them', async () => {
+    const x = await Tensor.fromArray(device, 'f32', [2, 4], new Float32Array(8));
+    const w = await Tensor.fromArray(device, 'f32', [4], new Float32Array(4), 'post_projection_norm.weight');
+    const b = await Tensor.fromArray(device, 'i32', [4], new Int32Array(4), 'post_projection_norm.bias');
+    const half = await Tensor.empty(device, 'f16', [2, 4], 'half_out');
+    expect(() => layerNorm(new Graph(device), x, w, w, 1e-5, half)).toThrow(/layerNorm output 'half_out' has dtype f16/);
+    expect(() => layerNorm(new Graph(device), x, w, b, 1e-5)).toThrow(/post_projection_norm\.bias' has dtype i32/);
+    expect(() => rmsNorm(new Graph(device), x, w, 1e-5, { out: half })).toThrow(InputError);
+    for (const t of [x, w, b, half]) t.dispose();
+  });
+});

@@ -3,7 +3,7 @@
 import { type Graph, InputError, type Tensor, UniformLayout } from '@glm4v/core';
 import RMSNORM_WGSL from './rmsnorm.wgsl.js';
 import LAYERNORM_WGSL from './layernorm.wgsl.js';
-import { type ActDType, type WeightDType, assertDType, assertShape, prelude, variantTag } from './prelude.js';
+import { type ActDType, type WeightDType, assertDType, assertShape, checkActDType, prelude, rowsOf, variantTag } from './prelude.js';
 import { grid1d } from './grid.js';
 import { isCpuAdapter } from './matmul.js';
 
@@ -14,9 +14,18 @@ function workgroupSize(g: Graph): number {
   return isCpuAdapter(g.device) ? 32 : 256;
 }
 
-function rowsCols(x: Tensor): [number, number] {
+/** Checks both norms share: x f32|f16, each parameter [cols] of a float type, out shaped and typed like x. */
+function checkNorm(g: Graph, name: string, x: Tensor, params: readonly Tensor[], out: Tensor): void {
   const cols = x.shape[x.shape.length - 1];
-  return [cols === 0 ? 0 : x.numel / cols, cols];
+  assertDType(`${name} input '${x.label}'`, x.dtype, ['f32', 'f16']);
+  checkActDType(g.device, x.dtype as ActDType, name);
+  for (const p of params) {
+    assertDType(`${name} parameter '${p.label}'`, p.dtype, ['f32', 'f16', 'bf16']);
+    assertShape(`${name} parameter '${p.label}'`, p.shape, [cols]);
+    if (p.dtype === 'f16') checkActDType(g.device, 'f16', `${name} parameter '${p.label}'`);
+  }
+  assertShape(`${name} output '${out.label}'`, out.shape, x.shape);
+  assertDType(`${name} output '${out.label}'`, out.dtype, [x.dtype]);
 }
 
 export interface RmsNormOptions {
@@ -28,14 +37,11 @@ export interface RmsNormOptions {
 
 /** y = x / sqrt(mean(x²) + eps) · w over the last dimension.  (Glm4vRMSNorm) */
 export function rmsNorm(g: Graph, x: Tensor, w: Tensor, eps: number, opts: RmsNormOptions = {}): Tensor {
-  const [rows, cols] = rowsCols(x);
-  assertDType('rmsNorm input', x.dtype, ['f32', 'f16']);
-  assertDType('rmsNorm weight', w.dtype, ['f32', 'f16', 'bf16']);
-  assertShape(`rmsNorm weight '${w.label}'`, w.shape, [cols]);
   if (opts.accumulate && !opts.out) throw new InputError('rmsNorm: accumulate needs an out tensor');
   const out = opts.out ?? g.tensor(x.dtype, x.shape, 'rmsnorm_out');
-  assertShape(`rmsNorm output '${out.label}'`, out.shape, x.shape);
-  assertDType('rmsNorm output', out.dtype, [x.dtype]);
+  checkNorm(g, 'rmsNorm', x, [w], out);
+  const rows = rowsOf(x);
+  const cols = x.shape[x.shape.length - 1];
   const act = x.dtype as ActDType;
   const wd = w.dtype as WeightDType;
   g.dispatch({
@@ -54,12 +60,10 @@ export function rmsNorm(g: Graph, x: Tensor, w: Tensor, eps: number, opts: RmsNo
 
 /** y = (x − mean) / sqrt(var + eps) · w + b over the last dimension.  (nn.LayerNorm) */
 export function layerNorm(g: Graph, x: Tensor, w: Tensor, b: Tensor, eps: number, out?: Tensor): Tensor {
-  const [rows, cols] = rowsCols(x);
-  assertDType('layerNorm input', x.dtype, ['f32', 'f16']);
-  assertShape(`layerNorm weight '${w.label}'`, w.shape, [cols]);
-  assertShape(`layerNorm bias '${b.label}'`, b.shape, [cols]);
   const y = out ?? g.tensor(x.dtype, x.shape, 'layernorm_out');
-  assertShape(`layerNorm output '${y.label}'`, y.shape, x.shape);
+  checkNorm(g, 'layerNorm', x, [w, b], y);
+  const rows = rowsOf(x);
+  const cols = x.shape[x.shape.length - 1];
   const act = x.dtype as ActDType;
   const weights = { w: w.dtype as WeightDType, b: b.dtype as WeightDType };
   g.dispatch({

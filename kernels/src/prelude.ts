@@ -3,7 +3,7 @@
 // A weight binding named `w` is declared by the kernel as `array<WS_w>` and read as f32 through `load_w(i)`:
 // bf16 is stored as packed pairs in u32 words and widened exactly by a shift.
 
-import { type DType, type Device, InputError } from '@glm4v/core';
+import { type DType, type Device, InputError, type Tensor } from '@glm4v/core';
 
 export type ActDType = 'f32' | 'f16';
 export type WeightDType = 'f32' | 'f16' | 'bf16';
@@ -54,4 +54,10 @@ export function assertShape(what: string, got: readonly number[], expected: read
 /** Activation dtype a device can use: f16 needs shader-f16. */
 export function checkActDType(device: Device, act: ActDType, what: string): void {
   if (act === 'f16' && !device.has('shader-f16')) throw new InputError(`${what}: f16 activations need the shader-f16 feature, which this adapter lacks`);
+}
+
+/** Rows of a tensor seen as [rows, last dimension] (0 when the last dimension is 0). */
+export function rowsOf(x: Tensor): number {
+  const cols = x.shape[x.shape.length - 1];
+  return cols ? x.numel / cols : 0;
 }

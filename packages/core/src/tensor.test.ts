@@ -48,6 +48,19 @@ describe('Tensor upload and download', () => {
     await expect(Tensor.fromArray(device, 'f32', [2, -1], [1], 'w')).rejects.toBeInstanceOf(InputError);
   });
 
+  it('refuses a 16-bit write that would split a word it does not own', async () => {
+    const t = await Tensor.fromArray(device, 'bf16', [6], [1, 2, 3, 4, 5, 6], 'w');
+    expect(() => t.write([9, 9, 9], 0)).toThrow(/'w': a 16-bit write of 3 values at 0/);
+    expect(() => t.write([9, 9], 1)).toThrow(InputError);
+    t.write([0, 0], 0);
+    expect(Array.from(await t.read())).toEqual([0, 0, 3, 4, 5, 6]);
+    const odd = await Tensor.fromArray(device, 'f16', [5], [1, 2, 3, 4, 5]);
+    odd.write([7, 8, 9], 2); // ends at the tensor's end: the padding half is its own
+    expect(Array.from(await odd.read())).toEqual([1, 2, 7, 8, 9]);
+    t.dispose();
+    odd.dispose();
+  });
+
   it('writes at an element offset', async () => {
     const t = await Tensor.fromArray(device, 'f32', [4], [0, 0, 0, 0]);
     t.write([5, 6], 2);

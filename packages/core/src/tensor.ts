@@ -2,7 +2,7 @@
 // graph is planned; tensors made here own a pooled buffer until dispose().
 
 import type { Device } from './device.js';
-import { type DType, type HostArray, decode, encode, numelOf, storageBytes } from './dtype.js';
+import { type DType, type HostArray, decode, encode, itemSize, numelOf, storageBytes } from './dtype.js';
 import { DeviceError, InputError } from './errors.js';
 
 export interface Storage {
@@ -66,7 +66,7 @@ export class Tensor {
    */
   view(shape: readonly number[], elementOffset = 0, label = `${this.label}.view`): Tensor {
     const v = new Tensor(this.device, this.dtype, shape, label);
-    const byteOffset = elementOffset * (this.dtype === 'f16' || this.dtype === 'bf16' ? 2 : 4);
+    const byteOffset = elementOffset * itemSize(this.dtype);
     if (!Number.isInteger(elementOffset) || elementOffset < 0 || elementOffset + v.numel > this.numel || byteOffset % 4 !== 0) {
       throw new InputError(`view of '${this.label}' [${this.shape.join(', ')}]: [${shape.join(', ')}] at element ${elementOffset} does not fit (or is not word-aligned)`);
     }
@@ -101,7 +101,12 @@ export class Tensor {
     const n = numelOf(shape);
     if (data.length !== n) throw new InputError(`'${label}': ${data.length} values given for shape [${shape.join(', ')}] (${n} elements)`);
     const t = await Tensor.empty(device, dtype, shape, label);
-    t.write(data);
+    try {
+      t.write(data);
+    } catch (e) {
+      t.dispose();
+      throw e;
+    }
     return t;
   }
 
@@ -111,10 +116,12 @@ export class Tensor {
     if (elementOffset + data.length > this.numel) {
       throw new InputError(`'${this.label}': writing ${data.length} values at ${elementOffset} overflows its ${this.numel} elements`);
     }
-    const bytes = encode(this.dtype, data);
-    const byteOffset = elementOffset * (this.dtype === 'f16' || this.dtype === 'bf16' ? 2 : 4);
-    if (byteOffset % 4 !== 0) throw new InputError(`'${this.label}': a 16-bit write must start at an even element`);
-    this.writeBytes(bytes, byteOffset);
+    const size = itemSize(this.dtype);
+    // 16-bit elements travel in whole u32 words: a write must not split the word of an element it does not own
+    if (size === 2 && (elementOffset % 2 !== 0 || (data.length % 2 !== 0 && elementOffset + data.length !== this.numel))) {
+      throw new InputError(`'${this.label}': a 16-bit write of ${data.length} values at ${elementOffset} must start at an even element and end at an even element or the tensor's end`);
+    }
+    this.writeBytes(encode(this.dtype, data), elementOffset * size);
   }
 
   /** Writes raw bytes at a byte offset (a multiple of 4). */
