@@ -48,3 +48,38 @@ describe('Glm4vModel.encodeVision', () => {
     session.dispose();
   });
 });
+
+describe('Glm4vModel.prefill', () => {
+  it('appending to a session equals one prefill of everything (positions continue after an image)', async () => {
+    const input = await readLogitsInputs(join(FIXTURES, 'case-b_image.safetensors'));
+    const more = Int32Array.from([12, 40, 7, 99]);
+    const whole = { ...input, ids: Int32Array.from([...input.ids, ...more]) };
+    const one = await model.createSession(64);
+    const two = await model.createSession(64);
+    try {
+      const a = await model.prefill(one, whole, { allLogits: true });
+      await model.prefill(two, input);
+      const b = await model.prefill(two, { ids: more }, { allLogits: true });
+      expect(two.length).toBe(one.length);
+      expect(two.ropeDelta).toBe(one.ropeDelta);
+      const V = model.config.text.vocabSize;
+      const tail = a.logits!.subarray((whole.ids.length - more.length) * V);
+      let diff = 0;
+      let scale = 0;
+      for (let i = 0; i < tail.length; i++) {
+        diff = Math.max(diff, Math.abs(tail[i] - b.logits![i]));
+        scale = Math.max(scale, Math.abs(tail[i]));
+      }
+      expect(diff).toBeLessThanOrEqual(1e-5 * scale);
+      // and the next decode step agrees
+      const steps = [one, two].map((s) => model.recordDecode(s, { keepLogits: true }));
+      await Promise.all(steps.map((st, i) => st.run(i)));
+      const [la, lb] = await Promise.all(steps.map((st) => st.logits!.read()));
+      expect(Math.max(...la.map((v, i) => Math.abs(v - lb[i])))).toBeLessThanOrEqual(1e-5 * scale);
+      steps.forEach((st) => st.dispose());
+    } finally {
+      one.dispose();
+      two.dispose();
+    }
+  });
+});

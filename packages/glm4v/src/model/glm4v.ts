@@ -32,8 +32,6 @@ export interface PrefillOptions {
   next?: NextToken;
   /** Logits of every position instead of the last one only (conformance checks). */
   allLogits?: boolean;
-  /** Read the logits back (always true with allLogits). */
-  readLogits?: boolean;
   /** Read back the named intermediate activations of the fixtures (image_embeds, inputs_embeds, ...). */
   taps?: boolean;
   /** Tokens per prefill pass; default from the device's binding limit. */
@@ -44,7 +42,7 @@ export interface PrefillOptions {
 export type Taps = Record<string, Float32Array | Int32Array>;
 
 export interface PrefillResult {
-  /** [rows, V] f32 when read: every position with allLogits, else the last one. */
+  /** [S, V] f32 with allLogits. */
   logits?: Float32Array;
   taps?: Taps;
 }
@@ -105,10 +103,13 @@ export class Glm4vModel {
     return Session.create(this.device, this.config.text, capacity, cacheDType);
   }
 
-  /** Tokens per prefill pass such that the widest activation ([n, 2·intermediate] f32) fits one binding. */
-  defaultChunkTokens(): number {
+  /**
+   * Tokens per prefill pass such that the widest activation fits one storage binding: the fused gate/up output
+   * [n, 2·intermediate] f32, or with `allLogits` the logits [n, vocab] f32.
+   */
+  defaultChunkTokens(allLogits = false): number {
     const t = this.config.text;
-    const widest = Math.max(2 * t.intermediateSize, t.numHeads * t.headDim, t.hiddenSize) * 4;
+    const widest = Math.max(2 * t.intermediateSize, t.numHeads * t.headDim, t.hiddenSize, allLogits ? t.vocabSize : 0) * 4;
     return Math.max(1, Math.min(512, Math.floor(this.device.limits.maxStorageBufferBindingSize / widest)));
   }
 
@@ -225,7 +226,7 @@ export class Glm4vModel {
         if (vision) result.taps!.image_embeds = (await vision.read()) as Float32Array;
       }
       session.length += S;
-      session.ropeDelta = offset + rope.ropeDelta;
+      session.ropeDelta += rope.ropeDelta; // next position = running max + 1 = (length + L) + old delta + new delta
       return result;
     } finally {
       vision?.dispose();
@@ -234,22 +235,18 @@ export class Glm4vModel {
 
   private async prefillChunks(session: Session, ids: Int32Array, positions: Int32Array, imageEmbeds: Tensor | undefined, opts: PrefillOptions): Promise<PrefillResult> {
     const S = ids.length;
-    const C = opts.chunkTokens ?? this.defaultChunkTokens();
+    const C = opts.chunkTokens ?? this.defaultChunkTokens(opts.allLogits);
     const tapParts: Record<string, Float32Array[]> = { inputs_embeds: [], hidden_states_layer0: [], last_hidden_state: [], logits: [] };
     let imageRow = 0;
-    let logits: Float32Array | undefined;
     for (let s0 = 0; s0 < S; s0 += C) {
       if (opts.signal?.aborted) throw new AbortError('prefill aborted');
       const s1 = Math.min(S, s0 + C);
       const chunk = await this.prefillChunk(session, ids, positions, s0, s1, imageEmbeds, imageRow, opts);
       imageRow += chunk.imageRows;
       for (const [k, v] of Object.entries(chunk.taps)) tapParts[k].push(v);
-      if (chunk.logits && opts.allLogits) tapParts.logits.push(chunk.logits);
-      else if (chunk.logits) logits = chunk.logits;
     }
     const result: PrefillResult = {};
     if (opts.allLogits) result.logits = concatFloat32(tapParts.logits);
-    else if (logits) result.logits = logits;
     if (opts.taps) {
       result.taps = {};
       for (const k of ['inputs_embeds', 'hidden_states_layer0', 'last_hidden_state']) result.taps[k] = concatFloat32(tapParts[k]);
@@ -267,7 +264,7 @@ export class Glm4vModel {
     imageEmbeds: Tensor | undefined,
     imageRow: number,
     opts: PrefillOptions,
-  ): Promise<{ imageRows: number; taps: Record<string, Float32Array>; logits?: Float32Array }> {
+  ): Promise<{ imageRows: number; taps: Record<string, Float32Array> }> {
     const d = this.device;
     const t = this.config.text;
     const n = s1 - s0;
@@ -276,17 +273,18 @@ export class Glm4vModel {
     const rowBytes = t.hiddenSize * 4;
     const pos = new Int32Array(3 * n);
     for (let r = 0; r < 3; r++) pos.set(positions.subarray(r * S + s0, r * S + s1), r * n);
-    const idsT = await Tensor.fromArray(d, 'i32', [n], ids.subarray(s0, s1), 'input_ids');
-    const posT = await Tensor.fromArray(d, 'i32', [3, n], pos, 'position_ids');
     const g = new Graph(d, `prefill[${s0}:${s1}]`);
+    const inputs: Tensor[] = [];
     const kept: Record<string, Tensor> = {};
     const tap = (name: string, x: Tensor) => {
-      if (!opts.taps) return;
+      if (!opts.taps && !(name === 'logits' && opts.allLogits)) return;
       kept[name] = g.keep(g.tensor('f32', x.shape, name));
       g.copy(x, kept[name]);
     };
     try {
-      const x = embedding(g, this.text.embedTokens, idsT); //                                       [n, D]  (embed_tokens)
+      inputs.push(await Tensor.fromArray(d, 'i32', [n], ids.subarray(s0, s1), 'input_ids'));
+      inputs.push(await Tensor.fromArray(d, 'i32', [3, n], pos, 'position_ids'));
+      const x = embedding(g, this.text.embedTokens, inputs[0]); //                                  [n, D]  (embed_tokens)
       let imageRows = 0;
       for (const [a, b] of runsOf(ids, this.config.tokens.image, s0, s1)) {
         // rows of image placeholders take the next image embeddings, in order (spec §5.2)
@@ -295,30 +293,27 @@ export class Glm4vModel {
       }
       tap('inputs_embeds', x);
       this.text.layers.forEach((layer, i) => {
-        layer.forward(g, x, { kind: 'prefill', positions: posT, start: session.length + s0 }, session.caches[i], t);
+        layer.forward(g, x, { kind: 'prefill', positions: inputs[1], start: session.length + s0 }, session.caches[i], t);
         if (i === 0) tap('hidden_states_layer0', x);
       });
-      let logitsT: Tensor | undefined;
       if (opts.allLogits || opts.taps) {
-        const all = this.text.logits(g, x); //                                                       [n, V]  (norm, lm_head)
-        tap('last_hidden_state', all.normed);
-        if (opts.allLogits) logitsT = g.keep(all.logits);
+        const normed = this.text.finalNorm(g, x); //                                                  [n, D]  (norm)
+        tap('last_hidden_state', normed);
+        if (opts.allLogits) tap('logits', this.text.lmHeadOf(g, normed)); //                         [n, V]  (lm_head)
       }
       if (last) {
         const lastRow = g.tensor('f32', [1, t.hiddenSize], 'last_row');
         g.copy(x, lastRow, rowBytes, (n - 1) * rowBytes);
-        const lastLogits = this.text.logits(g, lastRow).logits; //                                    [1, V]
-        if (!opts.allLogits && opts.readLogits) logitsT = g.keep(lastLogits);
+        const lastLogits = this.text.lmHeadOf(g, this.text.finalNorm(g, lastRow)); //                 [1, V]
         this.choose(g, lastLogits, opts.next ?? { kind: 'argmax' }, session, () => 0);
       }
       await g.run();
       const taps: Record<string, Float32Array> = {};
       for (const [k, v] of Object.entries(kept)) taps[k] = (await v.read()) as Float32Array;
-      return { imageRows, taps, logits: logitsT ? ((await logitsT.read()) as Float32Array) : undefined };
+      return { imageRows, taps };
     } finally {
       g.dispose();
-      idsT.dispose();
-      posT.dispose();
+      inputs.forEach((i) => i.dispose());
     }
   }
 
@@ -334,7 +329,7 @@ export class Glm4vModel {
     const x = embedding(g, this.text.embedTokens, session.token); //                                [1, D]
     const at = { kind: 'decode' as const, pos: (p: Params) => p.pos, ropePos: (p: Params) => p.ropePos };
     this.text.layers.forEach((layer, i) => layer.forward(g, x, at, session.caches[i], t));
-    const logits = this.text.logits(g, x).logits; //                                                 [1, V]
+    const logits = this.text.lmHeadOf(g, this.text.finalNorm(g, x)); //                              [1, V]
     if (opts.keepLogits) g.keep(logits);
     this.choose(g, logits, opts.next ?? { kind: 'argmax' }, session, (p) => p.step);
     return new DecodeStep(g, session, opts.keepLogits ? logits : undefined);

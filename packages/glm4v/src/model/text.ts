@@ -104,10 +104,14 @@ export class Glm4vTextModel {
     return new Glm4vTextModel(c, embed, layers, norm, lmHead);
   }
 
-  /** Final norm and vocabulary projection: h [n, D] -> logits [n, V].  (norm, lm_head) */
-  logits(g: Graph, h: Tensor): { normed: Tensor; logits: Tensor } {
-    const normed = rmsNorm(g, h, this.norm, this.config.rmsNormEps);
-    return { normed, logits: linear(g, normed, this.lmHead) };
+  /** [n, D] -> [n, D]  (model.language_model.norm) */
+  finalNorm(g: Graph, h: Tensor): Tensor {
+    return rmsNorm(g, h, this.norm, this.config.rmsNormEps);
+  }
+
+  /** [n, D] -> logits [n, V]  (lm_head) */
+  lmHeadOf(g: Graph, normed: Tensor): Tensor {
+    return linear(g, normed, this.lmHead);
   }
 
   dispose(): void {
