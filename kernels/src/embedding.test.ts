@@ -136,4 +136,16 @@ describe('embedding', () => {
     expect(() => embedding(new Graph(device), table, ids2, out)).toThrow(/inputs_embeds.*\[3, 5\].*\[3, 4\]/);
     for (const t of [table, ids, ids2, out]) t.dispose();
   });
+
+  it('checks every chunk before recording any dispatch', async () => {
+    const good = await Tensor.empty(device, 'f32', [5, 4], 'embed[0:5]');
+    const bad = await Tensor.empty(device, 'f32', [5, 3], 'embed[5:10]');
+    const table = new ChunkedTensor('f32', [10, 4], [{ tensor: good, rowStart: 0, rows: 5 }, { tensor: bad, rowStart: 5, rows: 5 }], 'embed');
+    const ids = await Tensor.empty(device, 'i32', [3], 'input_ids');
+    const g = new Graph(device);
+    expect(() => embedding(g, table, ids)).toThrow(/embed\[5:10\].*\[5, 3\].*\[5, 4\]/);
+    expect(g.stats.dispatches).toBe(0);
+    g.dispose();
+    for (const t of [good, bad, ids]) t.dispose();
+  });
 });

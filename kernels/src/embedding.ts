@@ -22,6 +22,8 @@ export function embedding(g: Graph, table: ChunkedTensor | Tensor, ids: Tensor, 
   assertDType(`embedding ids '${ids.label}'`, ids.dtype, ['i32', 'u32']);
   if (ids.shape.length !== 1) throw new InputError(`embedding ids '${ids.label}' has shape [${ids.shape.join(', ')}]; expected [S]`);
   const [vocab, cols] = m.shape;
+  // Every chunk is checked before anything is recorded, so an error leaves the graph as it was.
+  for (const c of m.chunks) assertShape(`embedding table chunk '${c.tensor.label}'`, c.tensor.shape, [c.rows, cols]);
   const rows = ids.shape[0];
   const y = out ?? g.tensor('f32', [rows, cols], 'embedding_out');
   assertShape(`embedding output '${y.label}'`, y.shape, [rows, cols]);
@@ -32,7 +34,6 @@ export function embedding(g: Graph, table: ChunkedTensor | Tensor, ids: Tensor, 
   const code = prelude({ act, weights: { w: wd } }) + EMBEDDING_WGSL;
   const WG = workgroupSize(cols);
   m.chunks.forEach((c, i) => {
-    assertShape(`embedding table chunk '${c.tensor.label}'`, c.tensor.shape, [c.rows, cols]);
     g.dispatch({
       kernel: { label: `embedding_${variantTag(wd, act)}`, code, constants: { WG, FIRST: i === 0 ? 1 : 0, PAIRS: cols % 2 === 0 ? 1 : 0 } },
       uniforms: { layout: PARAMS, values: { rows, cols, row_start: c.rowStart, chunk_rows: c.rows, vocab, nan_bits: 0x7fc00000 } },
