@@ -1,5 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Device, Graph, InputError, Tensor } from '@glm4v/core';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { Device, Graph, InputError, OutOfMemoryError, Tensor } from '@glm4v/core';
 import { TOLERANCE, asStored, expectClose, normal, poisoned } from '@glm4v/core/testing';
 import { type AttentionPresetName, type KvCache, type KvDType, attentionDecode, attentionPrefill, attentionSegments, createKvCache, selectAttentionPreset } from './attention.js';
 import { canBroadcast } from './matmul.js';
@@ -444,5 +444,22 @@ describe('attention input checks', () => {
     disposeAll(q, k, v, kBad);
     disposeCache(cache);
     disposeCache(other);
+  });
+
+  it('createKvCache frees k when allocating v fails', async () => {
+    const before = device.pool.stats.bytesInUse;
+    const acquire = device.pool.acquire.bind(device.pool);
+    let calls = 0;
+    const spy = vi.spyOn(device.pool, 'acquire').mockImplementation(async (bytes, label) => {
+      if (++calls === 2) throw new OutOfMemoryError(`'${label}': no memory (simulated)`);
+      return acquire(bytes, label);
+    });
+    try {
+      await expect(createKvCache(device, 2, 16, 16, 'f32', 'leaky')).rejects.toThrow(/leaky\.v.*simulated/);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(calls).toBe(2);
+    expect(device.pool.stats.bytesInUse).toBe(before);
   });
 });

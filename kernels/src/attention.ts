@@ -109,7 +109,13 @@ export async function createKvCache(
     throw new LimitError(`createKvCache: k and v ${dtype}[${numKvHeads}, ${capacity}, ${headDim}] are ${bytes} bytes each, above this device's storage binding limit of ${limit}`);
   }
   const shape = [numKvHeads, capacity, headDim];
-  return { k: await Tensor.empty(device, dtype, shape, `${label}.k`), v: await Tensor.empty(device, dtype, shape, `${label}.v`) };
+  const k = await Tensor.empty(device, dtype, shape, `${label}.k`);
+  try {
+    return { k, v: await Tensor.empty(device, dtype, shape, `${label}.v`) };
+  } catch (e) {
+    k.dispose();
+    throw e;
+  }
 }
 
 function checkCache(fn: string, cache: KvCache, numKvHeads: number, headDim: number): [number, KvDType] {
