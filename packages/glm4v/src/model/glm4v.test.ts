@@ -3,7 +3,9 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import { Device, InputError, LimitError } from '@glm4v/core';
+import { Device, Graph, InputError, LimitError, Tensor } from '@glm4v/core';
+import { normal } from '@glm4v/core/testing';
+import { visionLayout } from './vision-layout.js';
 import { loadModel } from './load.js';
 import type { Glm4vModel } from './glm4v.js';
 import { readLogitsInputs } from '../logits-tool.js';
@@ -27,7 +29,8 @@ describe('Glm4vModel.encodeVision', () => {
     const two = { pixelValues: Float32Array.from([...images!.pixelValues, ...images!.pixelValues.map((v) => -v)]), grids: [images!.grids[0], [t, h, w]] as [number, number, number][] };
     const together = await model.encodeVision(two);
     // room for one image's widest activation (the merger's inner width per patch here), not two
-    const perPatch = 4 * Math.max(model.config.vision.outHiddenSize, 1176, model.config.vision.hiddenSize, model.config.vision.intermediateSize / 4);
+    const v = model.config.vision;
+    const perPatch = 4 * Math.max(1176, v.hiddenSize, v.outHiddenSize / 4);
     const apart = await model.encodeVision(two, h * w * perPatch);
     expect(Array.from(await apart.read())).toEqual(Array.from(await together.read()));
     const rows = (h * w) / 4;
@@ -36,6 +39,27 @@ describe('Glm4vModel.encodeVision', () => {
     await expect(model.encodeVision(two, h * w * perPatch - 4)).rejects.toBeInstanceOf(LimitError);
     together.dispose();
     apart.dispose();
+  });
+
+  it('gives the same embeddings when the MLP and the merger run in row blocks', async () => {
+    const grid: [number, number, number] = [1, 32, 16]; // 512 patches: 8 MLP blocks and 2 merger blocks of 64 rows
+    const layout = visionLayout([grid], 2);
+    const pixels = await Tensor.fromArray(device, 'f32', [512, 1176], normal(512 * 1176, 3));
+    const info = await Tensor.fromArray(device, 'i32', [512, 4], layout.patchInfo);
+    const coords = await Tensor.fromArray(device, 'i32', [512, 2], layout.coords);
+    const run = async (maxBindingBytes: number) => {
+      const g = new Graph(device);
+      const out = g.keep(model.vision.forward(g, { pixels, patchInfo: info, coords, segments: layout.segments, maxBindingBytes }));
+      await g.run();
+      const r = await out.read();
+      g.dispose();
+      return r;
+    };
+    const whole = await run(device.limits.maxStorageBufferBindingSize);
+    const blocked = await run(64 * 4 * model.config.vision.outHiddenSize); // exactly 64 rows of the MLP's [rows, F]
+    const scale = Math.max(...whole.map(Math.abs));
+    expect(Math.max(...whole.map((x, i) => Math.abs(x - blocked[i])))).toBeLessThanOrEqual(1e-6 * scale);
+    [pixels, info, coords].forEach((t) => t.dispose());
   });
 
   it('refuses pixel values that disagree with the grids, and placeholder counts that disagree with the images', async () => {

@@ -132,7 +132,7 @@ export class Glm4vModel {
       let first = 0;
       for (const batch of this.visionBatches(frames, maxBindingBytes)) {
         const n = batch.reduce((k, [, h, w]) => k + h * w, 0);
-        await this.encodeBatch(v.pixelValues.subarray(first * patchLen, (first + n) * patchLen), batch, out, first / (merge * merge));
+        await this.encodeBatch(v.pixelValues.subarray(first * patchLen, (first + n) * patchLen), batch, out, first / (merge * merge), maxBindingBytes);
         first += n;
       }
       return out;
@@ -147,9 +147,9 @@ export class Glm4vModel {
     const c = this.config.vision;
     const m2 = c.spatialMergeSize ** 2;
     const patchLen = c.inChannels * c.temporalPatchSize * c.patchSize * c.patchSize;
-    // f32 bytes per patch of the widest activations: the ViT MLP [S, F], the patches [S, C·T·P·P], q/k/v [S, D],
-    // the merger's inner [S/4, I]
-    const perPatch = 4 * Math.max(c.outHiddenSize, patchLen, c.hiddenSize, c.intermediateSize / m2);
+    // f32 bytes per patch of the widest activations bound whole: the patches [S, C·T·P·P], the residual stream and
+    // q/k/v [S, D], the downsample output [S/4, O] (the MLP and the merger run in row blocks: row-blocks.ts)
+    const perPatch = 4 * Math.max(patchLen, c.hiddenSize, c.outHiddenSize / m2);
     const batches: Grid[][] = [];
     let size = 0;
     for (const f of frames) {
@@ -171,18 +171,17 @@ export class Glm4vModel {
   }
 
   /** One vision pass over `frames`, its embeddings written into `out` from row `row`. */
-  private async encodeBatch(pixels: Float32Array, frames: readonly Grid[], out: Tensor, row: number): Promise<void> {
+  private async encodeBatch(pixels: Float32Array, frames: readonly Grid[], out: Tensor, row: number, maxBindingBytes: number): Promise<void> {
     const c = this.config.vision;
     const layout = visionLayout(frames, c.spatialMergeSize);
     const d = this.device;
-    const inputs = [
-      await Tensor.fromArray(d, 'f32', [layout.patches, pixels.length / layout.patches], pixels, 'pixel_values'),
-      await Tensor.fromArray(d, 'i32', [layout.patches, 4], layout.patchInfo, 'patch_info'),
-      await Tensor.fromArray(d, 'i32', [layout.patches, 2], layout.coords, 'patch_coords'),
-    ];
+    const inputs: Tensor[] = [];
     const g = new Graph(d, 'vision');
     try {
-      const embeds = this.vision.forward(g, { pixels: inputs[0], patchInfo: inputs[1], coords: inputs[2], segments: layout.segments });
+      inputs.push(await Tensor.fromArray(d, 'f32', [layout.patches, pixels.length / layout.patches], pixels, 'pixel_values'));
+      inputs.push(await Tensor.fromArray(d, 'i32', [layout.patches, 4], layout.patchInfo, 'patch_info'));
+      inputs.push(await Tensor.fromArray(d, 'i32', [layout.patches, 2], layout.coords, 'patch_coords'));
+      const embeds = this.vision.forward(g, { pixels: inputs[0], patchInfo: inputs[1], coords: inputs[2], segments: layout.segments, maxBindingBytes });
       g.copy(embeds, out, embeds.byteSize, 0, row * c.outHiddenSize * 4);
       await g.run();
     } finally {

@@ -19,6 +19,7 @@ import {
 } from '@glm4v/kernels';
 import type { VisionConfig } from '../config.js';
 import type { WeightSource } from './weights.js';
+import { rowBlocks, rowsView } from './row-blocks.js';
 
 const ROPE_THETA = 10000;
 const MERGER_LAYERNORM_EPS = 1e-5;
@@ -54,8 +55,9 @@ export class VisionBlock {
     );
   }
 
-  /** x [S, D] updated in place.  (Glm4vVisionBlock.forward) */
-  forward(g: Graph, x: Tensor, coords: Tensor, segments: readonly number[], c: VisionConfig): void {
+  /** x [S, D] updated in place; the MLP runs in row blocks that fit `maxBindingBytes`.  (Glm4vVisionBlock.forward) */
+  forward(g: Graph, x: Tensor, inp: VisionInputs, c: VisionConfig): void {
+    const { coords, segments } = inp;
     const heads = { numHeads: c.numHeads, headDim: c.headDim };
     const h = rmsNorm(g, x, this.norm1, c.rmsNormEps); //                        [S, D]   (norm1)
     const q = ropeVision(g, linear(g, h, this.q), coords, { ...heads, theta: ROPE_THETA }); // (attn.qkv, apply_rotary_pos_emb_vision)
@@ -64,8 +66,11 @@ export class VisionBlock {
     const o = attentionSegments(g, q, k, v, segments, heads); //                  [S, D]   (Glm4vVisionAttention, per-image segments)
     addInPlace(g, x, linear(g, o, this.proj)); //                                   x += proj(o)
     const m = rmsNorm(g, x, this.norm2, c.rmsNormEps); //                          (norm2)
-    const act = siluMul(g, linear(g, m, this.gateProj), linear(g, m, this.upProj)); // [S, F]  (Glm4VisionMlp)
-    addInPlace(g, x, linear(g, act, this.downProj)); //                             x += down(act)
+    for (const [r0, r1] of rowBlocks(inp.maxBindingBytes, x.shape[0], c.outHiddenSize)) {
+      const mb = rowsView(m, r0, r1);
+      const act = siluMul(g, linear(g, mb, this.gateProj), linear(g, mb, this.upProj)); // [rows, F]  (Glm4VisionMlp)
+      addInPlace(g, rowsView(x, r0, r1), linear(g, act, this.downProj)); //                  x += down(act)
+    }
   }
 
   dispose(): void {
@@ -98,9 +103,15 @@ export class PatchMerger {
   }
 
   /** [n, O] -> [n, O]: proj → LayerNorm → exact GELU → SwiGLU MLP, no residual.  (Glm4vVisionPatchMerger) */
-  forward(g: Graph, y: Tensor): Tensor {
-    const z = gelu(g, layerNorm(g, linear(g, y, this.proj), this.normWeight, this.normBias, MERGER_LAYERNORM_EPS));
-    return linear(g, siluMul(g, linear(g, z, this.gateProj), linear(g, z, this.upProj)), this.downProj);
+  forward(g: Graph, y: Tensor, maxBindingBytes: number): Tensor {
+    const [n, O] = y.shape;
+    const out = g.tensor('f32', [n, O], 'merger_out');
+    for (const [r0, r1] of rowBlocks(maxBindingBytes, n, this.gateProj.rows)) {
+      const yb = rowsView(y, r0, r1);
+      const z = gelu(g, layerNorm(g, linear(g, yb, this.proj), this.normWeight, this.normBias, MERGER_LAYERNORM_EPS));
+      linear(g, siluMul(g, linear(g, z, this.gateProj), linear(g, z, this.upProj)), this.downProj, { out: rowsView(out, r0, r1) });
+    }
+    return out;
   }
 
   dispose(): void {
@@ -117,6 +128,8 @@ export interface VisionInputs {
   /** i32 [S, 2] (row, col) per patch. */
   coords: Tensor;
   segments: readonly number[];
+  /** Row-wise layers run in blocks whose widest activation fits this (the device's binding limit). */
+  maxBindingBytes: number;
 }
 
 /** model.visual */
@@ -160,10 +173,10 @@ export class Glm4vVisionModel {
     const x = patchEmbed(g, inp.pixels, this.patchEmbedWeight, this.patchEmbedBias); //  [S, D]  (patch_embed)
     const h = rmsNorm(g, x, this.postConvLayernorm, c.rmsNormEps); //                         (post_conv_layernorm)
     posEmbedBicubic(g, this.positionEmbedding, inp.patchInfo, { gridSize: c.imageSize / c.patchSize, out: h, accumulate: true }); // (embeddings)
-    for (const block of this.blocks) block.forward(g, h, inp.coords, inp.segments, c);
+    for (const block of this.blocks) block.forward(g, h, inp, c);
     const n = rmsNorm(g, h, this.postLayernorm, c.rmsNormEps); //                             (post_layernorm)
     const y = downsample(g, n, this.downsampleWeight, this.downsampleBias); //                [S/4, O] (downsample)
-    return this.merger.forward(g, y); //                                                      [S/4, O] (merger)
+    return this.merger.forward(g, y, inp.maxBindingBytes); //                                                      [S/4, O] (merger)
   }
 
   dispose(): void {
