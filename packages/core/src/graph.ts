@@ -66,6 +66,9 @@ export interface ProfileEntry {
   ms: number;
 }
 
+/** WebGPU caps a query set at 4096 queries: the begin and end timestamps of 2048 passes. */
+const PASSES_PER_QUERY_SET = 2048;
+
 export class Graph {
   readonly device: Device;
   readonly label: string;
@@ -80,7 +83,7 @@ export class Graph {
   private dynamicRange: [number, number] = [0, 0];
   private planned: Promise<void> | undefined;
   private disposed = false;
-  private stats_: GraphStats = { dispatches: 0, intermediates: 0, sumBytes: 0, plannedBytes: 0 };
+  private placement: Omit<GraphStats, 'dispatches'> = { intermediates: 0, sumBytes: 0, plannedBytes: 0 };
 
   constructor(device: Device, label = 'graph') {
     this.device = device;
@@ -95,14 +98,16 @@ export class Graph {
     return t;
   }
 
-  /** Keeps an intermediate alive until the graph is disposed, so it can be read after run(). */
+  /** Keeps an intermediate alive until the graph is disposed, so it can be read after run(). Call it before plan(). */
   keep<T extends Tensor>(t: T): T {
+    // After planning, the tensor's buffer may already be shared with a later intermediate.
+    this.assertRecording();
     this.kept.add(t.root);
     return t;
   }
 
   get stats(): Readonly<GraphStats> {
-    return { ...this.stats_, dispatches: this.commands.filter((c) => c.kind === 'dispatch').length };
+    return { ...this.placement, dispatches: this.commands.filter((c) => c.kind === 'dispatch').length };
   }
 
   dispatch(spec: DispatchSpec): void {
@@ -203,7 +208,7 @@ export class Graph {
       }
       for (const t of endAt[i]) free.push(placedIn.get(t)!);
     }
-    this.stats_ = { dispatches: 0, intermediates: first.size, sumBytes, plannedBytes };
+    this.placement = { intermediates: first.size, sumBytes, plannedBytes };
   }
 
   private buildUniformArena(dispatches: Dispatch[]): void {
@@ -251,38 +256,52 @@ export class Graph {
     this.device.gpu.queue.submit([enc.finish()]);
   }
 
-  /** Runs the graph with one timestamped pass per dispatch and returns each dispatch's GPU time. */
+  /**
+   * Runs the graph with one timestamped pass per dispatch and returns each dispatch's GPU time. Any number of
+   * dispatches: their timestamps go to as many query sets as the 4096-query cap needs, resolved into one buffer.
+   */
   async profile(params: Params = {}): Promise<ProfileEntry[]> {
     await this.plan();
     this.device.check();
     if (!this.device.has('timestamp-query')) throw new DeviceError('profiling needs the timestamp-query feature, which this adapter lacks');
     this.writeDynamicUniforms(params);
     const gpu = this.device.gpu;
-    const count = Math.max(2, 2 * this.commands.length);
-    const querySet = gpu.createQuerySet({ type: 'timestamp', count });
-    const resolve = gpu.createBuffer({ size: count * 8, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
-    const readback = gpu.createBuffer({ size: count * 8, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const passes = Math.max(1, this.commands.filter((c) => c.kind === 'dispatch').length);
+    const querySets: GPUQuerySet[] = [];
+    let resolve: GPUBuffer | undefined;
+    let readback: GPUBuffer | undefined;
     try {
+      for (let k = 0; k < passes; k += PASSES_PER_QUERY_SET) {
+        querySets.push(gpu.createQuerySet({ type: 'timestamp', count: 2 * Math.min(PASSES_PER_QUERY_SET, passes - k), label: `${this.label}:profile` }));
+      }
+      const bytes = 2 * passes * 8;
+      resolve = gpu.createBuffer({ size: bytes, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+      readback = gpu.createBuffer({ size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
       const enc = gpu.createCommandEncoder({ label: `${this.label}:profile` });
-      const ran = this.encode(enc, params, querySet);
-      enc.resolveQuerySet(querySet, 0, count, resolve, 0);
-      enc.copyBufferToBuffer(resolve, 0, readback, 0, count * 8);
+      const ran = this.encode(enc, params, (k) => ({
+        querySet: querySets[Math.floor(k / PASSES_PER_QUERY_SET)],
+        beginningOfPassWriteIndex: 2 * (k % PASSES_PER_QUERY_SET),
+        endOfPassWriteIndex: 2 * (k % PASSES_PER_QUERY_SET) + 1,
+      }));
+      // Set i resolves at byte 2·2048·8·i = 32768·i, a multiple of the 256-byte resolve alignment.
+      querySets.forEach((q, i) => enc.resolveQuerySet(q, 0, q.count, resolve!, i * 2 * PASSES_PER_QUERY_SET * 8));
+      enc.copyBufferToBuffer(resolve, 0, readback, 0, bytes);
       gpu.queue.submit([enc.finish()]);
       await this.device.guard(readback.mapAsync(GPUMapMode.READ));
       const ts = new BigUint64Array(readback.getMappedRange());
       return ran.map((d, k) => ({ label: d.spec.kernel.label, ms: Number(ts[2 * k + 1] - ts[2 * k]) / 1e6 }));
     } finally {
-      querySet.destroy();
-      resolve.destroy();
-      readback.destroy();
+      for (const q of querySets) q.destroy();
+      resolve?.destroy();
+      readback?.destroy();
     }
   }
 
   /**
-   * Encodes every command. Consecutive dispatches share one compute pass; with a query set each dispatch gets
-   * its own pass with begin/end timestamps at 2k and 2k+1. Returns the dispatches that ran.
+   * Encodes every command. Consecutive dispatches share one compute pass; with `timestamps`, the k-th dispatch
+   * that runs gets its own pass with the timestamp writes timestamps(k). Returns the dispatches that ran.
    */
-  private encode(enc: GPUCommandEncoder, params: Params, querySet?: GPUQuerySet): Dispatch[] {
+  private encode(enc: GPUCommandEncoder, params: Params, timestamps?: (k: number) => GPUComputePassTimestampWrites): Dispatch[] {
     const ran: Dispatch[] = [];
     let pass: GPUComputePassEncoder | undefined;
     for (const c of this.commands) {
@@ -295,14 +314,12 @@ export class Graph {
       }
       const wg = this.workgroups(c, params);
       if (wg[0] === 0 || wg[1] === 0 || wg[2] === 0) continue;
-      if (querySet) {
-        const k = ran.length;
-        pass = enc.beginComputePass({ timestampWrites: { querySet, beginningOfPassWriteIndex: 2 * k, endOfPassWriteIndex: 2 * k + 1 } });
-      } else pass ??= enc.beginComputePass();
+      if (timestamps) pass = enc.beginComputePass({ timestampWrites: timestamps(ran.length) });
+      else pass ??= enc.beginComputePass();
       pass.setPipeline(c.pipeline!);
       pass.setBindGroup(0, c.bindGroup!);
       pass.dispatchWorkgroups(wg[0], wg[1], wg[2]);
-      if (querySet) {
+      if (timestamps) {
         pass.end();
         pass = undefined;
       }
