@@ -40,10 +40,6 @@ export class Tensor {
     return storageBytes(this.dtype, this.numel);
   }
 
-  get isAllocated(): boolean {
-    return this.base ? this.base.isAllocated : this.storage !== undefined;
-  }
-
   /** The tensor that owns the storage (itself unless this is a view). */
   get root(): Tensor {
     return this.base ? this.base.root : this;
