@@ -110,6 +110,8 @@ describe('parseModelConfig', () => {
     ['a missing vision field', (c) => delete (c.vision_config as Record<string, unknown>).out_hidden_size, /missing required field 'vision_config.out_hidden_size'/],
     ['no vision_config', (c) => delete (c as Record<string, unknown>).vision_config, /missing required field 'vision_config'/],
     ['vision width not divisible by its heads', (c) => (c.vision_config.num_heads = 10), /'vision_config.hidden_size' \(1536\) must be divisible by vision_config.num_heads \(10\)/],
+    ['image features narrower than the text rows', (c) => (c.vision_config.out_hidden_size = 2048), /'vision_config.out_hidden_size' \(2048\) must equal 'text_config.hidden_size' \(4096\): image features replace text embedding rows/],
+    ['a spatial merge other than 2×2', (c) => (c.vision_config.spatial_merge_size = 3), /'vision_config.spatial_merge_size' must be 2 \(the downsample runs on 2×2 windows\), got 3/],
     ['an image size not a multiple of the patch', (c) => (c.vision_config.image_size = 330), /'vision_config.image_size' \(330\) must be a multiple of vision_config.patch_size \(14\)/],
     ['a bad eps', (c) => (c.text_config.rms_norm_eps = 0), /'text_config.rms_norm_eps' must be a number in \(0, 1\], got 0/],
     ['a bad eos list', (c) => (c.text_config.eos_token_id = [1, -2] as number[]), /'text_config.eos_token_id\[1\]' must be an integer ≥ 0, got -2/],
@@ -124,6 +126,15 @@ describe('parseModelConfig', () => {
       expect(e.message).toMatch(message);
     });
   }
+
+  it('names the top-level hidden_size when there is no text_config', () => {
+    const { text_config: tc, ...flat } = july();
+    const c = { ...flat, partial_rotary_factor: 0.5, rope_scaling: tc.rope_scaling, eos_token_id: EOS, vision_config: { ...VISION, out_hidden_size: 1024 } };
+    expect(configError(() => parseModelConfig(c, 'c.json')).message).toBe(
+      "c.json: 'vision_config.out_hidden_size' (1024) must equal 'hidden_size' (4096): image features replace text embedding rows");
+    c.vision_config.out_hidden_size = 4096;
+    expect(parseModelConfig(c, 'c.json').vision.outHiddenSize).toBe(4096);
+  });
 
   it('refuses JSON that is not an object', () => {
     expect(configError(() => parseModelConfig([1], 'x.json')).message).toMatch(/x.json: must hold a JSON object, got an array/);

@@ -164,10 +164,13 @@ function parseVision(r: Reader, vc: Obj): VisionConfig {
   const imageSize = get('image_size');
   const patchSize = get('patch_size');
   if (imageSize % patchSize !== 0) r.fail('vision_config.image_size', `(${imageSize}) must be a multiple of vision_config.patch_size (${patchSize})`);
+  const spatialMergeSize = get('spatial_merge_size');
+  // The downsample conv weight is permuted as 2×2 windows (spec §6.6) and the patch order (§4.3) assumes them.
+  if (spatialMergeSize !== 2) r.fail('vision_config.spatial_merge_size', `must be 2 (the downsample runs on 2×2 windows), got ${spatialMergeSize}`);
   return {
     depth: get('depth'), hiddenSize, numHeads, headDim: hiddenSize / numHeads, intermediateSize: get('intermediate_size'),
     outHiddenSize: get('out_hidden_size'), imageSize, patchSize, temporalPatchSize: get('temporal_patch_size'),
-    spatialMergeSize: get('spatial_merge_size'), inChannels: get('in_channels'), rmsNormEps: r.num(r.req(V, 'rms_norm_eps'), 0, 1),
+    spatialMergeSize, inChannels: get('in_channels'), rmsNormEps: r.num(r.req(V, 'rms_norm_eps'), 0, 1),
   };
 }
 
@@ -204,8 +207,14 @@ export function parseModelConfig(json: unknown, file: string): Glm4vConfig {
   const tc = nested(r, top, 'text_config', false);
   const vc = nested(r, top, 'vision_config', true)!;
   const text = parseText(r, top, tc);
+  const vision = parseVision(r, vc);
+  if (vision.outHiddenSize !== text.hiddenSize) {
+    // Image features overwrite rows of the text embeddings, so they must be as wide.
+    const textField = find([...(tc ? [{ o: tc, at: 'text_config.' }] : []), { o: top, at: '' }], 'hidden_size')!.field;
+    r.fail('vision_config.out_hidden_size', `(${vision.outHiddenSize}) must equal '${textField}' (${text.hiddenSize}): image features replace text embedding rows`);
+  }
   const tie = r.opt([{ o: top, at: '' }, ...(tc ? [{ o: tc, at: 'text_config.' }] : [])], 'tie_word_embeddings', (f) => r.bool(f));
-  return { text, vision: parseVision(r, vc), tokens: parseTokens(r, top, tc, text.vocabSize), tieWordEmbeddings: tie ?? false };
+  return { text, vision, tokens: parseTokens(r, top, tc, text.vocabSize), tieWordEmbeddings: tie ?? false };
 }
 
 /** generation_config.json → GenerationConfig (do_sample defaults to false, as in transformers). */
