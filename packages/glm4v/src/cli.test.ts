@@ -97,6 +97,11 @@ describe('glm4v-run', () => {
     expect((await run(['--model', dir])).code).toBe(2);
     expect((await run(['--model', dir, '--temperature', 'hot', 'x'])).code).toBe(2);
     expect((await run(['--bogus'])).code).toBe(2);
+    for (const bad of [['--max-new-tokens', '0'], ['--top-p', '0'], ['--seed', '1.5'], ['--top-k', '5000'], ['--context', '0']]) {
+      const r = await run(['--model', dir, ...bad, 'x']);
+      expect(r.code, bad.join(' ')).toBe(2);
+      expect(ourError(r.stderr)).toContain(`${bad[0]} = ${bad[1]}`);
+    }
     const help = await run(['--help']);
     expect(help.code).toBe(0);
     expect(help.stdout).toMatch(/Usage:/);

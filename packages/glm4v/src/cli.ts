@@ -3,10 +3,12 @@
 // is the black-box entry point for checking the port against a reference. Uses only the public API.
 // Exit status: 0 success, 2 usage error, 3 bad model or input, 4 device error.
 
+import { access } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { join } from 'node:path';
-import { DeviceError, DeviceLostError, Glm4vError, LimitError, OutOfMemoryError, ShaderCompileError } from '@glm4v/core';
+import { DeviceError, DeviceLostError, Glm4vError, InputError, LimitError, OutOfMemoryError, ShaderCompileError } from '@glm4v/core';
 import { Glm4v, type GenerateOptions, type GenerateResult } from './glm4v.js';
+import { checkOptions } from './generate/options.js';
 import { DEMO_QUESTION, demoCheckpoint } from './demo.js';
 import type { ContentPart, Message } from './prompt/chat-template.js';
 import { ProgressBar } from './cli/progress.js';
@@ -103,6 +105,14 @@ async function chat(argv: string[]): Promise<void> {
     seed: num(v.seed, 'seed'),
     contextLength: num(v.context, 'context'),
   };
+  const flags: Record<string, string> = { maxNewTokens: 'max-new-tokens', topK: 'top-k', topP: 'top-p', repetitionPenalty: 'repetition-penalty', contextLength: 'context' };
+  try {
+    checkOptions(options, (k) => `--${flags[k] ?? k}`);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  // media files are checked before the weights load (which can take minutes)
+  for (const path of [...images, ...(v.video ?? [])]) await access(path).catch(() => Promise.reject(new InputError(`${path}: no such file or not readable`)));
   const content: ContentPart[] = [
     ...images.map((path): ContentPart => ({ type: 'image', image: { path } })),
     ...(v.video ?? []).map((path): ContentPart => ({ type: 'video', video: path })),
@@ -111,8 +121,7 @@ async function chat(argv: string[]): Promise<void> {
   const messages: Message[] = [...(v.system !== undefined ? [{ role: 'system' as const, content: v.system }] : []), { role: 'user', content }];
 
   const bar = process.stderr.isTTY && !v.json ? new ProgressBar(process.stderr) : undefined;
-  const model = await Glm4v.load(dir, { onProgress: bar && ((p) => bar.update(p.bytesDone, p.bytesTotal, p.tensor)) });
-  bar?.done();
+  const model = await Glm4v.load(dir, { onProgress: bar && ((p) => bar.update(p.bytesDone, p.bytesTotal, p.tensor)) }).finally(() => bar?.done());
   try {
     const result = await stream(model, messages, options, { json: Boolean(v.json), hideThinking: Boolean(v['hide-thinking']) });
     if (v.json) {
@@ -130,28 +139,20 @@ async function chat(argv: string[]): Promise<void> {
   }
 }
 
-/** Prints the reply as it comes (thinking dimmed on a terminal) and collects it. */
+/** Prints the reply as it comes (thinking dimmed on a terminal, or hidden) and returns it whole. */
 async function stream(model: Glm4v, messages: Message[], options: GenerateOptions, out: { json: boolean; hideThinking: boolean }): Promise<GenerateResult> {
-  const r: GenerateResult = { thinking: '', answer: '', tokens: [], finishReason: 'length', stats: undefined as never };
   const tty = process.stdout.isTTY;
   let phase: string | undefined;
-  for await (const ev of model.generate({ messages }, options)) {
-    if (ev.type === 'token') r.tokens.push(ev.id);
-    else if (ev.type === 'done') {
-      r.finishReason = ev.finishReason;
-      r.stats = ev.stats;
-    } else {
-      r[ev.phase] += ev.text;
-      if (out.json || (ev.phase === 'thinking' && out.hideThinking)) continue;
-      if (phase === 'thinking' && ev.phase === 'answer') process.stdout.write(tty ? '\x1b[0m\n' : '\n');
-      if (ev.phase === 'thinking' && phase !== 'thinking' && tty) process.stdout.write('\x1b[2m');
-      phase = ev.phase;
-      process.stdout.write(ev.text);
-    }
-  }
+  const result = await model.generateText({ messages }, options, (ev) => {
+    if (ev.type !== 'text' || out.json || (ev.phase === 'thinking' && out.hideThinking)) return;
+    if (phase === 'thinking' && ev.phase === 'answer') process.stdout.write(tty ? '\x1b[0m\n' : '\n');
+    if (ev.phase === 'thinking' && phase !== 'thinking' && tty) process.stdout.write('\x1b[2m');
+    phase = ev.phase;
+    process.stdout.write(ev.text);
+  });
   if (phase === 'thinking' && tty) process.stdout.write('\x1b[0m');
   if (!out.json) process.stdout.write('\n');
-  return r;
+  return result;
 }
 
 function exitCode(e: unknown): number {

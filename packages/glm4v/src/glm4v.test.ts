@@ -65,7 +65,8 @@ describe('Glm4v.generate', () => {
     const long = 'word '.repeat(5000); // > max_position_embeddings 4096 of the tiny model
     await expect(model.generateText(ask(long))).rejects.toBeInstanceOf(ContextOverflowError);
     await expect(model.generateText(ask('hello'), { contextLength: 4 })).rejects.toThrow(/context holds 4/);
-    expect(model.device.pool.stats.created).toBe(before.created);
+    const after = model.device.pool.stats;
+    expect([after.created, after.reused, after.bytesInUse]).toEqual([before.created, before.reused, before.bytesInUse]);
   });
 
   it('stops within one step of an abort and frees the session', async () => {
@@ -79,6 +80,10 @@ describe('Glm4v.generate', () => {
     const done = events[events.length - 1];
     expect(done.type === 'done' && done.finishReason).toBe('abort');
     expect(events.filter((e) => e.type === 'token').length).toBeLessThanOrEqual(4);
+    expect(model.device.pool.stats.bytesInUse).toBe(inUse);
+    // aborted before it starts: no GPU work, a done event with no tokens
+    const early = await model.generateText(ask('Count.'), { signal: AbortSignal.abort() });
+    expect([early.finishReason, early.tokens.length, early.stats.generatedTokens]).toEqual(['abort', 0, 0]);
     expect(model.device.pool.stats.bytesInUse).toBe(inUse);
   });
 

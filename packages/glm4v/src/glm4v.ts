@@ -5,14 +5,15 @@
 // Prompt → chat template → placeholders expanded → tokens; images/videos → patches; prefill; then one recorded
 // decode step replayed per token, streaming text split into thinking and answer (spec §8.4).
 
-import { AbortError, ContextOverflowError, Device, type DeviceOptions, InputError } from '@glm4v/core';
+import { AbortError, ConfigError, ContextOverflowError, Device, type DeviceOptions, InputError } from '@glm4v/core';
 import { createSamplerState, markPresent } from '@glm4v/kernels';
 import { Graph, Tensor } from '@glm4v/core';
 import type { LoadOptions } from './checkpoint/upload.js';
 import type { GenerationConfig, PreprocessorConfig } from './config.js';
-import { type GenerateOptions, resolveOptions } from './generate/options.js';
+import { type GenerateOptions, type ResolvedOptions, resolveOptions } from './generate/options.js';
 import { type Phase, PhaseSplitter } from './generate/phases.js';
-import type { Glm4vModel, NextToken, PrefillInput } from './model/glm4v.js';
+import type { DecodeStep, Glm4vModel, NextToken, PrefillInput } from './model/glm4v.js';
+import type { Session } from './model/session.js';
 import { loadModel } from './model/load.js';
 import { preprocessImages } from './preprocess/image.js';
 import type { ImageInput, PreparedVideo } from './preprocess/types.js';
@@ -33,6 +34,7 @@ export type FinishReason = 'stop' | 'length' | 'abort';
 
 export interface GenerationStats {
   promptTokens: number;
+  /** Tokens the model produced, a final stop token included (which `token` events and `tokens` leave out). */
   generatedTokens: number;
   /** From the call to the first new token: preprocessing, vision and prefill. */
   timeToFirstTokenMs: number;
@@ -99,7 +101,7 @@ export class Glm4v {
       const { model, configs } = await loadModel(dir, device, opts);
       if (tokenizer.vocabSize > configs.model.text.vocabSize) {
         model.dispose();
-        throw new InputError(`${dir}: the tokenizer has ${tokenizer.vocabSize} ids but the model's vocabulary is ${configs.model.text.vocabSize}`);
+        throw new ConfigError(`${dir}: the tokenizer has ${tokenizer.vocabSize} ids but the model's vocabulary (config.json vocab_size) is ${configs.model.text.vocabSize}`);
       }
       return new Glm4v(dir, model, { tokenizer, template, generation: configs.generation, image: configs.image, video: configs.video }, !opts.device, opts.kvCacheDType ?? 'f32');
     } catch (e) {
@@ -157,81 +159,83 @@ export class Glm4v {
     const prompt = input.ids.length;
     const capacity = Math.min(options.contextLength ?? prompt + opt.maxNewTokens, maxPos);
     if (prompt >= capacity) {
-      throw new ContextOverflowError(`the prompt has ${prompt} tokens; the context holds ${capacity} (max_position_embeddings ${maxPos}${options.contextLength ? `, contextLength ${options.contextLength}` : ''}), leaving no room to answer`);
+      const limit = options.contextLength !== undefined ? `, contextLength ${options.contextLength}` : '';
+      throw new ContextOverflowError(`the prompt has ${prompt} tokens; the context holds ${capacity} (max_position_embeddings ${maxPos}${limit}), leaving no room to answer`);
     }
-    if (options.signal?.aborted) throw new AbortError('generation aborted before it started');
-    const session = await this.model.createSession(capacity, this.kvCacheDType);
-    const state = opt.sampling ? await createSamplerState(this.device, this.model.config.text.vocabSize) : undefined;
-    const next: NextToken = opt.sampling && state ? { kind: 'sample', options: opt.sampling, state } : { kind: 'argmax' };
-    let step: Awaited<ReturnType<Glm4vModel['recordDecode']>> | undefined;
+    const owned: { dispose(): void }[] = [];
+    const times = { t0, prefill: performance.now(), first: performance.now() };
+    let result = { generated: 0, finish: 'abort' as FinishReason };
     try {
-      if (state) await this.markPrompt(state, input.ids);
-      const tPrefill = performance.now();
-      await this.model.prefill(session, input, { next, signal: options.signal });
-      const eos = new Set(this.generation.eosTokenIds);
-      const stream = new TextStream(this.tokenizer);
-      const phases = new PhaseSplitter();
-      let token = (await session.token.read())[0];
-      const tFirst = performance.now();
-      let generated = 0;
-      let finish: FinishReason = 'length';
-      for (;;) {
-        generated++;
-        if (eos.has(token)) {
-          finish = 'stop';
-          break;
-        }
-        yield { type: 'token', id: token };
-        for (const piece of phases.push(stream.push(token))) yield { type: 'text', ...piece };
-        if (generated >= opt.maxNewTokens || session.length >= session.capacity) break;
-        if (options.signal?.aborted) {
-          finish = 'abort';
-          break;
-        }
-        step ??= this.model.recordDecode(session, { next });
-        await step.run(generated);
-        token = (await session.token.read())[0];
+      if (!options.signal?.aborted) {
+        const session = await this.model.createSession(capacity, this.kvCacheDType);
+        owned.push(session);
+        const next = await this.nextToken(opt, input.ids, owned);
+        times.prefill = performance.now();
+        const prefilled = await this.model.prefill(session, input, { next, signal: options.signal }).then(() => true, (e) => {
+          if (e instanceof AbortError) return false;
+          throw e;
+        });
+        times.first = performance.now();
+        if (prefilled) result = yield* this.decode(session, next, opt.maxNewTokens, options.signal, owned);
       }
-      for (const piece of phases.push(stream.flush())) yield { type: 'text', ...piece };
-      for (const piece of phases.flush()) yield { type: 'text', ...piece };
-      const tEnd = performance.now();
-      const decodeMs = tEnd - tFirst;
-      yield {
-        type: 'done',
-        finishReason: finish,
-        stats: {
-          promptTokens: prompt,
-          generatedTokens: generated,
-          timeToFirstTokenMs: tFirst - t0,
-          prefillMs: tFirst - tPrefill,
-          prefillTokensPerSecond: prompt / ((tFirst - tPrefill) / 1000),
-          decodeMs,
-          decodeTokensPerSecond: generated > 1 ? (generated - 1) / (decodeMs / 1000) : 0,
-          totalMs: tEnd - t0,
-          seed: opt.seed,
-        },
-      };
     } finally {
-      step?.dispose();
-      state?.presence.dispose();
-      session.dispose();
+      owned.reverse().forEach((o) => o.dispose());
     }
+    yield { type: 'done', finishReason: result.finish, stats: stats(times, performance.now(), prompt, result.generated, opt.seed) };
   }
 
-  /** The repetition penalty counts the prompt's tokens as seen, as transformers does. */
-  private async markPrompt(state: Awaited<ReturnType<typeof createSamplerState>>, ids: Int32Array): Promise<void> {
+  /** How the next token is chosen: argmax, or sampling with a fresh sampler state that has seen the prompt. */
+  private async nextToken(opt: ResolvedOptions, ids: Int32Array, owned: { dispose(): void }[]): Promise<NextToken> {
+    if (!opt.sampling) return { kind: 'argmax' };
+    const state = await createSamplerState(this.device, this.model.config.text.vocabSize);
+    owned.push(state.presence);
+    // the repetition penalty counts the prompt's tokens as seen, as transformers does
     const t = await Tensor.fromArray(this.device, 'i32', [ids.length], ids, 'prompt_ids');
     const g = new Graph(this.device, 'mark-prompt');
-    markPresent(g, state, t);
-    await g.run();
-    g.dispose();
-    t.dispose();
+    try {
+      markPresent(g, state, t);
+      await g.run();
+    } finally {
+      g.dispose();
+      t.dispose();
+    }
+    return { kind: 'sample', options: opt.sampling, state };
   }
 
-  /** Runs generate() to the end and returns the whole reply. */
-  async generateText(request: GenerateRequest, options: GenerateOptions = {}): Promise<GenerateResult> {
+  /** Streams tokens from session.token (chosen by prefill) until a stop token, the limit or an abort. */
+  private async *decode(session: Session, next: NextToken, maxNewTokens: number, signal: AbortSignal | undefined, owned: { dispose(): void }[]): AsyncGenerator<GenerateEvent, { generated: number; finish: FinishReason }> {
+    const eos = new Set(this.generation.eosTokenIds);
+    const stream = new TextStream(this.tokenizer);
+    const phases = new PhaseSplitter();
+    let step: DecodeStep | undefined;
+    let generated = 0;
+    let finish: FinishReason = 'length';
+    for (;;) {
+      const token = (await session.token.read())[0];
+      generated++;
+      if (eos.has(token)) {
+        finish = 'stop';
+        break;
+      }
+      yield { type: 'token', id: token };
+      for (const piece of phases.push(stream.push(token))) yield { type: 'text', ...piece };
+      if (generated >= maxNewTokens || session.length >= session.capacity) break;
+      if (signal?.aborted) {
+        finish = 'abort';
+        break;
+      }
+      if (!step) owned.push((step = this.model.recordDecode(session, { next })));
+      await step.run(generated);
+    }
+    for (const piece of [...phases.push(stream.flush()), ...phases.flush()]) yield { type: 'text', ...piece };
+    return { generated, finish };
+  }
+
+  /** Runs generate() to the end and returns the whole reply; `onEvent` sees every event as it comes. */
+  async generateText(request: GenerateRequest, options: GenerateOptions = {}, onEvent?: (ev: GenerateEvent) => void): Promise<GenerateResult> {
     const out: GenerateResult = { thinking: '', answer: '', tokens: [], finishReason: 'length', stats: undefined as never };
     for await (const ev of this.generate(request, options)) {
+      onEvent?.(ev);
       if (ev.type === 'token') out.tokens.push(ev.id);
       else if (ev.type === 'text') out[ev.phase] += ev.text;
       else {
@@ -247,4 +251,19 @@ export class Glm4v {
     this.model.dispose();
     if (this.ownsDevice) this.device.dispose();
   }
+}
+
+function stats(t: { t0: number; prefill: number; first: number }, end: number, prompt: number, generated: number, seed: number): GenerationStats {
+  const decodeMs = end - t.first;
+  return {
+    promptTokens: prompt,
+    generatedTokens: generated,
+    timeToFirstTokenMs: t.first - t.t0,
+    prefillMs: t.first - t.prefill,
+    prefillTokensPerSecond: t.first > t.prefill ? prompt / ((t.first - t.prefill) / 1000) : 0,
+    decodeMs,
+    decodeTokensPerSecond: generated > 1 ? (generated - 1) / (decodeMs / 1000) : 0,
+    totalMs: end - t.t0,
+    seed,
+  };
 }

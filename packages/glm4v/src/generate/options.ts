@@ -1,9 +1,10 @@
-// Generation options as the user gives them, resolved against generation_config.json the way transformers
-// does: do_sample false means greedy; absent sampling values take transformers' defaults (temperature 1,
-// top-k 50, top-p 1); the repetition penalty applies in greedy decoding too.
+// Generation options as the user gives them, resolved against generation_config.json. Without options, as
+// transformers does: do_sample false means greedy; absent sampling values take transformers' defaults
+// (temperature 1, top-k 50, top-p 1); the repetition penalty applies in greedy decoding too. An explicit
+// temperature decides by itself: 0 is greedy, above 0 samples, whatever do_sample says.
 
 import { InputError } from '@glm4v/core';
-import type { SamplingOptions } from '@glm4v/kernels';
+import { SAMPLING_LIMITS, type SamplingOptions } from '@glm4v/kernels';
 import type { GenerationConfig } from '../config.js';
 
 export interface GenerateOptions {
@@ -31,17 +32,28 @@ export interface ResolvedOptions {
   seed: number;
 }
 
-function check(name: string, v: number | undefined, ok: (v: number) => boolean, what: string): void {
-  if (v !== undefined && (typeof v !== 'number' || !ok(v))) throw new InputError(`option ${name} = ${v}: expected ${what}`);
+type NumericOption = Exclude<keyof GenerateOptions, 'signal'>;
+
+const RULES: Readonly<Record<NumericOption, [(v: number) => boolean, string]>> = {
+  maxNewTokens: [(v) => Number.isInteger(v) && v >= 1, 'an integer ≥ 1'],
+  temperature: [(v) => Number.isFinite(v) && v >= 0, 'a number ≥ 0'],
+  topK: [(v) => Number.isInteger(v) && v >= 0 && v <= SAMPLING_LIMITS.maxTopK, `an integer from 0 to ${SAMPLING_LIMITS.maxTopK}`],
+  topP: [(v) => v > 0 && v <= 1, 'a number in (0, 1]'],
+  repetitionPenalty: [(v) => Number.isFinite(v) && v > 0, 'a number > 0'],
+  seed: [(v) => Number.isInteger(v) && v >= 0 && v < 2 ** 32, 'an integer in [0, 2^32)'],
+  contextLength: [(v) => Number.isInteger(v) && v >= 1, 'an integer ≥ 1'],
+};
+
+/** Checks every given option; `nameOf` names it in the message (the CLI passes its flag names). */
+export function checkOptions(o: GenerateOptions, nameOf: (option: NumericOption) => string = (k) => `option ${k}`): void {
+  for (const [k, [ok, what]] of Object.entries(RULES) as [NumericOption, [(v: number) => boolean, string]][]) {
+    const v = o[k];
+    if (v !== undefined && (typeof v !== 'number' || !ok(v))) throw new InputError(`${nameOf(k)} = ${v}: expected ${what}`);
+  }
 }
 
 export function resolveOptions(gen: GenerationConfig, o: GenerateOptions): ResolvedOptions {
-  check('maxNewTokens', o.maxNewTokens, (v) => Number.isInteger(v) && v >= 1, 'an integer ≥ 1');
-  check('temperature', o.temperature, (v) => Number.isFinite(v) && v >= 0, 'a number ≥ 0');
-  check('topK', o.topK, (v) => Number.isInteger(v) && v >= 0, 'an integer ≥ 0');
-  check('topP', o.topP, (v) => v > 0 && v <= 1, 'a number in (0, 1]');
-  check('repetitionPenalty', o.repetitionPenalty, (v) => Number.isFinite(v) && v > 0, 'a number > 0');
-  check('seed', o.seed, (v) => Number.isInteger(v) && v >= 0 && v < 2 ** 32, 'an integer in [0, 2^32)');
+  checkOptions(o);
   const sampled = o.temperature !== undefined ? o.temperature > 0 : gen.doSample;
   const temperature = sampled ? (o.temperature ?? gen.temperature ?? 1) : 0;
   const repetitionPenalty = o.repetitionPenalty ?? gen.repetitionPenalty ?? 1;

@@ -107,3 +107,25 @@ describe('Glm4vModel.prefill', () => {
     }
   });
 });
+
+describe('loadModel', () => {
+  it('frees everything, the permuted downsample weight included, when the checkpoint has a key the model does not take', async () => {
+    const { mkdtemp, copyFile, rm } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { SafetensorsFile } = await import('../checkpoint/safetensors.js');
+    const { writeSafetensors } = await import('../checkpoint/writer.js');
+    const src = join(FIXTURES, 'tiny-glm4v-f32');
+    const dir = await mkdtemp(join(tmpdir(), 'glm4v-extra-'));
+    for (const f of ['config.json', 'generation_config.json', 'preprocessor_config.json']) await copyFile(join(src, f), join(dir, f));
+    const file = await SafetensorsFile.open(join(src, 'model.safetensors'));
+    const tensors = [];
+    for (const info of file.tensors.values()) tensors.push({ name: info.name, dtype: info.dtype, shape: info.shape, data: await file.read(info) });
+    await file.close();
+    tensors.push({ name: 'model.visual.extra.weight', dtype: 'F32' as const, shape: [4], data: new Uint8Array(16) });
+    await writeSafetensors(join(dir, 'model.safetensors'), tensors);
+    const before = device.pool.stats.bytesInUse;
+    await expect(loadModel(dir, device)).rejects.toThrow(/model\.visual\.extra\.weight/);
+    expect(device.pool.stats.bytesInUse).toBe(before);
+    await rm(dir, { recursive: true, force: true });
+  });
+});

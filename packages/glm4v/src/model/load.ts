@@ -18,11 +18,13 @@ export async function loadModel(dir: string, device: Device, opts: LoadOptions =
   const configs = await readConfigs(dir);
   const ckpt = await Checkpoint.open(dir);
   const weights = new WeightLoader(ckpt, device, opts);
+  let model: Glm4vModel | undefined;
   try {
-    const model = await Glm4vModel.build(device, configs.model, weights.scope(''));
+    model = await Glm4vModel.build(device, configs.model, weights.scope(''));
     weights.finish();
     return { model, configs };
   } catch (e) {
+    model?.dispose(); // what the model made itself (the permuted downsample weight); the rest is the loader's
     weights.dispose();
     throw e;
   } finally {

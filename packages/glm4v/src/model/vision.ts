@@ -161,9 +161,10 @@ export class Glm4vVisionModel {
     for (let j = 0; j < c.depth; j++) blocks.push(await VisionBlock.load(w.scope(`blocks.${j}`), c));
     const postLayernorm = await w.get('post_layernorm.weight', [D]);
     const ds = await w.get('downsample.weight', [O, D, c.spatialMergeSize, c.spatialMergeSize]);
-    const downsampleWeight = await permuteOnce(ds);
     const downsampleBias = await w.get('downsample.bias', [O]);
     const merger = await PatchMerger.load(w.scope('merger'), c);
+    // last, so that no later load failure can strand the one tensor the weight source does not own
+    const downsampleWeight = await permuteOnce(ds);
     return new Glm4vVisionModel(c, patchEmbedWeight, patchEmbedBias, postConv, posTable, blocks, postLayernorm, downsampleWeight, downsampleBias, merger);
   }
 
@@ -191,10 +192,16 @@ async function permuteOnce(w: Tensor): Promise<Tensor> {
   const [O, C] = w.shape;
   const g = new Graph(w.device, 'permute-downsample');
   const out = await Tensor.empty(w.device, w.dtype, [O, 4 * C], 'model.visual.downsample.weight (permuted)');
-  g.copy(permuteDownsampleWeight(g, w), out);
-  await g.run();
-  await w.device.sync();
-  g.dispose();
+  try {
+    g.copy(permuteDownsampleWeight(g, w), out);
+    await g.run();
+    await w.device.sync();
+  } catch (e) {
+    out.dispose();
+    throw e;
+  } finally {
+    g.dispose();
+  }
   w.dispose();
   return out;
 }
