@@ -6,7 +6,7 @@
 // decode step replayed per token, streaming text split into thinking and answer (spec §8.4).
 
 import { AbortError, ConfigError, ContextOverflowError, Device, type DeviceOptions, InputError } from '@glm4v/core';
-import { createSamplerState, markPresent } from '@glm4v/kernels';
+import { type KvDType, createSamplerState, markPresent } from '@glm4v/kernels';
 import { Graph, Tensor } from '@glm4v/core';
 import type { LoadOptions } from './checkpoint/upload.js';
 import type { GenerationConfig, PreprocessorConfig } from './config.js';
@@ -65,22 +65,22 @@ export interface Glm4vLoadOptions extends LoadOptions {
   device?: Device;
   deviceOptions?: DeviceOptions;
   /** KV-cache element type: f32 (exact, default) or f16 (half the memory; needs shader-f16). */
-  kvCacheDType?: 'f32' | 'f16';
+  kvCacheDType?: KvDType;
 }
 
 export class Glm4v {
   readonly dir: string;
-  readonly model: Glm4vModel;
   readonly tokenizer: Tokenizer;
-  readonly template: ChatTemplate;
+  private readonly model: Glm4vModel;
+  private readonly template: ChatTemplate;
   readonly generation: GenerationConfig;
   readonly imageConfig: PreprocessorConfig;
   readonly videoConfig: PreprocessorConfig;
   private readonly ownsDevice: boolean;
-  private readonly kvCacheDType: 'f32' | 'f16';
+  private readonly kvCacheDType: KvDType;
   private busy = false;
 
-  private constructor(dir: string, model: Glm4vModel, parts: { tokenizer: Tokenizer; template: ChatTemplate; generation: GenerationConfig; image: PreprocessorConfig; video: PreprocessorConfig }, ownsDevice: boolean, kv: 'f32' | 'f16') {
+  private constructor(dir: string, model: Glm4vModel, parts: { tokenizer: Tokenizer; template: ChatTemplate; generation: GenerationConfig; image: PreprocessorConfig; video: PreprocessorConfig }, ownsDevice: boolean, kv: KvDType) {
     this.dir = dir;
     this.model = model;
     this.tokenizer = parts.tokenizer;
@@ -115,7 +115,7 @@ export class Glm4v {
   }
 
   /** The prompt's text and ids as the model will see them (template rendered, placeholders expanded). */
-  async prepare(request: GenerateRequest): Promise<{ text: string; input: PrefillInput }> {
+  private async prepare(request: GenerateRequest): Promise<{ text: string; input: PrefillInput }> {
     const images: ImageInput[] = [];
     const videos: string[] = [];
     for (const m of request.messages ?? []) {

@@ -18,10 +18,21 @@ export type { Message, ContentPart } from './prompt/chat-template.js';
 export type { ImageInput } from './preprocess/types.js';
 export { loadCheckpoint, type LoadedCheckpoint } from './checkpoint/load.js';
 export type { LoadOptions, LoadProgress } from './checkpoint/upload.js';
-export * from './config.js';
+export {
+  readConfigs,
+  type Glm4vConfig,
+  type TextConfig,
+  type VisionConfig,
+  type TokenIds,
+  type GenerationConfig,
+  type PreprocessorConfig,
+} from './config.js';
+export type { Tokenizer } from './prompt/tokenizer.js';
 export {
   Device,
   type DeviceOptions,
+  type ChunkedTensor,
+  type Tensor,
   Glm4vError,
   CheckpointError,
   ConfigError,

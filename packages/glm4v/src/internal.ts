@@ -2,6 +2,7 @@
 // their own pipeline from the pieces (`@glm4v/runtime/internal`). These names may change between versions.
 
 export * from './index.js';
+export * from './config.js';
 export { SafetensorsFile, DTYPE_SIZES, MAX_HEADER_BYTES, type SafetensorsDType, type TensorInfo } from './checkpoint/safetensors.js';
 export { writeSafetensors, type TensorData, type TensorStream } from './checkpoint/writer.js';
 export { Checkpoint, INDEX_FILE, SINGLE_FILE } from './checkpoint/checkpoint.js';

@@ -3,7 +3,7 @@
 // step replayed per token). Spec §8.4 is the outline followed here.
 
 import { AbortError, ContextOverflowError, type Device, Graph, InputError, LimitError, type Params, Tensor } from '@glm4v/core';
-import { type SamplerState, type SamplingOptions, argmax, embedding, sample } from '@glm4v/kernels';
+import { type KvDType, type SamplerState, type SamplingOptions, argmax, embedding, sample } from '@glm4v/kernels';
 import type { Glm4vConfig } from '../config.js';
 import { ropeIndex } from '../rope-index.js';
 import { Session } from './session.js';
@@ -99,7 +99,7 @@ export class Glm4vModel {
     }
   }
 
-  async createSession(capacity: number, cacheDType: 'f32' | 'f16' = 'f32'): Promise<Session> {
+  async createSession(capacity: number, cacheDType: KvDType = 'f32'): Promise<Session> {
     return Session.create(this.device, this.config.text, capacity, cacheDType);
   }
 

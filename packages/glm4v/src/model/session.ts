@@ -3,7 +3,7 @@
 // decode step reads directly on the GPU.
 
 import { type Device, InputError, Tensor } from '@glm4v/core';
-import { type KvCache, createKvCache } from '@glm4v/kernels';
+import { type KvCache, type KvDType, createKvCache } from '@glm4v/kernels';
 import type { TextConfig } from '../config.js';
 
 export class Session {
@@ -23,7 +23,7 @@ export class Session {
     this.token = token;
   }
 
-  static async create(device: Device, c: TextConfig, capacity: number, cacheDType: 'f32' | 'f16' = 'f32'): Promise<Session> {
+  static async create(device: Device, c: TextConfig, capacity: number, cacheDType: KvDType = 'f32'): Promise<Session> {
     if (!Number.isInteger(capacity) || capacity < 1 || capacity > c.maxPositionEmbeddings) {
       throw new InputError(`context of ${capacity} tokens: expected 1 to ${c.maxPositionEmbeddings} (max_position_embeddings)`);
     }
@@ -32,19 +32,22 @@ export class Session {
       for (let i = 0; i < c.numLayers; i++) caches.push(await createKvCache(device, c.numKvHeads, capacity, c.headDim, cacheDType, `kv.layers.${i}`));
       return new Session(capacity, caches, await Tensor.empty(device, 'u32', [1], 'session.token'));
     } catch (e) {
-      for (const kv of caches) [kv.k, kv.v].forEach((t) => t.dispose());
+      disposeCaches(caches);
       throw e;
     }
-  }
-
-  get isDisposed(): boolean {
-    return this.disposed;
   }
 
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    for (const kv of this.caches) [kv.k, kv.v].forEach((t) => t.dispose());
+    disposeCaches(this.caches);
     this.token.dispose();
+  }
+}
+
+function disposeCaches(caches: readonly KvCache[]): void {
+  for (const kv of caches) {
+    kv.k.dispose();
+    kv.v.dispose();
   }
 }
