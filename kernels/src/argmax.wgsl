@@ -1,6 +1,6 @@
 // Greedy decoding: the index of the largest value of each row, x [rows, cols] (f32) -> out [rows] (u32).
-// Ties go to the smallest index (torch.argmax on CPU: first occurrence); -0 and +0 compare equal; the input
-// is assumed NaN-free (a NaN never wins a comparison, so it is skipped unless a whole row is NaN).
+// Ties go to the smallest index (torch.argmax on CPU: first occurrence); -0 and +0 compare equal. A NaN ranks
+// below every number, -inf included, so it is skipped unless a whole row is NaN (then the row gives index 0).
 // Two stages: a block entry reduces WG·PER columns of one row per workgroup (grid [nb, rows]) to a (value,
 // index) pair in `part`, or straight into `out` when one block covers the row (DIRECT); a finish entry reduces
 // a row's nb pairs.
@@ -26,9 +26,19 @@ struct Params { rows: u32, cols: u32, nb: u32, penalty: f32 }
 var<workgroup> bv: array<f32, WG>;
 var<workgroup> bi: array<u32, WG>;
 
-// (a, ia) beats (b, ib): b is empty, or a is larger, or equal with a smaller index.
+// NaN tested on the bits (a compiler may assume x != x is false).
+fn is_nan(a: f32) -> bool {
+  return (bitcast<u32>(a) & 0x7fffffffu) > 0x7f800000u;
+}
+
+// (a, ia) beats (b, ib): b is empty, or a ranks higher (NaN lowest), or ranks the same with a smaller index.
 fn better(a: f32, ia: u32, b: f32, ib: u32) -> bool {
-  return ib == NONE || (ia != NONE && (a > b || (a == b && ia < ib)));
+  if (ib == NONE) { return true; }
+  if (ia == NONE) { return false; }
+  let an = is_nan(a);
+  if (an != is_nan(b)) { return !an; }
+  if (an) { return ia < ib; }
+  return a > b || (a == b && ia < ib);
 }
 
 // Tree reduction of the per-invocation bests; the winner is left in (bv[0], bi[0]).

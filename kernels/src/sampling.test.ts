@@ -25,10 +25,11 @@ function scoresRef(logits: ArrayLike<number>, present: ReadonlySet<number>, o: S
   return s;
 }
 
+/** First index of the largest value; NaNs are skipped (index 0 when the whole row is NaN). */
 function argmaxRef(x: ArrayLike<number>, from = 0, n = x.length): number {
-  let best = from;
-  for (let i = from; i < from + n; i++) if (x[i] > x[best]) best = i;
-  return best - from;
+  let best = -1;
+  for (let i = from; i < from + n; i++) if (!Number.isNaN(x[i]) && (best < 0 || x[i] > x[best])) best = i;
+  return best < 0 ? 0 : best - from;
 }
 
 /** The tokens that can be drawn, in the order the draw walks them, with their exact probabilities. */
@@ -172,6 +173,47 @@ describe('argmax', () => {
     expect(await readU32(out)).toEqual([4095]);
     g.dispose();
     x.dispose();
+  });
+
+  // NaN first (where it used to win), at block edges, beside -inf, and whole rows of NaN (index 0).
+  for (const V of [4, 4097, 151552]) {
+    it(`skips NaNs, V = ${V}`, async () => {
+      const rows = 5;
+      const data = normal(rows * V, V + 5, 4);
+      const row = (r: number) => data.subarray(r * V, (r + 1) * V);
+      for (const i of [0, 1, 4095, 4096, 8191, 70000]) if (i < V) row(0)[i] = NaN;
+      row(1).fill(NaN);
+      row(2).fill(NaN);
+      row(2)[V - 1] = -Infinity; // the only number wins
+      row(3).fill(NaN, 0, V - 1); // the last element wins
+      row(4).fill(NaN).fill(-Infinity, 0, 1); // index 0 by value, not by default
+      const x = await Tensor.fromArray(device, 'f32', [rows, V], data);
+      const out = await poisoned(device, 'u32', [rows]);
+      const g = new Graph(device);
+      argmax(g, x, out);
+      await g.run();
+      const ref = Array.from({ length: rows }, (_, r) => argmaxRef(data, r * V, V));
+      expect(ref.slice(1, 4)).toEqual([0, V - 1, V - 1]);
+      expect(await readU32(out)).toEqual(ref);
+      g.dispose();
+      x.dispose();
+      out.dispose();
+    });
+  }
+
+  it('the greedy sampler skips NaNs too', async () => {
+    const V = 4097;
+    const logits = normal(V, 11, 3);
+    for (const i of [0, 17, 4096]) logits[i] = NaN;
+    const x = await Tensor.fromArray(device, 'f32', [1, V], logits);
+    const state = await createSamplerState(device, V);
+    const g = new Graph(device);
+    const s0 = g.keep(sample(g, x, state, GREEDY, () => 0));
+    await g.run();
+    expect(await readU32(s0)).toEqual([argmaxRef(logits)]);
+    g.dispose();
+    x.dispose();
+    state.presence.dispose();
   });
 
   it('rejects non-f32 logits and a wrong output shape', async () => {

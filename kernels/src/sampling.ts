@@ -85,7 +85,7 @@ export function markPresent(g: Graph, state: SamplerState, ids: Tensor): void {
   });
 }
 
-/** Greedy: index of the largest logit of each row, logits [rows, V] (f32) → u32 [rows]; ties → smallest index; rows ≤ 65535. */
+/** Greedy: index of the largest logit of each row, logits [rows, V] (f32) → u32 [rows]; ties → smallest index; NaNs skipped (an all-NaN row → 0); rows ≤ 65535. */
 export function argmax(g: Graph, logits: Tensor, out?: Tensor): Tensor {
   assertDType(`argmax logits '${logits.label}'`, logits.dtype, ['f32']);
   const cols = logits.shape[logits.shape.length - 1] ?? 0;
