@@ -1,6 +1,7 @@
-// Flash-decoding, second pass: combines the splits' partial results of attention_decode.wgsl into each head's
-// output, out = Σ_s 2^(m_s−M)·o_s / Σ_s 2^(m_s−M)·l_s with M = max_s m_s. One workgroup per query head, one
-// invocation per vec4 of the head.
+// Flash-decoding, second pass: combines the splits' partial results (first pass: attention.wgsl or
+// attention_broadcast.wgsl with `partial`) into each head's output,
+// out = Σ_s 2^(m_s−M)·o_s / Σ_s 2^(m_s−M)·l_s with M = max_s m_s. One workgroup per query head, one invocation
+// per vec4 of the head.
 // Prelude: A (out). Bindings: params, part [heads, max_splits, HD/4 + 1] vec4 (f32), out [heads·HD] (A).
 
 override HD: u32 = 128;    // head dim, a multiple of 4, ≤ 128
