@@ -5,9 +5,9 @@
 // (spec §2 and pitfall 31). Defaults exist only where the spec documents them: rope_theta 10000, the
 // preprocessor class defaults (§2.4), tie_word_embeddings false, and generation settings.
 
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConfigError } from '@glm4v/core';
+import { readJsonFile } from './files.js';
 
 export interface TextConfig {
   vocabSize: number; hiddenSize: number; intermediateSize: number; numLayers: number;
@@ -273,21 +273,6 @@ export function parsePreprocessorConfig(json: unknown, file: string, kind: 'imag
   };
 }
 
-async function readJson(path: string, required: boolean): Promise<unknown> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    if (!required && (e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new ConfigError(`${path}: cannot read: ${(e as Error).message}`, { cause: e });
-  }
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new ConfigError(`${path}: invalid JSON: ${(e as Error).message}`, { cause: e });
-  }
-}
-
 /** The preprocessor must cut patches the way the vision tower was built for. */
 function checkAgainstVision(p: PreprocessorConfig, v: VisionConfig, file: string): void {
   const pairs: [string, number, string, number][] = [
@@ -310,16 +295,16 @@ export async function readConfigs(dir: string): Promise<{ model: Glm4vConfig; ge
     model: join(dir, 'config.json'), generation: join(dir, 'generation_config.json'),
     image: join(dir, 'preprocessor_config.json'), video: join(dir, 'video_preprocessor_config.json'),
   };
-  let model = parseModelConfig(await readJson(files.model, true), files.model);
-  const genJson = await readJson(files.generation, false);
+  let model = parseModelConfig(await readJsonFile(files.model, true), files.model);
+  const genJson = await readJsonFile(files.generation, false);
   let generation: GenerationConfig = genJson === undefined
     ? { eosTokenIds: [...model.tokens.eos], padTokenId: model.tokens.pad, doSample: false }
     : parseGenerationConfig(genJson, files.generation);
   if (model.tokens.eos.length === 0) model = { ...model, tokens: { ...model.tokens, eos: [...generation.eosTokenIds] } };
   if (generation.eosTokenIds.length === 0) generation = { ...generation, eosTokenIds: [...model.tokens.eos] };
   if (model.tokens.eos.length === 0) throw new ConfigError(`${files.model}: missing required field 'eos_token_id' (not in ${files.generation} either)`);
-  const image = parsePreprocessorConfig((await readJson(files.image, false)) ?? {}, files.image, 'image');
-  const video = parsePreprocessorConfig((await readJson(files.video, false)) ?? {}, files.video, 'video');
+  const image = parsePreprocessorConfig((await readJsonFile(files.image, false)) ?? {}, files.image, 'image');
+  const video = parsePreprocessorConfig((await readJsonFile(files.video, false)) ?? {}, files.video, 'video');
   checkAgainstVision(image, model.vision, files.image);
   checkAgainstVision(video, model.vision, files.video);
   return { model, generation, image, video };

@@ -2,10 +2,10 @@
 // chat_template field of tokenizer_config.json), rendered with @huggingface/jinja, which applies trim_blocks and
 // lstrip_blocks as Hugging Face does. Without either, our DEFAULT_CHAT_TEMPLATE (the documented format) is used.
 
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Template } from '@huggingface/jinja';
 import { ConfigError, InputError } from '@glm4v/core';
+import { parseJson, readTextFile } from '../files.js';
 import type { ImageInput } from '../preprocess/types.js';
 import { DEFAULT_CHAT_TEMPLATE } from './default-template.js';
 
@@ -68,18 +68,13 @@ export class ChatTemplate {
   /** `dir`/chat_template.jinja, else `dir`/tokenizer_config.json's chat_template, else the builtin template. */
   static async load(dir: string): Promise<ChatTemplate> {
     const jinja = join(dir, 'chat_template.jinja');
-    const text = await readOptional(jinja);
+    const text = await readTextFile(jinja, false);
     if (text !== undefined) return new ChatTemplate(text, jinja);
     const cfgFile = join(dir, 'tokenizer_config.json');
-    const cfgText = await readOptional(cfgFile);
+    const cfgText = await readTextFile(cfgFile, false);
     if (cfgText !== undefined) {
-      let cfg: { chat_template?: unknown };
-      try {
-        cfg = JSON.parse(cfgText) as { chat_template?: unknown };
-      } catch (e) {
-        throw new ConfigError(`${cfgFile}: invalid JSON: ${(e as Error).message}`, { cause: e });
-      }
-      const t = pickTemplate(cfg.chat_template, cfgFile);
+      const cfg = parseJson(cfgText, cfgFile) as { chat_template?: unknown } | null;
+      const t = pickTemplate(cfg?.chat_template, cfgFile);
       if (t !== undefined) return new ChatTemplate(t, `${cfgFile} (chat_template)`);
     }
     return ChatTemplate.builtin();
@@ -93,15 +88,6 @@ export class ChatTemplate {
     } catch (e) {
       throw new InputError(`chat template (${this.origin}) failed to render these messages: ${(e as Error).message}`, { cause: e });
     }
-  }
-}
-
-async function readOptional(path: string): Promise<string | undefined> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new ConfigError(`${path}: cannot read: ${(e as Error).message}`, { cause: e });
   }
 }
 

@@ -2,26 +2,15 @@
 // @huggingface/tokenizers. encode() adds no special tokens: the chat template already writes [gMASK]<sop>
 // (spec §5.1, pitfall 24). Special tokens written in the text map to their ids.
 
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 import { ConfigError, InputError } from '@glm4v/core';
+import { readJsonFile } from '../files.js';
 
-async function readJsonFile(path: string, required: boolean): Promise<Record<string, unknown> | undefined> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    if (!required && (e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    const why = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (e as Error).message;
-    throw new ConfigError(`${path}: cannot read: ${why}`, { cause: e });
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw new ConfigError(`${path}: invalid JSON: ${(e as Error).message}`, { cause: e });
-  }
+/** A JSON object read from `path` (undefined when the file is absent and not `required`). */
+async function readJsonObject(path: string, required: boolean): Promise<Record<string, unknown> | undefined> {
+  const json = await readJsonFile(path, required);
+  if (json === undefined) return undefined;
   if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new ConfigError(`${path}: expected a JSON object`);
   return json as Record<string, unknown>;
 }
@@ -44,8 +33,8 @@ export class Tokenizer {
   /** `dir`/tokenizer.json (required) and `dir`/tokenizer_config.json (optional). */
   static async load(dir: string): Promise<Tokenizer> {
     const file = join(dir, 'tokenizer.json');
-    const json = (await readJsonFile(file, true))!;
-    const config = (await readJsonFile(join(dir, 'tokenizer_config.json'), false)) ?? {};
+    const json = (await readJsonObject(file, true))!;
+    const config = (await readJsonObject(join(dir, 'tokenizer_config.json'), false)) ?? {};
     return Tokenizer.fromJSON(json, config, file);
   }
 
