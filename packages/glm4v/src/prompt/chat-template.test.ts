@@ -1,45 +1,25 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, InputError } from '@glm4v/core';
-import { ChatTemplate, type Message } from './chat-template.js';
+import { ChatTemplate, type Message, stripThinking } from './chat-template.js';
 import { DEFAULT_CHAT_TEMPLATE } from './default-template.js';
 import { expandPlaceholders } from './placeholders.js';
 import { makeTinyTokenizer } from './tiny-tokenizer.js';
 import { Tokenizer } from './tokenizer.js';
 
 /**
- * A template written the way the hub's GLM-4.1V template is (one tag per line, relying on trim_blocks and
- * lstrip_blocks, media recognised by `type` or by key): it must render the same documented format.
+ * The official GLM-4.1V-9B-Thinking chat template, hub revision 3c1471e51dc811b589d4d12b1c1c7c1c941267c2 (quoted
+ * verbatim by sglang's test_jinja_template_utils.py and recorded, with that revision and the SHA-256 of its JSON
+ * string, by a third-party renderer validation; the hash is checked below). It relies on trim_blocks/lstrip_blocks,
+ * recognises media by `type` or by key, and prints system and assistant contents raw (`{{ msg.content }}`).
  */
-const HUB_STYLE = `[gMASK]<sop>
-{%- for msg in messages %}
-    {%- if msg.role == 'system' %}
-<|system|>
-{{ msg.content }}
-    {%- elif msg.role == 'user' %}
-<|user|>{{ '\\n' }}
-        {%- if msg.content is string %}
-{{ msg.content }}
-        {%- else %}
-            {%- for item in msg.content %}
-                {%- if item.type == 'video' or 'video' in item %}
-<|begin_of_video|><|video|><|end_of_video|>
-                {%- elif item.type == 'image' or 'image' in item %}
-<|begin_of_image|><|image|><|end_of_image|>
-                {%- elif item.type == 'text' %}
-{{ item.text }}
-                {%- endif %}
-            {%- endfor %}
-        {%- endif %}
-    {%- elif msg.role == 'assistant' %}
-<|assistant|>
-{{ msg.content }}
-    {%- endif %}
-{%- endfor %}
-{% if add_generation_prompt %}<|assistant|>
-{% endif %}`;
+const HUB_FILE = fileURLToPath(new URL('./fixtures/glm41v-9b-thinking-3c1471e.jinja', import.meta.url));
+const HUB = readFileSync(HUB_FILE, 'utf8');
+const HUB_SHA256_OF_JSON = '5232dbe7ee947df4d2009f2b262b70a22d4f2d2f0590e2af4ef2a78096171e90';
 
 const IMG = { path: 'dog.jpg' };
 const BI = '<|begin_of_image|><|image|><|end_of_image|>';
@@ -90,29 +70,66 @@ const MULTI_TURN: Message[] = [
   { role: 'user', content: 'What colour?' },
 ];
 
-describe('builtin chat template renders the documented format (spec §5.1)', () => {
-  const t = ChatTemplate.builtin();
-  for (const c of CASES) {
-    it(c.name, () => expect(t.render(c.messages, { addGenerationPrompt: c.gen ?? true })).toBe(c.want));
-  }
-  it('multi-turn: the earlier answer is fed back without its <think>…</think>', () => {
-    expect(t.render(MULTI_TURN)).toBe(
-      `[gMASK]<sop><|system|>\nBe brief.<|user|>\n${BI}What is it?<|assistant|>\n<answer>A dog.</answer><|user|>\nWhat colour?<|assistant|>\n`);
-  });
-  it('an assistant turn without thinking, and one given as text parts', () => {
-    const msgs: Message[] = [
+/** Multi-turn conversations: earlier answers go back without their thinking (spec §5.4, pitfall 25). */
+const HISTORY: { name: string; messages: Message[]; gen?: boolean; want: string }[] = [
+  {
+    name: 'an earlier answer with <think>…</think> and <answer>',
+    messages: MULTI_TURN,
+    want: `[gMASK]<sop><|system|>\nBe brief.<|user|>\n${BI}What is it?<|assistant|>\n<answer>A dog.</answer><|user|>\nWhat colour?<|assistant|>\n`,
+  },
+  {
+    name: 'answers without thinking, given as text parts, and with several </think> (cut at the last)',
+    messages: [
       { role: 'user', content: 'a' }, { role: 'assistant', content: 'b' },
       { role: 'user', content: 'c' }, { role: 'assistant', content: [{ type: 'text', text: '<think>x</think>' }, { type: 'text', text: 'd' }] },
-    ];
-    expect(t.render(msgs, { addGenerationPrompt: false })).toBe('[gMASK]<sop><|user|>\na<|assistant|>\nb<|user|>\nc<|assistant|>\nd');
+      { role: 'user', content: 'e' }, { role: 'assistant', content: '<think>1</think> <think>2</think>\n\n  f </think>\tg  ' },
+    ],
+    gen: false,
+    want: '[gMASK]<sop><|user|>\na<|assistant|>\nb<|user|>\nc<|assistant|>\nd<|user|>\ne<|assistant|>\ng  ',
+  },
+  {
+    name: 'a system message given as text parts',
+    messages: [{ role: 'system', content: [{ type: 'text', text: 'Be ' }, { type: 'text', text: '<think>brief</think>.' }] }, { role: 'user', content: 'Hi' }],
+    want: '[gMASK]<sop><|system|>\nBe <think>brief</think>.<|user|>\nHi<|assistant|>\n',
+  },
+];
+
+describe('builtin chat template renders the documented format (spec §5.1)', () => {
+  const t = ChatTemplate.builtin();
+  for (const c of [...CASES, ...HISTORY]) {
+    it(c.name, () => expect(t.render(c.messages, { addGenerationPrompt: c.gen ?? true })).toBe(c.want));
+  }
+});
+
+describe('the hub template (revision 3c1471e) renders the same strings', () => {
+  const t = new ChatTemplate(HUB, 'hub');
+  it('is the recorded text', () => {
+    expect(createHash('sha256').update(JSON.stringify(HUB)).digest('hex')).toBe(HUB_SHA256_OF_JSON);
+  });
+  for (const c of [...CASES, ...HISTORY]) {
+    it(c.name, () => {
+      const got = t.render(c.messages, { addGenerationPrompt: c.gen ?? true });
+      expect(got).toBe(c.want);
+      expect(got).toBe(ChatTemplate.builtin().render(c.messages, { addGenerationPrompt: c.gen ?? true }));
+    });
+  }
+  it('loaded from chat_template.jinja it renders the history without thinking', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'glm4v-hub-'));
+    writeFileSync(join(dir, 'chat_template.jinja'), HUB);
+    const got = (await ChatTemplate.load(dir)).render(MULTI_TURN);
+    expect(got).not.toContain('<think>');
+    expect(got).toBe(HISTORY[0].want);
   });
 });
 
-describe('a hub-style template (relying on trim_blocks/lstrip_blocks) renders the same strings', () => {
-  const t = new ChatTemplate(HUB_STYLE, 'hub-style');
-  for (const c of CASES) {
-    it(c.name, () => expect(t.render(c.messages, { addGenerationPrompt: c.gen ?? true })).toBe(c.want));
-  }
+describe('stripThinking', () => {
+  it('cuts through the last </think> and left-trims; text without it is unchanged', () => {
+    expect(stripThinking('<think>a</think>\n <answer>b</answer> ')).toBe('<answer>b</answer> ');
+    expect(stripThinking('x</think>y</think>  z')).toBe('z');
+    expect(stripThinking('  no thinking  ')).toBe('  no thinking  ');
+    expect(stripThinking('<think>unfinished')).toBe('<think>unfinished');
+    expect(stripThinking('<think>all</think>')).toBe('');
+  });
 });
 
 describe('ChatTemplate.load', () => {

@@ -21,7 +21,27 @@ type TemplatePart = { type: 'text'; text: string } | { type: 'image' } | { type:
 
 const ROLES = new Set(['system', 'user', 'assistant']);
 
-/** Check `messages` and strip media payloads; InputError names the message and part at fault. */
+/** The text of a message's content: the string, or its text parts joined. */
+function joinText(content: string | readonly TemplatePart[]): string {
+  if (typeof content === 'string') return content;
+  return content.map((p) => (p.type === 'text' ? p.text : '')).join('');
+}
+
+/**
+ * An earlier assistant turn as fed back to the model: everything up to and including the last `</think>` cut,
+ * then leading whitespace (spec §5.4, pitfall 25: history goes back without its reasoning). Done here rather than
+ * in a template, because the checkpoint's own template prints `{{ msg.content }}` raw.
+ */
+export function stripThinking(text: string): string {
+  const end = text.lastIndexOf('</think>');
+  return end < 0 ? text : text.slice(end + '</think>'.length).trimStart();
+}
+
+/**
+ * Check `messages` and strip media payloads; InputError names the message and part at fault. System and assistant
+ * contents become one string (the hub template prints them with `{{ msg.content }}`), assistant ones without their
+ * thinking.
+ */
 function templateMessages(messages: readonly Message[]): { role: string; content: string | TemplatePart[] }[] {
   if (!Array.isArray(messages)) throw new InputError('messages must be an array');
   return messages.map((m, i) => {
@@ -29,22 +49,29 @@ function templateMessages(messages: readonly Message[]): { role: string; content
     if (typeof m !== 'object' || m === null || !ROLES.has(m.role)) {
       throw new InputError(`${at}.role must be 'system', 'user' or 'assistant', got ${JSON.stringify((m as Message | null)?.role)}`);
     }
-    if (typeof m.content === 'string') return { role: m.role, content: m.content };
-    if (!Array.isArray(m.content)) throw new InputError(`${at}.content must be a string or an array of parts`);
-    const content: readonly ContentPart[] = m.content;
-    const parts = content.map((p, j): TemplatePart => {
-      const pat = `${at}.content[${j}]`;
-      if (p?.type === 'text') {
-        if (typeof p.text !== 'string') throw new InputError(`${pat}.text must be a string`);
-        return { type: 'text', text: p.text };
-      }
-      if (p?.type === 'image' || p?.type === 'video') {
-        if (m.role !== 'user') throw new InputError(`${pat}: ${p.type}s may only appear in user messages, not ${m.role}`);
-        return { type: p.type };
-      }
-      throw new InputError(`${pat}.type must be 'text', 'image' or 'video', got ${JSON.stringify((p as { type?: unknown })?.type)}`);
-    });
-    return { role: m.role, content: parts };
+    const content = checkContent(m, at);
+    if (m.role === 'user') return { role: m.role, content };
+    const text = joinText(content);
+    return { role: m.role, content: m.role === 'assistant' ? stripThinking(text) : text };
+  });
+}
+
+/** A message's content with media payloads stripped; media only in user messages. */
+function checkContent(m: Message, at: string): string | TemplatePart[] {
+  if (typeof m.content === 'string') return m.content;
+  if (!Array.isArray(m.content)) throw new InputError(`${at}.content must be a string or an array of parts`);
+  const content: readonly ContentPart[] = m.content;
+  return content.map((p, j): TemplatePart => {
+    const pat = `${at}.content[${j}]`;
+    if (p?.type === 'text') {
+      if (typeof p.text !== 'string') throw new InputError(`${pat}.text must be a string`);
+      return { type: 'text', text: p.text };
+    }
+    if (p?.type === 'image' || p?.type === 'video') {
+      if (m.role !== 'user') throw new InputError(`${pat}: ${p.type}s may only appear in user messages, not ${m.role}`);
+      return { type: p.type };
+    }
+    throw new InputError(`${pat}.type must be 'text', 'image' or 'video', got ${JSON.stringify((p as { type?: unknown })?.type)}`);
   });
 }
 
