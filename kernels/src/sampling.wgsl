@@ -252,7 +252,9 @@ fn pick_digit(@builtin(local_invocation_index) lid: u32) {
       cum += ch;
     }
   }
-  workgroupBarrier();
+  // The histogram is storage memory, read above in blocks and cleared below in strides: storageBarrier (not
+  // workgroupBarrier, which orders workgroup memory only) keeps the clears after every invocation's reads.
+  storageBarrier();
   for (var h = lid; h < bins; h += WG) { atomicStore(&ctl[HIST_AT + h], 0u); }
 }
 
