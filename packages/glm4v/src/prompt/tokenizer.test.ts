@@ -5,8 +5,8 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError, InputError } from '@glm4v/core';
 import { parseModelConfig } from '../config.js';
 import { ChatTemplate } from './chat-template.js';
-import { makeTinyTokenizer, tinySpecialIds, TINY_SPECIAL_TOKENS, writeTinyTokenizer } from './tiny-tokenizer.js';
-import { TextStream, Tokenizer } from './tokenizer.js';
+import { bytesToUnicode, makeTinyTokenizer, tinySpecialIds, TINY_SPECIAL_TOKENS, writeTinyTokenizer } from './tiny-tokenizer.js';
+import { TEXT_STREAM_MAX_PENDING, TextStream, Tokenizer } from './tokenizer.js';
 
 const ROOT = new URL('../../../../', import.meta.url).pathname;
 const { tokenizer: tjson, tokenizerConfig } = makeTinyTokenizer(512);
@@ -117,6 +117,24 @@ describe('tiny byte-level BPE tokenizer', () => {
   });
 });
 
+/**
+ * The tiny tokenizer plus one vocabulary entry per byte fragment of `text` cut at `cuts` (ids from 512 up, or the
+ * existing id when the fragment is already a token), and the fragments' ids in order.
+ */
+function withFragments(text: string, cuts: number[]): { tok: Tokenizer; ids: number[] } {
+  const { tokenizer, tokenizerConfig } = makeTinyTokenizer(512);
+  const vocab = (tokenizer.model as { vocab: Record<string, number> }).vocab;
+  const byteChar = bytesToUnicode();
+  const bytes = new TextEncoder().encode(text);
+  const bounds = [0, ...cuts, bytes.length];
+  let next = 512;
+  const ids = bounds.slice(1).map((end, i) => {
+    const piece = Array.from(bytes.subarray(bounds[i], end), (b) => byteChar[b]).join('');
+    return (vocab[piece] ??= next++);
+  });
+  return { tok: Tokenizer.fromJSON(tokenizer, tokenizerConfig), ids };
+}
+
 describe('TextStream', () => {
   it('holds back partial UTF-8 until the character is whole; pieces concatenate to the full text', () => {
     const text = '龘 and 𝄞: 这是一只狗。<think>ok</think>';
@@ -131,14 +149,41 @@ describe('TextStream', () => {
     expect(pieces[2]).toBe('龘');
   });
 
-  it('flush returns what is held back; a broken sequence is emitted after 4 tokens', () => {
+  it('flush returns what is held back; bytes that never form a character are emitted after the cap', () => {
     const stream = new TextStream(tok);
     const e4 = tok.tokenId('\u00e4')!; // GPT-2 char for byte 0xE4, a 3-byte lead
     expect(stream.push(e4)).toBe('');
     expect(stream.flush()).toBe('\uFFFD');
     expect(stream.flush()).toBe('');
-    for (let i = 0; i < 3; i++) expect(stream.push(e4)).toBe('');
-    expect(stream.push(e4)).toContain('\uFFFD');
+    for (let i = 1; i < TEXT_STREAM_MAX_PENDING; i++) expect(stream.push(e4)).toBe('');
+    expect(stream.push(e4)).toBe('\uFFFD'.repeat(TEXT_STREAM_MAX_PENDING));
+    expect(stream.push(tok.tokenId('a')!)).toBe('a'); // the cap reset the stream
+    expect(stream.flush()).toBe('');
+  });
+
+  it('a byte that is not UTF-8 is held until clean text follows, then emitted with it, once', () => {
+    const stream = new TextStream(tok);
+    const x80 = tok.tokenId('\u0122')!; // GPT-2 char for byte 0x80, a lone continuation byte
+    expect([tok.tokenId('x')!, x80, tok.tokenId('a')!].map((id) => stream.push(id))).toEqual(['x', '', '\uFFFDa']);
+    expect(stream.flush()).toBe('');
+  });
+
+  it('tokens that each end inside the next character stream as they complete (7 chained tokens)', () => {
+    // Byte fragments of '中文字符串测试' (7 characters × 3 bytes) cut at 2, 4, 7, 10, 13, 16, 19: every fragment but
+    // the last ends partway through a character, so 7 tokens in a row decode to text ending in U+FFFD.
+    const text = '中文字符串测试';
+    const { tok: chained, ids } = withFragments(text, [2, 4, 7, 10, 13, 16, 19]);
+    const all = [...chained.encode('A: '), ...ids, ...chained.encode('!')];
+    const stream = new TextStream(chained);
+    const pieces = all.map((id) => stream.push(id));
+    const tail = stream.flush();
+    expect(pieces.join('') + tail).toBe(chained.decode(all));
+    expect(chained.decode(all)).toBe(`A: ${text}!`);
+    expect(pieces.some((p) => p.includes('\uFFFD'))).toBe(false);
+    // Each fragment yields exactly the character it completes: streamed as it goes, nothing repeated.
+    const n = chained.encode('A: ').length;
+    expect(pieces.slice(n, n + ids.length)).toEqual(['', ...text]);
+    expect(tail).toBe('');
   });
 
   it('skipSpecial option drops special tokens from the stream', () => {

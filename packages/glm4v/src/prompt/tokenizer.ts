@@ -84,13 +84,21 @@ export class Tokenizer {
   }
 }
 
+/** Tokens held back at most while their text still ends in U+FFFD (pathological input only: a character is ≤ 4 bytes). */
+export const TEXT_STREAM_MAX_PENDING = 64;
+
 /**
  * Streaming detokeniser: push(id) returns the text completed by that token. Tokens whose bytes end inside a
- * UTF-8 sequence (a Chinese character split across tokens) are held back until the character is whole; a
- * sequence still broken after 4 held tokens is emitted as is (U+FFFD), since no character spans more.
+ * UTF-8 sequence (a Chinese character split across tokens) are held back; each push decodes everything held and
+ * returns what is new before the trailing run of U+FFFD, so a chain of tokens that each end partway through the
+ * next character streams as it goes and never shows U+FFFD for a character that completes later. The held tokens
+ * are dropped at a clean boundary (text not ending in U+FFFD), or after TEXT_STREAM_MAX_PENDING tokens, when the
+ * U+FFFD is emitted as is (the bytes are not UTF-8).
  */
 export class TextStream {
   private pending: number[] = [];
+  /** Characters of decode(pending) already returned. */
+  private emitted = 0;
 
   constructor(
     private readonly tok: Tokenizer,
@@ -100,15 +108,28 @@ export class TextStream {
   push(id: number): string {
     this.pending.push(id);
     const text = this.tok.decode(this.pending, this.opts);
-    if (text.endsWith('\uFFFD') && this.pending.length < 4) return '';
-    this.pending = [];
-    return text;
+    let end = text.length;
+    while (end > 0 && text.charCodeAt(end - 1) === 0xfffd) end--;
+    if (end === text.length || this.pending.length >= TEXT_STREAM_MAX_PENDING) return this.take(text, text.length, true);
+    return this.take(text, end, false);
   }
 
   /** Whatever is held back (possibly ending in U+FFFD), and reset. */
   flush(): string {
-    const text = this.pending.length ? this.tok.decode(this.pending, this.opts) : '';
-    this.pending = [];
-    return text;
+    if (this.pending.length === 0) return '';
+    const text = this.tok.decode(this.pending, this.opts);
+    return this.take(text, text.length, true);
+  }
+
+  /** text[emitted, end), and forget the held tokens when `reset`. */
+  private take(text: string, end: number, reset: boolean): string {
+    const out = end > this.emitted ? text.slice(this.emitted, end) : '';
+    if (reset) {
+      this.pending = [];
+      this.emitted = 0;
+    } else {
+      this.emitted = Math.max(this.emitted, end);
+    }
+    return out;
   }
 }
