@@ -73,11 +73,6 @@ export class Tokenizer {
     return this.tok.token_to_id(token);
   }
 
-  /** Token string of an id, or undefined. */
-  tokenString(id: number): string | undefined {
-    return this.tok.id_to_token(id);
-  }
-
   /** Whether `id` is flagged special in the tokenizer. */
   isSpecial(id: number): boolean {
     return this.special.has(id);
