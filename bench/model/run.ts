@@ -6,7 +6,7 @@
 // model would take hours.
 
 import { Device } from '@glm4v/core';
-import { glm41v9bConfig, randomModel } from '@glm4v/runtime/internal';
+import { DecodeLoop, glm41v9bConfig, randomModel } from '@glm4v/runtime/internal';
 
 function arg(name: string): number | undefined {
   const i = process.argv.indexOf(name);
@@ -47,13 +47,10 @@ async function main() {
   const prefillMs = performance.now() - t;
 
   const step = model.recordDecode(session);
-  await step.run(0); // warm-up: plans the graph and compiles the decode pipelines
-  await session.token.read();
+  const loop = new DecodeLoop(session, () => step);
+  await loop.next(true); // warm-up: plans the graph and compiles the decode pipelines
   t = performance.now();
-  for (let i = 1; i <= steps; i++) {
-    await step.run(i);
-    await session.token.read(); // the 4 bytes a real generation reads per token
-  }
+  for (let i = 1; i <= steps; i++) await loop.next(i < steps); // one step in flight, 4 bytes read back per token
   const decodeMs = (performance.now() - t) / steps;
   step.dispose();
   session.dispose();

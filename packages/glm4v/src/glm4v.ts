@@ -14,6 +14,7 @@ import { type GenerateOptions, type ResolvedOptions, resolveOptions } from './ge
 import { type Phase, PhaseSplitter } from './generate/phases.js';
 import type { DecodeStep, Glm4vModel, NextToken, PrefillInput } from './model/glm4v.js';
 import type { Session } from './model/session.js';
+import { DecodeLoop } from './model/decode-loop.js';
 import { loadModel } from './model/load.js';
 import { preprocessImages } from './preprocess/image.js';
 import type { ImageInput, PreparedVideo } from './preprocess/types.js';
@@ -208,10 +209,16 @@ export class Glm4v {
     const stream = new TextStream(this.tokenizer);
     const phases = new PhaseSplitter();
     let step: DecodeStep | undefined;
+    const loop = new DecodeLoop(session, () => {
+      if (!step) owned.push((step = this.model.recordDecode(session, { next })));
+      return step;
+    });
     let generated = 0;
     let finish: FinishReason = 'length';
     for (;;) {
-      const token = (await session.token.read())[0];
+      const aborted = signal?.aborted === true;
+      const more = !aborted && generated + 1 < maxNewTokens && loop.canStep;
+      const token = await loop.next(more);
       generated++;
       if (eos.has(token)) {
         finish = 'stop';
@@ -219,13 +226,10 @@ export class Glm4v {
       }
       yield { type: 'token', id: token };
       for (const piece of phases.push(stream.push(token))) yield { type: 'text', ...piece };
-      if (generated >= maxNewTokens || session.length >= session.capacity) break;
-      if (signal?.aborted) {
-        finish = 'abort';
+      if (!more) {
+        if (aborted) finish = 'abort';
         break;
       }
-      if (!step) owned.push((step = this.model.recordDecode(session, { next })));
-      await step.run(generated);
     }
     for (const piece of [...phases.push(stream.flush()), ...phases.flush()]) yield { type: 'text', ...piece };
     return { generated, finish };

@@ -1,0 +1,40 @@
+// Keeps one decode step in flight. The token chosen by a step stays on the GPU (session.token), where the next
+// step reads it; the host only needs it to stream text and spot a stop token. So the next step is submitted before
+// the previous token's 4 bytes are read back: the GPU never waits for the readback round trip and the host's
+// encoding of the next step. When a stop token comes, the one step already submitted is simply not used.
+
+import type { Session } from './session.js';
+import type { DecodeStep } from './glm4v.js';
+
+export class DecodeLoop {
+  private pending: Promise<Float32Array | Int32Array | Uint32Array> | undefined;
+  private steps = 0;
+
+  /** Call right after prefill: the readback of the token prefill chose is queued at once. */
+  constructor(
+    private readonly session: Session,
+    private readonly step: () => DecodeStep,
+  ) {
+    this.pending = session.token.read();
+  }
+
+  /**
+   * The next token. With `more`, the step that appends it to the cache and chooses the one after is submitted
+   * first (a read queued between two submissions sees the first one's token, as the queue is ordered).
+   */
+  async next(more: boolean): Promise<number> {
+    const current = this.pending;
+    if (!current) throw new Error('DecodeLoop.next after a call with more = false');
+    this.pending = undefined;
+    if (more) {
+      await this.step().run(++this.steps);
+      this.pending = this.session.token.read();
+    }
+    return (await current)[0];
+  }
+
+  /** Whether a next step fits the session. */
+  get canStep(): boolean {
+    return this.session.length < this.session.capacity;
+  }
+}
