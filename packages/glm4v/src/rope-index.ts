@@ -7,8 +7,7 @@
 
 import { InputError } from '@glm4v/core';
 import type { TokenIds } from './config.js';
-
-type Grid = readonly [number, number, number];
+import { checkGrid, type Grid } from './grid.js';
 
 const TEXT = 0;
 const IMAGE = 1;
@@ -28,11 +27,6 @@ function tokenTypes(ids: ArrayLike<number>, tokens: TokenIds): Uint8Array {
   return types;
 }
 
-function checkGrid(g: Grid, mergeSize: number, what: string): void {
-  const ok = g.length === 3 && g.every((v) => Number.isInteger(v) && v >= 1) && g[1] % mergeSize === 0 && g[2] % mergeSize === 0;
-  if (!ok) throw new InputError(`ropeIndex: ${what} grid ${JSON.stringify(g)} must be 3 positive integers with h and w divisible by ${mergeSize}`);
-}
-
 /**
  * positions [3, L] (rows t, h, w) and ropeDelta = (max position + 1) − L for a prompt of L tokens whose
  * <|image|> runs are described, in order, by `imageGrids` (one run per image) and `videoGrids` (one run per
@@ -43,8 +37,8 @@ export function ropeIndex(
   tokens: TokenIds, mergeSize: number,
 ): { positions: Int32Array; ropeDelta: number } {
   if (!Number.isInteger(mergeSize) || mergeSize < 1) throw new InputError(`ropeIndex: mergeSize must be a positive integer, got ${mergeSize}`);
-  imageGrids.forEach((g, i) => checkGrid(g, mergeSize, `image ${i}`));
-  videoGrids.forEach((g, i) => checkGrid(g, mergeSize, `video ${i}`));
+  imageGrids.forEach((g, i) => checkGrid(g, mergeSize, `ropeIndex: image ${i}`));
+  videoGrids.forEach((g, i) => checkGrid(g, mergeSize, `ropeIndex: video ${i}`));
   const L = ids.length;
   const types = tokenTypes(ids, tokens);
   const pos = new Int32Array(3 * L);

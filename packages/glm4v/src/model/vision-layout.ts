@@ -2,9 +2,9 @@
 // image's patch grid (merge-window order, spec §4.3), and the attention segments. A video's temporal patches are
 // each their own "image" with grid [1, h, w] (spec §4.4.6).
 
-import { InputError } from '@glm4v/core';
+import { checkGrid, type Grid } from '../grid.js';
 
-export type Grid = readonly [number, number, number];
+export type { Grid };
 
 export interface VisionLayout {
   /** Patches in total (rows of pixel_values). */
@@ -19,10 +19,8 @@ export interface VisionLayout {
 
 export function visionLayout(grids: readonly Grid[], mergeSize: number): VisionLayout {
   const frames: [number, number][] = [];
+  grids.forEach((g, i) => checkGrid(g, mergeSize, `visionLayout: entry ${i}`));
   for (const [t, gh, gw] of grids) {
-    if (![t, gh, gw].every((v) => Number.isInteger(v) && v > 0) || gh % mergeSize !== 0 || gw % mergeSize !== 0) {
-      throw new InputError(`grid [${t}, ${gh}, ${gw}]: expected positive integers with h and w divisible by ${mergeSize}`);
-    }
     for (let i = 0; i < t; i++) frames.push([gh, gw]);
   }
   const patches = frames.reduce((s, [h, w]) => s + h * w, 0);

@@ -3,19 +3,16 @@
 // temporal patch g, <|begin_of_image|> + <|image|>×(gh·gw/merge²) + <|end_of_image|> + int(timestamp_g).
 
 import { InputError } from '@glm4v/core';
+import { checkGrid, type Grid } from '../grid.js';
 
 export const IMAGE_TOKEN = '<|image|>';
 export const VIDEO_TOKEN = '<|video|>';
 const BOI = '<|begin_of_image|>';
 const EOI = '<|end_of_image|>';
 
-type Grid = readonly [number, number, number];
-
 function tokensPerFrame(grid: Grid, mergeSize: number, what: string): number {
-  const [t, h, w] = grid;
-  const ok = [t, h, w].every((v) => Number.isInteger(v) && v >= 1) && h % mergeSize === 0 && w % mergeSize === 0;
-  if (!ok) throw new InputError(`expandPlaceholders: ${what} grid ${JSON.stringify(grid)} must be positive integers with h, w divisible by ${mergeSize}`);
-  return (h * w) / (mergeSize * mergeSize);
+  checkGrid(grid, mergeSize, `expandPlaceholders: ${what}`);
+  return (grid[1] * grid[2]) / (mergeSize * mergeSize);
 }
 
 /** The text that replaces one video's <|video|>: one image block and one timestamp per temporal patch. */
