@@ -2,6 +2,7 @@
 // temporalPatchSize frames), Pillow-exact bicubic resize, rescale/normalise, temporal duplication, patchify.
 
 import { InputError } from '@glm4v/core';
+import { concatFloat32 } from '../arrays.js';
 import { decodeImage, describeImage } from './decode.js';
 import { checkPreprocessorConfig, patchify } from './patchify.js';
 import { resizeBicubic } from './resample.js';
@@ -34,20 +35,7 @@ function prepareOne(img: RgbImage, cfg: PreprocessorConfig): { pixels: Float32Ar
 }
 
 function concat(parts: { pixels: Float32Array; grid: [number, number, number] }[]): PreparedImages {
-  const total = parts.reduce((s, p) => s + p.pixels.length, 0);
-  const pixelValues = parts.length === 1 ? parts[0].pixels : new Float32Array(total);
-  if (parts.length !== 1) {
-    let off = 0;
-    for (const p of parts) {
-      pixelValues.set(p.pixels, off);
-      off += p.pixels.length;
-    }
-  }
-  return {
-    pixelValues,
-    grids: parts.map((p) => p.grid),
-    patchesPerImage: parts.map((p) => p.grid[0] * p.grid[1] * p.grid[2]),
-  };
+  return { pixelValues: concatFloat32(parts.map((p) => p.pixels)), grids: parts.map((p) => p.grid) };
 }
 
 /** Raw 8-bit HWC RGB → patches (for callers that decoded the image themselves). */

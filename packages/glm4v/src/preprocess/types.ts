@@ -15,8 +15,6 @@ export interface PreparedImages {
   pixelValues: Float32Array;
   /** (t, gh, gw) per image, in patches (t = 1 for a still image). */
   grids: [number, number, number][];
-  /** Rows of pixelValues per image (t·gh·gw). */
-  patchesPerImage: number[];
 }
 
 export interface PreparedVideo extends PreparedImages {

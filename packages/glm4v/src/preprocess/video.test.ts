@@ -87,7 +87,6 @@ describe.skipIf(!HAVE_FFMPEG)('preprocessVideo with ffmpeg', () => {
     const v = await preprocessVideo(clip, cfg);
     // smart_resize(6, 42, 56): 42/28 = 1.5 → 2 (half to even) → 56; 56 → 56
     expect(v.grids).toEqual([[3, 4, 4]]);
-    expect(v.patchesPerImage).toEqual([48]);
     expect(v.timestamps).toEqual([0, 1, 2]);
     expect(v.pixelValues.length).toBe(48 * 1176);
     const frames = [0, 5, 10, 15, 20, 25];

@@ -203,5 +203,5 @@ export async function preprocessVideo(path: string, cfg: PreprocessorConfig, opt
   } catch (e) {
     throw new InputError(`video file '${path}': ${(e as Error).message}`, { cause: e });
   }
-  return { pixelValues, grids: [grid], patchesPerImage: [gt * grid[1] * grid[2]], timestamps };
+  return { pixelValues, grids: [grid], timestamps };
 }
