@@ -21,7 +21,16 @@ import REDUCE_SHARED_WGSL from './matvec_reduce_shared.wgsl.js';
 import { type ActDType, type WeightDType, assertDType, assertShape, checkActDType, prelude, rowsOf, variantTag } from './prelude.js';
 import { grid1d } from './grid.js';
 
-const PARAMS = new UniformLayout('M: u32, N: u32, K: u32, rows: u32, col0: u32, tiles_n: u32, tiles: u32, has_bias: u32');
+const PARAMS_FIELDS = 'M: u32, N: u32, K: u32, rows: u32, col0: u32, tiles_n: u32, tiles: u32, has_bias: u32';
+const PARAMS = new UniformLayout(PARAMS_FIELDS);
+/** The uniform block and bindings 0–4 of matmul.wgsl, matvec.wgsl and matmul_broadcast.wgsl, prepended to each. */
+const BINDINGS =
+  `struct Params { ${PARAMS_FIELDS} }\n` +
+  '@group(0) @binding(0) var<uniform> p: Params;\n' +
+  '@group(0) @binding(1) var<storage, read> x: array<A>;\n' +
+  '@group(0) @binding(2) var<storage, read> w: array<WV>;\n' +
+  '@group(0) @binding(3) var<storage, read> b: array<WS_b>;\n' +
+  '@group(0) @binding(4) var<storage, read_write> y: array<A>;\n';
 
 /** Rows of x up to which linear() uses matvec. */
 export const MATVEC_MAX_ROWS = 8;
@@ -118,6 +127,7 @@ export function linearVariant(g: Graph, x: Tensor, w: Tensor | ChunkedTensor, op
   const code =
     prelude({ act, weights: vector ? { b: bias ? bias.dtype as WeightDType : act } : { w: wd, b: bias ? bias.dtype as WeightDType : act }, subgroups: k.subgroups }) +
     weightReader(wd, vector) +
+    BINDINGS +
     k.code;
   // The preset's name, then what the wrapper chose: '_m1' one row of x, '_t8_sg' team size and reduction, '_k1'
   // the per-element weight path.

@@ -4,8 +4,9 @@
 // BM / TM and its columns by BN / TN, so neighbouring invocations read neighbouring workgroup-memory words.
 // M, N (= rows of this chunk) and K need not divide the tiles: loads outside x or w read 0, stores are masked.
 // Tiles are numbered wid.x + wid.y · nwg.x (grids above 65535 workgroups; grid.ts).
-// The wrapper prepends the dtype prelude: A, load_b, and W8 / w8(row, group) reading 8 weights of a row.
-// Bindings: params, x [M, K] (A), w [rows, K] (WV), b [N] (WS_b, read only when p.has_bias), y [M, N] (A).
+// The wrapper prepends the dtype prelude: A, load_b, and W8 / w8(row, group) reading 8 weights of a row; then
+// BINDINGS (matmul.ts, one copy for the three linear kernels): the uniform block p (M, N, K, rows, col0, tiles_n,
+// tiles, has_bias), x [M, K] (A), w [rows, K] (WV), b [N] (WS_b, read only when p.has_bias), y [M, N] (A).
 
 override BM: u32 = 64u;
 override BN: u32 = 64u;
@@ -14,14 +15,6 @@ override TM: u32 = 4u;  // ≤ MAX_T
 override TN: u32 = 4u;  // ≤ MAX_T
 override WG: u32 = 256u; // (BM / TM) · (BN / TN)
 const MAX_T = 4u;
-
-struct Params { M: u32, N: u32, K: u32, rows: u32, col0: u32, tiles_n: u32, tiles: u32, has_bias: u32 }
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<A>;
-@group(0) @binding(2) var<storage, read> w: array<WV>;
-@group(0) @binding(3) var<storage, read> b: array<WS_b>;
-@group(0) @binding(4) var<storage, read_write> y: array<A>;
 
 // One padding word per k row: the tile stores, where neighbouring invocations write neighbouring k, hit distinct banks.
 override XSTRIDE: u32 = BM + 1u;

@@ -7,22 +7,15 @@
 // lane's loads are its own weights plus one x value per row. Needs subgroups of at least 8 invocations.
 // Serves both matmul and matvec: rows of x past M (the last tile, or M < TM) are skipped by a uniform branch.
 // On lavapipe, at 4096×4096 bf16: ~20–25 GFLOP/s at M = 512 (tiled matmul.wgsl: ~3–6), ~9 GB/s at M = 1.
-// The wrapper prepends the dtype prelude: A, load_b, and W8 / w8(row, group) reading 8 weights of a row.
-// Bindings: params, x [M, K] (A), w [rows, K] (WV), b [N] (WS_b, read only when p.has_bias), y [M, N] (A).
+// The wrapper prepends the dtype prelude: A, load_b, and W8 / w8(row, group) reading 8 weights of a row; then
+// BINDINGS (matmul.ts, one copy for the three linear kernels): the uniform block p (M, N, K, rows, col0, tiles_n,
+// tiles, has_bias), x [M, K] (A), w [rows, K] (WV), b [N] (WS_b, read only when p.has_bias), y [M, N] (A).
 
 override WG: u32 = 8u;
 override TM: u32 = 8u; // ≤ MAX_TM
 override TN: u32 = 4u; // ≤ MAX_TN
 const MAX_TM = 8u;
 const MAX_TN = 8u;
-
-struct Params { M: u32, N: u32, K: u32, rows: u32, col0: u32, tiles_n: u32, tiles: u32, has_bias: u32 }
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<A>;
-@group(0) @binding(2) var<storage, read> w: array<WV>;
-@group(0) @binding(3) var<storage, read> b: array<WS_b>;
-@group(0) @binding(4) var<storage, read_write> y: array<A>;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32,

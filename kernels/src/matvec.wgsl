@@ -4,22 +4,15 @@
 // owns R rows of w; a lane reuses its x values for all R rows and its weights for all M rows of x. The M × R
 // partial sums are then added across the team by team_reduce(), from matvec_reduce_subgroup.wgsl (subgroup
 // shuffles, T ≤ the subgroup size) or matvec_reduce_shared.wgsl (workgroup memory, one tree for all sums).
-// The wrapper prepends the dtype prelude: A, load_b, and W8 / w8(row, group) reading 8 weights of a row.
-// Bindings: params, x [M, K] (A), w [rows, K] (WV), b [N] (WS_b, read only when p.has_bias), y [M, N] (A).
+// The wrapper prepends the dtype prelude: A, load_b, and W8 / w8(row, group) reading 8 weights of a row; then
+// BINDINGS (matmul.ts, one copy for the three linear kernels): the uniform block p (M, N, K, rows, col0, tiles_n,
+// tiles, has_bias), x [M, K] (A), w [rows, K] (WV), b [N] (WS_b, read only when p.has_bias), y [M, N] (A).
 
 override WG: u32 = 128u;
 override T: u32 = 32u; // invocations per row of w: a power of two dividing WG
 override R: u32 = 2u;  // rows of w per team, ≤ MAX_R
 const MAX_R = 4u;
 const MAX_M = 8u;      // rows of x; the loops stop at p.M
-
-struct Params { M: u32, N: u32, K: u32, rows: u32, col0: u32, tiles_n: u32, tiles: u32, has_bias: u32 }
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<A>;
-@group(0) @binding(2) var<storage, read> w: array<WV>;
-@group(0) @binding(3) var<storage, read> b: array<WS_b>;
-@group(0) @binding(4) var<storage, read_write> y: array<A>;
 
 alias Sums = array<array<f32, MAX_R>, MAX_M>;
 
