@@ -74,11 +74,6 @@ export class WeightLoader {
     return this.up.stagingBytes;
   }
 
-  /** Keys asked for so far. */
-  get usedKeys(): ReadonlySet<string> {
-    return this.used;
-  }
-
   /** Throws a CheckpointError listing every expected key that was missing and every checkpoint key left unused. */
   finish(): void {
     const unused = [...this.ckpt.tensors.values()].filter((t) => !this.used.has(t.name));
