@@ -11,6 +11,17 @@ are the ground truth there).
     # a tiny random checkpoint of the real architecture (f32, and a bf16 copy rounded to nearest even):
     python3 tools/make-conformance-fixtures.py checkpoint --out /tmp/tiny-glm4v --seed 0
 
+Works with transformers on either side of the `mm_token_type_ids` change: older versions (e.g. commit 03eac6f6d2af)
+derive token types from the ids, with get_rope_index(input_ids, image_grid_thw, video_grid_thw, attention_mask);
+newer ones (e.g. 036266707c1c, which the committed fixtures follow) take get_rope_index(input_ids,
+mm_token_type_ids, image_grid_thw, ...) and refuse a forward with grids but no `mm_token_type_ids`. So the token
+types go to every model call whose forward takes them, get_rope_index is called by keyword as its signature allows,
+and image features are read whether get_image_features returns per-image tensors or a model output holding them.
+
+The image goes through the slow, PIL-based image processor (`Glm4vImageProcessorPil` where transformers has it,
+else `AutoImageProcessor(use_fast=False)`), never the torchvision "fast" one: our resize reproduces Pillow's bicubic
+filter, which the torchvision path does not (spec §4.2). The class used is recorded in the metadata.
+
 `--ids` lists the prompt's token ids; the word IMAGE stands for <|begin_of_image|>, one <|image|> per merged
 patch of the image, <|end_of_image|> (ids from config.json). Without --image the case is text only; with
 --random-image HxW a seeded random RGB image is used instead of a file.
@@ -26,12 +37,16 @@ Tensors written (float32 unless said; the same names and dtypes as the committed
   logits [S, V]
   greedy_tokens [G] (int64)        argmax continuation, full recompute, EOS not special-cased
   greedy_margins [G]               top-1 minus top-2 logit at each greedy step
-and __metadata__ {case, checkpoint, description, transformers_commit_followed, greedy, layout}.
+and __metadata__ {case, checkpoint, description, transformers_version, transformers_commit_followed (only when
+--transformers-commit names the commit the installed transformers was built from), image_processor (with an image),
+greedy, layout}.
 """
 
 import argparse
+import inspect
 import json
 import os
+import re
 import sys
 
 import numpy as np
@@ -49,13 +64,34 @@ LAYOUT = ("input_ids/mm_token_type_ids [S]; position_ids [3,S] (t,h,w); logits [
           "image_embeds = merged vision embeddings (Glm4vVisionModel pooler_output) in placeholder order")
 
 
+def takes(fn, name, var_kwargs=False):
+    """Whether `fn` has a parameter `name` (or, with var_kwargs, any **kwargs)."""
+    params = inspect.signature(fn).parameters
+    return name in params or (var_kwargs and any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()))
+
+
 def load_model(checkpoint):
-    model = Glm4vForConditionalGeneration.from_pretrained(checkpoint, torch_dtype=torch.float64, attn_implementation="eager")
+    # `torch_dtype` became `dtype` in transformers 4.56; the old name still works there, with a warning.
+    version = tuple(int(v) for v in re.findall(r"\d+", transformers.__version__)[:2])
+    dtype_kw = "dtype" if version >= (4, 56) else "torch_dtype"
+    model = Glm4vForConditionalGeneration.from_pretrained(checkpoint, attn_implementation="eager", **{dtype_kw: torch.float64})
     return model.eval()
 
 
+def load_image_processor(checkpoint):
+    """The PIL-based processor (see the docstring): transformers 5 names it Glm4vImageProcessorPil; before, the
+    slow Glm4vImageProcessor is the PIL one and use_fast=False picks it."""
+    try:
+        pil_cls = getattr(transformers, "Glm4vImageProcessorPil", None)
+    except Exception:  # pragma: no cover - a lazy import failing for a missing optional dependency
+        pil_cls = None
+    if pil_cls is not None:
+        return pil_cls.from_pretrained(checkpoint)
+    return AutoImageProcessor.from_pretrained(checkpoint, use_fast=False)
+
+
 def prepare_image(args, checkpoint):
-    """The raw RGB array and the processor's pixel_values / image_grid_thw, or (None, None, None)."""
+    """The raw RGB array, the processor's pixel_values / image_grid_thw and its class name, or four Nones."""
     from PIL import Image
     if args.image:
         img = Image.open(args.image).convert("RGB")
@@ -64,10 +100,10 @@ def prepare_image(args, checkpoint):
         rgb = np.random.default_rng(args.seed).integers(0, 256, size=(h, w, 3), dtype=np.uint8)
         img = Image.fromarray(rgb, "RGB")
     else:
-        return None, None, None
-    processor = AutoImageProcessor.from_pretrained(checkpoint)
+        return None, None, None, None
+    processor = load_image_processor(checkpoint)
     out = processor(images=[img], return_tensors="pt")
-    return np.asarray(img, dtype=np.uint8), out["pixel_values"].to(torch.float64), out["image_grid_thw"]
+    return np.asarray(img, dtype=np.uint8), out["pixel_values"].to(torch.float64), out["image_grid_thw"], type(processor).__name__
 
 
 def build_ids(spec, config, grid):
@@ -107,9 +143,32 @@ def capture(model):
     return taps, hooks
 
 
+def model_inputs(model, seq, types, extra):
+    """Keyword arguments of one forward call on `seq`: the image inputs, and the token types where the forward takes
+    them (newer transformers require `mm_token_type_ids` whenever grids are given; older ones have no such
+    parameter and would pass an unknown keyword on to the language model)."""
+    kw = {"input_ids": seq[None], **extra}
+    if takes(model.forward, "mm_token_type_ids"):
+        kw["mm_token_type_ids"] = types[None]
+    return kw
+
+
+def rope_index(model, ids, types, grid):
+    """get_rope_index by keyword: older versions take (input_ids, image_grid_thw, video_grid_thw, attention_mask),
+    newer ones (input_ids, mm_token_type_ids, image_grid_thw, ...)."""
+    fn = model.model.get_rope_index
+    kw = {"input_ids": ids[None], "image_grid_thw": grid, "attention_mask": torch.ones_like(ids)[None]}
+    if takes(fn, "mm_token_type_ids"):
+        kw["mm_token_type_ids"] = types[None]
+    return fn(**kw)
+
+
 def image_embeds(model, pixel_values, grid):
-    feats = model.model.get_image_features(pixel_values, grid)
-    if hasattr(feats, "pooler_output"):  # newer transformers return a model output
+    """Merged vision output, all images concatenated. get_image_features returns a tuple of per-image tensors in
+    older versions, a model output whose pooler_output is that tuple in newer ones (asked for as a dict there)."""
+    fn = model.model.get_image_features
+    feats = fn(pixel_values, grid, **({"return_dict": True} if takes(fn, "return_dict", var_kwargs=True) else {}))
+    if hasattr(feats, "pooler_output"):
         feats = feats.pooler_output
     if isinstance(feats, (list, tuple)):
         feats = torch.cat(list(feats), dim=0)
@@ -120,23 +179,24 @@ def image_embeds(model, pixel_values, grid):
 def make_case(args):
     model = load_model(args.checkpoint)
     config = model.config
-    rgb, pixel_values, grid = prepare_image(args, args.checkpoint)
+    rgb, pixel_values, grid, processor_name = prepare_image(args, args.checkpoint)
     ids, types = build_ids(args.ids, config, grid)
     extra = {} if pixel_values is None else {"pixel_values": pixel_values, "image_grid_thw": grid}
 
     taps, hooks = capture(model)
-    out = model(input_ids=ids[None], **extra)
+    out = model(**model_inputs(model, ids, types, extra))
     for h in hooks:
         h.remove()
-    position_ids, rope_delta = model.model.get_rope_index(ids[None], grid, None, torch.ones_like(ids)[None])
+    position_ids, rope_delta = rope_index(model, ids, types, grid)
 
-    tokens, margins, seq = [], [], ids.clone()
+    tokens, margins, seq, seq_types = [], [], ids.clone(), types.clone()
     for _ in range(args.greedy):  # full recompute each step, as the committed fixtures do
-        last = model(input_ids=seq[None], **extra).logits[0, -1]
+        last = model(**model_inputs(model, seq, seq_types, extra)).logits[0, -1]
         top = torch.topk(last, 2)
         tokens.append(int(top.indices[0]))
         margins.append(float(top.values[0] - top.values[1]))
         seq = torch.cat([seq, top.indices[:1]])
+        seq_types = torch.cat([seq_types, torch.zeros(1, dtype=seq_types.dtype)])  # generated tokens are text
 
     f32 = lambda t: t.detach().to(torch.float32).contiguous()
     tensors = {
@@ -160,10 +220,14 @@ def make_case(args):
         "case": args.name,
         "checkpoint": os.path.basename(os.path.normpath(args.checkpoint)),
         "description": args.description or args.name,
-        "transformers_commit_followed": transformers.__version__,
+        "transformers_version": transformers.__version__,
         "greedy": f"{args.greedy} tokens, argmax of last logits, full recompute, EOS not special-cased",
         "layout": LAYOUT,
     }
+    if args.transformers_commit:
+        meta["transformers_commit_followed"] = args.transformers_commit
+    if processor_name is not None:
+        meta["image_processor"] = processor_name
     save_file(tensors, args.out, metadata=meta)
     low = min(margins) if margins else float("nan")
     print(f"wrote {args.out}: S={len(ids)}, greedy {tokens}, smallest margin {low:.4f}"
@@ -218,6 +282,8 @@ def main():
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--greedy", type=int, default=8)
     c.add_argument("--description")
+    c.add_argument("--transformers-commit", help="the commit the installed transformers was built from, recorded as "
+                   "transformers_commit_followed (the version string alone does not name one)")
     c.add_argument("--out", required=True)
     k = sub.add_parser("checkpoint", help="write a tiny random checkpoint (f32 and bf16)")
     k.add_argument("--out", required=True, help="folder prefix: writes PREFIX-f32/ and PREFIX-bf16/")
