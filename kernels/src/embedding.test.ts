@@ -45,7 +45,8 @@ describe('embedding', () => {
   for (const wd of ['f32', 'f16', 'bf16'] as const) {
     for (const cols of [1, 3, 17, 130]) {
       for (const rows of [1, 3, 17, 127]) {
-        it(`${wd} table [${VOCAB}, ${cols}] in chunks of ${PER_CHUNK} rows, ${rows} ids`, async () => {
+        it(`${wd} table [${VOCAB}, ${cols}] in chunks of ${PER_CHUNK} rows, ${rows} ids`, async (ctx) => {
+          if (wd === 'f16' && !device.has('shader-f16')) return ctx.skip('the adapter lacks shader-f16');
           const data = asStored(wd, normal(VOCAB * cols, cols * 7 + rows));
           const rowBytes = cols * (wd === 'f32' ? 4 : 2);
           const table = await ChunkedTensor.fromArray(device, wd, [VOCAB, cols], data, 'embed_tokens.weight', PER_CHUNK * rowBytes);
@@ -87,8 +88,8 @@ describe('embedding', () => {
     });
   }
 
-  it('f16 output, one unchunked tensor as the table', async () => {
-    if (!device.has('shader-f16')) return;
+  it('f16 output, one unchunked tensor as the table', async (ctx) => {
+    if (!device.has('shader-f16')) return ctx.skip('the adapter lacks shader-f16');
     const [vocab, cols, rows] = [11, 17, 7];
     const data = asStored('f16', normal(vocab * cols, 9));
     const table = await Tensor.fromArray(device, 'f16', [vocab, cols], data, 'embed');

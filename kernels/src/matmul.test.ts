@@ -102,8 +102,8 @@ describe('weight and activation dtypes', () => {
   // straddle words).
   for (const act of ['f32', 'f16'] as const) {
     for (const wd of ['f32', 'f16', 'bf16'] as const) {
-      it(`${wd} weight, ${act} x`, async () => {
-        if ((act === 'f16' || wd === 'f16') && !hasF16()) return;
+      it(`${wd} weight, ${act} x`, async (ctx) => {
+        if ((act === 'f16' || wd === 'f16') && !hasF16()) return ctx.skip('the adapter lacks shader-f16');
         for (const M of [1, 17]) {
           await check({ M, N: 33, K: 64, wd, act, bias: act });
           if (act === 'f32' && wd === 'f16') await check({ M, N: 33, K: 63, wd, act });
@@ -128,8 +128,8 @@ describe('every variant', () => {
     ['matvec', { preset: 'sk32x2', reduce: 'shared' }, [[17, 127], [130, 63], [4097, 1]]],
   ];
   for (const [fn, variant, shapes] of variants) {
-    it(`${variant.preset}${variant.reduce ? ` (${variant.reduce} reduction)` : ''}`, async () => {
-      if (variant.reduce === 'subgroup' && !device.has('subgroups')) return;
+    it(`${variant.preset}${variant.reduce ? ` (${variant.reduce} reduction)` : ''}`, async (ctx) => {
+      if (variant.reduce === 'subgroup' && !device.has('subgroups')) return ctx.skip('the adapter lacks subgroups');
       const rows = fn === 'matvec' ? [1, 3, 8] : [1, 9, 130];
       for (const M of rows) {
         for (const [N, K] of shapes) await check({ M, N, K, fn, variant, bias: M === 3 || M === 9 ? 'f32' : undefined });
@@ -150,13 +150,13 @@ describe('chunked weights', () => {
     { M: 4, N: 29, K: 64, chunkRows: 9, fn: 'matvec', variant: { preset: 'sk32x2', reduce: 'subgroup' } },
   ];
   for (const c of cases) {
-    it(`M=${c.M} N=${c.N} K=${c.K} ${c.wd ?? 'bf16'}, ${c.chunkRows} rows per chunk${c.variant ? ` (${c.variant.preset})` : ''}`, async () => {
-      if (c.variant?.reduce === 'subgroup' && !device.has('subgroups')) return;
+    it(`M=${c.M} N=${c.N} K=${c.K} ${c.wd ?? 'bf16'}, ${c.chunkRows} rows per chunk${c.variant ? ` (${c.variant.preset})` : ''}`, async (ctx) => {
+      if (c.variant?.reduce === 'subgroup' && !device.has('subgroups')) return ctx.skip('the adapter lacks subgroups');
       await check(c);
     });
   }
-  it('f16 activations', async () => {
-    if (!hasF16()) return;
+  it('f16 activations', async (ctx) => {
+    if (!hasF16()) return ctx.skip('the adapter lacks shader-f16');
     await check({ M: 3, N: 37, K: 64, chunkRows: 5, act: 'f16', bias: 'f16' });
   });
 });
@@ -179,8 +179,8 @@ describe('shapes and routing', () => {
     w.dispose();
   });
 
-  it('routes M ≤ 8 to matvec and larger M to matmul, one dispatch per chunk', async () => {
-    if (!device.has('timestamp-query')) return;
+  it('routes M ≤ 8 to matvec and larger M to matmul, one dispatch per chunk', async (ctx) => {
+    if (!device.has('timestamp-query')) return ctx.skip('the adapter lacks timestamp-query');
     const K = 16;
     const w = await ChunkedTensor.fromArray(device, 'bf16', [12, K], normal(12 * K, 1), 'w', 5 * K * 2);
     for (const [M, family] of [[8, 'matvec'], [9, 'matmul']] as const) {

@@ -49,8 +49,8 @@ describe('float64 references', () => {
 describe('gelu', () => {
   for (const act of ['f32', 'f16'] as const) {
     for (const n of SIZES) {
-      it(`${act}, ${n} elements`, async () => {
-        if (act === 'f16' && !device.has('shader-f16')) return;
+      it(`${act}, ${n} elements`, async (ctx) => {
+        if (act === 'f16' && !device.has('shader-f16')) return ctx.skip('the adapter lacks shader-f16');
         const xs = asStored(act, normal(n, n, 3));
         const x = await Tensor.fromArray(device, act, [n], xs, 'x');
         const out = await poisoned(device, act, [n]);
@@ -84,8 +84,8 @@ describe('siluMul', () => {
   const SHAPES: [number, number][] = [[1, 1], [1, 3], [3, 8], [7, 17], [17, 127], [2, 4097], [3, 4096]];
   for (const act of ['f32', 'f16'] as const) {
     for (const [m, i] of SHAPES) {
-      it(`${act}, fused gate_up [${m}, ${2 * i}] → [${m}, ${i}]`, async () => {
-        if (act === 'f16' && !device.has('shader-f16')) return;
+      it(`${act}, fused gate_up [${m}, ${2 * i}] → [${m}, ${i}]`, async (ctx) => {
+        if (act === 'f16' && !device.has('shader-f16')) return ctx.skip('the adapter lacks shader-f16');
         const gu = asStored(act, normal(m * 2 * i, m * 100 + i, 4));
         const x = await Tensor.fromArray(device, act, [m, 2 * i], gu, 'gate_up');
         const out = await poisoned(device, act, [m, i]);
@@ -101,8 +101,8 @@ describe('siluMul', () => {
       });
     }
     for (const [m, i] of [[1, 3], [17, 127], [3, 4096]] as const) {
-      it(`${act}, separate gate and up [${m}, ${i}]`, async () => {
-        if (act === 'f16' && !device.has('shader-f16')) return;
+      it(`${act}, separate gate and up [${m}, ${i}]`, async (ctx) => {
+        if (act === 'f16' && !device.has('shader-f16')) return ctx.skip('the adapter lacks shader-f16');
         const gs = asStored(act, normal(m * i, i, 4));
         const us = asStored(act, normal(m * i, i + 1));
         const gate = await Tensor.fromArray(device, act, [m, i], gs, 'gate');
@@ -144,8 +144,8 @@ describe('siluMul', () => {
 describe('add, addInPlace', () => {
   for (const act of ['f32', 'f16'] as const) {
     for (const n of SIZES) {
-      it(`${act}, ${n} elements`, async () => {
-        if (act === 'f16' && !device.has('shader-f16')) return;
+      it(`${act}, ${n} elements`, async (ctx) => {
+        if (act === 'f16' && !device.has('shader-f16')) return ctx.skip('the adapter lacks shader-f16');
         const as = asStored(act, normal(n, n + 1));
         const bs = asStored(act, normal(n, n + 2));
         const a = await Tensor.fromArray(device, act, [n], as, 'a');
@@ -164,8 +164,8 @@ describe('add, addInPlace', () => {
     }
   }
 
-  it('more than 65535 workgroups (a 2-D grid)', async () => {
-    if (!device.has('shader-f16')) return;
+  it('more than 65535 workgroups (a 2-D grid)', async (ctx) => {
+    if (!device.has('shader-f16')) return ctx.skip('the adapter lacks shader-f16');
     const n = 65535 * 256 + 5; // odd: one element per invocation, 65536 workgroups
     const as = randomF16Bits(n, 1);
     const bs = randomF16Bits(n, 2);

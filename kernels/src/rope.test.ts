@@ -90,8 +90,8 @@ describe('ropeText', () => {
   for (const act of ['f32', 'f16'] as const) {
     for (const [name, c] of [['GLM (128, rotary 64, [8,12,12])', GLM], ['tiny (16, rotary 8, [1,2,1])', TINY]] as const) {
       for (const rows of [1, 3, 17, 127]) {
-        it(`${act}, ${name}, ${rows} rows, positions up to 65535`, async () => {
-          if (act === 'f16' && !device.has('shader-f16')) return;
+        it(`${act}, ${name}, ${rows} rows, positions up to 65535`, async (ctx) => {
+          if (act === 'f16' && !device.has('shader-f16')) return ctx.skip('the adapter lacks shader-f16');
           const pos = streams(rows, rows + c.headDim);
           const { xs, got } = await runText(act, rows, c, pos, rows * 31 + c.headDim);
           const ref = ropeTextRef(xs, rows, c, ropeFrequencies(c.rotaryDim, 10000), pos);
@@ -144,8 +144,8 @@ describe('ropeText', () => {
     x.dispose();
   });
 
-  it('more than 65535 workgroups (a 2-D grid)', async () => {
-    if (!device.has('shader-f16')) return;
+  it('more than 65535 workgroups (a 2-D grid)', async (ctx) => {
+    if (!device.has('shader-f16')) return ctx.skip('the adapter lacks shader-f16');
     // 524300 rows × 32 pairs = 65538 workgroups of 256 (one invocation per row and pair); f16 keeps x under the
     // 128 MiB binding limit. The data is made as raw f16 bits and only the first and last rows are checked.
     const c: TextCase = { heads: 1, headDim: 64, rotaryDim: 64, sections: [8, 12, 12] };
@@ -188,8 +188,8 @@ describe('ropeVision', () => {
   for (const act of ['f32', 'f16'] as const) {
     for (const [heads, headDim] of [[3, 128], [2, 8]] as const) {
       for (const rows of [1, 7, 127]) {
-        it(`${act}, headDim ${headDim}, ${heads} heads, ${rows} patches`, async () => {
-          if (act === 'f16' && !device.has('shader-f16')) return;
+        it(`${act}, headDim ${headDim}, ${heads} heads, ${rows} patches`, async (ctx) => {
+          if (act === 'f16' && !device.has('shader-f16')) return ctx.skip('the adapter lacks shader-f16');
           const seed = rows * 13 + headDim;
           const xs = asStored(act, normal(rows * heads * headDim, seed));
           const r = rng(seed);
