@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ChunkedTensor, Device, Graph, InputError, Tensor } from '@glm4v/core';
 import { TOLERANCE, asStored, expectClose, normal, poisoned } from '@glm4v/core/testing';
 import { type ActDType, type WeightDType } from './prelude.js';
-import { type LinearVariant, LINEAR_PRESETS, linear, linearVariant, matmul, matvec, selectLinearPreset } from './matmul.js';
+import { type LinearVariant, LINEAR_PRESETS, canBroadcast, linear, linearVariant, matmul, matvec, selectLinearPreset } from './matmul.js';
 
 let device: Device;
 beforeAll(async () => {
@@ -119,7 +119,7 @@ describe('weight and activation dtypes', () => {
 
 describe('every variant', () => {
   // The GPU variants run here too (forced), so lavapipe checks their indexing and tails; the default on lavapipe is
-  // bcast8x4, checked above. Each compiles slowly on lavapipe (seconds), so each family meets the per-element weight
+  // bcast8x4, checked above and forced below. Each compiles slowly on lavapipe (seconds), so each family meets the per-element weight
   // path (K = 127, 63) in one variant and the vec4 path (K = 64, 16, 8) in the other.
   const variants: [Fn, LinearVariant, [number, number][]][] = [
     ['matmul', { preset: '64x64x16' }, [[17, 127], [130, 63], [4097, 1]]],
@@ -127,6 +127,16 @@ describe('every variant', () => {
     ['matvec', { preset: 'sk32x2', reduce: 'subgroup' }, [[17, 8], [130, 64], [4097, 16]]],
     ['matvec', { preset: 'sk32x2', reduce: 'shared' }, [[17, 127], [130, 63], [4097, 1]]],
   ];
+  // The CPU-adapter kernel, forced so GPUs (which default to the ones above) run it too: one row of x (its _m1
+  // pipeline) and a short last tile of rows (M = 9 with TM = 8), odd K (per-element weights) and the vec4 path.
+  it('bcast8x4 (forced)', async (ctx) => {
+    if (!canBroadcast(device)) return ctx.skip('the adapter lacks subgroups of 8 or more');
+    const variant: LinearVariant = { preset: 'bcast8x4' };
+    for (const M of [1, 9]) {
+      for (const [N, K] of [[17, 127], [130, 63], [37, 64]]) await check({ M, N, K, fn: 'matmul', variant, bias: M === 9 ? 'f32' : undefined });
+    }
+    await check({ M: 3, N: 33, K: 63, fn: 'matvec', variant });
+  });
   for (const [fn, variant, shapes] of variants) {
     it(`${variant.preset}${variant.reduce ? ` (${variant.reduce} reduction)` : ''}`, async (ctx) => {
       if (variant.reduce === 'subgroup' && !device.has('subgroups')) return ctx.skip('the adapter lacks subgroups');
