@@ -140,6 +140,20 @@ describe('philox2x32-10 and the uniform draw', () => {
   });
 });
 
+/** argmax of data [rows, V] on the GPU, into a poisoned output. */
+async function gpuArgmax(data: Float32Array, rows: number, V: number): Promise<number[]> {
+  const x = await Tensor.fromArray(device, 'f32', [rows, V], data);
+  const out = await poisoned(device, 'u32', [rows]);
+  const g = new Graph(device);
+  argmax(g, x, out);
+  await g.run();
+  const got = await readU32(out);
+  g.dispose();
+  x.dispose();
+  out.dispose();
+  return got;
+}
+
 describe('argmax', () => {
   const SIZES: [number, number][] = [[1, 1], [3, 3], [2, 7], [5, 127], [3, 4097], [2, 151552]];
   for (const [rows, V] of SIZES) {
@@ -148,16 +162,8 @@ describe('argmax', () => {
       // row 0 as drawn; row 1 quantised (many ties, first occurrence wins) and negative; others shifted negative
       for (let r = 1; r < rows; r++) for (let c = 0; c < V; c++) data[r * V + c] = r === 1 ? Math.round(data[r * V + c]) - 20 : data[r * V + c] - 50;
       if (rows > 2) data.fill(-Infinity, 2 * V, 3 * V); // a row of -inf: index 0
-      const x = await Tensor.fromArray(device, 'f32', [rows, V], data);
-      const out = await poisoned(device, 'u32', [rows]);
-      const g = new Graph(device);
-      argmax(g, x, out);
-      await g.run();
       const ref = Array.from({ length: rows }, (_, r) => argmaxRef(data, r * V, V));
-      expect(await readU32(out)).toEqual(ref);
-      g.dispose();
-      x.dispose();
-      out.dispose();
+      expect(await gpuArgmax(data, rows, V)).toEqual(ref);
     });
   }
 
@@ -187,17 +193,9 @@ describe('argmax', () => {
       row(2)[V - 1] = -Infinity; // the only number wins
       row(3).fill(NaN, 0, V - 1); // the last element wins
       row(4).fill(NaN).fill(-Infinity, 0, 1); // index 0 by value, not by default
-      const x = await Tensor.fromArray(device, 'f32', [rows, V], data);
-      const out = await poisoned(device, 'u32', [rows]);
-      const g = new Graph(device);
-      argmax(g, x, out);
-      await g.run();
       const ref = Array.from({ length: rows }, (_, r) => argmaxRef(data, r * V, V));
       expect(ref.slice(1, 4)).toEqual([0, V - 1, V - 1]);
-      expect(await readU32(out)).toEqual(ref);
-      g.dispose();
-      x.dispose();
-      out.dispose();
+      expect(await gpuArgmax(data, rows, V)).toEqual(ref);
     });
   }
 
