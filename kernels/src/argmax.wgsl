@@ -1,17 +1,18 @@
 // Greedy decoding: the index of the largest value of each row, x [rows, cols] (f32) -> out [rows] (u32).
 // Ties go to the smallest index (torch.argmax on CPU: first occurrence); -0 and +0 compare equal. A NaN ranks
 // below every number, -inf included, so it is skipped unless a whole row is NaN (then the row gives index 0).
-// Two stages: a block entry reduces WG·PER columns of one row per workgroup (grid [nb, rows]) to a (value,
-// index) pair in `part`, or straight into `out` when one block covers the row (DIRECT); a finish entry reduces
-// a row's nb pairs.
-// The sampler's greedy path uses `block_penalised` (repetition penalty applied on the fly from the presence
-// bits, HF semantics: x > 0 → x / penalty, else x · penalty) and `finish_mark` (also sets the winner's
-// presence bit); those two use binding 4, which plain argmax leaves unbound.
+// Two stages: `block` reduces WG·PER columns of one row per workgroup (grid [nb, rows]) to a (value, index)
+// pair in `part`, or straight into `out` when one block covers the row (DIRECT); `finish` reduces a row's nb
+// pairs.
+// PENALISED is the sampler's greedy path (one row): the repetition penalty is applied on the fly from the
+// presence bits (HF semantics: x > 0 → x / penalty, else x · penalty) and the winner's presence bit is set.
+// Both entry points name binding 4 whatever PENALISED is, so plain argmax binds a one-word placeholder there.
 // Bindings: params, x (read), part [rows·nb·2] (value bits, index), out [rows], presence (atomic bits).
 
 override WG: u32 = 256;
 override PER: u32 = 16;
 override DIRECT: bool = false;
+override PENALISED: bool = false;
 
 const NONE = 0xffffffffu;
 
@@ -69,6 +70,14 @@ fn store_block(lid: u32, row: u32, blk: u32) -> u32 {
   return bi[0];
 }
 
+fn present(id: u32) -> bool {
+  return (atomicLoad(&presence[id >> 5u]) & (1u << (id & 31u))) != 0u;
+}
+
+fn mark(id: u32) {
+  atomicOr(&presence[id >> 5u], 1u << (id & 31u));
+}
+
 @compute @workgroup_size(WG)
 fn block(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   let row = wid.y;
@@ -79,34 +88,19 @@ fn block(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid
   for (var k = 0u; k < PER; k++) {
     let c = start + k * WG + lid;
     if (c >= p.cols) { break; }
-    let xc = x[row * p.cols + c];
+    var xc = x[row * p.cols + c];
+    if (PENALISED && p.penalty != 1.0 && present(c)) { xc = select(xc * p.penalty, xc / p.penalty, xc > 0.0); }
     if (better(xc, c, v, vi)) { v = xc; vi = c; }
   }
   reduce(lid, v, vi);
-  _ = store_block(lid, row, wid.x);
+  let id = store_block(lid, row, wid.x);
+  if (PENALISED && DIRECT && lid == 0u) { mark(id); }
 }
 
-// One row (the sampler's logits [1, V]); with DIRECT the winner's presence bit is set here.
 @compute @workgroup_size(WG)
-fn block_penalised(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let start = wid.x * WG * PER;
-  var v = 0.0;
-  var vi = NONE;
-  for (var k = 0u; k < PER; k++) {
-    let c = start + k * WG + lid;
-    if (c >= p.cols) { break; }
-    var xc = x[c];
-    if (p.penalty != 1.0 && (atomicLoad(&presence[c >> 5u]) & (1u << (c & 31u))) != 0u) {
-      xc = select(xc * p.penalty, xc / p.penalty, xc > 0.0);
-    }
-    if (better(xc, c, v, vi)) { v = xc; vi = c; }
-  }
-  reduce(lid, v, vi);
-  let id = store_block(lid, 0u, wid.x);
-  if (DIRECT && lid == 0u) { atomicOr(&presence[id >> 5u], 1u << (id & 31u)); }
-}
-
-fn finish_row(lid: u32, row: u32) -> u32 {
+fn finish(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let row = wid.x + wid.y * nwg.x;
+  if (row >= p.rows) { return; }
   var v = 0.0;
   var vi = NONE;
   for (var j = lid; j < p.nb; j += WG) {
@@ -116,19 +110,8 @@ fn finish_row(lid: u32, row: u32) -> u32 {
     if (better(pv, pi, v, vi)) { v = pv; vi = pi; }
   }
   reduce(lid, v, vi);
-  if (lid == 0u) { out[row] = bi[0]; }
-  return bi[0];
-}
-
-@compute @workgroup_size(WG)
-fn finish(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let row = wid.x + wid.y * nwg.x;
-  if (row >= p.rows) { return; }
-  _ = finish_row(lid, row);
-}
-
-@compute @workgroup_size(WG)
-fn finish_mark(@builtin(local_invocation_index) lid: u32) {
-  let id = finish_row(lid, 0u);
-  if (lid == 0u) { atomicOr(&presence[id >> 5u], 1u << (id & 31u)); }
+  if (lid == 0u) {
+    out[row] = bi[0];
+    if (PENALISED) { mark(bi[0]); }
+  }
 }

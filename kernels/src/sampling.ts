@@ -103,21 +103,24 @@ function recordArgmax(g: Graph, x: Tensor, rows: number, cols: number, y: Tensor
   const per = elementsPerInvocation(cols);
   const nb = Math.ceil(cols / (WG * per));
   const part = g.tensor('u32', [2 * rows * nb], 'argmax_partials');
+  // The kernel names the presence binding either way; plain argmax binds a placeholder it never touches.
+  const presence = greedy ? greedy.state.presence : g.tensor('u32', [1], 'argmax_no_presence');
   const common = {
     uniforms: { layout: ARGMAX_PARAMS, values: { rows, cols, nb, penalty: greedy?.penalty ?? 1 } },
     inputs: [x],
-    outputs: greedy ? [part, y, greedy.state.presence] : [part, y],
+    outputs: [part, y, presence],
   };
   const direct = nb === 1 ? 1 : 0;
+  const penalised = greedy ? 1 : 0;
   const first = greedy ? 'block_penalised' : 'block';
   g.dispatch({
     ...common,
-    kernel: { label: `argmax_${first}${direct ? '_direct' : ''}`, code: ARGMAX_WGSL, entryPoint: first, constants: { WG, PER: per, DIRECT: direct } },
+    kernel: { label: `argmax_${first}${direct ? '_direct' : ''}`, code: ARGMAX_WGSL, entryPoint: 'block', constants: { WG, PER: per, DIRECT: direct, PENALISED: penalised } },
     workgroups: [nb, rows],
   });
   if (nb === 1) return;
   const last = greedy ? 'finish_mark' : 'finish';
-  g.dispatch({ ...common, kernel: { label: `argmax_${last}`, code: ARGMAX_WGSL, entryPoint: last, constants: { WG } }, workgroups: grid1d(g.device, rows) });
+  g.dispatch({ ...common, kernel: { label: `argmax_${last}`, code: ARGMAX_WGSL, entryPoint: 'finish', constants: { WG, PENALISED: penalised } }, workgroups: grid1d(g.device, rows) });
 }
 
 interface Plan {
