@@ -105,10 +105,8 @@ fn merge(a: vec2f, b: vec2f) -> vec2f {
   return vec2f(m, a.y * exp(a.x - m) + b.y * exp(b.x - m));
 }
 
-// (max, Σexp(s − max)) over all n tokens, from the scan's per-block partials; fixed tree order.
-fn combine_stats(lid: u32) -> vec2f {
-  var acc = vec2f(-FLT_MAX, 0.0);
-  for (var b = lid; b < p.nb; b += WG) { acc = merge(acc, vec2f(stats[2u * b], stats[2u * b + 1u])); }
+// The workgroup's softmax partials merged in a fixed tree order; every invocation gets the result.
+fn reduce_stats(lid: u32, acc: vec2f) -> vec2f {
   red[lid] = acc;
   workgroupBarrier();
   for (var w = WG / 2u; w > 0u; w >>= 1u) {
@@ -116,6 +114,13 @@ fn combine_stats(lid: u32) -> vec2f {
     workgroupBarrier();
   }
   return red[0];
+}
+
+// (max, Σexp(s − max)) over all n tokens, from the scan's per-block partials; fixed tree order.
+fn combine_stats(lid: u32) -> vec2f {
+  var acc = vec2f(-FLT_MAX, 0.0);
+  for (var b = lid; b < p.nb; b += WG) { acc = merge(acc, vec2f(stats[2u * b], stats[2u * b + 1u])); }
+  return reduce_stats(lid, acc);
 }
 
 fn mulhilo(a: u32, b: u32) -> vec2u {
@@ -196,15 +201,10 @@ fn scan(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     if (HIST) { atomicAdd(&lhist[order_key(s) >> 21u], 1u); }
   }
   if (STATS) {
-    red[lid] = acc;
-    workgroupBarrier();
-    for (var w = WG / 2u; w > 0u; w >>= 1u) {
-      if (lid < w) { red[lid] = merge(red[lid], red[lid + w]); }
-      workgroupBarrier();
-    }
+    let partial = reduce_stats(lid, acc);
     if (lid == 0u) {
-      stats[2u * b] = red[0].x;
-      stats[2u * b + 1u] = red[0].y;
+      stats[2u * b] = partial.x;
+      stats[2u * b + 1u] = partial.y;
     }
   }
   if (HIST) { flush_lhist(lid); }
