@@ -3,11 +3,9 @@
 import { ChunkedTensor, type Graph, InputError, type Tensor, UniformLayout } from '@glm4v/core';
 import EMBEDDING_WGSL from './embedding.wgsl.js';
 import { type ActDType, type WeightDType, assertDType, assertShape, checkActDType, prelude, variantTag } from './prelude.js';
-import { grid1d } from './grid.js';
+import { grid1d, rowWorkgroupSize } from './grid.js';
 
 const PARAMS = new UniformLayout('rows: u32, cols: u32, row_start: u32, chunk_rows: u32, vocab: u32, nan_bits: u32');
-/** Invocations per output row: up to 256, fewer for narrow tables (lavapipe pays for idle invocations). */
-const workgroupSize = (cols: number) => Math.min(256, Math.max(32, 2 ** Math.ceil(Math.log2(Math.max(1, cols / 2)))));
 
 /**
  * Gathers rows of `table` [V, D] (f32, f16 or bf16; a ChunkedTensor split by rows, or one Tensor) by `ids`
@@ -32,7 +30,7 @@ export function embedding(g: Graph, table: ChunkedTensor | Tensor, ids: Tensor, 
   checkActDType(g.device, act, 'embedding');
   const wd = m.dtype as WeightDType;
   const code = prelude({ act, weights: { w: wd } }) + EMBEDDING_WGSL;
-  const WG = workgroupSize(cols);
+  const WG = rowWorkgroupSize(cols / 2); // one invocation per pair of columns
   m.chunks.forEach((c, i) => {
     g.dispatch({
       kernel: { label: `embedding_${variantTag(wd, act)}`, code, constants: { WG, FIRST: i === 0 ? 1 : 0, PAIRS: cols % 2 === 0 ? 1 : 0 } },

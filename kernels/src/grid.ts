@@ -4,6 +4,14 @@
 
 import type { Device, Workgroups } from '@glm4v/core';
 
+/**
+ * Invocations per workgroup for a row of `items` independent pieces of work: the power of two covering them,
+ * from 32 to 256 (fewer for narrow rows, since lavapipe pays for idle invocations).
+ */
+export function rowWorkgroupSize(items: number): number {
+  return Math.min(256, Math.max(32, 2 ** Math.ceil(Math.log2(Math.max(1, items)))));
+}
+
 export function grid1d(device: Device, n: number): Workgroups {
   const max = device.limits.maxComputeWorkgroupsPerDimension;
   if (n <= max) return [n, 1];

@@ -3,11 +3,9 @@
 import { type Graph, InputError, type Tensor, UniformLayout } from '@glm4v/core';
 import POSEMBED_WGSL from './posembed.wgsl.js';
 import { type ActDType, type WeightDType, assertDType, assertShape, checkActDType, prelude, variantTag } from './prelude.js';
-import { grid1d } from './grid.js';
+import { grid1d, rowWorkgroupSize } from './grid.js';
 
 const PARAMS = new UniformLayout('rows: u32, cols: u32, grid: u32');
-/** Invocations per patch: up to 256, fewer for narrow tables (lavapipe pays for idle invocations). */
-const workgroupSize = (cols: number) => Math.min(256, Math.max(32, 2 ** Math.ceil(Math.log2(Math.max(1, cols)))));
 
 export interface PosEmbedOptions {
   /** Side G of the square table (table rows = G·G): 24 in GLM-4.1V (image_size 336 / patch 14). */
@@ -46,7 +44,7 @@ export function posEmbedBicubic(g: Graph, table: Tensor, patches: Tensor, opts: 
     kernel: {
       label: `posembed_bicubic_${variantTag(wd, act)}${opts.accumulate ? '_add' : ''}`,
       code: prelude({ act, weights: { w: wd } }) + POSEMBED_WGSL,
-      constants: { WG: workgroupSize(cols), ADD: opts.accumulate ? 1 : 0, PAIRS: cols % 2 === 0 ? 1 : 0 },
+      constants: { WG: rowWorkgroupSize(cols), ADD: opts.accumulate ? 1 : 0, PAIRS: cols % 2 === 0 ? 1 : 0 },
     },
     uniforms: { layout: PARAMS, values: { rows, cols, grid: G } },
     inputs: [patches, table],
