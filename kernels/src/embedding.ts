@@ -16,6 +16,7 @@ const PARAMS = new UniformLayout('rows: u32, cols: u32, row_start: u32, chunk_ro
 export function embedding(g: Graph, table: ChunkedTensor | Tensor, ids: Tensor, out?: Tensor): Tensor {
   const m = table instanceof ChunkedTensor ? table : ChunkedTensor.single(table);
   assertDType(`embedding table '${m.label}'`, m.dtype, ['f32', 'f16', 'bf16']);
+  checkActDType(g.device, m.dtype, `embedding table '${m.label}'`);
   if (m.shape.length !== 2) throw new InputError(`embedding table '${m.label}' has shape [${m.shape.join(', ')}]; expected [V, D]`);
   assertDType(`embedding ids '${ids.label}'`, ids.dtype, ['i32', 'u32']);
   if (ids.shape.length !== 1) throw new InputError(`embedding ids '${ids.label}' has shape [${ids.shape.join(', ')}]; expected [S]`);

@@ -26,6 +26,7 @@ export function posEmbedBicubic(g: Graph, table: Tensor, patches: Tensor, opts: 
   const G = opts.gridSize;
   if (!Number.isInteger(G) || G < 1) throw new InputError(`posEmbedBicubic: gridSize ${G} is not a positive integer`);
   assertDType(`posEmbedBicubic table '${table.label}'`, table.dtype, ['f32', 'f16', 'bf16']);
+  checkActDType(g.device, table.dtype, `posEmbedBicubic table '${table.label}'`);
   if (table.shape.length !== 2) throw new InputError(`posEmbedBicubic table '${table.label}' has shape [${table.shape.join(', ')}]; expected [${G * G}, C]`);
   assertShape(`posEmbedBicubic table '${table.label}'`, table.shape, [G * G, undefined]);
   const cols = table.shape[1];

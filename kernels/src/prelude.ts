@@ -51,9 +51,9 @@ export function assertShape(what: string, got: readonly number[], expected: read
   if (!ok) throw new InputError(`${what} has shape [${got.join(', ')}]; expected [${expected.map((e) => e ?? '?').join(', ')}]`);
 }
 
-/** Activation dtype a device can use: f16 needs shader-f16. */
-export function checkActDType(device: Device, act: ActDType, what: string): void {
-  if (act === 'f16' && !device.has('shader-f16')) throw new InputError(`${what}: f16 activations need the shader-f16 feature, which this adapter lacks`);
+/** f16 data (activations or weights) needs shader-f16. */
+export function checkActDType(device: Device, act: DType, what: string): void {
+  if (act === 'f16' && !device.has('shader-f16')) throw new InputError(`${what}: f16 data needs the shader-f16 feature, which this adapter lacks`);
 }
 
 /** Rows of a tensor seen as [rows, last dimension] (0 when the last dimension is 0). */
