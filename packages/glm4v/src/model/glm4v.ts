@@ -8,7 +8,7 @@ import type { Glm4vConfig } from '../config.js';
 import { ropeIndex } from '../rope-index.js';
 import { Session } from './session.js';
 import { Glm4vTextModel } from './text.js';
-import { Glm4vVisionModel } from './vision.js';
+import { Glm4vVisionModel, patchLength } from './vision.js';
 import { type Grid, visionLayout } from './vision-layout.js';
 import type { WeightSource } from './weights.js';
 import { concatFloat32 } from '../arrays.js';
@@ -121,7 +121,7 @@ export class Glm4vModel {
   async encodeVision(v: VisionInput, maxBindingBytes = this.device.limits.maxStorageBufferBindingSize): Promise<Tensor> {
     const c = this.config.vision;
     const merge = c.spatialMergeSize;
-    const patchLen = c.inChannels * c.temporalPatchSize * c.patchSize * c.patchSize;
+    const patchLen = patchLength(c);
     const frames = v.grids.flatMap(([t, h, w]) => Array.from({ length: t }, (): Grid => [1, h, w]));
     const patches = frames.reduce((n, [, h, w]) => n + h * w, 0);
     if (v.pixelValues.length !== patches * patchLen) {
@@ -146,7 +146,7 @@ export class Glm4vModel {
   private visionBatches(frames: readonly Grid[], limit: number): Grid[][] {
     const c = this.config.vision;
     const m2 = c.spatialMergeSize ** 2;
-    const patchLen = c.inChannels * c.temporalPatchSize * c.patchSize * c.patchSize;
+    const patchLen = patchLength(c);
     // f32 bytes per patch of the widest activations bound whole: the patches [S, C·T·P·P], the residual stream and
     // q/k/v [S, D], the downsample output [S/4, O] (the MLP and the merger run in row blocks: row-blocks.ts)
     const perPatch = 4 * Math.max(patchLen, c.hiddenSize, c.outHiddenSize / m2);

@@ -24,6 +24,11 @@ import { rowBlocks, rowsView } from './row-blocks.js';
 const ROPE_THETA = 10000;
 const MERGER_LAYERNORM_EPS = 1e-5;
 
+/** Elements of one flattened patch: channels × temporal patch × patch × patch (3·2·14·14 = 1176). */
+export function patchLength(c: VisionConfig): number {
+  return c.inChannels * c.temporalPatchSize * c.patchSize * c.patchSize;
+}
+
 /** model.visual.blocks.N */
 export class VisionBlock {
   constructor(
@@ -151,7 +156,7 @@ export class Glm4vVisionModel {
     const D = c.hiddenSize;
     const O = c.outHiddenSize;
     const P = c.patchSize;
-    const patchLen = c.inChannels * c.temporalPatchSize * P * P;
+    const patchLen = patchLength(c);
     const grid = c.imageSize / P;
     const blocks: VisionBlock[] = [];
     const patchEmbedWeight = await w.get('patch_embed.proj.weight', [D, c.inChannels, c.temporalPatchSize, P, P], { as: [D, patchLen] });
