@@ -5,9 +5,8 @@
 // Prompt → chat template → placeholders expanded → tokens; images/videos → patches; prefill; then one recorded
 // decode step replayed per token, streaming text split into thinking and answer (spec §8.4).
 
-import { AbortError, ConfigError, ContextOverflowError, Device, type DeviceOptions, InputError } from '@glm4v/core';
+import { AbortError, ConfigError, ContextOverflowError, Device, type DeviceOptions, Graph, InputError, Tensor } from '@glm4v/core';
 import { type KvDType, createSamplerState, markPresent } from '@glm4v/kernels';
-import { Graph, Tensor } from '@glm4v/core';
 import type { LoadOptions } from './checkpoint/upload.js';
 import type { GenerationConfig, PreprocessorConfig } from './config.js';
 import { type GenerateOptions, type ResolvedOptions, resolveOptions } from './generate/options.js';
