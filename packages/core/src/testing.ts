@@ -120,3 +120,13 @@ export function expectClose(got: ArrayLike<number>, ref: ArrayLike<number>, tol:
   if (!r.ok) throw new Error(r.message);
   return r;
 }
+
+/** The error a promise rejects with; fails when it resolves (for assertions on the error's fields). */
+export async function rejectionOf(p: Promise<unknown>): Promise<Error> {
+  try {
+    await p;
+  } catch (e) {
+    return e as Error;
+  }
+  throw new Error('expected a rejection');
+}

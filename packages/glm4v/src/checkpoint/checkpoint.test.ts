@@ -8,6 +8,7 @@ import { Checkpoint, INDEX_FILE } from './checkpoint.js';
 import { loadCheckpoint } from './load.js';
 import { renameKey } from './renames.js';
 import { writeSafetensors, type TensorData } from './writer.js';
+import { rejectionOf } from '@glm4v/core/testing';
 
 const FIXTURE = fileURLToPath(new URL('../../../../conformance/fixtures/tiny-glm4v-f32/', import.meta.url));
 
@@ -43,19 +44,10 @@ async function folder(files: Record<string, TensorData[] | object | string>): Pr
 
 const index = (map: Record<string, string>) => ({ metadata: { total_size: 0 }, weight_map: map });
 
-async function rejection(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error('expected a rejection');
-}
-
 /** The error of loading `dir` to the GPU, after checking that no GPU memory stayed in use. */
 async function loadFailure(dir: string): Promise<Error> {
   const before = device.pool.stats.bytesInUse;
-  const e = await rejection(loadCheckpoint(dir, device));
+  const e = await rejectionOf(loadCheckpoint(dir, device));
   expect(device.pool.stats.bytesInUse).toBe(before);
   return e;
 }
@@ -228,7 +220,7 @@ describe('Checkpoint refuses bad folders (and nothing stays on the GPU)', () => 
   it('a folder without weights, and a missing folder', async () => {
     const empty = await folder({});
     expect((await loadFailure(empty)).message).toMatch(/no model.safetensors.index.json and no model.safetensors/);
-    const e = await rejection(Checkpoint.open(join(tmp, 'does-not-exist')));
+    const e = await rejectionOf(Checkpoint.open(join(tmp, 'does-not-exist')));
     expect(e).toBeInstanceOf(CheckpointError);
     expect(e.message).toMatch(/does-not-exist: model folder not found/);
   });

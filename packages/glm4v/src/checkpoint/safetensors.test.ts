@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { CheckpointError, InputError } from '@glm4v/core';
 import { SafetensorsFile } from './safetensors.js';
 import { encodeHeader, writeSafetensors } from './writer.js';
+import { rejectionOf } from '@glm4v/core/testing';
 
 let dir: string;
 beforeAll(async () => {
@@ -31,15 +32,6 @@ function iota(n: number): Uint8Array {
   const out = new Uint8Array(n);
   for (let i = 0; i < n; i++) out[i] = (i * 7 + 3) & 255;
   return out;
-}
-
-async function rejection(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error('expected a rejection');
 }
 
 describe('SafetensorsFile', () => {
@@ -137,7 +129,7 @@ describe('SafetensorsFile refuses malformed files', () => {
   for (const [what, make, message] of cases) {
     it(what, async () => {
       const path = await make();
-      const e = await rejection(SafetensorsFile.open(path));
+      const e = await rejectionOf(SafetensorsFile.open(path));
       expect(e).toBeInstanceOf(CheckpointError);
       expect(e.message).toContain(path);
       expect(e.message).toMatch(message);
@@ -149,14 +141,14 @@ describe('SafetensorsFile refuses malformed files', () => {
     const f = await SafetensorsFile.open(path);
     const info = f.tensors.get('w')!;
     await truncate(path, info.offset + 6);
-    const e = await rejection(f.read(info));
+    const e = await rejectionOf(f.read(info));
     expect(e).toBeInstanceOf(CheckpointError);
     expect(e.message).toMatch(new RegExp(`${path}: tensor 'w' ends early: expected 16 bytes .* after 6 of them`));
     await f.close();
   });
 
   it('names the file it cannot open', async () => {
-    const e = await rejection(SafetensorsFile.open(join(dir, 'nope.safetensors')));
+    const e = await rejectionOf(SafetensorsFile.open(join(dir, 'nope.safetensors')));
     expect(e).toBeInstanceOf(CheckpointError);
     expect(e.message).toMatch(/nope\.safetensors: cannot open/);
   });
