@@ -31,6 +31,7 @@ export { DEFAULT_CHAT_TEMPLATE } from './prompt/default-template.js';
 export { expandPlaceholders, IMAGE_TOKEN, VIDEO_TOKEN } from './prompt/placeholders.js';
 export { makeTinyTokenizer, writeTinyTokenizer, tinySpecialIds, bytesToUnicode, TINY_SPECIAL_TOKENS, GLM_SPLIT_PATTERN, type TinySpecialToken } from './prompt/tiny-tokenizer.js';
 export { checkpointShapes, decoderLayerShapes, visionBlockShapes, globalShapes, type TensorShape } from './model/tensor-shapes.js';
-export { makeTinyCheckpoint, demoCheckpoint, TINY_CONFIG_JSON, DEMO_QUESTION, DEMO_VERSION } from './demo.js';
+export { makeTinyCheckpoint, demoCheckpoint, TINY_CONFIG_JSON, DEMO_QUESTION, DEMO_VERSION, type TinyCheckpointOptions } from './demo.js';
 export { PhaseSplitter, type PhasedText } from './generate/phases.js';
 export { resolveOptions, type ResolvedOptions } from './generate/options.js';
+export { makeFixedCheckpoint, fixedChain, FIXED_REPLY, FIXED_REPLY_TOKENS } from './fixed-checkpoint.js';
