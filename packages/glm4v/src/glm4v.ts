@@ -10,7 +10,8 @@ import { type KvDType, createSamplerState, markPresent } from '@glm4v/kernels';
 import type { LoadOptions } from './checkpoint/upload.js';
 import type { GenerationConfig, PreprocessorConfig } from './config.js';
 import { type GenerateOptions, type ResolvedOptions, resolveOptions } from './generate/options.js';
-import { type Phase, PhaseSplitter } from './generate/phases.js';
+import type { Phase } from './generate/phases.js';
+import { ReplyText } from './generate/reply.js';
 import type { DecodeStep, Glm4vModel, NextToken, PrefillInput } from './model/glm4v.js';
 import type { Session } from './model/session.js';
 import { DecodeLoop } from './model/decode-loop.js';
@@ -20,7 +21,7 @@ import type { ImageInput, PreparedVideo } from './preprocess/types.js';
 import { preprocessVideo } from './preprocess/video.js';
 import { ChatTemplate, type Message } from './prompt/chat-template.js';
 import { expandPlaceholders } from './prompt/placeholders.js';
-import { TextStream, Tokenizer } from './prompt/tokenizer.js';
+import { Tokenizer } from './prompt/tokenizer.js';
 import { concatFloat32 } from './arrays.js';
 
 export type { GenerateOptions } from './generate/options.js';
@@ -180,7 +181,7 @@ export class Glm4v {
           throw e;
         });
         times.first = performance.now();
-        if (prefilled) yield* this.decode(session, next, opt.maxNewTokens, signal, owned, result);
+        if (prefilled) yield* this.decode(session, next, opt, signal, owned, result);
       }
     } catch (e) {
       // dispose() during a generation frees the GPU under it: whatever fails then, the generation was aborted
@@ -211,13 +212,12 @@ export class Glm4v {
   }
 
   /**
-   * Streams tokens from session.token (chosen by prefill) until a stop token, the limit or an abort, counting them
-   * and setting the finish reason in `result`. However it ends, the step still in flight is waited for.
+   * Streams tokens from session.token (chosen by prefill) until a stop token or string, the limit or an abort,
+   * counting them and setting the finish reason in `result`. However it ends, the step in flight is waited for.
    */
-  private async *decode(session: Session, next: NextToken, maxNewTokens: number, signal: AbortSignal, owned: { dispose(): void }[], result: { generated: number; finish: FinishReason }): AsyncGenerator<GenerateEvent> {
+  private async *decode(session: Session, next: NextToken, opt: ResolvedOptions, signal: AbortSignal, owned: { dispose(): void }[], result: { generated: number; finish: FinishReason }): AsyncGenerator<GenerateEvent> {
     const eos = new Set(this.generation.eosTokenIds);
-    const stream = new TextStream(this.tokenizer);
-    const phases = new PhaseSplitter();
+    const reply = new ReplyText(this.tokenizer, opt);
     let step: DecodeStep | undefined;
     const loop = new DecodeLoop(session, () => {
       if (!step) owned.push((step = this.model.recordDecode(session, { next })));
@@ -227,7 +227,7 @@ export class Glm4v {
     try {
       for (;;) {
         const aborted = signal.aborted;
-        const more = !aborted && result.generated + 1 < maxNewTokens && loop.canStep;
+        const more = !aborted && result.generated + 1 < opt.maxNewTokens && loop.canStep;
         const token = await loop.next(more);
         result.generated++;
         if (eos.has(token)) {
@@ -235,7 +235,11 @@ export class Glm4v {
           break;
         }
         yield { type: 'token', id: token };
-        for (const piece of phases.push(stream.push(token))) yield { type: 'text', ...piece };
+        for (const piece of reply.push(token)) yield { type: 'text', ...piece };
+        if (reply.stopped) {
+          result.finish = 'stop';
+          break;
+        }
         if (!more) {
           if (aborted) result.finish = 'abort';
           break;
@@ -244,7 +248,7 @@ export class Glm4v {
     } finally {
       await loop.settle();
     }
-    for (const piece of [...phases.push(stream.flush()), ...phases.flush()]) yield { type: 'text', ...piece };
+    for (const piece of reply.flush()) yield { type: 'text', ...piece };
   }
 
   /** Runs generate() to the end and returns the whole reply; `onEvent` sees every event as it comes. */

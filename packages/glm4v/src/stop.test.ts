@@ -48,7 +48,7 @@ describe('a reply that ends', () => {
     for (let i = 0; i < 4; i++) {
       const model = await Glm4v.load(dir);
       const r = await model.generateText(ask(`question ${i}`), { maxNewTokens: 64 });
-      expect([r.thinking, r.answer, r.finishReason]).toEqual([FIXED_REPLY.thinking, expect.any(String), 'stop']);
+      expect([r.thinking, r.answer, r.finishReason]).toEqual([FIXED_REPLY.thinking, FIXED_REPLY.answer, 'stop']);
       expect(r.tokens).toEqual(replyIds(chain, answerEnd));
       expect(r.stats.generatedTokens).toBe(r.tokens.length + 1);
       model.dispose();
@@ -82,6 +82,29 @@ describe('a reply that ends', () => {
         expect([r.finishReason, r.tokens.length]).toEqual(['length', n]);
         expect(model.device.pool.stats.bytesInUse).toBe(inUse);
       }
+    });
+
+    it('on a stop string split across tokens (not in the text), the earliest of several', async () => {
+      const cat = await model.generateText(ask(), { stop: ['猫'] }); // 猫 is three tokens, one byte each
+      expect([cat.thinking, cat.answer, cat.finishReason]).toEqual([FIXED_REPLY.thinking, 'Yes,', 'stop']);
+      expect(cat.tokens).toEqual(fixedChain().slice(1, fixedChain().indexOf(0xab) + 1)); // up to 猫's last byte
+      const early = await model.generateText(ask(), { stop: ['Yes', 'y 你', 'Wh'] });
+      expect([early.thinking, early.answer, early.finishReason]).toEqual(['', '', 'stop']);
+      const thinking = await model.generateText(ask(), { stop: ['y 你', 'Yes'] });
+      expect([thinking.thinking, thinking.answer]).toEqual(['Wh', '']);
+      const none = await model.generateText(ask(), { stop: ['not in the reply'] });
+      expect([none.answer, none.finishReason]).toEqual([FIXED_REPLY.answer, 'stop']);
+      await expect(model.generateText(ask(), { stop: [''] })).rejects.toThrow(/stop\[0\]/);
+    });
+
+    it('without special tokens or box markers in the text (kept in tokens), unless showSpecial', async () => {
+      const plain = await model.generateText(ask());
+      const special = await model.generateText(ask(), { showSpecial: true });
+      expect(plain.answer).toBe('Yes,猫!');
+      expect(special.answer).toBe('Yes,[MASK]<|begin_of_box|>猫<|end_of_box|>!');
+      expect(special.tokens).toEqual(plain.tokens);
+      expect(plain.tokens).toContain(model.tokenizer.tokenId('<|begin_of_box|>'));
+      expect(plain.tokens).toContain(model.tokenizer.tokenId('[MASK]'));
     });
 
     it('on an abort mid-answer, and when the consumer stops reading', async () => {
@@ -139,7 +162,20 @@ describe('glm4v-run on a reply that ends on an EOS', () => {
     for (const r of results) {
       expect(r.code, r.stderr).toBe(0);
       const out = JSON.parse(r.stdout.trim().split('\n').pop()!);
-      expect([out.thinking, out.finish_reason]).toEqual([FIXED_REPLY.thinking, 'stop']);
+      expect([out.thinking, out.answer, out.finish_reason]).toEqual([FIXED_REPLY.thinking, FIXED_REPLY.answer, 'stop']);
     }
+  });
+
+  it('prints the answer without special tokens unless --show-special, and honours --stop', async () => {
+    const [plain, special, stopped] = await Promise.all([
+      run(['--model', dir, 'hi']),
+      run(['--model', dir, '--show-special', 'hi']),
+      run(['--model', dir, '--stop', 'xyz', '--stop', '猫', '--json', 'hi']),
+    ]);
+    expect(plain.stdout).toBe(`${FIXED_REPLY.thinking}\n${FIXED_REPLY.answer}\n`);
+    expect(special.stdout).toBe(`${FIXED_REPLY.thinking}\nYes,[MASK]<|begin_of_box|>猫<|end_of_box|>!\n`);
+    const out = JSON.parse(stopped.stdout);
+    expect([out.answer, out.finish_reason]).toEqual(['Yes,', 'stop']);
+    expect((await run(['--model', dir, '--stop', '', 'hi'])).code).toBe(2);
   });
 });

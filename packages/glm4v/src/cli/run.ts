@@ -34,7 +34,9 @@ Options:
   --repetition-penalty R    1 = off
   --seed S                  same seed, same output
   --context N               KV-cache size in tokens (default: prompt + max new tokens)
+  --stop TEXT               end the reply where TEXT appears (not printed); repeat for several
   --hide-thinking           print only the answer
+  --show-special            print special tokens and box markers too (by default they are removed)
   --json                    print one JSON object: answer, thinking, tokens, finish_reason, stats
   -h, --help                this text
 
@@ -55,7 +57,9 @@ const OPTIONS = {
   'repetition-penalty': { type: 'string' },
   seed: { type: 'string' },
   context: { type: 'string' },
+  stop: { type: 'string', multiple: true },
   'hide-thinking': { type: 'boolean' },
+  'show-special': { type: 'boolean' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -101,6 +105,8 @@ export async function runCommand(argv: string[]): Promise<void> {
     repetitionPenalty: num(v['repetition-penalty'], 'repetition-penalty'),
     seed: num(v.seed, 'seed'),
     contextLength: num(v.context, 'context'),
+    stop: v.stop,
+    showSpecial: v['show-special'],
   };
   const flags: Record<string, string> = { maxNewTokens: 'max-new-tokens', topK: 'top-k', topP: 'top-p', repetitionPenalty: 'repetition-penalty', contextLength: 'context' };
   try {
