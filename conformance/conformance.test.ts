@@ -142,7 +142,8 @@ describe('glm4v-run logits (the black-box entry point)', () => {
     expect(r.status, r.stderr).toBe(0);
     const got = await readTensors(out);
     const ref = await readTensors(file);
-    const report = compareTaps({ logits: Float32Array.from(got.get('logits')!), shape: [0, 0], ropeDelta: 0, taps: Object.fromEntries([...got].map(([k, v]) => [k, Float32Array.from(v)])) }, ref);
+    const taps = Object.fromEntries([...got].map(([k, v]) => [k, Float32Array.from(v)]));
+    const report = compareTaps({ logits: taps.logits, shape: [0, 0], ropeDelta: 0, taps }, ref);
     if (report.firstFailure) expect.fail(report.firstFailure);
     for (const name of ['greedy_tokens', 'position_ids', 'rope_delta']) expect(Array.from(got.get(name)!), name).toEqual(Array.from(ref.get(name)!));
     const [gotShapes, refShapes] = [await shapes(out), await shapes(file)];

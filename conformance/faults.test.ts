@@ -34,7 +34,9 @@ afterAll(() => {
 function patchedCheckpoint(checkpoint: string, edit: (c: Config) => void): string {
   const dir = mkdtempSync(join(tmpdir(), `glm4v-fault-${checkpoint}-`));
   dirs.push(dir);
-  for (const f of ['model.safetensors', 'generation_config.json', 'preprocessor_config.json']) copyFileSync(join(FIXTURES, checkpoint, f), join(dir, f));
+  for (const f of ['model.safetensors', 'generation_config.json', 'preprocessor_config.json']) {
+    copyFileSync(join(FIXTURES, checkpoint, f), join(dir, f));
+  }
   const config = JSON.parse(readFileSync(join(FIXTURES, checkpoint, 'config.json'), 'utf8')) as Config;
   edit(config);
   writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
@@ -51,7 +53,8 @@ async function reports(edit: (c: Config) => void): Promise<Map<string, TapReport
         const file = join(FIXTURES, `case-${c.name}.safetensors`);
         const result = await computeLogits(model, await readLogitsInputs(file), { taps: true });
         const report = compareTaps(result, await readTensors(file));
-        console.log(`${c.name}: ${report.firstFailure ?? 'passes'} (largest max|Δ|/max|ref| ${report.maxRelative.toExponential(2)})\n  ${report.lines.join('\n  ')}`);
+        const largest = report.maxRelative.toExponential(2);
+        console.log(`${c.name}: ${report.firstFailure ?? 'passes'} (largest max|Δ|/max|ref| ${largest})\n  ${report.lines.join('\n  ')}`);
         out.set(c.name, report);
       }
     } finally {
@@ -78,7 +81,9 @@ describe('the conformance comparison fails on a deliberately wrong model', () =>
 
   it('mrope_section [1, 1, 2] instead of [1, 2, 1] (h and w swapped): image and video cases diverge at hidden_states_layer0', async () => {
     const r = await reports((c) => (c.text_config.rope_scaling.mrope_section = [1, 1, 2]));
-    for (const c of CASES.filter((k) => k.name !== 'a_text')) expect(r.get(c.name)!.firstFailure, c.name).toMatch(/^first divergence at tap hidden_states_layer0:/);
+    for (const c of CASES.filter((k) => k.name !== 'a_text')) {
+      expect(r.get(c.name)!.firstFailure, c.name).toMatch(/^first divergence at tap hidden_states_layer0:/);
+    }
     expect(r.get('a_text')!.firstFailure, 'text only: the three position streams are equal').toBeUndefined();
   });
 });

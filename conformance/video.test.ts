@@ -29,7 +29,9 @@ describe.skipIf(!HAVE_FFMPEG)('case e_video end to end (clip → Glm4v.generate)
   beforeAll(async () => {
     expected = await readTensors(join(FIXTURES, 'case-e_video.safetensors'));
     dir = mkdtempSync(join(tmpdir(), 'glm4v-video-case-'));
-    for (const f of ['config.json', 'generation_config.json', 'preprocessor_config.json', 'model.safetensors']) copyFileSync(join(FIXTURES, 'tiny-glm4v-f32', f), join(dir, f));
+    for (const f of ['config.json', 'generation_config.json', 'preprocessor_config.json', 'model.safetensors']) {
+      copyFileSync(join(FIXTURES, 'tiny-glm4v-f32', f), join(dir, f));
+    }
     await writeTinyTokenizer(dir, 512);
     device = await Device.create();
   });
@@ -50,7 +52,8 @@ describe.skipIf(!HAVE_FFMPEG)('case e_video end to end (clip → Glm4v.generate)
     if (kv === 'f16' && !device.has('shader-f16')) return ctx.skip('the adapter lacks shader-f16');
     const model = await Glm4v.load(dir, { device, kvCacheDType: kv });
     try {
-      const request = { messages: [{ role: 'user' as const, content: [{ type: 'video' as const, video: CLIP }, { type: 'text' as const, text: QUESTION }] }] };
+      const content = [{ type: 'video' as const, video: CLIP }, { type: 'text' as const, text: QUESTION }];
+      const request = { messages: [{ role: 'user' as const, content }] };
       const out = await model.generateText(request, { maxNewTokens: 8, temperature: 0 });
       expect(out.stats.promptTokens).toBe(expected.get('input_ids')!.length);
       expect(out.tokens).toEqual(Array.from(expected.get('greedy_tokens')!));

@@ -44,13 +44,15 @@ describe('Glm4vModel.encodeVision', () => {
   it('collects the vision taps of every batch, in patch order', async () => {
     const { images } = await readLogitsInputs(join(FIXTURES, 'case-b_image.safetensors'));
     const [, h, w] = images!.grids[0];
-    const two = { pixelValues: Float32Array.from([...images!.pixelValues, ...images!.pixelValues.map((v) => -v)]), grids: [images!.grids[0], images!.grids[0]] };
+    const pixelValues = Float32Array.from([...images!.pixelValues, ...images!.pixelValues.map((v) => -v)]);
+    const two = { pixelValues, grids: [images!.grids[0], images!.grids[0]] };
     const whole: Taps = {};
     const apart: Taps = {};
     (await model.encodeVision(two, undefined, whole)).dispose();
     (await model.encodeVision(two, h * w * 4 * 1176, apart)).dispose(); // one image per batch
     const c = model.config.vision;
-    const valuesPerPatch = { vision_patch_embed: c.hiddenSize, vision_embeddings: c.hiddenSize, vision_block0: c.hiddenSize, vision_downsample: c.outHiddenSize / 4 };
+    const D = c.hiddenSize;
+    const valuesPerPatch = { vision_patch_embed: D, vision_embeddings: D, vision_block0: D, vision_downsample: c.outHiddenSize / 4 };
     for (const [name, n] of Object.entries(valuesPerPatch)) {
       expect(whole[name].length, name).toBe(2 * h * w * n);
       expect(Array.from(apart[name]), name).toEqual(Array.from(whole[name]));
