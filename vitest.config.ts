@@ -7,6 +7,8 @@ export default defineConfig({
   resolve: {
     // Tests run on the TypeScript sources, one module instance per package.
     alias: [
+      // The host/platform seams (package.json "imports"), Node side, as sources.
+      { find: /^#host$/, replacement: src('./packages/core/src/host/node.ts') },
       { find: /^@glm4v\/core$/, replacement: src('./packages/core/src/index.ts') },
       { find: /^@glm4v\/core\/testing$/, replacement: src('./packages/core/src/testing.ts') },
       { find: /^@glm4v\/kernels$/, replacement: src('./kernels/src/index.ts') },
