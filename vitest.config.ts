@@ -9,6 +9,7 @@ export default defineConfig({
     alias: [
       // The host/platform seams (package.json "imports"), Node side, as sources.
       { find: /^#host$/, replacement: src('./packages/core/src/host/node.ts') },
+      { find: /^#platform$/, replacement: src('./packages/glm4v/src/platform/node.ts') },
       { find: /^@glm4v\/core$/, replacement: src('./packages/core/src/index.ts') },
       { find: /^@glm4v\/core\/testing$/, replacement: src('./packages/core/src/testing.ts') },
       { find: /^@glm4v\/kernels$/, replacement: src('./kernels/src/index.ts') },

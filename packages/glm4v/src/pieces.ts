@@ -1,0 +1,38 @@
+// Everything below the public API that runs on every platform (Node and a page), for the project's own tests,
+// benchmarks, tools and browser pages, and for users who build their own pipeline from the pieces. The Node
+// entry (internal.ts) adds the Node-only pieces; the browser one (browser/internal.ts) the page's. These names
+// may change between versions.
+
+export * from './index.js';
+export * from './config.js';
+export { SafetensorsFile, DTYPE_SIZES, MAX_HEADER_BYTES, type SafetensorsDType, type TensorInfo } from './checkpoint/safetensors.js';
+export { Checkpoint, INDEX_FILE, SINGLE_FILE } from './checkpoint/checkpoint.js';
+export { planWeights, checkWeightsFit, type WeightPlan } from './checkpoint/plan.js';
+export { asFolder, readAll, type FileSource, type ModelFolder } from './files/folder.js';
+export { HttpFolder, HttpFile, type HttpFolderOptions } from './files/http.js';
+export { computeLogits, readLogitsInputs, type LogitsRequest, type LogitsResult } from './logits-tool.js';
+export { decodeImage } from '#platform';
+export { MAX_INPUT_PIXELS } from './preprocess/image-input.js';
+export { KEY_RENAMES, renameKey } from './checkpoint/renames.js';
+export { DEFAULT_STAGING_BYTES } from './checkpoint/upload.js';
+export { WeightLoader, type WeightScope, type GetOptions, type MatrixOptions } from './checkpoint/weights.js';
+export { Glm4vModel, DecodeStep, type PrefillInput, type PrefillOptions, type PrefillResult, type VisionInput, type NextToken, type DecodeOptions, type Taps } from './model/glm4v.js';
+export { Session } from './model/session.js';
+export { DecodeLoop } from './model/decode-loop.js';
+export { loadModel, randomModel, type LoadedModel } from './model/load.js';
+export { RandomWeights, type WeightSource } from './model/weights.js';
+export { glm41v9bConfig, GLM41V_9B_CONFIG_JSON } from './model/glm41v-9b.js';
+export { visionLayout, type Grid, type VisionLayout } from './model/vision-layout.js';
+export { smartResize, roundHalfEven, MAX_ASPECT_RATIO, type SmartResizeOptions } from './preprocess/smart-resize.js';
+export { resizeBicubic } from './preprocess/resample.js';
+export { patchify, checkPreprocessorConfig } from './preprocess/patchify.js';
+export { preprocessImages, preprocessRgb, imageTargetSize } from './preprocess/image.js';
+export type { ImageInput, PreparedImages, PreparedVideo, RgbImage } from './preprocess/types.js';
+export { ropeIndex } from './rope-index.js';
+export { Tokenizer, TextStream } from './prompt/tokenizer.js';
+export { ChatTemplate, type ContentPart, type Message } from './prompt/chat-template.js';
+export { DEFAULT_CHAT_TEMPLATE } from './prompt/default-template.js';
+export { expandPlaceholders, IMAGE_TOKEN, VIDEO_TOKEN } from './prompt/placeholders.js';
+export { checkpointShapes, decoderLayerShapes, visionBlockShapes, globalShapes, type TensorShape } from './model/tensor-shapes.js';
+export { PhaseSplitter, type PhasedText } from './generate/phases.js';
+export { resolveOptions, type ResolvedOptions } from './generate/options.js';
