@@ -4,17 +4,12 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Device } from '@glm4v/core';
-import { type Glm4vModel, type LogitsResult, SafetensorsFile, computeLogits, loadModel, readLogitsInputs } from '@glm4v/runtime/internal';
-
-const FIXTURES = join(import.meta.dirname, 'fixtures');
-const MANIFEST: { case: string; checkpoint: string; description: string }[] = JSON.parse(readFileSync(join(FIXTURES, 'manifest.json'), 'utf8'));
-/** f32 activations: max |Δ| ≤ 1e-4 · max |ref| for every tap and the logits (fixtures README). */
-const REL_TOL = 1e-4;
-const TAP_ORDER = ['image_embeds', 'inputs_embeds', 'hidden_states_layer0', 'last_hidden_state', 'logits'];
+import { type Glm4vModel, type LogitsResult, computeLogits, loadModel, readLogitsInputs } from '@glm4v/runtime/internal';
+import { FIXTURES, MANIFEST, REL_TOL, argmaxRows, compareTaps, maxAbsDiff, readExpected } from './compare.js';
 
 let device: Device;
 const models = new Map<string, Glm4vModel>();
@@ -35,47 +30,6 @@ async function model(checkpoint: string): Promise<Glm4vModel> {
   return m;
 }
 
-async function readExpected(file: string): Promise<Map<string, Float64Array>> {
-  const f = await SafetensorsFile.open(file);
-  const out = new Map<string, Float64Array>();
-  try {
-    for (const info of f.tensors.values()) {
-      const b = await f.read(info);
-      const buf = b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength);
-      if (info.dtype === 'F32') out.set(info.name, Float64Array.from(new Float32Array(buf)));
-      else if (info.dtype === 'I64') out.set(info.name, Float64Array.from(new BigInt64Array(buf), Number));
-    }
-  } finally {
-    await f.close();
-  }
-  return out;
-}
-
-function maxAbsDiff(got: ArrayLike<number>, ref: ArrayLike<number>): { diff: number; scale: number; at: number } {
-  let diff = 0;
-  let scale = 0;
-  let at = -1;
-  for (let i = 0; i < ref.length; i++) {
-    const d = Math.abs(got[i] - ref[i]);
-    if (!(d <= diff)) {
-      diff = Number.isNaN(d) ? Infinity : d;
-      at = i;
-    }
-    scale = Math.max(scale, Math.abs(ref[i]));
-  }
-  return { diff, scale, at };
-}
-
-function argmaxRows(v: ArrayLike<number>, rows: number, cols: number): number[] {
-  const out: number[] = [];
-  for (let r = 0; r < rows; r++) {
-    let best = 0;
-    for (let c = 1; c < cols; c++) if (v[r * cols + c] > v[r * cols + best]) best = c;
-    out.push(best);
-  }
-  return out;
-}
-
 describe.each(MANIFEST)('conformance $case ($checkpoint): $description', ({ case: name, checkpoint }) => {
   const file = join(FIXTURES, `case-${name}.safetensors`);
   let result: LogitsResult;
@@ -92,19 +46,8 @@ describe.each(MANIFEST)('conformance $case ($checkpoint): $description', ({ case
   });
 
   it('every tap, then the logits, within 1e-4 of the largest |reference| (first divergence named)', () => {
-    const worst: string[] = [];
-    for (const tap of TAP_ORDER) {
-      const ref = expected.get(tap);
-      if (!ref) continue;
-      const got = tap === 'logits' ? result.logits : result.taps![tap];
-      expect(got, `tap '${tap}' missing from the output`).toBeDefined();
-      expect(got.length, `tap '${tap}' length`).toBe(ref.length);
-      const { diff, scale, at } = maxAbsDiff(got, ref);
-      worst.push(`${tap} ${(diff / scale).toExponential(2)}`);
-      if (!(diff <= REL_TOL * scale)) {
-        expect.fail(`first divergence at tap '${tap}': max |Δ| ${diff.toExponential(3)} at [${at}] (got ${got[at]}, expected ${ref[at]}) > ${REL_TOL} × ${scale.toExponential(3)}`);
-      }
-    }
+    const { worst, failure } = compareTaps((tap) => (tap === 'logits' ? result.logits : result.taps![tap]), expected);
+    if (failure) expect.fail(failure);
     console.log(`${name}: max |Δ| / max |ref| — ${worst.join(', ')}`);
   });
 

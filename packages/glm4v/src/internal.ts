@@ -2,7 +2,7 @@
 // safetensors, sharp decoding, ffmpeg video, the demo checkpoint). These names may change between versions.
 
 export * from './pieces.js';
-export { writeSafetensors, type TensorData, type TensorStream } from './checkpoint/writer.js';
+export { writeSafetensors, encodeHeader, type TensorData, type TensorStream } from './checkpoint/writer.js';
 export { writeLogitsResult } from './cli/logits.js';
 export { NodeFolder } from './files/node.js';
 export { preprocessVideo, probeVideo, sampleFrameIndices, VIDEO_SAMPLE_FPS, VIDEO_MAX_DURATION, type VideoMetadata, type VideoOptions } from './preprocess/video.js';
