@@ -88,6 +88,7 @@ export class BufferPool {
     let bytes = 0;
     try {
       for (const size of sizes) {
+        if (size > this.device.limits.maxBufferSize) break; // a validation error, not a lack of memory: it cannot be held
         const b = await this.tryCreate(size, 'memory probe');
         if (!b) break;
         held.push(b);

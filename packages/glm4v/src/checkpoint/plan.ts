@@ -29,9 +29,10 @@ export function planWeights(ckpt: Checkpoint, device: Device, maxChunkBytes = In
     const dims = info.shape.length ? info.shape : [1];
     const rowBytes = numelOf(dims.slice(1)) * itemSize(dtype);
     if (rowBytes > limit) {
+      const which = limit === maxChunkBytes ? 'the maxChunkBytes option' : "this device's maxStorageBufferBindingSize";
       throw new LimitError(
-        `${info.file}: tensor '${info.name}' [${info.shape.join(', ')}]: one row of ${rowBytes} bytes does not fit this device's ` +
-          `storage binding limit of ${limit} bytes (maxStorageBufferBindingSize); the model cannot run on this device`,
+        `${info.file}: tensor '${info.name}' [${info.shape.join(', ')}]: one row of ${rowBytes} bytes does not fit a storage ` +
+          `binding of ${limit} bytes (${which}); the model cannot run on this device`,
       );
     }
     const per = ChunkedTensor.rowsPerChunk(device, dtype, dims, limit);
