@@ -179,6 +179,21 @@ describe.skipIf(chromium.reason)(`in Chromium${chromium.reason ? ` — skipped: 
       }
     });
 
+    it('loads a model folder picked with <input webkitdirectory> (PickedFolder: files read by slices)', async (ctx) => {
+      if (noAdapter) return ctx.skip(noAdapter);
+      const p = await browser.browser.newPage();
+      try {
+        await p.goto(server.url);
+        await p.waitForSelector('#status[data-state=idle]');
+        const input = await p.$('#pick-folder');
+        await (input as unknown as { uploadFile(p: string): Promise<void> }).uploadFile(join(SITE_DIR, 'demo'));
+        await p.waitForSelector('#status[data-state=ready]', { timeout: 60_000 });
+        expect(await p.$eval('#model-info', (el) => el.textContent)).toMatch(/^Loaded 'demo' in [\d.]+ s/);
+      } finally {
+        await p.close();
+      }
+    });
+
     it('says so plainly when a folder is not a model, and when the browser has no WebGPU', async (ctx) => {
       if (noAdapter) return ctx.skip(noAdapter);
       const p = await browser.browser.newPage();
