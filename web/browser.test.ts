@@ -148,19 +148,32 @@ describe.skipIf(chromium.reason)(`in Chromium${chromium.reason ? ` — skipped: 
     });
   });
 
+  /** The demo page opened in a new tab at `state` (prepared by `before`), handed to `fn`; fails on any page error. */
+  async function onDemoPage(state: string, fn: (p: Page) => Promise<void>, before?: (p: Page) => Promise<void>): Promise<void> {
+    const p = await browser.browser.newPage();
+    const errors: string[] = [];
+    p.on('pageerror', (e) => errors.push(String(e)));
+    try {
+      await before?.(p);
+      await p.goto(server.url);
+      await p.waitForSelector(`#status[data-state=${state}]`);
+      await fn(p);
+      expect(errors).toEqual([]);
+    } finally {
+      await p.close();
+    }
+  }
+
+  const upload = async (p: Page, selector: string, path: string) =>
+    (await p.$(selector) as unknown as { uploadFile(path: string): Promise<void> }).uploadFile(path);
+
   describe('(b) the demo page', () => {
     it('loads the demo checkpoint, takes an image, streams an answer with stats (screenshot saved)', async (ctx) => {
       if (noAdapter) return ctx.skip(noAdapter);
-      const demo = await browser.browser.newPage();
-      const errors: string[] = [];
-      demo.on('pageerror', (e) => errors.push(String(e)));
-      try {
-        await demo.goto(server.url);
-        await demo.waitForSelector('#status[data-state=idle]');
+      await onDemoPage('idle', async (demo) => {
         await demo.click('#use-demo');
         await demo.waitForSelector('#status[data-state=ready]', { timeout: 60_000 });
-        const input = await demo.$('#pick-image');
-        await (input as unknown as { uploadFile(p: string): Promise<void> }).uploadFile(join(SITE_DIR, 'demo', 'sample.png'));
+        await upload(demo, '#pick-image', join(SITE_DIR, 'demo', 'sample.png'));
         await demo.waitForFunction("document.getElementById('preview').src.startsWith('blob:')");
         await demo.$eval('#max-tokens', (el) => ((el as unknown as { value: string }).value = '24'));
         await demo.click('#ask');
@@ -173,46 +186,29 @@ describe.skipIf(chromium.reason)(`in Chromium${chromium.reason ? ` — skipped: 
         await mkdir(join(WEB_DIR, 'screenshots'), { recursive: true });
         await demo.screenshot({ path: SCREENSHOT as `${string}.png`, fullPage: true });
         console.log(`demo page screenshot: ${SCREENSHOT}`);
-        expect(errors).toEqual([]);
-      } finally {
-        await demo.close();
-      }
+      });
     });
 
     it('loads a model folder picked with <input webkitdirectory> (PickedFolder: files read by slices)', async (ctx) => {
       if (noAdapter) return ctx.skip(noAdapter);
-      const p = await browser.browser.newPage();
-      try {
-        await p.goto(server.url);
-        await p.waitForSelector('#status[data-state=idle]');
-        const input = await p.$('#pick-folder');
-        await (input as unknown as { uploadFile(p: string): Promise<void> }).uploadFile(join(SITE_DIR, 'demo'));
+      await onDemoPage('idle', async (p) => {
+        await upload(p, '#pick-folder', join(SITE_DIR, 'demo'));
         await p.waitForSelector('#status[data-state=ready]', { timeout: 60_000 });
         expect(await p.$eval('#model-info', (el) => el.textContent)).toMatch(/^Loaded 'demo' in [\d.]+ s/);
-      } finally {
-        await p.close();
-      }
+      });
     });
 
     it('says so plainly when a folder is not a model, and when the browser has no WebGPU', async (ctx) => {
       if (noAdapter) return ctx.skip(noAdapter);
-      const p = await browser.browser.newPage();
-      try {
-        await p.goto(server.url);
-        await p.waitForSelector('#status[data-state=idle]');
+      await onDemoPage('idle', async (p) => {
         await p.type('#model-url', `${server.url}fixtures/`);
         await p.click('#url-form button');
         await p.waitForSelector('#status[data-state=error]');
         expect(await p.$eval('#error', (el) => el.textContent)).toMatch(/not a GLM-4.1V model folder.*fixtures\/tokenizer.json: cannot read: file not found/);
-        const q = await browser.browser.newPage();
-        await q.evaluateOnNewDocument('delete Navigator.prototype.gpu');
-        await q.goto(server.url);
-        await q.waitForSelector('#status[data-state=no-webgpu]');
-        expect(await q.$eval('#error', (el) => el.textContent)).toMatch(/WebGPU is not available here.*navigator.gpu is undefined/);
-        await q.close();
-      } finally {
-        await p.close();
-      }
+      });
+      await onDemoPage('no-webgpu', async (p) => {
+        expect(await p.$eval('#error', (el) => el.textContent)).toMatch(/WebGPU is not available here.*navigator.gpu is undefined/);
+      }, (p) => p.evaluateOnNewDocument('delete Navigator.prototype.gpu').then(() => undefined));
     });
   });
 
