@@ -198,7 +198,7 @@ describe.skipIf(chromium.reason)(`in Chromium${chromium.reason ? ` — skipped: 
       });
     });
 
-    it('says so plainly when a folder is not a model, and when the browser has no WebGPU', async (ctx) => {
+    it('says so plainly when a folder is not a model, when the GPU memory is too small (before the download), and when the browser has no WebGPU', async (ctx) => {
       if (noAdapter) return ctx.skip(noAdapter);
       await onDemoPage('idle', async (p) => {
         await p.type('#model-url', `${server.url}fixtures/`);
@@ -206,6 +206,22 @@ describe.skipIf(chromium.reason)(`in Chromium${chromium.reason ? ` — skipped: 
         await p.waitForSelector('#status[data-state=error]');
         expect(await p.$eval('#error', (el) => el.textContent)).toMatch(/not a GLM-4.1V model folder.*fixtures\/tokenizer.json: cannot read: file not found/);
       });
+      // A GPU that runs out of memory while the weights are probed (the browser's popErrorScope reports it).
+      const outOfMemory = `
+        const create = GPUDevice.prototype.createBuffer, pop = GPUDevice.prototype.popErrorScope;
+        let last;
+        GPUDevice.prototype.createBuffer = function (d) { last = d; return create.call(this, d); };
+        GPUDevice.prototype.popErrorScope = async function () {
+          const e = await pop.call(this);
+          return e ?? (last && last.label === 'memory probe' && last.size > 65536 ? new GPUOutOfMemoryError('simulated') : null);
+        };`;
+      server.bytesSent.clear();
+      await onDemoPage('idle', async (p) => {
+        await p.click('#use-demo');
+        await p.waitForSelector('#status[data-state=error]');
+        expect(await p.$eval('#error', (el) => el.textContent)).toMatch(/Too little GPU memory for this model.*demo\/: the weights need [\d.]+ GiB of GPU memory; this device ran out after [\d.]+ GiB/);
+      }, (p) => p.evaluateOnNewDocument(outOfMemory).then(() => undefined));
+      expect(server.bytesSent.get('/demo/model.safetensors')).toBeLessThan(20_000); // the header, not the weights
       await onDemoPage('no-webgpu', async (p) => {
         expect(await p.$eval('#error', (el) => el.textContent)).toMatch(/WebGPU is not available here.*navigator.gpu is undefined/);
       }, (p) => p.evaluateOnNewDocument('delete Navigator.prototype.gpu').then(() => undefined));
