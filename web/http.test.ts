@@ -83,6 +83,10 @@ describe('HttpFolder (Range requests) under Node', () => {
     await ckpt.close();
   });
 
+  it('a relative URL outside a page is refused as such', () => {
+    expect(() => new HttpFolder('models/glm/')).toThrow(/'models\/glm\/' is not a URL \(outside a page it must be absolute\)/);
+  });
+
   it('a server that ignores Range requests is named as the cause', async () => {
     const plain = createServer((req, res) => res.writeHead(200, { 'content-length': 8 }).end(Buffer.alloc(8)));
     await new Promise<void>((r) => plain.listen(0, '127.0.0.1', r));

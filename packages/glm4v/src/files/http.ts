@@ -4,6 +4,7 @@
 // file servers and the Hugging Face hub do; cross-origin, it must also expose Content-Range (CORS
 // Access-Control-Expose-Headers).
 
+import { InputError } from '@glm4v/core';
 import type { FileSource, ModelFolder } from './folder.js';
 
 export interface HttpFolderOptions {
@@ -21,6 +22,7 @@ export class HttpFolder implements ModelFolder {
   constructor(base: string | URL, private readonly opts: HttpFolderOptions = {}) {
     const href = typeof base === 'string' ? base : base.href;
     const page = (globalThis as { location?: { href?: string } }).location?.href;
+    if (!URL.canParse(href, page)) throw new InputError(`'${href}' is not a URL${page ? '' : ' (outside a page it must be absolute)'}`);
     this.base = new URL(href.endsWith('/') ? href : `${href}/`, page);
     this.location = this.base.href;
   }
