@@ -228,7 +228,7 @@ describe.skipIf(chromium.reason)(`in Chromium${chromium.reason ? ` — skipped: 
     });
   });
 
-  describe('images decoded by the browser', () => {
+  describe('media in the page', () => {
     it('PNGs equal sharp\'s decode exactly; JPEGs within a few levels', async (ctx) => {
       if (noAdapter) return ctx.skip(noAdapter);
       const worst: string[] = [];
@@ -242,6 +242,12 @@ describe.skipIf(chromium.reason)(`in Chromium${chromium.reason ? ` — skipped: 
         expect(max, file).toBeLessThanOrEqual(tol);
       }
       console.log(`browser decode vs sharp, max |Δ| per image: ${worst.join(', ')}`);
+    });
+
+    it('video input is refused with an InputError saying why', async (ctx) => {
+      if (noAdapter) return ctx.skip(noAdapter);
+      const r = await inPage<{ name: string; message: string }>('video', 'clip.mp4');
+      expect(r).toEqual({ name: 'InputError', message: "video 'clip.mp4': video input is not supported in the browser build; give sampled frames as images, or use the Node build (ffmpeg)" });
     });
   });
 });

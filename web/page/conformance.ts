@@ -1,9 +1,9 @@
 // The page the browser tests drive (web/browser.test.ts): `window.glm4v` runs a conformance case on the page's
 // WebGPU device (logits, greedy tokens, taps, to be compared in Node against the reference dumps), loads a
-// checkpoint to report how it fails, and decodes an image with the browser's decoder.
+// checkpoint to report how it fails, decodes an image with the browser's decoder, and tries a video.
 
 import { Device, Glm4vError } from '@glm4v/runtime';
-import { type Glm4vModel, HttpFolder, type LoadOptions, computeLogits, decodeImage, loadModel, readLogitsInputs } from '@glm4v/runtime/internal';
+import { type Glm4vModel, HttpFolder, type LoadOptions, PREPROCESSOR_DEFAULTS, computeLogits, decodeImage, loadModel, preprocessVideo, readLogitsInputs } from '@glm4v/runtime/internal';
 
 let device: Promise<Device> | undefined;
 const models = new Map<string, Promise<Glm4vModel>>();
@@ -43,4 +43,9 @@ async function decode(url: string) {
   return { width: img.width, height: img.height, rgb: Array.from(img.data) };
 }
 
-(window as unknown as { glm4v: object }).glm4v = { runCase, load, decode, ready: true };
+/** Video input in a page: its error. */
+async function video(url: string) {
+  return preprocessVideo(url, PREPROCESSOR_DEFAULTS.video).then(() => ({ name: 'none', message: 'accepted' }), (e: Error) => ({ name: e.name, message: e.message }));
+}
+
+(window as unknown as { glm4v: object }).glm4v = { runCase, load, decode, video, ready: true };

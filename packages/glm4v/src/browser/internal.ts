@@ -2,3 +2,4 @@
 
 export * from '../pieces.js';
 export { PickedFolder, DirectoryHandleFolder } from './folders.js';
+export { preprocessVideo } from './platform.js';
