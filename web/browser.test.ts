@@ -6,12 +6,12 @@
 // name, where no Chromium is installed (tools/setup.sh installs Debian's).
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { copyFile, mkdir, mkdtemp, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Page } from 'puppeteer-core';
 import { Device } from '@glm4v/core';
-import { INDEX_FILE, NodeFolder, SafetensorsFile, decodeImage, encodeHeader, loadModel, writeSafetensors } from '@glm4v/runtime/internal';
+import { INDEX_FILE, NodeFolder, SafetensorsFile, Tokenizer, decodeImage, demoCheckpoint, encodeHeader, loadModel, writeSafetensors } from '@glm4v/runtime/internal';
 import { rejectionOf } from '@glm4v/core/testing';
 import { FIXTURES, MANIFEST, argmaxRows, compareTaps, readExpected } from '../conformance/compare.js';
 import { SITE_DIR, WEB_DIR, buildSite } from './tools/build.js';
@@ -27,6 +27,38 @@ let server: StaticServer;
 let page: Page;
 let tmp: string;
 let noAdapter: string | undefined;
+
+/**
+ * The demo checkpoint changed so that its greedy answer is fixed: every sublayer's output norm is zero (the
+ * residual stream stays the token's embedding), five tokens get one-hot embeddings, and lm_head maps each to the
+ * next: the prompt's last token → <think> → 'a' → </think> → 'b' → eos. The page must show 'a' as thinking and 'b'
+ * as the answer.
+ */
+async function makeThinkingFolder(dir: string): Promise<void> {
+  const demo = await demoCheckpoint();
+  await mkdir(dir);
+  for (const f of ['config.json', 'preprocessor_config.json', 'tokenizer.json', 'tokenizer_config.json', 'chat_template.jinja']) {
+    await copyFile(join(demo, f), join(dir, f)).catch(() => undefined);
+  }
+  const gen = JSON.parse(await readFile(join(demo, 'generation_config.json'), 'utf8'));
+  await writeFile(join(dir, 'generation_config.json'), JSON.stringify({ eos_token_id: gen.eos_token_id, pad_token_id: gen.pad_token_id, do_sample: false }));
+  const tok = await Tokenizer.load(demo);
+  const chain = [tok.encode('\n').at(-1)!, tok.tokenId('<think>')!, tok.encode('a')[0], tok.tokenId('</think>')!, tok.encode('b')[0], gen.eos_token_id[0]];
+  const f = await SafetensorsFile.open(join(demo, 'model.safetensors'));
+  const tensors = await Promise.all([...f.tensors.values()].map(async (info) => {
+    const data = new Uint16Array((await f.read(info)).slice().buffer);
+    const cols = info.shape[1];
+    if (/post_(self_attn|mlp)_layernorm\.weight$/.test(info.name)) data.fill(0);
+    if (info.name.endsWith('embed_tokens.weight') || info.name === 'lm_head.weight') data.fill(0);
+    for (let k = 0; k + 1 < chain.length; k++) {
+      if (info.name.endsWith('embed_tokens.weight')) data[chain[k] * cols + k] = 0x3f80; // bf16 1.0
+      if (info.name === 'lm_head.weight') data[chain[k + 1] * cols + k] = 0x3f80;
+    }
+    return { name: info.name, dtype: info.dtype, shape: info.shape, data };
+  }));
+  await f.close();
+  await writeSafetensors(join(dir, 'model.safetensors'), tensors);
+}
 
 /** The folders the HTTP tests serve (under /t/): sharded, truncated, too big for the device. */
 async function makeFolders(): Promise<void> {
@@ -53,6 +85,7 @@ async function makeFolders(): Promise<void> {
   const { header, sizes } = encodeHeader([{ name: 'lm_head.weight', dtype: 'F32', shape: [4, 402_653_184] }]);
   await writeFile(join(tmp, 'too-big', 'model.safetensors'), header);
   await truncate(join(tmp, 'too-big', 'model.safetensors'), header.byteLength + sizes[0]);
+  await makeThinkingFolder(join(tmp, 'thinking'));
 }
 
 async function inPage<T>(fn: string, ...args: unknown[]): Promise<T> {
@@ -186,6 +219,24 @@ describe.skipIf(chromium.reason)(`in Chromium${chromium.reason ? ` — skipped: 
         await mkdir(join(WEB_DIR, 'screenshots'), { recursive: true });
         await demo.screenshot({ path: SCREENSHOT as `${string}.png`, fullPage: true });
         console.log(`demo page screenshot: ${SCREENSHOT}`);
+      });
+    });
+
+    it('puts the thinking in a collapsed block and streams the answer below it (a checkpoint with a fixed answer, from a URL)', async (ctx) => {
+      if (noAdapter) return ctx.skip(noAdapter);
+      await onDemoPage('idle', async (p) => {
+        await p.type('#model-url', `${server.url}t/thinking/`);
+        await p.click('#url-form button');
+        await p.waitForSelector('#status[data-state=ready]', { timeout: 60_000 });
+        await p.click('#ask');
+        await p.waitForSelector('#status[data-state=done]', { timeout: 60_000 });
+        const got = await p.evaluate(`({
+          hidden: document.getElementById('thinking').hidden, open: document.getElementById('thinking').open,
+          summary: document.getElementById('thinking-summary').textContent, thinking: document.getElementById('thinking-text').textContent,
+          answer: document.getElementById('answer').textContent, stats: document.getElementById('stats').textContent })`) as Record<string, unknown>;
+        expect(got).toMatchObject({ hidden: false, open: false, thinking: 'a', answer: 'b' });
+        expect(got.summary).toMatch(/^Thought for [\d.]+ s \(show\)$/);
+        expect(got.stats).toMatch(/^stop · \d+ prompt tokens, 5 generated/);
       });
     });
 
