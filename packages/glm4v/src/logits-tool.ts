@@ -1,10 +1,10 @@
 // The black-box entry point for checking the port against any reference (`glm4v-run logits`): reads the
-// inputs from a safetensors file (a path, a URL in a page), runs the model; cli/logits.ts writes the logits (and
-// greedy tokens, taps) to another file, named and typed as in the conformance fixtures.
+// inputs from a safetensors file, runs the model, writes logits (and greedy tokens, taps) to another one, named
+// and typed as in the conformance fixtures.
 
 import { type Device, InputError } from '@glm4v/core';
-import { SafetensorsFile, type TensorInfo } from './checkpoint/safetensors.js';
-import type { FileSource } from './files/folder.js';
+import { SafetensorsFile, type TensorInfo, writeSafetensors } from './checkpoint/safetensors.js';
+import type { SafetensorsDType } from './checkpoint/safetensors.js';
 import type { Glm4vModel, PrefillInput, Taps, VisionInput } from './model/glm4v.js';
 import type { Grid } from './model/vision-layout.js';
 
@@ -25,9 +25,8 @@ export interface LogitsResult {
 }
 
 /** Reads `input_ids` and the optional pixel inputs of a logits request. */
-export async function readLogitsInputs(file: string | FileSource): Promise<PrefillInput> {
-  const f = await SafetensorsFile.open(file);
-  const path = f.path;
+export async function readLogitsInputs(path: string): Promise<PrefillInput> {
+  const f = await SafetensorsFile.open(path);
   try {
     const get = (name: string) => f.tensors.get(name);
     const ids = get('input_ids');
@@ -99,4 +98,21 @@ export async function computeLogits(model: Glm4vModel, input: PrefillInput, req:
   } finally {
     session.dispose();
   }
+}
+
+/** Writes a LogitsResult with the fixtures' names and dtypes: float taps are [rows, hidden]. */
+export async function writeLogitsResult(path: string, r: LogitsResult, hidden: number): Promise<void> {
+  const i64 = (v: ArrayLike<number>) => BigInt64Array.from(Array.from(v, (x) => BigInt(x)));
+  const entries: { name: string; dtype: SafetensorsDType; shape: number[]; data: ArrayBufferView }[] = [
+    { name: 'logits', dtype: 'F32', shape: [...r.shape], data: r.logits },
+  ];
+  if (r.greedyTokens) entries.push({ name: 'greedy_tokens', dtype: 'I64', shape: [r.greedyTokens.length], data: i64(r.greedyTokens) });
+  if (r.taps) {
+    for (const [name, v] of Object.entries(r.taps)) {
+      if (name === 'position_ids') entries.push({ name, dtype: 'I64', shape: [3, v.length / 3], data: i64(v) });
+      else entries.push({ name, dtype: 'F32', shape: [v.length / hidden, hidden], data: v });
+    }
+    entries.push({ name: 'rope_delta', dtype: 'I64', shape: [1], data: i64([r.ropeDelta]) });
+  }
+  await writeSafetensors(path, entries, { producer: '@glm4v/runtime glm4v-run logits' });
 }

@@ -3,7 +3,7 @@
 // video input is refused (Node reads it with ffmpeg).
 
 import { InputError } from '@glm4v/core';
-import type { FileSource, ModelFolder } from '../files/folder.js';
+import type { FileSink, FileSource, ModelFolder } from '../files/folder.js';
 import { HttpFile, HttpFolder } from '../files/http.js';
 import type { PreparedVideo, PreprocessorConfig } from '../preprocess/types.js';
 
@@ -17,6 +17,10 @@ export async function openFile(url: string): Promise<FileSource> {
   const f = await HttpFile.open(new URL(url, location.href).href);
   if (!f) throw new Error('HTTP 404: not found');
   return f;
+}
+
+export async function createFile(path: string): Promise<FileSink> {
+  throw new InputError(`${path}: writing files is not supported in the browser build`);
 }
 
 export async function preprocessVideo(path: string, _cfg: PreprocessorConfig): Promise<PreparedVideo> {

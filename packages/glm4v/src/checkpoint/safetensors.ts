@@ -13,6 +13,7 @@ import type { FileSource } from '../files/folder.js';
 import { DTYPE_SIZES, MAX_HEADER_BYTES, checkedNumel, isSafetensorsDType, type TensorInfo } from './format.js';
 
 export { DTYPE_SIZES, MAX_HEADER_BYTES, checkedNumel, isSafetensorsDType, type SafetensorsDType, type TensorInfo } from './format.js';
+export { writeSafetensors } from './writer.js';
 
 export class SafetensorsFile {
   readonly path: string;

@@ -2,9 +2,7 @@
 
 import { parseArgs } from 'node:util';
 import { Device } from '@glm4v/core';
-import type { SafetensorsDType } from '../checkpoint/format.js';
-import { writeSafetensors } from '../checkpoint/writer.js';
-import { type LogitsResult, computeLogits, readLogitsInputs } from '../logits-tool.js';
+import { computeLogits, readLogitsInputs, writeLogitsResult } from '../logits-tool.js';
 import { loadModel } from '../model/load.js';
 import { UsageError } from './usage.js';
 
@@ -34,21 +32,4 @@ export async function logitsCommand(argv: string[]): Promise<void> {
   } finally {
     device.dispose();
   }
-}
-
-/** Writes a LogitsResult with the fixtures' names and dtypes: float taps are [rows, hidden]. */
-export async function writeLogitsResult(path: string, r: LogitsResult, hidden: number): Promise<void> {
-  const i64 = (v: ArrayLike<number>) => BigInt64Array.from(Array.from(v, (x) => BigInt(x)));
-  const entries: { name: string; dtype: SafetensorsDType; shape: number[]; data: ArrayBufferView }[] = [
-    { name: 'logits', dtype: 'F32', shape: [...r.shape], data: r.logits },
-  ];
-  if (r.greedyTokens) entries.push({ name: 'greedy_tokens', dtype: 'I64', shape: [r.greedyTokens.length], data: i64(r.greedyTokens) });
-  if (r.taps) {
-    for (const [name, v] of Object.entries(r.taps)) {
-      if (name === 'position_ids') entries.push({ name, dtype: 'I64', shape: [3, v.length / 3], data: i64(v) });
-      else entries.push({ name, dtype: 'F32', shape: [v.length / hidden, hidden], data: v });
-    }
-    entries.push({ name: 'rope_delta', dtype: 'I64', shape: [1], data: i64([r.ropeDelta]) });
-  }
-  await writeSafetensors(path, entries, { producer: '@glm4v/runtime glm4v-run logits' });
 }

@@ -17,6 +17,13 @@ export interface FileSource {
   close(): Promise<void>;
 }
 
+/** A file being written (safetensors writer, under Node). */
+export interface FileSink {
+  /** Writes some of `bytes` at `position`; the count written. */
+  write(bytes: Uint8Array, position: number): Promise<number>;
+  close(): Promise<void>;
+}
+
 /** A model folder: config files, tokenizer, chat template, safetensors shards and their index. */
 export interface ModelFolder {
   /** Where the folder is, for messages: a path, a URL or the name of a picked folder. */

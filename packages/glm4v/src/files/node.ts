@@ -5,7 +5,7 @@
 import { open, readFile, realpath } from 'node:fs/promises';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { CheckpointError } from '@glm4v/core';
-import type { FileSource, ModelFolder } from './folder.js';
+import type { FileSink, FileSource, ModelFolder } from './folder.js';
 
 /** A file opened for positioned reads. Rejects with the system's message when it cannot be opened. */
 export async function openFile(path: string): Promise<FileSource> {
@@ -23,6 +23,15 @@ export async function openFile(path: string): Promise<FileSource> {
     await handle.close().catch(() => undefined);
     throw e;
   }
+}
+
+/** A file created (or truncated) for writing. */
+export async function createFile(path: string): Promise<FileSink> {
+  const handle = await open(path, 'w');
+  return {
+    write: async (bytes, position) => (await handle.write(bytes, 0, bytes.byteLength, position)).bytesWritten,
+    close: () => handle.close(),
+  };
 }
 
 export function openFolder(dir: string): ModelFolder {

@@ -13,6 +13,8 @@ import { InputError } from '@glm4v/core';
 import { MAX_INPUT_PIXELS, bytesGiven, checkImageSize, describeImage } from './image-input.js';
 import type { ImageInput, RgbImage } from './types.js';
 
+export { MAX_INPUT_PIXELS } from './image-input.js';
+
 /** Encoded formats accepted (sharp's names). SVG and other vector/raw formats are refused. */
 const FORMATS = new Set(['jpeg', 'png', 'webp', 'gif', 'tiff', 'heif']);
 
