@@ -7,6 +7,9 @@ export default defineConfig({
   resolve: {
     // Tests run on the TypeScript sources, one module instance per package.
     alias: [
+      // The host/platform seams (package.json "imports"), Node side, as sources.
+      { find: /^#host$/, replacement: src('./packages/core/src/host/node.ts') },
+      { find: /^#platform$/, replacement: src('./packages/glm4v/src/platform/node.ts') },
       { find: /^@glm4v\/core$/, replacement: src('./packages/core/src/index.ts') },
       { find: /^@glm4v\/core\/testing$/, replacement: src('./packages/core/src/testing.ts') },
       { find: /^@glm4v\/kernels$/, replacement: src('./kernels/src/index.ts') },
@@ -15,7 +18,7 @@ export default defineConfig({
     ],
   },
   test: {
-    include: ['packages/*/src/**/*.test.ts', 'kernels/src/**/*.test.ts', 'conformance/**/*.test.ts', 'tools/**/*.test.ts'],
+    include: ['packages/*/src/**/*.test.ts', 'kernels/src/**/*.test.ts', 'conformance/**/*.test.ts', 'tools/**/*.test.ts', 'web/**/*.test.ts'],
     // Each file makes its own device; lavapipe already uses every core, so files run two at a time at most.
     pool: 'forks',
     maxWorkers: 2,

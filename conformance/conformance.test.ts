@@ -5,17 +5,15 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Device } from '@glm4v/core';
 import { compare } from '@glm4v/core/testing';
 import type { KvDType } from '@glm4v/kernels';
 import { type Glm4vModel, type LogitsResult, SafetensorsFile, computeLogits, loadModel, readLogitsInputs } from '@glm4v/runtime/internal';
-import { LOGITS_TAP, TAPS, argmaxRows, compareTaps, readTensors, tolerance } from './taps.js';
+import { FIXTURES, LOGITS_TAP, MANIFEST, TAPS, argmaxRows, compareTaps, readTensors, tolerance } from './taps.js';
 
-const FIXTURES = join(import.meta.dirname, 'fixtures');
-const MANIFEST: { case: string; checkpoint: string; description: string }[] = JSON.parse(readFileSync(join(FIXTURES, 'manifest.json'), 'utf8'));
 const RUNS = MANIFEST.flatMap((m) => (['f32', 'f16'] as KvDType[]).map((kv) => ({ ...m, kv })));
 
 let device: Device;

@@ -4,7 +4,12 @@
 
 import { type CloseReport, TOLERANCE, type Tolerance, compare } from '@glm4v/core/testing';
 import type { KvDType } from '@glm4v/kernels';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { type LogitsResult, SafetensorsFile } from '@glm4v/runtime/internal';
+
+export const FIXTURES = join(import.meta.dirname, 'fixtures');
+export const MANIFEST: { case: string; checkpoint: string; description: string }[] = JSON.parse(readFileSync(join(FIXTURES, 'manifest.json'), 'utf8'));
 
 export type Modality = 'text' | 'image' | 'video';
 

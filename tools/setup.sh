@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Sets this checkout up to run: the npm dependencies, and a WebGPU adapter for Dawn. Idempotent.
+# Sets this checkout up to run: the npm dependencies, a WebGPU adapter for Dawn, and Chromium for the browser
+# tests. Idempotent.
 # Where Dawn finds no adapter (a machine with no GPU driver), it installs Mesa's lavapipe Vulkan driver from
 # Debian bookworm-backports (mesa-vulkan-drivers 25.x; the stock 22.x is too old for Dawn) plus libvulkan1.
+# Debian's chromium package is installed where it is missing (the browser tests drive it through puppeteer-core and
+# are skipped, saying why, without it).
 # Run it as root (or with sudo available) on Debian 12; elsewhere it says what to install by hand.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +25,23 @@ else
   say "npm dependencies are up to date"
 fi
 
+if [ "$(id -u)" -eq 0 ]; then SUDO=""
+elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then SUDO="sudo"
+else SUDO="none"
+fi
+
+# Chromium for the browser tests (web/browser.test.ts). Optional: without it those tests are skipped.
+chromium_found() { command -v chromium >/dev/null || [ -x "${GLM4V_CHROMIUM:-/nonexistent}" ]; }
+if chromium_found; then
+  say "Chromium for the browser tests: $(chromium --version 2>/dev/null || echo "$GLM4V_CHROMIUM")"
+elif [ "$SUDO" != none ] && command -v apt-get >/dev/null; then
+  say "installing Debian's chromium for the browser tests"
+  { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium; } >/dev/null 2>&1 ||
+    say "chromium could not be installed: the browser tests will be skipped"
+else
+  say "no Chromium and no root to install it: the browser tests will be skipped (apt-get install chromium, or set GLM4V_CHROMIUM)"
+fi
+
 probe() { node tools/probe-adapter.mjs 2>/dev/null; }
 
 if adapter=$(probe); then
@@ -30,10 +50,8 @@ if adapter=$(probe); then
 fi
 
 say "Dawn found no WebGPU adapter; installing Mesa's lavapipe Vulkan driver (software rendering on the CPU)"
-if [ "$(id -u)" -eq 0 ]; then SUDO=""
-elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then SUDO="sudo"
-else die "installing the Vulkan driver needs root. Run as root: apt-get install -t bookworm-backports mesa-vulkan-drivers libvulkan1 (after adding bookworm-backports to APT's sources), or install your GPU's Vulkan driver"
-fi
+[ "$SUDO" != none ] ||
+  die "installing the Vulkan driver needs root. Run as root: apt-get install -t bookworm-backports mesa-vulkan-drivers libvulkan1 (after adding bookworm-backports to APT's sources), or install your GPU's Vulkan driver"
 . /etc/os-release 2>/dev/null || true
 [ "${ID:-}" = debian ] && [ "${VERSION_CODENAME:-}" = bookworm ] ||
   die "automatic install supports Debian 12 (bookworm) only; this is ${PRETTY_NAME:-unknown}. Install a Vulkan driver (Mesa 24+ lavapipe, or your GPU's) and libvulkan1 by hand"

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Device } from './device.js';
-import { sizeClass } from './buffer-pool.js';
+import { BufferPool, sizeClass } from './buffer-pool.js';
 import { LimitError } from './errors.js';
 import { Tensor } from './tensor.js';
 
@@ -55,5 +55,42 @@ describe('BufferPool', () => {
     const huge = device.limits.maxBufferSize + 4;
     await expect(device.pool.acquire(huge, 'lm_head')).rejects.toThrow(LimitError);
     await expect(device.pool.acquire(huge, 'lm_head')).rejects.toThrow(/'lm_head'/);
+  });
+});
+
+describe('BufferPool.probe', () => {
+  it('holds every buffer at once, then frees them all: the pool keeps nothing', async () => {
+    const before = device.pool.stats;
+    expect(await device.pool.probe([1 << 20, 3 << 20, 256])).toBe((4 << 20) + 256);
+    expect(device.pool.stats.bytesAllocated).toBe(before.bytesInUse); // the free buffers trimmed first, the probe's freed
+    expect(device.pool.stats.bytesInUse).toBe(before.bytesInUse);
+    device.check();
+  });
+
+  it('stops at the first buffer the device cannot allocate and reports the bytes held before it', async () => {
+    // A device that runs out of memory after 10 MB: out-of-memory errors arrive through the error scope.
+    const live = new Set<object>();
+    let held = 0;
+    let failed = false;
+    const gpu = {
+      pushErrorScope: () => undefined,
+      popErrorScope: async () => (failed ? { message: 'out of memory' } : null),
+      createBuffer: ({ size }: { size: number }) => {
+        failed = held + size > 10e6;
+        const b = { destroy: () => live.delete(b) && (held -= size) };
+        if (!failed) {
+          held += size;
+          live.add(b);
+        }
+        return b;
+      },
+    };
+    const fake = { gpu, check: () => undefined, limits: { maxBufferSize: 2 ** 30 }, adapter: { description: 'fake' } };
+    const pool = new BufferPool(fake as unknown as Device);
+    expect(await pool.probe([4e6, 4e6, 4e6, 4e6])).toBe(8e6);
+    expect(live.size).toBe(0);
+    expect(held).toBe(0);
+    expect(await pool.probe([4e6, 4e6])).toBe(8e6); // everything was given back
+    expect(await pool.probe([4e6, 2 ** 31])).toBe(4e6); // above maxBufferSize: cannot be held either
   });
 });

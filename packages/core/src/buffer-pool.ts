@@ -76,6 +76,30 @@ export class BufferPool {
     list.push(buffer);
   }
 
+  /**
+   * How many of `sizes`' bytes the device can hold at once beside what is in use: the free buffers are trimmed,
+   * then every buffer is created and held until one fails, then all are destroyed. Returns the bytes held before
+   * the first failure (the sum of `sizes` when all fit). Used before a long download to know it will fit.
+   */
+  async probe(sizes: readonly number[]): Promise<number> {
+    this.device.check();
+    this.trim();
+    const held: GPUBuffer[] = [];
+    let bytes = 0;
+    try {
+      for (const size of sizes) {
+        if (size > this.device.limits.maxBufferSize) break; // a validation error, not a lack of memory: it cannot be held
+        const b = await this.tryCreate(size, 'memory probe');
+        if (!b) break;
+        held.push(b);
+        bytes += size;
+      }
+    } finally {
+      for (const b of held) b.destroy();
+    }
+    return bytes;
+  }
+
   /** Destroys the free buffers, returning their memory to the device. */
   trim(): void {
     for (const list of this.free.values()) for (const b of list) this.destroy(b);

@@ -1,25 +1,25 @@
-// The GPU device: adapter selection through Dawn (npm `webgpu`), requested limits and features, and the one
-// place where uncaptured errors and device loss are turned into typed errors.
+// The GPU device: adapter selection, requested limits and features, and the one place where uncaptured errors and
+// device loss are turned into typed errors. Where `navigator.gpu` comes from is the host seam (`#host`): Dawn's
+// Node binding (npm `webgpu`) under Node, the page's own in a browser (package.json conditions node / browser).
 
-import { create, globals } from 'webgpu';
+import { NO_ADAPTER_HELP, openGpu } from '#host';
 import { DeviceError, DeviceLostError, OutOfMemoryError } from './errors.js';
 import { BufferPool } from './buffer-pool.js';
 import { PipelineCache } from './pipeline-cache.js';
-import { debugLevel } from './debug.js';
+import { debugLevel, debugLog } from './debug.js';
 
-// GPUBufferUsage and friends are globals in browsers; Dawn's Node binding hands them to us instead.
-Object.assign(globalThis, globals);
+export { NO_ADAPTER_HELP } from '#host';
 
 export type Backend = 'vulkan' | 'metal' | 'd3d12' | 'd3d11' | 'opengl' | 'opengles' | 'null';
 
 export interface DeviceOptions {
-  /** Dawn backend. Default: env GLM4V_BACKEND, else Vulkan (Metal on macOS, D3D12 on Windows). */
+  /** Dawn backend (Node only). Default: env GLM4V_BACKEND, else Vulkan (Metal on macOS, D3D12 on Windows). */
   backend?: Backend;
-  /** Substring of the adapter name to pick when several exist. Default: env GLM4V_ADAPTER. */
+  /** Substring of the adapter name to pick when several exist (Node only). Default: env GLM4V_ADAPTER. */
   adapter?: string;
   /** Turn off optional features, e.g. to test the fallback kernels on hardware that has them. */
   disableFeatures?: readonly OptionalFeature[];
-  /** Extra Dawn toggles, e.g. ['enable=allow_unsafe_apis', 'disable=timestamp_quantization']. Default: env GLM4V_DAWN_TOGGLES (';'-separated). */
+  /** Extra Dawn toggles (Node only), e.g. ['enable=allow_unsafe_apis']. Default: env GLM4V_DAWN_TOGGLES (';'-separated). */
   dawnToggles?: readonly string[];
 }
 
@@ -45,44 +45,12 @@ export interface AdapterSummary {
   architecture: string;
   device: string;
   description: string;
-  backend: Backend;
+  /** Dawn's backend under Node; 'browser' in a page. */
+  backend: Backend | 'browser';
   isFallbackAdapter: boolean;
   subgroupMinSize?: number;
   subgroupMaxSize?: number;
 }
-
-function defaultBackend(): Backend {
-  const env = process.env.GLM4V_BACKEND;
-  if (env) return env as Backend;
-  if (process.platform === 'darwin') return 'metal';
-  if (process.platform === 'win32') return 'd3d12';
-  return 'vulkan';
-}
-
-function dawnFlags(opts: DeviceOptions, backend: Backend): string[] {
-  const toggles = opts.dawnToggles ?? (process.env.GLM4V_DAWN_TOGGLES ?? '').split(';').filter(Boolean);
-  // Unquantised timestamps: the kernel profile needs microsecond resolution.
-  const enable: string[] = [];
-  const disable: string[] = ['timestamp_quantization'];
-  for (const t of toggles) {
-    const [kind, list] = t.split('=');
-    const names = (list ?? '').split(',').filter(Boolean);
-    if (kind === 'enable') enable.push(...names);
-    else if (kind === 'disable') disable.push(...names);
-    else throw new DeviceError(`bad Dawn toggle '${t}': expected 'enable=a,b' or 'disable=c'`);
-  }
-  const flags = [`backend=${backend}`, `disable-dawn-features=${disable.join(',')}`];
-  if (enable.length) flags.push(`enable-dawn-features=${enable.join(',')}`);
-  const adapter = opts.adapter ?? process.env.GLM4V_ADAPTER;
-  if (adapter) flags.push(`adapter=${adapter}`);
-  return flags;
-}
-
-export const NO_ADAPTER_HELP =
-  'No WebGPU adapter found. On Linux without a GPU, install Mesa\'s lavapipe Vulkan driver from Debian ' +
-  'bookworm-backports (the stock 22.x is too old for Dawn): run `bash tools/setup.sh` as root, or ' +
-  '`apt-get install -t bookworm-backports mesa-vulkan-drivers libvulkan1`. With a GPU, install its Vulkan driver ' +
-  'and the Vulkan loader (libvulkan1). Set GLM4V_BACKEND to pick another Dawn backend.';
 
 export class Device {
   readonly gpu: GPUDevice;
@@ -113,18 +81,12 @@ export class Device {
 
   /** Acquires an adapter and a device with the largest limits and all optional features the adapter offers. */
   static async create(opts: DeviceOptions = {}): Promise<Device> {
-    const backend = opts.backend ?? defaultBackend();
-    let navigatorGpu: GPU;
-    try {
-      navigatorGpu = create(dawnFlags(opts, backend));
-    } catch (e) {
-      throw new DeviceError(`could not start Dawn with backend '${backend}': ${(e as Error).message}`, { cause: e });
-    }
+    const { gpu: navigatorGpu, backend } = openGpu(opts);
     let adapter: GPUAdapter | null = null;
     try {
       adapter = await navigatorGpu.requestAdapter({ powerPreference: 'high-performance' });
     } catch (e) {
-      throw new DeviceError(`${NO_ADAPTER_HELP} (Dawn said: ${(e as Error).message})`, { cause: e });
+      throw new DeviceError(`${NO_ADAPTER_HELP} (requestAdapter said: ${(e as Error).message})`, { cause: e });
     }
     if (!adapter) throw new DeviceError(`${NO_ADAPTER_HELP} (backend '${backend}')`);
 
@@ -144,13 +106,13 @@ export class Device {
       architecture: info.architecture,
       device: info.device,
       description: info.description,
-      backend,
+      backend: backend as AdapterSummary['backend'],
       isFallbackAdapter: Boolean((info as { isFallbackAdapter?: boolean }).isFallbackAdapter),
       subgroupMinSize: (info as { subgroupMinSize?: number }).subgroupMinSize,
       subgroupMaxSize: (info as { subgroupMaxSize?: number }).subgroupMaxSize,
     };
     const device = new Device(navigatorGpu, gpu, summary);
-    if (debugLevel() >= 1) process.stderr.write(`[glm4v] ${device.describe()}\n`);
+    if (debugLevel() >= 1) debugLog(`[glm4v] ${device.describe()}\n`);
     return device;
   }
 
@@ -206,13 +168,13 @@ export class Device {
       return await p;
     } catch (e) {
       // Dawn resolves `lost` just after rejecting pending work; give it a turn.
-      await new Promise((r) => setImmediate(r));
+      await new Promise((r) => setTimeout(r, 0));
       if (this.lostError) throw this.lostError;
       throw new DeviceError(`GPU operation failed: ${(e as Error).message}`, { cause: e });
     }
   }
 
-  /** Frees every buffer and the device itself so the Node process can exit. Safe to call twice. */
+  /** Frees every buffer and the device itself (so a Node process can exit). Safe to call twice. */
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;

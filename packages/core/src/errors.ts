@@ -6,12 +6,14 @@ export class Glm4vError extends Error {
   constructor(code: string, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.code = code;
-    this.name = new.target.name;
+    // Each class names itself literally: a minifying bundler renames classes, so new.target.name would not do.
+    this.name = 'Glm4vError';
   }
 }
 
 /** A checkpoint file or tensor is missing, malformed, or not what the model expects. */
 export class CheckpointError extends Glm4vError {
+  override name = 'CheckpointError';
   constructor(message: string, options?: { cause?: unknown }) {
     super('CHECKPOINT', message, options);
   }
@@ -19,6 +21,7 @@ export class CheckpointError extends Glm4vError {
 
 /** A config file is missing a field or holds inconsistent values. */
 export class ConfigError extends Glm4vError {
+  override name = 'ConfigError';
   constructor(message: string, options?: { cause?: unknown }) {
     super('CONFIG', message, options);
   }
@@ -26,6 +29,7 @@ export class ConfigError extends Glm4vError {
 
 /** A caller-supplied argument or input (image, prompt, option, shape) is invalid. */
 export class InputError extends Glm4vError {
+  override name = 'InputError';
   constructor(message: string, options?: { cause?: unknown }) {
     super('INPUT', message, options);
   }
@@ -33,6 +37,7 @@ export class InputError extends Glm4vError {
 
 /** The prompt (plus requested new tokens) does not fit the context. */
 export class ContextOverflowError extends Glm4vError {
+  override name = 'ContextOverflowError';
   constructor(message: string) {
     super('CONTEXT_OVERFLOW', message);
   }
@@ -47,6 +52,7 @@ export interface ShaderMessage {
 
 /** WGSL failed to compile or the pipeline failed to build; `messages` carry line and column. */
 export class ShaderCompileError extends Glm4vError {
+  override name = 'ShaderCompileError';
   readonly label: string;
   readonly messages: ShaderMessage[];
   constructor(label: string, messages: ShaderMessage[], detail?: string) {
@@ -59,6 +65,7 @@ export class ShaderCompileError extends Glm4vError {
 
 /** No usable adapter, a validation failure, or any other device-level failure. */
 export class DeviceError extends Glm4vError {
+  override name = 'DeviceError';
   constructor(message: string, options?: { cause?: unknown }) {
     super('DEVICE', message, options);
   }
@@ -66,6 +73,7 @@ export class DeviceError extends Glm4vError {
 
 /** The GPU device was lost (driver reset, destroyed, out of resources). Nothing on it can be used again. */
 export class DeviceLostError extends Glm4vError {
+  override name = 'DeviceLostError';
   readonly reason: string;
   constructor(reason: string, message: string) {
     super('DEVICE_LOST', `GPU device lost (${reason}): ${message}`);
@@ -75,6 +83,7 @@ export class DeviceLostError extends Glm4vError {
 
 /** A request exceeds a device limit (binding size, buffer size, workgroup count), checked before dispatch. */
 export class LimitError extends Glm4vError {
+  override name = 'LimitError';
   constructor(message: string) {
     super('LIMIT', message);
   }
@@ -82,6 +91,7 @@ export class LimitError extends Glm4vError {
 
 /** The device could not allocate memory. */
 export class OutOfMemoryError extends Glm4vError {
+  override name = 'OutOfMemoryError';
   constructor(message: string) {
     super('OUT_OF_MEMORY', message);
   }
@@ -89,6 +99,7 @@ export class OutOfMemoryError extends Glm4vError {
 
 /** The operation was cancelled through an AbortSignal. */
 export class AbortError extends Glm4vError {
+  override name = 'AbortError';
   constructor(message = 'operation aborted') {
     super('ABORTED', message);
   }

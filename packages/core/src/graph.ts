@@ -12,7 +12,7 @@ import type { BindingKind, KernelSpec } from './pipeline-cache.js';
 import { Tensor } from './tensor.js';
 import { type UniformLayout, type UniformValues } from './uniforms.js';
 import { sizeClass } from './buffer-pool.js';
-import { debugLevel } from './debug.js';
+import { debugLevel, debugLog } from './debug.js';
 
 /** Named numbers that change between replays (positions, lengths). */
 export type Params = Readonly<Record<string, number>>;
@@ -167,7 +167,7 @@ export class Graph {
     for (const d of dispatches) d.bindGroup = this.bindGroup(d);
     if (debugLevel() >= 1) {
       const s = this.stats;
-      process.stderr.write(`[glm4v] graph '${this.label}': ${s.dispatches} dispatches, ${s.intermediates} intermediates, ${s.sumBytes} B if separate, ${s.plannedBytes} B planned\n`);
+      debugLog(`[glm4v] graph '${this.label}': ${s.dispatches} dispatches, ${s.intermediates} intermediates, ${s.sumBytes} B if separate, ${s.plannedBytes} B planned\n`);
     }
   }
 

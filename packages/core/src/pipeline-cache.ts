@@ -3,7 +3,7 @@
 
 import type { Device } from './device.js';
 import { ShaderCompileError, type ShaderMessage } from './errors.js';
-import { debugLevel } from './debug.js';
+import { debugLevel, debugLog } from './debug.js';
 
 export interface KernelSpec {
   /** The variant's name (e.g. 'matmul_bf16w_f32a_64x64x16'): the GPU objects' label, shown in errors and profiles. */
@@ -72,7 +72,7 @@ export class PipelineCache {
 
   private async compileModule(spec: KernelSpec): Promise<GPUShaderModule> {
     const gpu = this.device.gpu;
-    if (debugLevel() >= 2) process.stderr.write(`[glm4v] WGSL ${spec.label}:\n${numbered(spec.code)}\n`);
+    if (debugLevel() >= 2) debugLog(`[glm4v] WGSL ${spec.label}:\n${numbered(spec.code)}\n`);
     gpu.pushErrorScope('validation');
     const module = gpu.createShaderModule({ code: spec.code, label: spec.label });
     const scopeError = gpu.popErrorScope();

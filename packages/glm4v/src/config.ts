@@ -5,9 +5,8 @@
 // (spec §2 and pitfall 31). Defaults exist only where the spec documents them: rope_theta 10000, the
 // preprocessor class defaults (§2.4), tie_word_embeddings false, and generation settings.
 
-import { join } from 'node:path';
 import { ConfigError } from '@glm4v/core';
-import { readJsonFile } from './files.js';
+import { type ModelFolder, asFolder, readJsonFile } from './files/folder.js';
 
 export interface TextConfig {
   vocabSize: number; hiddenSize: number; intermediateSize: number; numLayers: number;
@@ -290,21 +289,23 @@ function checkAgainstVision(p: PreprocessorConfig, v: VisionConfig, file: string
  * video_preprocessor_config.json are optional (absent: eos/pad from config.json and do_sample false; the processor
  * class defaults). EOS ids missing from one of config.json / generation_config.json are taken from the other.
  */
-export async function readConfigs(dir: string): Promise<{ model: Glm4vConfig; generation: GenerationConfig; image: PreprocessorConfig; video: PreprocessorConfig }> {
+export async function readConfigs(dir: string | ModelFolder): Promise<{ model: Glm4vConfig; generation: GenerationConfig; image: PreprocessorConfig; video: PreprocessorConfig }> {
+  const folder = asFolder(dir);
+  const names = { model: 'config.json', generation: 'generation_config.json', image: 'preprocessor_config.json', video: 'video_preprocessor_config.json' };
   const files = {
-    model: join(dir, 'config.json'), generation: join(dir, 'generation_config.json'),
-    image: join(dir, 'preprocessor_config.json'), video: join(dir, 'video_preprocessor_config.json'),
+    model: folder.path(names.model), generation: folder.path(names.generation),
+    image: folder.path(names.image), video: folder.path(names.video),
   };
-  let model = parseModelConfig(await readJsonFile(files.model, true), files.model);
-  const genJson = await readJsonFile(files.generation, false);
+  let model = parseModelConfig(await readJsonFile(folder, names.model, true), files.model);
+  const genJson = await readJsonFile(folder, names.generation, false);
   let generation: GenerationConfig = genJson === undefined
     ? { eosTokenIds: [...model.tokens.eos], padTokenId: model.tokens.pad, doSample: false }
     : parseGenerationConfig(genJson, files.generation);
   if (model.tokens.eos.length === 0) model = { ...model, tokens: { ...model.tokens, eos: [...generation.eosTokenIds] } };
   if (generation.eosTokenIds.length === 0) generation = { ...generation, eosTokenIds: [...model.tokens.eos] };
   if (model.tokens.eos.length === 0) throw new ConfigError(`${files.model}: missing required field 'eos_token_id' (not in ${files.generation} either)`);
-  const image = parsePreprocessorConfig((await readJsonFile(files.image, false)) ?? {}, files.image, 'image');
-  const video = parsePreprocessorConfig((await readJsonFile(files.video, false)) ?? {}, files.video, 'video');
+  const image = parsePreprocessorConfig((await readJsonFile(folder, names.image, false)) ?? {}, files.image, 'image');
+  const video = parsePreprocessorConfig((await readJsonFile(folder, names.video, false)) ?? {}, files.video, 'video');
   checkAgainstVision(image, model.vision, files.image);
   checkAgainstVision(video, model.vision, files.video);
   return { model, generation, image, video };

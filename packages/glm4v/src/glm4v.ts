@@ -18,11 +18,12 @@ import { DecodeLoop } from './model/decode-loop.js';
 import { loadModel } from './model/load.js';
 import { preprocessImages } from './preprocess/image.js';
 import type { ImageInput, PreparedVideo } from './preprocess/types.js';
-import { preprocessVideo } from './preprocess/video.js';
+import { preprocessVideo } from '#platform';
 import { ChatTemplate, type Message } from './prompt/chat-template.js';
 import { expandPlaceholders } from './prompt/placeholders.js';
 import { Tokenizer } from './prompt/tokenizer.js';
 import { concatFloat32 } from './arrays.js';
+import { type ModelFolder, asFolder } from './files/folder.js';
 
 export type { GenerateOptions } from './generate/options.js';
 export type { Phase } from './generate/phases.js';
@@ -95,18 +96,22 @@ export class Glm4v {
     this.kvCacheDType = kv;
   }
 
-  /** Loads a checkpoint folder: configs, tokenizer, chat template and weights (streamed to the GPU). */
-  static async load(dir: string, opts: Glm4vLoadOptions = {}): Promise<Glm4v> {
-    const tokenizer = await Tokenizer.load(dir);
-    const template = await ChatTemplate.load(dir);
+  /**
+   * Loads a checkpoint folder (a path under Node, a URL in a page, or any ModelFolder): configs, tokenizer, chat
+   * template and weights (streamed to the GPU).
+   */
+  static async load(dir: string | ModelFolder, opts: Glm4vLoadOptions = {}): Promise<Glm4v> {
+    const folder = asFolder(dir);
+    const tokenizer = await Tokenizer.load(folder);
+    const template = await ChatTemplate.load(folder);
     const device = opts.device ?? (await Device.create(opts.deviceOptions));
     try {
-      const { model, configs } = await loadModel(dir, device, opts);
+      const { model, configs } = await loadModel(folder, device, opts);
       if (tokenizer.vocabSize > configs.model.text.vocabSize) {
         model.dispose();
-        throw new ConfigError(`${dir}: the tokenizer has ${tokenizer.vocabSize} ids but the model's vocabulary (config.json vocab_size) is ${configs.model.text.vocabSize}`);
+        throw new ConfigError(`${folder.location}: the tokenizer has ${tokenizer.vocabSize} ids but the model's vocabulary (config.json vocab_size) is ${configs.model.text.vocabSize}`);
       }
-      return new Glm4v(dir, model, { tokenizer, template, generation: configs.generation, image: configs.image, video: configs.video }, !opts.device, opts.kvCacheDType ?? 'f32');
+      return new Glm4v(folder.location, model, { tokenizer, template, generation: configs.generation, image: configs.image, video: configs.video }, !opts.device, opts.kvCacheDType ?? 'f32');
     } catch (e) {
       if (!opts.device) device.dispose();
       throw e;

@@ -17,6 +17,8 @@ export {
 export type { Message, ContentPart } from './prompt/chat-template.js';
 export type { ImageInput } from './preprocess/types.js';
 export { loadCheckpoint, type LoadedCheckpoint } from './checkpoint/load.js';
+export type { FileSource, ModelFolder } from './files/folder.js';
+export { HttpFolder, type HttpFolderOptions } from './files/http.js';
 export type { LoadOptions, LoadProgress } from './checkpoint/upload.js';
 export {
   readConfigs,

@@ -4,8 +4,12 @@
 export * from './index.js';
 export * from './config.js';
 export { SafetensorsFile, DTYPE_SIZES, MAX_HEADER_BYTES, type SafetensorsDType, type TensorInfo } from './checkpoint/safetensors.js';
-export { writeSafetensors, type TensorData, type TensorStream } from './checkpoint/writer.js';
+export { writeSafetensors, encodeHeader, type TensorData, type TensorStream } from './checkpoint/writer.js';
 export { Checkpoint, INDEX_FILE, SINGLE_FILE } from './checkpoint/checkpoint.js';
+export { planWeights, checkWeightsFit, type WeightPlan } from './checkpoint/plan.js';
+export { asFolder, readAll, type FileSink, type FileSource, type ModelFolder } from './files/folder.js';
+export { HttpFolder, HttpFile, type HttpFolderOptions } from './files/http.js';
+export { NodeFolder } from './files/node.js';
 export { KEY_RENAMES, renameKey } from './checkpoint/renames.js';
 export { DEFAULT_STAGING_BYTES } from './checkpoint/upload.js';
 export { WeightLoader, type WeightScope, type GetOptions, type MatrixOptions } from './checkpoint/weights.js';

@@ -166,7 +166,7 @@ describe('Checkpoint refuses bad folders (and nothing stays on the GPU)', () => 
     const dir = await folder({ 'a.safetensors': one, [INDEX_FILE]: index({ 'lm_head.weight': 'a.safetensors', 'x.weight': 'model-00002-of-00002.safetensors' }) });
     const e = await loadFailure(dir);
     expect(e).toBeInstanceOf(CheckpointError);
-    expect(e.message).toMatch(/model.safetensors.index.json: shard "model-00002-of-00002.safetensors" is missing: .*model-00002-of-00002.safetensors does not exist \(ENOENT\)/);
+    expect(e.message).toMatch(/model.safetensors.index.json: shard "model-00002-of-00002.safetensors" is missing: .*model-00002-of-00002.safetensors does not exist$/);
   });
 
   const outside = async () => {

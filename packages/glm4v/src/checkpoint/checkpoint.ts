@@ -1,12 +1,10 @@
 // A model folder's weights: `model.safetensors.index.json` with its shards, or a single `model.safetensors`.
 // Opening validates every shard's header and checks that every tensor the index names is in its shard; no tensor
-// data is read. Shard names that leave the folder (absolute, `..`, links resolving outside) are refused, with one
-// exception: a Hugging Face hub cache snapshot (`<repo>/snapshots/<rev>/`) links its files into `<repo>/blobs/`,
-// so that folder is trusted too when the model folder is such a snapshot.
+// data is read. Shard names that leave the folder (absolute, `..`) are refused here; where the folder itself
+// refuses a file (under Node: a link resolving outside it, see files/node.ts) its reason is reported.
 
-import { readFile, realpath } from 'node:fs/promises';
-import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import { CheckpointError } from '@glm4v/core';
+import { type FileSource, type ModelFolder, asFolder, readAll } from '../files/folder.js';
 import { SafetensorsFile, type TensorInfo } from './safetensors.js';
 import { renameKey } from './renames.js';
 
@@ -31,21 +29,14 @@ export class Checkpoint {
     this.totalBytes = total;
   }
 
-  static async open(dir: string): Promise<Checkpoint> {
-    const shown = resolve(dir);
-    let real: string;
-    try {
-      real = await realpath(shown);
-    } catch (e) {
-      throw new CheckpointError(`${shown}: model folder not found: ${(e as Error).message}`, { cause: e });
-    }
-    const roots = await trustedRoots(real);
+  /** A folder: a path under Node, a URL in a page, or any ModelFolder (a picked folder, an HttpFolder). */
+  static async open(where: string | ModelFolder): Promise<Checkpoint> {
+    const folder = asFolder(where);
     const files = new Map<string, SafetensorsFile>();
     try {
-      const raw = (await exists(join(real, INDEX_FILE)))
-        ? await openIndexed(shown, real, roots, files)
-        : await openSingle(shown, real, roots, files);
-      return new Checkpoint(shown, applyRenames(raw), files);
+      const index = await openInside(folder, INDEX_FILE, folder.location);
+      const raw = index ? await openIndexed(folder, index, files) : await openSingle(folder, files);
+      return new Checkpoint(folder.location, applyRenames(raw), files);
     } catch (e) {
       await Promise.all([...files.values()].map((f) => f.close().catch(() => undefined)));
       throw e;
@@ -77,70 +68,52 @@ export class Checkpoint {
   }
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await realpath(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** The model folder, plus `<repo>/blobs` when the folder is a hub cache snapshot `<repo>/snapshots/<rev>`. */
-async function trustedRoots(real: string): Promise<string[]> {
-  const roots = [real];
-  if (basename(dirname(real)) === 'snapshots') {
-    const blobs = join(dirname(dirname(real)), 'blobs');
-    try {
-      roots.push(await realpath(blobs));
-    } catch {
-      // not a hub cache after all
-    }
-  }
-  return roots;
-}
-
-/** The path of a file the checkpoint names, refused when it leaves the model folder. */
-async function resolveInside(shown: string, real: string, roots: string[], name: unknown, referrer: string): Promise<string> {
+/** The file `name` of the folder (undefined when absent), refused when its name leaves the folder. */
+async function openInside(folder: ModelFolder, name: unknown, referrer: string): Promise<FileSource | undefined> {
   const bad = (why: string) => new CheckpointError(`${referrer}: shard ${JSON.stringify(name)} ${why}`);
   if (typeof name !== 'string' || name.length === 0 || name.includes('\0')) throw bad('is not a valid file name');
-  if (isAbsolute(name) || /^[a-zA-Z]:/.test(name) || name.startsWith('\\')) throw bad(`is an absolute path; shards must lie inside the model folder ${shown}`);
-  if (name.split(/[\\/]/).includes('..')) throw bad(`uses '..' to leave the model folder ${shown}`);
-  let target: string;
+  if (name.startsWith('/') || /^[a-zA-Z]:/.test(name) || name.startsWith('\\') || /^[a-z][a-z0-9+.-]*:/i.test(name)) {
+    throw bad(`is an absolute path; shards must lie inside the model folder ${folder.location}`);
+  }
+  if (name.split(/[\\/]/).includes('..')) throw bad(`uses '..' to leave the model folder ${folder.location}`);
   try {
-    target = await realpath(join(real, name));
+    return await folder.open(name);
   } catch (e) {
-    throw bad(`is missing: ${join(shown, name)} does not exist (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    if (e instanceof CheckpointError) throw e;
+    throw bad(`${(e as Error).message}`);
   }
-  if (!roots.some((r) => target === r || target.startsWith(r.endsWith(sep) ? r : r + sep))) {
-    throw bad(`resolves to ${target}, outside the model folder ${shown} (a link pointing outside is refused)`);
-  }
-  return join(shown, name);
 }
 
-async function openShard(path: string, files: Map<string, SafetensorsFile>): Promise<SafetensorsFile> {
+/** A shard the checkpoint needs: open and validated once, a CheckpointError when missing. */
+async function openShard(folder: ModelFolder, name: string, referrer: string, files: Map<string, SafetensorsFile>): Promise<SafetensorsFile> {
+  const path = folder.path(name);
   let f = files.get(path);
   if (!f) {
-    f = await SafetensorsFile.open(path);
+    const source = await openInside(folder, name, referrer);
+    if (!source) throw new CheckpointError(`${referrer}: shard ${JSON.stringify(name)} is missing: ${path} does not exist`);
+    f = await SafetensorsFile.open(source);
     files.set(path, f);
   }
   return f;
 }
 
-async function openSingle(shown: string, real: string, roots: string[], files: Map<string, SafetensorsFile>): Promise<TensorInfo[]> {
-  if (!(await exists(join(real, SINGLE_FILE)))) {
-    throw new CheckpointError(`${shown}: no ${INDEX_FILE} and no ${SINGLE_FILE}: not a safetensors model folder`);
-  }
-  const path = await resolveInside(shown, real, roots, SINGLE_FILE, shown);
-  return [...(await openShard(path, files)).tensors.values()];
+async function openSingle(folder: ModelFolder, files: Map<string, SafetensorsFile>): Promise<TensorInfo[]> {
+  const source = await openInside(folder, SINGLE_FILE, folder.location);
+  if (!source) throw new CheckpointError(`${folder.location}: no ${INDEX_FILE} and no ${SINGLE_FILE}: not a safetensors model folder`);
+  const f = await SafetensorsFile.open(source);
+  files.set(source.path, f);
+  return [...f.tensors.values()];
 }
 
-async function readIndex(path: string): Promise<Map<string, string>> {
+async function readIndex(index: FileSource): Promise<Map<string, string>> {
+  const path = index.path;
   let json: unknown;
   try {
-    json = JSON.parse(await readFile(path, 'utf8'));
+    json = JSON.parse(new TextDecoder().decode(await readAll(index)));
   } catch (e) {
     throw new CheckpointError(`${path}: cannot read the index as JSON: ${(e as Error).message}`, { cause: e });
+  } finally {
+    await index.close();
   }
   const map = (json as { weight_map?: unknown } | null)?.weight_map;
   if (typeof map !== 'object' || map === null || Array.isArray(map)) {
@@ -154,15 +127,13 @@ async function readIndex(path: string): Promise<Map<string, string>> {
   return out;
 }
 
-async function openIndexed(shown: string, real: string, roots: string[], files: Map<string, SafetensorsFile>): Promise<TensorInfo[]> {
-  const indexPath = await resolveInside(shown, real, roots, INDEX_FILE, shown);
-  const weightMap = await readIndex(indexPath);
-  const shardPaths = new Map<string, string>();
-  for (const shard of new Set(weightMap.values())) shardPaths.set(shard, await resolveInside(shown, real, roots, shard, indexPath));
-  for (const path of shardPaths.values()) await openShard(path, files);
+async function openIndexed(folder: ModelFolder, index: FileSource, files: Map<string, SafetensorsFile>): Promise<TensorInfo[]> {
+  const indexPath = index.path;
+  const weightMap = await readIndex(index);
+  for (const shard of new Set(weightMap.values())) await openShard(folder, shard, indexPath, files);
   const out = new Map<string, TensorInfo>();
   for (const [name, shard] of weightMap) {
-    const path = shardPaths.get(shard)!;
+    const path = folder.path(shard);
     const info = files.get(path)!.tensors.get(name);
     if (!info) throw new CheckpointError(`${indexPath}: tensor '${name}' is mapped to '${shard}', but ${path} does not contain it`);
     out.set(name, info);

@@ -2,7 +2,9 @@
 
 import type { ChunkedTensor, Device } from '@glm4v/core';
 import { type Glm4vConfig, readConfigs } from '../config.js';
+import { type ModelFolder, asFolder } from '../files/folder.js';
 import { Checkpoint } from './checkpoint.js';
+import { checkWeightsFit } from './plan.js';
 import type { LoadOptions } from './upload.js';
 import { WeightLoader } from './weights.js';
 
@@ -15,15 +17,18 @@ export interface LoadedCheckpoint {
 }
 
 /**
- * Reads and validates the configs, then streams every tensor to the GPU in storage order (shard by shard, so each
- * file is read sequentially). On failure or abort everything uploaded so far is freed before the error is thrown.
+ * Reads and validates the configs and shard headers, checks that the weights fit the device, then streams every
+ * tensor to the GPU in storage order (shard by shard, so each file is read sequentially). On failure or abort
+ * everything uploaded so far is freed before the error is thrown.
  */
-export async function loadCheckpoint(dir: string, device: Device, opts: LoadOptions = {}): Promise<LoadedCheckpoint> {
-  const { model: config } = await readConfigs(dir);
-  const ckpt = await Checkpoint.open(dir);
+export async function loadCheckpoint(dir: string | ModelFolder, device: Device, opts: LoadOptions = {}): Promise<LoadedCheckpoint> {
+  const folder = asFolder(dir);
+  const { model: config } = await readConfigs(folder);
+  const ckpt = await Checkpoint.open(folder);
   const loader = new WeightLoader(ckpt, device, opts);
   const tensors = new Map<string, ChunkedTensor>();
   try {
+    await checkWeightsFit(ckpt, device, opts.maxChunkBytes);
     const root = loader.scope('');
     for (const info of ckpt.inFileOrder()) {
       tensors.set(info.name, await root.matrix(info.name, info.shape, info.shape.length === 0 ? { as: [1] } : undefined));

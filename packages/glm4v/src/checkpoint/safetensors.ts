@@ -1,13 +1,15 @@
 // A streaming, validating safetensors reader. Opening a file reads and checks its header only; tensor bytes are
 // read on demand with positioned reads, so a 5 GB shard never sits in host memory. Files over 4 GiB work: the
 // header length is a u64 and offsets are plain Numbers, refused above 2^53 where they would lose precision.
+// The bytes come from a FileSource (a local file, a picked file in a page, a URL read with Range requests).
 //
 // Format (spec §3.3): bytes 0–7 little-endian u64 H; bytes 8..8+H a UTF-8 JSON object mapping each tensor name to
 // {dtype, shape, data_offsets: [begin, end]} (relative to byte 8+H, end-exclusive), plus an optional
 // "__metadata__" object of strings.
 
-import { open, type FileHandle } from 'node:fs/promises';
 import { CheckpointError, InputError } from '@glm4v/core';
+import { openFile } from '#platform';
+import type { FileSource } from '../files/folder.js';
 import { DTYPE_SIZES, MAX_HEADER_BYTES, checkedNumel, isSafetensorsDType, type TensorInfo } from './format.js';
 
 export { DTYPE_SIZES, MAX_HEADER_BYTES, checkedNumel, isSafetensorsDType, type SafetensorsDType, type TensorInfo } from './format.js';
@@ -19,29 +21,30 @@ export class SafetensorsFile {
   readonly metadata: Record<string, string>;
   /** Size of the file when it was opened. */
   readonly fileSize: number;
-  private handle: FileHandle | undefined;
+  private handle: FileSource | undefined;
 
-  private constructor(path: string, handle: FileHandle, fileSize: number, tensors: Map<string, TensorInfo>, metadata: Record<string, string>) {
-    this.path = path;
+  private constructor(handle: FileSource, tensors: Map<string, TensorInfo>, metadata: Record<string, string>) {
+    this.path = handle.path;
     this.handle = handle;
-    this.fileSize = fileSize;
+    this.fileSize = handle.size;
     this.tensors = tensors;
     this.metadata = metadata;
   }
 
-  /** Opens a file and validates its header; throws CheckpointError naming the file (and tensor) at fault. */
-  static async open(path: string): Promise<SafetensorsFile> {
-    let handle: FileHandle;
+  /**
+   * Opens a file (a path under Node, a URL in a page, or an open FileSource, which the SafetensorsFile then owns)
+   * and validates its header; throws CheckpointError naming the file (and tensor) at fault.
+   */
+  static async open(file: string | FileSource): Promise<SafetensorsFile> {
+    let handle: FileSource;
     try {
-      handle = await open(path, 'r');
+      handle = typeof file === 'string' ? await openFile(file) : file;
     } catch (e) {
-      throw new CheckpointError(`${path}: cannot open safetensors file: ${(e as Error).message}`, { cause: e });
+      throw new CheckpointError(`${file as string}: cannot open safetensors file: ${(e as Error).message}`, { cause: e });
     }
     try {
-      const { size } = await handle.stat();
-      if (!Number.isSafeInteger(size)) throw new CheckpointError(`${path}: file size ${size} is beyond 2^53 bytes`);
-      const { tensors, metadata } = await readHeader(path, handle, size);
-      return new SafetensorsFile(path, handle, size, tensors, metadata);
+      const { tensors, metadata } = await readHeader(handle);
+      return new SafetensorsFile(handle, tensors, metadata);
     } catch (e) {
       await handle.close().catch(() => undefined);
       throw e;
@@ -66,7 +69,7 @@ export class SafetensorsFile {
     while (done < target.byteLength) {
       let n: number;
       try {
-        ({ bytesRead: n } = await handle.read(target, done, target.byteLength - done, info.offset + start + done));
+        n = await handle.read(target.subarray(done), info.offset + start + done);
       } catch (e) {
         throw new CheckpointError(`${this.path}: reading tensor '${info.name}' failed: ${(e as Error).message}`, { cause: e });
       }
@@ -87,27 +90,33 @@ export class SafetensorsFile {
   }
 }
 
-async function readExactly(path: string, handle: FileHandle, length: number, position: number, what: string): Promise<Uint8Array> {
+async function readExactly(handle: FileSource, length: number, position: number, what: string): Promise<Uint8Array> {
   const buf = new Uint8Array(length);
   let done = 0;
   while (done < length) {
-    const { bytesRead } = await handle.read(buf, done, length - done, position + done);
-    if (bytesRead === 0) throw new CheckpointError(`${path}: truncated file: the ${what} ends after ${done} of ${length} bytes`);
-    done += bytesRead;
+    let n: number;
+    try {
+      n = await handle.read(buf.subarray(done), position + done);
+    } catch (e) {
+      throw new CheckpointError(`${handle.path}: reading the ${what} failed: ${(e as Error).message}`, { cause: e });
+    }
+    if (n === 0) throw new CheckpointError(`${handle.path}: truncated file: the ${what} ends after ${done} of ${length} bytes`);
+    done += n;
   }
   return buf;
 }
 
-async function readHeader(path: string, handle: FileHandle, size: number): Promise<{ tensors: Map<string, TensorInfo>; metadata: Record<string, string> }> {
+async function readHeader(handle: FileSource): Promise<{ tensors: Map<string, TensorInfo>; metadata: Record<string, string> }> {
+  const { path, size } = handle;
   if (size < 8) throw new CheckpointError(`${path}: truncated file: ${size} bytes, fewer than the 8-byte header length`);
-  const lenBytes = await readExactly(path, handle, 8, 0, 'header length');
+  const lenBytes = await readExactly(handle, 8, 0, 'header length');
   const headerLen = new DataView(lenBytes.buffer).getBigUint64(0, true);
   if (headerLen > BigInt(MAX_HEADER_BYTES)) {
     throw new CheckpointError(`${path}: header length ${headerLen} bytes exceeds the ${MAX_HEADER_BYTES}-byte limit (not a safetensors file, or corrupt)`);
   }
   const h = Number(headerLen);
   if (8 + h > size) throw new CheckpointError(`${path}: header length ${h} bytes is larger than the file allows (${size} bytes in all): truncated or corrupt`);
-  const raw = await readExactly(path, handle, h, 8, 'header');
+  const raw = await readExactly(handle, h, 8, 'header');
   let json: unknown;
   try {
     json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(raw));

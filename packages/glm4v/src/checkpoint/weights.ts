@@ -38,7 +38,8 @@ export interface WeightScope {
   has(name: string): boolean;
 }
 
-const GPU_DTYPES: Partial<Record<SafetensorsDType, DType>> = { BF16: 'bf16', F16: 'f16', F32: 'f32', I32: 'i32' };
+/** Checkpoint dtypes a GPU tensor can hold as stored. */
+export const GPU_DTYPES: Partial<Record<SafetensorsDType, DType>> = { BF16: 'bf16', F16: 'f16', F32: 'f32', I32: 'i32' };
 
 const fmt = (s: readonly number[]) => `[${s.join(', ')}]`;
 

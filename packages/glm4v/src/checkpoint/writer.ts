@@ -3,7 +3,7 @@
 // reference writer does). Data is written in bounded pieces, and a tensor may be produced piece by piece through
 // `fill`, so a multi-gigabyte file never has to exist in memory.
 
-import { open } from 'node:fs/promises';
+import { createFile } from '#platform';
 import { InputError } from '@glm4v/core';
 import { DTYPE_SIZES, type SafetensorsDType, checkedNumel, isSafetensorsDType } from './format.js';
 
@@ -66,15 +66,12 @@ export async function writeSafetensors(
       throw new InputError(`tensor '${t.name}': ${bytesOf(t).byteLength} bytes given, expected ${sizes[i]} for ${t.dtype}[${t.shape.join(', ')}]`);
     }
   });
-  const handle = await open(path, 'w');
+  const handle = await createFile(path);
   try {
     let pos = 0;
     const write = async (bytes: Uint8Array) => {
       let done = 0;
-      while (done < bytes.byteLength) {
-        const { bytesWritten } = await handle.write(bytes, done, bytes.byteLength - done, pos + done);
-        done += bytesWritten;
-      }
+      while (done < bytes.byteLength) done += await handle.write(bytes.subarray(done), pos + done);
       pos += bytes.byteLength;
     };
     await write(header);

@@ -3,9 +3,11 @@
 
 import type { Device } from '@glm4v/core';
 import { Checkpoint } from '../checkpoint/checkpoint.js';
+import { checkWeightsFit } from '../checkpoint/plan.js';
 import type { LoadOptions } from '../checkpoint/upload.js';
 import { WeightLoader } from '../checkpoint/weights.js';
 import { type GenerationConfig, type Glm4vConfig, type PreprocessorConfig, readConfigs } from '../config.js';
+import { type ModelFolder, asFolder } from '../files/folder.js';
 import { Glm4vModel } from './glm4v.js';
 import { RandomWeights } from './weights.js';
 
@@ -14,12 +16,15 @@ export interface LoadedModel {
   configs: { model: Glm4vConfig; generation: GenerationConfig; image: PreprocessorConfig; video: PreprocessorConfig };
 }
 
-export async function loadModel(dir: string, device: Device, opts: LoadOptions = {}): Promise<LoadedModel> {
-  const configs = await readConfigs(dir);
-  const ckpt = await Checkpoint.open(dir);
+/** `dir`: a path under Node, a URL in a page, or any ModelFolder. Nothing is downloaded before the weights are known to fit. */
+export async function loadModel(dir: string | ModelFolder, device: Device, opts: LoadOptions = {}): Promise<LoadedModel> {
+  const folder = asFolder(dir);
+  const configs = await readConfigs(folder);
+  const ckpt = await Checkpoint.open(folder);
   const weights = new WeightLoader(ckpt, device, opts);
   let model: Glm4vModel | undefined;
   try {
+    await checkWeightsFit(ckpt, device, opts.maxChunkBytes);
     model = await Glm4vModel.build(device, configs.model, weights.scope(''));
     weights.finish();
     return { model, configs };

@@ -10,30 +10,17 @@
 import { readFile, stat } from 'node:fs/promises';
 import sharp from 'sharp';
 import { InputError } from '@glm4v/core';
+import { MAX_INPUT_PIXELS, bytesGiven, checkImageSize, describeImage } from './image-input.js';
 import type { ImageInput, RgbImage } from './types.js';
 
-/** Decoded-pixel limit: larger inputs are refused before decoding (100 MP ≈ 300 MB of RGB). */
-export const MAX_INPUT_PIXELS = 100_000_000;
+export { MAX_INPUT_PIXELS } from './image-input.js';
 
 /** Encoded formats accepted (sharp's names). SVG and other vector/raw formats are refused. */
 const FORMATS = new Set(['jpeg', 'png', 'webp', 'gif', 'tiff', 'heif']);
 
-/** A short name for the image in error messages: its path, or "image #k (N bytes)". */
-export function describeImage(input: ImageInput, index?: number): string {
-  if (input.path !== undefined) return `image file '${input.path}'`;
-  const k = index === undefined ? '' : ` #${index}`;
-  return `image${k} (${input.data?.length ?? 0} bytes in memory)`;
-}
-
 async function readInput(input: ImageInput, what: string): Promise<Uint8Array> {
-  if ((input.path === undefined) === (input.data === undefined)) {
-    throw new InputError(`${what}: give exactly one of 'path' or 'data'`);
-  }
-  if (input.data !== undefined) {
-    if (!(input.data instanceof Uint8Array)) throw new InputError(`${what}: 'data' must be a Uint8Array or Buffer of encoded image bytes`);
-    if (input.data.length === 0) throw new InputError(`${what}: empty data`);
-    return input.data;
-  }
+  const given = bytesGiven(input, what);
+  if (given) return given;
   const path = input.path as string;
   let size: number;
   try {
@@ -63,12 +50,7 @@ export async function decodeImage(input: ImageInput, index?: number): Promise<Rg
   if (!meta.format || !FORMATS.has(meta.format)) {
     throw new InputError(`${what}: unsupported format '${meta.format}': expected PNG, JPEG, WebP, GIF, TIFF or HEIF/AVIF`);
   }
-  const w = meta.width ?? 0;
-  const h = meta.pageHeight ?? meta.height ?? 0;
-  if (w < 1 || h < 1) throw new InputError(`${what}: image has no pixels (${w}x${h})`);
-  if (w * h > MAX_INPUT_PIXELS) {
-    throw new InputError(`${what}: ${w}x${h} = ${(w * h / 1e6).toFixed(1)} MP exceeds the ${MAX_INPUT_PIXELS / 1e6} MP input limit`);
-  }
+  checkImageSize(meta.width ?? 0, meta.pageHeight ?? meta.height ?? 0, what);
   try {
     const { data, info } = await sharp(bytes, opts)
       .rotate() // EXIF orientation

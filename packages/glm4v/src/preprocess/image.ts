@@ -3,7 +3,8 @@
 
 import { InputError } from '@glm4v/core';
 import { concatFloat32 } from '../arrays.js';
-import { decodeImage, describeImage } from './decode.js';
+import { decodeImage } from '#platform';
+import { describeImage } from './image-input.js';
 import { checkPreprocessorConfig, patchify } from './patchify.js';
 import { resizeBicubic } from './resample.js';
 import { smartResize } from './smart-resize.js';

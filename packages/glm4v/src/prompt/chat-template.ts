@@ -2,10 +2,9 @@
 // chat_template field of tokenizer_config.json), rendered with @huggingface/jinja, which applies trim_blocks and
 // lstrip_blocks as Hugging Face does. Without either, our DEFAULT_CHAT_TEMPLATE (the documented format) is used.
 
-import { join } from 'node:path';
 import { Template } from '@huggingface/jinja';
 import { ConfigError, InputError } from '@glm4v/core';
-import { parseJson, readTextFile } from '../files.js';
+import { type ModelFolder, asFolder, parseJson, readTextFile } from '../files/folder.js';
 import type { ImageInput } from '../preprocess/types.js';
 import { DEFAULT_CHAT_TEMPLATE } from './default-template.js';
 
@@ -93,12 +92,12 @@ export class ChatTemplate {
   }
 
   /** `dir`/chat_template.jinja, else `dir`/tokenizer_config.json's chat_template, else the builtin template. */
-  static async load(dir: string): Promise<ChatTemplate> {
-    const jinja = join(dir, 'chat_template.jinja');
-    const text = await readTextFile(jinja, false);
-    if (text !== undefined) return new ChatTemplate(text, jinja);
-    const cfgFile = join(dir, 'tokenizer_config.json');
-    const cfgText = await readTextFile(cfgFile, false);
+  static async load(dir: string | ModelFolder): Promise<ChatTemplate> {
+    const folder = asFolder(dir);
+    const text = await readTextFile(folder, 'chat_template.jinja', false);
+    if (text !== undefined) return new ChatTemplate(text, folder.path('chat_template.jinja'));
+    const cfgFile = folder.path('tokenizer_config.json');
+    const cfgText = await readTextFile(folder, 'tokenizer_config.json', false);
     if (cfgText !== undefined) {
       const cfg = parseJson(cfgText, cfgFile) as { chat_template?: unknown } | null;
       const t = pickTemplate(cfg?.chat_template, cfgFile);

@@ -2,16 +2,15 @@
 // @huggingface/tokenizers. encode() adds no special tokens: the chat template already writes [gMASK]<sop>
 // (spec §5.1, pitfall 24). Special tokens written in the text map to their ids.
 
-import { join } from 'node:path';
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 import { ConfigError, InputError } from '@glm4v/core';
-import { readJsonFile } from '../files.js';
+import { type ModelFolder, asFolder, readJsonFile } from '../files/folder.js';
 
-/** A JSON object read from `path` (undefined when the file is absent and not `required`). */
-async function readJsonObject(path: string, required: boolean): Promise<Record<string, unknown> | undefined> {
-  const json = await readJsonFile(path, required);
+/** A JSON object read from `name` (undefined when the file is absent and not `required`). */
+async function readJsonObject(folder: ModelFolder, name: string, required: boolean): Promise<Record<string, unknown> | undefined> {
+  const json = await readJsonFile(folder, name, required);
   if (json === undefined) return undefined;
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new ConfigError(`${path}: expected a JSON object`);
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new ConfigError(`${folder.path(name)}: expected a JSON object`);
   return json as Record<string, unknown>;
 }
 
@@ -30,12 +29,12 @@ export class Tokenizer {
     this.special = new Set([...tok.get_added_tokens_decoder()].filter(([, t]) => t.special).map(([id]) => id));
   }
 
-  /** `dir`/tokenizer.json (required) and `dir`/tokenizer_config.json (optional). */
-  static async load(dir: string): Promise<Tokenizer> {
-    const file = join(dir, 'tokenizer.json');
-    const json = (await readJsonObject(file, true))!;
-    const config = (await readJsonObject(join(dir, 'tokenizer_config.json'), false)) ?? {};
-    return Tokenizer.fromJSON(json, config, file);
+  /** `dir`/tokenizer.json (required) and `dir`/tokenizer_config.json (optional); `dir` a path, URL or ModelFolder. */
+  static async load(dir: string | ModelFolder): Promise<Tokenizer> {
+    const folder = asFolder(dir);
+    const json = (await readJsonObject(folder, 'tokenizer.json', true))!;
+    const config = (await readJsonObject(folder, 'tokenizer_config.json', false)) ?? {};
+    return Tokenizer.fromJSON(json, config, folder.path('tokenizer.json'));
   }
 
   /** From parsed tokenizer.json / tokenizer_config.json contents. */
