@@ -6,9 +6,9 @@ import { parseArgs } from 'node:util';
 import { join } from 'node:path';
 import { InputError } from '@glm4v/core';
 import { Glm4v, type GenerateOptions, type GenerateResult } from '../glm4v.js';
-import { checkOptions } from '../generate/options.js';
 import { DEMO_QUESTION, demoCheckpoint } from '../demo.js';
 import type { ContentPart, Message } from '../prompt/chat-template.js';
+import { GENERATION_FLAGS, GENERATION_HELP, generationOptions } from './generation-flags.js';
 import { ProgressBar } from './progress.js';
 import { UsageError } from './usage.js';
 
@@ -27,13 +27,7 @@ Options:
   --image PATH              an image (PNG, JPEG, WebP, GIF); repeat for several, in order
   --video PATH              a video (needs ffmpeg); a prompt carries images or a video, not both
   --system TEXT             a system message
-  --max-new-tokens N        stop after N new tokens (default: generation_config.json, else 8192)
-  --temperature T           0 = greedy (default: generation_config.json)
-  --top-k K                 0 = off
-  --top-p P                 1 = off
-  --repetition-penalty R    1 = off
-  --seed S                  same seed, same output
-  --context N               KV-cache size in tokens (default: prompt + max new tokens)
+${GENERATION_HELP}
   --hide-thinking           print only the answer
   --json                    print one JSON object: answer, thinking, tokens, finish_reason, stats
   -h, --help                this text
@@ -48,24 +42,11 @@ const OPTIONS = {
   image: { type: 'string', multiple: true },
   video: { type: 'string', multiple: true },
   system: { type: 'string' },
-  'max-new-tokens': { type: 'string' },
-  temperature: { type: 'string' },
-  'top-k': { type: 'string' },
-  'top-p': { type: 'string' },
-  'repetition-penalty': { type: 'string' },
-  seed: { type: 'string' },
-  context: { type: 'string' },
+  ...GENERATION_FLAGS,
   'hide-thinking': { type: 'boolean' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
-
-function num(v: string | undefined, name: string): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n)) throw new UsageError(`--${name} expects a number, got '${v}'`);
-  return n;
-}
 
 export async function runCommand(argv: string[]): Promise<void> {
   let parsed;
@@ -93,21 +74,7 @@ export async function runCommand(argv: string[]): Promise<void> {
     }
   }
   if (prompt === undefined) throw new UsageError('no prompt given');
-  const options: GenerateOptions = {
-    maxNewTokens: num(v['max-new-tokens'], 'max-new-tokens'),
-    temperature: num(v.temperature, 'temperature'),
-    topK: num(v['top-k'], 'top-k'),
-    topP: num(v['top-p'], 'top-p'),
-    repetitionPenalty: num(v['repetition-penalty'], 'repetition-penalty'),
-    seed: num(v.seed, 'seed'),
-    contextLength: num(v.context, 'context'),
-  };
-  const flags: Record<string, string> = { maxNewTokens: 'max-new-tokens', topK: 'top-k', topP: 'top-p', repetitionPenalty: 'repetition-penalty', contextLength: 'context' };
-  try {
-    checkOptions(options, (k) => `--${flags[k] ?? k}`);
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
+  const options = generationOptions(v);
   // media files are checked before the weights load (which can take minutes)
   for (const path of [...images, ...(v.video ?? [])]) await access(path).catch(() => Promise.reject(new InputError(`${path}: no such file or not readable`)));
   const content: ContentPart[] = [
