@@ -47,12 +47,13 @@ export function parseQueueUrl(url: string, flag = '--queue'): QueueAddress {
 /** Fails fast, in one line, when Redis cannot be reached (BullMQ would wait for it forever). */
 export async function checkReachable(addr: QueueAddress): Promise<void> {
   const probe = new Redis({ ...addr.connection, lazyConnect: true, connectTimeout: 5000, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  probe.on('error', () => {}); // the failure is reported below
+  let cause: Error | undefined;
+  probe.on('error', (e: Error) => (cause ??= e)); // reported below: it says more than connect()'s rejection
   try {
     await probe.connect();
     await probe.ping();
   } catch (e) {
-    throw new Error(`cannot reach Redis at ${addr.display}: ${(e as Error).message}`);
+    throw new Error(`cannot reach Redis at ${addr.display}: ${(cause ?? (e as Error)).message}`);
   } finally {
     probe.disconnect();
   }
@@ -92,6 +93,7 @@ export async function collectResults(queue: Queue, path: string, pollMs = 500): 
     const tally = new Tally(0, results.done);
     if (results.repairedBytes) tally.note(`batch: ${path}: removed a half-written last line (${results.repairedBytes} bytes); its job is collected again`);
     tally.start();
+    const span = { first: Infinity, last: -Infinity };
     for (;;) {
       const counts = await queue.getJobCounts(...PENDING, 'completed', 'failed');
       const pending = PENDING.reduce((n, k) => n + (counts[k] ?? 0), 0);
@@ -104,12 +106,15 @@ export async function collectResults(queue: Queue, path: string, pollMs = 500): 
           const r = state === 'completed' ? (job.returnvalue as JobResult) : errorResult((job.data as JobSpec).id, parseReason(job.failedReason));
           await results.append(r);
           tally.add(r);
+          span.first = Math.min(span.first, job.processedOn ?? Infinity);
+          span.last = Math.max(span.last, job.finishedOn ?? -Infinity);
         }
       }
       if (pending === 0) break;
       await new Promise((r) => setTimeout(r, pollMs));
     }
-    tally.finish(path);
+    // the rates are the workers': from the first collected job's start to the last one's end
+    tally.finish(path, span.last > span.first ? (span.last - span.first) / 1000 : undefined);
   } finally {
     await results.close();
   }
@@ -148,14 +153,15 @@ export async function queueCommand(o: { url: string; input?: string; collect?: s
   queue.on('error', (e) => process.stderr.write(`batch: Redis: ${e.message}\n`));
   try {
     if (specs) {
-      for (const s of specs) if (s.error) process.stderr.write(`batch: ${s.error} (queued as a failed job)\n`);
+      for (const s of specs) if (s.error) process.stderr.write(`batch: ${s.error} (this job will fail)\n`);
       const { added, existing } = await enqueueJobs(queue, specs, { attempts: o.attempts, backoffMs: 10_000 });
       process.stderr.write(`batch: ${added} jobs added to ${addr.display}${existing ? `, ${existing} already there` : ''}\n`);
     }
     if (o.collect) await collectResults(queue, o.collect);
     if (!specs && !o.collect) {
       const c = await queue.getJobCounts(...PENDING, 'completed', 'failed');
-      console.log(`${addr.display}: ${Object.entries(c).map(([k, n]) => `${n} ${k}`).join(', ')}`);
+      const waiting = c.wait + c.prioritized + c.paused + c['waiting-children'];
+      console.log(`${addr.display}: ${waiting} waiting, ${c.active} running, ${c.delayed} waiting to retry, ${c.completed} completed, ${c.failed} failed`);
     }
   } finally {
     await queue.close();

@@ -5,6 +5,7 @@
 import { type FileHandle, open } from 'node:fs/promises';
 import { InputError } from '@glm4v/core';
 import { type JobResult, jobKey } from './jobs.js';
+import { UsageError } from './usage.js';
 
 export class ResultsFile {
   private constructor(
@@ -23,11 +24,12 @@ export class ResultsFile {
   static async open(path: string, resume: boolean): Promise<ResultsFile> {
     const file = await open(path, 'a+');
     try {
-      const text = (await file.readFile()).toString('utf8');
-      if (text !== '' && !resume) throw new InputError(`${path} already holds results: give --resume to skip the jobs it has, or remove it`);
-      const whole = text.lastIndexOf('\n') + 1;
-      if (whole < text.length) await file.truncate(Buffer.byteLength(text.slice(0, whole)));
-      return new ResultsFile(file, path, readDone(text.slice(0, whole), path), Buffer.byteLength(text) - Buffer.byteLength(text.slice(0, whole)));
+      const bytes = await file.readFile();
+      if (bytes.length && !resume) throw new UsageError(`${path} already holds results: give --resume to skip the jobs it has, or remove it`);
+      // in bytes: a cut-off line may end inside a UTF-8 character
+      const whole = bytes.lastIndexOf(0x0a) + 1;
+      if (whole < bytes.length) await file.truncate(whole);
+      return new ResultsFile(file, path, readDone(bytes.subarray(0, whole).toString('utf8'), path), bytes.length - whole);
     } catch (e) {
       await file.close();
       throw e;

@@ -55,10 +55,13 @@ export class Tally {
     else this.out.write(`${line}\n`);
   }
 
-  /** Prints the summary line; throws JobsFailedError (exit 5) when any job of the batch failed. */
-  finish(output: string): void {
+  /**
+   * Prints the summary line; throws JobsFailedError (exit 5) when any job of the batch failed. `seconds`: the time
+   * the jobs of this run took (default: since start(); a queue's collector gives the workers' span instead).
+   */
+  finish(output: string, seconds?: number): void {
     this.bar?.done();
-    const s = (performance.now() - this.t0) / 1000;
+    const s = seconds ?? (performance.now() - this.t0) / 1000;
     const failed = this.failed + this.earlierFailed;
     const before = this.earlier.size ? `; ${this.earlier.size} done in an earlier run` : '';
     const rates = this.ok + this.failed ? ` in ${s.toFixed(1)} s (${((this.ok + this.failed) / s).toFixed(2)} jobs/s, ${(this.tokens / s).toFixed(1)} tok/s)` : '';
