@@ -1,7 +1,8 @@
-// Running the built `glm4v-run` (dist/cli.js) as a user does, for the CLI tests: to the end, or in the
-// background with its output collected as it comes.
+// For the CLI's tests and the batch benchmark: running the built `glm4v-run` (dist/cli.js) as a user does, to the
+// end or in the background with its output collected as it comes; and a throwaway redis-server for the queue.
 
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type AddressInfo, createServer } from 'node:net';
 import { join } from 'node:path';
 
 /** dist/cli.js, from src/cli/ or dist/cli/ alike. */
@@ -40,4 +41,45 @@ export async function waitFor(ready: () => boolean | Promise<boolean>, what: str
     if (Date.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+export interface RedisServer {
+  /** redis://127.0.0.1:PORT (add /NAME for a queue). */
+  url: string;
+  stop(): Promise<void>;
+}
+
+/** The redis-server program ($GLM4V_REDIS_SERVER, else on PATH), or undefined when it cannot run here. */
+export function redisServerProgram(): string | undefined {
+  const program = process.env.GLM4V_REDIS_SERVER ?? 'redis-server';
+  return spawnSync(program, ['--version']).status === 0 ? program : undefined;
+}
+
+/** A throwaway redis-server on 127.0.0.1, on a free port, keeping nothing on disk; ready when this resolves. */
+export async function startRedis(program: string, dir: string): Promise<RedisServer> {
+  const port = await freePort();
+  const proc = spawn(program, ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  proc.stdout.on('data', (d) => (log += d));
+  const exited = new Promise<void>((resolve) => proc.on('close', () => resolve()));
+  await waitFor(() => /Ready to accept connections/.test(log) || proc.exitCode !== null, 'redis-server to start', 10_000);
+  if (proc.exitCode !== null) throw new Error(`redis-server exited (${proc.exitCode}): ${log.trim().split('\n').pop()}`);
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    stop: async () => {
+      proc.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
 }
