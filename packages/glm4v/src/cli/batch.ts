@@ -74,6 +74,7 @@ export async function batchCommand(argv: string[]): Promise<void> {
   }
   const defaults = generationOptions(values);
   if (values.queue) {
+    if (!values.input && Object.keys(defaults).length) throw new UsageError('generation options go with --input (they are stored with the queued jobs)');
     if (values.model || values.output || values.resume) throw new UsageError('with --queue, jobs run on `glm4v-run worker --model DIR --queue …`: give --input to add jobs, --collect RESULTS.jsonl to gather results (no --model, --output, --resume)');
     const attempts = values.attempts === undefined ? 3 : Number(values.attempts);
     if (!Number.isInteger(attempts) || attempts < 1) throw new UsageError(`--attempts expects an integer ≥ 1, got '${values.attempts}'`);
