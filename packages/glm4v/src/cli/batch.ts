@@ -1,7 +1,6 @@
 // `glm4v-run batch`: a jobs file (JSONL) through the model on this machine, one result line per job, resumable;
 // or, with --queue, the same jobs on a Redis queue that any number of `glm4v-run worker`s drain (cli/queue.ts).
 
-import { parseArgs } from 'node:util';
 import { Glm4v, type GenerateOptions } from '../glm4v.js';
 import { GENERATION_FLAGS, GENERATION_HELP, generationOptions } from './generation-flags.js';
 import { type JobResult, type JobSpec, JobRunner, describeError, errorKind, errorResult, jobKey, readJobs } from './jobs.js';
@@ -9,7 +8,7 @@ import { ProgressBar } from './progress.js';
 import { queueCommand } from './queue.js';
 import { ResultsFile } from './results.js';
 import { Tally } from './tally.js';
-import { UsageError } from './usage.js';
+import { UsageError, parseFlags } from './usage.js';
 
 const HELP = `Usage:
   glm4v-run batch --model DIR --input JOBS.jsonl --output RESULTS.jsonl [--resume] [generation options]
@@ -62,12 +61,7 @@ const OPTIONS = {
 } as const;
 
 export async function batchCommand(argv: string[]): Promise<void> {
-  let values;
-  try {
-    ({ values } = parseArgs({ args: argv, options: OPTIONS }));
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
+  const values = parseFlags(argv, OPTIONS);
   if (values.help) {
     console.log(HELP);
     return;

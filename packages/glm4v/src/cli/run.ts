@@ -16,6 +16,8 @@ const HELP = `Usage:
   glm4v-run --model DIR [options] "prompt"
   glm4v-run --demo [options] ["prompt"]
   glm4v-run logits --model DIR --inputs IN.safetensors --out OUT.safetensors [--greedy N] [--taps]
+  glm4v-run batch --model DIR --input JOBS.jsonl --output RESULTS.jsonl [--resume]   (batch --help)
+  glm4v-run worker --model DIR --queue redis://HOST:6379/NAME                       (worker --help)
 
 Runs GLM-4.1V-9B-Thinking (or a checkpoint of the same architecture) from a Hugging Face checkpoint folder on
 WebGPU, streaming the reply: the thinking dimmed, then the answer.

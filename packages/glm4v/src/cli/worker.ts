@@ -3,13 +3,12 @@
 // One line on stderr per job started, done or failed.
 
 import { hostname } from 'node:os';
-import { parseArgs } from 'node:util';
 import { Worker } from 'bullmq';
 import { Glm4v } from '../glm4v.js';
 import { JobRunner, type JobSpec } from './jobs.js';
 import { type QueueAddress, checkReachable, jobProcessor, parseQueueUrl } from './queue.js';
 import { ProgressBar } from './progress.js';
-import { UsageError } from './usage.js';
+import { UsageError, parseFlags } from './usage.js';
 
 const HELP = `Usage:
   glm4v-run worker --model DIR --queue redis://HOST:6379/NAME [--concurrency N] [--stall-seconds S]
@@ -46,12 +45,7 @@ function positive(v: string | undefined, flag: string, fallback: number): number
 }
 
 export async function workerCommand(argv: string[]): Promise<void> {
-  let values;
-  try {
-    ({ values } = parseArgs({ args: argv, options: OPTIONS }));
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
+  const values = parseFlags(argv, OPTIONS);
   if (values.help) {
     console.log(HELP);
     return;
