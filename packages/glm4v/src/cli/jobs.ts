@@ -51,7 +51,7 @@ export function parseJobs(text: string, file: string, defaults: GenerateOptions 
   const base = resolve(file, '..');
   const firstLine = new Map<string, number>();
   const specs: JobSpec[] = [];
-  text.split('\n').forEach((raw, i) => {
+  text.replace(/^\uFEFF/, '').split('\n').forEach((raw, i) => {
     if (raw.trim() === '') return;
     const spec = parseJobLine(raw, i + 1, base, defaults);
     if (spec.error) spec.error = `${file}:${spec.line}: ${spec.error}`;

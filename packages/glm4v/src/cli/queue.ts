@@ -97,6 +97,7 @@ export async function collectResults(queue: Queue, path: string, pollMs = 500): 
     for (;;) {
       const counts = await queue.getJobCounts(...PENDING, 'completed', 'failed');
       const pending = PENDING.reduce((n, k) => n + (counts[k] ?? 0), 0);
+      if (pending + counts.completed + counts.failed === 0) throw new UsageError(`queue '${queue.name}' has no jobs: is the name right? (add jobs with --input)`);
       tally.setTotal(pending + counts.completed + counts.failed);
       for (const state of ['completed', 'failed'] as const) {
         for (const qid of await queue.getRanges([state], 0, -1, true)) {
