@@ -3,12 +3,13 @@
 // tiny model's greedy answers run to the token limit, so no answer here ends on eos.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeTinyCheckpoint } from '../demo.js';
 import type { JobResult } from './jobs.js';
-import { ourError, runCli, startCli, waitFor } from './testing.js';
+import { CLI, ourError, runCli, startCli, waitFor } from './testing.js';
 
 let tmp: string;
 let ckpt: string;
@@ -97,5 +98,44 @@ describe('glm4v-run batch', () => {
     const done = await runCli(['batch', '--model', ckpt, '--input', jobs, '--output', out, '--resume']);
     expect(done.code, done.stderr).toBe(0);
     expect(await lineCount(out)).toBe(12);
+  });
+});
+
+describe('glm4v-run batch and worker, usage', () => {
+  it('exits 2 on usage mistakes and 1, in one line, when Redis cannot be reached', async () => {
+    const jobs = join(tmp, 'usage.jsonl');
+    await writeFile(jobs, jsonl([{ id: 1, prompt: 'hi' }]));
+    const usage: [string[], RegExp][] = [
+      [['batch', '--model', ckpt, '--input', jobs], /batch needs --model DIR --input JOBS.jsonl --output RESULTS.jsonl/],
+      [['batch', '--queue', 'http://host/q', '--input', jobs], /--queue http:\/\/host\/q: the scheme must be redis: or rediss:/],
+      [['batch', '--queue', 'redis://host:6379/a:b', '--input', jobs], /the queue name \(the path\) must be/],
+      [['batch', '--queue', 'redis://host:6379/q', '--model', ckpt, '--input', jobs], /with --queue, jobs run on `glm4v-run worker/],
+      [['batch', '--queue', 'redis://host:6379/q', '--collect', 'r.jsonl', '--seed', '1'], /generation options go with --input/],
+      [['batch', '--model', ckpt, '--input', jobs, '--output', 'r.jsonl', '--max-new-tokens', '0'], /--max-new-tokens = 0/],
+      [['worker', '--model', ckpt], /worker needs --model DIR --queue/],
+      [['worker', '--model', ckpt, '--queue', 'redis://127.0.0.1:1/q', '--concurrency', '1.5'], /--concurrency expects a positive integer/],
+    ];
+    for (const [args, re] of usage) {
+      const r = await runCli(args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(ourError(r.stderr)).toMatch(re);
+    }
+    for (const args of [['batch', '--queue', 'redis://127.0.0.1:1/q', '--input', jobs], ['worker', '--model', ckpt, '--queue', 'redis://127.0.0.1:1/q']]) {
+      const r = await runCli(args);
+      expect(r.code, args[0]).toBe(1);
+      expect(ourError(r.stderr)).toMatch(/^glm4v-run: cannot reach Redis at redis:\/\/127\.0\.0\.1:1\/q: connect ECONNREFUSED/);
+    }
+    expect((await runCli(['batch', '--help'])).stdout).toMatch(/Exit status: 0 every job succeeded, 5 some jobs failed/);
+    expect((await runCli(['worker', '--help'])).stdout).toMatch(/--stall-seconds S/);
+  });
+
+  it.skipIf(spawnSync('script', ['--version']).status !== 0)('draws a progress bar on a terminal (under script(1))', async () => {
+    const jobs = join(tmp, 'tty.jsonl');
+    await writeFile(jobs, jsonl([1, 2, 3].map((id) => ({ id, prompt: `Job ${id}` }))));
+    const cmd = [process.execPath, CLI, 'batch', '--model', ckpt, '--input', jobs, '--output', join(tmp, 'tty-results.jsonl'), '--max-new-tokens', '8', '--temperature', '0'];
+    const r = spawnSync('script', ['-qec', cmd.map((a) => `'${a}'`).join(' '), '/dev/null'], { encoding: 'utf8' });
+    expect(r.status, r.stdout).toBe(0);
+    expect(r.stdout).toMatch(/jobs \[#+-*\] +\d+% \d\/3 [\d.]+ jobs\/s [\d.]+ tok\/s ETA \d+:\d\d/);
+    expect(r.stdout).toMatch(/jobs \[#{30}\] 100% 3\/3 /);
   });
 });

@@ -37,8 +37,8 @@ const OPTIONS = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
-function positive(v: string | undefined, flag: string, fallback: number): number {
-  if (v === undefined) return fallback;
+function positive(v: string | undefined, flag: string): number | undefined {
+  if (v === undefined) return undefined;
   const n = Number(v);
   if (v.trim() === '' || !(n > 0) || (flag === '--concurrency' && !Number.isInteger(n))) throw new UsageError(`${flag} expects a ${flag === '--concurrency' ? 'positive integer' : 'number > 0'}, got '${v}'`);
   return n;
@@ -52,16 +52,15 @@ export async function workerCommand(argv: string[]): Promise<void> {
   }
   if (!values.model || !values.queue) throw new UsageError('worker needs --model DIR --queue redis://HOST:6379/NAME');
   const addr = parseQueueUrl(values.queue);
-  const stallMs = 1000 * positive(values['stall-seconds'], '--stall-seconds', 30);
-  const concurrencyFlag = values.concurrency;
+  const stallMs = 1000 * (positive(values['stall-seconds'], '--stall-seconds') ?? 30);
+  const concurrency = positive(values.concurrency, '--concurrency');
   await checkReachable(addr);
 
   const bar = process.stderr.isTTY ? new ProgressBar(process.stderr) : undefined;
   const model = await Glm4v.load(values.model, { onProgress: bar && ((p) => bar.update(p.bytesDone, p.bytesTotal, p.tensor)) }).finally(() => bar?.done());
   try {
     const runner = new JobRunner(model);
-    const concurrency = positive(concurrencyFlag, '--concurrency', runner.slots);
-    await serve(addr, runner, { concurrency, stallMs }, `${model.device.adapter.description || model.device.adapter.device}`);
+    await serve(addr, runner, { concurrency: concurrency ?? runner.slots, stallMs }, `${model.device.adapter.description || model.device.adapter.device}`);
   } finally {
     model.dispose();
   }
