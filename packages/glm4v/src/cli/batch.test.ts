@@ -113,20 +113,21 @@ describe('glm4v-run batch and worker, usage', () => {
       [['batch', '--queue', 'redis://host:6379/q', '--collect', 'r.jsonl', '--seed', '1'], /generation options go with --input/],
       [['batch', '--model', ckpt, '--input', jobs, '--output', 'r.jsonl', '--max-new-tokens', '0'], /--max-new-tokens = 0/],
       [['worker', '--model', ckpt], /worker needs --model DIR --queue/],
-      [['worker', '--model', ckpt, '--queue', 'redis://127.0.0.1:1/q', '--concurrency', '1.5'], /--concurrency expects a positive integer/],
+      [['worker', '--model', ckpt, '--queue', 'redis://127.0.0.1:1/q', '--concurrency', '1.5'], /--concurrency expects an integer ≥ 1, got '1.5'/],
     ];
-    for (const [args, re] of usage) {
-      const r = await runCli(args);
-      expect(r.code, args.join(' ')).toBe(2);
-      expect(ourError(r.stderr)).toMatch(re);
-    }
-    for (const args of [['batch', '--queue', 'redis://127.0.0.1:1/q', '--input', jobs], ['worker', '--model', ckpt, '--queue', 'redis://127.0.0.1:1/q']]) {
-      const r = await runCli(args);
-      expect(r.code, args[0]).toBe(1);
+    const unreachable = [['batch', '--queue', 'redis://127.0.0.1:1/q', '--input', jobs], ['worker', '--model', ckpt, '--queue', 'redis://127.0.0.1:1/q']];
+    // all at once: each is a short process start
+    const [u, n, help] = await Promise.all([Promise.all(usage.map(([args]) => runCli(args))), Promise.all(unreachable.map((args) => runCli(args))), Promise.all([runCli(['batch', '--help']), runCli(['worker', '--help'])])]);
+    usage.forEach(([args, re], i) => {
+      expect(u[i].code, args.join(' ')).toBe(2);
+      expect(ourError(u[i].stderr)).toMatch(re);
+    });
+    for (const r of n) {
+      expect(r.code, r.stderr).toBe(1);
       expect(ourError(r.stderr)).toMatch(/^glm4v-run: cannot reach Redis at redis:\/\/127\.0\.0\.1:1\/q: connect ECONNREFUSED/);
     }
-    expect((await runCli(['batch', '--help'])).stdout).toMatch(/Exit status: 0 every job succeeded, 5 some jobs failed/);
-    expect((await runCli(['worker', '--help'])).stdout).toMatch(/--stall-seconds S/);
+    expect(help[0].stdout).toMatch(/Exit status: 0 every job succeeded, 5 some jobs failed/);
+    expect(help[1].stdout).toMatch(/--stall-seconds S/);
   });
 
   it.skipIf(spawnSync('script', ['--version']).status !== 0)('draws a progress bar on a terminal (under script(1))', async () => {

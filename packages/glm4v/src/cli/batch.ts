@@ -1,10 +1,10 @@
 // `glm4v-run batch`: a jobs file (JSONL) through the model on this machine, one result line per job, resumable;
 // or, with --queue, the same jobs on a Redis queue that any number of `glm4v-run worker`s drain (cli/queue.ts).
 
-import { Glm4v, type GenerateOptions } from '../glm4v.js';
+import type { GenerateOptions } from '../glm4v.js';
 import { GENERATION_FLAGS, GENERATION_HELP, generationOptions } from './generation-flags.js';
 import { type JobResult, type JobSpec, JobRunner, describeError, errorKind, errorResult, jobKey, readJobs } from './jobs.js';
-import { ProgressBar } from './progress.js';
+import { loadWithBar } from './progress.js';
 import { queueCommand } from './queue.js';
 import { ResultsFile } from './results.js';
 import { Tally } from './tally.js';
@@ -89,8 +89,7 @@ async function runLocal(dir: string, input: string, output: string, resume: bool
     if (results.repairedBytes) tally.note(`batch: ${output}: removed a half-written last line (${results.repairedBytes} bytes); its job runs again`);
     const todo = specs.filter((s) => !results.done.has(jobKey(s.id)));
     if (todo.length) {
-      const bar = process.stderr.isTTY ? new ProgressBar(process.stderr) : undefined;
-      const model = await Glm4v.load(dir, { onProgress: bar && ((p) => bar.update(p.bytesDone, p.bytesTotal, p.tensor)) }).finally(() => bar?.done());
+      const model = await loadWithBar(dir);
       try {
         tally.start();
         await runJobs(todo, new JobRunner(model), async (r) => {

@@ -5,11 +5,11 @@ import { access } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { join } from 'node:path';
 import { InputError } from '@glm4v/core';
-import { Glm4v, type GenerateOptions, type GenerateResult } from '../glm4v.js';
+import type { GenerateOptions, GenerateResult, Glm4v } from '../glm4v.js';
 import { DEMO_QUESTION, demoCheckpoint } from '../demo.js';
 import type { ContentPart, Message } from '../prompt/chat-template.js';
 import { GENERATION_FLAGS, GENERATION_HELP, generationOptions } from './generation-flags.js';
-import { ProgressBar } from './progress.js';
+import { loadWithBar } from './progress.js';
 import { UsageError } from './usage.js';
 
 const HELP = `Usage:
@@ -86,8 +86,7 @@ export async function runCommand(argv: string[]): Promise<void> {
   ];
   const messages: Message[] = [...(v.system !== undefined ? [{ role: 'system' as const, content: v.system }] : []), { role: 'user', content }];
 
-  const bar = process.stderr.isTTY && !v.json ? new ProgressBar(process.stderr) : undefined;
-  const model = await Glm4v.load(dir, { onProgress: bar && ((p) => bar.update(p.bytesDone, p.bytesTotal, p.tensor)) }).finally(() => bar?.done());
+  const model = await loadWithBar(dir, process.stderr.isTTY && !v.json);
   try {
     const result = await stream(model, messages, options, { json: Boolean(v.json), hideThinking: Boolean(v['hide-thinking']) });
     if (v.json) {

@@ -4,10 +4,9 @@
 
 import { hostname } from 'node:os';
 import { Worker } from 'bullmq';
-import { Glm4v } from '../glm4v.js';
 import { JobRunner, type JobSpec } from './jobs.js';
 import { type QueueAddress, checkReachable, jobProcessor, parseQueueUrl } from './queue.js';
-import { ProgressBar } from './progress.js';
+import { loadWithBar } from './progress.js';
 import { UsageError, parseFlags } from './usage.js';
 
 const HELP = `Usage:
@@ -37,10 +36,10 @@ const OPTIONS = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
-function positive(v: string | undefined, flag: string): number | undefined {
+function positive(v: string | undefined, flag: string, integer: boolean): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (v.trim() === '' || !(n > 0) || (flag === '--concurrency' && !Number.isInteger(n))) throw new UsageError(`${flag} expects a ${flag === '--concurrency' ? 'positive integer' : 'number > 0'}, got '${v}'`);
+  if (v.trim() === '' || !(n > 0) || (integer && !Number.isInteger(n))) throw new UsageError(`${flag} expects ${integer ? 'an integer ≥ 1' : 'a number > 0'}, got '${v}'`);
   return n;
 }
 
@@ -52,12 +51,11 @@ export async function workerCommand(argv: string[]): Promise<void> {
   }
   if (!values.model || !values.queue) throw new UsageError('worker needs --model DIR --queue redis://HOST:6379/NAME');
   const addr = parseQueueUrl(values.queue);
-  const stallMs = 1000 * (positive(values['stall-seconds'], '--stall-seconds') ?? 30);
-  const concurrency = positive(values.concurrency, '--concurrency');
+  const stallMs = 1000 * (positive(values['stall-seconds'], '--stall-seconds', false) ?? 30);
+  const concurrency = positive(values.concurrency, '--concurrency', true);
   await checkReachable(addr);
 
-  const bar = process.stderr.isTTY ? new ProgressBar(process.stderr) : undefined;
-  const model = await Glm4v.load(values.model, { onProgress: bar && ((p) => bar.update(p.bytesDone, p.bytesTotal, p.tensor)) }).finally(() => bar?.done());
+  const model = await loadWithBar(values.model);
   try {
     const runner = new JobRunner(model);
     await serve(addr, runner, { concurrency: concurrency ?? runner.slots, stallMs }, `${model.device.adapter.description || model.device.adapter.device}`);
