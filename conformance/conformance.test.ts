@@ -1,6 +1,7 @@
-// The port against the reference dumps (conformance/fixtures, see its README): for every case, the taps in
-// forward order, then the logits at every position, then 8 greedy tokens through the KV-cache decode path, and
-// decode-step logits against a full recompute. A failure names the first tap that diverges.
+// The port against the reference dumps (conformance/fixtures, see its README): for every case, and again with an
+// f16 KV cache, the taps in forward order with per-tap budgets (taps.ts), the argmax at every position, 8 greedy
+// tokens through the KV-cache decode path, decode-step logits against a full recompute, and a chunked prefill.
+// A failure names the first tap that diverges; each tap's measured error is printed.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
@@ -8,13 +9,14 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Device } from '@glm4v/core';
+import { compare } from '@glm4v/core/testing';
+import type { KvDType } from '@glm4v/kernels';
 import { type Glm4vModel, type LogitsResult, SafetensorsFile, computeLogits, loadModel, readLogitsInputs } from '@glm4v/runtime/internal';
+import { LOGITS_TAP, TAPS, argmaxRows, compareTaps, readTensors, tolerance } from './taps.js';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures');
 const MANIFEST: { case: string; checkpoint: string; description: string }[] = JSON.parse(readFileSync(join(FIXTURES, 'manifest.json'), 'utf8'));
-/** f32 activations: max |Δ| ≤ 1e-4 · max |ref| for every tap and the logits (fixtures README). */
-const REL_TOL = 1e-4;
-const TAP_ORDER = ['image_embeds', 'inputs_embeds', 'hidden_states_layer0', 'last_hidden_state', 'logits'];
+const RUNS = MANIFEST.flatMap((m) => (['f32', 'f16'] as KvDType[]).map((kv) => ({ ...m, kv })));
 
 let device: Device;
 const models = new Map<string, Glm4vModel>();
@@ -35,94 +37,53 @@ async function model(checkpoint: string): Promise<Glm4vModel> {
   return m;
 }
 
-async function readExpected(file: string): Promise<Map<string, Float64Array>> {
-  const f = await SafetensorsFile.open(file);
-  const out = new Map<string, Float64Array>();
-  try {
-    for (const info of f.tensors.values()) {
-      const b = await f.read(info);
-      const buf = b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength);
-      if (info.dtype === 'F32') out.set(info.name, Float64Array.from(new Float32Array(buf)));
-      else if (info.dtype === 'I64') out.set(info.name, Float64Array.from(new BigInt64Array(buf), Number));
-    }
-  } finally {
-    await f.close();
-  }
-  return out;
-}
-
-function maxAbsDiff(got: ArrayLike<number>, ref: ArrayLike<number>): { diff: number; scale: number; at: number } {
-  let diff = 0;
-  let scale = 0;
-  let at = -1;
-  for (let i = 0; i < ref.length; i++) {
-    const d = Math.abs(got[i] - ref[i]);
-    if (!(d <= diff)) {
-      diff = Number.isNaN(d) ? Infinity : d;
-      at = i;
-    }
-    scale = Math.max(scale, Math.abs(ref[i]));
-  }
-  return { diff, scale, at };
-}
-
-function argmaxRows(v: ArrayLike<number>, rows: number, cols: number): number[] {
-  const out: number[] = [];
-  for (let r = 0; r < rows; r++) {
-    let best = 0;
-    for (let c = 1; c < cols; c++) if (v[r * cols + c] > v[r * cols + best]) best = c;
-    out.push(best);
-  }
-  return out;
-}
-
-describe.each(MANIFEST)('conformance $case ($checkpoint): $description', ({ case: name, checkpoint }) => {
+describe.each(RUNS)('conformance $case ($checkpoint, $kv KV cache): $description', ({ case: name, checkpoint, kv }) => {
   const file = join(FIXTURES, `case-${name}.safetensors`);
+  const logitsTol = tolerance(LOGITS_TAP, kv);
   let result: LogitsResult;
   let expected: Map<string, Float64Array>;
+  let skip: string | undefined;
 
   beforeAll(async () => {
-    expected = await readExpected(file);
-    result = await computeLogits(await model(checkpoint), await readLogitsInputs(file), { greedy: 8, taps: true });
+    if (kv === 'f16' && !device.has('shader-f16')) {
+      skip = 'the adapter lacks shader-f16';
+      return;
+    }
+    expected = await readTensors(file);
+    result = await computeLogits(await model(checkpoint), await readLogitsInputs(file), { greedy: 8, taps: true, kvCacheDType: kv });
   });
 
-  it('positions and rope delta are exact', () => {
+  it('positions and rope delta are exact', (ctx) => {
+    if (skip) return ctx.skip(skip);
     expect(Array.from(result.taps!.position_ids)).toEqual(Array.from(expected.get('position_ids')!));
     expect(result.ropeDelta).toBe(expected.get('rope_delta')![0]);
   });
 
-  it('every tap, then the logits, within 1e-4 of the largest |reference| (first divergence named)', () => {
-    const worst: string[] = [];
-    for (const tap of TAP_ORDER) {
-      const ref = expected.get(tap);
-      if (!ref) continue;
-      const got = tap === 'logits' ? result.logits : result.taps![tap];
-      expect(got, `tap '${tap}' missing from the output`).toBeDefined();
-      expect(got.length, `tap '${tap}' length`).toBe(ref.length);
-      const { diff, scale, at } = maxAbsDiff(got, ref);
-      worst.push(`${tap} ${(diff / scale).toExponential(2)}`);
-      if (!(diff <= REL_TOL * scale)) {
-        expect.fail(`first divergence at tap '${tap}': max |Δ| ${diff.toExponential(3)} at [${at}] (got ${got[at]}, expected ${ref[at]}) > ${REL_TOL} × ${scale.toExponential(3)}`);
-      }
-    }
-    console.log(`${name}: max |Δ| / max |ref| — ${worst.join(', ')}`);
+  it(`every tap of the case's modality, in forward order, within its budget (first divergence named)`, (ctx) => {
+    if (skip) return ctx.skip(skip);
+    const report = compareTaps(result, expected, kv);
+    console.log(`${name} (${kv} KV):\n  ${report.lines.join('\n  ')}`);
+    if (report.firstFailure) expect.fail(report.firstFailure);
   });
 
-  it('the same argmax at every position', () => {
+  it('the same argmax at every position', (ctx) => {
+    if (skip) return ctx.skip(skip);
     const [S, V] = result.shape;
     expect(argmaxRows(result.logits, S, V)).toEqual(argmaxRows(expected.get('logits')!, S, V));
   });
 
-  it('8 greedy tokens through the KV-cache decode path', () => {
+  it('8 greedy tokens through the KV-cache decode path', (ctx) => {
+    if (skip) return ctx.skip(skip);
     expect(Array.from(result.greedyTokens!)).toEqual(Array.from(expected.get('greedy_tokens')!));
   });
 
-  it('decode-step logits equal full-recompute logits', async () => {
+  it('decode-step logits equal full-recompute logits', async (ctx) => {
+    if (skip) return ctx.skip(skip);
     const m = await model(checkpoint);
     const input = await readLogitsInputs(file);
     const S = input.ids.length;
     const steps = 3;
-    const session = await m.createSession(S + steps + 1);
+    const session = await m.createSession(S + steps + 1, kv);
     const generated: number[] = [];
     const stepLogits: Float32Array[] = [];
     try {
@@ -137,47 +98,56 @@ describe.each(MANIFEST)('conformance $case ($checkpoint): $description', ({ case
     } finally {
       session.dispose();
     }
-    const full = await computeLogits(m, { ...input, ids: Int32Array.from([...input.ids, ...generated]) });
+    const full = await computeLogits(m, { ...input, ids: Int32Array.from([...input.ids, ...generated]) }, { kvCacheDType: kv });
     const V = m.config.text.vocabSize;
     for (let i = 0; i < steps; i++) {
-      const ref = full.logits.subarray((S + i) * V, (S + i + 1) * V);
-      const { diff, scale } = maxAbsDiff(stepLogits[i], ref);
-      expect(diff, `decode step ${i}`).toBeLessThanOrEqual(REL_TOL * scale);
+      const r = compare(stepLogits[i], full.logits.subarray((S + i) * V, (S + i + 1) * V), logitsTol, `decode step ${i}`);
+      expect(r.ok, r.message).toBe(true);
     }
   });
 
-  it('a prefill in chunks of 5 tokens equals one pass', async () => {
+  it('a prefill in chunks of 5 tokens equals one pass', async (ctx) => {
+    if (skip) return ctx.skip(skip);
     const m = await model(checkpoint);
     const input = await readLogitsInputs(file);
-    const session = await m.createSession(input.ids.length);
+    const session = await m.createSession(input.ids.length, kv);
     try {
       const chunked = await m.prefill(session, input, { allLogits: true, taps: true, chunkTokens: 5 });
-      for (const tap of ['inputs_embeds', 'hidden_states_layer0', 'last_hidden_state']) {
-        const { diff, scale } = maxAbsDiff(chunked.taps![tap], result.taps![tap]);
-        expect(diff, tap).toBeLessThanOrEqual(REL_TOL * scale);
+      for (const tap of TAPS.filter((t) => t.afterAttention || t.name === 'inputs_embeds')) {
+        const got = tap.name === 'logits' ? chunked.logits! : chunked.taps![tap.name];
+        const r = compare(got, tap.name === 'logits' ? result.logits : result.taps![tap.name], tolerance(tap, kv), tap.name);
+        expect(r.ok, r.message).toBe(true);
       }
-      const { diff, scale } = maxAbsDiff(chunked.logits!, result.logits);
-      expect(diff, 'logits').toBeLessThanOrEqual(REL_TOL * scale);
     } finally {
       session.dispose();
     }
   });
 });
 
+async function shapes(file: string): Promise<Map<string, number[]>> {
+  const f = await SafetensorsFile.open(file);
+  try {
+    return new Map([...f.tensors.values()].map((t) => [t.name, [...t.shape]]));
+  } finally {
+    await f.close();
+  }
+}
+
 describe('glm4v-run logits (the black-box entry point)', () => {
-  it('writes the logits, greedy tokens and taps of a case, named and typed as the fixtures', async () => {
+  it('writes the logits, greedy tokens and every tap of a case, named, shaped and typed as the fixtures', async () => {
     const cli = join(import.meta.dirname, '../packages/glm4v/dist/cli.js');
     const out = join(mkdtempSync(join(tmpdir(), 'glm4v-logits-')), 'out.safetensors');
     const file = join(FIXTURES, 'case-b_image.safetensors');
     const r = spawnSync(process.execPath, [cli, 'logits', '--model', join(FIXTURES, 'tiny-glm4v-f32'), '--inputs', file, '--out', out, '--greedy', '8', '--taps'], { encoding: 'utf8' });
     expect(r.status, r.stderr).toBe(0);
-    const got = await readExpected(out);
-    const ref = await readExpected(file);
-    for (const name of ['logits', 'image_embeds', 'inputs_embeds', 'hidden_states_layer0', 'last_hidden_state']) {
-      const { diff, scale } = maxAbsDiff(got.get(name)!, ref.get(name)!);
-      expect(diff, name).toBeLessThanOrEqual(REL_TOL * scale);
-    }
+    const got = await readTensors(out);
+    const ref = await readTensors(file);
+    const taps = Object.fromEntries([...got].map(([k, v]) => [k, Float32Array.from(v)]));
+    const report = compareTaps({ logits: taps.logits, shape: [0, 0], ropeDelta: 0, taps }, ref);
+    if (report.firstFailure) expect.fail(report.firstFailure);
     for (const name of ['greedy_tokens', 'position_ids', 'rope_delta']) expect(Array.from(got.get(name)!), name).toEqual(Array.from(ref.get(name)!));
+    const [gotShapes, refShapes] = [await shapes(out), await shapes(file)];
+    for (const [name, shape] of gotShapes) expect(shape, name).toEqual(refShapes.get(name));
     rmSync(out, { force: true });
     const bad = spawnSync(process.execPath, [cli, 'logits', '--model', join(FIXTURES, 'tiny-glm4v-f32'), '--inputs', join(FIXTURES, 'nope.safetensors'), '--out', out], { encoding: 'utf8' });
     expect(bad.status).toBe(3);

@@ -20,7 +20,8 @@ and image features are read whether get_image_features returns per-image tensors
 
 The image goes through the slow, PIL-based image processor (`Glm4vImageProcessorPil` where transformers has it,
 else `AutoImageProcessor(use_fast=False)`), never the torchvision "fast" one: our resize reproduces Pillow's bicubic
-filter, which the torchvision path does not (spec §4.2). The class used is recorded in the metadata.
+filter, which the torchvision path does not (docs/model.md#image-pixels). The class used is recorded in the metadata.
+Video cases are written by tools/reference/conformance.py video-case (numpy), not by this tool.
 
 `--ids` lists the prompt's token ids; the word IMAGE stands for <|begin_of_image|>, one <|image|> per merged
 patch of the image, <|end_of_image|> (ids from config.json). Without --image the case is text only; with
@@ -30,6 +31,8 @@ Tensors written (float32 unless said; the same names and dtypes as the committed
   input_ids [S] (int64), mm_token_type_ids [S] (int64: 0 text, 1 image placeholder),
   pixel_values [N, 1176], image_grid_thw [n, 3] (int64), image_0_rgb [H, W, 3] (uint8)   -- with an image
   position_ids [3, S] (int64, rows t/h/w), rope_delta [1] (int64)
+  vision_patch_embed [N, Dv], vision_embeddings [N, Dv], vision_block0 [N, Dv], vision_downsample [N/4, D]
+                                   taps inside the vision tower (with an image; docs/model.md#conformance-taps)
   image_embeds [tokens, D]         merged vision output in placeholder order (with an image)
   inputs_embeds [S, D]             after the image embeddings are placed
   hidden_states_layer0 [S, D]      the residual stream after decoder layer 0
@@ -128,6 +131,13 @@ def capture(model):
     """Forward hooks that keep the taps of the next forward pass."""
     taps = {}
     lm = model.model.language_model
+    vis = model.model.visual
+
+    def keep(name, flat=False):
+        def hook(_module, _args, output):
+            out = output[0] if isinstance(output, tuple) else output
+            taps[name] = out.reshape(out.shape[0], -1) if flat else out  # downsample: [N, D, 1, 1] -> [N, D]
+        return hook
 
     def pre_lm(_module, args, kwargs):
         taps["inputs_embeds"] = kwargs.get("inputs_embeds")
@@ -139,7 +149,9 @@ def capture(model):
         taps["last_hidden_state"] = output
 
     hooks = [lm.register_forward_pre_hook(pre_lm, with_kwargs=True), lm.layers[0].register_forward_hook(after_layer0),
-             lm.norm.register_forward_hook(after_norm)]
+             lm.norm.register_forward_hook(after_norm), vis.patch_embed.register_forward_hook(keep("vision_patch_embed")),
+             vis.embeddings.register_forward_hook(keep("vision_embeddings")), vis.blocks[0].register_forward_hook(keep("vision_block0")),
+             vis.downsample.register_forward_hook(keep("vision_downsample", flat=True))]
     return taps, hooks
 
 
@@ -216,6 +228,8 @@ def make_case(args):
         tensors["image_grid_thw"] = grid.to(torch.long)
         tensors["image_0_rgb"] = torch.from_numpy(rgb.copy())
         tensors["image_embeds"] = f32(image_embeds(model, pixel_values, grid))
+        for name in ("vision_patch_embed", "vision_embeddings", "vision_block0", "vision_downsample"):
+            tensors[name] = f32(taps[name])
     meta = {
         "case": args.name,
         "checkpoint": os.path.basename(os.path.normpath(args.checkpoint)),

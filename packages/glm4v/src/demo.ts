@@ -70,25 +70,33 @@ function bf16Normal(n: number, seed: number, std: number): Uint16Array {
   return out;
 }
 
-/** Writes the tiny checkpoint into `dir` (created). Same seed, same bytes. */
-export async function makeTinyCheckpoint(dir: string, seed = 1): Promise<void> {
+export interface TinyCheckpointOptions {
+  /** Seed of the random weights (default 1). Same seed, same bytes. */
+  seed?: number;
+  /** Chosen weights (bf16 bits) for the tensors it returns something for; the others are random. */
+  weights?: (name: string, shape: readonly number[]) => Uint16Array | undefined;
+}
+
+/** Writes the tiny checkpoint into `dir` (created). */
+export async function makeTinyCheckpoint(dir: string, opts: TinyCheckpointOptions = {}): Promise<void> {
+  const seed = opts.seed ?? 1;
   await mkdir(dir, { recursive: true });
   const config = parseModelConfig(TINY_CONFIG_JSON, 'tiny config');
   const tensors = checkpointShapes(config).map(({ name, shape }, i) => {
     const n = shape.reduce((a, b) => a * b, 1);
     // norms start at 1 and biases at 0, as the reference initialises them; everything else N(0, 0.02²)
     const isNorm = /norm[^.]*\.weight$/.test(name) && shape.length === 1;
-    const data = isNorm ? new Uint16Array(n).fill(f32ToBf16(1)) : name.endsWith('.bias') ? new Uint16Array(n) : bf16Normal(n, seed * 1000 + i, 0.02);
+    const data = opts.weights?.(name, shape) ?? (isNorm ? new Uint16Array(n).fill(f32ToBf16(1)) : name.endsWith('.bias') ? new Uint16Array(n) : bf16Normal(n, seed * 1000 + i, 0.02));
     return { name, dtype: 'BF16' as const, shape, data };
   });
-  await writeSafetensors(join(dir, 'model.safetensors'), tensors, { format: 'pt', note: 'random weights: glm4v-runtime demo' });
+  await writeSafetensors(join(dir, 'model.safetensors'), tensors, { format: 'pt', note: opts.weights ? 'chosen weights: glm4v-runtime tests' : 'random weights: glm4v-runtime demo' });
   const json = (o: unknown) => `${JSON.stringify(o, null, 2)}\n`;
   await writeFile(join(dir, 'config.json'), json(TINY_CONFIG_JSON));
   await writeFile(join(dir, 'generation_config.json'), json(GENERATION_CONFIG));
   await writeFile(join(dir, 'preprocessor_config.json'), json(PREPROCESSOR_CONFIG));
   await writeTinyTokenizer(dir, VOCAB);
   await sharp(Buffer.from(SAMPLE_SVG)).png().toFile(join(dir, 'sample.png'));
-  await writeFile(join(dir, 'README.md'), `Tiny GLM-4.1V checkpoint with RANDOM weights (glm4v-runtime demo v${DEMO_VERSION}, seed ${seed}).\n`);
+  await writeFile(join(dir, 'README.md'), `Tiny GLM-4.1V checkpoint with ${opts.weights ? 'CHOSEN' : 'RANDOM'} weights (glm4v-runtime demo v${DEMO_VERSION}, seed ${seed}).\n`);
 }
 
 /** The demo checkpoint's folder ($GLM4V_CACHE or ~/.cache/glm4v-runtime), made once and reused. */

@@ -10,7 +10,8 @@ import { type KvDType, createSamplerState, markPresent } from '@glm4v/kernels';
 import type { LoadOptions } from './checkpoint/upload.js';
 import type { GenerationConfig, PreprocessorConfig } from './config.js';
 import { type GenerateOptions, type ResolvedOptions, resolveOptions } from './generate/options.js';
-import { type Phase, PhaseSplitter } from './generate/phases.js';
+import type { Phase } from './generate/phases.js';
+import { ReplyText } from './generate/reply.js';
 import type { DecodeStep, Glm4vModel, NextToken, PrefillInput } from './model/glm4v.js';
 import type { Session } from './model/session.js';
 import { DecodeLoop } from './model/decode-loop.js';
@@ -20,7 +21,7 @@ import type { ImageInput, PreparedVideo } from './preprocess/types.js';
 import { preprocessVideo } from './preprocess/video.js';
 import { ChatTemplate, type Message } from './prompt/chat-template.js';
 import { expandPlaceholders } from './prompt/placeholders.js';
-import { TextStream, Tokenizer } from './prompt/tokenizer.js';
+import { Tokenizer } from './prompt/tokenizer.js';
 import { concatFloat32 } from './arrays.js';
 
 export type { GenerateOptions } from './generate/options.js';
@@ -79,6 +80,8 @@ export class Glm4v {
   private readonly ownsDevice: boolean;
   private readonly kvCacheDType: KvDType;
   private busy = false;
+  /** Aborted by dispose(): a generation in progress ends as an abort. */
+  private readonly disposal = new AbortController();
 
   private constructor(dir: string, model: Glm4vModel, parts: { tokenizer: Tokenizer; template: ChatTemplate; generation: GenerationConfig; image: PreprocessorConfig; video: PreprocessorConfig }, ownsDevice: boolean, kv: KvDType) {
     this.dir = dir;
@@ -142,6 +145,7 @@ export class Glm4v {
    * ending inside a UTF-8 character), and a final `done` event with the finish reason and stats.
    */
   async *generate(request: GenerateRequest, options: GenerateOptions = {}): AsyncGenerator<GenerateEvent> {
+    if (this.disposal.signal.aborted) throw new InputError('this model has been disposed');
     if (this.busy) throw new InputError('this model is already generating; wait for the other generate() to finish');
     this.busy = true;
     try {
@@ -162,22 +166,27 @@ export class Glm4v {
       const limit = options.contextLength !== undefined ? `, contextLength ${options.contextLength}` : '';
       throw new ContextOverflowError(`the prompt has ${prompt} tokens; the context holds ${capacity} (max_position_embeddings ${maxPos}${limit}), leaving no room to answer`);
     }
+    const signal = options.signal ? AbortSignal.any([options.signal, this.disposal.signal]) : this.disposal.signal;
     const owned: { dispose(): void }[] = [];
     const times = { t0, prefill: performance.now(), first: performance.now() };
-    let result = { generated: 0, finish: 'abort' as FinishReason };
+    const result = { generated: 0, finish: 'abort' as FinishReason };
     try {
-      if (!options.signal?.aborted) {
+      if (!signal.aborted) {
         const session = await this.model.createSession(capacity, this.kvCacheDType);
         owned.push(session);
         const next = await this.nextToken(opt, input.ids, owned);
         times.prefill = performance.now();
-        const prefilled = await this.model.prefill(session, input, { next, signal: options.signal }).then(() => true, (e) => {
+        const prefilled = await this.model.prefill(session, input, { next, signal }).then(() => true, (e) => {
           if (e instanceof AbortError) return false;
           throw e;
         });
         times.first = performance.now();
-        if (prefilled) result = yield* this.decode(session, next, opt.maxNewTokens, options.signal, owned);
+        if (prefilled) yield* this.decode(session, next, opt, signal, owned, result);
       }
+    } catch (e) {
+      // dispose() during a generation frees the GPU under it: whatever fails then, the generation was aborted
+      if (!this.disposal.signal.aborted) throw e;
+      result.finish = 'abort';
     } finally {
       owned.reverse().forEach((o) => o.dispose());
     }
@@ -202,36 +211,44 @@ export class Glm4v {
     return { kind: 'sample', options: opt.sampling, state };
   }
 
-  /** Streams tokens from session.token (chosen by prefill) until a stop token, the limit or an abort. */
-  private async *decode(session: Session, next: NextToken, maxNewTokens: number, signal: AbortSignal | undefined, owned: { dispose(): void }[]): AsyncGenerator<GenerateEvent, { generated: number; finish: FinishReason }> {
+  /**
+   * Streams tokens from session.token (chosen by prefill) until a stop token or string, the limit or an abort,
+   * counting them and setting the finish reason in `result`. However it ends, the step in flight is waited for.
+   */
+  private async *decode(session: Session, next: NextToken, opt: ResolvedOptions, signal: AbortSignal, owned: { dispose(): void }[], result: { generated: number; finish: FinishReason }): AsyncGenerator<GenerateEvent> {
     const eos = new Set(this.generation.eosTokenIds);
-    const stream = new TextStream(this.tokenizer);
-    const phases = new PhaseSplitter();
+    const reply = new ReplyText(this.tokenizer, opt);
     let step: DecodeStep | undefined;
     const loop = new DecodeLoop(session, () => {
       if (!step) owned.push((step = this.model.recordDecode(session, { next })));
       return step;
     });
-    let generated = 0;
-    let finish: FinishReason = 'length';
-    for (;;) {
-      const aborted = signal?.aborted === true;
-      const more = !aborted && generated + 1 < maxNewTokens && loop.canStep;
-      const token = await loop.next(more);
-      generated++;
-      if (eos.has(token)) {
-        finish = 'stop';
-        break;
+    result.finish = 'length';
+    try {
+      for (;;) {
+        const aborted = signal.aborted;
+        const more = !aborted && result.generated + 1 < opt.maxNewTokens && loop.canStep;
+        const token = await loop.next(more);
+        result.generated++;
+        if (eos.has(token)) {
+          result.finish = 'stop';
+          break;
+        }
+        yield { type: 'token', id: token };
+        for (const piece of reply.push(token)) yield { type: 'text', ...piece };
+        if (reply.stopped) {
+          result.finish = 'stop';
+          break;
+        }
+        if (!more) {
+          if (aborted) result.finish = 'abort';
+          break;
+        }
       }
-      yield { type: 'token', id: token };
-      for (const piece of phases.push(stream.push(token))) yield { type: 'text', ...piece };
-      if (!more) {
-        if (aborted) finish = 'abort';
-        break;
-      }
+    } finally {
+      await loop.settle();
     }
-    for (const piece of [...phases.push(stream.flush()), ...phases.flush()]) yield { type: 'text', ...piece };
-    return { generated, finish };
+    for (const piece of reply.flush()) yield { type: 'text', ...piece };
   }
 
   /** Runs generate() to the end and returns the whole reply; `onEvent` sees every event as it comes. */
@@ -249,8 +266,13 @@ export class Glm4v {
     return out;
   }
 
-  /** Frees the weights (and the device, when this object created it). */
+  /**
+   * Frees the weights (and the device, when this object created it). Safe at any point and more than once: a
+   * generation in progress ends with finish reason 'abort'; generate() afterwards throws.
+   */
   dispose(): void {
+    if (this.disposal.signal.aborted) return;
+    this.disposal.abort();
     this.model.dispose();
     if (this.ownsDevice) this.device.dispose();
   }

@@ -5,6 +5,8 @@
 import { type Device, InputError } from '@glm4v/core';
 import { SafetensorsFile, type TensorInfo, writeSafetensors } from './checkpoint/safetensors.js';
 import type { SafetensorsDType } from './checkpoint/safetensors.js';
+import type { KvDType } from '@glm4v/kernels';
+import type { Glm4vConfig } from './config.js';
 import type { Glm4vModel, PrefillInput, Taps, VisionInput } from './model/glm4v.js';
 import type { Grid } from './model/vision-layout.js';
 
@@ -13,6 +15,8 @@ export interface LogitsRequest {
   greedy?: number;
   /** Also return the intermediate activations. */
   taps?: boolean;
+  /** KV-cache element type of the run (default f32). */
+  kvCacheDType?: KvDType;
 }
 
 export interface LogitsResult {
@@ -76,7 +80,7 @@ function toInt32(v: BigInt64Array | Int32Array, path: string, info: TensorInfo):
 export async function computeLogits(model: Glm4vModel, input: PrefillInput, req: LogitsRequest = {}): Promise<LogitsResult> {
   const greedy = req.greedy ?? 0;
   const S = input.ids.length;
-  const session = await model.createSession(S + Math.max(1, greedy));
+  const session = await model.createSession(S + Math.max(1, greedy), req.kvCacheDType);
   try {
     const pre = await model.prefill(session, input, { allLogits: true, taps: req.taps });
     const result: LogitsResult = { logits: pre.logits!, shape: [S, model.config.text.vocabSize], taps: pre.taps, ropeDelta: session.ropeDelta };
@@ -100,8 +104,14 @@ export async function computeLogits(model: Glm4vModel, input: PrefillInput, req:
   }
 }
 
-/** Writes a LogitsResult with the fixtures' names and dtypes: float taps are [rows, hidden]. */
-export async function writeLogitsResult(path: string, r: LogitsResult, hidden: number): Promise<void> {
+/** Row width of a float tap: the vision tower's inner taps are vision-wide; its outputs and the decoder's model-wide. */
+function tapWidth(name: string, c: Glm4vConfig): number {
+  if (name === 'vision_downsample' || name === 'image_embeds' || name === 'video_embeds') return c.vision.outHiddenSize;
+  return name.startsWith('vision_') ? c.vision.hiddenSize : c.text.hiddenSize;
+}
+
+/** Writes a LogitsResult with the fixtures' names and dtypes: float taps are [rows, width]. */
+export async function writeLogitsResult(path: string, r: LogitsResult, config: Glm4vConfig): Promise<void> {
   const i64 = (v: ArrayLike<number>) => BigInt64Array.from(Array.from(v, (x) => BigInt(x)));
   const entries: { name: string; dtype: SafetensorsDType; shape: number[]; data: ArrayBufferView }[] = [
     { name: 'logits', dtype: 'F32', shape: [...r.shape], data: r.logits },
@@ -110,7 +120,7 @@ export async function writeLogitsResult(path: string, r: LogitsResult, hidden: n
   if (r.taps) {
     for (const [name, v] of Object.entries(r.taps)) {
       if (name === 'position_ids') entries.push({ name, dtype: 'I64', shape: [3, v.length / 3], data: i64(v) });
-      else entries.push({ name, dtype: 'F32', shape: [v.length / hidden, hidden], data: v });
+      else entries.push({ name, dtype: 'F32', shape: [v.length / tapWidth(name, config), tapWidth(name, config)], data: v });
     }
     entries.push({ name: 'rope_delta', dtype: 'I64', shape: [1], data: i64([r.ropeDelta]) });
   }

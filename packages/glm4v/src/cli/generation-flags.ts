@@ -5,9 +5,9 @@
 import { type GenerateOptions, checkOptions } from '../generate/options.js';
 import { UsageError } from './usage.js';
 
-type Numeric = Exclude<keyof GenerateOptions, 'signal'>;
+type Numeric = Exclude<keyof GenerateOptions, 'signal' | 'stop' | 'showSpecial'>;
 
-/** GenerateOptions key → its flag name (and job-file key, with `_` for `-`). */
+/** GenerateOptions key → its flag name (and job-file key, with `_` for `-`); plus `stop` (repeatable, a list in jobs). */
 const FLAGS: Readonly<Record<Numeric, string>> = {
   maxNewTokens: 'max-new-tokens',
   temperature: 'temperature',
@@ -20,13 +20,17 @@ const FLAGS: Readonly<Record<Numeric, string>> = {
 
 const KEYS = Object.keys(FLAGS) as Numeric[];
 
-const jobKey = (k: Numeric) => FLAGS[k].replaceAll('-', '_');
+const flagOf = (k: keyof GenerateOptions) => FLAGS[k as Numeric] ?? k;
+const jobKey = (k: keyof GenerateOptions) => flagOf(k).replaceAll('-', '_');
 
-/** The job-file keys of the options: `max_new_tokens`, `top_k`, … */
-export const JOB_OPTION_KEYS: ReadonlySet<string> = new Set(KEYS.map(jobKey));
+/** The job-file keys of the options: `max_new_tokens`, `top_k`, …, `stop`. */
+export const JOB_OPTION_KEYS: ReadonlySet<string> = new Set([...KEYS.map(jobKey), 'stop']);
 
 /** parseArgs declarations of the generation flags. */
-export const GENERATION_FLAGS = Object.fromEntries(KEYS.map((k) => [FLAGS[k], { type: 'string' }])) as Record<string, { type: 'string' }>;
+export const GENERATION_FLAGS = {
+  ...(Object.fromEntries(KEYS.map((k) => [FLAGS[k], { type: 'string' }])) as Record<string, { type: 'string' }>),
+  stop: { type: 'string', multiple: true },
+} as const;
 
 export const GENERATION_HELP = `  --max-new-tokens N        stop after N new tokens (default: generation_config.json, else 8192)
   --temperature T           0 = greedy (default: generation_config.json)
@@ -34,7 +38,8 @@ export const GENERATION_HELP = `  --max-new-tokens N        stop after N new tok
   --top-p P                 1 = off
   --repetition-penalty R    1 = off
   --seed S                  same seed, same output
-  --context N               KV-cache size in tokens (default: prompt + max new tokens)`;
+  --context N               KV-cache size in tokens (default: prompt + max new tokens)
+  --stop TEXT               end the reply where TEXT appears (not printed); repeat for several`;
 
 /** The generation options among parsed flags, checked; a bad value is a UsageError naming the flag. */
 export function generationOptions(values: Record<string, unknown>): GenerateOptions {
@@ -46,8 +51,9 @@ export function generationOptions(values: Record<string, unknown>): GenerateOpti
     if (typeof v !== 'string' || v.trim() === '' || !Number.isFinite(n)) throw new UsageError(`--${FLAGS[k]} expects a number, got '${v}'`);
     options[k] = n;
   }
+  if (values.stop !== undefined) options.stop = values.stop as string[];
   try {
-    checkOptions(options, (k) => `--${FLAGS[k]}`);
+    checkOptions(options, (k) => `--${flagOf(k)}`);
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
@@ -58,6 +64,7 @@ export function generationOptions(values: Record<string, unknown>): GenerateOpti
 export function jobOptions(job: Readonly<Record<string, unknown>>): GenerateOptions {
   const options: GenerateOptions = {};
   for (const k of KEYS) if (job[jobKey(k)] !== undefined) options[k] = job[jobKey(k)] as number;
+  if (job.stop !== undefined) options.stop = job.stop as string[];
   checkOptions(options, jobKey);
   return options;
 }

@@ -14,7 +14,7 @@ describe('parseJobs', () => {
     const text = [
       '{"id": "a", "prompt": "Describe it.", "images": ["pics/cat.jpg", "/abs/dog.png", "https://example.org/x.png"], "max_new_tokens": 7, "system": "Be brief."}',
       '',
-      '{"id": 2, "prompt": "Sum up.", "video": "clip.mp4", "temperature": 0}',
+      '{"id": 2, "prompt": "Sum up.", "video": "clip.mp4", "temperature": 0, "stop": ["END"]}',
       '{"id": "m", "messages": [{"role": "user", "content": [{"type": "image", "image": {"path": "scan.png"}}, {"type": "text", "text": "Read it."}]}]}',
     ].join('\n');
     const [a, b, m] = parseJobs(text, '/data/jobs.jsonl', { seed: 9, maxNewTokens: 100 });
@@ -36,7 +36,7 @@ describe('parseJobs', () => {
       options: { seed: 9, maxNewTokens: 7 },
     });
     expect(b.line).toBe(3);
-    expect(b.options).toEqual({ seed: 9, maxNewTokens: 100, temperature: 0 });
+    expect(b.options).toEqual({ seed: 9, maxNewTokens: 100, temperature: 0, stop: ['END'] });
     expect(b.messages[0].content).toEqual([{ type: 'video', video: '/data/clip.mp4' }, { type: 'text', text: 'Sum up.' }]);
     expect(m.messages[0].content).toEqual([{ type: 'image', image: { path: '/data/scan.png' } }, { type: 'text', text: 'Read it.' }]);
     expect([a, b, m].every((s) => s.error === undefined)).toBe(true);
@@ -57,6 +57,7 @@ describe('parseJobs', () => {
       '{"id": "ok", "prompt": "fine"}', // 11
       '{"id": "ok", "prompt": "again"}', // 12
       '{"id": "q", "messages": [{"role": "user", "content": [{"type": "image", "image": "a.png"}]}]}', // 13
+      '{"id": "s", "prompt": "x", "stop": "END"}', // 14
     ];
     const specs = parseJobs(lines.join('\n'), 'jobs.jsonl');
     const errs = Object.fromEntries(specs.map((s) => [s.line, [s.id, s.error]]));
@@ -73,6 +74,7 @@ describe('parseJobs', () => {
       10: ['z', /^jobs\.jsonl:10: give either "messages" or "prompt"/],
       12: ['line:12', /^jobs\.jsonl:12: duplicate id "ok" \(first on line 11\)/],
       13: ['q', /^jobs\.jsonl:13: messages\[0\]\.content\[0\]\.image must be/],
+      14: ['s', /^jobs\.jsonl:14: stop: expected an array of strings/],
     };
     for (const [line, [id, re]] of Object.entries(expected)) {
       expect(errs[line][0], `line ${line}`).toBe(id);

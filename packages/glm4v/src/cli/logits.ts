@@ -25,7 +25,7 @@ export async function logitsCommand(argv: string[]): Promise<void> {
     const { model } = await loadModel(values.model, device);
     try {
       const result = await computeLogits(model, input, { greedy, taps: values.taps });
-      await writeLogitsResult(values.out, result, model.config.text.hiddenSize);
+      await writeLogitsResult(values.out, result, model.config);
     } finally {
       model.dispose();
     }

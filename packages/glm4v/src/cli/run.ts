@@ -31,6 +31,7 @@ Options:
   --system TEXT             a system message
 ${GENERATION_HELP}
   --hide-thinking           print only the answer
+  --show-special            print special tokens and box markers too (by default they are removed)
   --json                    print one JSON object: answer, thinking, tokens, finish_reason, stats
   -h, --help                this text
 
@@ -46,6 +47,7 @@ const OPTIONS = {
   system: { type: 'string' },
   ...GENERATION_FLAGS,
   'hide-thinking': { type: 'boolean' },
+  'show-special': { type: 'boolean' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -76,7 +78,7 @@ export async function runCommand(argv: string[]): Promise<void> {
     }
   }
   if (prompt === undefined) throw new UsageError('no prompt given');
-  const options = generationOptions(v);
+  const options = { ...generationOptions(v), showSpecial: v['show-special'] };
   // media files are checked before the weights load (which can take minutes)
   for (const path of [...images, ...(v.video ?? [])]) await access(path).catch(() => Promise.reject(new InputError(`${path}: no such file or not readable`)));
   const content: ContentPart[] = [

@@ -22,6 +22,13 @@ export interface GenerateOptions {
   seed?: number;
   /** KV-cache size in tokens (default: prompt + maxNewTokens, at most max_position_embeddings). */
   contextLength?: number;
+  /**
+   * Strings that end the reply (finish reason 'stop'), matched on the decoded text, across token boundaries, tags
+   * and box markers included. Neither the stop string nor anything after it is in the text.
+   */
+  stop?: readonly string[];
+  /** Text events include special tokens and box markers (default: both removed; `tokens` always has every id). */
+  showSpecial?: boolean;
   signal?: AbortSignal;
 }
 
@@ -30,9 +37,11 @@ export interface ResolvedOptions {
   sampling?: SamplingOptions;
   maxNewTokens: number;
   seed: number;
+  stop: readonly string[];
+  showSpecial: boolean;
 }
 
-type NumericOption = Exclude<keyof GenerateOptions, 'signal'>;
+type NumericOption = Exclude<keyof GenerateOptions, 'signal' | 'stop' | 'showSpecial'>;
 
 const RULES: Readonly<Record<NumericOption, [(v: number) => boolean, string]>> = {
   maxNewTokens: [(v) => Number.isInteger(v) && v >= 1, 'an integer ≥ 1'],
@@ -45,10 +54,16 @@ const RULES: Readonly<Record<NumericOption, [(v: number) => boolean, string]>> =
 };
 
 /** Checks every given option; `nameOf` names it in the message (the CLI passes its flag names). */
-export function checkOptions(o: GenerateOptions, nameOf: (option: NumericOption) => string = (k) => `option ${k}`): void {
+export function checkOptions(o: GenerateOptions, nameOf: (option: keyof GenerateOptions) => string = (k) => `option ${k}`): void {
   for (const [k, [ok, what]] of Object.entries(RULES) as [NumericOption, [(v: number) => boolean, string]][]) {
     const v = o[k];
     if (v !== undefined && (typeof v !== 'number' || !ok(v))) throw new InputError(`${nameOf(k)} = ${v}: expected ${what}`);
+  }
+  if (o.stop !== undefined) {
+    if (!Array.isArray(o.stop)) throw new InputError(`${nameOf('stop')}: expected an array of strings`);
+    o.stop.forEach((s, i) => {
+      if (typeof s !== 'string' || s.length === 0) throw new InputError(`${nameOf('stop')}[${i}] = ${JSON.stringify(s)}: expected a non-empty string`);
+    });
   }
 }
 
@@ -59,10 +74,7 @@ export function resolveOptions(gen: GenerationConfig, o: GenerateOptions): Resol
   const repetitionPenalty = o.repetitionPenalty ?? gen.repetitionPenalty ?? 1;
   const seed = o.seed ?? Math.floor(Math.random() * 2 ** 32);
   const maxNewTokens = o.maxNewTokens ?? gen.maxNewTokens ?? 8192;
-  if (temperature === 0 && repetitionPenalty === 1) return { maxNewTokens, seed };
-  return {
-    sampling: { temperature, topK: o.topK ?? gen.topK ?? (sampled ? 50 : 0), topP: o.topP ?? gen.topP ?? 1, repetitionPenalty, seed },
-    maxNewTokens,
-    seed,
-  };
+  const common = { maxNewTokens, seed, stop: [...(o.stop ?? [])], showSpecial: o.showSpecial === true };
+  if (temperature === 0 && repetitionPenalty === 1) return common;
+  return { sampling: { temperature, topK: o.topK ?? gen.topK ?? (sampled ? 50 : 0), topP: o.topP ?? gen.topP ?? 1, repetitionPenalty, seed }, ...common };
 }

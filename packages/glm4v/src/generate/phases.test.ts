@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { type PhasedText, PhaseSplitter } from './phases.js';
 
-function run(pieces: string[]): PhasedText[] {
-  const s = new PhaseSplitter();
+function run(pieces: string[], keepBoxMarkers = false): PhasedText[] {
+  const s = new PhaseSplitter({ keepBoxMarkers });
   const out = [...pieces.flatMap((p) => s.push(p)), ...s.flush()];
   // merge consecutive pieces of one phase, as a reader would see them
   return out.reduce<PhasedText[]>((acc, p) => {
@@ -32,8 +32,13 @@ describe('PhaseSplitter', () => {
     expect(run(['plain answer ', '<thin'])).toEqual([{ text: 'plain answer <thin', phase: 'answer' }]);
   });
 
-  it('keeps box tokens and Chinese text in the answer', () => {
-    expect(run(['<think>想一想</think><answer>猫 <|begin_of_box|>[1, 2, 3, 4]<|end_of_box|></answer>'])).toEqual([
+  it('drops box markers, whole or split across pieces, and keeps Chinese text and the box contents', () => {
+    const pieces = ['<think>想一想</think><answer>猫 <|begin_of', '_box|>[1, 2, 3, 4]<|end_of_box|', '></answer>'];
+    expect(run(pieces)).toEqual([
+      { text: '想一想', phase: 'thinking' },
+      { text: '猫 [1, 2, 3, 4]', phase: 'answer' },
+    ]);
+    expect(run(pieces, true)).toEqual([
       { text: '想一想', phase: 'thinking' },
       { text: '猫 <|begin_of_box|>[1, 2, 3, 4]<|end_of_box|>', phase: 'answer' },
     ]);

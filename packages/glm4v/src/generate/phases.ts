@@ -1,7 +1,9 @@
 // Splits the streamed answer text into thinking and answer at the model's tags (spec §5.4):
 // <think>…</think> is thinking; everything else, <answer>…</answer> included, is the answer. The tags are
-// removed; whitespace between </think> and the answer is dropped. A piece that may be the start of a tag is
-// held back until the next piece decides it, so tags split across tokens are still recognised.
+// removed; whitespace between </think> and the answer is dropped. The box markers the model wraps short answers
+// and grounding boxes in (<|begin_of_box|>…<|end_of_box|>) are removed too, unless `keepBoxMarkers`. A piece that
+// may be the start of a tag is held back until the next piece decides it, so tags split across tokens are still
+// recognised.
 
 export type Phase = 'thinking' | 'answer';
 
@@ -11,12 +13,19 @@ export interface PhasedText {
 }
 
 const TAGS: Readonly<Record<string, Phase>> = { '<think>': 'thinking', '</think>': 'answer', '<answer>': 'answer', '</answer>': 'answer' };
+export const BOX_MARKERS: readonly string[] = ['<|begin_of_box|>', '<|end_of_box|>'];
 
 export class PhaseSplitter {
   phase: Phase = 'answer';
   private held = '';
   /** After </think>: leading whitespace of the answer is dropped. */
   private trimNext = false;
+  /** Every string removed from the text: the phase tags, and the box markers unless kept. */
+  private readonly removed: readonly string[];
+
+  constructor(opts: { keepBoxMarkers?: boolean } = {}) {
+    this.removed = [...Object.keys(TAGS), ...(opts.keepBoxMarkers ? [] : BOX_MARKERS)];
+  }
 
   push(text: string): PhasedText[] {
     this.held += text;
@@ -30,14 +39,16 @@ export class PhaseSplitter {
       }
       this.emit(this.held.slice(0, lt), out);
       this.held = this.held.slice(lt);
-      const tag = Object.keys(TAGS).find((t) => this.held.startsWith(t));
+      const tag = this.removed.find((t) => this.held.startsWith(t));
       if (tag) {
         this.held = this.held.slice(tag.length);
-        this.trimNext = tag === '</think>' || (tag === '<answer>' && this.trimNext);
-        this.phase = TAGS[tag];
+        if (tag in TAGS) {
+          this.trimNext = tag === '</think>' || (tag === '<answer>' && this.trimNext);
+          this.phase = TAGS[tag];
+        }
         continue;
       }
-      if (Object.keys(TAGS).some((t) => t.startsWith(this.held))) return out; // maybe a tag: wait for more
+      if (this.removed.some((t) => t.startsWith(this.held))) return out; // maybe a tag: wait for more
       this.emit('<', out);
       this.held = this.held.slice(1);
     }

@@ -1,7 +1,9 @@
 // Keeps one decode step in flight. The token chosen by a step stays on the GPU (session.token), where the next
 // step reads it; the host only needs it to stream text and spot a stop token. So the next step is submitted before
 // the previous token's 4 bytes are read back: the GPU never waits for the readback round trip and the host's
-// encoding of the next step. When a stop token comes, the one step already submitted is simply not used.
+// encoding of the next step. When a stop token comes, the one step already submitted is not used, but settle()
+// waits for it, so no GPU work and no readback outlive the loop (a readback abandoned to a later dispose() would
+// reject with nobody listening).
 
 import type { Session } from './session.js';
 import type { DecodeStep } from './glm4v.js';
@@ -15,7 +17,7 @@ export class DecodeLoop {
     private readonly session: Session,
     private readonly step: () => DecodeStep,
   ) {
-    this.pending = session.token.read();
+    this.pending = tracked(session.token.read());
   }
 
   /**
@@ -28,13 +30,26 @@ export class DecodeLoop {
     this.pending = undefined;
     if (more) {
       await this.step().run(++this.steps);
-      this.pending = this.session.token.read();
+      this.pending = tracked(this.session.token.read());
     }
     return (await current)[0];
+  }
+
+  /** Waits for the step still in flight, whose token is not wanted. Its errors are dropped: the loop is over. */
+  async settle(): Promise<void> {
+    const p = this.pending;
+    this.pending = undefined;
+    await p?.catch(() => undefined);
   }
 
   /** Whether a next step fits the session. */
   get canStep(): boolean {
     return this.session.length < this.session.capacity;
   }
+}
+
+/** A readback that may be abandoned when its loop ends by an error: marked handled, so it can never reject unheard. */
+function tracked<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => undefined);
+  return p;
 }

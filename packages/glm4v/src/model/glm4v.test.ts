@@ -7,7 +7,7 @@ import { Device, Graph, InputError, LimitError, Tensor } from '@glm4v/core';
 import { normal } from '@glm4v/core/testing';
 import { visionLayout } from './vision-layout.js';
 import { loadModel } from './load.js';
-import type { Glm4vModel } from './glm4v.js';
+import type { Glm4vModel, Taps } from './glm4v.js';
 import { readLogitsInputs } from '../logits-tool.js';
 
 const FIXTURES = join(import.meta.dirname, '../../../../conformance/fixtures');
@@ -39,6 +39,24 @@ describe('Glm4vModel.encodeVision', () => {
     await expect(model.encodeVision(two, h * w * perPatch - 4)).rejects.toBeInstanceOf(LimitError);
     together.dispose();
     apart.dispose();
+  });
+
+  it('collects the vision taps of every batch, in patch order', async () => {
+    const { images } = await readLogitsInputs(join(FIXTURES, 'case-b_image.safetensors'));
+    const [, h, w] = images!.grids[0];
+    const pixelValues = Float32Array.from([...images!.pixelValues, ...images!.pixelValues.map((v) => -v)]);
+    const two = { pixelValues, grids: [images!.grids[0], images!.grids[0]] };
+    const whole: Taps = {};
+    const apart: Taps = {};
+    (await model.encodeVision(two, undefined, whole)).dispose();
+    (await model.encodeVision(two, h * w * 4 * 1176, apart)).dispose(); // one image per batch
+    const c = model.config.vision;
+    const D = c.hiddenSize;
+    const valuesPerPatch = { vision_patch_embed: D, vision_embeddings: D, vision_block0: D, vision_downsample: c.outHiddenSize / 4 };
+    for (const [name, n] of Object.entries(valuesPerPatch)) {
+      expect(whole[name].length, name).toBe(2 * h * w * n);
+      expect(Array.from(apart[name]), name).toEqual(Array.from(whole[name]));
+    }
   });
 
   it('gives the same embeddings when the MLP and the merger run in row blocks', async () => {

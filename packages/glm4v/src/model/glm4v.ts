@@ -116,9 +116,10 @@ export class Glm4vModel {
   /**
    * Runs the vision tower over every image (or video temporal patch): embeddings [tokens, out_hidden], owned by the
    * caller. Images run in batches whose widest activation fits one storage binding; each image attends only to
-   * itself, so batching changes nothing but memory. `maxBindingBytes` (default: the device's limit) is for tests.
+   * itself, so batching changes nothing but memory. `maxBindingBytes` (default: the device's limit) is for tests;
+   * `taps` receives the vision tower's inner taps over every patch.
    */
-  async encodeVision(v: VisionInput, maxBindingBytes = this.device.limits.maxStorageBufferBindingSize): Promise<Tensor> {
+  async encodeVision(v: VisionInput, maxBindingBytes = this.device.limits.maxStorageBufferBindingSize, taps?: Taps): Promise<Tensor> {
     const c = this.config.vision;
     const merge = c.spatialMergeSize;
     const patchLen = patchLength(c);
@@ -132,7 +133,7 @@ export class Glm4vModel {
       let first = 0;
       for (const batch of this.visionBatches(frames, maxBindingBytes)) {
         const n = batch.reduce((k, [, h, w]) => k + h * w, 0);
-        await this.encodeBatch(v.pixelValues.subarray(first * patchLen, (first + n) * patchLen), batch, out, first / (merge * merge), maxBindingBytes);
+        await this.encodeBatch(v.pixelValues.subarray(first * patchLen, (first + n) * patchLen), batch, out, first / (merge * merge), maxBindingBytes, taps);
         first += n;
       }
       return out;
@@ -170,20 +171,26 @@ export class Glm4vModel {
     return batches;
   }
 
-  /** One vision pass over `frames`, its embeddings written into `out` from row `row`. */
-  private async encodeBatch(pixels: Float32Array, frames: readonly Grid[], out: Tensor, row: number, maxBindingBytes: number): Promise<void> {
+  /** One vision pass over `frames`, its embeddings written into `out` from row `row`, its taps appended to `taps`. */
+  private async encodeBatch(pixels: Float32Array, frames: readonly Grid[], out: Tensor, row: number, maxBindingBytes: number, taps?: Taps): Promise<void> {
     const c = this.config.vision;
     const layout = visionLayout(frames, c.spatialMergeSize);
     const d = this.device;
     const inputs: Tensor[] = [];
     const g = new Graph(d, 'vision');
+    const kept: Record<string, Tensor> = {};
+    const tap = (name: string, x: Tensor) => {
+      kept[name] = g.keep(g.tensor('f32', x.shape, name));
+      g.copy(x, kept[name]);
+    };
     try {
       inputs.push(await Tensor.fromArray(d, 'f32', [layout.patches, pixels.length / layout.patches], pixels, 'pixel_values'));
       inputs.push(await Tensor.fromArray(d, 'i32', [layout.patches, 4], layout.patchInfo, 'patch_info'));
       inputs.push(await Tensor.fromArray(d, 'i32', [layout.patches, 2], layout.coords, 'patch_coords'));
-      const embeds = this.vision.forward(g, { pixels: inputs[0], patchInfo: inputs[1], coords: inputs[2], segments: layout.segments, maxBindingBytes });
+      const embeds = this.vision.forward(g, { pixels: inputs[0], patchInfo: inputs[1], coords: inputs[2], segments: layout.segments, maxBindingBytes }, taps && tap);
       g.copy(embeds, out, embeds.byteSize, 0, row * c.outHiddenSize * 4);
       await g.run();
+      for (const [k, t] of Object.entries(kept)) taps![k] = concatFloat32([(taps![k] as Float32Array | undefined) ?? new Float32Array(0), (await t.read()) as Float32Array]);
     } finally {
       g.dispose();
       inputs.forEach((t) => t.dispose());
@@ -217,12 +224,14 @@ export class Glm4vModel {
     const offset = session.length + session.ropeDelta; // base of the first new run: running max + 1 (spec §8.2)
     const positions = offset === 0 ? rope.positions : rope.positions.map((p) => p + offset);
 
-    const vision = mm ? await this.encodeVision(mm) : undefined;
+    const visionTaps: Taps = {};
+    const vision = mm ? await this.encodeVision(mm, undefined, opts.taps ? visionTaps : undefined) : undefined;
     try {
       const result = await this.prefillChunks(session, ids, positions, vision, opts);
       if (opts.taps) {
+        Object.assign(result.taps!, visionTaps);
         result.taps!.position_ids = positions;
-        if (vision) result.taps!.image_embeds = (await vision.read()) as Float32Array;
+        if (vision) result.taps![input.videos ? 'video_embeds' : 'image_embeds'] = (await vision.read()) as Float32Array; // (Glm4vModel.forward)
       }
       session.length += S;
       session.ropeDelta += rope.ropeDelta; // next position = running max + 1 = (length + L) + old delta + new delta

@@ -124,6 +124,9 @@ export class PatchMerger {
   }
 }
 
+/** Receives a named activation at its point in the graph (the callee records a copy of what it keeps). */
+export type VisionTap = (name: string, x: Tensor) => void;
+
 /** Inputs of one vision forward pass, already on the GPU. */
 export interface VisionInputs {
   /** f32 [S, C·T·P·P] flattened patches in merge-window order. */
@@ -173,15 +176,24 @@ export class Glm4vVisionModel {
     return new Glm4vVisionModel(c, patchEmbedWeight, patchEmbedBias, postConv, posTable, blocks, postLayernorm, downsampleWeight, downsampleBias, merger);
   }
 
-  /** Patches [S, C·T·P·P] -> image embeddings [S/4, O] in placeholder order.  (Glm4vVisionModel.forward) */
-  forward(g: Graph, inp: VisionInputs): Tensor {
+  /**
+   * Patches [S, C·T·P·P] -> image embeddings [S/4, O] in placeholder order.  (Glm4vVisionModel.forward)
+   * `tap` sees the conformance taps inside the tower (docs/model.md#conformance-taps) as they are computed.
+   */
+  forward(g: Graph, inp: VisionInputs, tap?: VisionTap): Tensor {
     const c = this.config;
     const x = patchEmbed(g, inp.pixels, this.patchEmbedWeight, this.patchEmbedBias); //  [S, D]  (patch_embed)
+    tap?.('vision_patch_embed', x);
     const h = rmsNorm(g, x, this.postConvLayernorm, c.rmsNormEps); //                         (post_conv_layernorm)
     posEmbedBicubic(g, this.positionEmbedding, inp.patchInfo, { gridSize: c.imageSize / c.patchSize, out: h, accumulate: true }); // (embeddings)
-    for (const block of this.blocks) block.forward(g, h, inp, c);
+    tap?.('vision_embeddings', h);
+    this.blocks.forEach((block, j) => {
+      block.forward(g, h, inp, c);
+      if (j === 0) tap?.('vision_block0', h);
+    });
     const n = rmsNorm(g, h, this.postLayernorm, c.rmsNormEps); //                             (post_layernorm)
     const y = downsample(g, n, this.downsampleWeight, this.downsampleBias); //                [S/4, O] (downsample)
+    tap?.('vision_downsample', y);
     return this.merger.forward(g, y, inp.maxBindingBytes); //                                                      [S/4, O] (merger)
   }
 
