@@ -1,13 +1,12 @@
 // glm4v-run end to end (the built dist/cli.js, as a user runs it) on a tiny random-weight checkpoint.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeTinyCheckpoint } from './demo.js';
+import { ourError, runCli } from './cli/testing.js';
 
-const CLI = join(import.meta.dirname, '..', 'dist', 'cli.js');
 let dir: string;
 let tmp: string;
 
@@ -21,19 +20,7 @@ afterAll(async () => {
   await rm(tmp, { recursive: true, force: true });
 });
 
-function run(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, GLM4V_CACHE: join(tmp, 'cache'), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
-    p.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
-
-/** The last line of stderr that is ours (Dawn prints its own warnings on lavapipe). */
-const ourError = (stderr: string) => stderr.split('\n').filter((l) => l.startsWith('glm4v-run:')).join('\n');
+const run = (args: string[]) => runCli(args, { GLM4V_CACHE: join(tmp, 'cache') });
 
 const json = (stdout: string) => JSON.parse(stdout.trim().split('\n').pop()!);
 

@@ -1,20 +1,22 @@
 #!/usr/bin/env node
 // glm4v-run: the command line. Each subcommand lives in cli/<name>.ts and uses only the public API (but `logits`,
 // the black-box entry point for checking the port against a reference dump).
-// Exit status: 0 success, 2 usage error, 3 bad model or input, 4 device error.
+// Exit status: 0 success, 2 usage error, 3 bad model or input, 4 device error, 5 some batch jobs failed, 1 other.
 
 import { DeviceError, DeviceLostError, Glm4vError, LimitError, OutOfMemoryError, ShaderCompileError } from '@glm4v/core';
-import { logitsCommand } from './cli/logits.js';
 import { runCommand } from './cli/run.js';
-import { UsageError } from './cli/usage.js';
+import { JobsFailedError, UsageError } from './cli/usage.js';
 
-/** Subcommands by their first argument; anything else is one prompt (`runCommand`). */
-const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = {
-  logits: logitsCommand,
+/** Subcommands by their first argument, loaded when used; anything else is one prompt (`runCommand`). */
+const COMMANDS: Record<string, () => Promise<(argv: string[]) => Promise<void>>> = {
+  logits: async () => (await import('./cli/logits.js')).logitsCommand,
+  batch: async () => (await import('./cli/batch.js')).batchCommand,
+  worker: async () => (await import('./cli/worker.js')).workerCommand,
 };
 
 function exitCode(e: unknown): number {
   if (e instanceof UsageError) return 2;
+  if (e instanceof JobsFailedError) return 5;
   if (e instanceof DeviceError || e instanceof DeviceLostError || e instanceof OutOfMemoryError || e instanceof ShaderCompileError || e instanceof LimitError) return 4;
   if (e instanceof Glm4vError) return 3;
   const code = (e as NodeJS.ErrnoException)?.code;
@@ -26,7 +28,7 @@ async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   try {
     const command = COMMANDS[argv[0]];
-    if (command) await command(argv.slice(1));
+    if (command) await (await command())(argv.slice(1));
     else await runCommand(argv);
   } catch (e) {
     const code = exitCode(e);

@@ -36,6 +36,7 @@ export { expandPlaceholders, IMAGE_TOKEN, VIDEO_TOKEN } from './prompt/placehold
 export { makeTinyTokenizer, writeTinyTokenizer, tinySpecialIds, bytesToUnicode, TINY_SPECIAL_TOKENS, GLM_SPLIT_PATTERN, type TinySpecialToken } from './prompt/tiny-tokenizer.js';
 export { checkpointShapes, decoderLayerShapes, visionBlockShapes, globalShapes, type TensorShape } from './model/tensor-shapes.js';
 export { makeTinyCheckpoint, demoCheckpoint, TINY_CONFIG_JSON, DEMO_QUESTION, DEMO_VERSION, type TinyCheckpointOptions } from './demo.js';
+export { CLI, runCli, startCli, waitFor, redisServerProgram, startRedis, type CliProcess, type RedisServer } from './cli/testing.js';
 export { PhaseSplitter, type PhasedText } from './generate/phases.js';
 export { resolveOptions, type ResolvedOptions } from './generate/options.js';
 export { makeFixedCheckpoint, fixedChain, FIXED_REPLY, FIXED_REPLY_TOKENS } from './fixed-checkpoint.js';

@@ -5,17 +5,19 @@ import { access } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { join } from 'node:path';
 import { InputError } from '@glm4v/core';
-import { Glm4v, type GenerateOptions, type GenerateResult } from '../glm4v.js';
-import { checkOptions } from '../generate/options.js';
+import type { GenerateOptions, GenerateResult, Glm4v } from '../glm4v.js';
 import { DEMO_QUESTION, demoCheckpoint } from '../demo.js';
 import type { ContentPart, Message } from '../prompt/chat-template.js';
-import { ProgressBar } from './progress.js';
+import { GENERATION_FLAGS, GENERATION_HELP, generationOptions } from './generation-flags.js';
+import { loadWithBar } from './progress.js';
 import { UsageError } from './usage.js';
 
 const HELP = `Usage:
   glm4v-run --model DIR [options] "prompt"
   glm4v-run --demo [options] ["prompt"]
   glm4v-run logits --model DIR --inputs IN.safetensors --out OUT.safetensors [--greedy N] [--taps]
+  glm4v-run batch --model DIR --input JOBS.jsonl --output RESULTS.jsonl [--resume]   (batch --help)
+  glm4v-run worker --model DIR --queue redis://HOST:6379/NAME                       (worker --help)
 
 Runs GLM-4.1V-9B-Thinking (or a checkpoint of the same architecture) from a Hugging Face checkpoint folder on
 WebGPU, streaming the reply: the thinking dimmed, then the answer.
@@ -27,14 +29,7 @@ Options:
   --image PATH              an image (PNG, JPEG, WebP, GIF); repeat for several, in order
   --video PATH              a video (needs ffmpeg); a prompt carries images or a video, not both
   --system TEXT             a system message
-  --max-new-tokens N        stop after N new tokens (default: generation_config.json, else 8192)
-  --temperature T           0 = greedy (default: generation_config.json)
-  --top-k K                 0 = off
-  --top-p P                 1 = off
-  --repetition-penalty R    1 = off
-  --seed S                  same seed, same output
-  --context N               KV-cache size in tokens (default: prompt + max new tokens)
-  --stop TEXT               end the reply where TEXT appears (not printed); repeat for several
+${GENERATION_HELP}
   --hide-thinking           print only the answer
   --show-special            print special tokens and box markers too (by default they are removed)
   --json                    print one JSON object: answer, thinking, tokens, finish_reason, stats
@@ -50,26 +45,12 @@ const OPTIONS = {
   image: { type: 'string', multiple: true },
   video: { type: 'string', multiple: true },
   system: { type: 'string' },
-  'max-new-tokens': { type: 'string' },
-  temperature: { type: 'string' },
-  'top-k': { type: 'string' },
-  'top-p': { type: 'string' },
-  'repetition-penalty': { type: 'string' },
-  seed: { type: 'string' },
-  context: { type: 'string' },
-  stop: { type: 'string', multiple: true },
+  ...GENERATION_FLAGS,
   'hide-thinking': { type: 'boolean' },
   'show-special': { type: 'boolean' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
-
-function num(v: string | undefined, name: string): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n)) throw new UsageError(`--${name} expects a number, got '${v}'`);
-  return n;
-}
 
 export async function runCommand(argv: string[]): Promise<void> {
   let parsed;
@@ -97,23 +78,7 @@ export async function runCommand(argv: string[]): Promise<void> {
     }
   }
   if (prompt === undefined) throw new UsageError('no prompt given');
-  const options: GenerateOptions = {
-    maxNewTokens: num(v['max-new-tokens'], 'max-new-tokens'),
-    temperature: num(v.temperature, 'temperature'),
-    topK: num(v['top-k'], 'top-k'),
-    topP: num(v['top-p'], 'top-p'),
-    repetitionPenalty: num(v['repetition-penalty'], 'repetition-penalty'),
-    seed: num(v.seed, 'seed'),
-    contextLength: num(v.context, 'context'),
-    stop: v.stop,
-    showSpecial: v['show-special'],
-  };
-  const flags: Record<string, string> = { maxNewTokens: 'max-new-tokens', topK: 'top-k', topP: 'top-p', repetitionPenalty: 'repetition-penalty', contextLength: 'context' };
-  try {
-    checkOptions(options, (k) => `--${flags[k] ?? k}`);
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
+  const options = { ...generationOptions(v), showSpecial: v['show-special'] };
   // media files are checked before the weights load (which can take minutes)
   for (const path of [...images, ...(v.video ?? [])]) await access(path).catch(() => Promise.reject(new InputError(`${path}: no such file or not readable`)));
   const content: ContentPart[] = [
@@ -123,8 +88,7 @@ export async function runCommand(argv: string[]): Promise<void> {
   ];
   const messages: Message[] = [...(v.system !== undefined ? [{ role: 'system' as const, content: v.system }] : []), { role: 'user', content }];
 
-  const bar = process.stderr.isTTY && !v.json ? new ProgressBar(process.stderr) : undefined;
-  const model = await Glm4v.load(dir, { onProgress: bar && ((p) => bar.update(p.bytesDone, p.bytesTotal, p.tensor)) }).finally(() => bar?.done());
+  const model = await loadWithBar(dir, process.stderr.isTTY && !v.json);
   try {
     const result = await stream(model, messages, options, { json: Boolean(v.json), hideThinking: Boolean(v['hide-thinking']) });
     if (v.json) {

@@ -1,0 +1,131 @@
+// `glm4v-run batch`: a jobs file (JSONL) through the model on this machine, one result line per job, resumable;
+// or, with --queue, the same jobs on a Redis queue that any number of `glm4v-run worker`s drain (cli/queue.ts).
+
+import type { GenerateOptions } from '../glm4v.js';
+import { GENERATION_FLAGS, GENERATION_HELP, generationOptions } from './generation-flags.js';
+import { type JobResult, type JobSpec, JobRunner, describeError, errorKind, errorResult, jobKey, readJobs } from './jobs.js';
+import { loadWithBar } from './progress.js';
+import { queueCommand } from './queue.js';
+import { ResultsFile } from './results.js';
+import { Tally } from './tally.js';
+import { UsageError, parseFlags } from './usage.js';
+
+const HELP = `Usage:
+  glm4v-run batch --model DIR --input JOBS.jsonl --output RESULTS.jsonl [--resume] [generation options]
+  glm4v-run batch --queue redis://HOST:6379/NAME --input JOBS.jsonl [--attempts N] [generation options]
+  glm4v-run batch --queue redis://HOST:6379/NAME --collect RESULTS.jsonl
+  glm4v-run batch --queue redis://HOST:6379/NAME
+
+Runs every job of a JSONL file, one JSON object per line:
+  {"id": "a1", "prompt": "Describe it.", "images": ["photos/cat.jpg"], "max_new_tokens": 256}
+  {"id": "a2", "prompt": "Summarise the video.", "video": "clip.mp4", "system": "Be brief."}
+  {"id": "a3", "messages": [{"role": "user", "content": [{"type": "image", "image": {"path": "scan.png"}},
+                                                       {"type": "text", "text": "Read the text."}]}]}
+"id" (a string or an integer) is unique per file. Media paths are relative to the jobs file's folder; images may
+also be http(s) URLs. Generation options per job use the flags' names with _ (max_new_tokens, temperature,
+top_k, top_p, repetition_penalty, seed, context); the flags below set them for jobs that do not.
+Each finished job appends one line to the results file, flushed at once:
+  {"id", "answer", "thinking", "finish_reason", "usage": {prompt_tokens, completion_tokens, total_tokens}, "seed"}
+or, for a job that failed (bad line, missing or corrupt media, prompt over the context):
+  {"id", "answer": null, …, "finish_reason": "error", "error": {"code", "message"}}
+and the run goes on. A line that is not a job is answered with id "line:N" unless its id could be read.
+
+Options:
+  --model DIR               checkpoint folder
+  --input JOBS.jsonl        the jobs
+  --output RESULTS.jsonl    where results go; an existing file is refused unless --resume
+  --resume                  skip the jobs already in --output (a cut-off last line is removed and its job rerun)
+  --queue URL               redis[s]://[user:password@]HOST:PORT/NAME: a Redis-backed queue named NAME. With
+                            --input, adds the jobs (a job whose id is queued already is not added again); with
+                            --collect, waits until the queue is drained, appending each finished job's result
+                            (jobs already in the file are skipped, so collecting again is safe); alone, prints
+                            the queue's counts. Jobs run on \`glm4v-run worker\`s, which must see the media paths.
+  --attempts N              tries per job on a queue before it goes to the failed set (default 3; retries
+                            back off exponentially from 10 s); a bad job (input, file, context) is not retried
+${GENERATION_HELP}
+  -h, --help                this text
+
+Exit status: 0 every job succeeded, 5 some jobs failed (their lines carry "error"), 2 usage error,
+3 bad model or jobs file, 4 device error (the run stops; --resume continues it), 1 other (Redis unreachable).`;
+
+const OPTIONS = {
+  model: { type: 'string' },
+  input: { type: 'string' },
+  output: { type: 'string' },
+  resume: { type: 'boolean' },
+  queue: { type: 'string' },
+  collect: { type: 'string' },
+  attempts: { type: 'string' },
+  ...GENERATION_FLAGS,
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+export async function batchCommand(argv: string[]): Promise<void> {
+  const values = parseFlags(argv, OPTIONS);
+  if (values.help) {
+    console.log(HELP);
+    return;
+  }
+  const defaults = generationOptions(values);
+  if (values.queue) {
+    if (!values.input && Object.keys(defaults).length) throw new UsageError('generation options go with --input (they are stored with the queued jobs)');
+    if (values.model || values.output || values.resume) throw new UsageError('with --queue, jobs run on `glm4v-run worker --model DIR --queue …`: give --input to add jobs, --collect RESULTS.jsonl to gather results (no --model, --output, --resume)');
+    const attempts = values.attempts === undefined ? 3 : Number(values.attempts);
+    if (!Number.isInteger(attempts) || attempts < 1) throw new UsageError(`--attempts expects an integer ≥ 1, got '${values.attempts}'`);
+    await queueCommand({ url: values.queue, input: values.input, collect: values.collect, attempts, defaults });
+    return;
+  }
+  if (values.collect || values.attempts) throw new UsageError('--collect and --attempts go with --queue');
+  if (!values.model || !values.input || !values.output) throw new UsageError('batch needs --model DIR --input JOBS.jsonl --output RESULTS.jsonl (or --queue URL)');
+  await runLocal(values.model, values.input, values.output, Boolean(values.resume), defaults);
+}
+
+async function runLocal(dir: string, input: string, output: string, resume: boolean, defaults: GenerateOptions): Promise<void> {
+  const specs = await readJobs(input, defaults);
+  const results = await ResultsFile.open(output, resume);
+  try {
+    const keys = new Set(specs.map((s) => jobKey(s.id)));
+    const tally = new Tally(specs.length, new Map([...results.done].filter(([k]) => keys.has(k))));
+    if (results.repairedBytes) tally.note(`batch: ${output}: removed a half-written last line (${results.repairedBytes} bytes); its job runs again`);
+    const todo = specs.filter((s) => !results.done.has(jobKey(s.id)));
+    if (todo.length) {
+      const model = await loadWithBar(dir);
+      try {
+        tally.start();
+        await runJobs(todo, new JobRunner(model), async (r) => {
+          await results.append(r);
+          tally.add(r);
+        }).catch((e) => {
+          tally.note(`batch: stopped: finished jobs are in ${output}; run again with --resume to do the rest`);
+          throw e;
+        });
+      } finally {
+        model.dispose();
+      }
+    }
+    tally.finish(output);
+  } finally {
+    await results.close();
+  }
+}
+
+/**
+ * Runs `jobs` keeping `runner.slots` of them in flight, handing each result (or error result) to `done` as it
+ * comes. A fatal error (the GPU failed) stops the run: jobs in flight finish, no new one starts, and it is thrown.
+ */
+export async function runJobs(jobs: readonly JobSpec[], runner: JobRunner, done: (r: JobResult) => Promise<void>): Promise<void> {
+  let next = 0;
+  let fatal: unknown;
+  const lane = async () => {
+    while (fatal === undefined && next < jobs.length) {
+      const spec = jobs[next++];
+      const result = await runner.run(spec).catch((e) => {
+        if (errorKind(e) === 'fatal') fatal ??= e;
+        return errorKind(e) === 'fatal' ? undefined : errorResult(spec.id, describeError(e));
+      });
+      if (result) await done(result);
+    }
+  };
+  await Promise.all(Array.from({ length: runner.slots }, lane));
+  if (fatal !== undefined) throw fatal;
+}

@@ -1,0 +1,111 @@
+// `glm4v-run worker --model DIR --queue redis://HOST:6379/NAME [--concurrency N]`: loads the model once, then runs
+// jobs from the queue until stopped (SIGINT/SIGTERM: the jobs in hand finish first; a second signal quits at once).
+// One line on stderr per job started, done or failed.
+
+import { hostname } from 'node:os';
+import { Worker } from 'bullmq';
+import { JobRunner, type JobSpec } from './jobs.js';
+import { type QueueAddress, checkReachable, jobProcessor, parseQueueUrl } from './queue.js';
+import { loadWithBar } from './progress.js';
+import { UsageError, parseFlags } from './usage.js';
+
+const HELP = `Usage:
+  glm4v-run worker --model DIR --queue redis://HOST:6379/NAME [--concurrency N] [--stall-seconds S]
+
+Runs the jobs that \`glm4v-run batch --queue redis://HOST:6379/NAME --input JOBS.jsonl\` queued, until stopped
+(Ctrl-C or SIGTERM: the jobs in hand finish first; a second signal quits at once). Start one per GPU, on any
+number of machines; each must see the jobs' media paths (a shared filesystem) or get them by URL.
+
+Options:
+  --model DIR               checkpoint folder
+  --queue URL               redis[s]://[user:password@]HOST:PORT/NAME
+  --concurrency N           jobs held at once (default 1). The model decodes one job at a time, so for now more
+                            only claims jobs early; it will matter with batched decoding
+  --stall-seconds S         a job whose worker stops answering for S seconds (killed, machine lost) goes back
+                            to the queue for another worker (default 30); its jobs stay locked while it runs
+  -h, --help                this text
+
+Exit status: 0 stopped by a signal, 2 usage error, 3 bad model, 4 device error (the job in hand is retried
+elsewhere), 1 other (Redis unreachable).`;
+
+const OPTIONS = {
+  model: { type: 'string' },
+  queue: { type: 'string' },
+  concurrency: { type: 'string' },
+  'stall-seconds': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+function positive(v: string | undefined, flag: string, integer: boolean): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (v.trim() === '' || !(n > 0) || (integer && !Number.isInteger(n))) throw new UsageError(`${flag} expects ${integer ? 'an integer ≥ 1' : 'a number > 0'}, got '${v}'`);
+  return n;
+}
+
+export async function workerCommand(argv: string[]): Promise<void> {
+  const values = parseFlags(argv, OPTIONS);
+  if (values.help) {
+    console.log(HELP);
+    return;
+  }
+  if (!values.model || !values.queue) throw new UsageError('worker needs --model DIR --queue redis://HOST:6379/NAME');
+  const addr = parseQueueUrl(values.queue);
+  const stallMs = 1000 * (positive(values['stall-seconds'], '--stall-seconds', false) ?? 30);
+  const concurrency = positive(values.concurrency, '--concurrency', true);
+  await checkReachable(addr);
+
+  const model = await loadWithBar(values.model);
+  try {
+    const runner = new JobRunner(model);
+    await serve(addr, runner, { concurrency: concurrency ?? runner.slots, stallMs }, `${model.device.adapter.description || model.device.adapter.device}`);
+  } finally {
+    model.dispose();
+  }
+}
+
+/** Runs the queue's jobs until a signal or a fatal error (rethrown after the worker has closed). */
+async function serve(addr: QueueAddress, runner: JobRunner, o: { concurrency: number; stallMs: number }, adapter: string): Promise<void> {
+  const me = `worker ${hostname()}:${process.pid}`;
+  const log = (line: string) => process.stderr.write(`${me}: ${line}\n`);
+  let fatal: unknown;
+  let closing: Promise<void> | undefined;
+  const stop = () => {
+    if (closing) process.exit(130);
+    log('stopping: finishing the jobs in hand (signal again to quit now)');
+    closing = worker.close();
+  };
+  const onFatal = (e: unknown) => {
+    fatal ??= e;
+    closing ??= worker.close();
+  };
+  const worker = new Worker<JobSpec>(addr.name, jobProcessor(runner, onFatal), {
+    connection: addr.connection,
+    concurrency: o.concurrency,
+    lockDuration: o.stallMs,
+    stalledInterval: o.stallMs,
+    maxStalledCount: 2,
+    autorun: false,
+  });
+  const name = (job: { data: JobSpec }) => `job ${JSON.stringify(job.data.id)}`;
+  let lastError = '';
+  worker.on('error', (e) => e.message !== lastError && log(`Redis: ${(lastError = e.message)}`));
+  worker.on('active', (job) => log(`${name(job)} started (try ${job.attemptsMade + 1})`));
+  worker.on('completed', (job, r) => log(`${name(job)} done: ${r.usage?.completion_tokens} tokens, ${((job.finishedOn! - job.processedOn!) / 1000).toFixed(2)} s`));
+  worker.on('failed', (job, e) => {
+    if (!job) return;
+    const final = e.name === 'UnrecoverableError' || job.attemptsMade >= (job.opts.attempts ?? 1);
+    log(`${name(job)} failed${final ? '' : ', will be retried'}: ${e.message}`);
+  });
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  try {
+    log(`running jobs of ${addr.display} on ${adapter} (concurrency ${o.concurrency})`);
+    await worker.run();
+    await closing;
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+  }
+  if (fatal !== undefined) throw fatal;
+}
