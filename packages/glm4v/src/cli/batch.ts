@@ -113,7 +113,7 @@ async function runLocal(dir: string, input: string, output: string, resume: bool
  * Runs `jobs` keeping `runner.slots` of them in flight, handing each result (or error result) to `done` as it
  * comes. A fatal error (the GPU failed) stops the run: jobs in flight finish, no new one starts, and it is thrown.
  */
-export async function runJobs(jobs: readonly JobSpec[], runner: JobRunner, done: (r: JobResult) => Promise<void>): Promise<void> {
+async function runJobs(jobs: readonly JobSpec[], runner: JobRunner, done: (r: JobResult) => Promise<void>): Promise<void> {
   let next = 0;
   let fatal: unknown;
   const lane = async () => {
