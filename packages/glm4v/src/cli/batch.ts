@@ -120,8 +120,9 @@ async function runJobs(jobs: readonly JobSpec[], runner: JobRunner, done: (r: Jo
     while (fatal === undefined && next < jobs.length) {
       const spec = jobs[next++];
       const result = await runner.run(spec).catch((e) => {
-        if (errorKind(e) === 'fatal') fatal ??= e;
-        return errorKind(e) === 'fatal' ? undefined : errorResult(spec.id, describeError(e));
+        if (errorKind(e) !== 'fatal') return errorResult(spec.id, describeError(e));
+        fatal ??= e;
+        return undefined;
       });
       if (result) await done(result);
     }
