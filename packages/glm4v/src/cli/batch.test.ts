@@ -4,6 +4,8 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
+import { type Server, createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,14 +15,21 @@ import { CLI, ourError, runCli, startCli, waitFor } from './testing.js';
 
 let tmp: string;
 let ckpt: string;
+let http: Server; // serves the sample image at /sample.png, 404 elsewhere
+let base: string;
 
 beforeAll(async () => {
   tmp = await mkdtemp(join(tmpdir(), 'glm4v-batch-'));
   ckpt = join(tmp, 'ckpt');
   await makeTinyCheckpoint(ckpt);
   await writeFile(join(tmp, 'corrupt.png'), Buffer.from('\x89PNG\r\n\x1a\nthis is not an image'));
+  const png = await readFile(join(ckpt, 'sample.png'));
+  http = createServer((req, res) => (req.url === '/sample.png' ? res.end(png) : res.writeHead(404).end()));
+  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+  base = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
 });
 afterAll(async () => {
+  await new Promise((resolve) => http?.close(resolve));
   await rm(tmp, { recursive: true, force: true });
 });
 
@@ -37,16 +46,18 @@ describe('glm4v-run batch', () => {
       { id: 'missing', prompt: 'x', images: ['nope.jpg'] },
       { id: 'corrupt', prompt: 'x', images: ['corrupt.png'] },
       { id: 'long', prompt: 'a prompt far too long for a context of eight tokens', context: 8 },
+      { id: 'url', prompt: 'What is this?', images: [`${base}/sample.png`] },
+      { id: 'url404', prompt: 'x', images: [`${base}/gone.png`] },
     ].map((j) => JSON.stringify(j));
     await writeFile(jobs, [...lines.slice(0, 2), '{"id": "broken", "prompt": ', ...lines.slice(2), '{"id": "zh", "prompt": "这张图片里有什么？"}'].join('\n'));
     const out = join(tmp, 'mixed-results.jsonl');
     const r = await runCli(['batch', '--model', ckpt, '--input', jobs, '--output', out, '--max-new-tokens', '3', '--seed', '1', '--temperature', '0']);
     expect(r.code, r.stderr).toBe(5);
-    expect(r.stderr).toMatch(/batch: 7 jobs: 3 ok, 4 failed; this run 7 in [\d.]+ s \([\d.]+ jobs\/s, [\d.]+ tok\/s\)/);
-    expect(ourError(r.stderr)).toMatch(/^glm4v-run: 4 of 7 jobs failed/);
+    expect(r.stderr).toMatch(/batch: 9 jobs: 4 ok, 5 failed; this run 9 in [\d.]+ s \([\d.]+ jobs\/s, [\d.]+ tok\/s\)/);
+    expect(ourError(r.stderr)).toMatch(/^glm4v-run: 5 of 9 jobs failed/);
     const byId = new Map((await readResults(out)).map((x) => [x.id, x]));
-    expect([...byId.keys()].sort()).toEqual(['corrupt', 'image', 'line:3', 'long', 'missing', 'text', 'zh']);
-    for (const id of ['text', 'image', 'zh']) {
+    expect([...byId.keys()].sort()).toEqual(['corrupt', 'image', 'line:3', 'long', 'missing', 'text', 'url', 'url404', 'zh']);
+    for (const id of ['text', 'image', 'url', 'zh']) {
       const x = byId.get(id)!;
       expect(x.error, id).toBeUndefined();
       expect(x.usage!.completion_tokens).toBeGreaterThan(0);
@@ -58,6 +69,8 @@ describe('glm4v-run batch', () => {
     expect(byId.get('missing')!.error!.message).toMatch(/nope\.jpg/);
     expect(byId.get('corrupt')!.error!.message).toMatch(/corrupt\.png/);
     expect(byId.get('long')!.error!.code).toBe('CONTEXT_OVERFLOW');
+    expect(byId.get('url')).toEqual({ ...byId.get('image'), id: 'url' }); // the same image, by URL
+    expect(byId.get('url404')!.error).toEqual({ code: 'INPUT', message: `${base}/gone.png: HTTP 404 Not Found` });
     expect(byId.get('long')).toMatchObject({ answer: null, thinking: null, finish_reason: 'error', usage: null });
 
     // all good → exit 0; an existing output without --resume is refused before any work

@@ -113,15 +113,16 @@ async function runLocal(dir: string, input: string, output: string, resume: bool
  * Runs `jobs` keeping `runner.slots` of them in flight, handing each result (or error result) to `done` as it
  * comes. A fatal error (the GPU failed) stops the run: jobs in flight finish, no new one starts, and it is thrown.
  */
-export async function runJobs(jobs: readonly JobSpec[], runner: JobRunner, done: (r: JobResult) => Promise<void>): Promise<void> {
+async function runJobs(jobs: readonly JobSpec[], runner: JobRunner, done: (r: JobResult) => Promise<void>): Promise<void> {
   let next = 0;
   let fatal: unknown;
   const lane = async () => {
     while (fatal === undefined && next < jobs.length) {
       const spec = jobs[next++];
       const result = await runner.run(spec).catch((e) => {
-        if (errorKind(e) === 'fatal') fatal ??= e;
-        return errorKind(e) === 'fatal' ? undefined : errorResult(spec.id, describeError(e));
+        if (errorKind(e) !== 'fatal') return errorResult(spec.id, describeError(e));
+        fatal ??= e;
+        return undefined;
       });
       if (result) await done(result);
     }

@@ -89,7 +89,7 @@ async function serve(addr: QueueAddress, runner: JobRunner, o: { concurrency: nu
   });
   const name = (job: { data: JobSpec }) => `job ${JSON.stringify(job.data.id)}`;
   let lastError = '';
-  worker.on('error', (e) => e.message !== lastError && log(`Redis: ${(lastError = e.message)}`));
+  worker.on('error', (e) => e.message !== lastError && log(`error: ${(lastError = e.message)}`));
   worker.on('active', (job) => log(`${name(job)} started (try ${job.attemptsMade + 1})`));
   worker.on('completed', (job, r) => log(`${name(job)} done: ${r.usage?.completion_tokens} tokens, ${((job.finishedOn! - job.processedOn!) / 1000).toFixed(2)} s`));
   worker.on('failed', (job, e) => {
