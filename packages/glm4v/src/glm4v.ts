@@ -5,16 +5,15 @@
 // Prompt → chat template → placeholders expanded → tokens; images/videos → patches; prefill; then one recorded
 // decode step replayed per token, streaming text split into thinking and answer (spec §8.4).
 
-import { AbortError, ConfigError, ContextOverflowError, Device, type DeviceOptions, Graph, InputError, Tensor } from '@glm4v/core';
-import { type KvDType, createSamplerState, markPresent } from '@glm4v/kernels';
+import { ConfigError, ContextOverflowError, Device, type DeviceOptions, InputError } from '@glm4v/core';
+import type { KvDType } from '@glm4v/kernels';
 import type { LoadOptions } from './checkpoint/upload.js';
 import type { GenerationConfig, PreprocessorConfig } from './config.js';
-import { type GenerateOptions, type ResolvedOptions, resolveOptions } from './generate/options.js';
-import type { Phase } from './generate/phases.js';
-import { ReplyText } from './generate/reply.js';
-import type { DecodeStep, Glm4vModel, NextToken, PrefillInput } from './model/glm4v.js';
+import { type GenerateEvent, type GenerateResult, collect } from './generate/events.js';
+import { type GenerateOptions, resolveOptions } from './generate/options.js';
+import { TurnRecord, runTurn } from './generate/turn.js';
+import type { Glm4vModel, PrefillInput } from './model/glm4v.js';
 import type { Session } from './model/session.js';
-import { DecodeLoop } from './model/decode-loop.js';
 import { loadModel } from './model/load.js';
 import { preprocessImages } from './preprocess/image.js';
 import type { ImageInput, PreparedVideo } from './preprocess/types.js';
@@ -26,39 +25,10 @@ import { concatFloat32 } from './arrays.js';
 
 export type { GenerateOptions } from './generate/options.js';
 export type { Phase } from './generate/phases.js';
+export type { FinishReason, GenerateEvent, GenerateResult, GenerationStats } from './generate/events.js';
 
 export interface GenerateRequest {
   messages: readonly Message[];
-}
-
-export type FinishReason = 'stop' | 'length' | 'abort';
-
-export interface GenerationStats {
-  promptTokens: number;
-  /** Tokens the model produced, a final stop token included (which `token` events and `tokens` leave out). */
-  generatedTokens: number;
-  /** From the call to the first new token: preprocessing, vision and prefill. */
-  timeToFirstTokenMs: number;
-  prefillMs: number;
-  prefillTokensPerSecond: number;
-  decodeMs: number;
-  /** Tokens after the first, per second of decoding. */
-  decodeTokensPerSecond: number;
-  totalMs: number;
-  seed: number;
-}
-
-export type GenerateEvent =
-  | { type: 'token'; id: number }
-  | { type: 'text'; text: string; phase: Phase }
-  | { type: 'done'; finishReason: FinishReason; stats: GenerationStats };
-
-export interface GenerateResult {
-  thinking: string;
-  answer: string;
-  tokens: number[];
-  finishReason: FinishReason;
-  stats: GenerationStats;
 }
 
 export interface Glm4vLoadOptions extends LoadOptions {
@@ -167,103 +137,27 @@ export class Glm4v {
       throw new ContextOverflowError(`the prompt has ${prompt} tokens; the context holds ${capacity} (max_position_embeddings ${maxPos}${limit}), leaving no room to answer`);
     }
     const signal = options.signal ? AbortSignal.any([options.signal, this.disposal.signal]) : this.disposal.signal;
-    const owned: { dispose(): void }[] = [];
-    const times = { t0, prefill: performance.now(), first: performance.now() };
-    const result = { generated: 0, finish: 'abort' as FinishReason };
+    const record = new TurnRecord(t0);
+    let session: Session | undefined;
     try {
       if (!signal.aborted) {
-        const session = await this.model.createSession(capacity, this.kvCacheDType);
-        owned.push(session);
-        const next = await this.nextToken(opt, input.ids, owned);
-        times.prefill = performance.now();
-        const prefilled = await this.model.prefill(session, input, { next, signal }).then(() => true, (e) => {
-          if (e instanceof AbortError) return false;
-          throw e;
-        });
-        times.first = performance.now();
-        if (prefilled) yield* this.decode(session, next, opt, signal, owned, result);
+        session = await this.model.createSession(capacity, this.kvCacheDType);
+        const eos = new Set(this.generation.eosTokenIds);
+        yield* runTurn({ model: this.model, tokenizer: this.tokenizer, eos, session, input, promptIds: input.ids, opt, signal }, record);
       }
     } catch (e) {
       // dispose() during a generation frees the GPU under it: whatever fails then, the generation was aborted
       if (!this.disposal.signal.aborted) throw e;
-      result.finish = 'abort';
+      record.finish = 'abort';
     } finally {
-      owned.reverse().forEach((o) => o.dispose());
+      session?.dispose();
     }
-    yield { type: 'done', finishReason: result.finish, stats: stats(times, performance.now(), prompt, result.generated, opt.seed) };
-  }
-
-  /** How the next token is chosen: argmax, or sampling with a fresh sampler state that has seen the prompt. */
-  private async nextToken(opt: ResolvedOptions, ids: Int32Array, owned: { dispose(): void }[]): Promise<NextToken> {
-    if (!opt.sampling) return { kind: 'argmax' };
-    const state = await createSamplerState(this.device, this.model.config.text.vocabSize);
-    owned.push(state.presence);
-    // the repetition penalty counts the prompt's tokens as seen, as transformers does
-    const t = await Tensor.fromArray(this.device, 'i32', [ids.length], ids, 'prompt_ids');
-    const g = new Graph(this.device, 'mark-prompt');
-    try {
-      markPresent(g, state, t);
-      await g.run();
-    } finally {
-      g.dispose();
-      t.dispose();
-    }
-    return { kind: 'sample', options: opt.sampling, state };
-  }
-
-  /**
-   * Streams tokens from session.token (chosen by prefill) until a stop token or string, the limit or an abort,
-   * counting them and setting the finish reason in `result`. However it ends, the step in flight is waited for.
-   */
-  private async *decode(session: Session, next: NextToken, opt: ResolvedOptions, signal: AbortSignal, owned: { dispose(): void }[], result: { generated: number; finish: FinishReason }): AsyncGenerator<GenerateEvent> {
-    const eos = new Set(this.generation.eosTokenIds);
-    const reply = new ReplyText(this.tokenizer, opt);
-    let step: DecodeStep | undefined;
-    const loop = new DecodeLoop(session, () => {
-      if (!step) owned.push((step = this.model.recordDecode(session, { next })));
-      return step;
-    });
-    result.finish = 'length';
-    try {
-      for (;;) {
-        const aborted = signal.aborted;
-        const more = !aborted && result.generated + 1 < opt.maxNewTokens && loop.canStep;
-        const token = await loop.next(more);
-        result.generated++;
-        if (eos.has(token)) {
-          result.finish = 'stop';
-          break;
-        }
-        yield { type: 'token', id: token };
-        for (const piece of reply.push(token)) yield { type: 'text', ...piece };
-        if (reply.stopped) {
-          result.finish = 'stop';
-          break;
-        }
-        if (!more) {
-          if (aborted) result.finish = 'abort';
-          break;
-        }
-      }
-    } finally {
-      await loop.settle();
-    }
-    for (const piece of reply.flush()) yield { type: 'text', ...piece };
+    yield { type: 'done', finishReason: record.finish, stats: record.stats(prompt, 0, opt.seed) };
   }
 
   /** Runs generate() to the end and returns the whole reply; `onEvent` sees every event as it comes. */
-  async generateText(request: GenerateRequest, options: GenerateOptions = {}, onEvent?: (ev: GenerateEvent) => void): Promise<GenerateResult> {
-    const out: GenerateResult = { thinking: '', answer: '', tokens: [], finishReason: 'length', stats: undefined as never };
-    for await (const ev of this.generate(request, options)) {
-      onEvent?.(ev);
-      if (ev.type === 'token') out.tokens.push(ev.id);
-      else if (ev.type === 'text') out[ev.phase] += ev.text;
-      else {
-        out.finishReason = ev.finishReason;
-        out.stats = ev.stats;
-      }
-    }
-    return out;
+  generateText(request: GenerateRequest, options: GenerateOptions = {}, onEvent?: (ev: GenerateEvent) => void): Promise<GenerateResult> {
+    return collect(this.generate(request, options), onEvent);
   }
 
   /**
@@ -276,19 +170,4 @@ export class Glm4v {
     this.model.dispose();
     if (this.ownsDevice) this.device.dispose();
   }
-}
-
-function stats(t: { t0: number; prefill: number; first: number }, end: number, prompt: number, generated: number, seed: number): GenerationStats {
-  const decodeMs = end - t.first;
-  return {
-    promptTokens: prompt,
-    generatedTokens: generated,
-    timeToFirstTokenMs: t.first - t.t0,
-    prefillMs: t.first - t.prefill,
-    prefillTokensPerSecond: t.first > t.prefill ? prompt / ((t.first - t.prefill) / 1000) : 0,
-    decodeMs,
-    decodeTokensPerSecond: generated > 1 ? (generated - 1) / (decodeMs / 1000) : 0,
-    totalMs: end - t.t0,
-    seed,
-  };
 }
