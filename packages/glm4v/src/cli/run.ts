@@ -1,42 +1,36 @@
 // `glm4v-run [--model DIR | --demo] [options] "prompt"`: one prompt (with images or a video) through GLM-4.1V,
-// streamed to the terminal (the thinking dimmed, then the answer) or printed as one JSON object.
+// streamed to the terminal (the thinking dimmed, then the answer) or printed as one JSON object. The request is
+// checked before the weights load.
 
-import { access } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { join } from 'node:path';
-import { InputError } from '@glm4v/core';
-import { Glm4v, type GenerateOptions, type GenerateResult } from '../glm4v.js';
-import { checkOptions } from '../generate/options.js';
-import { DEMO_QUESTION, demoCheckpoint } from '../demo.js';
+import { text } from 'node:stream/consumers';
+import type { GenerateOptions } from '../generate/options.js';
+import type { Glm4v } from '../glm4v.js';
+import type { PreparedPrompt } from '../processor.js';
 import type { ContentPart, Message } from '../prompt/chat-template.js';
-import { ProgressBar } from './progress.js';
+import { GENERATE_FLAGS, GENERATE_HELP, MODEL_FLAGS, MODEL_HELP, flagOf, generateOptions, kvCacheFlag } from './flags.js';
+import { DEMO_QUESTION, modelDir, openModel } from './open.js';
+import { ReplyPrinter, statsLine } from './reply.js';
 import { UsageError } from './usage.js';
 
 const HELP = `Usage:
-  glm4v-run --model DIR [options] "prompt"
+  glm4v-run --model DIR [options] "prompt"      (prompt - reads it from stdin)
   glm4v-run --demo [options] ["prompt"]
+  glm4v-run chat --model DIR [options]           (an interactive conversation: glm4v-run chat --help)
   glm4v-run logits --model DIR --inputs IN.safetensors --out OUT.safetensors [--greedy N] [--taps]
 
 Runs GLM-4.1V-9B-Thinking (or a checkpoint of the same architecture) from a Hugging Face checkpoint folder on
 WebGPU, streaming the reply: the thinking dimmed, then the answer.
 
 Options:
-  --model DIR               checkpoint folder (config.json, tokenizer.json, *.safetensors)
-  --demo                    use a tiny checkpoint with RANDOM weights instead (made once, cached); with no
-                            prompt, asks about a bundled sample image
+${MODEL_HELP}
+                            (with --demo and no prompt, asks about a bundled sample image)
   --image PATH              an image (PNG, JPEG, WebP, GIF); repeat for several, in order
   --video PATH              a video (needs ffmpeg); a prompt carries images or a video, not both
   --system TEXT             a system message
-  --max-new-tokens N        stop after N new tokens (default: generation_config.json, else 8192)
-  --temperature T           0 = greedy (default: generation_config.json)
-  --top-k K                 0 = off
-  --top-p P                 1 = off
-  --repetition-penalty R    1 = off
-  --seed S                  same seed, same output
-  --context N               KV-cache size in tokens (default: prompt + max new tokens)
-  --stop TEXT               end the reply where TEXT appears (not printed); repeat for several
+${GENERATE_HELP}
   --hide-thinking           print only the answer
-  --show-special            print special tokens and box markers too (by default they are removed)
   --json                    print one JSON object: answer, thinking, tokens, finish_reason, stats
   -h, --help                this text
 
@@ -45,31 +39,15 @@ GLM4V_CACHE (where the demo checkpoint is kept).
 Exit status: 0 success, 2 usage error, 3 bad model or input, 4 device error.`;
 
 const OPTIONS = {
-  model: { type: 'string' },
-  demo: { type: 'boolean' },
+  ...MODEL_FLAGS,
+  ...GENERATE_FLAGS,
   image: { type: 'string', multiple: true },
   video: { type: 'string', multiple: true },
   system: { type: 'string' },
-  'max-new-tokens': { type: 'string' },
-  temperature: { type: 'string' },
-  'top-k': { type: 'string' },
-  'top-p': { type: 'string' },
-  'repetition-penalty': { type: 'string' },
-  seed: { type: 'string' },
-  context: { type: 'string' },
-  stop: { type: 'string', multiple: true },
   'hide-thinking': { type: 'boolean' },
-  'show-special': { type: 'boolean' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
-
-function num(v: string | undefined, name: string): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n)) throw new UsageError(`--${name} expects a number, got '${v}'`);
-  return n;
-}
 
 export async function runCommand(argv: string[]): Promise<void> {
   let parsed;
@@ -83,39 +61,17 @@ export async function runCommand(argv: string[]): Promise<void> {
     console.log(HELP);
     return;
   }
-  if (!v.model && !v.demo) throw new UsageError('give --model DIR (or --demo)');
-  if (v.model && v.demo) throw new UsageError('give either --model or --demo, not both');
   if (positionals.length > 1) throw new UsageError(`one prompt expected, got ${positionals.length} (quote the prompt)`);
-  const dir = v.demo ? await demoCheckpoint() : v.model!;
-  let prompt = positionals[0];
+  const options = generateOptions(v);
+  const kvCache = kvCacheFlag(v['kv-cache']);
+  const dir = await modelDir(v);
+  let prompt = positionals[0] === '-' ? (await text(process.stdin)).replace(/\s+$/, '') : positionals[0];
   let images = v.image ?? [];
-  if (v.demo) {
-    process.stderr.write('demo: a tiny checkpoint with RANDOM weights — the pipeline is real, the text is noise\n');
-    if (prompt === undefined && images.length === 0 && !v.video) {
-      prompt = DEMO_QUESTION;
-      images = [join(dir, 'sample.png')];
-    }
+  if (v.demo && prompt === undefined && images.length === 0 && !v.video) {
+    prompt = DEMO_QUESTION;
+    images = [join(dir, 'sample.png')];
   }
   if (prompt === undefined) throw new UsageError('no prompt given');
-  const options: GenerateOptions = {
-    maxNewTokens: num(v['max-new-tokens'], 'max-new-tokens'),
-    temperature: num(v.temperature, 'temperature'),
-    topK: num(v['top-k'], 'top-k'),
-    topP: num(v['top-p'], 'top-p'),
-    repetitionPenalty: num(v['repetition-penalty'], 'repetition-penalty'),
-    seed: num(v.seed, 'seed'),
-    contextLength: num(v.context, 'context'),
-    stop: v.stop,
-    showSpecial: v['show-special'],
-  };
-  const flags: Record<string, string> = { maxNewTokens: 'max-new-tokens', topK: 'top-k', topP: 'top-p', repetitionPenalty: 'repetition-penalty', contextLength: 'context' };
-  try {
-    checkOptions(options, (k) => `--${flags[k] ?? k}`);
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
-  // media files are checked before the weights load (which can take minutes)
-  for (const path of [...images, ...(v.video ?? [])]) await access(path).catch(() => Promise.reject(new InputError(`${path}: no such file or not readable`)));
   const content: ContentPart[] = [
     ...images.map((path): ContentPart => ({ type: 'image', image: { path } })),
     ...(v.video ?? []).map((path): ContentPart => ({ type: 'video', video: path })),
@@ -123,37 +79,22 @@ export async function runCommand(argv: string[]): Promise<void> {
   ];
   const messages: Message[] = [...(v.system !== undefined ? [{ role: 'system' as const, content: v.system }] : []), { role: 'user', content }];
 
-  const bar = process.stderr.isTTY && !v.json ? new ProgressBar(process.stderr) : undefined;
-  const model = await Glm4v.load(dir, { onProgress: bar && ((p) => bar.update(p.bytesDone, p.bytesTotal, p.tensor)) }).finally(() => bar?.done());
+  const open = await openModel(dir, { kvCache, quiet: Boolean(v.json) }, async (processor) => [await processor.prepare({ messages }, options, { nameOf: flagOf })]);
   try {
-    const result = await stream(model, messages, options, { json: Boolean(v.json), hideThinking: Boolean(v['hide-thinking']) });
-    if (v.json) {
-      console.log(JSON.stringify({ answer: result.answer, thinking: result.thinking, tokens: result.tokens, finish_reason: result.finishReason, stats: result.stats }));
-    } else {
-      const s = result.stats;
-      process.stderr.write(
-        `\n[${s.promptTokens} prompt tokens, ${s.generatedTokens} generated (${result.finishReason}); ` +
-          `first token ${(s.timeToFirstTokenMs / 1000).toFixed(2)} s, prefill ${s.prefillTokensPerSecond.toFixed(1)} tok/s, ` +
-          `decode ${s.decodeTokensPerSecond.toFixed(2)} tok/s; seed ${s.seed}; ${model.device.adapter.description || model.device.adapter.device}]\n`,
-      );
-    }
+    await answer(open.model, open.prompts[0], options, { json: Boolean(v.json), hideThinking: Boolean(v['hide-thinking']) });
   } finally {
-    model.dispose();
+    open.close();
   }
 }
 
-/** Prints the reply as it comes (thinking dimmed on a terminal, or hidden) and returns it whole. */
-async function stream(model: Glm4v, messages: Message[], options: GenerateOptions, out: { json: boolean; hideThinking: boolean }): Promise<GenerateResult> {
-  const tty = process.stdout.isTTY;
-  let phase: string | undefined;
-  const result = await model.generateText({ messages }, options, (ev) => {
-    if (ev.type !== 'text' || out.json || (ev.phase === 'thinking' && out.hideThinking)) return;
-    if (phase === 'thinking' && ev.phase === 'answer') process.stdout.write(tty ? '\x1b[0m\n' : '\n');
-    if (ev.phase === 'thinking' && phase !== 'thinking' && tty) process.stdout.write('\x1b[2m');
-    phase = ev.phase;
-    process.stdout.write(ev.text);
-  });
-  if (phase === 'thinking' && tty) process.stdout.write('\x1b[0m');
-  if (!out.json) process.stdout.write('\n');
-  return result;
+/** Streams the reply (or prints it as JSON at the end), then the stats line on stderr. */
+async function answer(model: Glm4v, request: PreparedPrompt, options: GenerateOptions, out: { json: boolean; hideThinking: boolean }): Promise<void> {
+  const printer = new ReplyPrinter(process.stdout, { hideThinking: out.hideThinking });
+  const result = await model.generateText(request, options, out.json ? undefined : printer.onEvent);
+  if (out.json) {
+    console.log(JSON.stringify({ answer: result.answer, thinking: result.thinking, tokens: result.tokens, finish_reason: result.finishReason, stats: result.stats }));
+    return;
+  }
+  printer.end();
+  process.stderr.write(`\n${statsLine(result.stats, result.finishReason, model.device.adapter.description || model.device.adapter.device)}\n`);
 }

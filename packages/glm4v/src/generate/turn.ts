@@ -19,14 +19,17 @@ export class TurnRecord {
   /** Every token read back, a final stop token included. */
   readonly tokens: number[] = [];
   finish: FinishReason = 'abort';
+  promptTokens = 0;
+  cachedTokens = 0;
+  seed = 0;
   prefillStart: number | undefined;
   first: number | undefined;
   last: number | undefined;
+  /** When the caller asked (preprocessing counts toward the time to first token). */
+  readonly t0 = performance.now();
 
-  /** `t0`: when the caller asked (preprocessing counts toward the time to first token). */
-  constructor(readonly t0: number) {}
-
-  stats(promptTokens: number, cachedTokens: number, seed: number): GenerationStats {
+  stats(): GenerationStats {
+    const { promptTokens, cachedTokens, seed } = this;
     const end = performance.now();
     const first = this.first ?? end;
     const prefillMs = this.prefillStart === undefined ? 0 : first - this.prefillStart;
