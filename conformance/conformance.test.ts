@@ -117,6 +117,12 @@ describe.each(MANIFEST)('conformance $case ($checkpoint): $description', ({ case
     expect(Array.from(result.greedyTokens!)).toEqual(Array.from(expected.get('greedy_tokens')!));
   });
 
+  it('8 greedy tokens with an f16 KV cache, the same', async (ctx) => {
+    if (!device.has('shader-f16')) ctx.skip();
+    const f16 = await computeLogits(await model(checkpoint), await readLogitsInputs(file), { greedy: 8, kvCacheDType: 'f16' });
+    expect(Array.from(f16.greedyTokens!)).toEqual(Array.from(expected.get('greedy_tokens')!));
+  });
+
   it('decode-step logits equal full-recompute logits', async () => {
     const m = await model(checkpoint);
     const input = await readLogitsInputs(file);

@@ -3,6 +3,7 @@
 // and typed as in the conformance fixtures.
 
 import { type Device, InputError } from '@glm4v/core';
+import type { KvDType } from '@glm4v/kernels';
 import { SafetensorsFile, type TensorInfo, writeSafetensors } from './checkpoint/safetensors.js';
 import type { SafetensorsDType } from './checkpoint/safetensors.js';
 import type { Glm4vModel, PrefillInput, Taps, VisionInput } from './model/glm4v.js';
@@ -13,6 +14,8 @@ export interface LogitsRequest {
   greedy?: number;
   /** Also return the intermediate activations. */
   taps?: boolean;
+  /** KV-cache element type (default f32). */
+  kvCacheDType?: KvDType;
 }
 
 export interface LogitsResult {
@@ -76,7 +79,7 @@ function toInt32(v: BigInt64Array | Int32Array, path: string, info: TensorInfo):
 export async function computeLogits(model: Glm4vModel, input: PrefillInput, req: LogitsRequest = {}): Promise<LogitsResult> {
   const greedy = req.greedy ?? 0;
   const S = input.ids.length;
-  const session = await model.createSession(S + Math.max(1, greedy));
+  const session = await model.createSession(S + Math.max(1, greedy), req.kvCacheDType);
   try {
     const pre = await model.prefill(session, input, { allLogits: true, taps: req.taps });
     const result: LogitsResult = { logits: pre.logits!, shape: [S, model.config.text.vocabSize], taps: pre.taps, ropeDelta: session.ropeDelta };
