@@ -164,7 +164,9 @@ describe('glm4v-run as the docs show it', () => {
     const path = `${join(ROOT, 'node_modules', '.bin')}:${process.env.PATH}`;
     const help = await exec('glm4v-run', ['--help'], { env: { PATH: path } });
     expect(help.code, help.stderr).toBe(0);
-    const helps = new Map([['run', help.stdout], ['logits', '--model --inputs --out --greedy --taps']]);
+    const chat = await run(['chat', '--help']);
+    expect(chat.code, chat.stderr).toBe(0);
+    const helps = new Map([['run', help.stdout], ['chat', chat.stdout], ['logits', '--model --inputs --out --greedy --taps']]);
     const lines = (await docs()).split('\n').filter((l) => /^(echo .*\| )?npx glm4v-run /.test(l));
     expect(lines.length).toBeGreaterThan(5);
     for (const line of lines) {

@@ -4,12 +4,14 @@
 // Exit status: 0 success, 2 usage error, 3 bad model or input, 4 device error.
 
 import { DeviceError, DeviceLostError, Glm4vError, LimitError, OutOfMemoryError, ShaderCompileError } from '@glm4v/core';
+import { chatCommand } from './cli/chat.js';
 import { logitsCommand } from './cli/logits.js';
 import { runCommand } from './cli/run.js';
 import { UsageError } from './cli/usage.js';
 
 /** Subcommands by their first argument; anything else is one prompt (`runCommand`). */
 const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = {
+  chat: chatCommand,
   logits: logitsCommand,
 };
 

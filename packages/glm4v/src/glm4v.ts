@@ -16,7 +16,9 @@ import { type GenerateOptions, resolveOptions } from './generate/options.js';
 import { type TurnRecord, runTurn } from './generate/turn.js';
 import { loadModel } from './model/load.js';
 import { type GenerateRequest, Glm4vProcessor, PreparedPrompt } from './processor.js';
+import type { Message } from './prompt/chat-template.js';
 import type { Tokenizer } from './prompt/tokenizer.js';
+import { Chat } from './chat.js';
 
 export type { GenerateOptions } from './generate/options.js';
 export type { Phase } from './generate/phases.js';
@@ -109,6 +111,14 @@ export class Glm4v {
   /** Runs generate() to the end and returns the whole reply; `onEvent` sees every event as it comes. */
   generateText(request: GenerateRequest | PreparedPrompt, options: GenerateOptions = {}, onEvent?: (ev: GenerateEvent) => void): Promise<GenerateResult> {
     return collect(this.generate(request, options), onEvent);
+  }
+
+  /**
+   * A conversation with this model: each `chat.send(message)` renders the whole history but prefills only the
+   * tokens its KV cache (kept across turns) does not hold. `history` starts it (a system message, earlier turns).
+   */
+  chat(history: readonly Message[] = []): Chat {
+    return new Chat(this.engine, history);
   }
 
   /**

@@ -35,3 +35,4 @@ export { makeTinyCheckpoint, demoCheckpoint, TINY_CONFIG_JSON, DEMO_QUESTION, DE
 export { PhaseSplitter, type PhasedText } from './generate/phases.js';
 export { resolveOptions, type ResolvedOptions } from './generate/options.js';
 export { makeFixedCheckpoint, fixedChain, FIXED_REPLY, FIXED_REPLY_TOKENS } from './fixed-checkpoint.js';
+export { ConversationCache } from './generate/conversation.js';

@@ -60,13 +60,21 @@ export class PreparedPrompt {
     return c;
   }
 
-  /** The prefill input of tokens [from, end): `from` must not cut a block, and cached media must lie before it. */
+  /** Index of the first media at or after token `from`. */
+  private firstMediaFrom(from: number): number {
+    const i = this.spans.findIndex(([a]) => a >= from);
+    return i < 0 ? this.media.length : i;
+  }
+
+  /** Whether input(from) can be built: `from` cuts no block, and every media after it was prepared here. */
+  covers(from: number): boolean {
+    return this.cutBefore(from) === from && this.firstMediaFrom(from) >= this.firstNew;
+  }
+
+  /** The prefill input of tokens [from, end) (see covers()). */
   input(from = 0): PrefillInput {
-    const inSuffix = this.spans.findIndex(([a]) => a >= from);
-    const first = inSuffix < 0 ? this.media.length : inSuffix;
-    if (this.cutBefore(from) !== from || first < this.firstNew) {
-      throw new InputError(`prefill from token ${from}: it cuts a media block or needs media that were not prepared`);
-    }
+    const first = this.firstMediaFrom(from);
+    if (!this.covers(from)) throw new InputError(`prefill from token ${from}: it cuts a media block or needs media that were not prepared`);
     const out: PrefillInput = { ids: this.ids.subarray(from) };
     const media = this.media.slice(first);
     if (media.length === 0) return out;
@@ -144,7 +152,7 @@ function checkTokenizer(dir: string, tokenizer: Tokenizer, config: Glm4vConfig):
 }
 
 /** The request's images and videos in prompt order (messages are checked by the template before this runs). */
-function mediaParts(messages: readonly Message[]): (ContentPart & { type: 'image' | 'video' })[] {
+export function mediaParts(messages: readonly Message[]): (ContentPart & { type: 'image' | 'video' })[] {
   return messages.flatMap((m) => (Array.isArray(m.content) ? m.content.filter((p): p is ContentPart & { type: 'image' | 'video' } => p.type === 'image' || p.type === 'video') : []));
 }
 
