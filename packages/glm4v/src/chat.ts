@@ -74,12 +74,17 @@ export class Chat {
     this.remember(messages, prompt, record.tokens, opt.stop);
   }
 
-  /** The history after a turn: its messages, the reply as the model wrote it, and the layout of its media. */
+  /**
+   * The history after a turn: its messages, the reply as the model wrote it (but for a final stop token, text
+   * after a stop string, and image or video tokens, which the next turn would take for media), and the layout
+   * of its media.
+   */
   private remember(messages: Message[], prompt: PreparedPrompt, tokens: readonly number[], stop: readonly string[]): void {
     mediaParts(messages).forEach((part, i) => this.known.set(part, prompt.media[i]));
-    const eos = this.engine.eos;
-    const ids = tokens.length > 0 && eos.has(tokens[tokens.length - 1]) ? tokens.slice(0, -1) : tokens;
-    let reply = this.engine.processor.tokenizer.decode(ids);
+    const t = this.engine.processor.config.tokens;
+    const media = new Set([t.image, t.video, t.imageStart, t.imageEnd, t.videoStart, t.videoEnd]);
+    const end = tokens.length > 0 && this.engine.eos.has(tokens[tokens.length - 1]) ? tokens.length - 1 : tokens.length;
+    let reply = this.engine.processor.tokenizer.decode(tokens.slice(0, end).filter((id) => !media.has(id)));
     const at = Math.min(...stop.map((s) => reply.indexOf(s)).filter((i) => i >= 0));
     if (Number.isFinite(at)) reply = reply.slice(0, at);
     this.history = [...messages, { role: 'assistant', content: reply }];

@@ -1,14 +1,13 @@
 // glm4v-run end to end (the built dist/cli.js, as a user runs it) on a tiny random-weight checkpoint.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeTinyCheckpoint } from './demo.js';
+import { ROOT, exec, lastJson as json, ourError, runCli } from '../test-fixtures/run-cli.js';
 
-const CLI = join(import.meta.dirname, '..', 'dist', 'cli.js');
-const ROOT = join(import.meta.dirname, '..', '..', '..');
 let dir: string;
 let tmp: string;
 
@@ -22,32 +21,8 @@ afterAll(async () => {
   await rm(tmp, { recursive: true, force: true });
 });
 
-interface Ran {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs a command to completion, `input` on its stdin. */
-function exec(cmd: string, args: string[], opts: { env?: Record<string, string>; input?: string; shell?: boolean } = {}): Promise<Ran> {
-  return new Promise((resolve) => {
-    const env = { ...process.env, GLM4V_CACHE: join(tmp, 'cache'), ...opts.env };
-    const p = spawn(cmd, args, { env, cwd: ROOT, shell: opts.shell, stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout!.on('data', (d) => (stdout += d));
-    p.stderr!.on('data', (d) => (stderr += d));
-    p.stdin?.end(opts.input);
-    p.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
-
-const run = (args: string[], env: Record<string, string> = {}, input?: string) => exec(process.execPath, [CLI, ...args], { env, input });
-
-/** The last line of stderr that is ours (Dawn prints its own warnings on lavapipe). */
-const ourError = (stderr: string) => stderr.split('\n').filter((l) => l.startsWith('glm4v-run:')).join('\n');
-
-const json = (stdout: string) => JSON.parse(stdout.trim().split('\n').pop()!);
+const cache = () => ({ GLM4V_CACHE: join(tmp, 'cache') });
+const run = (args: string[], env: Record<string, string> = {}, input?: string) => runCli(args, { env: { ...cache(), ...env }, input });
 
 describe('glm4v-run', () => {
   it('answers a text prompt as JSON with the stats', async () => {
@@ -162,7 +137,7 @@ describe('glm4v-run as the docs show it', () => {
 
   it('is on PATH after npm ci (node_modules/.bin), and every flag the docs use is one it takes', async () => {
     const path = `${join(ROOT, 'node_modules', '.bin')}:${process.env.PATH}`;
-    const help = await exec('glm4v-run', ['--help'], { env: { PATH: path } });
+    const help = await exec('glm4v-run', ['--help'], { env: { ...cache(), PATH: path } });
     expect(help.code, help.stderr).toBe(0);
     const chat = await run(['chat', '--help']);
     expect(chat.code, chat.stderr).toBe(0);
@@ -179,7 +154,7 @@ describe('glm4v-run as the docs show it', () => {
     const lines = (await docs()).split('\n').filter((l) => l.startsWith('npx glm4v-run --demo'));
     expect(lines.length).toBeGreaterThanOrEqual(2);
     for (const line of lines) {
-      const r = await exec(line.replace(/#.*/, ''), [], { shell: true });
+      const r = await exec(line.replace(/#.*/, ''), [], { env: cache(), shell: true });
       expect(r.code, `${line}\n${r.stderr}`).toBe(0);
       expect(r.stdout.trim().length, line).toBeGreaterThan(0);
     }

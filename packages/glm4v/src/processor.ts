@@ -13,7 +13,6 @@ import type { Grid } from './grid.js';
 import type { PrefillInput, VisionInput } from './model/glm4v.js';
 import { checkVisionFits, patchLength } from './model/vision.js';
 import { preprocessImages } from './preprocess/image.js';
-import type { ImageInput } from './preprocess/types.js';
 import { preprocessVideo } from './preprocess/video.js';
 import { ChatTemplate, type ContentPart, type Message } from './prompt/chat-template.js';
 import { checkOneMediaKind, expandPlaceholders, mediaSpans } from './prompt/placeholders.js';
@@ -151,9 +150,11 @@ function checkTokenizer(dir: string, tokenizer: Tokenizer, config: Glm4vConfig):
   }
 }
 
+type MediaPart = Extract<ContentPart, { type: 'image' } | { type: 'video' }>;
+
 /** The request's images and videos in prompt order (messages are checked by the template before this runs). */
-export function mediaParts(messages: readonly Message[]): (ContentPart & { type: 'image' | 'video' })[] {
-  return messages.flatMap((m) => (Array.isArray(m.content) ? m.content.filter((p): p is ContentPart & { type: 'image' | 'video' } => p.type === 'image' || p.type === 'video') : []));
+export function mediaParts(messages: readonly Message[]): MediaPart[] {
+  return messages.flatMap((m) => (Array.isArray(m.content) ? m.content.filter((p): p is MediaPart => p.type === 'image' || p.type === 'video') : []));
 }
 
 /**
@@ -188,24 +189,27 @@ export async function prepareMessages(
   const text = expandPlaceholders(rendered, media.filter((m) => m.kind === 'image').map((m) => m.grid), videos, p.config.vision.spatialMergeSize);
   const ids = Int32Array.from(p.tokenizer.encode(text));
   p.contextFor(ids.length, o, nameOf);
-  return new PreparedPrompt(text, ids, media, mediaSpans(ids, p.config.tokens), pixels, parts.length - fresh.length, patchLength(p.config.vision));
+  const spans = mediaSpans(ids, p.config.tokens);
+  if (spans.length !== media.length) throw new InputError(`the prompt has ${spans.length} image or video blocks for ${media.length} images or videos: is there a <|begin_of_image|> or <|begin_of_video|> in the text?`);
+  return new PreparedPrompt(text, ids, media, spans, pixels, parts.length - fresh.length, patchLength(p.config.vision));
 }
 
 /** Decodes, resizes and patchifies `parts` (all images or all videos) with this request's budget and sampling. */
 async function preprocessMedia(
-  p: Glm4vProcessor, parts: readonly (ContentPart & { type: 'image' | 'video' })[], o: GenerateOptions,
+  p: Glm4vProcessor, parts: readonly MediaPart[], o: GenerateOptions,
 ): Promise<{ layouts: MediaLayout[]; pixels: Float32Array }> {
-  if (parts.length === 0) return { layouts: [], pixels: new Float32Array(0) };
-  if (parts[0].type === 'image') {
+  const images = parts.flatMap((m) => (m.type === 'image' ? [m.image] : []));
+  const videos = parts.flatMap((m) => (m.type === 'video' ? [m.video] : []));
+  if (images.length > 0) {
     const cfg = withBudget(p.imageConfig, o);
-    const img = await preprocessImages(parts.map((m) => (m as { image: ImageInput }).image), cfg);
+    const img = await preprocessImages(images, cfg);
     return { layouts: img.grids.map((grid) => ({ kind: 'image', grid, timestamps: [] })), pixels: img.pixelValues };
   }
   const cfg = withBudget(p.videoConfig, o);
   const layouts: MediaLayout[] = [];
   const pixels: Float32Array[] = [];
-  for (const m of parts) {
-    const v = await preprocessVideo((m as { video: string }).video, cfg, { fps: o.fps, maxFrames: o.maxFrames });
+  for (const path of videos) {
+    const v = await preprocessVideo(path, cfg, { fps: o.fps, maxFrames: o.maxFrames });
     layouts.push({ kind: 'video', grid: v.grids[0], timestamps: v.timestamps });
     pixels.push(v.pixelValues);
   }

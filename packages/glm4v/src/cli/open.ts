@@ -4,7 +4,7 @@
 
 import { Device, InputError } from '@glm4v/core';
 import type { LoadProgress } from '../checkpoint/upload.js';
-import { DEMO_QUESTION, demoCheckpoint } from '../demo.js';
+import { demoCheckpoint } from '../demo.js';
 import { Glm4v } from '../glm4v.js';
 import { Glm4vProcessor, type PreparedPrompt } from '../processor.js';
 import { ProgressBar } from './progress.js';
@@ -18,8 +18,6 @@ export async function modelDir(v: { model?: string; demo?: boolean }): Promise<s
   process.stderr.write('demo: a tiny checkpoint with RANDOM weights — the pipeline is real, the text is noise\n');
   return demoCheckpoint();
 }
-
-export { DEMO_QUESTION };
 
 /** A model opened for a command; close() frees it and its device. */
 export interface OpenModel {

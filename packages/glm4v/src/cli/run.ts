@@ -10,7 +10,8 @@ import type { Glm4v } from '../glm4v.js';
 import type { PreparedPrompt } from '../processor.js';
 import type { ContentPart, Message } from '../prompt/chat-template.js';
 import { GENERATE_FLAGS, GENERATE_HELP, MODEL_FLAGS, MODEL_HELP, flagOf, generateOptions, kvCacheFlag } from './flags.js';
-import { DEMO_QUESTION, modelDir, openModel } from './open.js';
+import { DEMO_QUESTION } from '../demo.js';
+import { modelDir, openModel } from './open.js';
 import { ReplyPrinter, statsLine } from './reply.js';
 import { UsageError } from './usage.js';
 

@@ -1,6 +1,7 @@
 // What every reply of a loaded model shares, whoever asks (Glm4v.generate, a Chat turn): the model and its
-// processor, one generation at a time, dispose() ending a reply in progress as an abort, and the closing `done`
-// event with the stats.
+// processor, one generation at a time, dispose() ending a reply in progress as an abort, the closing `done`
+// event with the stats, and afterwards the pool's idle buffers given back (so GPU memory does not grow with each
+// new mix of prompt lengths).
 
 import { InputError } from '@glm4v/core';
 import type { KvDType } from '@glm4v/kernels';
@@ -45,6 +46,7 @@ export class Engine {
       yield { type: 'done', finishReason: record.finish, stats: record.stats() };
     } finally {
       this.busy = false;
+      this.model.device.pool.trimIdle(); // buffers this reply did not use go back to the device
     }
   }
 }
