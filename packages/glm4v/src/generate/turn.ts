@@ -73,8 +73,9 @@ export async function* runTurn(t: TurnInputs, record: TurnRecord): AsyncGenerato
     try {
       await t.model.prefill(t.session, t.input, { next, signal: t.signal });
     } catch (e) {
-      if (e instanceof AbortError) return;
-      throw e;
+      if (!(e instanceof AbortError)) throw e;
+      await t.model.device.sync(); // aborted between passes: the passes already submitted finish first
+      return;
     }
     yield* decode(t, next, owned, record);
   } finally {
