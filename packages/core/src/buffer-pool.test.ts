@@ -43,6 +43,25 @@ describe('BufferPool', () => {
     expect(pool.stats.bytesAllocated).toBe(pool.stats.bytesInUse);
   });
 
+  it('trimIdle gives back the free buffers not taken since the last call, and keeps those that were', async () => {
+    const pool = device.pool;
+    pool.trimIdle();
+    const base = pool.stats.bytesAllocated;
+    const a = await pool.acquire(300_000, 'a');
+    const b = await pool.acquire(700_000, 'b');
+    pool.release(a);
+    pool.release(b);
+    pool.trimIdle(); // both taken since the last call: both kept
+    expect(pool.stats.bytesAllocated).toBe(base + sizeClass(300_000) + sizeClass(700_000));
+    const again = await pool.acquire(300_000, 'a again');
+    expect(again).toBe(a);
+    pool.release(again);
+    pool.trimIdle(); // b idle since the last call: destroyed
+    expect(pool.stats.bytesAllocated).toBe(base + sizeClass(300_000));
+    pool.trimIdle();
+    expect(pool.stats.bytesAllocated).toBe(base);
+  });
+
   it('tensors return their buffers on dispose', async () => {
     const base = device.pool.stats.bytesInUse;
     const t = await Tensor.empty(device, 'f32', [1000]);

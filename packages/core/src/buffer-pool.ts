@@ -32,6 +32,8 @@ export class BufferPool {
   private readonly free = new Map<number, GPUBuffer[]>();
   private readonly sizes = new Map<GPUBuffer, number>();
   private readonly inUse = new Set<GPUBuffer>();
+  /** Buffers handed out since the last trimIdle(). */
+  private readonly taken = new Set<GPUBuffer>();
   private s: PoolStats = { bytesInUse: 0, peakBytesInUse: 0, bytesAllocated: 0, peakBytesAllocated: 0, reused: 0, created: 0 };
 
   constructor(device: Device) {
@@ -61,6 +63,7 @@ export class BufferPool {
     const buffer = cached ?? (await this.create(size, label));
     if (cached) this.s.reused++;
     this.inUse.add(buffer);
+    this.taken.add(buffer);
     this.s.bytesInUse += size;
     this.s.peakBytesInUse = Math.max(this.s.peakBytesInUse, this.s.bytesInUse);
     return buffer;
@@ -106,6 +109,21 @@ export class BufferPool {
     this.free.clear();
   }
 
+  /**
+   * Destroys the free buffers that no acquire() has taken since the last call: called after each piece of work
+   * (a reply), it keeps cached what that work used and gives back what it did not, so the memory held stays that
+   * of the work in progress instead of growing with every new mix of sizes.
+   */
+  trimIdle(): void {
+    for (const [size, list] of this.free) {
+      const keep = list.filter((b) => this.taken.has(b));
+      for (const b of list) if (!this.taken.has(b)) this.destroy(b);
+      if (keep.length > 0) this.free.set(size, keep);
+      else this.free.delete(size);
+    }
+    this.taken.clear();
+  }
+
   destroyAll(): void {
     this.trim();
     for (const b of this.inUse) this.destroy(b);
@@ -116,6 +134,7 @@ export class BufferPool {
   private destroy(buffer: GPUBuffer): void {
     this.s.bytesAllocated -= this.sizes.get(buffer) ?? 0;
     this.sizes.delete(buffer);
+    this.taken.delete(buffer);
     buffer.destroy();
   }
 

@@ -1,11 +1,12 @@
 // glm4v-run end to end (the built dist/cli.js, as a user runs it) on a tiny random-weight checkpoint.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeTinyCheckpoint } from './demo.js';
-import { ourError, runCli } from './cli/testing.js';
+import { ROOT, exec, lastJson as json, ourError, runCli } from './cli/testing.js';
 
 let dir: string;
 let tmp: string;
@@ -20,9 +21,8 @@ afterAll(async () => {
   await rm(tmp, { recursive: true, force: true });
 });
 
-const run = (args: string[]) => runCli(args, { GLM4V_CACHE: join(tmp, 'cache') });
-
-const json = (stdout: string) => JSON.parse(stdout.trim().split('\n').pop()!);
+const cache = () => ({ GLM4V_CACHE: join(tmp, 'cache') });
+const run = (args: string[], env: Record<string, string> = {}, input?: string) => runCli(args, { env: { ...cache(), ...env }, input });
 
 describe('glm4v-run', () => {
   it('answers a text prompt as JSON with the stats', async () => {
@@ -92,5 +92,72 @@ describe('glm4v-run', () => {
     const help = await run(['--help']);
     expect(help.code).toBe(0);
     expect(help.stdout).toMatch(/Usage:/);
+  });
+});
+
+describe('glm4v-run request flags', () => {
+  const img = () => join(dir, 'sample.png');
+  const tokensOf = async (args: string[]) => {
+    const r = await run(['--model', dir, '--json', '--max-new-tokens', '1', ...args]);
+    expect(r.code, r.stderr).toBe(0);
+    return json(r.stdout).stats.promptTokens as number;
+  };
+
+  it('--min-pixels / --max-pixels set the image budget; crossed, they are a usage error naming both', async () => {
+    const [dflt, small, large] = [await tokensOf(['--image', img(), 'x']), await tokensOf(['--image', img(), '--max-pixels', '20000', 'x']), await tokensOf(['--image', img(), '--min-pixels', '400000', 'x'])];
+    expect(small).toBeLessThan(dflt);
+    expect(large).toBeGreaterThan(dflt);
+    const crossed = await run(['--model', dir, '--min-pixels', '9000', '--max-pixels', '8000', 'x']);
+    expect(crossed.code).toBe(2);
+    expect(ourError(crossed.stderr)).toMatch(/--min-pixels = 9000 is above --max-pixels = 8000/);
+  });
+
+  it.skipIf(spawnSync('ffmpeg', ['-version']).status !== 0)('--fps and --max-frames set the video sampling', async () => {
+    const clip = join(tmp, 'clip.mp4');
+    expect(spawnSync('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc=size=112x84:rate=8', '-t', '3', '-pix_fmt', 'yuv420p', clip]).status).toBe(0);
+    const [dflt, faster, capped] = [await tokensOf(['--video', clip, 'x']), await tokensOf(['--video', clip, '--fps', '4', 'x']), await tokensOf(['--video', clip, '--fps', '4', '--max-frames', '4', 'x'])];
+    expect(faster).toBeGreaterThan(dflt);
+    expect(capped).toBeLessThan(faster);
+    expect((await run(['--model', dir, '--video', clip, '--max-frames', '1', 'x'])).code).toBe(2);
+  });
+
+  it('--kv-cache f16 or f32, nothing else; a prompt - comes from stdin', async () => {
+    const f16 = await run(['--model', dir, '--json', '--kv-cache', 'f16', '--max-new-tokens', '3', 'Hi']);
+    expect(f16.code, f16.stderr).toBe(0);
+    expect((await run(['--model', dir, '--kv-cache', 'f8', 'Hi'])).code).toBe(2);
+    const piped = await run(['--model', dir, '--json', '--max-new-tokens', '3', '--temperature', '0', '-'], {}, '你好, how are you?\n');
+    const given = await run(['--model', dir, '--json', '--max-new-tokens', '3', '--temperature', '0', '你好, how are you?']);
+    expect(piped.code, piped.stderr).toBe(0);
+    expect([json(piped.stdout).stats.promptTokens, json(piped.stdout).tokens]).toEqual([json(given.stdout).stats.promptTokens, json(given.stdout).tokens]);
+  });
+});
+
+describe('glm4v-run as the docs show it', () => {
+  const docs = async () => (await Promise.all(['README.md', 'packages/glm4v/README.md'].map((f) => readFile(join(ROOT, f), 'utf8')))).join('\n');
+
+  it('is on PATH after npm ci (node_modules/.bin), and every flag the docs use is one it takes', async () => {
+    const path = `${join(ROOT, 'node_modules', '.bin')}:${process.env.PATH}`;
+    const help = await exec('glm4v-run', ['--help'], { env: { ...cache(), PATH: path } });
+    expect(help.code, help.stderr).toBe(0);
+    const subcommands = ['chat', 'batch', 'worker'];
+    const subHelps = await Promise.all(subcommands.map((c) => run([c, '--help'])));
+    for (const r of subHelps) expect(r.code, r.stderr).toBe(0);
+    const helps = new Map([['run', help.stdout], ...subcommands.map((c, i) => [c, subHelps[i].stdout] as [string, string]), ['logits', '--model --inputs --out --greedy --taps']]);
+    const lines = (await docs()).split('\n').filter((l) => /^(echo .*\| )?npx glm4v-run /.test(l));
+    expect(lines.length).toBeGreaterThan(5);
+    for (const line of lines) {
+      const command = line.match(/glm4v-run (logits|chat|batch|worker)\b/)?.[1] ?? 'run';
+      for (const flag of line.replace(/#.*/, '').match(/(?<=\s)--[a-z-]+/g) ?? []) expect(helps.get(command), `${flag} in: ${line}`).toContain(flag);
+    }
+  });
+
+  it('runs the --demo lines of the READMEs verbatim', async () => {
+    const lines = (await docs()).split('\n').filter((l) => l.startsWith('npx glm4v-run --demo'));
+    expect(lines.length).toBeGreaterThanOrEqual(2);
+    for (const line of lines) {
+      const r = await exec(line.replace(/#.*/, ''), [], { env: cache(), shell: true });
+      expect(r.code, `${line}\n${r.stderr}`).toBe(0);
+      expect(r.stdout.trim().length, line).toBeGreaterThan(0);
+    }
   });
 });

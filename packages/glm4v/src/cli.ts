@@ -9,6 +9,7 @@ import { JobsFailedError, UsageError } from './cli/usage.js';
 
 /** Subcommands by their first argument, loaded when used; anything else is one prompt (`runCommand`). */
 const COMMANDS: Record<string, () => Promise<(argv: string[]) => Promise<void>>> = {
+  chat: async () => (await import('./cli/chat.js')).chatCommand,
   logits: async () => (await import('./cli/logits.js')).logitsCommand,
   batch: async () => (await import('./cli/batch.js')).batchCommand,
   worker: async () => (await import('./cli/worker.js')).workerCommand,

@@ -18,12 +18,13 @@ const LOGIT_SCALE = 16;
 const bytes = (s: string): number[] => [...Buffer.from(s, 'utf8')];
 
 /**
- * The reply, token by token: every byte of 你 and 猫 is its own token (a character split across three tokens), a
- * special token ([MASK]) and box markers inside the answer. No token repeats, so each has one successor.
+ * The reply, token by token: every byte of 你 and 猫 is its own token (a character split across three tokens),
+ * special tokens ([MASK], and an image placeholder, which a chat history must not take for an image) and box
+ * markers inside the answer. No token repeats, so each has one successor.
  */
 export const FIXED_REPLY_TOKENS: readonly (string | number)[] = [
   '<think>', ...bytes('Why 你?'), '</think>',
-  '<answer>', ...bytes('Yes,'), '[MASK]', '<|begin_of_box|>', ...bytes('猫'), '<|end_of_box|>', ...bytes('!'), '</answer>',
+  '<answer>', ...bytes('Yes,'), '[MASK]', '<|image|>', '<|begin_of_box|>', ...bytes('猫'), '<|end_of_box|>', ...bytes('!'), '</answer>',
 ];
 
 /** What the reply reads as: thinking and answer without tags, special tokens or box markers. */

@@ -2,65 +2,29 @@
 //   const model = await Glm4v.load(dir, { onProgress, signal });
 //   for await (const ev of model.generate({ messages }, { maxNewTokens: 512 })) { ... }
 //   model.dispose();
-// Prompt → chat template → placeholders expanded → tokens; images/videos → patches; prefill; then one recorded
-// decode step replayed per token, streaming text split into thinking and answer (spec §8.4).
+// A request is checked and prepared by the processor (processor.ts: template, placeholders, tokens, image and
+// video patches), which works without the weights; then prefill and one recorded decode step replayed per token
+// (generate/turn.ts), streaming text split into thinking and answer (spec §8.4).
 
-import { AbortError, ConfigError, ContextOverflowError, Device, type DeviceOptions, Graph, InputError, Tensor } from '@glm4v/core';
-import { type KvDType, createSamplerState, markPresent } from '@glm4v/kernels';
+import { Device, type DeviceOptions } from '@glm4v/core';
+import type { KvDType } from '@glm4v/kernels';
 import type { LoadOptions } from './checkpoint/upload.js';
 import type { GenerationConfig, PreprocessorConfig } from './config.js';
-import { type GenerateOptions, type ResolvedOptions, resolveOptions } from './generate/options.js';
-import type { Phase } from './generate/phases.js';
-import { ReplyText } from './generate/reply.js';
-import type { DecodeStep, Glm4vModel, NextToken, PrefillInput } from './model/glm4v.js';
-import type { Session } from './model/session.js';
-import { DecodeLoop } from './model/decode-loop.js';
-import { loadModel } from './model/load.js';
-import { preprocessImages } from './preprocess/image.js';
-import type { ImageInput, PreparedVideo } from './preprocess/types.js';
-import { preprocessVideo } from '#platform';
-import { ChatTemplate, type Message } from './prompt/chat-template.js';
-import { expandPlaceholders } from './prompt/placeholders.js';
-import { Tokenizer } from './prompt/tokenizer.js';
-import { concatFloat32 } from './arrays.js';
 import { type ModelFolder, asFolder } from './files/folder.js';
+import { Engine } from './generate/engine.js';
+import { type GenerateEvent, type GenerateResult, collect } from './generate/events.js';
+import { type GenerateOptions, resolveOptions } from './generate/options.js';
+import { type TurnRecord, runTurn } from './generate/turn.js';
+import { loadModel } from './model/load.js';
+import { type GenerateRequest, Glm4vProcessor, PreparedPrompt } from './processor.js';
+import type { Message } from './prompt/chat-template.js';
+import type { Tokenizer } from './prompt/tokenizer.js';
+import { Chat } from './chat.js';
 
 export type { GenerateOptions } from './generate/options.js';
 export type { Phase } from './generate/phases.js';
-
-export interface GenerateRequest {
-  messages: readonly Message[];
-}
-
-export type FinishReason = 'stop' | 'length' | 'abort';
-
-export interface GenerationStats {
-  promptTokens: number;
-  /** Tokens the model produced, a final stop token included (which `token` events and `tokens` leave out). */
-  generatedTokens: number;
-  /** From the call to the first new token: preprocessing, vision and prefill. */
-  timeToFirstTokenMs: number;
-  prefillMs: number;
-  prefillTokensPerSecond: number;
-  decodeMs: number;
-  /** Tokens after the first, per second of decoding. */
-  decodeTokensPerSecond: number;
-  totalMs: number;
-  seed: number;
-}
-
-export type GenerateEvent =
-  | { type: 'token'; id: number }
-  | { type: 'text'; text: string; phase: Phase }
-  | { type: 'done'; finishReason: FinishReason; stats: GenerationStats };
-
-export interface GenerateResult {
-  thinking: string;
-  answer: string;
-  tokens: number[];
-  finishReason: FinishReason;
-  stats: GenerationStats;
-}
+export type { FinishReason, GenerateEvent, GenerateResult, GenerationStats } from './generate/events.js';
+export type { GenerateRequest } from './processor.js';
 
 export interface Glm4vLoadOptions extends LoadOptions {
   /** A device to use (kept alive after dispose); by default one is created and owned. */
@@ -68,50 +32,27 @@ export interface Glm4vLoadOptions extends LoadOptions {
   deviceOptions?: DeviceOptions;
   /** KV-cache element type: f32 (exact, default) or f16 (half the memory; needs shader-f16). */
   kvCacheDType?: KvDType;
+  /** The folder's processor, when already loaded (to check requests before the weights load). */
+  processor?: Glm4vProcessor;
 }
 
 export class Glm4v {
-  readonly dir: string;
-  readonly tokenizer: Tokenizer;
-  private readonly model: Glm4vModel;
-  private readonly template: ChatTemplate;
-  readonly generation: GenerationConfig;
-  readonly imageConfig: PreprocessorConfig;
-  readonly videoConfig: PreprocessorConfig;
-  private readonly ownsDevice: boolean;
-  private readonly kvCacheDType: KvDType;
-  private busy = false;
-  /** Aborted by dispose(): a generation in progress ends as an abort. */
-  private readonly disposal = new AbortController();
-
-  private constructor(dir: string, model: Glm4vModel, parts: { tokenizer: Tokenizer; template: ChatTemplate; generation: GenerationConfig; image: PreprocessorConfig; video: PreprocessorConfig }, ownsDevice: boolean, kv: KvDType) {
-    this.dir = dir;
-    this.model = model;
-    this.tokenizer = parts.tokenizer;
-    this.template = parts.template;
-    this.generation = parts.generation;
-    this.imageConfig = parts.image;
-    this.videoConfig = parts.video;
-    this.ownsDevice = ownsDevice;
-    this.kvCacheDType = kv;
-  }
+  private constructor(
+    private readonly engine: Engine,
+    private readonly ownsDevice: boolean,
+  ) {}
 
   /**
    * Loads a checkpoint folder (a path under Node, a URL in a page, or any ModelFolder): configs, tokenizer, chat
-   * template and weights (streamed to the GPU).
+   * template (the processor), then the weights (streamed to the GPU once they are known to fit).
    */
   static async load(dir: string | ModelFolder, opts: Glm4vLoadOptions = {}): Promise<Glm4v> {
     const folder = asFolder(dir);
-    const tokenizer = await Tokenizer.load(folder);
-    const template = await ChatTemplate.load(folder);
+    const processor = opts.processor ?? (await Glm4vProcessor.load(folder));
     const device = opts.device ?? (await Device.create(opts.deviceOptions));
     try {
-      const { model, configs } = await loadModel(folder, device, opts);
-      if (tokenizer.vocabSize > configs.model.text.vocabSize) {
-        model.dispose();
-        throw new ConfigError(`${folder.location}: the tokenizer has ${tokenizer.vocabSize} ids but the model's vocabulary (config.json vocab_size) is ${configs.model.text.vocabSize}`);
-      }
-      return new Glm4v(folder.location, model, { tokenizer, template, generation: configs.generation, image: configs.image, video: configs.video }, !opts.device, opts.kvCacheDType ?? 'f32');
+      const { model } = await loadModel(folder, device, opts);
+      return new Glm4v(new Engine(model, processor, opts.kvCacheDType ?? 'f32'), !opts.device);
     } catch (e) {
       if (!opts.device) device.dispose();
       throw e;
@@ -119,156 +60,70 @@ export class Glm4v {
   }
 
   get device(): Device {
-    return this.model.device;
+    return this.engine.model.device;
   }
 
-  /** The prompt's text and ids as the model will see them (template rendered, placeholders expanded). */
-  private async prepare(request: GenerateRequest): Promise<{ text: string; input: PrefillInput }> {
-    const images: ImageInput[] = [];
-    const videos: string[] = [];
-    for (const m of request.messages ?? []) {
-      if (typeof m?.content === 'string' || !Array.isArray(m?.content)) continue;
-      for (const p of m.content) {
-        if (p?.type === 'image') images.push(p.image);
-        else if (p?.type === 'video') videos.push(p.video);
-      }
-    }
-    const rendered = this.template.render(request.messages, { addGenerationPrompt: true });
-    const merge = this.model.config.vision.spatialMergeSize;
-    const img = images.length ? await preprocessImages(images, this.imageConfig) : undefined;
-    const vids: PreparedVideo[] = [];
-    for (const v of videos) vids.push(await preprocessVideo(v, this.videoConfig));
-    const text = expandPlaceholders(rendered, img?.grids ?? [], vids.map((v) => ({ grid: v.grids[0], timestamps: v.timestamps })), merge);
-    const input: PrefillInput = { ids: Int32Array.from(this.tokenizer.encode(text)) };
-    if (img) input.images = { pixelValues: img.pixelValues, grids: img.grids };
-    if (vids.length) input.videos = { pixelValues: concatFloat32(vids.map((v) => v.pixelValues)), grids: vids.flatMap((v) => v.grids) };
-    return { text, input };
+  get processor(): Glm4vProcessor {
+    return this.engine.processor;
+  }
+
+  get dir(): string {
+    return this.processor.dir;
+  }
+
+  get tokenizer(): Tokenizer {
+    return this.processor.tokenizer;
+  }
+
+  get generation(): GenerationConfig {
+    return this.processor.generation;
+  }
+
+  get imageConfig(): PreprocessorConfig {
+    return this.processor.imageConfig;
+  }
+
+  get videoConfig(): PreprocessorConfig {
+    return this.processor.videoConfig;
   }
 
   /**
    * Streams a reply: `token` events (ids), `text` events (decoded pieces, each tagged thinking or answer, never
-   * ending inside a UTF-8 character), and a final `done` event with the finish reason and stats.
+   * ending inside a UTF-8 character), and a final `done` event with the finish reason and stats. `request` may
+   * be one `processor.prepare()` already checked (its media options were applied then).
    */
-  async *generate(request: GenerateRequest, options: GenerateOptions = {}): AsyncGenerator<GenerateEvent> {
-    if (this.disposal.signal.aborted) throw new InputError('this model has been disposed');
-    if (this.busy) throw new InputError('this model is already generating; wait for the other generate() to finish');
-    this.busy = true;
-    try {
-      yield* this.run(request, options);
-    } finally {
-      this.busy = false;
-    }
+  generate(request: GenerateRequest | PreparedPrompt, options: GenerateOptions = {}): AsyncGenerator<GenerateEvent> {
+    return this.engine.reply(options, (signal, record) => this.reply(request, options, signal, record));
   }
 
-  private async *run(request: GenerateRequest, options: GenerateOptions): AsyncGenerator<GenerateEvent> {
-    const t0 = performance.now();
-    const opt = resolveOptions(this.generation, options);
-    const { input } = await this.prepare(request);
-    const maxPos = this.model.config.text.maxPositionEmbeddings;
-    const prompt = input.ids.length;
-    const capacity = Math.min(options.contextLength ?? prompt + opt.maxNewTokens, maxPos);
-    if (prompt >= capacity) {
-      const limit = options.contextLength !== undefined ? `, contextLength ${options.contextLength}` : '';
-      throw new ContextOverflowError(`the prompt has ${prompt} tokens; the context holds ${capacity} (max_position_embeddings ${maxPos}${limit}), leaving no room to answer`);
-    }
-    const signal = options.signal ? AbortSignal.any([options.signal, this.disposal.signal]) : this.disposal.signal;
-    const owned: { dispose(): void }[] = [];
-    const times = { t0, prefill: performance.now(), first: performance.now() };
-    const result = { generated: 0, finish: 'abort' as FinishReason };
+  private async *reply(request: GenerateRequest | PreparedPrompt, options: GenerateOptions, signal: AbortSignal, record: TurnRecord): AsyncGenerator<GenerateEvent> {
+    const { model, processor } = this.engine;
+    const opt = resolveOptions(processor.generation, options);
+    record.seed = opt.seed;
+    const prompt = request instanceof PreparedPrompt ? request : await processor.prepare(request, options);
+    processor.checkLimits(prompt, this.device.limits);
+    record.promptTokens = prompt.ids.length;
+    const capacity = processor.contextFor(prompt.ids.length, options);
+    if (signal.aborted) return;
+    const session = await model.createSession(capacity, this.engine.kvCacheDType);
     try {
-      if (!signal.aborted) {
-        const session = await this.model.createSession(capacity, this.kvCacheDType);
-        owned.push(session);
-        const next = await this.nextToken(opt, input.ids, owned);
-        times.prefill = performance.now();
-        const prefilled = await this.model.prefill(session, input, { next, signal }).then(() => true, (e) => {
-          if (e instanceof AbortError) return false;
-          throw e;
-        });
-        times.first = performance.now();
-        if (prefilled) yield* this.decode(session, next, opt, signal, owned, result);
-      }
-    } catch (e) {
-      // dispose() during a generation frees the GPU under it: whatever fails then, the generation was aborted
-      if (!this.disposal.signal.aborted) throw e;
-      result.finish = 'abort';
+      yield* runTurn({ model, tokenizer: processor.tokenizer, eos: this.engine.eos, session, input: prompt.input(), promptIds: prompt.ids, opt, signal }, record);
     } finally {
-      owned.reverse().forEach((o) => o.dispose());
+      session.dispose();
     }
-    yield { type: 'done', finishReason: result.finish, stats: stats(times, performance.now(), prompt, result.generated, opt.seed) };
-  }
-
-  /** How the next token is chosen: argmax, or sampling with a fresh sampler state that has seen the prompt. */
-  private async nextToken(opt: ResolvedOptions, ids: Int32Array, owned: { dispose(): void }[]): Promise<NextToken> {
-    if (!opt.sampling) return { kind: 'argmax' };
-    const state = await createSamplerState(this.device, this.model.config.text.vocabSize);
-    owned.push(state.presence);
-    // the repetition penalty counts the prompt's tokens as seen, as transformers does
-    const t = await Tensor.fromArray(this.device, 'i32', [ids.length], ids, 'prompt_ids');
-    const g = new Graph(this.device, 'mark-prompt');
-    try {
-      markPresent(g, state, t);
-      await g.run();
-    } finally {
-      g.dispose();
-      t.dispose();
-    }
-    return { kind: 'sample', options: opt.sampling, state };
-  }
-
-  /**
-   * Streams tokens from session.token (chosen by prefill) until a stop token or string, the limit or an abort,
-   * counting them and setting the finish reason in `result`. However it ends, the step in flight is waited for.
-   */
-  private async *decode(session: Session, next: NextToken, opt: ResolvedOptions, signal: AbortSignal, owned: { dispose(): void }[], result: { generated: number; finish: FinishReason }): AsyncGenerator<GenerateEvent> {
-    const eos = new Set(this.generation.eosTokenIds);
-    const reply = new ReplyText(this.tokenizer, opt);
-    let step: DecodeStep | undefined;
-    const loop = new DecodeLoop(session, () => {
-      if (!step) owned.push((step = this.model.recordDecode(session, { next })));
-      return step;
-    });
-    result.finish = 'length';
-    try {
-      for (;;) {
-        const aborted = signal.aborted;
-        const more = !aborted && result.generated + 1 < opt.maxNewTokens && loop.canStep;
-        const token = await loop.next(more);
-        result.generated++;
-        if (eos.has(token)) {
-          result.finish = 'stop';
-          break;
-        }
-        yield { type: 'token', id: token };
-        for (const piece of reply.push(token)) yield { type: 'text', ...piece };
-        if (reply.stopped) {
-          result.finish = 'stop';
-          break;
-        }
-        if (!more) {
-          if (aborted) result.finish = 'abort';
-          break;
-        }
-      }
-    } finally {
-      await loop.settle();
-    }
-    for (const piece of reply.flush()) yield { type: 'text', ...piece };
   }
 
   /** Runs generate() to the end and returns the whole reply; `onEvent` sees every event as it comes. */
-  async generateText(request: GenerateRequest, options: GenerateOptions = {}, onEvent?: (ev: GenerateEvent) => void): Promise<GenerateResult> {
-    const out: GenerateResult = { thinking: '', answer: '', tokens: [], finishReason: 'length', stats: undefined as never };
-    for await (const ev of this.generate(request, options)) {
-      onEvent?.(ev);
-      if (ev.type === 'token') out.tokens.push(ev.id);
-      else if (ev.type === 'text') out[ev.phase] += ev.text;
-      else {
-        out.finishReason = ev.finishReason;
-        out.stats = ev.stats;
-      }
-    }
-    return out;
+  generateText(request: GenerateRequest | PreparedPrompt, options: GenerateOptions = {}, onEvent?: (ev: GenerateEvent) => void): Promise<GenerateResult> {
+    return collect(this.generate(request, options), onEvent);
+  }
+
+  /**
+   * A conversation with this model: each `chat.send(message)` renders the whole history but prefills only the
+   * tokens its KV cache (kept across turns) does not hold. `history` starts it (a system message, earlier turns).
+   */
+  chat(history: readonly Message[] = []): Chat {
+    return new Chat(this.engine, history);
   }
 
   /**
@@ -276,24 +131,9 @@ export class Glm4v {
    * generation in progress ends with finish reason 'abort'; generate() afterwards throws.
    */
   dispose(): void {
-    if (this.disposal.signal.aborted) return;
-    this.disposal.abort();
-    this.model.dispose();
+    if (this.engine.disposal.signal.aborted) return;
+    this.engine.disposal.abort();
+    this.engine.model.dispose();
     if (this.ownsDevice) this.device.dispose();
   }
-}
-
-function stats(t: { t0: number; prefill: number; first: number }, end: number, prompt: number, generated: number, seed: number): GenerationStats {
-  const decodeMs = end - t.first;
-  return {
-    promptTokens: prompt,
-    generatedTokens: generated,
-    timeToFirstTokenMs: t.first - t.t0,
-    prefillMs: t.first - t.prefill,
-    prefillTokensPerSecond: t.first > t.prefill ? prompt / ((t.first - t.prefill) / 1000) : 0,
-    decodeMs,
-    decodeTokensPerSecond: generated > 1 ? (generated - 1) / (decodeMs / 1000) : 0,
-    totalMs: end - t.t0,
-    seed,
-  };
 }

@@ -1,12 +1,12 @@
 // @glm4v/runtime: GLM-4.1V-9B-Thinking on WebGPU from its Hugging Face checkpoint.
 //   const model = await Glm4v.load(dir, { onProgress, signal });
 //   for await (const ev of model.generate({ messages }, options)) ...
+// Glm4vProcessor checks and prepares a request without the weights (before they load).
 // The pieces underneath (model, kernels' wiring, preprocessing, tokenizer) are in '@glm4v/runtime/internal'.
 
 export {
   Glm4v,
   type Glm4vLoadOptions,
-  type GenerateRequest,
   type GenerateEvent,
   type GenerateResult,
   type GenerateOptions,
@@ -14,6 +14,8 @@ export {
   type FinishReason,
   type Phase,
 } from './glm4v.js';
+export { Chat } from './chat.js';
+export { Glm4vProcessor, PreparedPrompt, type GenerateRequest, type PrepareContext, type MediaLayout } from './processor.js';
 export type { Message, ContentPart } from './prompt/chat-template.js';
 export type { ImageInput } from './preprocess/types.js';
 export { loadCheckpoint, type LoadedCheckpoint } from './checkpoint/load.js';

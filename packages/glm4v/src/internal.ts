@@ -40,3 +40,4 @@ export { CLI, runCli, startCli, waitFor, redisServerProgram, startRedis, type Cl
 export { PhaseSplitter, type PhasedText } from './generate/phases.js';
 export { resolveOptions, type ResolvedOptions } from './generate/options.js';
 export { makeFixedCheckpoint, fixedChain, FIXED_REPLY, FIXED_REPLY_TOKENS } from './fixed-checkpoint.js';
+export { ConversationCache } from './generate/conversation.js';

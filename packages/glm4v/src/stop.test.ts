@@ -4,14 +4,13 @@
 // rejection, and the CLI must exit 0 with the exact answer every time.
 
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Glm4v, type GenerateEvent } from './glm4v.js';
 import { FIXED_REPLY, fixedChain, makeFixedCheckpoint } from './fixed-checkpoint.js';
+import { lastJson, runCli } from './cli/testing.js';
 
-const CLI = join(import.meta.dirname, '..', 'dist', 'cli.js');
 let tmp: string;
 let dir: string;
 let userStop: string;
@@ -101,7 +100,7 @@ describe('a reply that ends', () => {
       const plain = await model.generateText(ask());
       const special = await model.generateText(ask(), { showSpecial: true });
       expect(plain.answer).toBe('Yes,猫!');
-      expect(special.answer).toBe('Yes,[MASK]<|begin_of_box|>猫<|end_of_box|>!');
+      expect(special.answer).toBe('Yes,[MASK]<|image|><|begin_of_box|>猫<|end_of_box|>!');
       expect(special.tokens).toEqual(plain.tokens);
       expect(plain.tokens).toContain(model.tokenizer.tokenId('<|begin_of_box|>'));
       expect(plain.tokens).toContain(model.tokenizer.tokenId('[MASK]'));
@@ -144,16 +143,7 @@ describe('a reply that ends', () => {
   });
 });
 
-function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, GLM4V_CACHE: join(tmp, 'cache') }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
-    p.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
+const run = (args: string[]) => runCli(args, { env: { GLM4V_CACHE: join(tmp, 'cache') } });
 
 describe('glm4v-run on a reply that ends on an EOS', () => {
   it('exits 0 with the exact answer, 20 runs in a row', async () => {
@@ -161,7 +151,7 @@ describe('glm4v-run on a reply that ends on an EOS', () => {
     for (let i = 0; i < 10; i++) results.push(...(await Promise.all([0, 1].map(() => run(['--model', dir, '--json', 'hi'])))));
     for (const r of results) {
       expect(r.code, r.stderr).toBe(0);
-      const out = JSON.parse(r.stdout.trim().split('\n').pop()!);
+      const out = lastJson(r.stdout);
       expect([out.thinking, out.answer, out.finish_reason]).toEqual([FIXED_REPLY.thinking, FIXED_REPLY.answer, 'stop']);
     }
   });
@@ -173,8 +163,8 @@ describe('glm4v-run on a reply that ends on an EOS', () => {
       run(['--model', dir, '--stop', 'xyz', '--stop', '猫', '--json', 'hi']),
     ]);
     expect(plain.stdout).toBe(`${FIXED_REPLY.thinking}\n${FIXED_REPLY.answer}\n`);
-    expect(special.stdout).toBe(`${FIXED_REPLY.thinking}\nYes,[MASK]<|begin_of_box|>猫<|end_of_box|>!\n`);
-    const out = JSON.parse(stopped.stdout);
+    expect(special.stdout).toBe(`${FIXED_REPLY.thinking}\nYes,[MASK]<|image|><|begin_of_box|>猫<|end_of_box|>!\n`);
+    const out = lastJson(stopped.stdout);
     expect([out.answer, out.finish_reason]).toEqual(['Yes,', 'stop']);
     expect((await run(['--model', dir, '--stop', '', 'hi'])).code).toBe(2);
   });

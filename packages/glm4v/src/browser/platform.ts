@@ -5,7 +5,7 @@
 import { InputError } from '@glm4v/core';
 import type { FileSink, FileSource, ModelFolder } from '../files/folder.js';
 import { HttpFile, HttpFolder } from '../files/http.js';
-import type { PreparedVideo, PreprocessorConfig } from '../preprocess/types.js';
+import type { FrameSampling, PreparedVideo, PreprocessorConfig } from '../preprocess/types.js';
 
 export { decodeImage } from './decode.js';
 
@@ -23,6 +23,6 @@ export async function createFile(path: string): Promise<FileSink> {
   throw new InputError(`${path}: writing files is not supported in the browser build`);
 }
 
-export async function preprocessVideo(path: string, _cfg: PreprocessorConfig): Promise<PreparedVideo> {
+export async function preprocessVideo(path: string, _cfg: PreprocessorConfig, _sampling?: FrameSampling): Promise<PreparedVideo> {
   throw new InputError(`video '${path}': video input is not supported in the browser build; give sampled frames as images, or use the Node build (ffmpeg)`);
 }

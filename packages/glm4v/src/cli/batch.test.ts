@@ -10,6 +10,7 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeTinyCheckpoint } from '../demo.js';
+import { FIXED_REPLY, makeFixedCheckpoint } from '../fixed-checkpoint.js';
 import type { JobResult } from './jobs.js';
 import { CLI, ourError, runCli, startCli, waitFor } from './testing.js';
 
@@ -82,6 +83,29 @@ describe('glm4v-run batch', () => {
     expect(ourError(again.stderr)).toMatch(/good\.jsonl already holds results: give --resume/);
   });
 
+  it('takes the request options as job keys (pixel budget, show_special, stop); answers ending on eos are exact', async () => {
+    const fixed = join(tmp, 'fixed');
+    await makeFixedCheckpoint(fixed);
+    const jobs = join(tmp, 'keys.jsonl');
+    const image = { prompt: 'What is this?', images: ['ckpt/sample.png'] };
+    await writeFile(jobs, jsonl([
+      { id: 'plain', prompt: 'hi' },
+      { id: 'special', prompt: 'hi', show_special: true },
+      { id: 'stop', prompt: 'hi', stop: ['猫'] },
+      { id: 'image', ...image },
+      { id: 'small', ...image, max_pixels: 20000 },
+    ]));
+    const out = join(tmp, 'keys-results.jsonl');
+    const r = await runCli(['batch', '--model', fixed, '--input', jobs, '--output', out]);
+    expect(r.code, r.stderr).toBe(0);
+    const byId = new Map((await readResults(out)).map((x) => [x.id, x]));
+    expect(byId.get('plain')).toMatchObject({ thinking: FIXED_REPLY.thinking, answer: FIXED_REPLY.answer, finish_reason: 'stop' });
+    expect(byId.get('special')!.answer).toBe('Yes,[MASK]<|image|><|begin_of_box|>猫<|end_of_box|>!');
+    expect(byId.get('stop')).toMatchObject({ answer: 'Yes,', finish_reason: 'stop' });
+    expect(byId.get('image')!.answer).toBe(FIXED_REPLY.answer);
+    expect(byId.get('small')!.usage!.prompt_tokens).toBeLessThan(byId.get('image')!.usage!.prompt_tokens);
+  });
+
   it('resumes a run killed mid-way: no job lost, none repeated, the same results as one whole run', async () => {
     const jobs = join(tmp, 'kill.jsonl');
     await writeFile(jobs, jsonl(Array.from({ length: 12 }, (_, i) => ({ id: `j${i}`, prompt: `Job number ${i}.`, temperature: 0, seed: 3, max_new_tokens: 40 }))));
@@ -125,7 +149,10 @@ describe('glm4v-run batch and worker, usage', () => {
       [['batch', '--queue', 'redis://host:6379/q', '--model', ckpt, '--input', jobs], /with --queue, jobs run on `glm4v-run worker/],
       [['batch', '--queue', 'redis://host:6379/q', '--collect', 'r.jsonl', '--seed', '1'], /generation options go with --input/],
       [['batch', '--model', ckpt, '--input', jobs, '--output', 'r.jsonl', '--max-new-tokens', '0'], /--max-new-tokens = 0/],
+      [['batch', '--model', ckpt, '--input', jobs, '--output', 'r.jsonl', '--kv-cache', 'f8'], /--kv-cache expects f32 or f16, got 'f8'/],
+      [['batch', '--model', ckpt, '--input', jobs, '--output', 'r.jsonl', '--min-pixels', '9000', '--max-pixels', '8000'], /--min-pixels = 9000 is above --max-pixels = 8000/],
       [['worker', '--model', ckpt], /worker needs --model DIR --queue/],
+      [['worker', '--model', ckpt, '--queue', 'redis://127.0.0.1:1/q', '--kv-cache', 'f8'], /--kv-cache expects f32 or f16, got 'f8'/],
       [['worker', '--model', ckpt, '--queue', 'redis://127.0.0.1:1/q', '--concurrency', '1.5'], /--concurrency expects an integer ≥ 1, got '1.5'/],
     ];
     const unreachable = [['batch', '--queue', 'redis://127.0.0.1:1/q', '--input', jobs], ['worker', '--model', ckpt, '--queue', 'redis://127.0.0.1:1/q']];

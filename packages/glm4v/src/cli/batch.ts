@@ -1,10 +1,11 @@
 // `glm4v-run batch`: a jobs file (JSONL) through the model on this machine, one result line per job, resumable;
 // or, with --queue, the same jobs on a Redis queue that any number of `glm4v-run worker`s drain (cli/queue.ts).
 
+import type { KvDType } from '@glm4v/kernels';
 import type { GenerateOptions } from '../glm4v.js';
 import { GENERATION_FLAGS, GENERATION_HELP, generationOptions } from './generation-flags.js';
 import { type JobResult, type JobSpec, JobRunner, describeError, errorKind, errorResult, jobKey, readJobs } from './jobs.js';
-import { loadWithBar } from './progress.js';
+import { kvCacheFlag, openModel } from './open.js';
 import { queueCommand } from './queue.js';
 import { ResultsFile } from './results.js';
 import { Tally } from './tally.js';
@@ -23,7 +24,9 @@ Runs every job of a JSONL file, one JSON object per line:
                                                        {"type": "text", "text": "Read the text."}]}]}
 "id" (a string or an integer) is unique per file. Media paths are relative to the jobs file's folder; images may
 also be http(s) URLs. Generation options per job use the flags' names with _ (max_new_tokens, temperature,
-top_k, top_p, repetition_penalty, seed, context); the flags below set them for jobs that do not.
+top_k, top_p, repetition_penalty, seed, context, stop, min_pixels, max_pixels, fps, max_frames, show_special);
+the flags below set them for jobs that do not. Each job's request (media decoded, sizes, the context) is checked
+just before it runs; the model loads once.
 Each finished job appends one line to the results file, flushed at once:
   {"id", "answer", "thinking", "finish_reason", "usage": {prompt_tokens, completion_tokens, total_tokens}, "seed"}
 or, for a job that failed (bad line, missing or corrupt media, prompt over the context):
@@ -32,6 +35,7 @@ and the run goes on. A line that is not a job is answered with id "line:N" unles
 
 Options:
   --model DIR               checkpoint folder
+  --kv-cache f32|f16        KV-cache element type: f32 (exact, default) or f16 (half the memory)
   --input JOBS.jsonl        the jobs
   --output RESULTS.jsonl    where results go; an existing file is refused unless --resume
   --resume                  skip the jobs already in --output (a cut-off last line is removed and its job rerun)
@@ -50,6 +54,7 @@ Exit status: 0 every job succeeded, 5 some jobs failed (their lines carry "error
 
 const OPTIONS = {
   model: { type: 'string' },
+  'kv-cache': { type: 'string' },
   input: { type: 'string' },
   output: { type: 'string' },
   resume: { type: 'boolean' },
@@ -61,7 +66,7 @@ const OPTIONS = {
 } as const;
 
 export async function batchCommand(argv: string[]): Promise<void> {
-  const values = parseFlags(argv, OPTIONS);
+  const { values } = parseFlags(argv, OPTIONS);
   if (values.help) {
     console.log(HELP);
     return;
@@ -69,7 +74,7 @@ export async function batchCommand(argv: string[]): Promise<void> {
   const defaults = generationOptions(values);
   if (values.queue) {
     if (!values.input && Object.keys(defaults).length) throw new UsageError('generation options go with --input (they are stored with the queued jobs)');
-    if (values.model || values.output || values.resume) throw new UsageError('with --queue, jobs run on `glm4v-run worker --model DIR --queue …`: give --input to add jobs, --collect RESULTS.jsonl to gather results (no --model, --output, --resume)');
+    if (values.model || values['kv-cache'] || values.output || values.resume) throw new UsageError('with --queue, jobs run on `glm4v-run worker --model DIR --queue …`: give --input to add jobs, --collect RESULTS.jsonl to gather results (no --model, --kv-cache, --output, --resume)');
     const attempts = values.attempts === undefined ? 3 : Number(values.attempts);
     if (!Number.isInteger(attempts) || attempts < 1) throw new UsageError(`--attempts expects an integer ≥ 1, got '${values.attempts}'`);
     await queueCommand({ url: values.queue, input: values.input, collect: values.collect, attempts, defaults });
@@ -77,10 +82,10 @@ export async function batchCommand(argv: string[]): Promise<void> {
   }
   if (values.collect || values.attempts) throw new UsageError('--collect and --attempts go with --queue');
   if (!values.model || !values.input || !values.output) throw new UsageError('batch needs --model DIR --input JOBS.jsonl --output RESULTS.jsonl (or --queue URL)');
-  await runLocal(values.model, values.input, values.output, Boolean(values.resume), defaults);
+  await runLocal({ dir: values.model, kvCache: kvCacheFlag(values['kv-cache']) }, values.input, values.output, Boolean(values.resume), defaults);
 }
 
-async function runLocal(dir: string, input: string, output: string, resume: boolean, defaults: GenerateOptions): Promise<void> {
+async function runLocal(model: { dir: string; kvCache: KvDType }, input: string, output: string, resume: boolean, defaults: GenerateOptions): Promise<void> {
   const specs = await readJobs(input, defaults);
   const results = await ResultsFile.open(output, resume);
   try {
@@ -89,10 +94,10 @@ async function runLocal(dir: string, input: string, output: string, resume: bool
     if (results.repairedBytes) tally.note(`batch: ${output}: removed a half-written last line (${results.repairedBytes} bytes); its job runs again`);
     const todo = specs.filter((s) => !results.done.has(jobKey(s.id)));
     if (todo.length) {
-      const model = await loadWithBar(dir);
+      const open = await openModel(model.dir, { kvCache: model.kvCache });
       try {
         tally.start();
-        await runJobs(todo, new JobRunner(model), async (r) => {
+        await runJobs(todo, new JobRunner(open.model), async (r) => {
           await results.append(r);
           tally.add(r);
         }).catch((e) => {
@@ -100,7 +105,7 @@ async function runLocal(dir: string, input: string, output: string, resume: bool
           throw e;
         });
       } finally {
-        model.dispose();
+        open.close();
       }
     }
     tally.finish(output);

@@ -83,6 +83,21 @@ describe('parseJobs', () => {
     expect(errs[11]).toEqual(['ok', undefined]);
   });
 
+  it('takes the media and output options as job keys, checked as the flags are', () => {
+    const text = [
+      '{"id": "a", "prompt": "x", "min_pixels": 3136, "max_pixels": 20000, "fps": 1.5, "max_frames": 8, "show_special": true}',
+      '{"id": "b", "prompt": "x", "min_pixels": 9000, "max_pixels": 8000}',
+      '{"id": "c", "prompt": "x", "max_frames": 1}',
+      '{"id": "d", "prompt": "x", "show_special": "yes"}',
+    ].join('\n');
+    const [a, b, c, d] = parseJobs(text, 'jobs.jsonl', { showSpecial: false, fps: 2 });
+    expect(a.error).toBeUndefined();
+    expect(a.options).toEqual({ minPixels: 3136, maxPixels: 20000, fps: 1.5, maxFrames: 8, showSpecial: true });
+    expect(b.error).toMatch(/^jobs\.jsonl:2: min_pixels = 9000 is above max_pixels = 8000$/);
+    expect(c.error).toMatch(/^jobs\.jsonl:3: max_frames = 1: expected an integer ≥ 2$/);
+    expect(d.error).toMatch(/^jobs\.jsonl:4: show_special = "yes": expected true or false$/);
+  });
+
   it('sorts failures into bad jobs, fatal device errors and retryable ones', () => {
     expect(errorKind(new InputError('x'))).toBe('job');
     expect(errorKind(new ContextOverflowError('x'))).toBe('job');

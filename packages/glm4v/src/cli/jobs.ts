@@ -16,7 +16,7 @@ import { readTextFile } from '../files/folder.js';
 import { openFolder } from '../files/node.js';
 import type { FinishReason, GenerateOptions, Glm4v } from '../glm4v.js';
 import type { ContentPart, Message } from '../prompt/chat-template.js';
-import { JOB_OPTION_KEYS, jobOptions } from './generation-flags.js';
+import { JOB_OPTION_KEYS, jobOptionKey, jobOptions } from './generation-flags.js';
 
 /** An image part given by URL in a job line: fetched when the job runs. */
 type UrlImagePart = { type: 'image'; image: { url: string } };
@@ -178,7 +178,9 @@ export class JobRunner {
 
   private async runNow(spec: JobSpec): Promise<JobResult> {
     if (spec.error) throw new InputError(spec.error);
-    const r = await this.model.generateText({ messages: await requestMessages(spec) }, spec.options);
+    // checked before any GPU work (media decoded and measured, the context), the messages naming the job keys
+    const prompt = await this.model.processor.prepare({ messages: await requestMessages(spec) }, spec.options, { nameOf: jobOptionKey });
+    const r = await this.model.generateText(prompt, spec.options);
     const usage = { prompt_tokens: r.stats.promptTokens, completion_tokens: r.stats.generatedTokens, total_tokens: r.stats.promptTokens + r.stats.generatedTokens };
     return { id: spec.id, answer: r.answer, thinking: r.thinking, finish_reason: r.finishReason, usage, seed: r.stats.seed };
   }

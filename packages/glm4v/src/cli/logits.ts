@@ -1,21 +1,12 @@
 // `glm4v-run logits --model DIR --inputs IN.safetensors --out OUT.safetensors [--greedy N] [--taps]`
 
-import { parseArgs } from 'node:util';
 import { Device } from '@glm4v/core';
 import { computeLogits, readLogitsInputs, writeLogitsResult } from '../logits-tool.js';
 import { loadModel } from '../model/load.js';
-import { UsageError } from './usage.js';
+import { UsageError, parseFlags } from './usage.js';
 
 export async function logitsCommand(argv: string[]): Promise<void> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: { model: { type: 'string' }, inputs: { type: 'string' }, out: { type: 'string' }, greedy: { type: 'string' }, taps: { type: 'boolean' } },
-    }));
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
+  const { values } = parseFlags(argv, { model: { type: 'string' }, inputs: { type: 'string' }, out: { type: 'string' }, greedy: { type: 'string' }, taps: { type: 'boolean' } });
   if (!values.model || !values.inputs || !values.out) throw new UsageError('logits needs --model DIR --inputs IN.safetensors --out OUT.safetensors');
   const greedy = values.greedy === undefined ? 0 : Number(values.greedy);
   if (!Number.isInteger(greedy) || greedy < 0) throw new UsageError(`--greedy expects a non-negative integer, got '${values.greedy}'`);

@@ -1,13 +1,5 @@
 // One-line progress bars on a terminal (stderr), redrawn in place at most 10 times a second: weights loading
-// (`update`, `loadWithBar`), and batch jobs (`jobs`).
-
-import { Glm4v } from '../glm4v.js';
-
-/** Glm4v.load, with a loading bar on stderr when `show` (by default: when stderr is a terminal). */
-export async function loadWithBar(dir: string, show = Boolean(process.stderr.isTTY)): Promise<Glm4v> {
-  const bar = show ? new ProgressBar(process.stderr) : undefined;
-  return Glm4v.load(dir, { onProgress: bar && ((p) => bar.update(p.bytesDone, p.bytesTotal, p.tensor)) }).finally(() => bar?.done());
-}
+// (`update`, used by cli/open.ts), and batch jobs (`jobs`).
 
 export class ProgressBar {
   private last = 0;

@@ -1,5 +1,6 @@
-// For the CLI's tests and the batch benchmark: running the built `glm4v-run` (dist/cli.js) as a user does, to the
-// end or in the background with its output collected as it comes; and a throwaway redis-server for the queue.
+// For the CLI's tests and the batch benchmark: running the built `glm4v-run` (dist/cli.js), or any command, as a
+// user does, to the end or in the background with its output collected as it comes; and a throwaway redis-server
+// for the queue.
 
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { type AddressInfo, createServer } from 'node:net';
@@ -7,29 +8,63 @@ import { join } from 'node:path';
 
 /** dist/cli.js, from src/cli/ or dist/cli/ alike. */
 export const CLI = join(import.meta.dirname, '..', '..', 'dist', 'cli.js');
+/** The repository root, where commands run. */
+export const ROOT = join(import.meta.dirname, '..', '..', '..', '..');
+
+export interface RunOptions {
+  /** Added to this process's environment. */
+  env?: Record<string, string>;
+  /** Written to stdin (else stdin is closed). */
+  input?: string;
+  /** Killed after this long (ms). */
+  timeout?: number;
+  /** Run the command through the shell. */
+  shell?: boolean;
+}
+
+export interface Ran {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
 
 export interface CliProcess {
   proc: ChildProcess;
   /** Output so far. */
   out: { stdout: string; stderr: string };
   /** Resolves when it has exited. */
-  exited: Promise<{ code: number; stdout: string; stderr: string }>;
+  exited: Promise<Ran>;
 }
 
-/** Starts `glm4v-run args…` with `env` added to this process's environment. */
-export function startCli(args: string[], env: Record<string, string> = {}): CliProcess {
-  const proc = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+/** Starts `cmd args…` in the repository root. */
+export function start(cmd: string, args: string[], opts: RunOptions = {}): CliProcess {
+  const stdin = opts.input === undefined ? 'ignore' : 'pipe';
+  const proc = spawn(cmd, args, { env: { ...process.env, ...opts.env }, cwd: ROOT, shell: opts.shell, timeout: opts.timeout, stdio: [stdin, 'pipe', 'pipe'] });
   const out = { stdout: '', stderr: '' };
   proc.stdout!.on('data', (d) => (out.stdout += d));
   proc.stderr!.on('data', (d) => (out.stderr += d));
-  const exited = new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => proc.on('close', (code) => resolve({ code: code ?? -1, ...out })));
+  proc.stdin?.end(opts.input);
+  const exited = new Promise<Ran>((resolve) => proc.on('close', (code) => resolve({ code: code ?? -1, ...out })));
   return { proc, out, exited };
 }
 
-/** Runs `glm4v-run args…` to the end. */
-export function runCli(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  return startCli(args, env).exited;
+/** Runs `cmd args…` in the repository root to the end. */
+export function exec(cmd: string, args: string[], opts: RunOptions = {}): Promise<Ran> {
+  return start(cmd, args, opts).exited;
 }
+
+/** Starts `glm4v-run args…`. */
+export function startCli(args: string[], opts: RunOptions = {}): CliProcess {
+  return start(process.execPath, [CLI, ...args], opts);
+}
+
+/** Runs `glm4v-run args…` to the end. */
+export function runCli(args: string[], opts: RunOptions = {}): Promise<Ran> {
+  return startCli(args, opts).exited;
+}
+
+/** The last line of stdout as JSON (`--json`). */
+export const lastJson = (stdout: string): Record<string, any> => JSON.parse(stdout.trim().split('\n').pop()!);
 
 /** Our lines of stderr (Dawn prints its own warnings on lavapipe). */
 export const ourError = (stderr: string) => stderr.split('\n').filter((l) => l.startsWith('glm4v-run:')).join('\n');

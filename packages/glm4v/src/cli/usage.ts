@@ -10,10 +10,17 @@ export class JobsFailedError extends Error {
   override name = 'JobsFailedError';
 }
 
-/** A subcommand's flags (no positionals); a mistake is a UsageError. */
-export function parseFlags<O extends NonNullable<ParseArgsConfig['options']>>(argv: string[], options: O): ReturnType<typeof parseArgs<{ options: O }>>['values'] {
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+/**
+ * A command's flags, and its positional arguments when `allowPositionals` (else one is a mistake); a mistake is a
+ * UsageError.
+ */
+export function parseFlags<O extends Options, P extends boolean = false>(
+  argv: string[], options: O, allowPositionals?: P,
+): ReturnType<typeof parseArgs<{ options: O; allowPositionals: P }>> {
   try {
-    return parseArgs({ args: argv, options, allowPositionals: false }).values;
+    return parseArgs({ args: argv, options, allowPositionals: allowPositionals ?? (false as P) });
   } catch (e) {
     throw new UsageError((e as Error).message);
   }

@@ -6,11 +6,11 @@ import { hostname } from 'node:os';
 import { Worker } from 'bullmq';
 import { JobRunner, type JobSpec } from './jobs.js';
 import { type QueueAddress, checkReachable, jobProcessor, parseQueueUrl } from './queue.js';
-import { loadWithBar } from './progress.js';
+import { kvCacheFlag, openModel } from './open.js';
 import { UsageError, parseFlags } from './usage.js';
 
 const HELP = `Usage:
-  glm4v-run worker --model DIR --queue redis://HOST:6379/NAME [--concurrency N] [--stall-seconds S]
+  glm4v-run worker --model DIR --queue redis://HOST:6379/NAME [--kv-cache f16] [--concurrency N] [--stall-seconds S]
 
 Runs the jobs that \`glm4v-run batch --queue redis://HOST:6379/NAME --input JOBS.jsonl\` queued, until stopped
 (Ctrl-C or SIGTERM: the jobs in hand finish first; a second signal quits at once). Start one per GPU, on any
@@ -18,6 +18,7 @@ number of machines; each must see the jobs' media paths (a shared filesystem) or
 
 Options:
   --model DIR               checkpoint folder
+  --kv-cache f32|f16        KV-cache element type: f32 (exact, default) or f16 (half the memory)
   --queue URL               redis[s]://[user:password@]HOST:PORT/NAME
   --concurrency N           jobs held at once (default 1). The model decodes one job at a time, so for now more
                             only claims jobs early; it will matter with batched decoding
@@ -30,6 +31,7 @@ elsewhere), 1 other (Redis unreachable).`;
 
 const OPTIONS = {
   model: { type: 'string' },
+  'kv-cache': { type: 'string' },
   queue: { type: 'string' },
   concurrency: { type: 'string' },
   'stall-seconds': { type: 'string' },
@@ -44,7 +46,7 @@ function positive(v: string | undefined, flag: string, integer: boolean): number
 }
 
 export async function workerCommand(argv: string[]): Promise<void> {
-  const values = parseFlags(argv, OPTIONS);
+  const { values } = parseFlags(argv, OPTIONS);
   if (values.help) {
     console.log(HELP);
     return;
@@ -53,14 +55,15 @@ export async function workerCommand(argv: string[]): Promise<void> {
   const addr = parseQueueUrl(values.queue);
   const stallMs = 1000 * (positive(values['stall-seconds'], '--stall-seconds', false) ?? 30);
   const concurrency = positive(values.concurrency, '--concurrency', true);
+  const kvCache = kvCacheFlag(values['kv-cache']);
   await checkReachable(addr);
 
-  const model = await loadWithBar(values.model);
+  const { model, close } = await openModel(values.model, { kvCache });
   try {
     const runner = new JobRunner(model);
     await serve(addr, runner, { concurrency: concurrency ?? runner.slots, stallMs }, `${model.device.adapter.description || model.device.adapter.device}`);
   } finally {
-    model.dispose();
+    close();
   }
 }
 

@@ -23,6 +23,17 @@ export interface GenerateOptions {
   /** KV-cache size in tokens (default: prompt + maxNewTokens, at most max_position_embeddings). */
   contextLength?: number;
   /**
+   * Pixel budget of this request's images or video, overriding preprocessor_config.json (images) or
+   * video_preprocessor_config.json (videos): bounds on frames × height × width after resizing, where a still image
+   * counts as 2 frames and a video's sampled frames all count (the processor's size.shortest_edge/longest_edge).
+   */
+  minPixels?: number;
+  maxPixels?: number;
+  /** Video frames sampled per second (default 2, the processor's). */
+  fps?: number;
+  /** Most video frames sampled (default: 300 seconds' worth at `fps`); beyond, frames are spread evenly. */
+  maxFrames?: number;
+  /**
    * Strings that end the reply (finish reason 'stop'), matched on the decoded text, across token boundaries, tags
    * and box markers included. Neither the stop string nor anything after it is in the text.
    */
@@ -51,6 +62,10 @@ const RULES: Readonly<Record<NumericOption, [(v: number) => boolean, string]>> =
   repetitionPenalty: [(v) => Number.isFinite(v) && v > 0, 'a number > 0'],
   seed: [(v) => Number.isInteger(v) && v >= 0 && v < 2 ** 32, 'an integer in [0, 2^32)'],
   contextLength: [(v) => Number.isInteger(v) && v >= 1, 'an integer ≥ 1'],
+  minPixels: [(v) => Number.isSafeInteger(v) && v >= 1, 'an integer ≥ 1'],
+  maxPixels: [(v) => Number.isSafeInteger(v) && v >= 1, 'an integer ≥ 1'],
+  fps: [(v) => Number.isFinite(v) && v > 0, 'a number > 0'],
+  maxFrames: [(v) => Number.isInteger(v) && v >= 2, 'an integer ≥ 2'],
 };
 
 /** Checks every given option; `nameOf` names it in the message (the CLI passes its flag names). */
@@ -59,6 +74,10 @@ export function checkOptions(o: GenerateOptions, nameOf: (option: keyof Generate
     const v = o[k];
     if (v !== undefined && (typeof v !== 'number' || !ok(v))) throw new InputError(`${nameOf(k)} = ${v}: expected ${what}`);
   }
+  if (o.minPixels !== undefined && o.maxPixels !== undefined && o.minPixels > o.maxPixels) {
+    throw new InputError(`${nameOf('minPixels')} = ${o.minPixels} is above ${nameOf('maxPixels')} = ${o.maxPixels}`);
+  }
+  if (o.showSpecial !== undefined && typeof o.showSpecial !== 'boolean') throw new InputError(`${nameOf('showSpecial')} = ${JSON.stringify(o.showSpecial)}: expected true or false`);
   if (o.stop !== undefined) {
     if (!Array.isArray(o.stop)) throw new InputError(`${nameOf('stop')}: expected an array of strings`);
     o.stop.forEach((s, i) => {

@@ -2,13 +2,13 @@
 // prefill (one pass over the prompt, in chunks so activation memory stays bounded) and decode (one recorded
 // step replayed per token). Spec §8.4 is the outline followed here.
 
-import { AbortError, ContextOverflowError, type Device, Graph, InputError, LimitError, type Params, Tensor } from '@glm4v/core';
+import { AbortError, ContextOverflowError, type Device, Graph, InputError, type Params, Tensor } from '@glm4v/core';
 import { type KvDType, type SamplerState, type SamplingOptions, argmax, embedding, sample } from '@glm4v/kernels';
 import type { Glm4vConfig } from '../config.js';
 import { ropeIndex } from '../rope-index.js';
 import { Session } from './session.js';
 import { Glm4vTextModel } from './text.js';
-import { Glm4vVisionModel, patchLength } from './vision.js';
+import { Glm4vVisionModel, checkVisionFits, patchLength, visionBytesPerPatch } from './vision.js';
 import { type Grid, visionLayout } from './vision-layout.js';
 import type { WeightSource } from './weights.js';
 import { concatFloat32 } from '../arrays.js';
@@ -146,21 +146,12 @@ export class Glm4vModel {
   /** Consecutive frames grouped so the widest vision activation of a group fits one storage binding. */
   private visionBatches(frames: readonly Grid[], limit: number): Grid[][] {
     const c = this.config.vision;
-    const m2 = c.spatialMergeSize ** 2;
-    const patchLen = patchLength(c);
-    // f32 bytes per patch of the widest activations bound whole: the patches [S, C·T·P·P], the residual stream and
-    // q/k/v [S, D], the downsample output [S/4, O] (the MLP and the merger run in row blocks: row-blocks.ts)
-    const perPatch = 4 * Math.max(patchLen, c.hiddenSize, c.outHiddenSize / m2);
+    checkVisionFits(frames, c, limit);
+    const perPatch = visionBytesPerPatch(c);
     const batches: Grid[][] = [];
     let size = 0;
     for (const f of frames) {
       const n = f[1] * f[2];
-      if (n * perPatch > limit) {
-        throw new LimitError(
-          `an image of ${f[1] * this.config.vision.patchSize}×${f[2] * this.config.vision.patchSize} pixels (${n} patches) needs ${n * perPatch} bytes ` +
-            `in one storage binding for the vision tower; this device allows ${limit}. Use a smaller image (max_pixels) or a device with larger bindings`,
-        );
-      }
       if (batches.length === 0 || (size + n) * perPatch > limit) {
         batches.push([]);
         size = 0;

@@ -2,7 +2,7 @@
 // how many tokens it holds, the rotary offset (ropeDelta, spec §8.2), and the last chosen token, which the next
 // decode step reads directly on the GPU.
 
-import { type Device, InputError, Tensor } from '@glm4v/core';
+import { type Device, Graph, InputError, Tensor } from '@glm4v/core';
 import { type KvCache, type KvDType, createKvCache } from '@glm4v/kernels';
 import type { TextConfig } from '../config.js';
 
@@ -17,7 +17,13 @@ export class Session {
   ropeDelta = 0;
   private disposed = false;
 
-  private constructor(capacity: number, caches: KvCache[], token: Tensor) {
+  private constructor(
+    private readonly device: Device,
+    private readonly config: TextConfig,
+    capacity: number,
+    caches: KvCache[],
+    token: Tensor,
+  ) {
     this.capacity = capacity;
     this.caches = caches;
     this.token = token;
@@ -30,11 +36,39 @@ export class Session {
     const caches: KvCache[] = [];
     try {
       for (let i = 0; i < c.numLayers; i++) caches.push(await createKvCache(device, c.numKvHeads, capacity, c.headDim, cacheDType, `kv.layers.${i}`));
-      return new Session(capacity, caches, await Tensor.empty(device, 'u32', [1], 'session.token'));
+      return new Session(device, c, capacity, caches, await Tensor.empty(device, 'u32', [1], 'session.token'));
     } catch (e) {
       disposeCaches(caches);
       throw e;
     }
+  }
+
+  /**
+   * A session of `capacity` tokens holding this one's cached tokens (keys and values copied on the GPU, head by
+   * head: the caches are [heads, capacity, headDim]) and rotary offset. This one is disposed.
+   */
+  async grow(capacity: number): Promise<Session> {
+    const k0 = this.caches[0].k;
+    const next = await Session.create(this.device, this.config, capacity, k0.dtype as KvDType);
+    const g = new Graph(this.device, 'session.grow');
+    try {
+      const rowBytes = k0.byteSize / (k0.shape[0] * this.capacity);
+      for (let l = 0; l < this.caches.length && this.length > 0; l++) {
+        for (const kv of ['k', 'v'] as const) {
+          for (let h = 0; h < k0.shape[0]; h++) g.copy(this.caches[l][kv], next.caches[l][kv], this.length * rowBytes, h * this.capacity * rowBytes, h * capacity * rowBytes);
+        }
+      }
+      await g.run();
+    } catch (e) {
+      next.dispose();
+      throw e;
+    } finally {
+      g.dispose();
+    }
+    next.length = this.length;
+    next.ropeDelta = this.ropeDelta;
+    this.dispose();
+    return next;
   }
 
   dispose(): void {

@@ -2,7 +2,7 @@
 // post-conv RMSNorm, the learned position table resampled to each grid, 2-D rotary attention blocks restricted
 // to each image, post RMSNorm, the 2×2 downsample conv and the merger MLP.
 
-import { type ChunkedTensor, Graph, Tensor } from '@glm4v/core';
+import { type ChunkedTensor, Graph, LimitError, Tensor } from '@glm4v/core';
 import {
   addInPlace,
   attentionSegments,
@@ -27,6 +27,30 @@ const MERGER_LAYERNORM_EPS = 1e-5;
 /** Elements of one flattened patch: channels × temporal patch × patch × patch (3·2·14·14 = 1176). */
 export function patchLength(c: VisionConfig): number {
   return c.inChannels * c.temporalPatchSize * c.patchSize * c.patchSize;
+}
+
+/**
+ * f32 bytes per patch of the widest vision activations bound whole: the patches [S, C·T·P·P], the residual stream
+ * and q/k/v [S, D], the downsample output [S/4, O] (the MLP and the merger run in row blocks: row-blocks.ts).
+ */
+export function visionBytesPerPatch(c: VisionConfig): number {
+  return 4 * Math.max(patchLength(c), c.hiddenSize, c.outHiddenSize / c.spatialMergeSize ** 2);
+}
+
+/**
+ * LimitError unless each image (or video temporal patch) of `grids` fits the vision tower on a device whose
+ * storage bindings hold `limit` bytes (one image's residual stream is bound whole). Needs no weights, so a request
+ * is checked before they load.
+ */
+export function checkVisionFits(grids: readonly (readonly [number, number, number])[], c: VisionConfig, limit: number): void {
+  const perPatch = visionBytesPerPatch(c);
+  for (const [, h, w] of grids) {
+    if (h * w * perPatch <= limit) continue;
+    throw new LimitError(
+      `an image of ${h * c.patchSize}×${w * c.patchSize} pixels (${h * w} patches) needs ${h * w * perPatch} bytes in one storage binding ` +
+        `for the vision tower; this device allows ${limit}. Lower the pixel budget (maxPixels, --max-pixels) or use a device with larger bindings`,
+    );
+  }
 }
 
 /** model.visual.blocks.N */

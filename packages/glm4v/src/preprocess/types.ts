@@ -22,6 +22,14 @@ export interface PreparedVideo extends PreparedImages {
   timestamps: number[];
 }
 
+/** How a video's frames are sampled (a request's fps and maxFrames). */
+export interface FrameSampling {
+  /** Frames sampled per second of video (default 2, the processor's). */
+  fps?: number;
+  /** Most frames sampled (default: 300 seconds' worth at `fps`, as the processor). */
+  maxFrames?: number;
+}
+
 /** 8-bit interleaved RGB pixels, row-major [height][width][3]. */
 export interface RgbImage {
   data: Uint8Array;

@@ -39,6 +39,12 @@ describe('sampleFrameIndices (Glm4vVideoProcessor.sample_frames)', () => {
     expect(sampleFrameIndices({ fps: 4, totalFrames: 9 })).toEqual([0, 2, 4, 6, 8, 8]); // duration 3 → 6 targets
     expect(sampleFrameIndices({ totalFrames: 4 })).toEqual([0, 1, 2, 3]); // fps 2, duration round(1.5)+1 = 3
   });
+  it('another rate (fps) and a frame cap (maxFrames); the cap defaults to 300 s at the rate, as the processor', () => {
+    expect(sampleFrameIndices({ fps: 10, totalFrames: 100, duration: 10 }, { fps: 1 })).toEqual([0, 10, 20, 30, 40, 50, 60, 70, 80, 90]);
+    expect(sampleFrameIndices({ fps: 10, totalFrames: 100, duration: 10 }, { maxFrames: 4 })).toEqual([0, 34, 67, 99]);
+    expect(sampleFrameIndices({ fps: 10, totalFrames: 100, duration: 10 }, { maxFrames: 20 })).toHaveLength(20); // 2 fps fits
+    expect(sampleFrameIndices({ fps: 30, totalFrames: 9300, duration: 310 }, { fps: 4 })).toHaveLength(1200);
+  });
   it('too short or empty videos are InputErrors', () => {
     expect(() => sampleFrameIndices({ fps: 30, totalFrames: 10, duration: 0.3 })).toThrow(/too short to sample/);
     expect(() => sampleFrameIndices({ fps: 30, totalFrames: 0 })).toThrow(InputError);

@@ -10,7 +10,7 @@ import { InputError } from '@glm4v/core';
 import { checkPreprocessorConfig, patchify } from './patchify.js';
 import { resizeBicubic } from './resample.js';
 import { roundHalfEven, smartResize } from './smart-resize.js';
-import type { PreparedVideo, PreprocessorConfig, RgbImage } from './types.js';
+import type { FrameSampling, PreparedVideo, PreprocessorConfig, RgbImage } from './types.js';
 
 /** Sampling rate of the processor (frames per second) and the duration beyond which it samples a fixed count. */
 export const VIDEO_SAMPLE_FPS = 2;
@@ -33,21 +33,24 @@ export interface VideoOptions {
 }
 
 /**
- * Frame indices to sample (Glm4vVideoProcessor.sample_frames): 2 per second up to 300 s, else 600 evenly spaced
- * targets; duplicates dropped keeping the first; an odd count repeats the last index.
+ * Frame indices to sample (Glm4vVideoProcessor.sample_frames): `fps` per second while that stays within
+ * `maxFrames`, else `maxFrames` evenly spaced targets; duplicates dropped keeping the first; an odd count repeats
+ * the last index. The defaults are the processor's: 2 per second up to 300 s, else 600 frames.
  */
-export function sampleFrameIndices(meta: Pick<VideoMetadata, 'fps' | 'totalFrames' | 'duration'>): number[] {
+export function sampleFrameIndices(meta: Pick<VideoMetadata, 'fps' | 'totalFrames' | 'duration'>, sampling: FrameSampling = {}): number[] {
   const total = meta.totalFrames;
   if (!Number.isInteger(total) || total < 1) throw new InputError(`video has no frames (frame count ${total})`);
   const fps = meta.fps || 2.0;
+  const rate = sampling.fps ?? VIDEO_SAMPLE_FPS;
+  const maxFrames = sampling.maxFrames ?? Math.trunc(VIDEO_MAX_DURATION * rate);
   const maxIdx = total - 1;
   const duration = meta.duration || roundHalfEven(maxIdx / fps) + 1;
   let idx: number[];
-  if (duration <= VIDEO_MAX_DURATION) {
-    const n = Math.floor(duration * VIDEO_SAMPLE_FPS);
-    idx = Array.from({ length: n }, (_, i) => Math.min(maxIdx, Math.ceil((i * fps) / VIDEO_SAMPLE_FPS)));
+  if (duration <= maxFrames / rate) {
+    const n = Math.floor(duration * rate);
+    idx = Array.from({ length: n }, (_, i) => Math.min(maxIdx, Math.ceil((i * fps) / rate)));
   } else {
-    const num = Math.trunc(VIDEO_MAX_DURATION * VIDEO_SAMPLE_FPS);
+    const num = maxFrames;
     if (num >= total) {
       idx = Array.from({ length: total }, (_, i) => i);
     } else {
@@ -56,7 +59,7 @@ export function sampleFrameIndices(meta: Pick<VideoMetadata, 'fps' | 'totalFrame
     }
   }
   const uniq = [...new Set(idx)];
-  if (uniq.length === 0) throw new InputError(`video is too short to sample: duration ${duration.toFixed(3)} s gives no frame at ${VIDEO_SAMPLE_FPS} fps`);
+  if (uniq.length === 0) throw new InputError(`video is too short to sample: duration ${duration.toFixed(3)} s gives no frame at ${rate} fps`);
   if (uniq.length % 2 === 1) uniq.push(uniq[uniq.length - 1]);
   return uniq;
 }
@@ -174,10 +177,15 @@ function readFrames(path: string, meta: VideoMetadata, indices: readonly number[
 }
 
 /** A video file → sampled, resized, normalised frames in temporal-patch pairs, with one timestamp per pair. */
-export async function preprocessVideo(path: string, cfg: PreprocessorConfig, opts: VideoOptions = {}): Promise<PreparedVideo> {
+export async function preprocessVideo(path: string, cfg: PreprocessorConfig, opts: VideoOptions & FrameSampling = {}): Promise<PreparedVideo> {
   checkPreprocessorConfig(cfg, 'video preprocessor config');
   const meta = await probeVideo(path, opts);
-  const indices = sampleFrameIndices(meta);
+  let indices: number[];
+  try {
+    indices = sampleFrameIndices(meta, opts);
+  } catch (e) {
+    throw new InputError(`video file '${path}': ${(e as Error).message}`, { cause: e });
+  }
   const factor = cfg.patchSize * cfg.mergeSize;
   let size: { h: number; w: number };
   try {

@@ -3,6 +3,7 @@
 // temporal patch g, <|begin_of_image|> + <|image|>×(gh·gw/merge²) + <|end_of_image|> + int(timestamp_g).
 
 import { InputError } from '@glm4v/core';
+import type { TokenIds } from '../config.js';
 import { checkGrid, type Grid } from '../grid.js';
 
 export const IMAGE_TOKEN = '<|image|>';
@@ -29,6 +30,39 @@ function videoText(grid: Grid, timestamps: readonly number[], mergeSize: number,
   return s;
 }
 
+/** A prompt carries images or videos, not both (spec §5.2). */
+export function checkOneMediaKind(images: number, videos: number): void {
+  if (images > 0 && videos > 0) {
+    throw new InputError(`a prompt may carry images or videos, not both (got ${images} image(s) and ${videos} video(s)): GLM-4.1V uses one placeholder token for both`);
+  }
+}
+
+/**
+ * [start, end) of each image or video block of an expanded prompt's ids, in order: <|begin_of_image|> … <|end_of_image|>
+ * for an image, <|begin_of_video|> … <|end_of_video|> for a video (its frames' image blocks inside).
+ */
+export function mediaSpans(ids: ArrayLike<number>, tokens: Pick<TokenIds, 'imageStart' | 'imageEnd' | 'videoStart' | 'videoEnd'>): [number, number][] {
+  const spans: [number, number][] = [];
+  let open = -1; // start of the block being read
+  let inVideo = false;
+  for (let i = 0; i < ids.length; i++) {
+    const id = ids[i];
+    if (id === tokens.videoStart) {
+      open = i;
+      inVideo = true;
+    } else if (id === tokens.videoEnd && inVideo) {
+      spans.push([open, i + 1]);
+      inVideo = false;
+    } else if (!inVideo && id === tokens.imageStart) {
+      open = i;
+    } else if (!inVideo && id === tokens.imageEnd && open >= 0) {
+      spans.push([open, i + 1]);
+      open = -1;
+    }
+  }
+  return spans;
+}
+
 /**
  * Expand every <|image|> (in order, one per entry of `images`) and <|video|> (one per entry of `videos`) of the
  * rendered prompt. Counts must match; a prompt with both images and videos is refused (spec §5.2).
@@ -37,9 +71,7 @@ export function expandPlaceholders(
   text: string, images: readonly Grid[], videos: readonly { grid: Grid; timestamps: number[] }[], mergeSize: number,
 ): string {
   if (!Number.isInteger(mergeSize) || mergeSize < 1) throw new InputError(`expandPlaceholders: mergeSize must be a positive integer, got ${mergeSize}`);
-  if (images.length > 0 && videos.length > 0) {
-    throw new InputError(`a prompt may carry images or videos, not both (got ${images.length} image(s) and ${videos.length} video(s)): GLM-4.1V uses one placeholder token for both`);
-  }
+  checkOneMediaKind(images.length, videos.length);
   const pieces = text.split(/(<\|image\|>|<\|video\|>)/);
   const nImg = pieces.filter((p) => p === IMAGE_TOKEN).length;
   const nVid = pieces.filter((p) => p === VIDEO_TOKEN).length;

@@ -1,0 +1,76 @@
+// Opening a model for a command, in the order that fails fastest: the processor (configs, tokenizer, template:
+// no weights) and the caller's check of its request, then the device and the request's images against its limits,
+// then the weights, with a progress bar on a terminal. Every command that runs the model (run, chat, batch,
+// worker) opens it here; the model-choosing flags they share are declared here too.
+
+import { Device, InputError } from '@glm4v/core';
+import type { KvDType } from '@glm4v/kernels';
+import type { LoadProgress } from '../checkpoint/upload.js';
+import { demoCheckpoint } from '../demo.js';
+import { Glm4v } from '../glm4v.js';
+import { Glm4vProcessor, type PreparedPrompt } from '../processor.js';
+import { ProgressBar } from './progress.js';
+import { UsageError } from './usage.js';
+
+export const MODEL_FLAGS = {
+  model: { type: 'string' },
+  demo: { type: 'boolean' },
+  'kv-cache': { type: 'string' },
+} as const;
+
+export const MODEL_HELP = `  --model DIR               checkpoint folder (config.json, tokenizer.json, *.safetensors)
+  --demo                    use a tiny checkpoint with RANDOM weights instead (made once, cached)
+  --kv-cache f32|f16        KV-cache element type: f32 (exact, default) or f16 (half the memory)`;
+
+/** --kv-cache: f32 or f16. */
+export function kvCacheFlag(v: string | undefined): KvDType {
+  if (v === undefined || v === 'f32' || v === 'f16') return v ?? 'f32';
+  throw new UsageError(`--kv-cache expects f32 or f16, got '${v}'`);
+}
+
+/** The checkpoint folder of --model or --demo (made once and cached; its notice goes to stderr). */
+export async function modelDir(v: { model?: string; demo?: boolean }): Promise<string> {
+  if (!v.model && !v.demo) throw new UsageError('give --model DIR (or --demo)');
+  if (v.model && v.demo) throw new UsageError('give either --model or --demo, not both');
+  if (!v.demo) return v.model!;
+  process.stderr.write('demo: a tiny checkpoint with RANDOM weights — the pipeline is real, the text is noise\n');
+  return demoCheckpoint();
+}
+
+/** A model opened for a command; close() frees it and its device. */
+export interface OpenModel {
+  processor: Glm4vProcessor;
+  model: Glm4v;
+  /** What `check` prepared. */
+  prompts: PreparedPrompt[];
+  close(): void;
+}
+
+/**
+ * Loads `dir`'s processor, lets `check` prepare the request with it (a bad request fails here, in well under a
+ * second), then creates the device, checks the prepared prompts' images against its limits, and loads the weights
+ * (a loading bar on stderr when it is a terminal, unless `quiet`). Commands whose requests come later (chat, batch,
+ * worker) check nothing here: each request is prepared and checked before it runs.
+ */
+export async function openModel(
+  dir: string, opts: { kvCache: KvDType; quiet?: boolean }, check: (p: Glm4vProcessor) => Promise<PreparedPrompt[]> = async () => [],
+): Promise<OpenModel> {
+  const processor = await Glm4vProcessor.load(dir);
+  const prompts = await check(processor);
+  const device = await Device.create();
+  try {
+    for (const p of prompts) processor.checkLimits(p, device.limits);
+    if (opts.kvCache === 'f16' && !device.has('shader-f16')) throw new InputError(`--kv-cache f16 needs the shader-f16 feature, which this adapter (${device.adapter.description || device.adapter.device}) lacks`);
+    const bar = process.stderr.isTTY && !opts.quiet ? new ProgressBar(process.stderr) : undefined;
+    const onProgress = bar && ((p: LoadProgress) => bar.update(p.bytesDone, p.bytesTotal, p.tensor));
+    const model = await Glm4v.load(dir, { device, processor, kvCacheDType: opts.kvCache, onProgress }).finally(() => bar?.done());
+    const close = () => {
+      model.dispose();
+      device.dispose();
+    };
+    return { processor, model, prompts, close };
+  } catch (e) {
+    device.dispose();
+    throw e;
+  }
+}
