@@ -260,7 +260,7 @@ describe.skipIf(chromium.reason)(`in Chromium${chromium.reason ? ` — skipped: 
         await p.type('#model-url', `${server.url}fixtures/`);
         await p.click('#url-form button');
         await p.waitForSelector('#status[data-state=error]');
-        expect(await p.$eval('#error', (el) => el.textContent)).toMatch(/not a GLM-4.1V model folder.*fixtures\/tokenizer.json: cannot read: file not found/);
+        expect(await p.$eval('#error', (el) => el.textContent)).toMatch(/not a GLM-4.1V model folder.*fixtures\/config.json: cannot read: file not found/);
       });
       // A GPU that runs out of memory while the weights are probed (the browser's popErrorScope reports it).
       const outOfMemory = `

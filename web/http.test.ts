@@ -1,16 +1,16 @@
 // HTTP model folders under Node (Node has fetch too): the same checkpoint read over Range requests as from the
-// disk, the same answers, and the same typed errors; plus what a server must do (answer Range requests) and what
-// happens when it does not.
+// disk, the same answers and prepared requests, and the same typed errors; plus what a server must do (answer Range
+// requests) and what happens when it does not.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { copyFile, mkdir, mkdtemp, rm, truncate, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, rm, truncate, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CheckpointError, Device } from '@glm4v/core';
 import { rejectionOf } from '@glm4v/core/testing';
-import { Checkpoint, Glm4v, HttpFolder, INDEX_FILE, NodeFolder, demoCheckpoint } from '@glm4v/runtime/internal';
+import { Checkpoint, Glm4v, Glm4vProcessor, HttpFolder, INDEX_FILE, NodeFolder, demoCheckpoint } from '@glm4v/runtime/internal';
 import { FIXTURES } from '../conformance/taps.js';
 import { type StaticServer, startServer } from './tools/server.js';
 
@@ -53,6 +53,18 @@ describe('HttpFolder (Range requests) under Node', () => {
     } finally {
       device.dispose();
     }
+  });
+
+  it('Glm4vProcessor.load from a URL prepares a request as from the folder, with no weight file there', async () => {
+    const dir = join(tmp, 'p');
+    await mkdir(dir);
+    for (const f of await readdir(demo)) if (!f.endsWith('.safetensors')) await copyFile(join(demo, f), join(dir, f));
+    const messages = [{ role: 'user' as const, content: [{ type: 'image' as const, image: { path: join(demo, 'sample.png') } }, { type: 'text' as const, text: 'What is it?' }] }];
+    const [http, disk] = await Promise.all([Glm4vProcessor.load(new HttpFolder(`${server.url}t/p/`)), Glm4vProcessor.load(demo)]);
+    expect(http.dir).toBe(`${server.url}t/p/`);
+    const [a, b] = await Promise.all([http.prepare({ messages }, { maxPixels: 40_000 }), disk.prepare({ messages }, { maxPixels: 40_000 })]);
+    expect(Array.from(a.ids)).toEqual(Array.from(b.ids));
+    expect(a.media).toEqual(b.media);
   });
 
   it('refuses the same way as the disk: a missing shard, a shard outside the folder, a file truncated after opening', async () => {
