@@ -3,18 +3,18 @@
 //   for await (const ev of model.generate({ messages }, { maxNewTokens: 512 })) { ... }
 //   model.dispose();
 // Prompt → chat template → placeholders expanded → tokens; images/videos → patches; prefill; then one recorded
-// decode step replayed per token, streaming text split into thinking and answer (spec §8.4).
+// decode step replayed per token, streaming text split into thinking and answer (spec §8.4). Decoding goes through
+// a Batcher (generate/batcher.ts): generate() is a batch of one; batcher() and generateBatch() decode many
+// conversations together.
 
-import { AbortError, ConfigError, ContextOverflowError, Device, type DeviceOptions, Graph, InputError, Tensor } from '@glm4v/core';
-import { type KvDType, createSamplerState, markPresent } from '@glm4v/kernels';
+import { ConfigError, ContextOverflowError, Device, type DeviceOptions, InputError } from '@glm4v/core';
+import type { KvDType } from '@glm4v/kernels';
 import type { LoadOptions } from './checkpoint/upload.js';
 import type { GenerationConfig, PreprocessorConfig } from './config.js';
-import { type GenerateOptions, type ResolvedOptions, resolveOptions } from './generate/options.js';
+import { Batcher, type BatcherOptions, type BatchHost } from './generate/batcher.js';
+import { type GenerateOptions, resolveOptions } from './generate/options.js';
 import type { Phase } from './generate/phases.js';
-import { ReplyText } from './generate/reply.js';
-import type { DecodeStep, Glm4vModel, NextToken, PrefillInput } from './model/glm4v.js';
-import type { Session } from './model/session.js';
-import { DecodeLoop } from './model/decode-loop.js';
+import type { Glm4vModel, PrefillInput } from './model/glm4v.js';
 import { loadModel } from './model/load.js';
 import { preprocessImages } from './preprocess/image.js';
 import type { ImageInput, PreparedVideo } from './preprocess/types.js';
@@ -26,6 +26,7 @@ import { concatFloat32 } from './arrays.js';
 
 export type { GenerateOptions } from './generate/options.js';
 export type { Phase } from './generate/phases.js';
+export type { Batcher, BatcherOptions, BatcherStats, Submission } from './generate/batcher.js';
 
 export interface GenerateRequest {
   messages: readonly Message[];
@@ -117,8 +118,8 @@ export class Glm4v {
     return this.model.device;
   }
 
-  /** The prompt's text and ids as the model will see them (template rendered, placeholders expanded). */
-  private async prepare(request: GenerateRequest): Promise<{ text: string; input: PrefillInput }> {
+  /** The prompt's ids, images and videos as the model will see them (template rendered, placeholders expanded). */
+  private async prepare(request: GenerateRequest): Promise<PrefillInput> {
     const images: ImageInput[] = [];
     const videos: string[] = [];
     for (const m of request.messages ?? []) {
@@ -137,16 +138,22 @@ export class Glm4v {
     const input: PrefillInput = { ids: Int32Array.from(this.tokenizer.encode(text)) };
     if (img) input.images = { pixelValues: img.pixelValues, grids: img.grids };
     if (vids.length) input.videos = { pixelValues: concatFloat32(vids.map((v) => v.pixelValues)), grids: vids.flatMap((v) => v.grids) };
-    return { text, input };
+    return input;
+  }
+
+  /** What a Batcher needs from this model. */
+  private get host(): BatchHost {
+    return { model: this.model, tokenizer: this.tokenizer, generation: this.generation, prepare: (r) => this.prepare(r), disposal: this.disposal.signal };
   }
 
   /**
    * Streams a reply: `token` events (ids), `text` events (decoded pieces, each tagged thinking or answer, never
-   * ending inside a UTF-8 character), and a final `done` event with the finish reason and stats.
+   * ending inside a UTF-8 character), and a final `done` event with the finish reason and stats. One at a time per
+   * model; batcher() serves many conversations at once.
    */
   async *generate(request: GenerateRequest, options: GenerateOptions = {}): AsyncGenerator<GenerateEvent> {
     if (this.disposal.signal.aborted) throw new InputError('this model has been disposed');
-    if (this.busy) throw new InputError('this model is already generating; wait for the other generate() to finish');
+    if (this.busy) throw new InputError('this model is already generating; wait for the other generate() to finish, or use batcher()');
     this.busy = true;
     try {
       yield* this.run(request, options);
@@ -155,10 +162,11 @@ export class Glm4v {
     }
   }
 
+  /** A batch of one, its KV cache sized for this request (prompt + maxNewTokens, or contextLength). */
   private async *run(request: GenerateRequest, options: GenerateOptions): AsyncGenerator<GenerateEvent> {
     const t0 = performance.now();
     const opt = resolveOptions(this.generation, options);
-    const { input } = await this.prepare(request);
+    const input = await this.prepare(request);
     const maxPos = this.model.config.text.maxPositionEmbeddings;
     const prompt = input.ids.length;
     const capacity = Math.min(options.contextLength ?? prompt + opt.maxNewTokens, maxPos);
@@ -166,104 +174,47 @@ export class Glm4v {
       const limit = options.contextLength !== undefined ? `, contextLength ${options.contextLength}` : '';
       throw new ContextOverflowError(`the prompt has ${prompt} tokens; the context holds ${capacity} (max_position_embeddings ${maxPos}${limit}), leaving no room to answer`);
     }
-    const signal = options.signal ? AbortSignal.any([options.signal, this.disposal.signal]) : this.disposal.signal;
-    const owned: { dispose(): void }[] = [];
-    const times = { t0, prefill: performance.now(), first: performance.now() };
-    const result = { generated: 0, finish: 'abort' as FinishReason };
-    try {
-      if (!signal.aborted) {
-        const session = await this.model.createSession(capacity, this.kvCacheDType);
-        owned.push(session);
-        const next = await this.nextToken(opt, input.ids, owned);
-        times.prefill = performance.now();
-        const prefilled = await this.model.prefill(session, input, { next, signal }).then(() => true, (e) => {
-          if (e instanceof AbortError) return false;
-          throw e;
-        });
-        times.first = performance.now();
-        if (prefilled) yield* this.decode(session, next, opt, signal, owned, result);
-      }
-    } catch (e) {
-      // dispose() during a generation frees the GPU under it: whatever fails then, the generation was aborted
-      if (!this.disposal.signal.aborted) throw e;
-      result.finish = 'abort';
-    } finally {
-      owned.reverse().forEach((o) => o.dispose());
+    if (options.signal?.aborted || this.disposal.signal.aborted) {
+      yield { type: 'done', finishReason: 'abort', stats: abortedStats(prompt, t0, opt.seed) };
+      return;
     }
-    yield { type: 'done', finishReason: result.finish, stats: stats(times, performance.now(), prompt, result.generated, opt.seed) };
-  }
-
-  /** How the next token is chosen: argmax, or sampling with a fresh sampler state that has seen the prompt. */
-  private async nextToken(opt: ResolvedOptions, ids: Int32Array, owned: { dispose(): void }[]): Promise<NextToken> {
-    if (!opt.sampling) return { kind: 'argmax' };
-    const state = await createSamplerState(this.device, this.model.config.text.vocabSize);
-    owned.push(state.presence);
-    // the repetition penalty counts the prompt's tokens as seen, as transformers does
-    const t = await Tensor.fromArray(this.device, 'i32', [ids.length], ids, 'prompt_ids');
-    const g = new Graph(this.device, 'mark-prompt');
+    const batcher = await Batcher.create(this.host, { maxBatch: 1, contextLength: Math.max(2, capacity), kvCacheDType: this.kvCacheDType });
     try {
-      markPresent(g, state, t);
-      await g.run();
+      yield* batcher.enqueue(input, opt, t0, options.signal).events;
     } finally {
-      g.dispose();
-      t.dispose();
+      await batcher.close();
     }
-    return { kind: 'sample', options: opt.sampling, state };
   }
 
   /**
-   * Streams tokens from session.token (chosen by prefill) until a stop token or string, the limit or an abort,
-   * counting them and setting the finish reason in `result`. However it ends, the step in flight is waited for.
+   * A batcher over this model: up to maxBatch conversations decoding together (continuous batching), each with its
+   * own options, in a KV pool of maxBatch × contextLength tokens allocated now. Close it to free the pool.
    */
-  private async *decode(session: Session, next: NextToken, opt: ResolvedOptions, signal: AbortSignal, owned: { dispose(): void }[], result: { generated: number; finish: FinishReason }): AsyncGenerator<GenerateEvent> {
-    const eos = new Set(this.generation.eosTokenIds);
-    const reply = new ReplyText(this.tokenizer, opt);
-    let step: DecodeStep | undefined;
-    const loop = new DecodeLoop(session, () => {
-      if (!step) owned.push((step = this.model.recordDecode(session, { next })));
-      return step;
-    });
-    result.finish = 'length';
+  async batcher(opts: BatcherOptions = {}): Promise<Batcher> {
+    if (this.disposal.signal.aborted) throw new InputError('this model has been disposed');
+    return Batcher.create(this.host, { kvCacheDType: this.kvCacheDType, ...opts });
+  }
+
+  /**
+   * Several requests decoded together (a batcher of up to `maxBatch`, default 8, its context the longest request's
+   * prompt + maxNewTokens); the results in the order of the requests.
+   */
+  async generateBatch(jobs: readonly { request: GenerateRequest; options?: GenerateOptions }[], opts: { maxBatch?: number } = {}): Promise<GenerateResult[]> {
+    if (jobs.length === 0) return [];
+    const maxPos = this.model.config.text.maxPositionEmbeddings;
+    const prepared = await Promise.all(jobs.map(async (j) => ({ input: await this.prepare(j.request), opt: resolveOptions(this.generation, j.options ?? {}) })));
+    const context = Math.min(maxPos, Math.max(...prepared.map((p, i) => jobs[i].options?.contextLength ?? p.input.ids.length + p.opt.maxNewTokens)));
+    const batcher = await this.batcher({ maxBatch: Math.min(opts.maxBatch ?? 8, jobs.length), contextLength: Math.max(2, context) });
     try {
-      for (;;) {
-        const aborted = signal.aborted;
-        const more = !aborted && result.generated + 1 < opt.maxNewTokens && loop.canStep;
-        const token = await loop.next(more);
-        result.generated++;
-        if (eos.has(token)) {
-          result.finish = 'stop';
-          break;
-        }
-        yield { type: 'token', id: token };
-        for (const piece of reply.push(token)) yield { type: 'text', ...piece };
-        if (reply.stopped) {
-          result.finish = 'stop';
-          break;
-        }
-        if (!more) {
-          if (aborted) result.finish = 'abort';
-          break;
-        }
-      }
+      return await Promise.all(prepared.map((p, i) => collect(batcher.enqueue(p.input, p.opt, performance.now(), jobs[i].options?.signal).events)));
     } finally {
-      await loop.settle();
+      await batcher.close();
     }
-    for (const piece of reply.flush()) yield { type: 'text', ...piece };
   }
 
   /** Runs generate() to the end and returns the whole reply; `onEvent` sees every event as it comes. */
   async generateText(request: GenerateRequest, options: GenerateOptions = {}, onEvent?: (ev: GenerateEvent) => void): Promise<GenerateResult> {
-    const out: GenerateResult = { thinking: '', answer: '', tokens: [], finishReason: 'length', stats: undefined as never };
-    for await (const ev of this.generate(request, options)) {
-      onEvent?.(ev);
-      if (ev.type === 'token') out.tokens.push(ev.id);
-      else if (ev.type === 'text') out[ev.phase] += ev.text;
-      else {
-        out.finishReason = ev.finishReason;
-        out.stats = ev.stats;
-      }
-    }
-    return out;
+    return collect(this.generate(request, options), onEvent);
   }
 
   /**
@@ -278,17 +229,23 @@ export class Glm4v {
   }
 }
 
-function stats(t: { t0: number; prefill: number; first: number }, end: number, prompt: number, generated: number, seed: number): GenerationStats {
-  const decodeMs = end - t.first;
-  return {
-    promptTokens: prompt,
-    generatedTokens: generated,
-    timeToFirstTokenMs: t.first - t.t0,
-    prefillMs: t.first - t.prefill,
-    prefillTokensPerSecond: t.first > t.prefill ? prompt / ((t.first - t.prefill) / 1000) : 0,
-    decodeMs,
-    decodeTokensPerSecond: generated > 1 ? (generated - 1) / (decodeMs / 1000) : 0,
-    totalMs: end - t.t0,
-    seed,
-  };
+/** The whole reply of an event stream. */
+async function collect(events: AsyncIterable<GenerateEvent>, onEvent?: (ev: GenerateEvent) => void): Promise<GenerateResult> {
+  const out: GenerateResult = { thinking: '', answer: '', tokens: [], finishReason: 'length', stats: undefined as never };
+  for await (const ev of events) {
+    onEvent?.(ev);
+    if (ev.type === 'token') out.tokens.push(ev.id);
+    else if (ev.type === 'text') out[ev.phase] += ev.text;
+    else {
+      out.finishReason = ev.finishReason;
+      out.stats = ev.stats;
+    }
+  }
+  return out;
+}
+
+/** Stats of a request aborted before it started. */
+function abortedStats(prompt: number, t0: number, seed: number): GenerationStats {
+  const ms = performance.now() - t0;
+  return { promptTokens: prompt, generatedTokens: 0, timeToFirstTokenMs: ms, prefillMs: 0, prefillTokensPerSecond: 0, decodeMs: 0, decodeTokensPerSecond: 0, totalMs: ms, seed };
 }

@@ -9,9 +9,8 @@ export { Checkpoint, INDEX_FILE, SINGLE_FILE } from './checkpoint/checkpoint.js'
 export { KEY_RENAMES, renameKey } from './checkpoint/renames.js';
 export { DEFAULT_STAGING_BYTES } from './checkpoint/upload.js';
 export { WeightLoader, type WeightScope, type GetOptions, type MatrixOptions } from './checkpoint/weights.js';
-export { Glm4vModel, DecodeStep, type PrefillInput, type PrefillOptions, type PrefillResult, type VisionInput, type NextToken, type DecodeOptions, type Taps } from './model/glm4v.js';
-export { Session } from './model/session.js';
-export { DecodeLoop } from './model/decode-loop.js';
+export { Glm4vModel, DecodeStep, type PrefillInput, type PrefillOptions, type PrefillResult, type VisionInput, type DecodeOptions, type Taps } from './model/glm4v.js';
+export { Session, KvPool } from './model/session.js';
 export { loadModel, randomModel, type LoadedModel } from './model/load.js';
 export { RandomWeights, type WeightSource } from './model/weights.js';
 export { glm41v9bConfig, GLM41V_9B_CONFIG_JSON } from './model/glm41v-9b.js';

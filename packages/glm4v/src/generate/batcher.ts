@@ -1,0 +1,334 @@
+// Continuous batching: up to maxBatch sequences decode together, one decode step for all of them (every weight
+// is read once per step for all rows: each linear layer's matvec becomes a small-M matmul), each sequence in its
+// own slot of a KV pool at its own length.
+//
+// One loop, one GPU queue. Each turn of the loop:
+//   1. admits waiting requests into free slots (their sampling options set, their prompt marked as seen);
+//   2. runs ONE prefill pass (the vision tower, or one chunk of prefillChunkTokens prompt tokens) of the oldest
+//      sequence still prefilling, so that a long prompt delays the others' next tokens by one pass, not by all of it;
+//   3. submits one decode step for every running sequence that wants a token (graphs recorded per batch size, once);
+//   4. reads back the tokens of the step before (one step stays in flight: the GPU never waits for the host) and
+//      hands them to their sequences, which stream text, and end on a stop token or string, at their limit, or
+//      when aborted. A sequence that ends frees its slot at once; a step already in flight for it is discarded.
+// Sequences that end or are cancelled (the consumer left, its signal fired) free their slot at once, so a waiting
+// request takes it on the next turn.
+
+import { AbortError, ContextOverflowError, Graph, InputError, Tensor } from '@glm4v/core';
+import { type KvDType, markPresent } from '@glm4v/kernels';
+import type { GenerateEvent, GenerateOptions, GenerateRequest } from '../glm4v.js';
+import type { GenerationConfig } from '../config.js';
+import type { DecodeStep, Glm4vModel, PrefillInput } from '../model/glm4v.js';
+import type { KvPool } from '../model/session.js';
+import type { Tokenizer } from '../prompt/tokenizer.js';
+import { type ResolvedOptions, resolveOptions } from './options.js';
+import { Sequence } from './sequence.js';
+
+export interface BatcherOptions {
+  /** Sequences decoded together (default 8). */
+  maxBatch?: number;
+  /** KV-cache size of each sequence in tokens: prompt plus reply (default: max_position_embeddings). */
+  contextLength?: number;
+  /** KV-cache element type (default f32). */
+  kvCacheDType?: KvDType;
+  /** Prompt tokens per prefill pass between two decode steps (default: as many as the device's bindings allow, ≤ 512). */
+  prefillChunkTokens?: number;
+}
+
+/** What the batcher needs from the model that made it (Glm4v). */
+export interface BatchHost {
+  model: Glm4vModel;
+  tokenizer: Tokenizer;
+  generation: GenerationConfig;
+  /** The prompt's ids, images and videos (template rendered, media preprocessed). */
+  prepare(request: GenerateRequest): Promise<PrefillInput>;
+  /** Aborted when the model is disposed: every sequence then ends as an abort. */
+  disposal: AbortSignal;
+}
+
+/** A submitted request: its events (iterate them), and whether it was accepted (prompt prepared and checked). */
+export interface Submission extends AsyncIterable<GenerateEvent> {
+  /** Resolves once the prompt is prepared and fits the context; rejects with the typed error otherwise. */
+  readonly accepted: Promise<{ promptTokens: number }>;
+  /** Ends the request as an abort (its slot freed at once). */
+  cancel(): void;
+}
+
+export interface BatcherStats {
+  maxBatch: number;
+  contextLength: number;
+  /** Accepted requests waiting for a slot. */
+  waiting: number;
+  /** Sequences holding a slot (prefilling or decoding). */
+  active: number;
+  decodeSteps: number;
+  /** Rows over all decode steps (decodeSteps × average batch). */
+  decodeRows: number;
+  promptTokens: number;
+  generatedTokens: number;
+}
+
+type Readback = { seqs: Sequence[]; tokens: Promise<Uint32Array> };
+
+export class Batcher {
+  readonly maxBatch: number;
+  readonly contextLength: number;
+  private readonly waiting: Sequence[] = [];
+  private readonly prefilling: Sequence[] = [];
+  private running: Sequence[] = [];
+  private readonly inflight: Readback[] = [];
+  private readonly steps = new Map<number, DecodeStep>();
+  private readonly counts = { decodeSteps: 0, decodeRows: 0, promptTokens: 0, generatedTokens: 0 };
+  private readonly eos: ReadonlySet<number>;
+  private loopDone: Promise<void> | undefined;
+  private wake: (() => void) | undefined;
+  private closed = false;
+
+  private constructor(
+    private readonly host: BatchHost,
+    private readonly pool: KvPool,
+    private readonly chunkTokens: number | undefined,
+  ) {
+    this.maxBatch = pool.slots;
+    this.contextLength = pool.capacity;
+    this.eos = new Set(host.generation.eosTokenIds);
+    host.disposal.addEventListener('abort', () => this.stopAll(), { once: true });
+  }
+
+  static async create(host: BatchHost, opts: BatcherOptions = {}): Promise<Batcher> {
+    const maxBatch = opts.maxBatch ?? 8;
+    const maxPos = host.model.config.text.maxPositionEmbeddings;
+    const context = opts.contextLength ?? maxPos;
+    if (!Number.isInteger(maxBatch) || maxBatch < 1) throw new InputError(`maxBatch is ${maxBatch}; expected an integer ≥ 1`);
+    if (!Number.isInteger(context) || context < 2 || context > maxPos) throw new InputError(`contextLength is ${context}; expected an integer from 2 to ${maxPos} (max_position_embeddings)`);
+    const chunk = opts.prefillChunkTokens;
+    if (chunk !== undefined && (!Number.isInteger(chunk) || chunk < 1)) throw new InputError(`prefillChunkTokens is ${chunk}; expected an integer ≥ 1`);
+    const pool = await host.model.createPool(maxBatch, context, opts.kvCacheDType);
+    return new Batcher(host, pool, chunk);
+  }
+
+  get stats(): BatcherStats {
+    return { maxBatch: this.maxBatch, contextLength: this.contextLength, waiting: this.waiting.length, active: this.prefilling.length + this.running.length, ...this.counts };
+  }
+
+  /** Prepares the request's prompt, then queues it; its events stream as it decodes with the others. */
+  submit(request: GenerateRequest, options: GenerateOptions = {}): Submission {
+    const t0 = performance.now();
+    let seq: Sequence | undefined;
+    let cancelled = false;
+    const accepted = (async () => {
+      const opt = resolveOptions(this.host.generation, options);
+      const input = await this.host.prepare(request);
+      if (cancelled) throw new AbortError('the request was cancelled');
+      seq = this.enqueue(input, opt, t0, options.signal);
+      return { promptTokens: input.ids.length };
+    })();
+    const events = (async function* (): AsyncGenerator<GenerateEvent> {
+      await accepted;
+      yield* seq!.events;
+    })();
+    return {
+      accepted,
+      cancel: () => {
+        cancelled = true;
+        if (seq) this.cancel(seq);
+      },
+      [Symbol.asyncIterator]: () => events,
+    };
+  }
+
+  /**
+   * Queues a prepared prompt (what submit() does once the prompt is ready); throws a ContextOverflowError when the
+   * prompt leaves no room in the context. The returned events end with `done`; leaving them early cancels it.
+   */
+  enqueue(input: PrefillInput, opt: ResolvedOptions, t0 = performance.now(), signal?: AbortSignal): Sequence {
+    if (this.closed || this.host.disposal.aborted) throw new InputError('this batcher has been closed');
+    const prompt = input.ids.length;
+    if (prompt >= this.contextLength) {
+      throw new ContextOverflowError(`the prompt has ${prompt} tokens; the context holds ${this.contextLength}, leaving no room to answer`);
+    }
+    const seq = new Sequence(input, opt, this.host.tokenizer, this.eos, t0, (s) => this.cancel(s));
+    this.waiting.push(seq);
+    if (signal) {
+      if (signal.aborted) this.cancel(seq);
+      else signal.addEventListener('abort', () => this.cancel(seq), { once: true });
+    }
+    this.kick();
+    return seq;
+  }
+
+  /** Ends a sequence as an abort and frees its slot now. */
+  private cancel(seq: Sequence): void {
+    if (seq.done) return;
+    seq.end('abort');
+    this.retire(seq);
+    this.kick();
+  }
+
+  /** Frees a finished sequence's slot and drops it from the lists. */
+  private retire(seq: Sequence): void {
+    for (const list of [this.waiting, this.prefilling]) {
+      const i = list.indexOf(seq);
+      if (i >= 0) list.splice(i, 1);
+    }
+    this.running = this.running.filter((s) => s !== seq);
+    void seq.passes?.return(undefined as never).catch(() => undefined);
+    seq.passes = undefined;
+    seq.session?.dispose();
+    seq.session = undefined;
+  }
+
+  /** Starts the loop if it is not running, or wakes it if it waits for work. */
+  private kick(): void {
+    if (this.wake) {
+      const w = this.wake;
+      this.wake = undefined;
+      w();
+    }
+    if (!this.loopDone && !this.closed) this.loopDone = this.loop();
+  }
+
+  /** Runs until close(); sleeps whenever a turn finds nothing to do, until kick() wakes it. */
+  private async loop(): Promise<void> {
+    while (!this.closed) {
+      try {
+        await this.admit();
+        const prefilled = await this.prefillPass();
+        const stepped = await this.decodeStep();
+        // one decode step stays in flight; with none submitted now, everything is read
+        while (this.inflight.length > (stepped ? 1 : 0)) await this.receive(this.inflight.shift()!);
+        if (!prefilled && !stepped && this.inflight.length === 0 && !this.closed) await new Promise<void>((r) => (this.wake = r));
+      } catch (e) {
+        this.failAll(e);
+      }
+    }
+  }
+
+  /** Waiting sequences into free slots: a session each, its sampling options, its prompt marked as seen. */
+  private async admit(): Promise<void> {
+    while (this.waiting.length > 0 && this.pool.available > 0) {
+      const seq = this.waiting.shift()!;
+      const session = this.pool.acquire()!;
+      seq.session = session;
+      seq.state = 'prefilling';
+      this.prefilling.push(seq);
+      try {
+        session.setSampling(seq.opt.sampling);
+        if (seq.opt.sampling && seq.opt.sampling.repetitionPenalty !== 1) await this.markPrompt(seq);
+        seq.passes = this.host.model.prefillPasses(session, seq.input, { chunkTokens: this.chunkTokens });
+      } catch (e) {
+        this.failOne(seq, e);
+      }
+    }
+  }
+
+  /** The repetition penalty counts the prompt's tokens as seen, as transformers does. */
+  private async markPrompt(seq: Sequence): Promise<void> {
+    const device = this.host.model.device;
+    const ids = await Tensor.fromArray(device, 'i32', [seq.promptTokens], seq.input.ids, 'prompt_ids');
+    const g = new Graph(device, 'mark-prompt');
+    try {
+      markPresent(g, this.pool.sampler, ids, seq.session!.slot);
+      await g.run();
+    } finally {
+      g.dispose();
+      ids.dispose();
+    }
+  }
+
+  /** One pass of the oldest sequence still prefilling; after its last, the sequence decodes. */
+  private async prefillPass(): Promise<boolean> {
+    const seq = this.prefilling[0];
+    if (!seq) return false;
+    seq.startPrefill();
+    try {
+      const r = await seq.passes!.next();
+      if (!r.done || seq.done) return true;
+      this.prefilling.shift();
+      seq.passes = undefined;
+      seq.state = 'running';
+      seq.submitted = 1;
+      this.running.push(seq);
+      this.counts.promptTokens += seq.promptTokens;
+      this.inflight.push(this.readback([seq]));
+    } catch (e) {
+      this.failOne(seq, e);
+    }
+    return true;
+  }
+
+  /** Submits one decode step for the running sequences that want a token. */
+  private async decodeStep(): Promise<boolean> {
+    const rows = this.running.filter((s) => s.wantsStep);
+    if (rows.length === 0) return false;
+    const step = await this.stepFor(rows.length);
+    await step.run(rows.map((s) => s.session!));
+    for (const s of rows) s.submitted++;
+    this.counts.decodeSteps++;
+    this.counts.decodeRows += rows.length;
+    this.inflight.push(this.readback(rows));
+    return true;
+  }
+
+  /** The decode graph for `rows` sequences, recorded once per batch size. */
+  private async stepFor(rows: number): Promise<DecodeStep> {
+    let step = this.steps.get(rows);
+    if (!step) this.steps.set(rows, (step = await this.host.model.recordDecode(this.pool, rows)));
+    return step;
+  }
+
+  /** Queues the read of every slot's last token (ordered after the work just submitted). */
+  private readback(seqs: Sequence[]): Readback {
+    const tokens = this.pool.tokens.read() as Promise<Uint32Array>;
+    tokens.catch(() => undefined); // it may be abandoned when the loop fails or closes
+    return { seqs, tokens };
+  }
+
+  /** Hands each sequence its token; those that end free their slots. */
+  private async receive(rb: Readback): Promise<void> {
+    const tokens = await rb.tokens;
+    for (const seq of rb.seqs) {
+      if (seq.done) continue;
+      seq.deliver(tokens[seq.session!.slot]);
+      this.counts.generatedTokens++;
+      if (seq.done) this.retire(seq);
+    }
+  }
+
+  private failOne(seq: Sequence, e: unknown): void {
+    seq.fail(e);
+    this.retire(seq);
+  }
+
+  /** A failure of the shared work (a decode step, a readback): every sequence gets it, unless the model is gone. */
+  private failAll(e: unknown): void {
+    this.inflight.length = 0;
+    for (const seq of [...this.waiting, ...this.prefilling, ...this.running]) {
+      if (this.host.disposal.aborted) seq.end('abort');
+      else seq.fail(e);
+      this.retire(seq);
+    }
+  }
+
+  /** The model is being disposed: every sequence ends as an abort; the loop stops. */
+  private stopAll(): void {
+    for (const seq of [...this.waiting, ...this.prefilling, ...this.running]) this.cancel(seq);
+    this.inflight.length = 0;
+  }
+
+  /**
+   * Ends every request as an abort, waits for the GPU work in flight, and frees the KV pool and the decode graphs.
+   * The batcher takes no more requests.
+   */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    for (const seq of [...this.waiting, ...this.prefilling, ...this.running]) this.cancel(seq);
+    this.closed = true;
+    this.kick();
+    await this.loopDone;
+    await Promise.all(this.inflight.map((r) => r.tokens.catch(() => undefined)));
+    this.inflight.length = 0;
+    for (const step of this.steps.values()) step.dispose();
+    this.steps.clear();
+    this.pool.dispose();
+  }
+}
