@@ -12,6 +12,7 @@ import type { KvDType } from '@glm4v/kernels';
 import type { LoadOptions } from './checkpoint/upload.js';
 import type { GenerationConfig, PreprocessorConfig } from './config.js';
 import { Batcher, type BatcherOptions, type BatchHost } from './generate/batcher.js';
+import { abortedStats } from './generate/sequence.js';
 import { type GenerateOptions, resolveOptions } from './generate/options.js';
 import type { Phase } from './generate/phases.js';
 import type { Glm4vModel, PrefillInput } from './model/glm4v.js';
@@ -242,10 +243,4 @@ async function collect(events: AsyncIterable<GenerateEvent>, onEvent?: (ev: Gene
     }
   }
   return out;
-}
-
-/** Stats of a request aborted before it started. */
-function abortedStats(prompt: number, t0: number, seed: number): GenerationStats {
-  const ms = performance.now() - t0;
-  return { promptTokens: prompt, generatedTokens: 0, timeToFirstTokenMs: ms, prefillMs: 0, prefillTokensPerSecond: 0, decodeMs: 0, decodeTokensPerSecond: 0, totalMs: ms, seed };
 }

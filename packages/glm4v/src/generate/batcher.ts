@@ -21,7 +21,7 @@ import type { DecodeStep, Glm4vModel, PrefillInput } from '../model/glm4v.js';
 import type { KvPool } from '../model/session.js';
 import type { Tokenizer } from '../prompt/tokenizer.js';
 import { type ResolvedOptions, resolveOptions } from './options.js';
-import { Sequence } from './sequence.js';
+import { Sequence, abortedStats } from './sequence.js';
 
 export interface BatcherOptions {
   /** Sequences decoded together (default 8). */
@@ -47,7 +47,10 @@ export interface BatchHost {
 
 /** A submitted request: its events (iterate them), and whether it was accepted (prompt prepared and checked). */
 export interface Submission extends AsyncIterable<GenerateEvent> {
-  /** Resolves once the prompt is prepared and fits the context; rejects with the typed error otherwise. */
+  /**
+   * Resolves once the prompt is prepared and fits the context; rejects with the typed error otherwise (an
+   * AbortError when it was cancelled or the batcher closed first; its events then end with an abort).
+   */
   readonly accepted: Promise<{ promptTokens: number }>;
   /** Ends the request as an abort (its slot freed at once). */
   cancel(): void;
@@ -81,6 +84,8 @@ export class Batcher {
   private readonly eos: ReadonlySet<number>;
   private loopDone: Promise<void> | undefined;
   private wake: (() => void) | undefined;
+  /** kick() since the loop's turn began: something may have changed (a request, a cancel), so it must not sleep. */
+  private kicked = false;
   private closed = false;
 
   private constructor(
@@ -118,12 +123,20 @@ export class Batcher {
     const accepted = (async () => {
       const opt = resolveOptions(this.host.generation, options);
       const input = await this.host.prepare(request);
-      if (cancelled) throw new AbortError('the request was cancelled');
+      if (cancelled || options.signal?.aborted) throw new AbortError('the request was cancelled');
+      if (this.closed || this.host.disposal.aborted) throw new AbortError('the batcher was closed while the request was being prepared');
       seq = this.enqueue(input, opt, t0, options.signal);
       return { promptTokens: input.ids.length };
     })();
     const events = (async function* (): AsyncGenerator<GenerateEvent> {
-      await accepted;
+      try {
+        await accepted;
+      } catch (e) {
+        // cancelled or closed before it was queued: it ends as any aborted request does
+        if (!(e instanceof AbortError)) throw e;
+        yield { type: 'done', finishReason: 'abort', stats: abortedStats(0, t0, 0) };
+        return;
+      }
       yield* seq!.events;
     })();
     return {
@@ -179,6 +192,7 @@ export class Batcher {
 
   /** Starts the loop if it is not running, or wakes it if it waits for work. */
   private kick(): void {
+    this.kicked = true;
     if (this.wake) {
       const w = this.wake;
       this.wake = undefined;
@@ -190,13 +204,14 @@ export class Batcher {
   /** Runs until close(); sleeps whenever a turn finds nothing to do, until kick() wakes it. */
   private async loop(): Promise<void> {
     while (!this.closed) {
+      this.kicked = false;
       try {
         await this.admit();
         const prefilled = await this.prefillPass();
         const stepped = await this.decodeStep();
         // one decode step stays in flight; with none submitted now, everything is read
         while (this.inflight.length > (stepped ? 1 : 0)) await this.receive(this.inflight.shift()!);
-        if (!prefilled && !stepped && this.inflight.length === 0 && !this.closed) await new Promise<void>((r) => (this.wake = r));
+        if (!prefilled && !stepped && this.inflight.length === 0 && !this.kicked && !this.closed) await new Promise<void>((r) => (this.wake = r));
       } catch (e) {
         this.failAll(e);
       }

@@ -110,3 +110,9 @@ export class Sequence {
     };
   }
 }
+
+/** The stats of a request that ended before it started. */
+export function abortedStats(promptTokens: number, t0: number, seed: number): GenerationStats {
+  const ms = performance.now() - t0;
+  return { promptTokens, generatedTokens: 0, timeToFirstTokenMs: ms, prefillMs: 0, prefillTokensPerSecond: 0, decodeMs: 0, decodeTokensPerSecond: 0, totalMs: ms, seed };
+}
