@@ -6,11 +6,13 @@
 import { DeviceError, DeviceLostError, Glm4vError, LimitError, OutOfMemoryError, ShaderCompileError } from '@glm4v/core';
 import { logitsCommand } from './cli/logits.js';
 import { runCommand } from './cli/run.js';
+import { serveCommand } from './cli/serve.js';
 import { UsageError } from './cli/usage.js';
 
 /** Subcommands by their first argument; anything else is one prompt (`runCommand`). */
 const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = {
   logits: logitsCommand,
+  serve: serveCommand,
 };
 
 function exitCode(e: unknown): number {

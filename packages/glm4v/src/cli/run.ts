@@ -10,11 +10,12 @@ import { checkOptions } from '../generate/options.js';
 import { DEMO_QUESTION, demoCheckpoint } from '../demo.js';
 import type { ContentPart, Message } from '../prompt/chat-template.js';
 import { ProgressBar } from './progress.js';
-import { UsageError } from './usage.js';
+import { UsageError, num } from './usage.js';
 
 const HELP = `Usage:
   glm4v-run --model DIR [options] "prompt"
   glm4v-run --demo [options] ["prompt"]
+  glm4v-run serve --model DIR [--port 8080] [...]    (an OpenAI-compatible server: glm4v-run serve --help)
   glm4v-run logits --model DIR --inputs IN.safetensors --out OUT.safetensors [--greedy N] [--taps]
 
 Runs GLM-4.1V-9B-Thinking (or a checkpoint of the same architecture) from a Hugging Face checkpoint folder on
@@ -63,13 +64,6 @@ const OPTIONS = {
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
-
-function num(v: string | undefined, name: string): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n)) throw new UsageError(`--${name} expects a number, got '${v}'`);
-  return n;
-}
 
 export async function runCommand(argv: string[]): Promise<void> {
   let parsed;

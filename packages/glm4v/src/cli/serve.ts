@@ -1,0 +1,136 @@
+// `glm4v-run serve`: the OpenAI-compatible server (server/) over one loaded model. Flags are checked before the
+// weights load; SIGTERM and SIGINT shut it down gracefully (stop accepting, finish or cancel what is in flight,
+// free the GPU, exit 0).
+
+import { stat } from 'node:fs/promises';
+import { basename, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { InputError } from '@glm4v/core';
+import { readConfigs } from '../config.js';
+import { demoCheckpoint } from '../demo.js';
+import { Glm4v } from '../glm4v.js';
+import { MAX_INPUT_PIXELS } from '../preprocess/decode.js';
+import { ApiServer, DEFAULT_MAX_BODY_BYTES } from '../server/server.js';
+import { ProgressBar } from './progress.js';
+import { UsageError, num } from './usage.js';
+
+const HELP = `Usage:
+  glm4v-run serve --model DIR [options]
+  glm4v-run serve --demo [options]
+
+Serves the model over HTTP with OpenAI's chat-completions API: POST /v1/chat/completions (streamed or not),
+GET /v1/models, GET /health, GET /metrics (Prometheus). Up to --max-batch conversations decode together.
+
+Options:
+  --model DIR               checkpoint folder
+  --demo                    the tiny random-weight demo checkpoint (the text is noise)
+  --host HOST               address to listen on (default 127.0.0.1)
+  --port N                  port (default 8080; 0: any free port, printed at start)
+  --api-key KEY             require 'Authorization: Bearer KEY' on /v1/ (default: $GLM4V_API_KEY, else none)
+  --max-batch N             conversations decoded together (default 8)
+  --context N               KV-cache tokens per conversation, prompt and reply (default 8192, at most
+                            max_position_embeddings); GPU memory for it is taken at start
+  --max-queue N             requests accepted beyond --max-batch, waiting for a slot (default 4 × max batch);
+                            more get 429 with Retry-After
+  --max-body BYTES          largest request body (default ${DEFAULT_MAX_BODY_BYTES}); larger gets 413
+  --media-dir DIR           folder that file:// image URLs and video paths may read from (default: none)
+  --max-image-pixels N      largest image accepted, width × height (default ${MAX_INPUT_PIXELS})
+  --model-name NAME         the model's id in the API (default: the checkpoint folder's name)
+  --prefill-chunk N         prompt tokens prefilled between two decode steps (default: as large as the device allows)
+  --shutdown-timeout S      on SIGTERM, seconds to let requests in flight finish before cancelling them (default 30)
+  --quiet                   no line per request on stderr
+  -h, --help                this text
+
+Exit status: 0 after a clean shutdown, 2 usage error, 3 bad model or input, 4 device error.`;
+
+const OPTIONS = {
+  model: { type: 'string' },
+  demo: { type: 'boolean' },
+  host: { type: 'string' },
+  port: { type: 'string' },
+  'api-key': { type: 'string' },
+  'max-batch': { type: 'string' },
+  context: { type: 'string' },
+  'max-queue': { type: 'string' },
+  'max-body': { type: 'string' },
+  'media-dir': { type: 'string' },
+  'max-image-pixels': { type: 'string' },
+  'model-name': { type: 'string' },
+  'prefill-chunk': { type: 'string' },
+  'shutdown-timeout': { type: 'string' },
+  quiet: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+/** An integer flag in [min, max], or its default. */
+function int(v: string | undefined, name: string, min: number, fallback: number, max = Number.MAX_SAFE_INTEGER): number {
+  const n = num(v, name) ?? fallback;
+  if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${name} expects an integer from ${min}${max < Number.MAX_SAFE_INTEGER ? ` to ${max}` : ''}, got '${v}'`);
+  return n;
+}
+
+export async function serveCommand(argv: string[]): Promise<void> {
+  let v;
+  try {
+    ({ values: v } = parseArgs({ args: argv, options: OPTIONS, allowPositionals: false }));
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  if (v.help) {
+    console.log(HELP);
+    return;
+  }
+  if (!v.model && !v.demo) throw new UsageError('give --model DIR (or --demo)');
+  if (v.model && v.demo) throw new UsageError('give either --model or --demo, not both');
+  const maxBatch = int(v['max-batch'], 'max-batch', 1, 8);
+  const flags = {
+    port: int(v.port, 'port', 0, 8080, 65535),
+    maxBatch,
+    maxQueue: int(v['max-queue'], 'max-queue', 0, 4 * maxBatch),
+    maxBodyBytes: int(v['max-body'], 'max-body', 1, DEFAULT_MAX_BODY_BYTES),
+    maxImagePixels: int(v['max-image-pixels'], 'max-image-pixels', 1, MAX_INPUT_PIXELS),
+    prefillChunkTokens: v['prefill-chunk'] === undefined ? undefined : int(v['prefill-chunk'], 'prefill-chunk', 1, 0),
+    graceMs: 1000 * (num(v['shutdown-timeout'], 'shutdown-timeout') ?? 30),
+  };
+  if (!(flags.graceMs >= 0)) throw new UsageError(`--shutdown-timeout expects seconds ≥ 0, got '${v['shutdown-timeout']}'`);
+  const mediaDir = v['media-dir'] === undefined ? undefined : resolve(v['media-dir']);
+  if (mediaDir && !(await stat(mediaDir).then((s) => s.isDirectory(), () => false))) throw new InputError(`--media-dir ${mediaDir}: no such folder`);
+
+  const dir = v.demo ? await demoCheckpoint() : v.model!;
+  if (v.demo) process.stderr.write('demo: a tiny checkpoint with RANDOM weights — the pipeline is real, the text is noise\n');
+  // the context is checked against the config before the weights load (which can take minutes)
+  const maxPos = (await readConfigs(dir)).model.text.maxPositionEmbeddings;
+  const contextLength = int(v.context, 'context', 2, Math.min(8192, maxPos), maxPos);
+  const bar = process.stderr.isTTY ? new ProgressBar(process.stderr) : undefined;
+  const model = await Glm4v.load(dir, { onProgress: bar && ((p) => bar.update(p.bytesDone, p.bytesTotal, p.tensor)) }).finally(() => bar?.done());
+  const modelId = v['model-name'] ?? (v.demo ? 'glm4v-demo' : basename(resolve(dir)));
+  let server: ApiServer;
+  try {
+    server = await ApiServer.start(model, {
+      modelId,
+      host: v.host ?? '127.0.0.1',
+      port: flags.port,
+      apiKey: v['api-key'] ?? process.env.GLM4V_API_KEY,
+      maxBatch: flags.maxBatch,
+      contextLength,
+      maxQueue: flags.maxQueue,
+      maxBodyBytes: flags.maxBodyBytes,
+      prefillChunkTokens: flags.prefillChunkTokens,
+      media: { mediaDir, maxImagePixels: flags.maxImagePixels },
+      log: v.quiet ? undefined : (line) => process.stderr.write(`${line}\n`),
+    });
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  process.stderr.write(`glm4v-run serve: listening on ${server.url} (model '${modelId}', max batch ${server.maxBatch}, context ${server.contextLength})\n`);
+  await new Promise<void>((done) => {
+    const stop = (signal: string) => {
+      process.stderr.write(`glm4v-run serve: ${signal}: shutting down\n`);
+      server.shutdown(flags.graceMs).finally(done);
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  model.dispose();
+}
