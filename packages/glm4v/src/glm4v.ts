@@ -10,7 +10,7 @@
 import { ConfigError, ContextOverflowError, Device, type DeviceOptions, InputError } from '@glm4v/core';
 import type { KvDType } from '@glm4v/kernels';
 import type { LoadOptions } from './checkpoint/upload.js';
-import type { GenerationConfig, PreprocessorConfig } from './config.js';
+import { type GenerationConfig, type PreprocessorConfig, readConfigs } from './config.js';
 import { Batcher, type BatcherOptions, type BatchHost } from './generate/batcher.js';
 import { abortedStats } from './generate/sequence.js';
 import { type GenerateOptions, resolveOptions } from './generate/options.js';
@@ -113,6 +113,20 @@ export class Glm4v {
       if (!opts.device) device.dispose();
       throw e;
     }
+  }
+
+  /**
+   * Wraps a model already built (randomModel at the real shapes, for benchmarks) with the tokenizer, chat template
+   * and configs of the folder `dir`, whose weights are not read. The result owns the model, not its device.
+   */
+  static async fromModel(model: Glm4vModel, dir: string, opts: { kvCacheDType?: KvDType } = {}): Promise<Glm4v> {
+    const tokenizer = await Tokenizer.load(dir);
+    const template = await ChatTemplate.load(dir);
+    const configs = await readConfigs(dir);
+    if (tokenizer.vocabSize > model.config.text.vocabSize) {
+      throw new ConfigError(`${dir}: the tokenizer has ${tokenizer.vocabSize} ids but the model's vocabulary is ${model.config.text.vocabSize}`);
+    }
+    return new Glm4v(dir, model, { tokenizer, template, generation: configs.generation, image: configs.image, video: configs.video }, false, opts.kvCacheDType ?? 'f32');
   }
 
   get device(): Device {

@@ -11,6 +11,8 @@ export { DEFAULT_STAGING_BYTES } from './checkpoint/upload.js';
 export { WeightLoader, type WeightScope, type GetOptions, type MatrixOptions } from './checkpoint/weights.js';
 export { Glm4vModel, DecodeStep, type PrefillInput, type PrefillOptions, type PrefillResult, type VisionInput, type DecodeOptions, type Taps } from './model/glm4v.js';
 export { Session, KvPool } from './model/session.js';
+export { Batcher, type BatcherOptions, type BatcherStats, type Submission } from './generate/batcher.js';
+export { ApiServer, DEFAULT_MAX_BODY_BYTES, type ServerOptions } from './server/server.js';
 export { loadModel, randomModel, type LoadedModel } from './model/load.js';
 export { RandomWeights, type WeightSource } from './model/weights.js';
 export { glm41v9bConfig, GLM41V_9B_CONFIG_JSON } from './model/glm41v-9b.js';
