@@ -49,7 +49,7 @@ const jobs = (): { request: GenerateRequest; options: GenerateOptions }[] => [
 describe('Batcher', () => {
   it('gives 4 concurrent requests (some arriving mid-decode) the tokens each gets alone', async () => {
     const JOBS = jobs();
-    const alone = [];
+    const alone: { tokens: number[]; finish: string }[] = [];
     for (const j of JOBS) alone.push(await tokensOf(model.generate(j.request, j.options)));
     const batcher = await model.batcher({ maxBatch: 4, contextLength: 256, prefillChunkTokens: 16 });
     try {
