@@ -71,6 +71,7 @@ export async function answerWhole(req: IncomingMessage, res: ServerResponse, sub
 /** The reply as server-sent events. Returns the HTTP status sent (200: the stream started). */
 export async function answerStream(req: IncomingMessage, res: ServerResponse, sub: Submission, ids: Ids, includeUsage: boolean): Promise<number> {
   cancelOnClose(req, res, sub);
+  res.socket?.setNoDelay(true); // each event goes out as it is written (no Nagle delay behind an unacknowledged one)
   res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
   const send = (data: unknown) => {
     if (!res.destroyed) res.write(`data: ${JSON.stringify(data)}\n\n`);
