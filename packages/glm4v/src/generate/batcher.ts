@@ -83,6 +83,7 @@ export class Batcher {
   private readonly counts = { decodeSteps: 0, decodeRows: 0, promptTokens: 0, generatedTokens: 0 };
   private readonly eos: ReadonlySet<number>;
   private loopDone: Promise<void> | undefined;
+  private readonly onDisposal = () => this.stopAll();
   private wake: (() => void) | undefined;
   /** kick() since the loop's turn began: something may have changed (a request, a cancel), so it must not sleep. */
   private kicked = false;
@@ -96,7 +97,7 @@ export class Batcher {
     this.maxBatch = pool.slots;
     this.contextLength = pool.capacity;
     this.eos = new Set(host.generation.eosTokenIds);
-    host.disposal.addEventListener('abort', () => this.stopAll(), { once: true });
+    host.disposal.addEventListener('abort', this.onDisposal, { once: true });
   }
 
   static async create(host: BatchHost, opts: BatcherOptions = {}): Promise<Batcher> {
@@ -162,8 +163,10 @@ export class Batcher {
     const seq = new Sequence(input, opt, this.host.tokenizer, this.eos, t0, (s) => this.cancel(s));
     this.waiting.push(seq);
     if (signal) {
+      const onAbort = () => this.cancel(seq);
+      signal.addEventListener('abort', onAbort, { once: true });
+      seq.detach = () => signal.removeEventListener('abort', onAbort);
       if (signal.aborted) this.cancel(seq);
-      else signal.addEventListener('abort', () => this.cancel(seq), { once: true });
     }
     this.kick();
     return seq;
@@ -184,6 +187,8 @@ export class Batcher {
       if (i >= 0) list.splice(i, 1);
     }
     this.running = this.running.filter((s) => s !== seq);
+    seq.detach?.();
+    seq.detach = undefined;
     void seq.passes?.return(undefined as never).catch(() => undefined);
     seq.passes = undefined;
     seq.session?.dispose();
@@ -338,6 +343,7 @@ export class Batcher {
     if (this.closed) return;
     for (const seq of [...this.waiting, ...this.prefilling, ...this.running]) this.cancel(seq);
     this.closed = true;
+    this.host.disposal.removeEventListener('abort', this.onDisposal);
     this.kick();
     await this.loopDone;
     await Promise.all(this.inflight.map((r) => r.tokens.catch(() => undefined)));

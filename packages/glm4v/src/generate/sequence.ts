@@ -18,6 +18,8 @@ export class Sequence {
   session: Session | undefined;
   /** The prefill still to run, one pass per call (Glm4vModel.prefillPasses). */
   passes: AsyncGenerator<void, PrefillResult> | undefined;
+  /** Undoes what tied the sequence to its caller (a signal listener); called when it leaves the batcher. */
+  detach: (() => void) | undefined;
   /** Tokens whose choice has been submitted to the GPU (prefill's included). */
   submitted = 0;
   /** Tokens read back, a final stop token included. */

@@ -4,7 +4,7 @@
 // cancels the request, which frees its slot at once.
 
 import { randomBytes } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import { AbortError } from '@glm4v/core';
 import type { FinishReason, GenerateEvent, GenerationStats } from '../glm4v.js';
 import type { Submission } from '../generate/batcher.js';
@@ -37,17 +37,19 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
   res.end(text);
 }
 
-/** Cancels the submission when the client disconnects before the response is complete. */
-function cancelOnClose(req: IncomingMessage, res: ServerResponse, sub: Submission): void {
+/**
+ * Cancels the submission when the client disconnects before the response is complete (call it as soon as the
+ * request is submitted: a client may leave while its images are being prepared).
+ */
+export function cancelOnClose(res: ServerResponse, sub: Submission): void {
   res.on('close', () => {
     if (!res.writableFinished) sub.cancel();
   });
-  req.on('aborted', () => sub.cancel());
+  if (res.destroyed) sub.cancel();
 }
 
 /** The whole reply as one chat.completion object. Returns the HTTP status sent. */
-export async function answerWhole(req: IncomingMessage, res: ServerResponse, sub: Submission, ids: Ids): Promise<number> {
-  cancelOnClose(req, res, sub);
+export async function answerWhole(res: ServerResponse, sub: Submission, ids: Ids): Promise<number> {
   const text = { thinking: '', answer: '' };
   let done: Extract<GenerateEvent, { type: 'done' }> | undefined;
   for await (const ev of sub) {
@@ -69,8 +71,7 @@ export async function answerWhole(req: IncomingMessage, res: ServerResponse, sub
 }
 
 /** The reply as server-sent events. Returns the HTTP status sent (200: the stream started). */
-export async function answerStream(req: IncomingMessage, res: ServerResponse, sub: Submission, ids: Ids, includeUsage: boolean): Promise<number> {
-  cancelOnClose(req, res, sub);
+export async function answerStream(res: ServerResponse, sub: Submission, ids: Ids, includeUsage: boolean): Promise<number> {
   res.socket?.setNoDelay(true); // each event goes out as it is written (no Nagle delay behind an unacknowledged one)
   res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
   const send = (data: unknown) => {

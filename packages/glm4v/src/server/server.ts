@@ -12,7 +12,7 @@ import { type IncomingMessage, type Server, type ServerResponse, createServer } 
 import type { AddressInfo } from 'node:net';
 import type { Glm4v } from '../glm4v.js';
 import type { Batcher } from '../generate/batcher.js';
-import { answerStream, answerWhole, newIds, sendJson } from './completion.js';
+import { answerStream, answerWhole, cancelOnClose, newIds, sendJson } from './completion.js';
 import { ApiError, invalid, toApiError } from './errors.js';
 import type { MediaPolicy } from './media.js';
 import { Metrics } from './metrics.js';
@@ -171,9 +171,10 @@ export class ApiServer {
       if (model !== undefined && model !== this.opts.modelId) throw new ApiError(404, `the model '${model}' does not exist; this server serves '${this.opts.modelId}'`, 'invalid_request_error', 'model_not_found', 'model');
       const chat = await parseChatRequest(body, this.opts.media);
       const sub = this.batcher.submit({ messages: chat.messages }, chat.options);
+      cancelOnClose(res, sub);
       await sub.accepted; // a prompt past the context, a bad image: an error status, before the response starts
       const ids = newIds(this.opts.modelId);
-      return await (chat.stream ? answerStream(req, res, sub, ids, chat.includeUsage) : answerWhole(req, res, sub, ids));
+      return await (chat.stream ? answerStream(res, sub, ids, chat.includeUsage) : answerWhole(res, sub, ids));
     } finally {
       this.inflight--;
       if (this.inflight === 0) this.idleWaiters.splice(0).forEach((w) => w());
