@@ -4,7 +4,7 @@
 // requests get the text each gets alone; a spawned `glm4v-run serve` checks graceful shutdown on SIGTERM.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { copyFile, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -86,6 +86,15 @@ describe('POST /v1/chat/completions', () => {
       expect(r.choices[0].message.content).toBe('Yes,猫!');
       expect(r.usage!.prompt_tokens).toBeGreaterThan(20); // the image's placeholders
     }
+  });
+
+  it.skipIf(spawnSync('ffmpeg', ['-version']).status !== 0)('takes a video by path under the media folder', async () => {
+    const made = spawnSync('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc=size=112x84:rate=4', '-t', '2', '-pix_fmt', 'yuv420p', join(media, 'clip.mp4')]);
+    expect(made.status, String(made.stderr)).toBe(0);
+    const part = { type: 'video_url', video_url: { url: 'clip.mp4' } };
+    const r = await client.chat.completions.create({ model: 'fixed', messages: user([part, { type: 'text', text: 'What happens?' }] as never) });
+    expect(r.choices[0].message.content).toBe('Yes,猫!');
+    expect(r.usage!.prompt_tokens).toBeGreaterThan(2 * 12); // two temporal patches of placeholders
   });
 
   it('ends at a stop string, which is not in the text', async () => {
@@ -199,6 +208,11 @@ describe('batching over HTTP', () => {
       const alone: string[] = [];
       for (const p of prompts) alone.push(await ask(p));
       expect(await Promise.all(prompts.map(ask))).toEqual(alone);
+      // sampling fields reach the sampler: a seed repeats its text, another seed does not
+      const sampled = (seed: number) => c.chat.completions.create({ model: 'demo', messages: user('Hello'), temperature: 1.5, top_p: 1, top_k: 0, seed, max_tokens: 16, ignore_eos: true } as never);
+      const [a, b, other] = await Promise.all([sampled(1), sampled(1), sampled(2)]);
+      expect(b.choices[0].message.content).toBe(a.choices[0].message.content);
+      expect(other.choices[0].message.content).not.toBe(a.choices[0].message.content);
     } finally {
       await demo.shutdown(0);
       model.dispose();
