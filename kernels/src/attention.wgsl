@@ -15,12 +15,12 @@
 // output form are uniforms rather than overrides, so prefill, decode and vision share one pipeline per head dim.
 // A prefill into cache slot s reads kv heads from kv_head0 = s·kv_heads. Flash-decoding (`partial`) runs a batch
 // of sequences: segment r is row r of the rows table, one query position whose keys are positions [0, pos_r] of
-// slot_r (kv_len is then the capacity), split by its own key count (keys_of in attention.ts).
+// slot_r (kv_len is then the capacity), split by its own key count (keys_of in attention_layout.ts).
 // attention_broadcast.wgsl does the same work without workgroup memory, for CPU adapters.
 //
 // Prelude: A (q), KV (k, v), O (out: A, or f32 for partial results); then the uniform block p, the bindings
 // (params, q, k, v, rows, out; all vec4 but rows, i32 [M, ROW_FIELDS]) and keys_of (a workgroup's keys), from
-// FLASH_HEADER in attention.ts, shared with attention_broadcast.wgsl.
+// FLASH_HEADER in attention_layout.ts, shared with attention_broadcast.wgsl.
 //   out: laid out like q; partial results: [rows·heads, max_splits, HD/4 + 1] vec4, entry 0 = (m, l, 0, 0).
 
 override WG: u32 = 64;        // rows per workgroup, one per invocation

@@ -13,7 +13,7 @@
 // to compile. Loop-local vars are initialised explicitly: here (Dawn + lavapipe) a `var` declared in a loop without
 // an initialiser was zeroed only on the first iteration, not each time its declaration runs.
 // Needs subgroups of at least 8 lanes.
-// Prelude: A (q), KV (k, v), O (out), `enable subgroups;`; then FLASH_HEADER (attention.ts): the uniform block, the
+// Prelude: A (q), KV (k, v), O (out), `enable subgroups;`; then FLASH_HEADER (attention_layout.ts): the uniform block, the
 // bindings (params, q, k, v, rows, out) and keys_of, as for attention.wgsl. hd4 (= HD / 4) is the run-time trip
 // count of the per-lane load and store loops.
 

@@ -2,7 +2,7 @@
 // attention_broadcast.wgsl with `partial`) into each head's output,
 // out = Σ_s 2^(m_s−M)·o_s / Σ_s 2^(m_s−M)·l_s with M = max_s m_s. One workgroup per (row, query head), one
 // invocation per vec4 of the head. Row r's split count comes from its own key count, as the first pass split it.
-// Prelude: A (out); then REDUCE_HEADER (attention.ts): the uniform block p (rows·heads, heads per row, max_splits, the cache
+// Prelude: A (out); then REDUCE_HEADER (attention_layout.ts): the uniform block p (rows·heads, heads per row, max_splits, the cache
 // capacity and the split rule's constants), the bindings (params, part [rows·heads, max_splits, HD/4 + 1] vec4 f32,
 // rows i32 [M, ROW_FIELDS], out [rows, heads·HD] A) and decode_split/row_keys.
 

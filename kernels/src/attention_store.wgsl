@@ -3,7 +3,7 @@
 // position pos_i of slot slot_i from the rows table. Positions at or past the capacity and slots past the last are
 // skipped, so a row the caller let run past its cache never writes out of bounds. One invocation per vec4 of k (and
 // the same of v).
-// Prelude: A, KV; then STORE_HEADER (attention.ts): the row fields, the uniform block p and the bindings (params,
+// Prelude: A, KV; then STORE_HEADER (attention_layout.ts): the row fields, the uniform block p and the bindings (params,
 // k (A), v (A), rows i32 [M, ROW_FIELDS], kc (KV), vc (KV)).
 
 override WG: u32 = 256;
