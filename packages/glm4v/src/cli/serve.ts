@@ -9,6 +9,7 @@ import { InputError } from '@glm4v/core';
 import { readConfigs } from '../config.js';
 import { demoCheckpoint } from '../demo.js';
 import { Glm4v } from '../glm4v.js';
+import { DEFAULT_PREFILL_CHUNK } from '../generate/batcher.js';
 import { MAX_INPUT_PIXELS } from '../preprocess/decode.js';
 import { ApiServer, DEFAULT_MAX_BODY_BYTES } from '../server/server.js';
 import { ProgressBar } from './progress.js';
@@ -36,7 +37,8 @@ Options:
   --media-dir DIR           folder that file:// image URLs and video paths may read from (default: none)
   --max-image-pixels N      largest image accepted, width × height (default ${MAX_INPUT_PIXELS})
   --model-name NAME         the model's id in the API (default: the checkpoint folder's name)
-  --prefill-chunk N         prompt tokens prefilled between two decode steps (default: as large as the device allows)
+  --prefill-chunk N         prompt tokens prefilled between two decode steps: the longest a new prompt delays
+                            the others' next token (default ${DEFAULT_PREFILL_CHUNK}, or less where the device's bindings need)
   --shutdown-timeout S      on SIGTERM, seconds to let requests in flight finish before cancelling them (default 30)
   --quiet                   no line per request on stderr
   -h, --help                this text

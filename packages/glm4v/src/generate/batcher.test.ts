@@ -75,6 +75,27 @@ describe('Batcher', () => {
     expect(b.tokens.length).toBe(12);
   });
 
+  it('keeps decoding the running requests while a long prompt is prefilled in chunks', async () => {
+    const batcher = await model.batcher({ maxBatch: 2, contextLength: 1024, prefillChunkTokens: 32 });
+    try {
+      const tokens: number[] = [];
+      const running = (async () => {
+        for await (const ev of batcher.submit(ask('Hi'), { temperature: 0, maxNewTokens: 200, ignoreEos: true })) if (ev.type === 'token') tokens.push(performance.now());
+      })();
+      while (tokens.length < 2) await new Promise((r) => setTimeout(r, 5));
+      const long = batcher.submit(ask('word '.repeat(150)), { temperature: 0, maxNewTokens: 2, ignoreEos: true }); // ~450 tokens
+      const submitted = performance.now();
+      let first = 0;
+      for await (const ev of long) if (ev.type === 'token') first ||= performance.now();
+      const during = tokens.filter((t) => t > submitted && t < first).length;
+      // ~14 passes of 32 tokens, each followed by a decode step of the running request
+      expect(during, 'tokens of the running request while the long prompt was prefilled').toBeGreaterThanOrEqual(10);
+      await running;
+    } finally {
+      await batcher.close();
+    }
+  });
+
   it('frees the slot of a cancelled request at once: the request waiting for it runs', async () => {
     const batcher = await model.batcher({ maxBatch: 1, contextLength: 256 });
     try {

@@ -30,7 +30,10 @@ export interface BatcherOptions {
   contextLength?: number;
   /** KV-cache element type (default f32). */
   kvCacheDType?: KvDType;
-  /** Prompt tokens per prefill pass between two decode steps (default: as many as the device's bindings allow, ≤ 512). */
+  /**
+   * Prompt tokens per prefill pass between two decode steps: the longest a prompt delays the others' next token is
+   * one pass. Default: DEFAULT_PREFILL_CHUNK with maxBatch > 1, else as many as the device's bindings allow (≤ 512).
+   */
   prefillChunkTokens?: number;
 }
 
@@ -72,6 +75,9 @@ export interface BatcherStats {
 
 type Readback = { seqs: Sequence[]; tokens: Promise<Uint32Array> };
 
+/** Prompt tokens per prefill pass when several sequences share the batcher (vLLM's chunked prefill is similar). */
+export const DEFAULT_PREFILL_CHUNK = 256;
+
 export class Batcher {
   readonly maxBatch: number;
   readonly contextLength: number;
@@ -106,7 +112,7 @@ export class Batcher {
     const context = opts.contextLength ?? maxPos;
     if (!Number.isInteger(maxBatch) || maxBatch < 1) throw new InputError(`maxBatch is ${maxBatch}; expected an integer ≥ 1`);
     if (!Number.isInteger(context) || context < 2 || context > maxPos) throw new InputError(`contextLength is ${context}; expected an integer from 2 to ${maxPos} (max_position_embeddings)`);
-    const chunk = opts.prefillChunkTokens;
+    const chunk = opts.prefillChunkTokens ?? (maxBatch > 1 ? Math.min(DEFAULT_PREFILL_CHUNK, host.model.defaultChunkTokens()) : undefined);
     if (chunk !== undefined && (!Number.isInteger(chunk) || chunk < 1)) throw new InputError(`prefillChunkTokens is ${chunk}; expected an integer ≥ 1`);
     const pool = await host.model.createPool(maxBatch, context, opts.kvCacheDType);
     return new Batcher(host, pool, chunk);
