@@ -106,4 +106,16 @@ describe('glm4v-run', () => {
     expect(help.code).toBe(0);
     expect(help.stdout).toMatch(/Usage:/);
   });
+
+  it('serve: usage errors exit 2 before the weights load, naming the flag; a missing media folder exits 3', async () => {
+    for (const [bad, flag] of [[['--max-batch', '0'], '--max-batch'], [['--port', '70000'], '--port'], [['--context', '999999'], '--context'], [['--bogus'], 'bogus']] as const) {
+      const r = await run(['serve', '--model', dir, ...bad]);
+      expect(r.code, bad.join(' ')).toBe(2);
+      expect(ourError(r.stderr)).toContain(flag);
+    }
+    const media = await run(['serve', '--model', dir, '--media-dir', join(tmp, 'nowhere')]);
+    expect([media.code, ourError(media.stderr)]).toEqual([3, `glm4v-run: --media-dir ${join(tmp, 'nowhere')}: no such folder`]);
+    const help = await run(['serve', '--help']);
+    expect([help.code, help.stdout]).toEqual([0, expect.stringMatching(/POST \/v1\/chat\/completions/)]);
+  });
 });
