@@ -1,9 +1,10 @@
 // The OpenAI-compatible server under load: 1, 4 and 8 concurrent streaming clients (plain HTTP, as the openai
 // client sends it), each sending requests one after another, on the demo checkpoint and on the real model's shapes
 // with random weights (2 decoder layers by default on a software adapter). Per row: output tok/s over the wall time
-// (all clients together, and as a multiple of the 1-client row of the same model), p50/p99 time to first token
-// (first chunk with text) and p50/p99 time per output token after the first (per request).
-//   npm run bench:serve -- [--model demo|real|both] [--clients 1,4,8] [--requests 2] [--max-tokens 24] [--layers N] [--json]
+// (all clients together), decode tok/s (the tokens after each request's first, over the same wall time) and its
+// multiple of the 1-client row of the same model, the mean batch of the decode steps (from /metrics), p50/p99 time
+// to first token (first chunk with text) and p50/p99 time per output token after the first (per request).
+//   npm run bench:serve -- [--model demo|real|both] [--clients 1,4,8] [--requests 2] [--max-tokens 32] [--layers N] [--json]
 
 import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -69,16 +70,25 @@ const quantile = (xs: number[], q: number) => {
   return s[Math.min(s.length - 1, Math.floor(q * s.length))];
 };
 
+/** The server's decode steps and rows so far (from /metrics): their ratio over a round is its mean batch. */
+async function decodeCounters(url: string): Promise<{ steps: number; rows: number }> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+  return { steps: value('glm4v_decode_steps_total'), rows: value('glm4v_decode_rows_total') };
+}
+
 /** `clients` concurrent clients, each sending `requests` requests in a row. */
 async function round(url: string, clients: number, requests: number, maxTokens: number) {
+  const before = await decodeCounters(url);
   const t0 = performance.now();
   const timings: RequestTiming[] = [];
   await Promise.all(
     Array.from({ length: clients }, async (_, c) => {
-      for (let r = 0; r < requests; r++) timings.push(await streamOnce(url, `Client ${c}, request ${r}: describe a sunny day in the park.`, maxTokens));
+      for (let r = 0; r < requests; r++) timings.push(await streamOnce(url, `Hi ${c}.${r}`, maxTokens));
     }),
   );
   const wallS = (performance.now() - t0) / 1000;
+  const after = await decodeCounters(url);
   const tokens = timings.reduce((n, t) => n + t.tokens, 0);
   return {
     clients,
@@ -86,6 +96,9 @@ async function round(url: string, clients: number, requests: number, maxTokens: 
     output_tokens: tokens,
     wall_s: wallS,
     output_tok_per_s: tokens / wallS,
+    // tokens after each request's first (those of decode steps) over the same wall time, prefills included in it
+    decode_tok_per_s: (tokens - timings.length) / wallS,
+    mean_batch: (after.rows - before.rows) / (after.steps - before.steps),
     ttft_p50_ms: quantile(timings.map((t) => t.ttftMs), 0.5),
     ttft_p99_ms: quantile(timings.map((t) => t.ttftMs), 0.99),
     tpot_p50_ms: quantile(timings.map((t) => t.tpotMs), 0.5),
@@ -117,8 +130,8 @@ async function bench(name: string, model: Glm4v, clientCounts: number[], request
       rows.push({ bench: 'serve', model: name, device: model.device.adapter.description || model.device.adapter.device, max_tokens: maxTokens, ...r });
       log(`${name}: ${c} clients: ${r.output_tok_per_s.toFixed(2)} output tok/s, TTFT p50 ${r.ttft_p50_ms.toFixed(0)} ms`);
     }
-    const base = rows[0].output_tok_per_s;
-    return rows.map((r) => ({ ...r, speedup_vs_first: r.output_tok_per_s / base }));
+    const [out, dec] = [rows[0].output_tok_per_s, rows[0].decode_tok_per_s];
+    return rows.map((r) => ({ ...r, output_speedup: r.output_tok_per_s / out, decode_speedup: r.decode_tok_per_s / dec }));
   } finally {
     await server.shutdown(0);
   }
@@ -128,7 +141,7 @@ async function main() {
   const which = arg('--model') ?? 'both';
   const clients = (arg('--clients') ?? '1,4,8').split(',').map(Number);
   const requests = Number(arg('--requests') ?? 2);
-  const maxTokens = Number(arg('--max-tokens') ?? 24);
+  const maxTokens = Number(arg('--max-tokens') ?? 32);
   const device = await Device.create();
   const software = device.adapter.isFallbackAdapter || device.adapter.architecture === 'software';
   const layers = Number(arg('--layers') ?? (software ? 2 : 40));
@@ -148,7 +161,7 @@ async function main() {
     await rm(dir, { recursive: true, force: true });
   }
   if (JSON_OUT) for (const r of rows) console.log(JSON.stringify(r));
-  else console.table(rows.map((r) => ({ model: r.model, clients: r.clients, 'output tok/s': r.output_tok_per_s.toFixed(2), 'x 1 client': r.speedup_vs_first.toFixed(2), 'TTFT p50/p99 ms': `${r.ttft_p50_ms.toFixed(0)} / ${r.ttft_p99_ms.toFixed(0)}`, 'ms/token p50/p99': `${r.tpot_p50_ms.toFixed(1)} / ${r.tpot_p99_ms.toFixed(1)}` })));
+  else console.table(rows.map((r) => ({ model: r.model, clients: r.clients, 'output tok/s': r.output_tok_per_s.toFixed(2), 'decode tok/s': r.decode_tok_per_s.toFixed(2), 'x 1 client (decode)': r.decode_speedup.toFixed(2), 'mean batch': r.mean_batch.toFixed(2), 'TTFT p50/p99 ms': `${r.ttft_p50_ms.toFixed(0)} / ${r.ttft_p99_ms.toFixed(0)}`, 'ms/token p50/p99': `${r.tpot_p50_ms.toFixed(1)} / ${r.tpot_p99_ms.toFixed(1)}` })));
   device.dispose();
 }
 
