@@ -4,7 +4,7 @@
 // (all clients together), decode tok/s (the tokens after each request's first, over the same wall time) and its
 // multiple of the 1-client row of the same model, the mean batch of the decode steps (from /metrics), p50/p99 time
 // to first token (first chunk with text) and p50/p99 time per output token after the first (per request).
-//   npm run bench:serve -- [--model demo|real|both] [--clients 1,4,8] [--requests 2] [--max-tokens 32] [--layers N] [--json]
+//   npm run bench:serve -- [--model demo|real|both] [--clients 1,4,8] [--requests 2] [--max-tokens 32] [--repeat 1] [--layers N] [--json]
 
 import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -118,18 +118,26 @@ async function realShapeFolder(layers: number): Promise<string> {
   return dir;
 }
 
-async function bench(name: string, model: Glm4v, clientCounts: number[], requests: number, maxTokens: number) {
+/**
+ * Rounds of 1, 4, 8 … clients, `repeat` times in alternation; per client count the round with the most decode
+ * tok/s is kept (load from other processes only ever slows a round).
+ */
+async function bench(name: string, model: Glm4v, clientCounts: number[], requests: number, maxTokens: number, repeat: number) {
   const maxBatch = Math.max(...clientCounts);
   const server = await ApiServer.start(model, { modelId: name, port: 0, maxBatch, maxQueue: 4 * maxBatch, contextLength: 256, media: { maxImagePixels: 1e8 } });
   try {
     // warm-up: compiles the pipelines and records the decode graph of every batch size used
     await round(server.url, maxBatch, 1, 2);
-    const rows = [];
-    for (const c of clientCounts) {
-      const r = await round(server.url, c, requests, maxTokens);
-      rows.push({ bench: 'serve', model: name, device: model.device.adapter.description || model.device.adapter.device, max_tokens: maxTokens, ...r });
-      log(`${name}: ${c} clients: ${r.output_tok_per_s.toFixed(2)} output tok/s, TTFT p50 ${r.ttft_p50_ms.toFixed(0)} ms`);
+    const best = new Map<number, Awaited<ReturnType<typeof round>>>();
+    for (let rep = 0; rep < repeat; rep++) {
+      for (const c of clientCounts) {
+        const r = await round(server.url, c, requests, maxTokens);
+        log(`${name}: ${c} clients: ${r.decode_tok_per_s.toFixed(2)} decode tok/s (batch ${r.mean_batch.toFixed(2)}), TTFT p50 ${r.ttft_p50_ms.toFixed(0)} ms`);
+        if (!best.has(c) || r.decode_tok_per_s > best.get(c)!.decode_tok_per_s) best.set(c, r);
+      }
     }
+    const device = model.device.adapter.description || model.device.adapter.device;
+    const rows = clientCounts.map((c) => ({ bench: 'serve', model: name, device, max_tokens: maxTokens, repeat, ...best.get(c)! }));
     const [out, dec] = [rows[0].output_tok_per_s, rows[0].decode_tok_per_s];
     return rows.map((r) => ({ ...r, output_speedup: r.output_tok_per_s / out, decode_speedup: r.decode_tok_per_s / dec }));
   } finally {
@@ -142,6 +150,7 @@ async function main() {
   const clients = (arg('--clients') ?? '1,4,8').split(',').map(Number);
   const requests = Number(arg('--requests') ?? 2);
   const maxTokens = Number(arg('--max-tokens') ?? 32);
+  const repeat = Number(arg('--repeat') ?? 1);
   const device = await Device.create();
   const software = device.adapter.isFallbackAdapter || device.adapter.architecture === 'software';
   const layers = Number(arg('--layers') ?? (software ? 2 : 40));
@@ -149,14 +158,14 @@ async function main() {
   const rows = [];
   if (which === 'demo' || which === 'both') {
     const model = await Glm4v.load(await demoCheckpoint(), { device });
-    rows.push(...(await bench('demo', model, clients, requests, maxTokens)));
+    rows.push(...(await bench('demo', model, clients, requests, maxTokens, repeat)));
     model.dispose();
   }
   if (which === 'real' || which === 'both') {
     log(`GLM-4.1V-9B shapes, random weights: ${layers} decoder layers`);
     const dir = await realShapeFolder(layers);
     const model = await Glm4v.fromModel(await randomModel(device, glm41v9bConfig({ layers, visionDepth: 1 }), { seed: 1 }), dir);
-    rows.push(...(await bench(`glm41v-9b-shapes-${layers}l`, model, clients, requests, maxTokens)));
+    rows.push(...(await bench(`glm41v-9b-shapes-${layers}l`, model, clients, requests, maxTokens, repeat)));
     model.dispose();
     await rm(dir, { recursive: true, force: true });
   }
