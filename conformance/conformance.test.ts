@@ -86,10 +86,10 @@ describe.each(RUNS)('conformance $case ($checkpoint, $kv KV cache): $description
     const stepLogits: Float32Array[] = [];
     try {
       await m.prefill(session, input);
-      const step = m.recordDecode(session, { keepLogits: true });
+      const step = await m.recordDecode(session.pool, 1, { keepLogits: true });
       for (let i = 0; i < steps; i++) {
-        generated.push((await session.token.read())[0]);
-        await step.run(i + 1);
+        generated.push(await session.readToken());
+        await step.run([session]);
         stepLogits.push((await step.logits!.read()) as Float32Array);
       }
       step.dispose();

@@ -1,10 +1,11 @@
 import { type Device, Graph, Tensor } from '@glm4v/core';
-import { type KvDType, attentionDecode, attentionPrefill, attentionSegments, createKvCache, fillRandom } from '@glm4v/kernels';
+import { type KvDType, ROW_FIELDS, attentionDecode, attentionPrefill, attentionSegments, createKvCache, fillRandom, rowsTable } from '@glm4v/kernels';
 import type { KernelCase } from './harness.js';
 
 // Attention at the real model's shapes. Text: 32 query heads, 2 kv heads, head dim 128. Decode reads the whole
-// K and V cache per token (memory-bound: bytes = the cache bytes read); prefill at 2k tokens is compute-bound
-// (causal: 4·S²·D·Hq / 2 flops). Vision: a 1008×1008 image, 72×72 = 5184 patches, 12 heads × 128, one segment.
+// K and V cache per token (memory-bound: bytes = the cache bytes read; a batched step reads each sequence's own
+// cache slot); prefill at 2k tokens is compute-bound (causal: 4·S²·D·Hq / 2 flops). Vision: a 1008×1008 image,
+// 72×72 = 5184 patches, 12 heads × 128, one segment.
 const [HQ, HKV, D] = [32, 2, 128];
 
 // The vision case is cut to about this many flops by measuring a subset of its heads (the shape label says so):
@@ -21,26 +22,29 @@ async function random(device: Device, dtype: 'f32' | 'f16', shape: number[], see
   return t;
 }
 
-function decodeCase(ctx: number, kv: KvDType): KernelCase {
+/** Decode for `rows` sequences of a batch, each `ctx` keys deep in its own cache slot. */
+function decodeCase(ctx: number, kv: KvDType, rows = 1): KernelCase {
   const e = kv === 'f16' ? 2 : 4;
   return {
     kernel: 'attention_decode',
-    shape: `ctx=${ctx}`,
+    shape: `ctx=${ctx}${rows > 1 ? ` rows=${rows}` : ''}`,
     dtype: `${kv}kv_f32a`,
     bound: 'memory',
-    bytes: 2 * HKV * ctx * D * e,
-    flops: 4 * HQ * D * ctx,
+    bytes: rows * 2 * HKV * ctx * D * e,
+    flops: rows * 4 * HQ * D * ctx,
     async build(device: Device) {
-      const cache = await createKvCache(device, HKV, ctx, D, kv, 'bench_kv');
+      const cache = await createKvCache(device, HKV, ctx, D, kv, 'bench_kv', rows);
       const fill = new Graph(device, 'bench-attention-fill-cache');
       fillRandom(fill, cache.k, 1, 1);
       fillRandom(fill, cache.v, 2, 1);
       await fill.run();
       fill.dispose();
-      const [q, k, v] = [await random(device, 'f32', [1, HQ * D], 3), await random(device, 'f32', [1, HKV * D], 4), await random(device, 'f32', [1, HKV * D], 5)];
+      const [q, k, v] = [await random(device, 'f32', [rows, HQ * D], 3), await random(device, 'f32', [rows, HKV * D], 4), await random(device, 'f32', [rows, HKV * D], 5)];
+      const table = rowsTable(Array.from({ length: rows }, (_, slot) => ({ slot, pos: ctx - 1, ropePos: ctx - 1, step: 0 })));
+      const rowsT = await Tensor.fromArray(device, 'i32', [rows, ROW_FIELDS], table, 'rows');
       const graph = new Graph(device, 'bench-attention-decode');
-      attentionDecode(graph, q, k, v, cache, { numHeads: HQ, numKvHeads: HKV, headDim: D, pos: (p) => p.pos });
-      return { graph, params: { pos: ctx - 1 }, dispose: () => [graph, q, k, v, cache.k, cache.v].forEach((o) => o.dispose()) };
+      attentionDecode(graph, q, k, v, cache, { numHeads: HQ, numKvHeads: HKV, headDim: D, rows: rowsT, maxKeys: (p) => p.maxKeys });
+      return { graph, params: { maxKeys: ctx }, dispose: () => [graph, q, k, v, rowsT, cache.k, cache.v].forEach((o) => o.dispose()) };
     },
   };
 }
@@ -84,6 +88,7 @@ function visionCase(s: number, allHeads: number): KernelCase {
 export const cases: KernelCase[] = [
   decodeCase(1024, 'f32'),
   decodeCase(8192, 'f32'),
+  decodeCase(4096, 'f32', 8),
   decodeCase(32768, 'f32'),
   decodeCase(32768, 'f16'),
   prefillCase(2048),

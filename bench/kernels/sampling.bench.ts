@@ -1,10 +1,11 @@
-// Greedy argmax and one sampled token over the real vocabulary (V = 151552), as a decode step replays them.
+// Greedy argmax and one sampled token over the real vocabulary (V = 151552), as a decode step replays them (one
+// row of a batch).
 // Memory-bound: the ideal traffic is one read of the f32 logits (plus the presence bits for the sampler); the
 // sampler's extra passes over its f32 scores show up as a lower fraction of the copy ceiling.
 
 import { type Device, Graph, Tensor } from '@glm4v/core';
 import { normal } from '@glm4v/core/testing';
-import { type SamplingOptions, argmax, createSamplerState, markPresent, sample } from '@glm4v/kernels';
+import { ROW_FIELDS, type SamplingOptions, argmax, createSamplerState, markPresent, rowsTable, sample, setSamplerOptions } from '@glm4v/kernels';
 import type { KernelCase } from './harness.js';
 
 const V = 151552;
@@ -37,14 +38,17 @@ function sampleCase(name: string, opts: SamplingOptions): KernelCase {
     async build(device: Device) {
       const x = await Tensor.fromArray(device, 'f32', [1, V], normal(V, 2, 3));
       const state = await createSamplerState(device, V);
+      setSamplerOptions(state, 0, opts);
       const prompt = await Tensor.fromArray(device, 'u32', [2048], Uint32Array.from({ length: 2048 }, (_, i) => (i * 7919) % V));
       const init = new Graph(device, 'bench-sample-prompt');
       markPresent(init, state, prompt);
       await init.run();
       init.dispose();
+      const rows = await Tensor.fromArray(device, 'i32', [1, ROW_FIELDS], rowsTable([{ slot: 0, pos: 0, ropePos: 0, step: 7 }]));
+      const token = await Tensor.empty(device, 'u32', [1]);
       const graph = new Graph(device, 'bench-sample');
-      sample(graph, x, state, opts, (p) => p.step);
-      return { graph, params: { step: 0 }, dispose: () => [graph, x, prompt, state.presence].forEach((o) => o.dispose()) };
+      sample(graph, x, state, rows, token);
+      return { graph, dispose: () => [graph, x, prompt, rows, token, state].forEach((o) => o.dispose()) };
     },
   };
 }

@@ -6,7 +6,7 @@
 // model would take hours.
 
 import { Device } from '@glm4v/core';
-import { DecodeLoop, glm41v9bConfig, randomModel } from '@glm4v/runtime/internal';
+import { glm41v9bConfig, randomModel } from '@glm4v/runtime/internal';
 
 function arg(name: string): number | undefined {
   const i = process.argv.indexOf(name);
@@ -43,14 +43,24 @@ async function main() {
   const session = await model.createSession(promptTokens + steps + 1);
   t = performance.now();
   await model.prefill(session, { ids });
-  await session.token.read();
+  await session.readToken();
   const prefillMs = performance.now() - t;
 
-  const step = model.recordDecode(session);
-  const loop = new DecodeLoop(session, () => step);
-  await loop.next(true); // warm-up: plans the graph and compiles the decode pipelines
+  const step = await model.recordDecode(session.pool, 1);
+  // One step in flight, as the batcher keeps it: step i + 1 is submitted before step i's token (4 bytes) is read.
+  const decode = async (n: number) => {
+    let pending = session.readToken();
+    for (let i = 0; i < n; i++) {
+      await step.run([session]);
+      const next = session.readToken();
+      await pending;
+      pending = next;
+    }
+    await pending;
+  };
+  await decode(1); // warm-up: plans the graph and compiles the decode pipelines
   t = performance.now();
-  for (let i = 1; i <= steps; i++) await loop.next(i < steps); // one step in flight, 4 bytes read back per token
+  await decode(steps);
   const decodeMs = (performance.now() - t) / steps;
   step.dispose();
   session.dispose();

@@ -3,6 +3,7 @@ import { Device, Graph, InputError, OutOfMemoryError, Tensor } from '@glm4v/core
 import { TOLERANCE, asStored, expectClose, normal, poisoned } from '@glm4v/core/testing';
 import { type AttentionPresetName, type KvCache, type KvDType, attentionDecode, attentionPrefill, attentionSegments, createKvCache, selectAttentionPreset } from './attention.js';
 import { canBroadcast } from './matmul.js';
+import { type RowValues, rowsTable } from './rows.js';
 
 let device: Device;
 beforeAll(async () => {
@@ -69,27 +70,31 @@ function act(dtype: 'f32' | 'f16', n: number, seed: number, scale = 1): Float64A
   return asStored(dtype, normal(n, seed, scale));
 }
 
-/** [n, hkv·d] rows → the cache layout [hkv, capacity, d] at positions [at, at+n); other positions NaN. */
-function toCacheLayout(rows: Float64Array, n: number, hkv: number, d: number, capacity: number, at = 0, into?: Float64Array): Float64Array {
+/**
+ * [n, hkv·d] rows → the cache layout [slots, hkv, capacity, d] at positions [at, at+n) of `slot` (into `into`, or
+ * a new single-slot cache whose other positions are NaN).
+ */
+function toCacheLayout(rows: Float64Array, n: number, hkv: number, d: number, capacity: number, at = 0, into?: Float64Array, slot = 0): Float64Array {
   const out = into ?? new Float64Array(hkv * capacity * d).fill(NaN);
-  for (let j = 0; j < n; j++) for (let h = 0; h < hkv; h++) for (let e = 0; e < d; e++) out[(h * capacity + at + j) * d + e] = rows[(j * hkv + h) * d + e];
+  for (let j = 0; j < n; j++) for (let h = 0; h < hkv; h++) for (let e = 0; e < d; e++) out[((slot * hkv + h) * capacity + at + j) * d + e] = rows[(j * hkv + h) * d + e];
   return out;
 }
 
-/** Cache rows [0, n) back in the activation layout [n, hkv·d]. */
-function fromCacheLayout(cache: ArrayLike<number>, n: number, hkv: number, d: number, capacity: number): Float64Array {
+/** Rows [0, n) of a slot of the cache, back in the activation layout [n, hkv·d]. */
+function fromCacheLayout(cache: ArrayLike<number>, n: number, hkv: number, d: number, capacity: number, slot = 0): Float64Array {
   const out = new Float64Array(n * hkv * d);
-  for (let j = 0; j < n; j++) for (let h = 0; h < hkv; h++) for (let e = 0; e < d; e++) out[(j * hkv + h) * d + e] = cache[(h * capacity + j) * d + e];
+  for (let j = 0; j < n; j++) for (let h = 0; h < hkv; h++) for (let e = 0; e < d; e++) out[(j * hkv + h) * d + e] = cache[((slot * hkv + h) * capacity + j) * d + e];
   return out;
 }
 
-/** A cache whose first `prior` positions hold random rows and whose other positions are NaN. */
-async function cacheWith(c: Cfg, capacity: number, kvd: KvDType, prior: number, seed: number) {
+/** A cache of `slots` slots whose slot `slot` holds `prior` random rows at its start; every other position is NaN. */
+async function cacheWith(c: Cfg, capacity: number, kvd: KvDType, prior: number, seed: number, slot = 0, slots = 1) {
   const pk = act(kvd, prior * c.hkv * c.d, seed);
   const pv = act(kvd, prior * c.hkv * c.d, seed + 1);
-  const cache = await createKvCache(device, c.hkv, capacity, c.d, kvd, 'test_cache');
-  cache.k.write(toCacheLayout(pk, prior, c.hkv, c.d, capacity));
-  cache.v.write(toCacheLayout(pv, prior, c.hkv, c.d, capacity));
+  const cache = await createKvCache(device, c.hkv, capacity, c.d, kvd, 'test_cache', slots);
+  const empty = () => new Float64Array(slots * c.hkv * capacity * c.d).fill(NaN);
+  cache.k.write(toCacheLayout(pk, prior, c.hkv, c.d, capacity, 0, empty(), slot));
+  cache.v.write(toCacheLayout(pv, prior, c.hkv, c.d, capacity, 0, empty(), slot));
   return { cache, pk, pv };
 }
 
@@ -127,32 +132,39 @@ interface PrefillCase {
   act: 'f32' | 'f16';
   kvd: KvDType;
   preset?: AttentionPresetName;
+  /** The slot written and read, of slot + 2 (default 0 of 1). */
+  slot?: number;
 }
 
-async function checkPrefill(ctx: TestContext, { c, s, start, act: ad, kvd, preset }: PrefillCase): Promise<void> {
+async function checkPrefill(ctx: TestContext, { c, s, start, act: ad, kvd, preset, slot = 0 }: PrefillCase): Promise<void> {
   if ((ad === 'f16' || kvd === 'f16') && !device.has('shader-f16')) return ctx.skip('the adapter lacks shader-f16');
   const seed = s * 131 + start * 7 + c.hq * 3 + c.d;
   const capacity = start + s + 3;
   const qs = act(ad, s * c.hq * c.d, seed, 2);
   const ks = act(ad, s * c.hkv * c.d, seed + 1);
   const vs = act(ad, s * c.hkv * c.d, seed + 2);
-  const { cache, pk, pv } = await cacheWith(c, capacity, kvd, start, seed + 3);
+  const slots = slot === 0 ? 1 : slot + 2;
+  const { cache, pk, pv } = await cacheWith(c, capacity, kvd, start, seed + 3, slot, slots);
   const q = await Tensor.fromArray(device, ad, [s, c.hq * c.d], qs, 'q');
   const k = await Tensor.fromArray(device, ad, [s, c.hkv * c.d], ks, 'k');
   const v = await Tensor.fromArray(device, ad, [s, c.hkv * c.d], vs, 'v');
   const out = await poisoned(device, ad, [s, c.hq * c.d]);
   const g = new Graph(device);
-  attentionPrefill(g, q, k, v, cache, { numHeads: c.hq, numKvHeads: c.hkv, headDim: c.d, start, out, preset });
+  attentionPrefill(g, q, k, v, cache, { numHeads: c.hq, numKvHeads: c.hkv, headDim: c.d, start, slot, out, preset });
   await g.run();
   const keys = concatRows(pk, asStored(kvd, ks));
   const vals = concatRows(pv, asStored(kvd, vs));
   const ref = attentionRef(qs, keys, vals, s, c, 1 / Math.sqrt(c.d), causal(start));
   const tol = ad === 'f16' || kvd === 'f16' ? TOLERANCE.f16 : TOLERANCE.f32;
-  const what = `prefill ${ad}a/${kvd}kv (${c.hq},${c.hkv},${c.d}) S=${s} start=${start}${preset ? ` ${preset}` : ''}`;
+  const what = `prefill ${ad}a/${kvd}kv (${c.hq},${c.hkv},${c.d}) S=${s} start=${start}${slot ? ` slot ${slot} of ${slots}` : ''}${preset ? ` ${preset}` : ''}`;
   expectClose(await out.read(), ref, tol, what, maxAbs(vals));
-  // The new rows are in the cache, exactly as stored; the earlier rows are untouched.
-  expectClose(fromCacheLayout(await cache.k.read(), start + s, c.hkv, c.d, capacity), keys, { atol: 0, rtol: 0 }, `${what}: cache.k`);
-  expectClose(fromCacheLayout(await cache.v.read(), start + s, c.hkv, c.d, capacity), vals, { atol: 0, rtol: 0 }, `${what}: cache.v`);
+  // The new rows are in the cache, exactly as stored; the earlier rows are untouched; other slots are not written.
+  const kc = await cache.k.read();
+  expectClose(fromCacheLayout(kc, start + s, c.hkv, c.d, capacity, slot), keys, { atol: 0, rtol: 0 }, `${what}: cache.k`);
+  expectClose(fromCacheLayout(await cache.v.read(), start + s, c.hkv, c.d, capacity, slot), vals, { atol: 0, rtol: 0 }, `${what}: cache.v`);
+  const slotSize = c.hkv * capacity * c.d;
+  const others = [...kc.slice(0, slot * slotSize), ...kc.slice((slot + 1) * slotSize)];
+  expect(others.every(Number.isNaN), `${what}: other slots untouched`).toBe(true);
   g.dispose();
   disposeAll(q, k, v, out);
   disposeCache(cache);
@@ -180,6 +192,10 @@ describe('attentionPrefill', () => {
   for (const [c, s, start] of [[SMALL[0], 3, 0], [SMALL[0], 130, 37], [SMALL[2], 17, 5]] as const) {
     it(`the other kernel: f32 (${c.hq},${c.hkv},${c.d}) S=${s} start=${start}`, (ctx) => (other() ? checkPrefill(ctx, { c, s, start, act: 'f32', kvd: 'f32', preset: other() }) : ctx.skip('no second attention kernel on this adapter')));
   }
+  for (const [c, s, start] of [[SMALL[0], 17, 5], [REAL, 3, 40]] as const) {
+    it(`into slot 1 of 3: f32 (${c.hq},${c.hkv},${c.d}) S=${s} start=${start}`, (ctx) => checkPrefill(ctx, { c, s, start, act: 'f32', kvd: 'f32', slot: 1 }));
+  }
+  it('the other kernel: into slot 2 of 4 (4,2,16) S=17 start=5', (ctx) => (other() ? checkPrefill(ctx, { c: SMALL[0], s: 17, start: 5, act: 'f32', kvd: 'f32', preset: other(), slot: 2 }) : ctx.skip('no second attention kernel on this adapter')));
   it('the other kernel: f16 activations, f16 cache (4,2,16) S=130 start=37', (ctx) => (other() ? checkPrefill(ctx, { c: SMALL[0], s: 130, start: 37, act: 'f16', kvd: 'f16', preset: other() }) : ctx.skip('no second attention kernel on this adapter')));
 
   it('two chunks give the one-shot result', async () => {
@@ -272,109 +288,182 @@ describe('attentionPrefill', () => {
 
 // ---- decode -------------------------------------------------------------------------------------------------
 
-async function checkDecode(ctx: TestContext, c: Cfg, pos: number, capacity: number, ad: 'f32' | 'f16', kvd: KvDType, preset?: AttentionPresetName): Promise<void> {
-  if ((ad === 'f16' || kvd === 'f16') && !device.has('shader-f16')) return ctx.skip('the adapter lacks shader-f16');
-  const seed = pos * 17 + c.hq * 5 + c.d;
-  const qs = act(ad, c.hq * c.d, seed, 2);
-  const ks = act(ad, c.hkv * c.d, seed + 1);
-  const vs = act(ad, c.hkv * c.d, seed + 2);
-  const { cache, pk, pv } = await cacheWith(c, capacity, kvd, pos, seed + 3);
-  const q = await Tensor.fromArray(device, ad, [1, c.hq * c.d], qs, 'q');
-  const k = await Tensor.fromArray(device, ad, [1, c.hkv * c.d], ks, 'k');
-  const v = await Tensor.fromArray(device, ad, [1, c.hkv * c.d], vs, 'v');
-  const out = await poisoned(device, ad, [1, c.hq * c.d]);
+/** One sequence of a decode batch: its cache slot and the position its new token takes (= keys already there). */
+interface DecodeRow {
+  slot: number;
+  pos: number;
+}
+
+const table = (rows: readonly DecodeRow[]): Int32Array => rowsTable(rows.map((r): RowValues => ({ ...r, ropePos: r.pos, step: 0 })));
+
+/** A decode row's inputs, seeded by the row alone (so a row gets the same inputs in any batch). */
+function rowInputs(c: Cfg, r: DecodeRow, ad: 'f32' | 'f16', kvd: KvDType) {
+  const seed = r.pos * 7 + r.slot * 131 + c.hq * 5 + c.d;
+  const [qw, kw] = [c.hq * c.d, c.hkv * c.d];
+  return {
+    q: act(ad, qw, seed, 2), k: act(ad, kw, seed + 1), v: act(ad, kw, seed + 2),
+    // the keys and values already in the row's slot: positions [0, pos)
+    pk: act(kvd, r.pos * kw, seed + 3), pv: act(kvd, r.pos * kw, seed + 4),
+  };
+}
+
+function concatAll(xs: Float64Array[]): Float64Array {
+  return xs.reduce((a, b) => concatRows(a, b), new Float64Array(0));
+}
+
+/**
+ * A batch of decode rows in one dispatch against the float64 reference: slot s holds the keys of the row that uses
+ * it (other slots stay NaN and must not be read). Returns the output, for comparisons between batches.
+ */
+async function checkDecode(ctx: TestContext, c: Cfg, rows: readonly DecodeRow[], capacity: number, ad: 'f32' | 'f16', kvd: KvDType, preset?: AttentionPresetName, slots = 1 + Math.max(...rows.map((r) => r.slot))): Promise<Float32Array | undefined> {
+  if ((ad === 'f16' || kvd === 'f16') && !device.has('shader-f16')) {
+    ctx.skip('the adapter lacks shader-f16');
+    return undefined;
+  }
+  const m = rows.length;
+  const inputs = rows.map((r) => rowInputs(c, r, ad, kvd));
+  const hk = new Float64Array(slots * c.hkv * capacity * c.d).fill(NaN);
+  const hv = hk.slice();
+  rows.forEach((r, i) => {
+    toCacheLayout(inputs[i].pk, r.pos, c.hkv, c.d, capacity, 0, hk, r.slot);
+    toCacheLayout(inputs[i].pv, r.pos, c.hkv, c.d, capacity, 0, hv, r.slot);
+  });
+  const cache = await createKvCache(device, c.hkv, capacity, c.d, kvd, 'test_cache', slots);
+  cache.k.write(hk);
+  cache.v.write(hv);
+  const q = await Tensor.fromArray(device, ad, [m, c.hq * c.d], concatAll(inputs.map((x) => x.q)), 'q');
+  const k = await Tensor.fromArray(device, ad, [m, c.hkv * c.d], concatAll(inputs.map((x) => x.k)), 'k');
+  const v = await Tensor.fromArray(device, ad, [m, c.hkv * c.d], concatAll(inputs.map((x) => x.v)), 'v');
+  const rowsT = await Tensor.fromArray(device, 'i32', [m, 4], table(rows), 'rows');
+  const out = await poisoned(device, ad, [m, c.hq * c.d]);
   const g = new Graph(device);
-  attentionDecode(g, q, k, v, cache, { numHeads: c.hq, numKvHeads: c.hkv, headDim: c.d, pos: (p) => p.pos, out, preset });
-  await g.run({ pos });
-  const keys = concatRows(pk, asStored(kvd, ks));
-  const vals = concatRows(pv, asStored(kvd, vs));
-  const ref = attentionRef(qs, keys, vals, 1, c, 1 / Math.sqrt(c.d), () => [0, pos + 1]);
-  const tol = ad === 'f16' || kvd === 'f16' ? TOLERANCE.f16 : TOLERANCE.f32;
-  const what = `decode ${ad}a/${kvd}kv (${c.hq},${c.hkv},${c.d}) pos=${pos}${preset ? ` ${preset}` : ''}`;
-  expectClose(await out.read(), ref, tol, what, maxAbs(vals));
+  attentionDecode(g, q, k, v, cache, { numHeads: c.hq, numKvHeads: c.hkv, headDim: c.d, rows: rowsT, maxKeys: (p) => p.maxKeys, out, preset });
+  await g.run({ maxKeys: Math.max(...rows.map((r) => r.pos)) + 1 });
+  const got = (await out.read()) as Float32Array;
   const kc = await cache.k.read();
   const vc = await cache.v.read();
-  expectClose(fromCacheLayout(kc, pos + 1, c.hkv, c.d, capacity), keys, { atol: 0, rtol: 0 }, `${what}: cache.k`);
-  expectClose(fromCacheLayout(vc, pos + 1, c.hkv, c.d, capacity), vals, { atol: 0, rtol: 0 }, `${what}: cache.v`);
-  // Nothing past the new row was written (those positions still hold the NaN they started with).
-  expect(kc.slice((pos + 1) * c.d, capacity * c.d).every(Number.isNaN)).toBe(true);
+  const tol = ad === 'f16' || kvd === 'f16' ? TOLERANCE.f16 : TOLERANCE.f32;
+  const qw = c.hq * c.d;
+  rows.forEach(({ slot, pos }, r) => {
+    const x = inputs[r];
+    const keys = concatRows(x.pk, asStored(kvd, x.k));
+    const vals = concatRows(x.pv, asStored(kvd, x.v));
+    const ref = attentionRef(x.q, keys, vals, 1, c, 1 / Math.sqrt(c.d), () => [0, pos + 1]);
+    const what = `decode ${ad}a/${kvd}kv (${c.hq},${c.hkv},${c.d}) row ${r} of ${m}: slot ${slot} pos ${pos}${preset ? ` ${preset}` : ''}`;
+    expectClose(got.subarray(r * qw, (r + 1) * qw), ref, tol, what, maxAbs(vals));
+    expectClose(fromCacheLayout(kc, pos + 1, c.hkv, c.d, capacity, slot), keys, { atol: 0, rtol: 0 }, `${what}: cache.k`);
+    expectClose(fromCacheLayout(vc, pos + 1, c.hkv, c.d, capacity, slot), vals, { atol: 0, rtol: 0 }, `${what}: cache.v`);
+    // Nothing past the new row was written (those positions still hold the NaN they started with).
+    const slotStart = slot * c.hkv * capacity * c.d;
+    expect(kc.slice(slotStart + (pos + 1) * c.d, slotStart + capacity * c.d).every(Number.isNaN), `${what}: past the row`).toBe(true);
+  });
   g.dispose();
-  disposeAll(q, k, v, out);
+  disposeAll(q, k, v, rowsT, out);
   disposeCache(cache);
+  return got;
 }
+
+const one = (pos: number): DecodeRow[] => [{ slot: 0, pos }];
 
 describe('attentionDecode', () => {
   for (const c of [...SMALL, REAL]) {
     for (const pos of [0, 1, 7, 4097]) {
-      it(`f32 (${c.hq},${c.hkv},${c.d}) pos=${pos}`, (ctx) => checkDecode(ctx, c, pos, 4101, 'f32', 'f32'));
+      it(`f32 (${c.hq},${c.hkv},${c.d}) pos=${pos}`, (ctx) => checkDecode(ctx, c, one(pos), 4101, 'f32', 'f32'));
     }
   }
   for (const [ad, kvd] of [['f16', 'f16'], ['f32', 'f16'], ['f16', 'f32']] as const) {
     for (const pos of [0, 300]) {
-      it(`${ad} activations, ${kvd} cache (4,2,16) pos=${pos}`, (ctx) => checkDecode(ctx, SMALL[0], pos, 301, ad, kvd));
+      it(`${ad} activations, ${kvd} cache (4,2,16) pos=${pos}`, (ctx) => checkDecode(ctx, SMALL[0], one(pos), 301, ad, kvd));
     }
   }
-  it('f16 activations, f16 cache (32,2,128) pos=300', (ctx) => checkDecode(ctx, REAL, 300, 301, 'f16', 'f16'));
+  it('f16 activations, f16 cache (32,2,128) pos=300', (ctx) => checkDecode(ctx, REAL, one(300), 301, 'f16', 'f16'));
   for (const [c, pos] of [[SMALL[0], 0], [SMALL[0], 4097]] as const) {
-    it(`the other kernel: f32 (${c.hq},${c.hkv},${c.d}) pos=${pos}`, (ctx) => (other() ? checkDecode(ctx, c, pos, 4101, 'f32', 'f32', other()) : ctx.skip('no second attention kernel on this adapter')));
+    it(`the other kernel: f32 (${c.hq},${c.hkv},${c.d}) pos=${pos}`, (ctx) => (other() ? checkDecode(ctx, c, one(pos), 4101, 'f32', 'f32', other()) : ctx.skip('no second attention kernel on this adapter')));
   }
+
+  // Batches: ragged lengths (1, 7 and long ones) in slots out of order, one slot left unused.
+  const RAGGED: DecodeRow[] = [{ slot: 3, pos: 6 }, { slot: 0, pos: 0 }, { slot: 4, pos: 4097 }, { slot: 1, pos: 600 }];
+  for (const c of [SMALL[0], SMALL[2], REAL]) {
+    it(`a batch of ragged rows, f32 (${c.hq},${c.hkv},${c.d})`, (ctx) => checkDecode(ctx, c, RAGGED, 4101, 'f32', 'f32'));
+  }
+  it('a batch of ragged rows, f16 activations and cache (4,2,16)', (ctx) => checkDecode(ctx, SMALL[0], RAGGED, 4101, 'f16', 'f16'));
+  it('a batch of ragged rows, the other kernel (4,2,16)', (ctx) => (other() ? checkDecode(ctx, SMALL[0], RAGGED, 4101, 'f32', 'f32', other()) : ctx.skip('no second attention kernel on this adapter')));
+
+  it("each row's result is the same, to the bit, in a batch as alone", async (ctx) => {
+    const c = SMALL[0];
+    const batch = (await checkDecode(ctx, c, RAGGED, 4101, 'f32', 'f32'))!;
+    const w = c.hq * c.d;
+    for (let r = 0; r < RAGGED.length; r++) {
+      const alone = (await checkDecode(ctx, c, [RAGGED[r]], 4101, 'f32', 'f32'))!;
+      expect(Array.from(alone), `row ${r}`).toEqual(Array.from(batch.subarray(r * w, (r + 1) * w)));
+    }
+  });
 
   it('replays one recorded step per token, as a prefill of the same tokens would compute', async () => {
     const c: Cfg = { hq: 4, hkv: 2, d: 16 };
     // 140 steps one by one (past the tiled kernel's split boundaries at 64 and 128 keys), then jumps to positions
-    // 600 and 1100 over rows written from the host (past the broadcast kernel's boundaries at 512 and 1024).
-    const [steps, jumps, capacity] = [140, [600, 1100], 1101];
+    // 600 and 1100 over rows written from the host (past the broadcast kernel's boundaries at 512 and 1024). The
+    // sequence lives in slot 1 of 2.
+    const [steps, jumps, capacity, slot] = [140, [600, 1100], 1101, 1];
     const qs = act('f32', capacity * c.hq * c.d, 41, 2);
     const ks = act('f32', capacity * c.hkv * c.d, 42);
     const vs = act('f32', capacity * c.hkv * c.d, 43);
-    const cache = await createKvCache(device, c.hkv, capacity, c.d);
+    const cache = await createKvCache(device, c.hkv, capacity, c.d, 'f32', 'kv', 2);
     const q = await Tensor.empty(device, 'f32', [1, c.hq * c.d], 'q');
     const k = await Tensor.empty(device, 'f32', [1, c.hkv * c.d], 'k');
     const v = await Tensor.empty(device, 'f32', [1, c.hkv * c.d], 'v');
+    const rows = await Tensor.empty(device, 'i32', [1, 4], 'rows');
     const out = await poisoned(device, 'f32', [1, c.hq * c.d]);
     const g = new Graph(device);
-    attentionDecode(g, q, k, v, cache, { numHeads: c.hq, numKvHeads: c.hkv, headDim: c.d, pos: (p) => p.pos, out });
+    attentionDecode(g, q, k, v, cache, { numHeads: c.hq, numKvHeads: c.hkv, headDim: c.d, rows, maxKeys: (p) => p.maxKeys, out });
     const step = async (t: number) => {
       q.write(qs.subarray(t * c.hq * c.d, (t + 1) * c.hq * c.d));
       k.write(ks.subarray(t * c.hkv * c.d, (t + 1) * c.hkv * c.d));
       v.write(vs.subarray(t * c.hkv * c.d, (t + 1) * c.hkv * c.d));
-      await g.run({ pos: t });
+      rows.write(table([{ slot, pos: t }]));
+      await g.run({ maxKeys: t + 1 });
       return Float64Array.from(await out.read());
     };
     const got = new Float64Array(steps * c.hq * c.d);
     for (let t = 0; t < steps; t++) got.set(await step(t), t * c.hq * c.d);
     expectClose(got, attentionRef(qs, ks, vs, steps, c, 0.25, causal(0)), TOLERANCE.f32, 'decode replay', maxAbs(vs));
-    cache.k.write(toCacheLayout(ks, capacity, c.hkv, c.d, capacity));
-    cache.v.write(toCacheLayout(vs, capacity, c.hkv, c.d, capacity));
+    const full = new Float64Array(2 * c.hkv * capacity * c.d).fill(NaN);
+    cache.k.write(toCacheLayout(ks, capacity, c.hkv, c.d, capacity, 0, full, slot));
+    cache.v.write(toCacheLayout(vs, capacity, c.hkv, c.d, capacity, 0, full.slice(), slot));
     for (const t of jumps) {
       const ref = attentionRef(qs.subarray(t * c.hq * c.d), ks, vs, 1, c, 0.25, () => [0, t + 1]);
       expectClose(await step(t), ref, TOLERANCE.f32, `decode replay at ${t}`, maxAbs(vs));
     }
     g.dispose();
-    disposeAll(q, k, v, out);
+    disposeAll(q, k, v, rows, out);
     disposeCache(cache);
   });
 
-  it('decodes at the 64k context limit (the most splits)', (ctx) => checkDecode(ctx, SMALL[0], 65535, 65536, 'f32', 'f32'));
+  it('decodes at the 64k context limit (the most splits)', (ctx) => checkDecode(ctx, SMALL[0], one(65535), 65536, 'f32', 'f32'));
 
   // The split count is not monotone in the length: with 64-key chunks, 16384 keys take 256 splits but a capacity of
   // 16385 only 253. Both kernels, so the tiled one (whose small chunks reach the cap) is covered on every machine.
   for (const preset of ['tiled64x16', 'bcast8x4'] as const) {
     it(`decodes where a shorter context needs more splits than the full one (${preset})`, (ctx) => {
       if (preset === 'bcast8x4' && !canBroadcast(device)) return ctx.skip('the adapter lacks subgroups of 8 or more');
-      return checkDecode(ctx, SMALL[1], 16383, 16385, 'f32', 'f32', preset);
+      return checkDecode(ctx, SMALL[1], one(16383), 16385, 'f32', 'f32', preset);
     });
   }
 
-  it('rejects a position outside the cache when the graph runs', async () => {
-    const cache = await createKvCache(device, 1, 8, 8);
+  it('rejects maxKeys outside the cache when the graph runs; a row past its capacity writes into no other slot', async () => {
+    const cache = await createKvCache(device, 1, 8, 8, 'f32', 'kv', 2);
+    cache.k.writeBytes(new Uint8Array(cache.k.byteSize).fill(0xff));
     const [q, k, v] = await Promise.all([Tensor.empty(device, 'f32', [1, 16]), Tensor.empty(device, 'f32', [1, 8]), Tensor.empty(device, 'f32', [1, 8])]);
+    const rows = await Tensor.fromArray(device, 'i32', [1, 4], table([{ slot: 0, pos: 8 }]), 'rows');
     const g = new Graph(device);
-    attentionDecode(g, q, k, v, cache, { numHeads: 2, numKvHeads: 1, headDim: 8, pos: (p) => p.pos });
-    await expect(g.run({ pos: 8 })).rejects.toThrow(/pos is 8; expected an integer in \[0, 8\)/);
-    await expect(g.run({ pos: -1 })).rejects.toThrow(InputError);
+    attentionDecode(g, q, k, v, cache, { numHeads: 2, numKvHeads: 1, headDim: 8, rows, maxKeys: (p) => p.maxKeys });
+    await expect(g.run({ maxKeys: 9 })).rejects.toThrow(/maxKeys is 9; expected an integer in \[1, 8\]/);
+    await expect(g.run({ maxKeys: 0 })).rejects.toThrow(InputError);
+    await g.run({ maxKeys: 8 });
+    const kc = await cache.k.read();
+    expect(kc.every(Number.isNaN), 'no position of either slot written').toBe(true);
     g.dispose();
-    disposeAll(q, k, v);
+    disposeAll(q, k, v, rows);
     disposeCache(cache);
   });
 });
@@ -440,15 +529,18 @@ describe('attention input checks', () => {
     expect(() => attentionPrefill(g, q, k, v, cache, { numHeads: 4, numKvHeads: 3, headDim: 16, start: 0 })).toThrow(/numHeads \(4\) is not a multiple of numKvHeads \(3\)/);
     expect(() => attentionPrefill(g, q, k, v, cache, { ...heads, start: -1 })).toThrow(/start is -1/);
     expect(() => attentionPrefill(g, q, k, v, cache, { numHeads: 4, numKvHeads: 2, headDim: 130, start: 0 })).toThrow(/headDim is 130/);
-    expect(() => attentionDecode(g, q, k, v, cache, { ...heads, pos: () => 0 })).toThrow(/q 'q_proj' has 5 rows; expected 1/);
+    const rows = await Tensor.empty(device, 'i32', [4, 4], 'rows4');
+    expect(() => attentionDecode(g, q, k, v, cache, { ...heads, rows, maxKeys: () => 1 })).toThrow(/rows 'rows4' has shape \[4, 4\]; expected \[5, 4\]/);
+    expect(() => attentionPrefill(g, q, k, v, cache, { ...heads, start: 0, slot: 1 })).toThrow(/slot 1 is outside the cache's 1 slots/);
     expect(() => attentionSegments(g, q, q, q, [0, 3, 3, 5], { numHeads: 4, headDim: 16 })).toThrow(/segments \[0, 3, 3, 5\]/);
     expect(() => attentionSegments(g, q, q, q, [0, 4], { numHeads: 4, headDim: 16 })).toThrow(InputError);
     const other = await createKvCache(device, 2, 16, 8);
-    expect(() => attentionPrefill(g, q, k, v, other, { ...heads, start: 0 })).toThrow(/cache\.k 'kv_cache\.k' has shape \[2, 16, 8\]; expected \[2, \?, 16\]/);
+    expect(() => attentionPrefill(g, q, k, v, other, { ...heads, start: 0 })).toThrow(/cache\.k 'kv_cache\.k' has shape \[1, 2, 16, 8\]; expected \[\?, 2, \?, 16\]/);
     await expect(createKvCache(device, 2, 0, 16)).rejects.toThrow(/capacity is 0/);
     const tooMany = Math.floor(device.limits.maxStorageBufferBindingSize / (2 * 128 * 4)) + 1;
     await expect(createKvCache(device, 2, tooMany, 128)).rejects.toThrow(/storage binding limit/);
-    disposeAll(q, k, v, kBad);
+    await expect(createKvCache(device, 2, 16, 16, 'f32', 'kv', 0)).rejects.toThrow(/slots is 0/);
+    disposeAll(q, k, v, kBad, rows);
     disposeCache(cache);
     disposeCache(other);
   });

@@ -4,7 +4,7 @@
 // attention_store.wgsl (new k, v rows into the cache); attention_reduce.wgsl (flash-decoding's combine pass).
 // All accumulate in f32; the online softmax runs in base 2 with log2(e) folded into the scale.
 
-import { type Device, type Graph, InputError, LimitError, type Params, Tensor, UniformLayout } from '@glm4v/core';
+import { type Device, type Graph, InputError, LimitError, type Params, Tensor } from '@glm4v/core';
 import TILED_WGSL from './attention.wgsl.js';
 import BROADCAST_WGSL from './attention_broadcast.wgsl.js';
 import REDUCE_WGSL from './attention_reduce.wgsl.js';
@@ -12,9 +12,14 @@ import STORE_WGSL from './attention_store.wgsl.js';
 import { type ActDType, assertDType, assertShape, checkActDType, prelude } from './prelude.js';
 import { grid1d } from './grid.js';
 import { canBroadcast, isCpuAdapter } from './matmul.js';
+import { checkRows } from './rows.js';
+import { FLASH_HEADER, FLASH_PARAMS, REDUCE_HEADER, REDUCE_PARAMS, STORE_HEADER, STORE_PARAMS } from './attention_layout.js';
 
-/** Per-layer KV cache: k and v each [numKvHeads, capacity, headDim], f32 (exact path) or f16 (needs shader-f16).
- *  Keys are stored post-RoPE. Owned by the caller (the session). */
+/**
+ * Per-layer KV cache: k and v each [slots, numKvHeads, capacity, headDim], f32 (exact path) or f16 (needs
+ * shader-f16): one cache per slot, for as many sequences (a batch decodes several slots in one step, each to its
+ * own length). Keys are stored post-RoPE. Owned by the caller (a session or a pool of them).
+ */
 export interface KvCache {
   k: Tensor;
   v: Tensor;
@@ -52,20 +57,21 @@ export function selectAttentionPreset(device: Device, headDim: number): Attentio
   return headDim > 64 ? 'bcast8x2' : 'bcast8x4';
 }
 
-/** Flash-decoding's split of `keys` keys: at least minChunk keys per split, at most DECODE_MAX_SPLITS splits. */
+/**
+ * Flash-decoding's split of `keys` keys: at least minChunk keys per split, at most DECODE_MAX_SPLITS splits
+ * (decode_split in the shaders, which split each row by its own key count).
+ */
 export const DECODE_MAX_SPLITS = 256;
 export function decodeSplits(keys: number, minChunk: number): { splits: number; chunk: number } {
-  const target = Math.min(DECODE_MAX_SPLITS, Math.max(1, Math.ceil(keys / minChunk)));
-  const chunk = Math.ceil(keys / target);
+  const chunk = Math.ceil(keys / decodeTargets(keys, minChunk));
   return { splits: Math.ceil(keys / chunk), chunk };
 }
 
-const FLASH_PARAMS = new UniformLayout(
-  'segs: u32, seg_len: u32, tiles: u32, kv_heads: u32, group: u32, splits: u32, chunk: u32, q_first: u32, k_first: u32, ' +
-    'kv_len: u32, causal: u32, shift: u32, partial: u32, max_splits: u32, q_row: u32, k_head: u32, k_row: u32, hd4: u32, scale: f32',
-);
-const REDUCE_PARAMS = new UniformLayout('splits: u32, max_splits: u32');
-const STORE_PARAMS = new UniformLayout('rows: u32, kv_heads: u32, hd4: u32, start: u32, capacity: u32');
+/** The split count decodeSplits aims at: monotone in `keys`, and never below the count it gives. */
+function decodeTargets(keys: number, minChunk: number): number {
+  return Math.min(DECODE_MAX_SPLITS, Math.max(1, Math.ceil(keys / minChunk)));
+}
+
 const STORE_WG = 256;
 
 /** The attention prelude: A for q, KV for the keys and values read, O for the output, subgroups when needed. */
@@ -90,7 +96,10 @@ function checkScale(fn: string, scale: number): void {
   if (!Number.isFinite(scale)) throw new InputError(`${fn}: scale is ${scale}; expected a finite number`);
 }
 
-/** Allocates a KV cache of `capacity` positions. Its contents are undefined until prefill or decode write them. */
+/**
+ * Allocates a KV cache of `capacity` positions for each of `slots` sequences. Its contents are undefined until
+ * prefill or decode write them.
+ */
 export async function createKvCache(
   device: Device,
   numKvHeads: number,
@@ -98,17 +107,19 @@ export async function createKvCache(
   headDim: number,
   dtype: KvDType = 'f32',
   label = 'kv_cache',
+  slots = 1,
 ): Promise<KvCache> {
   checkHeads('createKvCache', numKvHeads, numKvHeads, headDim);
   checkInt('createKvCache: capacity', capacity, 1);
+  checkInt('createKvCache: slots', slots, 1);
   assertDType('createKvCache dtype', dtype, ['f32', 'f16']);
   if (dtype === 'f16' && !device.has('shader-f16')) throw new InputError('createKvCache: an f16 KV cache needs the shader-f16 feature, which this adapter lacks');
-  const bytes = numKvHeads * capacity * headDim * (dtype === 'f16' ? 2 : 4);
+  const shape = [slots, numKvHeads, capacity, headDim];
+  const bytes = slots * numKvHeads * capacity * headDim * (dtype === 'f16' ? 2 : 4);
   const limit = device.limits.maxStorageBufferBindingSize;
   if (bytes > limit) {
-    throw new LimitError(`createKvCache: k and v ${dtype}[${numKvHeads}, ${capacity}, ${headDim}] are ${bytes} bytes each, above this device's storage binding limit of ${limit}`);
+    throw new LimitError(`createKvCache: k and v ${dtype}[${shape.join(', ')}] (slots, kv heads, capacity, head dim) are ${bytes} bytes each, above this device's storage binding limit of ${limit}`);
   }
-  const shape = [numKvHeads, capacity, headDim];
   const k = await Tensor.empty(device, dtype, shape, `${label}.k`);
   try {
     return { k, v: await Tensor.empty(device, dtype, shape, `${label}.v`) };
@@ -118,12 +129,13 @@ export async function createKvCache(
   }
 }
 
-function checkCache(fn: string, cache: KvCache, numKvHeads: number, headDim: number): [number, KvDType] {
+/** Checks a cache's dtypes and shape; returns its slots, capacity and dtype. */
+function checkCache(fn: string, cache: KvCache, numKvHeads: number, headDim: number): [number, number, KvDType] {
   assertDType(`${fn}: cache.k '${cache.k.label}'`, cache.k.dtype, ['f32', 'f16']);
   assertDType(`${fn}: cache.v '${cache.v.label}'`, cache.v.dtype, [cache.k.dtype]);
-  assertShape(`${fn}: cache.k '${cache.k.label}'`, cache.k.shape, [numKvHeads, undefined, headDim]);
+  assertShape(`${fn}: cache.k '${cache.k.label}'`, cache.k.shape, [undefined, numKvHeads, undefined, headDim]);
   assertShape(`${fn}: cache.v '${cache.v.label}'`, cache.v.shape, cache.k.shape);
-  return [cache.k.shape[1], cache.k.dtype as KvDType];
+  return [cache.k.shape[0], cache.k.shape[2], cache.k.dtype as KvDType];
 }
 
 /** Checks q [S, hq·d], k and v [S, hkv·d] (and out like q) of one activation dtype; returns S and that dtype. */
@@ -152,16 +164,27 @@ function checkPreset(device: Device, name: AttentionPresetName): AttentionPreset
   return preset;
 }
 
-/** Records the store of `rows` k, v rows into the cache from position `start` (a number or a function of params). */
-function storeKv(g: Graph, k: Tensor, v: Tensor, cache: KvCache, act: ActDType, kv: KvDType, rows: number, start: number | ((p: Params) => number)): void {
-  const [hkv, capacity, d] = cache.k.shape;
-  const values = (s: number) => ({ rows, kv_heads: hkv, hd4: d / 4, start: s, capacity });
+/** A one-word stand-in for the rows table, bound by dispatches that do not read it (the kernels name it either way). */
+function noRows(g: Graph): Tensor {
+  return g.tensor('i32', [1], 'attention_no_rows');
+}
+
+/**
+ * Records the store of `count` k, v rows into the cache: at positions [start, start + count) of `slot`, or with a
+ * rows table, row r at its own slot and position.
+ */
+function storeKv(g: Graph, k: Tensor, v: Tensor, cache: KvCache, act: ActDType, kv: KvDType, count: number, at: { start: number; slot: number } | { rows: Tensor }): void {
+  const [slots, hkv, capacity, d] = cache.k.shape;
+  const ragged = 'rows' in at;
   g.dispatch({
-    kernel: { label: `attention_store_${act}a_${kv}kv`, code: attentionPrelude(act, kv, act, false) + STORE_WGSL, constants: { WG: STORE_WG } },
-    uniforms: { layout: STORE_PARAMS, values: typeof start === 'number' ? values(start) : (p: Params) => values(start(p)) },
-    inputs: [k, v],
+    kernel: { label: `attention_store_${act}a_${kv}kv`, code: attentionPrelude(act, kv, act, false) + STORE_HEADER + STORE_WGSL, constants: { WG: STORE_WG } },
+    uniforms: {
+      layout: STORE_PARAMS,
+      values: { rows: count, kv_heads: hkv, hd4: d / 4, start: ragged ? 0 : at.start, capacity, slot: ragged ? 0 : at.slot, slots, ragged: ragged ? 1 : 0 },
+    },
+    inputs: [k, v, ragged ? at.rows : noRows(g)],
     outputs: [cache.k, cache.v],
-    workgroups: grid1d(g.device, Math.ceil((rows * hkv * d) / 4 / STORE_WG)),
+    workgroups: grid1d(g.device, Math.ceil((count * hkv * d) / 4 / STORE_WG)),
   });
 }
 
@@ -184,14 +207,20 @@ interface FlashRun {
   segLen: number;
   qFirst: number;
   kFirst: number;
-  /** Keys per segment (with `split`, split.of gives them per run instead). */
+  /** Keys per segment; flash-decoding: the cache capacity, which bounds each row's keys. */
   kvLen: number;
   shift: number;
   /** vec4 strides of k and v: between kv heads and between rows. */
   kHead: number;
   kRow: number;
-  /** Flash-decoding: the split of the keys as a function of the params, and the split stride of `out`. */
-  split?: { of: (p: Params) => { splits: number; chunk: number; keys: number }; maxSplits: number };
+  /** The first kv head read (a prefill into slot s reads heads s·kvHeads onwards). */
+  kvHead0: number;
+  /**
+   * Flash-decoding over ragged rows: segment r is row r of `rows` (its slot and key count), its keys split as
+   * decodeSplits says for its own count; `targets` bounds every row's split count for a run (sizes the grid);
+   * `maxSplits` is the split stride of `out`.
+   */
+  decode?: { rows: Tensor; slots: number; minChunk: number; maxSplits: number; targets: (p: Params) => number };
 }
 
 function dispatchFlash(g: Graph, r: FlashRun): void {
@@ -199,32 +228,25 @@ function dispatchFlash(g: Graph, r: FlashRun): void {
   const rowsPerTile = preset.kind === 'tiled' ? preset.WG : preset.WG * preset.R;
   const tiles = Math.ceil((r.segLen * r.group) / rowsPerTile);
   const bcast = preset.kind === 'broadcast';
-  const values = (splits: number, chunk: number, kvLen: number) => ({
-    segs: r.segs, seg_len: r.segLen, tiles, kv_heads: r.kvHeads, group: r.group, splits, chunk, q_first: r.qFirst,
-    k_first: r.kFirst, kv_len: kvLen, causal: r.causal ? 1 : 0, shift: r.shift, partial: r.split ? 1 : 0,
-    max_splits: r.split?.maxSplits ?? 1, q_row: (r.kvHeads * r.group * r.headDim) / 4, k_head: r.kHead, k_row: r.kRow,
-    hd4: r.headDim / 4, scale: r.scale * Math.LOG2E,
+  const dec = r.decode;
+  const values = (splits: number) => ({
+    segs: r.segs, seg_len: r.segLen, tiles, kv_heads: r.kvHeads, group: r.group, splits, chunk: r.kvLen, q_first: r.qFirst,
+    k_first: r.kFirst, kv_len: r.kvLen, causal: r.causal ? 1 : 0, shift: r.shift, partial: dec ? 1 : 0,
+    max_splits: dec?.maxSplits ?? 1, q_row: (r.kvHeads * r.group * r.headDim) / 4, k_head: r.kHead, k_row: r.kRow,
+    hd4: r.headDim / 4, kv_head0: r.kvHead0, slots: dec?.slots ?? 1, min_chunk: dec?.minChunk ?? 1, max_target: DECODE_MAX_SPLITS,
+    scale: r.scale * Math.LOG2E,
   });
-  const split = r.split;
   const kvTag = r.op === 'segments' ? '' : `_${r.kv}kv`;
   g.dispatch({
     kernel: {
       label: `attention_${r.op}_${r.act}a${kvTag}_${r.preset}_d${r.headDim}`,
-      code: attentionPrelude(r.act, r.kv, split ? 'f32' : r.act, bcast) + (bcast ? BROADCAST_WGSL : TILED_WGSL),
+      code: attentionPrelude(r.act, r.kv, dec ? 'f32' : r.act, bcast) + FLASH_HEADER + (bcast ? BROADCAST_WGSL : TILED_WGSL),
       constants: { WG: preset.WG, HD: r.headDim, ...(preset.kind === 'tiled' ? { BK: preset.BK } : { R: preset.R }) },
     },
-    uniforms: {
-      layout: FLASH_PARAMS,
-      values: split
-        ? (p: Params) => {
-            const s = split.of(p);
-            return values(s.splits, s.chunk, s.keys);
-          }
-        : values(1, r.kvLen, r.kvLen),
-    },
-    inputs: [r.q, r.k, r.v],
+    uniforms: { layout: FLASH_PARAMS, values: dec ? (p: Params) => values(dec.targets(p)) : values(1) },
+    inputs: [r.q, r.k, r.v, dec ? dec.rows : noRows(g)],
     outputs: [r.out],
-    workgroups: split ? (p: Params) => grid1d(g.device, split.of(p).splits * tiles * r.kvHeads) : grid1d(g.device, r.segs * tiles * r.kvHeads),
+    workgroups: dec ? (p: Params) => grid1d(g.device, r.segs * dec.targets(p) * tiles * r.kvHeads) : grid1d(g.device, r.segs * tiles * r.kvHeads),
   });
 }
 
@@ -234,6 +256,8 @@ export interface PrefillOptions {
   headDim: number;
   /** Cache position of the first row (earlier chunks already in the cache). */
   start: number;
+  /** The cache slot written and read (default 0). */
+  slot?: number;
   /** Default 1/sqrt(headDim). */
   scale?: number;
   out?: Tensor;
@@ -243,26 +267,29 @@ export interface PrefillOptions {
 
 /**
  * Causal grouped-query prefill. q [S, Hq·D], k/v [S, Hkv·D] (f32, or f16 activations), post-RoPE. Writes the k, v
- * rows into the cache at positions [start, start+S), then out[i] = softmax(q_i·Kᵀ·scale + causal mask)·V over
- * cache positions [0, start+i]. Query head h uses kv head floor(h / (Hq/Hkv)). Returns [S, Hq·D].
+ * rows into the cache of `slot` at positions [start, start+S), then out[i] = softmax(q_i·Kᵀ·scale + causal
+ * mask)·V over that slot's positions [0, start+i]. Query head h uses kv head floor(h / (Hq/Hkv)). Returns [S, Hq·D].
  */
 export function attentionPrefill(g: Graph, q: Tensor, k: Tensor, v: Tensor, cache: KvCache, opts: PrefillOptions): Tensor {
   const fn = 'attentionPrefill';
   const { numHeads: hq, numKvHeads: hkv, headDim: d, start } = opts;
+  const slot = opts.slot ?? 0;
   checkHeads(fn, hq, hkv, d);
   const [s, act] = checkQkv(fn, g, { q, k, v, out: opts.out }, hq, hkv, d);
-  const [capacity, kv] = checkCache(fn, cache, hkv, d);
+  const [slots, capacity, kv] = checkCache(fn, cache, hkv, d);
   checkInt(`${fn}: start`, start, 0);
+  checkInt(`${fn}: slot`, slot, 0);
+  if (slot >= slots) throw new InputError(`${fn}: slot ${slot} is outside the cache's ${slots} slots`);
   if (start + s > capacity) throw new InputError(`${fn}: start ${start} + ${s} rows exceed the cache capacity of ${capacity} positions`);
   const scale = opts.scale ?? 1 / Math.sqrt(d);
   checkScale(fn, scale);
   const group = hq / hkv;
   const out = opts.out ?? g.tensor(act, q.shape, 'attention_out');
-  storeKv(g, k, v, cache, act, kv, s, start);
+  storeKv(g, k, v, cache, act, kv, s, { start, slot });
   dispatchFlash(g, {
     op: 'prefill', preset: opts.preset ?? selectAttentionPreset(g.device, d), q, k: cache.k, v: cache.v, out, act, kv,
-    kvHeads: hkv, group, headDim: d, causal: true, scale,
-    segs: 1, segLen: s, qFirst: 0, kFirst: 0, kvLen: start + s, shift: start, kHead: (capacity * d) / 4, kRow: d / 4,
+    kvHeads: hkv, group, headDim: d, causal: true, scale, segs: 1, segLen: s, qFirst: 0, kFirst: 0, kvLen: start + s,
+    shift: start, kHead: (capacity * d) / 4, kRow: d / 4, kvHead0: slot * hkv,
   });
   return out;
 }
@@ -271,55 +298,61 @@ export interface DecodeOptions {
   numHeads: number;
   numKvHeads: number;
   headDim: number;
-  /** Cache position of the new token, read from the run's params; must be below the cache capacity. */
-  pos: (p: Params) => number;
+  /**
+   * i32 [M, ROW_FIELDS] (rows.ts): row r's slot and the cache position its token takes (ROW.slot, ROW.pos), each
+   * below the cache's slots and capacity; written on the host before each run.
+   */
+  rows: Tensor;
+  /** The most keys any row has in a run (its largest position + 1), from the run's params: sizes the grid. */
+  maxKeys: (p: Params) => number;
   scale?: number;
   out?: Tensor;
   preset?: AttentionPresetName;
 }
 
 /**
- * Decode: one new token. q [1, Hq·D], k/v [1, Hkv·D]. Writes k, v at cache position pos(params), then attends over
- * [0, pos]: flash-decoding, the keys split across workgroups (partial max, sum and output per split) and a
- * reduction dispatch; the split count follows pos, so a recorded step is replayed per token. The caller keeps
- * pos below the capacity: Graph.run throws an InputError for a pos outside [0, capacity), and the shaders clamp
- * besides, so no position writes or reads outside the cache. Returns [1, Hq·D].
+ * Decode: one new token for each of M sequences, each in its own slot of the cache at its own length. q [M, Hq·D],
+ * k/v [M, Hkv·D]. Row r writes its k, v at position pos_r of slot_r, then attends over that slot's [0, pos_r]:
+ * flash-decoding, each row's keys split across workgroups by its own length (decodeSplits; so a row's result does
+ * not depend on the other rows) with partial max, sum and output per split, and a reduction dispatch. A recorded
+ * step is replayed per token with a new rows table. Positions past the capacity are clamped by the shaders, so
+ * nothing writes or reads outside the cache; the caller keeps them inside. Returns [M, Hq·D].
  */
 export function attentionDecode(g: Graph, q: Tensor, k: Tensor, v: Tensor, cache: KvCache, opts: DecodeOptions): Tensor {
   const fn = 'attentionDecode';
   const { numHeads: hq, numKvHeads: hkv, headDim: d } = opts;
   checkHeads(fn, hq, hkv, d);
-  const [s, act] = checkQkv(fn, g, { q, k, v, out: opts.out }, hq, hkv, d);
-  if (s !== 1) throw new InputError(`${fn}: q '${q.label}' has ${s} rows; expected 1 (attentionPrefill takes more)`);
-  const [capacity, kv] = checkCache(fn, cache, hkv, d);
+  const [m, act] = checkQkv(fn, g, { q, k, v, out: opts.out }, hq, hkv, d);
+  checkRows(fn, opts.rows, m);
+  const [slots, capacity, kv] = checkCache(fn, cache, hkv, d);
   const scale = opts.scale ?? 1 / Math.sqrt(d);
   checkScale(fn, scale);
   const group = hq / hkv;
   const presetName = opts.preset ?? selectAttentionPreset(g.device, d);
   const { minChunk } = checkPreset(g.device, presetName);
-  const pos = (p: Params): number => {
-    const n = opts.pos(p);
-    if (!Number.isInteger(n) || n < 0 || n >= capacity) throw new InputError(`${fn}: pos is ${n}; expected an integer in [0, ${capacity}) (the cache capacity)`);
-    return n;
+  // Every row's split count is at most the target count of the longest row (decodeSplits), the grid's size.
+  const targets = (p: Params): number => {
+    const n = opts.maxKeys(p);
+    if (!Number.isInteger(n) || n < 1 || n > capacity) throw new InputError(`${fn}: maxKeys is ${n}; expected an integer in [1, ${capacity}] (the cache capacity)`);
+    return decodeTargets(n, minChunk);
   };
-  const split = (p: Params) => ({ ...decodeSplits(pos(p) + 1, minChunk), keys: pos(p) + 1 });
   // The split count is not monotone in the key count (16384 keys give 256 splits, 16385 give 253), so the scratch
   // is sized by the target count, which bounds it for every length up to the capacity.
-  const maxSplits = Math.min(DECODE_MAX_SPLITS, Math.max(1, Math.ceil(capacity / minChunk)));
-  const part = g.tensor('f32', [hq, maxSplits, d / 4 + 1, 4], 'attention_decode_partials');
+  const maxSplits = decodeTargets(capacity, minChunk);
+  const part = g.tensor('f32', [m * hq, maxSplits, d / 4 + 1, 4], 'attention_decode_partials');
   const out = opts.out ?? g.tensor(act, q.shape, 'attention_out');
-  storeKv(g, k, v, cache, act, kv, 1, pos);
+  storeKv(g, k, v, cache, act, kv, m, { rows: opts.rows });
   dispatchFlash(g, {
     op: 'decode', preset: presetName, q, k: cache.k, v: cache.v, out: part, act, kv, kvHeads: hkv, group, headDim: d,
-    causal: false, scale, segs: 1, segLen: 1, qFirst: 0, kFirst: 0, kvLen: capacity, shift: 0, kHead: (capacity * d) / 4, kRow: d / 4,
-    split: { of: split, maxSplits },
+    causal: false, scale, segs: m, segLen: 1, qFirst: 0, kFirst: 0, kvLen: capacity, shift: 0, kHead: (capacity * d) / 4, kRow: d / 4,
+    kvHead0: 0, decode: { rows: opts.rows, slots, minChunk, maxSplits, targets },
   });
   g.dispatch({
-    kernel: { label: `attention_reduce_${act}a_d${d}`, code: prelude({ act }) + REDUCE_WGSL, constants: { HD: d } },
-    uniforms: { layout: REDUCE_PARAMS, values: (p) => ({ splits: split(p).splits, max_splits: maxSplits }) },
-    inputs: [part],
+    kernel: { label: `attention_reduce_${act}a_d${d}`, code: prelude({ act }) + REDUCE_HEADER + REDUCE_WGSL, constants: { HD: d } },
+    uniforms: { layout: REDUCE_PARAMS, values: { count: m * hq, heads: hq, max_splits: maxSplits, capacity, min_chunk: minChunk, max_target: DECODE_MAX_SPLITS } },
+    inputs: [part, opts.rows],
     outputs: [out],
-    workgroups: [hq],
+    workgroups: grid1d(g.device, m * hq),
   });
   return out;
 }
@@ -362,7 +395,7 @@ export function attentionSegments(g: Graph, q: Tensor, k: Tensor, v: Tensor, seg
   for (const [first, len, count] of runsOf(segments)) {
     dispatchFlash(g, {
       op: 'segments', preset: opts.preset ?? selectAttentionPreset(g.device, d), q, k, v, out, act, kv: act, kvHeads: h, group: 1,
-      headDim: d, causal: false, scale, segs: count, segLen: len, qFirst: first, kFirst: first, kvLen: len, shift: 0, kHead: d / 4, kRow: (h * d) / 4,
+      headDim: d, causal: false, scale, segs: count, segLen: len, qFirst: first, kFirst: first, kvLen: len, shift: 0, kHead: d / 4, kRow: (h * d) / 4, kvHead0: 0,
     });
   }
   return out;

@@ -13,10 +13,15 @@
 // `partial` there is one chunk and out gets the normalised result; with it (flash-decoding) out gets each row's
 // partial result (max m, sum l, unnormalised output) for attention_reduce.wgsl. Causality, grouping and the
 // output form are uniforms rather than overrides, so prefill, decode and vision share one pipeline per head dim.
+// A prefill into cache slot s reads kv heads from kv_head0 = s·kv_heads. Flash-decoding (`partial`) runs a batch
+// of sequences: segment r is row r of the rows table, one query position whose keys are positions [0, pos_r] of
+// slot_r (kv_len is then the capacity), split by its own key count (keys_of in attention_layout.ts).
 // attention_broadcast.wgsl does the same work without workgroup memory, for CPU adapters.
 //
-// Prelude: A (q), KV (k, v), O (out: A, or f32 for partial results). Bindings: params, q, k, v, out; all vec4.
-//   out: laid out like q; partial results: [heads, max_splits, HD/4 + 1] vec4, entry 0 = (m, l, 0, 0).
+// Prelude: A (q), KV (k, v), O (out: A, or f32 for partial results); then the uniform block p, the bindings
+// (params, q, k, v, rows, out; all vec4 but rows, i32 [M, ROW_FIELDS]) and keys_of (a workgroup's keys), from
+// FLASH_HEADER in attention_layout.ts, shared with attention_broadcast.wgsl.
+//   out: laid out like q; partial results: [rows·heads, max_splits, HD/4 + 1] vec4, entry 0 = (m, l, 0, 0).
 
 override WG: u32 = 64;        // rows per workgroup, one per invocation
 override BK: u32 = 16;        // keys per tile, ≤ 32
@@ -25,34 +30,6 @@ override HD: u32 = 128;       // head dim, a multiple of 4, ≤ 128
 const MAX_D4 = 32u;           // HD / 4 at most
 const MAX_BK = 32u;
 const NEG = -3.0e38;          // a finite −∞: exp2(NEG − m) is 0 for any finite m
-
-struct Params {
-  segs: u32,       // segments in this dispatch
-  seg_len: u32,    // query positions per segment
-  tiles: u32,      // workgroups per segment, split and kv head
-  kv_heads: u32,
-  group: u32,      // query heads per kv head
-  splits: u32,     // key chunks (1 unless partial)
-  chunk: u32,      // keys per chunk
-  q_first: u32,    // first query position in q
-  k_first: u32,    // first key row in k, v
-  kv_len: u32,     // keys per segment
-  causal: u32,     // 1: position i sees keys ≤ shift + i
-  shift: u32,
-  partial: u32,    // 1: write partial results for attention_reduce.wgsl
-  max_splits: u32, // partial: split stride of out
-  q_row: u32,      // vec4 stride between positions of q and out
-  k_head: u32,     // vec4 stride between kv heads of k, v
-  k_row: u32,      // vec4 stride between rows of k, v
-  hd4: u32,        // HD / 4 (read by attention_broadcast.wgsl)
-  scale: f32,      // softmax scale · log2(e)
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> q: array<vec4<A>>;
-@group(0) @binding(2) var<storage, read> k: array<vec4<KV>>;
-@group(0) @binding(3) var<storage, read> v: array<vec4<KV>>;
-@group(0) @binding(4) var<storage, read_write> out: array<vec4<O>>;
 
 var<workgroup> kt: array<vec4f, BK * HD / 4u>;
 var<workgroup> vt: array<vec4f, BK * HD / 4u>;
@@ -65,9 +42,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let split = (flat / (p.kv_heads * p.tiles)) % p.splits;
   let seg = flat / (p.kv_heads * p.tiles * p.splits);
   if (seg >= p.segs) { return; } // uniform per workgroup, so the barriers below stay uniform
+  let ks = keys_of(seg, split, kvh);
+  if (!ks.live) { return; }
   let d4n = HD / 4u;
-  let rows = p.seg_len * p.group;
-  let row = min(tile * WG + lid, rows - 1u); // invocations past the segment redo its last row, unwritten
+  let qrows = p.seg_len * p.group; // query rows of the segment
+  let row = min(tile * WG + lid, qrows - 1u); // invocations past the segment redo its last row, unwritten
   let pos = row / p.group;
   let head = kvh * p.group + row % p.group;
   let qat = (p.q_first + seg * p.seg_len + pos) * p.q_row + head * d4n;
@@ -79,15 +58,14 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     o[d] = vec4f(0.0);
   }
   // The workgroup's keys: its chunk, cut at the causal limit of its last row; this row's own limit.
-  var kend = p.kv_len;
-  var lim = p.kv_len;
+  var j1 = ks.j1;
+  var lim = ks.kv_len;
   if (p.causal != 0u) {
-    kend = min(kend, p.shift + (min(tile * WG + WG, rows) - 1u) / p.group + 1u);
+    j1 = min(j1, p.shift + (min(tile * WG + WG, qrows) - 1u) / p.group + 1u);
     lim = min(lim, p.shift + pos + 1u);
   }
-  let j0 = split * p.chunk;
-  let j1 = min(j0 + p.chunk, kend);
-  let kbase = kvh * p.k_head + (p.k_first + seg * p.seg_len) * p.k_row;
+  let j0 = ks.j0;
+  let kbase = ks.base;
 
   var m = NEG;
   var l = 0.0;
@@ -119,10 +97,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     m = mt;
   }
 
-  if (tile * WG + lid < rows) {
+  if (tile * WG + lid < qrows) {
     if (p.partial != 0u) {
       // A chunk wholly past this row's causal limit leaves m = NEG, l = 0, which the reduction weighs by 0.
-      let at = (head * p.max_splits + split) * (d4n + 1u);
+      let at = ((seg * p.kv_heads * p.group + head) * p.max_splits + split) * (d4n + 1u);
       out[at] = vec4<O>(vec4f(m, l, 0.0, 0.0));
       for (var d = 0u; d < d4n; d++) { out[at + 1u + d] = vec4<O>(o[d]); }
     } else {

@@ -13,7 +13,9 @@
 // to compile. Loop-local vars are initialised explicitly: here (Dawn + lavapipe) a `var` declared in a loop without
 // an initialiser was zeroed only on the first iteration, not each time its declaration runs.
 // Needs subgroups of at least 8 lanes.
-// Prelude: A (q), KV (k, v), O (out), `enable subgroups;`. Bindings: params, q, k, v, out; all as vec4.
+// Prelude: A (q), KV (k, v), O (out), `enable subgroups;`; then FLASH_HEADER (attention_layout.ts): the uniform block, the
+// bindings (params, q, k, v, rows, out) and keys_of, as for attention.wgsl. hd4 (= HD / 4) is the run-time trip
+// count of the per-lane load and store loops.
 
 override WG: u32 = 8;         // invocations per workgroup: one subgroup of (at least) 8
 override R: u32 = 4;          // rows per invocation, ≤ 4
@@ -22,19 +24,6 @@ override HD: u32 = 128;       // head dim, a multiple of 4, ≤ 128
 const MAX_R = 4u;
 const MAX_D4 = 32u;           // HD / 4 at most
 const NEG = -3.0e38;          // a finite −∞: exp2(NEG − m) is 0 for any finite m
-
-// As in attention.wgsl; hd4 (= HD / 4) is the run-time trip count of the per-lane load and store loops.
-struct Params {
-  segs: u32, seg_len: u32, tiles: u32, kv_heads: u32, group: u32, splits: u32, chunk: u32, q_first: u32,
-  k_first: u32, kv_len: u32, causal: u32, shift: u32, partial: u32, max_splits: u32, q_row: u32, k_head: u32,
-  k_row: u32, hd4: u32, scale: f32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> q: array<vec4<A>>;
-@group(0) @binding(2) var<storage, read> k: array<vec4<KV>>;
-@group(0) @binding(3) var<storage, read> v: array<vec4<KV>>;
-@group(0) @binding(4) var<storage, read_write> out: array<vec4<O>>;
 
 /** Lane i's value, for i = 0..7, in every lane. */
 fn bcast8(x: vec4f) -> array<vec4f, 8> {
@@ -51,17 +40,19 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let split = (flat / (p.kv_heads * p.tiles)) % p.splits;
   let seg = flat / (p.kv_heads * p.tiles * p.splits);
   if (seg >= p.segs) { return; } // uniform per workgroup: the broadcasts below stay in uniform control flow
+  let ks = keys_of(seg, split, kvh);
+  if (!ks.live) { return; }
   let d4n = HD / 4u;
   let nch = (d4n + 7u) / 8u;   // vec4s each lane loads per key row
   let lane8 = sid & 7u;
-  let rows = p.seg_len * p.group;
+  let qrows = p.seg_len * p.group; // query rows of the segment
   let row0 = tile * WG * R + lid * R;
 
   var qv: array<array<vec4f, MAX_D4>, MAX_R>;
   var o: array<array<vec4f, MAX_D4>, MAX_R>;
-  var lim = vec4u(p.kv_len);
+  var lim = vec4u(ks.kv_len);
   for (var r = 0u; r < R; r++) {
-    let row = min(row0 + r, rows - 1u); // rows past the segment redo its last row, unwritten
+    let row = min(row0 + r, qrows - 1u); // rows past the segment redo its last row, unwritten
     let pos = row / p.group;
     let at = (p.q_first + seg * p.seg_len + pos) * p.q_row + (kvh * p.group + row % p.group) * d4n;
     for (var d = 0u; d < p.hd4; d++) {
@@ -69,14 +60,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
       for (var e = 0u; e < d4n; e++) { qv[r][e] = select(qv[r][e], x, d == e); }
     }
     for (var e = 0u; e < d4n; e++) { o[r][e] = vec4f(0.0); }
-    if (p.causal != 0u) { lim[r] = min(p.kv_len, p.shift + pos + 1u); }
+    if (p.causal != 0u) { lim[r] = min(ks.kv_len, p.shift + pos + 1u); }
   }
 
-  var kend = p.kv_len;
-  if (p.causal != 0u) { kend = min(kend, p.shift + (min(tile * WG * R + WG * R, rows) - 1u) / p.group + 1u); }
-  let j0 = split * p.chunk;
-  let j1 = min(j0 + p.chunk, kend);
-  let kbase = kvh * p.k_head + (p.k_first + seg * p.seg_len) * p.k_row;
+  var j1 = ks.j1;
+  if (p.causal != 0u) { j1 = min(j1, p.shift + (min(tile * WG * R + WG * R, qrows) - 1u) / p.group + 1u); }
+  let j0 = ks.j0;
+  let kbase = ks.base;
 
   var m = vec4f(NEG);
   var l = vec4f(0.0);
@@ -130,12 +120,12 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
 
   for (var r = 0u; r < R; r++) {
     let row = row0 + r;
-    if (row >= rows) { break; }
+    if (row >= qrows) { break; }
     let head = kvh * p.group + row % p.group;
     var at = (p.q_first + seg * p.seg_len + row / p.group) * p.q_row + head * d4n;
     var scale = 1.0 / l[r];
     if (p.partial != 0u) {
-      at = (head * p.max_splits + split) * (d4n + 1u);
+      at = ((seg * p.kv_heads * p.group + head) * p.max_splits + split) * (d4n + 1u);
       out[at] = vec4<O>(vec4f(m[r], l[r], 0.0, 0.0));
       at += 1u;
       scale = 1.0;

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ChunkedTensor, Device, Graph, InputError, Tensor } from '@glm4v/core';
 import { asStored, expectClose, normal, poisoned, rng, TOLERANCE } from '@glm4v/core/testing';
 import { checkTokenIds, embedding } from './embedding.js';
+import { ROW_FIELDS, rowsTable } from './rows.js';
 
 let device: Device;
 beforeAll(async () => {
@@ -55,7 +56,7 @@ describe('embedding', () => {
           const ids = await Tensor.fromArray(device, 'i32', [rows], Int32Array.from(idList), 'input_ids');
           const out = await poisoned(device, 'f32', [rows, cols]);
           const g = new Graph(device);
-          embedding(g, table, ids, out);
+          embedding(g, table, ids, { out });
           await g.run();
           expectRows(await out.read(), gatherRef(data, VOCAB, cols, idList), `embedding ${wd} [${VOCAB}, ${cols}] × ${rows}`);
           g.dispose();
@@ -78,7 +79,7 @@ describe('embedding', () => {
       // poisoned() is NaN already: zero it so the NaN rows are the kernel's doing
       out.write(new Float32Array(idList.length * cols));
       const g = new Graph(device);
-      embedding(g, table, ids, out);
+      embedding(g, table, ids, { out });
       await g.run();
       expectRows(await out.read(), gatherRef(data, vocab, cols, idList.map((v) => (v >= 2 ** 31 ? -1 : v))), `embedding ${idType} out of range`);
       g.dispose();
@@ -97,7 +98,7 @@ describe('embedding', () => {
     const ids = await Tensor.fromArray(device, 'i32', [rows], Int32Array.from(idList), 'ids');
     const out = await poisoned(device, 'f16', [rows, cols]);
     const g = new Graph(device);
-    embedding(g, table, ids, out);
+    embedding(g, table, ids, { out });
     await g.run();
     expectRows(await out.read(), gatherRef(data, vocab, cols, idList), 'embedding f16 out');
     g.dispose();
@@ -113,13 +114,31 @@ describe('embedding', () => {
     const ids = await Tensor.fromArray(device, 'i32', [rows], idList, 'ids');
     const out = await poisoned(device, 'f32', [rows, cols]);
     const g = new Graph(device);
-    embedding(g, table, ids, out);
+    embedding(g, table, ids, { out });
     await g.run();
     expectClose(await out.read(), gatherRef(data, vocab, cols, idList), TOLERANCE.f32, 'embedding 70000 ids');
     g.dispose();
     table.dispose();
     ids.dispose();
     out.dispose();
+  });
+
+  it('a rows table picks each row\'s id by its slot (a batched decode step); slots outside ids give NaN rows', async () => {
+    const [vocab, cols] = [29, 10];
+    const data = asStored('bf16', normal(vocab * cols, 12));
+    const table = await ChunkedTensor.fromArray(device, 'bf16', [vocab, cols], data, 'embed', 6 * cols * 2);
+    const tokens = [4, 28, 0, 17, 9]; // one per slot
+    const ids = await Tensor.fromArray(device, 'u32', [tokens.length], Uint32Array.from(tokens), 'tokens');
+    const slots = [3, 0, 4, 1, 7];
+    const rows = await Tensor.fromArray(device, 'i32', [slots.length, ROW_FIELDS], rowsTable(slots.map((slot, i) => ({ slot, pos: 100 + i, ropePos: 200 + i, step: 5 }))), 'rows');
+    const out = await poisoned(device, 'f32', [slots.length, cols]);
+    out.write(new Float32Array(slots.length * cols));
+    const g = new Graph(device);
+    embedding(g, table, ids, { out, rows });
+    await g.run();
+    expectRows(await out.read(), gatherRef(data, vocab, cols, slots.map((s) => tokens[s] ?? -1)), 'embedding by slot');
+    g.dispose();
+    for (const t of [table, ids, rows, out]) t.dispose();
   });
 
   it('checkTokenIds names the first bad id', () => {
@@ -134,7 +153,7 @@ describe('embedding', () => {
     const ids2 = await Tensor.empty(device, 'i32', [3], 'input_ids');
     const out = await Tensor.empty(device, 'f32', [3, 5], 'inputs_embeds');
     expect(() => embedding(new Graph(device), table, ids)).toThrow(/input_ids.*f32/);
-    expect(() => embedding(new Graph(device), table, ids2, out)).toThrow(/inputs_embeds.*\[3, 5\].*\[3, 4\]/);
+    expect(() => embedding(new Graph(device), table, ids2, { out })).toThrow(/inputs_embeds.*\[3, 5\].*\[3, 4\]/);
     for (const t of [table, ids, ids2, out]) t.dispose();
   });
 

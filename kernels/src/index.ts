@@ -2,11 +2,12 @@ export { prelude, variantTag, type ActDType, type WeightDType } from './prelude.
 export { grid1d } from './grid.js';
 export { rmsNorm, layerNorm, type RmsNormOptions } from './norms.js';
 export { fillRandom } from './random.js';
-export { argmax, sample, createSamplerState, resetSamplerState, markPresent, samplerUniform, philox2x32, SAMPLING_LIMITS, type SamplingOptions, type SamplerState } from './sampling.js';
+export { argmax, sample, createSamplerState, setSamplerOptions, resetSamplerState, markPresent, samplerUniform, philox2x32, SAMPLING_LIMITS, type SamplingOptions, type SamplerState, type SamplerModes, type SamplingMode } from './sampling.js';
 export { ropeText, ropeVision, ropeFrequencies, MAX_ROPE_FREQUENCIES, type RopeTextOptions, type RopeVisionOptions } from './rope.js';
 export { siluMul, gelu, add, addInPlace } from './pointwise.js';
-export { embedding, checkTokenIds } from './embedding.js';
+export { embedding, checkTokenIds, type EmbeddingOptions } from './embedding.js';
 export { posEmbedBicubic, type PosEmbedOptions } from './posembed.js';
 export { permuteDownsampleWeight, patchEmbed, downsample } from './patch_embed.js';
 export { linear, matmul, matvec, linearVariant, selectLinearPreset, isCpuAdapter, canBroadcast, LINEAR_PRESETS, MATVEC_MAX_ROWS, type LinearOptions, type LinearVariant, type LinearPreset, type LinearPresetName } from './matmul.js';
 export { attentionPrefill, attentionDecode, attentionSegments, createKvCache, decodeSplits, selectAttentionPreset, ATTENTION_PRESETS, DECODE_MAX_SPLITS, type KvCache, type KvDType, type AttentionPreset, type AttentionPresetName, type PrefillOptions, type DecodeOptions, type SegmentsOptions } from './attention.js';
+export { ROW, ROW_FIELDS, ROWS_WGSL, rowsTable, checkRows, type RowValues } from './rows.js';

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Device, Graph, InputError, Tensor, f16ToF32 } from '@glm4v/core';
 import { TOLERANCE, asStored, compare, expectClose, normal, rng } from '@glm4v/core/testing';
 import { ropeFrequencies, ropeText, ropeVision } from './rope.js';
+import { ROW_FIELDS, rowsTable } from './rows.js';
 import { randomF16Bits } from './test-util/random-bits.js';
 
 let device: Device;
@@ -127,21 +128,26 @@ describe('ropeText', () => {
     }
   });
 
-  it('decode form: one recorded graph replayed with two positions', async () => {
+  it('decode form: the rows table of a batch, replayed with new positions', async () => {
     const c = GLM;
-    const xs = asStored('f32', normal(c.heads * c.headDim, 11));
-    const x = await Tensor.empty(device, 'f32', [1, c.heads * c.headDim], 'q');
+    const m = 3;
+    const xs = asStored('f32', normal(m * c.heads * c.headDim, 11));
+    const x = await Tensor.empty(device, 'f32', [m, c.heads * c.headDim], 'q');
+    const rows = await Tensor.empty(device, 'i32', [m, ROW_FIELDS], 'rows');
     const g = new Graph(device, 'decode-rope');
-    ropeText(g, x, { numHeads: c.heads, headDim: c.headDim, rotaryDim: c.rotaryDim, sections: c.sections, theta: 10000, positions: (p) => p.pos });
+    ropeText(g, x, { numHeads: c.heads, headDim: c.headDim, rotaryDim: c.rotaryDim, sections: c.sections, theta: 10000, positions: { rows } });
     const omega = ropeFrequencies(c.rotaryDim, 10000);
-    for (const pos of [17, 65535]) {
+    for (const ropePos of [[17, 0, 65535], [1, 65534, 7]]) {
       x.write(Float32Array.from(xs));
-      await g.run({ pos });
-      const ref = ropeTextRef(xs, 1, c, omega, [pos, pos, pos]);
-      expectClose(await x.read(), ref, TOLERANCE.f32, `ropeText decode pos ${pos}`);
+      // the other fields differ from ropePos, so reading the wrong one shows
+      rows.write(rowsTable(ropePos.map((p, i) => ({ slot: i + 5, pos: p + 3, ropePos: p, step: 9 }))));
+      await g.run();
+      const ref = ropeTextRef(xs, m, c, omega, [...ropePos, ...ropePos, ...ropePos]);
+      expectClose(await x.read(), ref, TOLERANCE.f32, `ropeText decode rows at ${ropePos.join(', ')}`);
     }
     g.dispose();
     x.dispose();
+    rows.dispose();
   });
 
   it('more than 65535 workgroups (a 2-D grid)', async (ctx) => {
@@ -178,7 +184,7 @@ describe('ropeText', () => {
     expect(() => ropeText(new Graph(device), x, { ...opts, positions: pos })).toThrow(/position_ids.*\[3, 2\].*\[3, 3\]/);
     expect(() => ropeText(new Graph(device), x, { ...opts, numHeads: 4, positions: pos })).toThrow(/q_states.*\[3, 256\].*\[\?, 512\]/);
     expect(() => ropeText(new Graph(device), x, { ...opts, sections: [8, 12, 11], positions: pos })).toThrow(InputError);
-    expect(() => ropeText(new Graph(device), x, { ...opts, positions: () => 1 })).toThrow(/1 row/);
+    expect(() => ropeText(new Graph(device), x, { ...opts, positions: { rows: pos } })).toThrow(/rows 'position_ids'.*\[3, 2\].*\[3, 4\]/);
     x.dispose();
     pos.dispose();
   });

@@ -1,17 +1,18 @@
 // Rotary position embeddings (rope.wgsl), in place: the text decoder's partial multimodal RoPE and the vision
 // tower's 2-D rotate-half RoPE.
 
-import { type Graph, InputError, type Params, type Tensor, UniformLayout } from '@glm4v/core';
+import { type Graph, InputError, type Tensor, UniformLayout } from '@glm4v/core';
 import ROPE_WGSL from './rope.wgsl.js';
 import { type ActDType, assertDType, assertShape, checkActDType, prelude } from './prelude.js';
 import { grid1d } from './grid.js';
+import { ROW, ROW_FIELDS, checkRows } from './rows.js';
 
 const WG = 256;
 /** Frequencies the uniform block holds (omega: array<vec4f, 16>). */
 export const MAX_ROPE_FREQUENCIES = 64;
-const PARAMS = new UniformLayout(
-  ['rows: u32, heads: u32, half_dim: u32, pairs: u32, s0: u32, s01: u32, pos: i32, pad: u32', ...Array.from({ length: MAX_ROPE_FREQUENCIES }, (_, i) => `w${i}: f32`)].join(', '),
-);
+// 12 scalars (padded), so that omega, an array of vec4f in the WGSL struct, starts 16-byte aligned
+const SCALARS = 'rows: u32, heads: u32, half_dim: u32, pairs: u32, s0: u32, s01: u32, pos_first: u32, pos_stream: u32, pos_row: u32, pad0: u32, pad1: u32, pad2: u32';
+const PARAMS = new UniformLayout([SCALARS, ...Array.from({ length: MAX_ROPE_FREQUENCIES }, (_, i) => `w${i}: f32`)].join(', '));
 
 /**
  * The reference's f32 inverse frequencies 1 / theta^(2i/dim), i < dim/2, rounded as PyTorch rounds them: the
@@ -22,6 +23,8 @@ export function ropeFrequencies(dim: number, theta: number): Float32Array {
   const f = Math.fround;
   return Float32Array.from({ length: dim / 2 }, (_, i) => f(1 / f(Math.pow(theta, f((2 * i) / dim)))));
 }
+
+const PADS = { pad0: 0, pad1: 0, pad2: 0 };
 
 function omegaValues(omega: Float32Array): Record<string, number> {
   const v: Record<string, number> = {};
@@ -46,8 +49,11 @@ export interface RopeTextOptions {
   /** Frequency pairs taken from the t, h and w streams; they sum to rotaryDim / 2 (GLM: [8, 12, 12]). */
   sections: readonly [number, number, number];
   theta: number;
-  /** i32 [3, S] (rows t, h, w), or for decode (S = 1) a function of the run's params giving the one position. */
-  positions: Tensor | ((p: Params) => number);
+  /**
+   * i32 [3, S] (rows t, h, w); or for a batched decode step, the rows table i32 [S, ROW_FIELDS] (rows.ts), whose
+   * ROW.ropePos field is the position on all three streams.
+   */
+  positions: Tensor | { rows: Tensor };
 }
 
 /**
@@ -70,27 +76,24 @@ export function ropeText(g: Graph, x: Tensor, opts: RopeTextOptions): Tensor {
   }
   if (!(theta > 0)) throw new InputError(`ropeText: theta ${theta} must be positive`);
   const act = x.dtype as ActDType;
-  const fixed = { rows, heads: numHeads, half_dim: headDim / 2, pairs, s0: sections[0], s01: sections[0] + sections[1], pad: 0, ...omegaValues(ropeFrequencies(rotaryDim, theta)) };
-  const workgroups = grid1d(g.device, Math.ceil((rows * pairs) / WG));
-  const code = prelude({ act }) + ROPE_WGSL;
-  if (typeof positions === 'function') {
-    if (rows !== 1) throw new InputError(`ropeText: a position given by a function of the params needs x with 1 row (decode); '${x.label}' has ${rows}`);
-    g.dispatch({
-      kernel: { label: `rope_text_param_${act}a`, code, entryPoint: 'text_param', constants: { WG } },
-      uniforms: { layout: PARAMS, values: (p: Params) => ({ ...fixed, pos: positions(p) }) },
-      outputs: [x],
-      workgroups,
-    });
-    return x;
+  let at = { pos_first: 0, pos_stream: rows, pos_row: 1 };
+  let table: Tensor;
+  if ('rows' in positions) {
+    checkRows('ropeText', positions.rows, rows);
+    at = { pos_first: ROW.ropePos, pos_stream: 0, pos_row: ROW_FIELDS };
+    table = positions.rows;
+  } else {
+    assertDType(`ropeText positions '${positions.label}'`, positions.dtype, ['i32']);
+    assertShape(`ropeText positions '${positions.label}'`, positions.shape, [3, rows]);
+    table = positions;
   }
-  assertDType(`ropeText positions '${positions.label}'`, positions.dtype, ['i32']);
-  assertShape(`ropeText positions '${positions.label}'`, positions.shape, [3, rows]);
+  const values = { rows, heads: numHeads, half_dim: headDim / 2, pairs, s0: sections[0], s01: sections[0] + sections[1], ...at, ...PADS, ...omegaValues(ropeFrequencies(rotaryDim, theta)) };
   g.dispatch({
-    kernel: { label: `rope_text_${act}a`, code, entryPoint: 'text_tensor', constants: { WG } },
-    uniforms: { layout: PARAMS, values: { ...fixed, pos: 0 } },
-    inputs: [positions],
+    kernel: { label: `rope_text_${act}a`, code: prelude({ act }) + ROPE_WGSL, entryPoint: 'text', constants: { WG } },
+    uniforms: { layout: PARAMS, values },
+    inputs: [table],
     outputs: [x],
-    workgroups,
+    workgroups: grid1d(g.device, Math.ceil((rows * pairs) / WG)),
   });
   return x;
 }
@@ -119,7 +122,7 @@ export function ropeVision(g: Graph, x: Tensor, coords: Tensor, opts: RopeVision
   const pairs = headDim / 4;
   g.dispatch({
     kernel: { label: `rope_vision_${act}a`, code: prelude({ act }) + ROPE_WGSL, entryPoint: 'vision', constants: { WG } },
-    uniforms: { layout: PARAMS, values: { rows, heads: numHeads, half_dim: headDim / 2, pairs, s0: 0, s01: 0, pos: 0, pad: 0, ...omegaValues(ropeFrequencies(headDim / 2, theta)) } },
+    uniforms: { layout: PARAMS, values: { rows, heads: numHeads, half_dim: headDim / 2, pairs, s0: 0, s01: 0, pos_first: 0, pos_stream: 0, pos_row: 2, ...PADS, ...omegaValues(ropeFrequencies(headDim / 2, theta)) } },
     inputs: [coords],
     outputs: [x],
     workgroups: grid1d(g.device, Math.ceil((rows * pairs) / WG)),

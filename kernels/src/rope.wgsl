@@ -1,9 +1,10 @@
 // Rotary position embeddings, applied in place to x [rows, heads·head_dim] (A).
-//   text_tensor / text_param  partial multimodal RoPE of the text decoder: dims [0, 2·pairs) of each head turn as
-//                             interleaved (2j, 2j+1) pairs; pair j reads position stream t for j < s0, h for
-//                             j < s01, w otherwise (from positions [3, rows] i32, or one position in the uniforms)
-//   vision                    2-D rotate-half over the whole head: pairs (d, d + head_dim/2), angle row·ω_d for
-//                             d < head_dim/4, col·ω_(d − head_dim/4) otherwise (coords [rows, 2] i32)
+//   text    partial multimodal RoPE of the text decoder: dims [0, 2·pairs) of each head turn as interleaved
+//           (2j, 2j+1) pairs; pair j reads position stream t for j < s0, h for j < s01, w otherwise. Row r's
+//           position on stream k is positions[pos_first + k·pos_stream + r·pos_row]: a [3, rows] table
+//           (0, rows, 1), or a batched decode step's rows table (ROW.ropePos, 0, ROW_FIELDS; rows.ts)
+//   vision  2-D rotate-half over the whole head: pairs (d, d + head_dim/2), angle row·ω_d for d < head_dim/4,
+//           col·ω_(d − head_dim/4) otherwise (coords [rows, 2] i32)
 // Angles are f32(position)·ω with ω the reference's own f32 frequencies, computed on the host and passed in the
 // uniforms (omega[j/4][j%4]); sin and cos come from sincos() below, accurate for angles up to 2^16.
 // One invocation per row and pair (text) or per row and two neighbouring pairs (vision), looping over the heads:
@@ -20,16 +21,18 @@ struct Params {
   pairs: u32,
   s0: u32,
   s01: u32,
-  pos: i32,
-  pad: u32,
+  pos_first: u32,
+  pos_stream: u32,
+  pos_row: u32,
+  pad0: u32,
+  pad1: u32,
+  pad2: u32,
   omega: array<vec4f, 16>,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> positions: array<i32>;
 @group(0) @binding(2) var<storage, read_write> x: array<vec2<A>>;
-// text_param binds x straight after the uniforms (it has no positions tensor)
-@group(0) @binding(1) var<storage, read_write> x_param: array<vec2<A>>;
 
 fn omega(j: u32) -> f32 {
   return p.omega[j >> 2u][j & 3u];
@@ -72,27 +75,15 @@ fn stream(j: u32) -> u32 {
 
 // One invocation per (row, pair j): the angle is computed once and turns pair j of every head of the row.
 @compute @workgroup_size(WG)
-fn text_tensor(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+fn text(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let i = invocation(wid, nwg, lid);
   if (i >= p.rows * p.pairs) { return; }
   let row = i / p.pairs;
   let j = i - row * p.pairs;
-  let sc = sincos(f32(positions[stream(j) * p.rows + row]) * omega(j));
+  let sc = sincos(f32(positions[p.pos_first + stream(j) * p.pos_stream + row * p.pos_row]) * omega(j));
   var at = row * p.heads * p.half_dim + j;
   for (var h = 0u; h < p.heads; h++) {
     x[at] = rotate(x[at], sc);
-    at += p.half_dim;
-  }
-}
-
-@compute @workgroup_size(WG)
-fn text_param(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let j = invocation(wid, nwg, lid); // rows = 1
-  if (j >= p.pairs) { return; }
-  let sc = sincos(f32(p.pos) * omega(j));
-  var at = j;
-  for (var h = 0u; h < p.heads; h++) {
-    x_param[at] = rotate(x_param[at], sc);
     at += p.half_dim;
   }
 }

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Device, Graph, InputError, LimitError, type Params, Tensor } from '@glm4v/core';
+import { Device, Graph, InputError, LimitError, Tensor } from '@glm4v/core';
 import { normal, poisoned, rng } from '@glm4v/core/testing';
-import { SAMPLING_LIMITS, type SamplingOptions, argmax, createSamplerState, markPresent, philox2x32, sample, samplerUniform } from './sampling.js';
+import { SAMPLING_LIMITS, type SamplerState, type SamplingOptions, argmax, createSamplerState, markPresent, philox2x32, sample, samplerUniform, setSamplerOptions } from './sampling.js';
+import { ROW_FIELDS, rowsTable } from './rows.js';
 
 let device: Device;
 beforeAll(async () => {
@@ -42,7 +43,7 @@ function distributionRef(logits: ArrayLike<number>, present: ReadonlySet<number>
     order.sort((a, b) => s[b] - s[a] || a - b);
     order = order.slice(0, topK > 0 ? topK : Math.min(SAMPLING_LIMITS.topPCandidates, V));
   }
-  const m = Math.max(...order.map((i) => s[i]));
+  const m = order.reduce((a, i) => Math.max(a, s[i]), -Infinity);
   let e = order.map((i) => Math.exp(s[i] - m));
   if (o.topP < 1) {
     const z = topK > 0 ? e.reduce((a, b) => a + b, 0) : Array.from(s, (v) => Math.exp(v - m)).reduce((a, b) => a + b, 0);
@@ -87,29 +88,50 @@ async function readU32(t: Tensor): Promise<number[]> {
   return Array.from(await t.read());
 }
 
-/** Records `count` samples in one graph (step k: base + k) into one results tensor; replays it for each base. */
+/** A rows table of one row per (slot, step). */
+async function rowsOf(rows: { slot: number; step: number }[], label = 'rows'): Promise<Tensor> {
+  return Tensor.fromArray(device, 'i32', [rows.length, ROW_FIELDS], rowsTable(rows.map((r) => ({ ...r, pos: 0, ropePos: 0 }))), label);
+}
+
+/** Marks `ids` as seen by `slot`. */
+async function markIds(state: SamplerState, ids: number[], slot = 0): Promise<void> {
+  if (!ids.length) return;
+  const t = await Tensor.fromArray(device, 'i32', [ids.length], Int32Array.from(ids), 'prompt_ids');
+  const g = new Graph(device);
+  markPresent(g, state, t, slot);
+  await g.run();
+  g.dispose();
+  t.dispose();
+}
+
+/**
+ * Records `count` samples in one graph (step k: base + k, one rows table each, written before each run) into one
+ * results tensor; replays it for each base.
+ */
 async function drawSeries(logits: Float32Array, opts: SamplingOptions, count: number, bases: number[], present: number[] = []): Promise<number[][]> {
   const V = logits.length;
   const x = await Tensor.fromArray(device, 'f32', [1, V], logits, 'logits');
   const state = await createSamplerState(device, V);
+  setSamplerOptions(state, 0, opts);
   const results = await poisoned(device, 'u32', [count], 'results');
-  if (present.length) {
-    const ids = await Tensor.fromArray(device, 'i32', [present.length], Int32Array.from(present), 'prompt_ids');
-    const g0 = new Graph(device);
-    markPresent(g0, state, ids);
-    await g0.run();
-    g0.dispose();
-    ids.dispose();
-  }
+  const token = await poisoned(device, 'u32', [1], 'token');
+  await markIds(state, present);
   const g = new Graph(device, 'sample-series');
-  for (let k = 0; k < count; k++) g.copy(sample(g, x, state, opts, (p) => p.base + k), results, 4, 0, 4 * k);
+  const tables: Tensor[] = [];
+  for (let k = 0; k < count; k++) {
+    tables.push(await rowsOf([{ slot: 0, step: 0 }]));
+    sample(g, x, state, tables[k], token);
+    g.copy(token, results, 4, 0, 4 * k);
+  }
   const out: number[][] = [];
   for (const base of bases) {
-    await g.run({ base });
+    tables.forEach((t, k) => t.write(rowsTable([{ slot: 0, pos: 0, ropePos: 0, step: base + k }])));
+    await g.run();
     out.push(await readU32(results));
   }
   g.dispose();
-  for (const t of [x, state.presence, results]) t.dispose();
+  for (const t of [x, results, token, ...tables]) t.dispose();
+  state.dispose();
   return out;
 }
 
@@ -203,15 +225,8 @@ describe('argmax', () => {
     const V = 4097;
     const logits = normal(V, 11, 3);
     for (const i of [0, 17, 4096]) logits[i] = NaN;
-    const x = await Tensor.fromArray(device, 'f32', [1, V], logits);
-    const state = await createSamplerState(device, V);
-    const g = new Graph(device);
-    const s0 = g.keep(sample(g, x, state, GREEDY, () => 0));
-    await g.run();
-    expect(await readU32(s0)).toEqual([argmaxRef(logits)]);
-    g.dispose();
-    x.dispose();
-    state.presence.dispose();
+    const [tokens] = await drawSeries(logits, GREEDY, 1, [0]);
+    expect(tokens).toEqual([argmaxRef(logits)]);
   });
 
   it('rejects non-f32 logits and a wrong output shape', async () => {
@@ -312,18 +327,21 @@ describe('sample: greedy and the repetition penalty', () => {
   for (const V of [1, 4097, 151552]) {
     it(`top-k 1 and temperature 0 equal argmax, V = ${V}`, async () => {
       const logits = normal(V, V, 3);
-      const x = await Tensor.fromArray(device, 'f32', [1, V], logits);
-      const state = await createSamplerState(device, V);
+      const x = await Tensor.fromArray(device, 'f32', [2, V], Float32Array.from([...logits, ...logits]));
+      const state = await createSamplerState(device, V, 2);
+      setSamplerOptions(state, 1, { temperature: 0.8, topK: 1, topP: 0.5, repetitionPenalty: 1, seed: 3 });
+      setSamplerOptions(state, 0, GREEDY);
+      const rows = await rowsOf([{ slot: 1, step: 0 }, { slot: 0, step: 0 }]);
+      const tokens = await poisoned(device, 'u32', [2]);
       const g = new Graph(device);
       const a = g.keep(argmax(g, x));
-      const s1 = g.keep(sample(g, x, state, { temperature: 0.8, topK: 1, topP: 0.5, repetitionPenalty: 1, seed: 3 }, () => 0));
-      const s0 = g.keep(sample(g, x, state, GREEDY, () => 0));
+      sample(g, x, state, rows, tokens);
       await g.run();
       const ref = argmaxRef(logits);
-      expect([...(await readU32(a)), ...(await readU32(s1)), ...(await readU32(s0))]).toEqual([ref, ref, ref]);
+      expect([...(await readU32(a)), ...(await readU32(tokens))]).toEqual([ref, ref, ref, ref]);
       g.dispose();
-      x.dispose();
-      state.presence.dispose();
+      for (const t of [x, rows, tokens]) t.dispose();
+      state.dispose();
     });
   }
 
@@ -362,15 +380,10 @@ describe('sample: greedy and the repetition penalty', () => {
   });
 
   it('markPresent ignores ids outside the vocabulary', async () => {
-    const state = await createSamplerState(device, 70);
-    const ids = await Tensor.fromArray(device, 'i32', [6], Int32Array.from([0, 69, -1, 70, 33, 1 << 30]));
-    const g = new Graph(device);
-    markPresent(g, state, ids);
-    await g.run();
-    expect(await readU32(state.presence)).toEqual([1, 2, 1 << 5]);
-    g.dispose();
-    ids.dispose();
-    state.presence.dispose();
+    const state = await createSamplerState(device, 70, 2);
+    await markIds(state, [0, 69, -1, 70, 33, 1 << 30], 1);
+    expect(await readU32(state.presence)).toEqual([0, 0, 0, 1, 2, 1 << 5]);
+    state.dispose();
   });
 });
 
@@ -387,43 +400,132 @@ describe('sample: determinism and replay', () => {
     expect(c).not.toEqual(a);
   });
 
-  it('replaying one recorded graph with new step params gives each step its own draw', async () => {
+  it('replaying one recorded graph with a new rows table gives each step its own draw', async () => {
     const x = await Tensor.fromArray(device, 'f32', [1, V], logits);
     const state = await createSamplerState(device, V);
+    setSamplerOptions(state, 0, opts);
+    const rows = await rowsOf([{ slot: 0, step: 0 }]);
+    const tok = await poisoned(device, 'u32', [1]);
     const g = new Graph(device, 'decode-step');
-    const tok = g.keep(sample(g, x, state, opts, (p: Params) => p.step));
+    sample(g, x, state, rows, tok);
     const tokens: number[] = [];
     for (let step = 0; step < 10; step++) {
-      await g.run({ step });
+      rows.write(rowsTable([{ slot: 0, pos: 0, ropePos: 0, step }]));
+      await g.run();
       tokens.push((await readU32(tok))[0]);
     }
     expectSeries(tokens, logits, opts, 0, [], 'replay');
     expect(new Set(tokens).size).toBeGreaterThan(3);
     g.dispose();
-    x.dispose();
-    state.presence.dispose();
+    for (const t of [x, rows, tok]) t.dispose();
+    state.dispose();
+  });
+});
+
+/** The rows of the batch test: each its own options, logits and seen tokens (both seeded by key), slot (out of order). */
+const BATCH: { key: number; slot: number; opts: SamplingOptions; present: number }[] = [
+  { key: 0, slot: 3, opts: { ...GREEDY, repetitionPenalty: 1 }, present: 0 },
+  { key: 1, slot: 0, opts: { temperature: 0.7, topK: 0, topP: 1, repetitionPenalty: 1.3, seed: 5 }, present: 40 },
+  { key: 2, slot: 5, opts: { temperature: 1, topK: 40, topP: 0.9, repetitionPenalty: 1.1, seed: 6 }, present: 100 },
+  { key: 3, slot: 1, opts: { ...GREEDY, repetitionPenalty: 50 }, present: 3 },
+  { key: 4, slot: 2, opts: { temperature: 1.2, topK: 0, topP: 0.8, repetitionPenalty: 1, seed: 7 }, present: 0 },
+];
+const batchLogits = (key: number, V: number) => normal(V, 100 + key, 2);
+const batchSeen = (key: number, n: number, V: number) => Array.from({ length: n }, (_, i) => (i * 7919 + key) % V);
+
+/** Draws `steps` tokens for every row of `batch` (as one batch), rows replayed with steps 10.. (presence follows). */
+async function drawBatch(batch: typeof BATCH, V: number, steps: number, slots: number): Promise<number[][]> {
+  const m = batch.length;
+  const logits = new Float32Array(m * V);
+  batch.forEach((b, r) => logits.set(batchLogits(b.key, V), r * V));
+  const x = await Tensor.fromArray(device, 'f32', [m, V], logits);
+  const state = await createSamplerState(device, V, slots);
+  for (const b of batch) {
+    setSamplerOptions(state, b.slot, b.opts);
+    await markIds(state, batchSeen(b.key, b.present, V), b.slot);
+  }
+  const rows = await rowsOf(batch.map((b) => ({ slot: b.slot, step: 0 })));
+  const tokens = await poisoned(device, 'u32', [slots]);
+  const g = new Graph(device);
+  sample(g, x, state, rows, tokens);
+  const out: number[][] = batch.map(() => []);
+  for (let k = 0; k < steps; k++) {
+    rows.write(rowsTable(batch.map((b) => ({ slot: b.slot, pos: 0, ropePos: 0, step: 10 + k }))));
+    await g.run();
+    const t = await readU32(tokens);
+    batch.forEach((b, r) => out[r].push(t[b.slot]));
+  }
+  g.dispose();
+  for (const t of [x, rows, tokens]) t.dispose();
+  state.dispose();
+  return out;
+}
+
+describe('sample: a batch of rows', () => {
+  for (const V of [7, 4097, 151552]) {
+    it(`rows with different options, slots and seen tokens each draw as alone, as the reference says (V = ${V})`, async () => {
+      const steps = 4;
+      const batch = await drawBatch(BATCH, V, steps, 6);
+      for (let r = 0; r < BATCH.length; r++) {
+        const b = BATCH[r];
+        const [alone] = await drawBatch([{ ...b, slot: 0 }], V, steps, 1);
+        expect(batch[r], `row ${r} (slot ${b.slot})`).toEqual(alone);
+        // and against the reference, the presence set following the drawn tokens
+        const logits = batchLogits(b.key, V);
+        const seen = new Set(batchSeen(b.key, b.present, V));
+        batch[r].forEach((t, k) => {
+          if (b.opts.temperature === 0) expect(t, `row ${r} step ${k}`).toBe(argmaxRef(scoresRef(logits, seen, b.opts, true)));
+          else expectDrawn(t, samplerUniform(b.opts.seed, 10 + k), distributionRef(logits, seen, b.opts), `row ${r} step ${k}`);
+          seen.add(t);
+        });
+      }
+    });
+  }
+
+  it('modes no row has are skipped, and a mode a row has is not', async () => {
+    const V = 300;
+    const x = await Tensor.fromArray(device, 'f32', [2, V], normal(2 * V, 3));
+    const state = await createSamplerState(device, V, 2);
+    setSamplerOptions(state, 1, { temperature: 1, topK: 10, topP: 1, repetitionPenalty: 1, seed: 1 });
+    const rows = await rowsOf([{ slot: 0, step: 0 }, { slot: 1, step: 0 }]);
+    const tokens = await poisoned(device, 'u32', [2]);
+    const g = new Graph(device);
+    sample(g, x, state, rows, tokens, (p) => ({ greedy: p.greedy === 1, full: false, top: p.top === 1 }));
+    await g.run({ greedy: 1, top: 0 });
+    const [greedy, skipped] = await readU32(tokens);
+    expect(greedy).toBeLessThan(V);
+    expect(skipped).toBe(0xffffffff);
+    await g.run({ greedy: 1, top: 1 });
+    expect((await readU32(tokens))[1]).toBeLessThan(V);
+    g.dispose();
+    for (const t of [x, rows, tokens]) t.dispose();
+    state.dispose();
   });
 });
 
 describe('sample: bad input', () => {
-  it('names the option, the logits or the output at fault', async () => {
+  it('names the option, the slot, the logits or the output at fault', async () => {
     const state = await createSamplerState(device, 16);
-    const x = await Tensor.fromArray(device, 'f32', [1, 16], new Float32Array(16), 'lm_logits');
     const ok: SamplingOptions = { temperature: 1, topK: 0, topP: 1, repetitionPenalty: 1, seed: 1 };
-    const g = new Graph(device);
-    const step = () => 0;
-    expect(() => sample(g, x, state, { ...ok, topP: 0 }, step)).toThrow(/topP is 0/);
-    expect(() => sample(g, x, state, { ...ok, temperature: -1 }, step)).toThrow(/temperature is -1/);
-    expect(() => sample(g, x, state, { ...ok, topK: 2.5 }, step)).toThrow(/topK is 2.5/);
-    expect(() => sample(g, x, state, { ...ok, repetitionPenalty: 0 }, step)).toThrow(InputError);
-    expect(() => sample(g, x, state, { ...ok, seed: -1 }, step)).toThrow(/seed is -1/);
+    expect(() => setSamplerOptions(state, 0, { ...ok, topP: 0 })).toThrow(/topP is 0/);
+    expect(() => setSamplerOptions(state, 0, { ...ok, temperature: -1 })).toThrow(/temperature is -1/);
+    expect(() => setSamplerOptions(state, 0, { ...ok, topK: 2.5 })).toThrow(/topK is 2.5/);
+    expect(() => setSamplerOptions(state, 0, { ...ok, repetitionPenalty: 0 })).toThrow(InputError);
+    expect(() => setSamplerOptions(state, 0, { ...ok, seed: -1 })).toThrow(/seed is -1/);
+    expect(() => setSamplerOptions(state, 1, ok)).toThrow(/slot 1 is outside the sampler's 1 slots/);
     const big = await createSamplerState(device, 5000);
-    const xb = await Tensor.fromArray(device, 'f32', [1, 5000], new Float32Array(5000));
-    expect(() => sample(g, xb, big, { ...ok, topK: 1025 }, step)).toThrow(LimitError);
+    expect(() => setSamplerOptions(big, 0, { ...ok, topK: 1025 })).toThrow(LimitError);
+    const x = await Tensor.fromArray(device, 'f32', [1, 16], new Float32Array(16), 'lm_logits');
+    const rows = await rowsOf([{ slot: 0, step: 0 }], 'rows1');
+    const out = await Tensor.empty(device, 'u32', [1], 'next_token');
+    const g = new Graph(device);
     const other = await createSamplerState(device, 17);
-    expect(() => sample(g, x, other, ok, step)).toThrow(/lm_logits.*\[1, 16\].*\[1, 17\]/);
-    const out = await Tensor.empty(device, 'i32', [1], 'next_token');
-    expect(() => sample(g, x, state, ok, step, out)).toThrow(/next_token/);
-    for (const t of [x, xb, out, state.presence, big.presence, other.presence]) t.dispose();
+    expect(() => sample(g, x, other, rows, out)).toThrow(/lm_logits.*\[1, 16\].*\[M, 17\]/);
+    const two = await Tensor.fromArray(device, 'f32', [2, 16], new Float32Array(32), 'two_rows');
+    expect(() => sample(g, two, state, rows, out)).toThrow(/rows 'rows1' has shape \[1, 4\]; expected \[2, 4\]/);
+    const bad = await Tensor.empty(device, 'i32', [1], 'next_token_i32');
+    expect(() => sample(g, x, state, rows, bad)).toThrow(/next_token_i32/);
+    for (const t of [x, two, rows, out, bad]) t.dispose();
+    for (const st of [state, big, other]) st.dispose();
   });
 });

@@ -1,7 +1,8 @@
-// Token selection on the GPU (argmax.wgsl, sampling.wgsl, presence.wgsl): greedy argmax, and one token drawn
-// from logits [1, V] with HF transformers' processors in their order: repetition penalty → temperature →
-// top-k → top-p → softmax → draw. A decode step records this once and replays it; only the u32 token id it
-// writes needs to come back to the host.
+// Token selection on the GPU (argmax.wgsl, sampling.wgsl, presence.wgsl): greedy argmax, and one token per row
+// of logits [M, V] chosen with HF transformers' processors in their order: repetition penalty → temperature →
+// top-k → top-p → softmax → draw. Each row is one sequence of a batch, with its own options (per slot, set on the
+// host when a sequence takes the slot), seen tokens and draw counter. A decode step records this once and replays
+// it; only the u32 token ids it writes need to come back to the host.
 //
 // Contract (what the tests check against a float64 reference):
 // - Scores s = logit, then ÷penalty (s > 0) or ×penalty (s ≤ 0) for ids in the presence table, then ÷temperature,
@@ -26,6 +27,7 @@ import SAMPLING_WGSL from './sampling.wgsl.js';
 import PRESENCE_WGSL from './presence.wgsl.js';
 import { assertDType, assertShape } from './prelude.js';
 import { grid1d } from './grid.js';
+import { ROWS_WGSL, checkRows } from './rows.js';
 
 export interface SamplingOptions {
   /** 0 (or topK === 1) → greedy argmax. */
@@ -40,12 +42,6 @@ export interface SamplingOptions {
   seed: number;
 }
 
-/** Per-session state on the GPU: the presence table of V bits (u32 [ceil(V/32)]) that repetition penalty reads. */
-export interface SamplerState {
-  presence: Tensor;
-  vocabSize: number;
-}
-
 export const SAMPLING_LIMITS = Object.freeze({
   /** Largest top-k the candidate buffer holds. */
   maxTopK: 1024,
@@ -53,32 +49,101 @@ export const SAMPLING_LIMITS = Object.freeze({
   topPCandidates: 1024,
 });
 
-const PARAMS = new UniformLayout('n: u32, nb: u32, want: u32, top_k: u32, top_p: f32, temp: f32, penalty: f32, seed: u32, step: u32, word: u32, shift: u32, bits: u32');
-const ARGMAX_PARAMS = new UniformLayout('rows: u32, cols: u32, nb: u32, penalty: f32');
-const MARK_PARAMS = new UniformLayout('count: u32, vocab: u32');
+/** How a slot's tokens are chosen: argmax (penalised), a draw over all tokens, or a draw among the top ones. */
+const MODE = { greedy: 0, full: 1, top: 2 } as const;
+/** A slot's options as the kernels read them, one u32 word each (f32 fields as their bits). */
+const SLOT_FIELDS = [['mode', 'u32'], ['want', 'u32'], ['top_k', 'u32'], ['cap', 'u32'], ['top_p', 'f32'], ['temp', 'f32'], ['penalty', 'f32'], ['seed', 'u32']] as const;
+type SlotValues = Record<(typeof SLOT_FIELDS)[number][0], number>;
+/** Largest candidate buffer: max(256, 2·maxTopK rounded up to a power of two). */
+const MAX_CAP = 2048;
+
+/** The row fields, SlotOptions and the MODE_ constants, prepended to argmax.wgsl and sampling.wgsl. */
+const SAMPLER_HEADER =
+  ROWS_WGSL +
+  `struct SlotOptions { ${SLOT_FIELDS.map(([n, t]) => `${n}: ${t}`).join(', ')} }\n` +
+  Object.entries(MODE).map(([name, v]) => `const MODE_${name.toUpperCase()} = ${v}u;\n`).join('');
+
+/**
+ * The sampler's state on the GPU, per slot (one slot per sequence of a batch): how the slot's tokens are chosen
+ * (options: u32 [slots, 8], SLOT_FIELDS) and which tokens it has seen (presence: V bits, u32 [slots, ceil(V/32)])
+ * for the repetition penalty. A new state has every slot greedy with no penalty and nothing seen.
+ */
+export interface SamplerState {
+  presence: Tensor;
+  options: Tensor;
+  vocabSize: number;
+  slots: number;
+  dispose(): void;
+}
+
+const PARAMS = new UniformLayout('n: u32, nb: u32, rows: u32, slots: u32, words: u32, ctl_stride: u32, word: u32, shift: u32, bits: u32');
+const ARGMAX_PARAMS = new UniformLayout('rows: u32, cols: u32, nb: u32, slots: u32, words: u32');
+const MARK_PARAMS = new UniformLayout('count: u32, vocab: u32, first: u32');
 const WG = 256;
 const CTL_WORDS = 16 + 2048; // state words + histogram, then the candidate pairs
 
-export async function createSamplerState(device: Device, vocabSize: number): Promise<SamplerState> {
+export async function createSamplerState(device: Device, vocabSize: number, slots = 1): Promise<SamplerState> {
   if (!Number.isInteger(vocabSize) || vocabSize < 1) throw new InputError(`createSamplerState: vocabSize is ${vocabSize}; expected a positive integer`);
-  const presence = await Tensor.empty(device, 'u32', [Math.ceil(vocabSize / 32)], 'sampler_presence');
-  presence.writeBytes(new Uint8Array(presence.byteSize));
-  return { presence, vocabSize };
+  if (!Number.isInteger(slots) || slots < 1) throw new InputError(`createSamplerState: slots is ${slots}; expected a positive integer`);
+  const presence = await Tensor.empty(device, 'u32', [slots, Math.ceil(vocabSize / 32)], 'sampler_presence');
+  let options: Tensor;
+  try {
+    options = await Tensor.empty(device, 'u32', [slots, SLOT_FIELDS.length], 'sampler_options');
+  } catch (e) {
+    presence.dispose();
+    throw e;
+  }
+  const state: SamplerState = { presence, options, vocabSize, slots, dispose: () => [presence, options].forEach((t) => t.dispose()) };
+  for (let slot = 0; slot < slots; slot++) setSamplerOptions(state, slot, undefined);
+  return state;
 }
 
-/** Forgets every seen token (a new session on the same state). */
-export function resetSamplerState(state: SamplerState): void {
-  state.presence.writeBytes(new Uint8Array(state.presence.byteSize));
+/** How a slot's tokens are chosen: argmax (penalised or not), a draw over all tokens, or among the top ones. */
+export type SamplingMode = keyof typeof MODE;
+
+/**
+ * Sets how `slot` chooses its tokens (undefined: plain argmax) and forgets the tokens it has seen: the state of a
+ * new sequence in that slot. Checks the options first (InputError / LimitError naming the option). Returns the
+ * slot's mode (for SamplerModes).
+ */
+export function setSamplerOptions(state: SamplerState, slot: number, opts: SamplingOptions | undefined): SamplingMode {
+  checkSlot('setSamplerOptions', state, slot);
+  const o = opts ?? { temperature: 0, topK: 0, topP: 1, repetitionPenalty: 1, seed: 0 };
+  const plan = checkOptions(o, state.vocabSize);
+  const values: SlotValues = { mode: MODE[plan.mode], want: plan.want, top_k: plan.topK, cap: plan.cap, top_p: o.topP, temp: o.temperature, penalty: o.repetitionPenalty, seed: o.seed };
+  const words = new DataView(new ArrayBuffer(4 * SLOT_FIELDS.length));
+  SLOT_FIELDS.forEach(([name, type], i) => (type === 'f32' ? words.setFloat32(4 * i, values[name], true) : words.setUint32(4 * i, values[name], true)));
+  state.options.writeBytes(new Uint8Array(words.buffer), slot * 4 * SLOT_FIELDS.length);
+  resetSamplerState(state, slot);
+  return plan.mode;
 }
 
-/** Marks token ids as seen (e.g. the prompt): sets presence[id] for every element of ids (i32/u32); ids ∉ [0, V) are ignored. */
-export function markPresent(g: Graph, state: SamplerState, ids: Tensor): void {
+/** Forgets every seen token of `slot` (of every slot when omitted). */
+export function resetSamplerState(state: SamplerState, slot?: number): void {
+  const words = state.presence.shape[1];
+  if (slot === undefined) state.presence.writeBytes(new Uint8Array(state.presence.byteSize));
+  else {
+    checkSlot('resetSamplerState', state, slot);
+    state.presence.writeBytes(new Uint8Array(4 * words), 4 * words * slot);
+  }
+}
+
+function checkSlot(fn: string, state: SamplerState, slot: number): void {
+  if (!Number.isInteger(slot) || slot < 0 || slot >= state.slots) throw new InputError(`${fn}: slot ${slot} is outside the sampler's ${state.slots} slots`);
+}
+
+/**
+ * Marks token ids as seen by `slot` (e.g. its prompt): sets presence[slot][id] for every element of ids
+ * (i32/u32); ids ∉ [0, V) are ignored.
+ */
+export function markPresent(g: Graph, state: SamplerState, ids: Tensor, slot = 0): void {
   assertDType(`markPresent ids '${ids.label}'`, ids.dtype, ['i32', 'u32']);
+  checkSlot('markPresent', state, slot);
   if (ids.numel === 0) return;
   const wg = 64;
   g.dispatch({
     kernel: { label: 'sampling_mark_present', code: PRESENCE_WGSL, constants: { WG: wg } },
-    uniforms: { layout: MARK_PARAMS, values: { count: ids.numel, vocab: state.vocabSize } },
+    uniforms: { layout: MARK_PARAMS, values: { count: ids.numel, vocab: state.vocabSize, first: slot * state.presence.shape[1] } },
     inputs: [ids],
     outputs: [state.presence],
     workgroups: grid1d(g.device, Math.ceil(ids.numel / wg)),
@@ -98,33 +163,37 @@ export function argmax(g: Graph, logits: Tensor, out?: Tensor): Tensor {
   return y;
 }
 
-/** Block and finish dispatches; with `greedy`, one row penalised on the fly and the winner marked present. */
-function recordArgmax(g: Graph, x: Tensor, rows: number, cols: number, y: Tensor, greedy?: { state: SamplerState; penalty: number }): void {
+/**
+ * Block and finish dispatches; with `greedy`, the sampler's greedy rows of a batch (each penalised on the fly by
+ * its slot's options and presence bits, its winner marked and written to y[slot]).
+ */
+function recordArgmax(g: Graph, x: Tensor, rows: number, cols: number, y: Tensor, greedy?: { state: SamplerState; rows: Tensor; run: (p: Params) => boolean }): void {
   const per = elementsPerInvocation(cols);
   const nb = Math.ceil(cols / (WG * per));
   const part = g.tensor('u32', [2 * rows * nb], 'argmax_partials');
-  // The kernel names the presence binding either way; plain argmax binds a placeholder it never touches.
-  const presence = greedy ? greedy.state.presence : g.tensor('u32', [1], 'argmax_no_presence');
+  // The kernel names every binding either way; plain argmax binds placeholders it never touches.
+  const stand = (label: string, words = 1) => g.tensor('u32', [words], label);
+  const state = greedy?.state;
   const common = {
-    uniforms: { layout: ARGMAX_PARAMS, values: { rows, cols, nb, penalty: greedy?.penalty ?? 1 } },
-    inputs: [x],
-    outputs: [part, y, presence],
+    uniforms: { layout: ARGMAX_PARAMS, values: { rows, cols, nb, slots: state?.slots ?? 1, words: state?.presence.shape[1] ?? 1 } },
+    inputs: [x, greedy?.rows ?? stand('argmax_no_rows'), state?.options ?? stand('argmax_no_options', SLOT_FIELDS.length)],
+    outputs: [part, y, state?.presence ?? stand('argmax_no_presence')],
   };
   const direct = nb === 1 ? 1 : 0;
   const penalised = greedy ? 1 : 0;
-  const first = greedy ? 'block_penalised' : 'block';
+  const code = SAMPLER_HEADER + ARGMAX_WGSL;
+  const when = (w: Workgroups): Workgroups | ((p: Params) => Workgroups) => (greedy ? (p: Params) => (greedy.run(p) ? w : [0]) : w);
   g.dispatch({
     ...common,
-    kernel: { label: `argmax_${first}${direct ? '_direct' : ''}`, code: ARGMAX_WGSL, entryPoint: 'block', constants: { WG, PER: per, DIRECT: direct, PENALISED: penalised } },
-    workgroups: [nb, rows],
+    kernel: { label: `argmax_${greedy ? 'block_penalised' : 'block'}${direct ? '_direct' : ''}`, code, entryPoint: 'block', constants: { WG, PER: per, DIRECT: direct, PENALISED: penalised } },
+    workgroups: when([nb, rows]),
   });
   if (nb === 1) return;
-  const last = greedy ? 'finish_mark' : 'finish';
-  g.dispatch({ ...common, kernel: { label: `argmax_${last}`, code: ARGMAX_WGSL, entryPoint: 'finish', constants: { WG, PENALISED: penalised } }, workgroups: grid1d(g.device, rows) });
+  g.dispatch({ ...common, kernel: { label: `argmax_${greedy ? 'finish_mark' : 'finish'}`, code, entryPoint: 'finish', constants: { WG, PENALISED: penalised } }, workgroups: when(grid1d(g.device, rows)) });
 }
 
 interface Plan {
-  mode: 'greedy' | 'top' | 'full';
+  mode: SamplingMode;
   /** Tokens ranked and kept before top-p (top-k, or the top-p candidate count). */
   want: number;
   /** Candidate buffer size, a power of two ≥ 2·want. */
@@ -163,59 +232,54 @@ function digits(vocab: number): { word: number; shift: number; bits: number }[] 
   return d;
 }
 
+/** Which modes a run has rows of (from its params); a mode no row has skips its dispatches. */
+export type SamplerModes = (p: Params) => { greedy: boolean; full: boolean; top: boolean };
+
 /**
- * One token from logits [1, V] (f32) with the options; `step` maps the graph params to the draw's counter so
- * replays draw fresh numbers. Returns u32 [1] and marks the token in state.presence. Options are fixed here.
+ * One token per row of logits [M, V] (f32): row r is the sequence in slot_r of the rows table i32 [M, ROW_FIELDS]
+ * (rows.ts), chosen as that slot's options say (setSamplerOptions), its draw counter step_r, written to
+ * out[slot_r] (u32 [slots]) and marked in the slot's presence bits. Each row's token depends on its own logits,
+ * options, presence bits and step only. `modes` (default: all) skips the dispatches of modes no row uses.
  */
-export function sample(g: Graph, logits: Tensor, state: SamplerState, opts: SamplingOptions, step: (p: Params) => number, out?: Tensor): Tensor {
+export function sample(g: Graph, logits: Tensor, state: SamplerState, rows: Tensor, out: Tensor, modes?: SamplerModes): Tensor {
   const V = state.vocabSize;
   assertDType(`sample logits '${logits.label}'`, logits.dtype, ['f32']);
-  if (logits.numel !== V || logits.shape[logits.shape.length - 1] !== V) {
-    throw new InputError(`sample logits '${logits.label}' has shape [${logits.shape.join(', ')}]; expected [1, ${V}] (the sampler state's vocabulary)`);
+  const m = logits.shape.length === 2 ? logits.shape[0] : 0;
+  if (m < 1 || logits.shape[1] !== V) {
+    throw new InputError(`sample logits '${logits.label}' has shape [${logits.shape.join(', ')}]; expected [M, ${V}] (the sampler state's vocabulary)`);
   }
-  const plan = checkOptions(opts, V);
-  const y = out ?? g.tensor('u32', [1], 'sampled_token');
-  assertDType(`sample output '${y.label}'`, y.dtype, ['u32']);
-  assertShape(`sample output '${y.label}'`, y.shape, [1]);
-  if (plan.mode === 'greedy') {
-    recordArgmax(g, logits, 1, V, y, { state, penalty: opts.repetitionPenalty });
-    return y;
-  }
+  checkRows('sample', rows, m);
+  assertDType(`sample output '${out.label}'`, out.dtype, ['u32']);
+  assertShape(`sample output '${out.label}'`, out.shape, [state.slots]);
+  const run = (mode: SamplingMode) => (p: Params) => (modes ? modes(p)[mode] : true);
+  recordArgmax(g, logits, m, V, out, { state, rows, run: run('greedy') });
   const per = elementsPerInvocation(V);
   const nb = Math.ceil(V / (WG * per));
-  const scores = g.tensor('f32', [1, V], 'sampling_scores');
-  const stats = g.tensor('f32', [2 * nb], 'sampling_stats');
-  const ctl = g.tensor('u32', [CTL_WORDS + 2 * plan.cap], 'sampling_ctl');
-  const base = {
-    n: V, nb, want: plan.want, top_k: plan.topK, top_p: opts.topP, temp: opts.temperature,
-    penalty: opts.repetitionPenalty, seed: opts.seed, step: 0, word: 0, shift: 0, bits: 0,
-  };
-  const stage = (entry: string, workgroups: Workgroups, constants: Record<string, number>, values: DispatchValues, tag = '') =>
+  const ctlStride = CTL_WORDS + 2 * MAX_CAP;
+  const scores = g.tensor('f32', [m, V], 'sampling_scores');
+  const stats = g.tensor('f32', [m, 2 * nb], 'sampling_stats');
+  const ctl = g.tensor('u32', [m, ctlStride], 'sampling_ctl');
+  const base = { n: V, nb, rows: m, slots: state.slots, words: state.presence.shape[1], ctl_stride: ctlStride, word: 0, shift: 0, bits: 0 };
+  const stage = (entry: string, blocks: number, when: (p: Params) => boolean, values: Record<string, number> = base) =>
     g.dispatch({
-      kernel: { label: `sampling_${entry}${tag}`, code: SAMPLING_WGSL, entryPoint: entry, constants: { WG, PER: per, ...constants } },
+      kernel: { label: `sampling_${entry}`, code: SAMPLER_HEADER + SAMPLING_WGSL, entryPoint: entry, constants: { WG, PER: per, MAX_CAP } },
       uniforms: { layout: PARAMS, values },
-      inputs: [logits],
-      outputs: [state.presence, scores, stats, ctl, y],
-      workgroups,
+      inputs: [logits, rows, state.options],
+      outputs: [state.presence, scores, stats, ctl, out],
+      workgroups: (p: Params) => (when(p) ? [blocks, m] : [0]),
     });
-  const blocks = grid1d(g.device, nb);
-  const hist = plan.mode === 'top' ? 1 : 0;
-  const softmax = plan.mode === 'full' || plan.topK === 0 ? 1 : 0; // the all-token normaliser
-  if (hist) stage('init', [1], {}, base);
-  stage('scan', blocks, { HIST: hist, STATS: softmax }, base, `${hist ? '_hist' : ''}${softmax ? '_stats' : ''}`);
-  const draw = (p: Params) => ({ ...base, step: step(p) });
-  if (plan.mode === 'full') {
-    stage('draw_full', [1], {}, draw);
-    return y;
-  }
-  const cap = { CAP: plan.cap };
+  const top = run('top');
+  const drawn = (p: Params) => top(p) || run('full')(p);
+  stage('init', 1, top);
+  stage('scan', nb, drawn);
   digits(V).forEach((d, i) => {
-    if (i > 0) stage('refine', blocks, {}, { ...base, ...d });
-    stage('pick_digit', [1], cap, { ...base, ...d }, `_cap${plan.cap}`);
+    if (i > 0) stage('refine', nb, top, { ...base, ...d });
+    stage('pick_digit', 1, top, { ...base, ...d });
   });
-  stage('gather', blocks, cap, base, `_cap${plan.cap}`);
-  stage('draw_top', [1], cap, draw, `_cap${plan.cap}`);
-  return y;
+  stage('gather', nb, top);
+  stage('draw_top', 1, top);
+  stage('draw_full', 1, run('full'));
+  return out;
 }
 
 /**
@@ -229,8 +293,6 @@ function elementsPerInvocation(vocab: number): number {
   while (per < 32 && vocab >= WG * per * 2 * 16) per *= 2;
   return per;
 }
-
-type DispatchValues = Record<string, number> | ((p: Params) => Record<string, number>);
 
 // ---- the random numbers, on the host (for tests and for anyone replaying a run) ----
 

@@ -130,10 +130,10 @@ describe('ConversationCache', () => {
       const in1 = await conv.keep(p1, conv.reusable(p1), p1.ids.length + 6, 4096);
       await model.prefill(conv.session!, in1);
       const reply: number[] = [];
-      const step = model.recordDecode(conv.session!);
+      const step = await model.recordDecode(conv.session!.pool, 1);
       for (let i = 0; i < 5; i++) {
-        reply.push((await conv.session!.token.read())[0]);
-        await step.run(i + 1);
+        reply.push(await conv.session!.readToken());
+        await step.run([conv.session!]);
       }
       step.dispose();
       conv.commit(p1.ids, reply);

@@ -5,13 +5,14 @@
 //   chat.dispose();
 // Each turn renders the whole history as a fresh request would (earlier replies without their thinking, spec
 // §5.4) and prefills only the tokens the cache does not already hold (generate/conversation.ts); images and videos
-// of earlier turns are not decoded again. A conversation carries images or videos, not both.
+// of earlier turns are not decoded again. A conversation carries images or videos, not both. Each turn is a batch
+// of one on the Batcher over the chat's own session (Engine.decode), which keeps its slot between turns.
 
 import type { Engine } from './generate/engine.js';
 import { ConversationCache } from './generate/conversation.js';
 import { type GenerateEvent, type GenerateResult, collect } from './generate/events.js';
 import { type GenerateOptions, resolveOptions } from './generate/options.js';
-import { type TurnRecord, runTurn } from './generate/turn.js';
+import type { TurnRecord } from './generate/turn.js';
 import { type MediaLayout, type PreparedPrompt, mediaParts, prepareMessages } from './processor.js';
 import type { ContentPart, Message } from './prompt/chat-template.js';
 
@@ -65,9 +66,8 @@ export class Chat {
     const capacity = processor.contextFor(prompt.ids.length, options);
     if (signal.aborted) return;
     const input = await this.cache.keep(prompt, cached, capacity, options.contextLength ?? model.config.text.maxPositionEmbeddings);
-    record.cachedTokens = cached;
     try {
-      yield* runTurn({ model, tokenizer: processor.tokenizer, eos: this.engine.eos, session: this.cache.session!, input, promptIds: prompt.ids, opt, signal }, record);
+      yield* this.engine.decode(this.cache.session!, { input, promptIds: prompt.ids, opt, record, signal });
     } finally {
       this.cache.commit(prompt.ids, record.tokens);
     }

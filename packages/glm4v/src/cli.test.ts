@@ -93,6 +93,18 @@ describe('glm4v-run', () => {
     expect(help.code).toBe(0);
     expect(help.stdout).toMatch(/Usage:/);
   });
+
+  it('serve: usage errors exit 2 before the weights load, naming the flag; a missing media folder exits 3', async () => {
+    for (const [bad, flag] of [[['--max-batch', '0'], '--max-batch'], [['--port', '70000'], '--port'], [['--context', '999999'], '--context'], [['--bogus'], 'bogus']] as const) {
+      const r = await run(['serve', '--model', dir, ...bad]);
+      expect(r.code, bad.join(' ')).toBe(2);
+      expect(ourError(r.stderr)).toContain(flag);
+    }
+    const media = await run(['serve', '--model', dir, '--media-dir', join(tmp, 'nowhere')]);
+    expect([media.code, ourError(media.stderr)]).toEqual([3, `glm4v-run: --media-dir ${join(tmp, 'nowhere')}: no such folder`]);
+    const help = await run(['serve', '--help']);
+    expect([help.code, help.stdout]).toEqual([0, expect.stringMatching(/POST \/v1\/chat\/completions/)]);
+  });
 });
 
 describe('glm4v-run request flags', () => {
@@ -139,14 +151,14 @@ describe('glm4v-run as the docs show it', () => {
     const path = `${join(ROOT, 'node_modules', '.bin')}:${process.env.PATH}`;
     const help = await exec('glm4v-run', ['--help'], { env: { ...cache(), PATH: path } });
     expect(help.code, help.stderr).toBe(0);
-    const subcommands = ['chat', 'batch', 'worker'];
+    const subcommands = ['chat', 'batch', 'worker', 'serve'];
     const subHelps = await Promise.all(subcommands.map((c) => run([c, '--help'])));
     for (const r of subHelps) expect(r.code, r.stderr).toBe(0);
     const helps = new Map([['run', help.stdout], ...subcommands.map((c, i) => [c, subHelps[i].stdout] as [string, string]), ['logits', '--model --inputs --out --greedy --taps']]);
     const lines = (await docs()).split('\n').filter((l) => /^(echo .*\| )?npx glm4v-run /.test(l));
     expect(lines.length).toBeGreaterThan(5);
     for (const line of lines) {
-      const command = line.match(/glm4v-run (logits|chat|batch|worker)\b/)?.[1] ?? 'run';
+      const command = line.match(/glm4v-run (logits|chat|batch|worker|serve)\b/)?.[1] ?? 'run';
       for (const flag of line.replace(/#.*/, '').match(/(?<=\s)--[a-z-]+/g) ?? []) expect(helps.get(command), `${flag} in: ${line}`).toContain(flag);
     }
   });

@@ -13,6 +13,7 @@ const COMMANDS: Record<string, () => Promise<(argv: string[]) => Promise<void>>>
   logits: async () => (await import('./cli/logits.js')).logitsCommand,
   batch: async () => (await import('./cli/batch.js')).batchCommand,
   worker: async () => (await import('./cli/worker.js')).workerCommand,
+  serve: async () => (await import('./cli/serve.js')).serveCommand,
 };
 
 function exitCode(e: unknown): number {

@@ -3,20 +3,23 @@
 //   for await (const ev of model.generate({ messages }, { maxNewTokens: 512 })) { ... }
 //   model.dispose();
 // A request is checked and prepared by the processor (processor.ts: template, placeholders, tokens, image and
-// video patches), which works without the weights; then prefill and one recorded decode step replayed per token
-// (generate/turn.ts), streaming text split into thinking and answer (spec §8.4).
+// video patches), which works without the weights; then prefill and one recorded decode step replayed per token,
+// streaming text split into thinking and answer (spec §8.4). Every reply runs on a Batcher (generate/batcher.ts):
+// generate() and each chat turn are a batch of one; batcher() and generateBatch() decode many together.
 
-import { Device, type DeviceOptions } from '@glm4v/core';
+import { ConfigError, Device, type DeviceOptions, InputError } from '@glm4v/core';
 import type { KvDType } from '@glm4v/kernels';
 import type { LoadOptions } from './checkpoint/upload.js';
 import type { GenerationConfig, PreprocessorConfig } from './config.js';
 import { type ModelFolder, asFolder } from './files/folder.js';
+import { Batcher, type BatcherOptions } from './generate/batcher.js';
 import { Engine } from './generate/engine.js';
 import { type GenerateEvent, type GenerateResult, collect } from './generate/events.js';
 import { type GenerateOptions, resolveOptions } from './generate/options.js';
-import { type TurnRecord, runTurn } from './generate/turn.js';
+import { TurnRecord } from './generate/turn.js';
+import type { Glm4vModel } from './model/glm4v.js';
 import { loadModel } from './model/load.js';
-import { type GenerateRequest, Glm4vProcessor, PreparedPrompt } from './processor.js';
+import { type GenerateRequest, Glm4vProcessor, type PreparedPrompt } from './processor.js';
 import type { Message } from './prompt/chat-template.js';
 import type { Tokenizer } from './prompt/tokenizer.js';
 import { Chat } from './chat.js';
@@ -25,6 +28,7 @@ export type { GenerateOptions } from './generate/options.js';
 export type { Phase } from './generate/phases.js';
 export type { FinishReason, GenerateEvent, GenerateResult, GenerationStats } from './generate/events.js';
 export type { GenerateRequest } from './processor.js';
+export type { Batcher, BatcherOptions, BatcherStats, Submission } from './generate/batcher.js';
 
 export interface Glm4vLoadOptions extends LoadOptions {
   /** A device to use (kept alive after dispose); by default one is created and owned. */
@@ -59,6 +63,18 @@ export class Glm4v {
     }
   }
 
+  /**
+   * Wraps a model already built (randomModel at the real shapes, for benchmarks) with the processor of the folder
+   * `dir` (configs, tokenizer, chat template), whose weights are not read. The result owns the model, not its device.
+   */
+  static async fromModel(model: Glm4vModel, dir: string | ModelFolder, opts: { kvCacheDType?: KvDType } = {}): Promise<Glm4v> {
+    const processor = await Glm4vProcessor.load(dir);
+    if (processor.tokenizer.vocabSize > model.config.text.vocabSize) {
+      throw new ConfigError(`${processor.dir}: the tokenizer has ${processor.tokenizer.vocabSize} ids but the model's vocabulary is ${model.config.text.vocabSize}`);
+    }
+    return new Glm4v(new Engine(model, processor, opts.kvCacheDType ?? 'f32'), false);
+  }
+
   get device(): Device {
     return this.engine.model.device;
   }
@@ -90,7 +106,8 @@ export class Glm4v {
   /**
    * Streams a reply: `token` events (ids), `text` events (decoded pieces, each tagged thinking or answer, never
    * ending inside a UTF-8 character), and a final `done` event with the finish reason and stats. `request` may
-   * be one `processor.prepare()` already checked (its media options were applied then).
+   * be one `processor.prepare()` already checked (its media options were applied then). One at a time per model;
+   * batcher() serves many conversations at once.
    */
   generate(request: GenerateRequest | PreparedPrompt, options: GenerateOptions = {}): AsyncGenerator<GenerateEvent> {
     return this.engine.reply(options, (signal, record) => this.reply(request, options, signal, record));
@@ -100,16 +117,47 @@ export class Glm4v {
     const { model, processor } = this.engine;
     const opt = resolveOptions(processor.generation, options);
     record.seed = opt.seed;
-    const prompt = request instanceof PreparedPrompt ? request : await processor.prepare(request, options);
-    processor.checkLimits(prompt, this.device.limits);
+    const prompt = await this.engine.prepare(request, options);
     record.promptTokens = prompt.ids.length;
     const capacity = processor.contextFor(prompt.ids.length, options);
     if (signal.aborted) return;
     const session = await model.createSession(capacity, this.engine.kvCacheDType);
     try {
-      yield* runTurn({ model, tokenizer: processor.tokenizer, eos: this.engine.eos, session, input: prompt.input(), promptIds: prompt.ids, opt, signal }, record);
+      yield* this.engine.decode(session, { input: prompt.input(), promptIds: prompt.ids, opt, record, signal });
     } finally {
       session.dispose();
+    }
+  }
+
+  /**
+   * A batcher over this model: up to maxBatch conversations decoding together (continuous batching), each with its
+   * own options, in a KV pool of maxBatch × contextLength tokens allocated now. Close it to free the pool.
+   */
+  async batcher(opts: BatcherOptions = {}): Promise<Batcher> {
+    if (this.engine.disposal.signal.aborted) throw new InputError('this model has been disposed');
+    return Batcher.create(this.engine, opts);
+  }
+
+  /**
+   * Several requests decoded together (a batcher of up to `maxBatch`, default 8, its context the longest request's
+   * prompt + maxNewTokens); the results in the order of the requests.
+   */
+  async generateBatch(jobs: readonly { request: GenerateRequest | PreparedPrompt; options?: GenerateOptions }[], opts: { maxBatch?: number } = {}): Promise<GenerateResult[]> {
+    if (jobs.length === 0) return [];
+    const { processor } = this.engine;
+    const prepared = await Promise.all(
+      jobs.map(async ({ request, options = {} }) => {
+        const prompt = await this.engine.prepare(request, options);
+        return { prompt, options, opt: resolveOptions(processor.generation, options), context: processor.contextFor(prompt.ids.length, options) };
+      }),
+    );
+    const batcher = await this.batcher({ maxBatch: Math.min(opts.maxBatch ?? 8, jobs.length), contextLength: Math.max(...prepared.map((p) => p.context)) });
+    try {
+      const events = ({ prompt, options, opt }: (typeof prepared)[number]) =>
+        batcher.enqueue({ input: prompt.input(), promptIds: prompt.ids, opt, record: new TurnRecord(), signal: options.signal }).events;
+      return await Promise.all(prepared.map((p) => collect(events(p))));
+    } finally {
+      await batcher.close();
     }
   }
 

@@ -86,12 +86,12 @@ export async function computeLogits(model: Glm4vModel, input: PrefillInput, req:
     const result: LogitsResult = { logits: pre.logits!, shape: [S, model.config.text.vocabSize], taps: pre.taps, ropeDelta: session.ropeDelta };
     if (greedy > 0) {
       const tokens = new Int32Array(greedy);
-      tokens[0] = (await session.token.read())[0];
-      const step = model.recordDecode(session);
+      tokens[0] = await session.readToken();
+      const step = await model.recordDecode(session.pool, 1);
       try {
         for (let i = 1; i < greedy; i++) {
-          await step.run(i);
-          tokens[i] = (await session.token.read())[0];
+          await step.run([session]);
+          tokens[i] = await session.readToken();
         }
       } finally {
         step.dispose();

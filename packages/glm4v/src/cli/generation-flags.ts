@@ -5,7 +5,7 @@
 import { type GenerateOptions, checkOptions } from '../generate/options.js';
 import { UsageError } from './usage.js';
 
-type Numeric = Exclude<keyof GenerateOptions, 'signal' | 'stop' | 'showSpecial'>;
+type Numeric = Exclude<keyof GenerateOptions, 'signal' | 'stop' | 'showSpecial' | 'ignoreEos'>;
 
 /**
  * GenerateOptions key → its flag name (and job-file key, with `_` for `-`); plus `stop` (repeatable, a list in jobs)

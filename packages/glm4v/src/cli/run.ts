@@ -18,6 +18,7 @@ const HELP = `Usage:
   glm4v-run --model DIR [options] "prompt"      (prompt - reads it from stdin)
   glm4v-run --demo [options] ["prompt"]
   glm4v-run chat --model DIR [options]           (an interactive conversation: glm4v-run chat --help)
+  glm4v-run serve --model DIR [--port 8080]      (an OpenAI-compatible server: serve --help)
   glm4v-run logits --model DIR --inputs IN.safetensors --out OUT.safetensors [--greedy N] [--taps]
   glm4v-run batch --model DIR --input JOBS.jsonl --output RESULTS.jsonl [--resume]   (batch --help)
   glm4v-run worker --model DIR --queue redis://HOST:6379/NAME                       (worker --help)

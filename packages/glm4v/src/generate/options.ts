@@ -40,6 +40,8 @@ export interface GenerateOptions {
   stop?: readonly string[];
   /** Text events include special tokens and box markers (default: both removed; `tokens` always has every id). */
   showSpecial?: boolean;
+  /** Keep going past end-of-sequence tokens until maxNewTokens or a stop string (benchmarks: fixed reply lengths). */
+  ignoreEos?: boolean;
   signal?: AbortSignal;
 }
 
@@ -50,9 +52,10 @@ export interface ResolvedOptions {
   seed: number;
   stop: readonly string[];
   showSpecial: boolean;
+  ignoreEos: boolean;
 }
 
-type NumericOption = Exclude<keyof GenerateOptions, 'signal' | 'stop' | 'showSpecial'>;
+type NumericOption = Exclude<keyof GenerateOptions, 'signal' | 'stop' | 'showSpecial' | 'ignoreEos'>;
 
 const RULES: Readonly<Record<NumericOption, [(v: number) => boolean, string]>> = {
   maxNewTokens: [(v) => Number.isInteger(v) && v >= 1, 'an integer ≥ 1'],
@@ -77,7 +80,9 @@ export function checkOptions(o: GenerateOptions, nameOf: (option: keyof Generate
   if (o.minPixels !== undefined && o.maxPixels !== undefined && o.minPixels > o.maxPixels) {
     throw new InputError(`${nameOf('minPixels')} = ${o.minPixels} is above ${nameOf('maxPixels')} = ${o.maxPixels}`);
   }
-  if (o.showSpecial !== undefined && typeof o.showSpecial !== 'boolean') throw new InputError(`${nameOf('showSpecial')} = ${JSON.stringify(o.showSpecial)}: expected true or false`);
+  for (const k of ['showSpecial', 'ignoreEos'] as const) {
+    if (o[k] !== undefined && typeof o[k] !== 'boolean') throw new InputError(`${nameOf(k)} = ${JSON.stringify(o[k])}: expected true or false`);
+  }
   if (o.stop !== undefined) {
     if (!Array.isArray(o.stop)) throw new InputError(`${nameOf('stop')}: expected an array of strings`);
     o.stop.forEach((s, i) => {
@@ -93,7 +98,7 @@ export function resolveOptions(gen: GenerationConfig, o: GenerateOptions): Resol
   const repetitionPenalty = o.repetitionPenalty ?? gen.repetitionPenalty ?? 1;
   const seed = o.seed ?? Math.floor(Math.random() * 2 ** 32);
   const maxNewTokens = o.maxNewTokens ?? gen.maxNewTokens ?? 8192;
-  const common = { maxNewTokens, seed, stop: [...(o.stop ?? [])], showSpecial: o.showSpecial === true };
+  const common = { maxNewTokens, seed, stop: [...(o.stop ?? [])], showSpecial: o.showSpecial === true, ignoreEos: o.ignoreEos === true };
   if (temperature === 0 && repetitionPenalty === 1) return common;
   return { sampling: { temperature, topK: o.topK ?? gen.topK ?? (sampled ? 50 : 0), topP: o.topP ?? gen.topP ?? 1, repetitionPenalty, seed }, ...common };
 }

@@ -114,8 +114,8 @@ describe('Glm4vModel.prefill', () => {
       }
       expect(diff).toBeLessThanOrEqual(1e-5 * scale);
       // and the next decode step agrees
-      const steps = [one, two].map((s) => model.recordDecode(s, { keepLogits: true }));
-      await Promise.all(steps.map((st, i) => st.run(i)));
+      const steps = await Promise.all([one, two].map((s) => model.recordDecode(s.pool, 1, { keepLogits: true })));
+      await Promise.all(steps.map((st, i) => st.run([[one, two][i]])));
       const [la, lb] = await Promise.all(steps.map((st) => st.logits!.read()));
       expect(Math.max(...la.map((v, i) => Math.abs(v - lb[i])))).toBeLessThanOrEqual(1e-5 * scale);
       steps.forEach((st) => st.dispose());

@@ -1,12 +1,13 @@
 // Glm4vForConditionalGeneration on the GPU: the vision tower, the decoder and the two ways of running it —
-// prefill (one pass over the prompt, in chunks so activation memory stays bounded) and decode (one recorded
-// step replayed per token). Spec §8.4 is the outline followed here.
+// prefill (one pass over a sequence's prompt, in chunks so activation memory stays bounded, and so a scheduler can
+// interleave them with decode steps) and decode (one recorded step for a batch of sequences, replayed per token).
+// Spec §8.4 is the outline followed here.
 
 import { AbortError, ContextOverflowError, type Device, Graph, InputError, type Params, Tensor } from '@glm4v/core';
-import { type KvDType, type SamplerState, type SamplingOptions, argmax, embedding, sample } from '@glm4v/kernels';
+import { type KvDType, ROW_FIELDS, embedding, rowsTable, sample } from '@glm4v/kernels';
 import type { Glm4vConfig } from '../config.js';
 import { ropeIndex } from '../rope-index.js';
-import { Session } from './session.js';
+import { KvPool, type Session } from './session.js';
 import { Glm4vTextModel } from './text.js';
 import { Glm4vVisionModel, checkVisionFits, patchLength, visionBytesPerPatch } from './vision.js';
 import { type Grid, visionLayout } from './vision-layout.js';
@@ -25,11 +26,7 @@ export interface PrefillInput {
   videos?: VisionInput;
 }
 
-/** How the next token is chosen on the GPU: greedy, or sampled with a session's sampler state. */
-export type NextToken = { kind: 'argmax' } | { kind: 'sample'; options: SamplingOptions; state: SamplerState };
-
 export interface PrefillOptions {
-  next?: NextToken;
   /** Logits of every position instead of the last one only (conformance checks). */
   allLogits?: boolean;
   /** Read back the named intermediate activations of the fixtures (image_embeds, inputs_embeds, ...). */
@@ -48,29 +45,47 @@ export interface PrefillResult {
 }
 
 export interface DecodeOptions {
-  next?: NextToken;
-  /** Keep the step's logits so they can be read (`step.logits`). */
+  /** Keep the step's logits [M, V] so they can be read (`step.logits`). */
   keepLogits?: boolean;
 }
 
-/** A recorded decode step, replayed once per token. */
+/**
+ * A recorded decode step for `rows` sessions of one pool, replayed once per token with any sessions of that pool:
+ * each appends its last token to its cache and chooses the next one (as its sampling options say) into
+ * pool.tokens[slot]. Row r's result depends on its own session only (the kernels keep each row's arithmetic the
+ * same whatever the batch), so a batch gives each session the tokens it would get alone.
+ */
 export class DecodeStep {
   constructor(
     private readonly graph: Graph,
-    private readonly session: Session,
+    readonly pool: KvPool,
+    private readonly rows: Tensor,
     readonly logits: Tensor | undefined,
   ) {}
 
-  /** Appends session.token to the cache and chooses the next one into session.token. */
-  async run(step: number): Promise<void> {
-    const s = this.session;
-    if (s.length >= s.capacity) throw new ContextOverflowError(`the context of ${s.capacity} tokens is full`);
-    await this.graph.run({ pos: s.length, ropePos: s.length + s.ropeDelta, step });
-    s.length++;
+  get size(): number {
+    return this.rows.shape[0];
+  }
+
+  /** Runs the step for `sessions` (as many as the step has rows): submitted, not waited for. */
+  async run(sessions: readonly Session[]): Promise<void> {
+    if (sessions.length !== this.size) throw new InputError(`a decode step for ${this.size} sequences was given ${sessions.length}`);
+    for (const s of sessions) {
+      if (s.pool !== this.pool) throw new InputError(`session in slot ${s.slot} belongs to another KV pool than this decode step`);
+      if (s.length >= s.capacity) throw new ContextOverflowError(`the context of ${s.capacity} tokens is full (slot ${s.slot})`);
+    }
+    this.rows.write(rowsTable(sessions.map((s) => ({ slot: s.slot, pos: s.length, ropePos: s.length + s.ropeDelta, step: s.steps + 1 }))));
+    const has = (mode: string) => (sessions.some((s) => s.mode === mode) ? 1 : 0);
+    await this.graph.run({ maxKeys: Math.max(...sessions.map((s) => s.length)) + 1, greedy: has('greedy'), full: has('full'), top: has('top') });
+    for (const s of sessions) {
+      s.length++;
+      s.steps++;
+    }
   }
 
   dispose(): void {
     this.graph.dispose();
+    this.rows.dispose();
   }
 }
 
@@ -99,8 +114,14 @@ export class Glm4vModel {
     }
   }
 
+  /** KV caches, sampler state and last tokens for `slots` sequences of up to `capacity` tokens each. */
+  async createPool(slots: number, capacity: number, cacheDType: KvDType = 'f32'): Promise<KvPool> {
+    return KvPool.create(this.device, this.config.text, slots, capacity, cacheDType);
+  }
+
+  /** One sequence on its own: a pool of one slot, freed with the session. */
   async createSession(capacity: number, cacheDType: KvDType = 'f32'): Promise<Session> {
-    return Session.create(this.device, this.config.text, capacity, cacheDType);
+    return (await this.createPool(1, capacity, cacheDType)).acquire(true)!;
   }
 
   /**
@@ -189,10 +210,59 @@ export class Glm4vModel {
   }
 
   /**
-   * Runs the prompt through the decoder, appending it to the session's cache, and chooses the next token into
-   * session.token. Positions follow spec §8 (get_rope_index), offset for a session that already holds tokens.
+   * Runs the prompt through the decoder, appending it to the session's cache, and chooses the next token (as the
+   * session's sampling options say) into pool.tokens[slot]. Positions follow spec §8 (get_rope_index), offset for
+   * a session that already holds tokens.
    */
   async prefill(session: Session, input: PrefillInput, opts: PrefillOptions = {}): Promise<PrefillResult> {
+    const passes = this.prefillPasses(session, input, opts);
+    for (;;) {
+      const r = await passes.next();
+      if (r.done) return r.value;
+    }
+  }
+
+  /**
+   * prefill() one pass at a time: the vision tower (when the prompt has images or videos), then one decoder pass
+   * per chunk, each submitted to the GPU and yielded before the next, so that a scheduler can run other work
+   * (decode steps of other sequences) in between. The session's length and rope offset change after the last.
+   */
+  async *prefillPasses(session: Session, input: PrefillInput, opts: PrefillOptions = {}): AsyncGenerator<void, PrefillResult> {
+    const ids = input.ids;
+    const S = ids.length;
+    const positions = this.prefillPositions(session, input);
+    const mm = input.images ?? input.videos;
+    const visionTaps: Taps = {};
+    const vision = mm ? await this.encodeVision(mm, undefined, opts.taps ? visionTaps : undefined) : undefined;
+    try {
+      if (vision) yield;
+      const C = opts.chunkTokens ?? this.defaultChunkTokens(opts.allLogits);
+      const tapParts: Record<string, Float32Array[]> = { inputs_embeds: [], hidden_states_layer0: [], last_hidden_state: [], logits: [] };
+      let imageRow = 0;
+      for (let s0 = 0; s0 < S; s0 += C) {
+        if (opts.signal?.aborted) throw new AbortError('prefill aborted');
+        if (s0 > 0) yield;
+        const chunk = await this.prefillChunk(session, ids, positions.positions, s0, Math.min(S, s0 + C), vision, imageRow, opts);
+        imageRow += chunk.imageRows;
+        for (const [k, v] of Object.entries(chunk.taps)) tapParts[k].push(v);
+      }
+      const result: PrefillResult = {};
+      if (opts.allLogits) result.logits = concatFloat32(tapParts.logits);
+      if (opts.taps) {
+        result.taps = { ...visionTaps, position_ids: positions.positions };
+        for (const k of ['inputs_embeds', 'hidden_states_layer0', 'last_hidden_state']) result.taps[k] = concatFloat32(tapParts[k]);
+        if (vision) result.taps[input.videos ? 'video_embeds' : 'image_embeds'] = (await vision.read()) as Float32Array; // (Glm4vModel.forward)
+      }
+      session.length += S;
+      session.ropeDelta += positions.ropeDelta; // next position = running max + 1 = (length + L) + old delta + new delta
+      return result;
+    } finally {
+      vision?.dispose();
+    }
+  }
+
+  /** Checks a prompt against the session and the model; its positions (spec §8.2) after what the session holds. */
+  private prefillPositions(session: Session, input: PrefillInput): { positions: Int32Array; ropeDelta: number } {
     const ids = input.ids;
     const S = ids.length;
     if (S === 0) throw new InputError('prefill: the prompt has no tokens');
@@ -213,44 +283,7 @@ export class Glm4vModel {
     }
     const rope = ropeIndex(ids, input.images?.grids ?? [], input.videos?.grids ?? [], tok, merge);
     const offset = session.length + session.ropeDelta; // base of the first new run: running max + 1 (spec §8.2)
-    const positions = offset === 0 ? rope.positions : rope.positions.map((p) => p + offset);
-
-    const visionTaps: Taps = {};
-    const vision = mm ? await this.encodeVision(mm, undefined, opts.taps ? visionTaps : undefined) : undefined;
-    try {
-      const result = await this.prefillChunks(session, ids, positions, vision, opts);
-      if (opts.taps) {
-        Object.assign(result.taps!, visionTaps);
-        result.taps!.position_ids = positions;
-        if (vision) result.taps![input.videos ? 'video_embeds' : 'image_embeds'] = (await vision.read()) as Float32Array; // (Glm4vModel.forward)
-      }
-      session.length += S;
-      session.ropeDelta += rope.ropeDelta; // next position = running max + 1 = (length + L) + old delta + new delta
-      return result;
-    } finally {
-      vision?.dispose();
-    }
-  }
-
-  private async prefillChunks(session: Session, ids: Int32Array, positions: Int32Array, imageEmbeds: Tensor | undefined, opts: PrefillOptions): Promise<PrefillResult> {
-    const S = ids.length;
-    const C = opts.chunkTokens ?? this.defaultChunkTokens(opts.allLogits);
-    const tapParts: Record<string, Float32Array[]> = { inputs_embeds: [], hidden_states_layer0: [], last_hidden_state: [], logits: [] };
-    let imageRow = 0;
-    for (let s0 = 0; s0 < S; s0 += C) {
-      if (opts.signal?.aborted) throw new AbortError('prefill aborted');
-      const s1 = Math.min(S, s0 + C);
-      const chunk = await this.prefillChunk(session, ids, positions, s0, s1, imageEmbeds, imageRow, opts);
-      imageRow += chunk.imageRows;
-      for (const [k, v] of Object.entries(chunk.taps)) tapParts[k].push(v);
-    }
-    const result: PrefillResult = {};
-    if (opts.allLogits) result.logits = concatFloat32(tapParts.logits);
-    if (opts.taps) {
-      result.taps = {};
-      for (const k of ['inputs_embeds', 'hidden_states_layer0', 'last_hidden_state']) result.taps[k] = concatFloat32(tapParts[k]);
-    }
-    return result;
+    return { positions: offset === 0 ? rope.positions : rope.positions.map((p) => p + offset), ropeDelta: rope.ropeDelta };
   }
 
   /** One prefill pass over tokens [s0, s1): embeddings, image rows, every layer; logits and the choice on the last. */
@@ -292,7 +325,7 @@ export class Glm4vModel {
       }
       tap('inputs_embeds', x);
       this.text.layers.forEach((layer, i) => {
-        layer.forward(g, x, { kind: 'prefill', positions: inputs[1], start: session.length + s0 }, session.caches[i], t);
+        layer.forward(g, x, { kind: 'prefill', positions: inputs[1], start: session.length + s0, slot: session.slot }, session.caches[i], t);
         if (i === 0) tap('hidden_states_layer0', x);
       });
       if (opts.allLogits || opts.taps) {
@@ -304,7 +337,10 @@ export class Glm4vModel {
         const lastRow = g.tensor('f32', [1, t.hiddenSize], 'last_row');
         g.copy(x, lastRow, rowBytes, (n - 1) * rowBytes);
         const lastLogits = this.text.lmHeadOf(g, this.text.finalNorm(g, lastRow)); //                 [1, V]
-        this.choose(g, lastLogits, opts.next ?? { kind: 'argmax' }, session, () => 0);
+        // the choice draws with counter 0 (decode steps count from 1)
+        const row = rowsTable([{ slot: session.slot, pos: session.length + S - 1, ropePos: 0, step: 0 }]);
+        inputs.push(await Tensor.fromArray(d, 'i32', [1, ROW_FIELDS], row, 'prefill_row'));
+        sample(g, lastLogits, session.pool.sampler, inputs[inputs.length - 1], session.pool.tokens);
       }
       await g.run();
       const taps: Record<string, Float32Array> = {};
@@ -316,22 +352,22 @@ export class Glm4vModel {
     }
   }
 
-  private choose(g: Graph, logits: Tensor, next: NextToken, session: Session, step: (p: Params) => number): void {
-    if (next.kind === 'argmax') argmax(g, logits, session.token);
-    else sample(g, logits, next.state, next.options, step, session.token);
-  }
-
-  /** Records the decode step for a session: embed session.token, every layer, lm_head, choose the next token. */
-  recordDecode(session: Session, opts: DecodeOptions = {}): DecodeStep {
+  /**
+   * Records the decode step for `rows` sequences of `pool`: embed each one's last token, every layer (attention
+   * over each sequence's own cache slot and length), lm_head, and choose each one's next token.
+   */
+  async recordDecode(pool: KvPool, rows: number, opts: DecodeOptions = {}): Promise<DecodeStep> {
+    if (!Number.isInteger(rows) || rows < 1 || rows > pool.slots) throw new InputError(`a decode step for ${rows} sequences: expected 1 to ${pool.slots} (the pool's slots)`);
     const t = this.config.text;
-    const g = new Graph(this.device, 'decode');
-    const x = embedding(g, this.text.embedTokens, session.token); //                                [1, D]
-    const at = { kind: 'decode' as const, pos: (p: Params) => p.pos, ropePos: (p: Params) => p.ropePos };
-    this.text.layers.forEach((layer, i) => layer.forward(g, x, at, session.caches[i], t));
-    const logits = this.text.lmHeadOf(g, this.text.finalNorm(g, x)); //                              [1, V]
+    const table = await Tensor.empty(this.device, 'i32', [rows, ROW_FIELDS], 'decode_rows');
+    const g = new Graph(this.device, `decode[${rows}]`);
+    const x = embedding(g, this.text.embedTokens, pool.tokens, { rows: table }); //                 [M, D]
+    const at = { kind: 'decode' as const, rows: table, maxKeys: (p: Params) => p.maxKeys };
+    this.text.layers.forEach((layer, i) => layer.forward(g, x, at, pool.caches[i], t));
+    const logits = this.text.lmHeadOf(g, this.text.finalNorm(g, x)); //                              [M, V]
     if (opts.keepLogits) g.keep(logits);
-    this.choose(g, logits, opts.next ?? { kind: 'argmax' }, session, (p) => p.step);
-    return new DecodeStep(g, session, opts.keepLogits ? logits : undefined);
+    sample(g, logits, pool.sampler, table, pool.tokens, (p) => ({ greedy: p.greedy === 1, full: p.full === 1, top: p.top === 1 }));
+    return new DecodeStep(g, pool, table, opts.keepLogits ? logits : undefined);
   }
 
   dispose(): void {

@@ -1,61 +1,154 @@
-// One conversation's state on the GPU: a KV cache per decoder layer (preallocated for the requested context),
-// how many tokens it holds, the rotary offset (ropeDelta, spec §8.2), and the last chosen token, which the next
-// decode step reads directly on the GPU.
+// Where conversations live on the GPU. A KvPool holds, for `slots` sequences of up to `capacity` tokens each, a KV
+// cache per decoder layer ([slots, kv heads, capacity, head dim]), the sampler's per-slot state (options and seen
+// tokens) and each slot's last chosen token (tokens [slots], which the next decode step reads on the GPU). A
+// Session is one slot in use: how many tokens its cache holds, its rotary offset (ropeDelta, spec §8.2) and how
+// many decode steps it has taken (the sampler's draw counter). A batch decodes several sessions of one pool in one
+// step; disposing a session frees its slot at once for the next sequence. A conversation keeps its session across
+// turns (generate/conversation.ts) and grows it when a turn needs more room.
 
 import { type Device, Graph, InputError, Tensor } from '@glm4v/core';
-import { type KvCache, type KvDType, createKvCache } from '@glm4v/kernels';
+import { type KvCache, type KvDType, type SamplerState, type SamplingMode, type SamplingOptions, createKvCache, createSamplerState, setSamplerOptions } from '@glm4v/kernels';
 import type { TextConfig } from '../config.js';
 
-export class Session {
+export class KvPool {
+  readonly slots: number;
   readonly capacity: number;
   readonly caches: readonly KvCache[];
-  /** u32 [1]: the last token chosen (by prefill or a decode step), not yet in the cache. */
-  readonly token: Tensor;
-  /** Tokens in the cache. */
-  length = 0;
-  /** Rotary position of cache index n is n + ropeDelta (≤ 0 after images). */
-  ropeDelta = 0;
+  readonly sampler: SamplerState;
+  /** u32 [slots]: each slot's last chosen token, not yet in its cache. */
+  readonly tokens: Tensor;
+  private readonly free: number[];
   private disposed = false;
 
   private constructor(
-    private readonly device: Device,
-    private readonly config: TextConfig,
+    readonly device: Device,
+    readonly config: TextConfig,
+    slots: number,
     capacity: number,
     caches: KvCache[],
-    token: Tensor,
+    sampler: SamplerState,
+    tokens: Tensor,
   ) {
+    this.slots = slots;
     this.capacity = capacity;
     this.caches = caches;
-    this.token = token;
+    this.sampler = sampler;
+    this.tokens = tokens;
+    this.free = Array.from({ length: slots }, (_, i) => slots - 1 - i);
   }
 
-  static async create(device: Device, c: TextConfig, capacity: number, cacheDType: KvDType = 'f32'): Promise<Session> {
+  static async create(device: Device, c: TextConfig, slots: number, capacity: number, cacheDType: KvDType = 'f32'): Promise<KvPool> {
     if (!Number.isInteger(capacity) || capacity < 1 || capacity > c.maxPositionEmbeddings) {
       throw new InputError(`context of ${capacity} tokens: expected 1 to ${c.maxPositionEmbeddings} (max_position_embeddings)`);
     }
-    const caches: KvCache[] = [];
+    if (!Number.isInteger(slots) || slots < 1) throw new InputError(`a pool of ${slots} sequences: expected an integer ≥ 1`);
+    const owned: { dispose(): void }[] = [];
     try {
-      for (let i = 0; i < c.numLayers; i++) caches.push(await createKvCache(device, c.numKvHeads, capacity, c.headDim, cacheDType, `kv.layers.${i}`));
-      return new Session(device, c, capacity, caches, await Tensor.empty(device, 'u32', [1], 'session.token'));
+      const caches: KvCache[] = [];
+      for (let i = 0; i < c.numLayers; i++) {
+        const kv = await createKvCache(device, c.numKvHeads, capacity, c.headDim, cacheDType, `kv.layers.${i}`, slots);
+        owned.push(kv.k, kv.v);
+        caches.push(kv);
+      }
+      const sampler = await createSamplerState(device, c.vocabSize, slots);
+      owned.push(sampler);
+      const tokens = await Tensor.empty(device, 'u32', [slots], 'pool.tokens');
+      return new KvPool(device, c, slots, capacity, caches, sampler, tokens);
     } catch (e) {
-      disposeCaches(caches);
+      owned.forEach((o) => o.dispose());
       throw e;
     }
   }
 
+  /** Free slots. */
+  get available(): number {
+    return this.free.length;
+  }
+
+  /** A free slot as a new empty session (greedy, nothing seen), or undefined when every slot is taken. */
+  acquire(ownsPool = false): Session | undefined {
+    if (this.disposed) throw new InputError('this KV pool has been disposed');
+    const slot = this.free.pop();
+    if (slot === undefined) return undefined;
+    const s = new Session(this, slot, ownsPool);
+    s.setSampling(undefined);
+    return s;
+  }
+
+  /** Called by Session.dispose. */
+  release(slot: number): void {
+    if (!this.disposed && !this.free.includes(slot)) this.free.push(slot);
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const kv of this.caches) {
+      kv.k.dispose();
+      kv.v.dispose();
+    }
+    this.sampler.dispose();
+    this.tokens.dispose();
+  }
+}
+
+export class Session {
+  /** Tokens in the cache. */
+  length = 0;
+  /** Rotary position of cache index n is n + ropeDelta (≤ 0 after images). */
+  ropeDelta = 0;
+  /** Decode steps taken: the next one draws with counter steps + 1 (prefill's choice draws with 0). */
+  steps = 0;
+  /** How this session's tokens are chosen (setSampling). */
+  mode: SamplingMode = 'greedy';
+  private disposed = false;
+
+  constructor(
+    readonly pool: KvPool,
+    readonly slot: number,
+    private readonly ownsPool: boolean,
+  ) {}
+
+  get capacity(): number {
+    return this.pool.capacity;
+  }
+
+  get caches(): readonly KvCache[] {
+    return this.pool.caches;
+  }
+
   /**
-   * A session of `capacity` tokens holding this one's cached tokens (keys and values copied on the GPU, head by
-   * head: the caches are [heads, capacity, headDim]) and rotary offset. This one is disposed.
+   * How the next reply's tokens are chosen (undefined: plain argmax): forgets the tokens seen so far, and counts the
+   * draws from 0 again (a seed gives a reply the same tokens whatever the session held before).
+   */
+  setSampling(opts: SamplingOptions | undefined): void {
+    this.mode = setSamplerOptions(this.pool.sampler, this.slot, opts);
+    this.steps = 0;
+  }
+
+  /** The last token chosen for this session (by prefill or a decode step), once the GPU has written it. */
+  async readToken(): Promise<number> {
+    return (await this.pool.tokens.view([1], this.slot, `pool.tokens[${this.slot}]`).read())[0];
+  }
+
+  /**
+   * This session's tokens in a session of its own of `capacity` tokens (a pool of one slot, freed with it): keys
+   * and values copied on the GPU head by head (the caches are [slots, heads, capacity, head dim]), with the length
+   * and rotary offset. This one is disposed.
    */
   async grow(capacity: number): Promise<Session> {
-    const k0 = this.caches[0].k;
-    const next = await Session.create(this.device, this.config, capacity, k0.dtype as KvDType);
-    const g = new Graph(this.device, 'session.grow');
+    const { device, config, caches } = this.pool;
+    const k0 = caches[0].k;
+    const next = (await KvPool.create(device, config, 1, capacity, k0.dtype as KvDType)).acquire(true)!;
+    const g = new Graph(device, 'session.grow');
     try {
-      const rowBytes = k0.byteSize / (k0.shape[0] * this.capacity);
-      for (let l = 0; l < this.caches.length && this.length > 0; l++) {
+      const heads = k0.shape[1];
+      const rowBytes = k0.byteSize / (this.pool.slots * heads * this.capacity);
+      for (let l = 0; l < caches.length && this.length > 0; l++) {
         for (const kv of ['k', 'v'] as const) {
-          for (let h = 0; h < k0.shape[0]; h++) g.copy(this.caches[l][kv], next.caches[l][kv], this.length * rowBytes, h * this.capacity * rowBytes, h * capacity * rowBytes);
+          for (let h = 0; h < heads; h++) {
+            g.copy(caches[l][kv], next.caches[l][kv], this.length * rowBytes, (this.slot * heads + h) * this.capacity * rowBytes, h * capacity * rowBytes);
+          }
         }
       }
       await g.run();
@@ -71,17 +164,11 @@ export class Session {
     return next;
   }
 
+  /** Frees the slot (and the pool, for a session made on its own by Glm4vModel.createSession). */
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    disposeCaches(this.caches);
-    this.token.dispose();
-  }
-}
-
-function disposeCaches(caches: readonly KvCache[]): void {
-  for (const kv of caches) {
-    kv.k.dispose();
-    kv.v.dispose();
+    if (this.ownsPool) this.pool.dispose();
+    else this.pool.release(this.slot);
   }
 }

@@ -7,10 +7,13 @@ import { type KvCache, attentionDecode, attentionPrefill, linear, rmsNorm, ropeT
 import type { TextConfig } from '../config.js';
 import type { WeightSource } from './weights.js';
 
-/** Where a step's tokens sit: a prefill chunk (host positions) or one replayed decode token (params). */
+/**
+ * Where a step's tokens sit: a prefill chunk of one sequence (host positions, its cache slot), or one replayed
+ * decode token for each sequence of a batch (the rows table: each row's slot, cache index and rotary position).
+ */
 export type StepPositions =
-  | { kind: 'prefill'; /** i32 [3, S] (t, h, w) */ positions: Tensor; /** cache index of the chunk's first token */ start: number }
-  | { kind: 'decode'; /** cache index of the token */ pos: (p: Params) => number; /** its rotary position (index + ropeDelta) */ ropePos: (p: Params) => number };
+  | { kind: 'prefill'; /** i32 [3, S] (t, h, w) */ positions: Tensor; /** cache index of the chunk's first token */ start: number; slot: number }
+  | { kind: 'decode'; /** i32 [M, ROW_FIELDS] (kernels' rows.ts) */ rows: Tensor; /** the most keys of any row in a run */ maxKeys: (p: Params) => number };
 
 interface Projection {
   weight: ChunkedTensor;
@@ -60,15 +63,15 @@ export class DecoderLayer {
   forward(g: Graph, x: Tensor, at: StepPositions, cache: KvCache, c: TextConfig): void {
     const eps = c.rmsNormEps;
     const heads = { numHeads: c.numHeads, numKvHeads: c.numKvHeads, headDim: c.headDim };
-    const rope = { headDim: c.headDim, rotaryDim: c.rotaryDim, sections: c.mropeSection, theta: c.ropeTheta, positions: at.kind === 'prefill' ? at.positions : at.ropePos };
+    const rope = { headDim: c.headDim, rotaryDim: c.rotaryDim, sections: c.mropeSection, theta: c.ropeTheta, positions: at.kind === 'prefill' ? at.positions : { rows: at.rows } };
     const a = rmsNorm(g, x, this.inputLayernorm, eps); //                                         (input_layernorm)
     const q = ropeText(g, linear(g, a, this.qProj.weight, { bias: this.qProj.bias }), { ...rope, numHeads: c.numHeads }); // [S, Hq·d]
     const k = ropeText(g, linear(g, a, this.kProj.weight, { bias: this.kProj.bias }), { ...rope, numHeads: c.numKvHeads }); // [S, Hkv·d]
     const v = linear(g, a, this.vProj.weight, { bias: this.vProj.bias });
     const o =
       at.kind === 'prefill'
-        ? attentionPrefill(g, q, k, v, cache, { ...heads, start: at.start })
-        : attentionDecode(g, q, k, v, cache, { ...heads, pos: at.pos }); //                          (self_attn, causal GQA)
+        ? attentionPrefill(g, q, k, v, cache, { ...heads, start: at.start, slot: at.slot })
+        : attentionDecode(g, q, k, v, cache, { ...heads, rows: at.rows, maxKeys: at.maxKeys }); //   (self_attn, causal GQA)
     rmsNorm(g, linear(g, o, this.oProj.weight), this.postSelfAttnLayernorm, eps, { out: x, accumulate: true }); // x += norm(o_proj(o))
     const m = rmsNorm(g, x, this.postAttentionLayernorm, eps); //                                  the pre-MLP norm (pitfall 4)
     const act = siluMul(g, linear(g, m, this.gateUpProj)); //                                      [S, I]  (mlp: gate | up halves)

@@ -122,9 +122,10 @@ function learnMerges(corpus: string, count: number, byteChar: string[]): [string
 
 /**
  * tokenizer.json and tokenizer_config.json contents of a tiny GLM-style tokenizer with `vocabSize` ids
- * (default 512, the conformance checkpoints' vocabulary).
+ * (default 512, the conformance checkpoints' vocabulary). With `fill`, every id the corpus's merges leave free
+ * decodes to ' t<id>' (the merges never produce them): a tokenizer for random weights at the real vocabulary.
  */
-export function makeTinyTokenizer(vocabSize = 512): { tokenizer: Record<string, unknown>; tokenizerConfig: Record<string, unknown> } {
+export function makeTinyTokenizer(vocabSize = 512, opts: { fill?: boolean } = {}): { tokenizer: Record<string, unknown>; tokenizerConfig: Record<string, unknown> } {
   const lowest = 151329 - REAL_VOCAB; // <|endoftext|>, the lowest special id, relative to the vocabulary's end
   if (!Number.isInteger(vocabSize) || vocabSize + lowest < 256) {
     throw new ConfigError(`makeTinyTokenizer: vocabSize must be an integer ≥ ${256 - lowest} (256 byte tokens below the special tokens), got ${vocabSize}`);
@@ -139,6 +140,7 @@ export function makeTinyTokenizer(vocabSize = 512): { tokenizer: Record<string, 
   const merges = learnMerges(CORPUS, free.length, byteChar);
   let next = 0;
   for (const [a, b] of merges) if (vocab[a + b] === undefined) vocab[a + b] = free[next++];
+  if (opts.fill) for (const id of free.slice(next)) vocab[Array.from(Buffer.from(` t${id}`), (b) => byteChar[b]).join('')] = id;
   const added = TINY_SPECIAL_TOKENS.map((t) => ({
     id: specials.get(t.content)!, content: t.content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: t.special,
   }));
@@ -180,8 +182,8 @@ export function makeTinyTokenizer(vocabSize = 512): { tokenizer: Record<string, 
  * Write tokenizer.json, tokenizer_config.json and chat_template.jinja (our documented-format template) of a tiny
  * tokenizer into `dir` (created if needed). Deterministic: the same vocabSize gives the same bytes.
  */
-export async function writeTinyTokenizer(dir: string, vocabSize = 512): Promise<string[]> {
-  const { tokenizer, tokenizerConfig } = makeTinyTokenizer(vocabSize);
+export async function writeTinyTokenizer(dir: string, vocabSize = 512, opts: { fill?: boolean } = {}): Promise<string[]> {
+  const { tokenizer, tokenizerConfig } = makeTinyTokenizer(vocabSize, opts);
   await mkdir(dir, { recursive: true });
   const files: [string, string][] = [
     ['tokenizer.json', `${JSON.stringify(tokenizer, null, 1)}\n`],
