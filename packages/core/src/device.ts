@@ -17,7 +17,8 @@ export interface DeviceOptions {
   backend?: Backend;
   /** Substring of the adapter name to pick when several exist. Default: env GLM4V_ADAPTER. */
   adapter?: string;
-  /** Turn off optional features, e.g. to test the fallback kernels on hardware that has them. */
+  /** Turn off optional features, e.g. to test the fallback kernels on hardware that has them. Default: env
+   *  GLM4V_DISABLE_FEATURES (','-separated, e.g. `chromium-experimental-subgroup-matrix`). */
   disableFeatures?: readonly OptionalFeature[];
   /** Extra Dawn toggles, e.g. ['enable=allow_unsafe_apis', 'disable=timestamp_quantization']. Default: env GLM4V_DAWN_TOGGLES (';'-separated). */
   dawnToggles?: readonly string[];
@@ -25,6 +26,23 @@ export interface DeviceOptions {
 
 export type OptionalFeature = 'shader-f16' | 'subgroups' | 'timestamp-query' | 'chromium-experimental-subgroup-matrix';
 const OPTIONAL_FEATURES: readonly OptionalFeature[] = ['shader-f16', 'subgroups', 'timestamp-query', 'chromium-experimental-subgroup-matrix'];
+
+/**
+ * Dawn toggles a GPU adapter is opened with, so that it exposes its tensor cores to WGSL: subgroup matrices are an
+ * experimental feature (allow_unsafe_apis), need the Vulkan memory model on Vulkan, and take f16 operands, which
+ * Dawn holds back on NVIDIA's Vulkan driver unless asked. CPU adapters are opened without them: they have no
+ * matrix units, and their code generation stays as measured.
+ */
+export const TENSOR_CORE_TOGGLES: readonly string[] = ['allow_unsafe_apis', 'use_vulkan_memory_model', 'vulkan_enable_f16_on_nvidia'];
+
+/** One shape the adapter's subgroup-matrix units multiply: [M, K] · [K, N] + [M, N]. */
+export interface SubgroupMatrixConfig {
+  componentType: string;
+  resultComponentType: string;
+  M: number;
+  N: number;
+  K: number;
+}
 
 // Limits we raise to whatever the adapter allows: big weights, big workgroup tiles.
 const WANTED_LIMITS = [
@@ -49,6 +67,8 @@ export interface AdapterSummary {
   isFallbackAdapter: boolean;
   subgroupMinSize?: number;
   subgroupMaxSize?: number;
+  /** With the chromium-experimental-subgroup-matrix feature: the matrix shapes and types it offers. */
+  subgroupMatrixConfigs: readonly SubgroupMatrixConfig[];
 }
 
 function defaultBackend(): Backend {
@@ -59,10 +79,10 @@ function defaultBackend(): Backend {
   return 'vulkan';
 }
 
-function dawnFlags(opts: DeviceOptions, backend: Backend): string[] {
+function dawnFlags(opts: DeviceOptions, backend: Backend, extra: readonly string[] = []): string[] {
   const toggles = opts.dawnToggles ?? (process.env.GLM4V_DAWN_TOGGLES ?? '').split(';').filter(Boolean);
   // Unquantised timestamps: the kernel profile needs microsecond resolution.
-  const enable: string[] = [];
+  const enable: string[] = [...extra];
   const disable: string[] = ['timestamp_quantization'];
   for (const t of toggles) {
     const [kind, list] = t.split('=');
@@ -76,6 +96,37 @@ function dawnFlags(opts: DeviceOptions, backend: Backend): string[] {
   const adapter = opts.adapter ?? process.env.GLM4V_ADAPTER;
   if (adapter) flags.push(`adapter=${adapter}`);
   return flags;
+}
+
+async function openAdapter(opts: DeviceOptions, backend: Backend, extraToggles: readonly string[] = []): Promise<{ navigatorGpu: GPU; adapter: GPUAdapter }> {
+  let navigatorGpu: GPU;
+  try {
+    navigatorGpu = create(dawnFlags(opts, backend, extraToggles));
+  } catch (e) {
+    throw new DeviceError(`could not start Dawn with backend '${backend}': ${(e as Error).message}`, { cause: e });
+  }
+  let adapter: GPUAdapter | null = null;
+  try {
+    adapter = await navigatorGpu.requestAdapter({ powerPreference: 'high-performance' });
+  } catch (e) {
+    throw new DeviceError(`${NO_ADAPTER_HELP} (Dawn said: ${(e as Error).message})`, { cause: e });
+  }
+  if (!adapter) throw new DeviceError(`${NO_ADAPTER_HELP} (backend '${backend}')`);
+  return { navigatorGpu, adapter };
+}
+
+function isCpu(adapter: GPUAdapter): boolean {
+  const info = adapter.info as GPUAdapterInfo & { isFallbackAdapter?: boolean };
+  return Boolean(info.isFallbackAdapter) || info.architecture === 'software';
+}
+
+function envFeatures(): OptionalFeature[] {
+  return (process.env.GLM4V_DISABLE_FEATURES ?? '').split(',').map((f) => f.trim()).filter(Boolean) as OptionalFeature[];
+}
+
+function matrixConfigs(info: GPUAdapterInfo): SubgroupMatrixConfig[] {
+  const list = (info as { subgroupMatrixConfigs?: readonly SubgroupMatrixConfig[] }).subgroupMatrixConfigs ?? [];
+  return list.map((c) => ({ componentType: c.componentType, resultComponentType: c.resultComponentType, M: c.M, N: c.N, K: c.K }));
 }
 
 export const NO_ADAPTER_HELP =
@@ -114,21 +165,14 @@ export class Device {
   /** Acquires an adapter and a device with the largest limits and all optional features the adapter offers. */
   static async create(opts: DeviceOptions = {}): Promise<Device> {
     const backend = opts.backend ?? defaultBackend();
-    let navigatorGpu: GPU;
-    try {
-      navigatorGpu = create(dawnFlags(opts, backend));
-    } catch (e) {
-      throw new DeviceError(`could not start Dawn with backend '${backend}': ${(e as Error).message}`, { cause: e });
+    const disabled = new Set(opts.disableFeatures ?? envFeatures());
+    let { navigatorGpu, adapter } = await openAdapter(opts, backend);
+    // A GPU is opened again with the tensor-core toggles (they must be set before the adapter is made).
+    if (!isCpu(adapter) && !disabled.has('chromium-experimental-subgroup-matrix')) {
+      const again = await openAdapter(opts, backend, TENSOR_CORE_TOGGLES).catch(() => undefined);
+      if (again) ({ navigatorGpu, adapter } = again);
     }
-    let adapter: GPUAdapter | null = null;
-    try {
-      adapter = await navigatorGpu.requestAdapter({ powerPreference: 'high-performance' });
-    } catch (e) {
-      throw new DeviceError(`${NO_ADAPTER_HELP} (Dawn said: ${(e as Error).message})`, { cause: e });
-    }
-    if (!adapter) throw new DeviceError(`${NO_ADAPTER_HELP} (backend '${backend}')`);
 
-    const disabled = new Set(opts.disableFeatures ?? []);
     const requiredFeatures = OPTIONAL_FEATURES.filter((f) => adapter.features.has(f) && !disabled.has(f)) as GPUFeatureName[];
     const requiredLimits: Record<string, number> = {};
     for (const name of WANTED_LIMITS) requiredLimits[name] = adapter.limits[name];
@@ -148,6 +192,7 @@ export class Device {
       isFallbackAdapter: Boolean((info as { isFallbackAdapter?: boolean }).isFallbackAdapter),
       subgroupMinSize: (info as { subgroupMinSize?: number }).subgroupMinSize,
       subgroupMaxSize: (info as { subgroupMaxSize?: number }).subgroupMaxSize,
+      subgroupMatrixConfigs: requiredFeatures.includes('chromium-experimental-subgroup-matrix' as GPUFeatureName) ? matrixConfigs(info) : [],
     };
     const device = new Device(navigatorGpu, gpu, summary);
     if (debugLevel() >= 1) process.stderr.write(`[glm4v] ${device.describe()}\n`);
@@ -167,7 +212,8 @@ export class Device {
       `${a.description || a.device || a.vendor} [${a.vendor}/${a.architecture}, ${a.backend}${a.isFallbackAdapter ? ', software' : ''}] ` +
       `features: ${feats.join(', ') || 'none'}; max storage binding ${mib(this.limits.maxStorageBufferBindingSize)}, ` +
       `max buffer ${mib(this.limits.maxBufferSize)}, workgroup storage ${this.limits.maxComputeWorkgroupStorageSize} B` +
-      (a.subgroupMinSize ? `, subgroup size ${a.subgroupMinSize}..${a.subgroupMaxSize}` : '')
+      (a.subgroupMinSize ? `, subgroup size ${a.subgroupMinSize}..${a.subgroupMaxSize}` : '') +
+      (a.subgroupMatrixConfigs.length ? `, subgroup matrices ${a.subgroupMatrixConfigs.map((c) => `${c.componentType}→${c.resultComponentType} ${c.M}×${c.N}×${c.K}`).join(', ')}` : '')
     );
   }
 
