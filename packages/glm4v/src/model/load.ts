@@ -14,13 +14,14 @@ export interface LoadedModel {
   configs: { model: Glm4vConfig; generation: GenerationConfig; image: PreprocessorConfig; video: PreprocessorConfig };
 }
 
-export async function loadModel(dir: string, device: Device, opts: LoadOptions = {}): Promise<LoadedModel> {
+/** `f16Matrices`: see Glm4vModel.build (default: where the tensor-core matmul wants them). */
+export async function loadModel(dir: string, device: Device, opts: LoadOptions & { f16Matrices?: boolean } = {}): Promise<LoadedModel> {
   const configs = await readConfigs(dir);
   const ckpt = await Checkpoint.open(dir);
   const weights = new WeightLoader(ckpt, device, opts);
   let model: Glm4vModel | undefined;
   try {
-    model = await Glm4vModel.build(device, configs.model, weights.scope(''));
+    model = await Glm4vModel.build(device, configs.model, weights.scope(''), { f16Matrices: opts.f16Matrices });
     weights.finish();
     return { model, configs };
   } catch (e) {
