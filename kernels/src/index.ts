@@ -9,5 +9,5 @@ export { embedding, checkTokenIds } from './embedding.js';
 export { posEmbedBicubic, type PosEmbedOptions } from './posembed.js';
 export { permuteDownsampleWeight, patchEmbed, downsample } from './patch_embed.js';
 export { linear, matmul, matvec, linearVariant, selectLinearPreset, matmulWeightDType, isCpuAdapter, canBroadcast, LINEAR_PRESETS, MATVEC_MAX_ROWS, type LinearOptions, type LinearVariant, type LinearPreset, type LinearPresetName } from './matmul.js';
-export { attentionPrefill, attentionDecode, attentionSegments, createKvCache, decodeSplits, selectAttentionPreset, ATTENTION_PRESETS, DECODE_MAX_SPLITS, type KvCache, type KvDType, type AttentionPreset, type AttentionPresetName, type PrefillOptions, type DecodeOptions, type SegmentsOptions } from './attention.js';
+export { attentionPrefill, attentionDecode, attentionSegments, createKvCache, decodeSplits, selectAttentionPreset, selectPrefillAttentionPreset, ATTENTION_PRESETS, DECODE_MAX_SPLITS, type KvCache, type KvDType, type AttentionPreset, type AttentionPresetName, type PrefillOptions, type DecodeOptions, type SegmentsOptions } from './attention.js';
 export { toF16 } from './convert.js';
