@@ -2,7 +2,7 @@
 // prefill (one pass over the prompt, in chunks so activation memory stays bounded) and decode (one recorded
 // step replayed per token). Spec §8.4 is the outline followed here.
 
-import { AbortError, ContextOverflowError, type Device, Graph, InputError, LimitError, type Params, Tensor } from '@glm4v/core';
+import { AbortError, ContextOverflowError, type Device, Graph, InputError, LimitError, type Params, type ProfileEntry, Tensor } from '@glm4v/core';
 import { type KvDType, type SamplerState, type SamplingOptions, argmax, embedding, matmulWeightDType, sample } from '@glm4v/kernels';
 import type { Glm4vConfig } from '../config.js';
 import { ropeIndex } from '../rope-index.js';
@@ -63,10 +63,21 @@ export class DecodeStep {
 
   /** Appends session.token to the cache and chooses the next one into session.token. */
   async run(step: number): Promise<void> {
+    await this.graph.run(this.params(step));
+    this.session.length++;
+  }
+
+  /** run() with a timestamped pass per dispatch: each dispatch's label and GPU time (bench:model --profile). */
+  async profile(step: number): Promise<ProfileEntry[]> {
+    const entries = await this.graph.profile(this.params(step));
+    this.session.length++;
+    return entries;
+  }
+
+  private params(step: number): Params {
     const s = this.session;
     if (s.length >= s.capacity) throw new ContextOverflowError(`the context of ${s.capacity} tokens is full`);
-    await this.graph.run({ pos: s.length, ropePos: s.length + s.ropeDelta, step });
-    s.length++;
+    return { pos: s.length, ropePos: s.length + s.ropeDelta, step };
   }
 
   dispose(): void {
