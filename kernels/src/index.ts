@@ -11,3 +11,4 @@ export { permuteDownsampleWeight, patchEmbed, downsample } from './patch_embed.j
 export { linear, matmul, matvec, linearVariant, selectLinearPreset, matmulWeightDType, isCpuAdapter, canBroadcast, LINEAR_PRESETS, MATVEC_MAX_ROWS, type LinearOptions, type LinearVariant, type LinearPreset, type LinearPresetName } from './matmul.js';
 export { attentionPrefill, attentionDecode, attentionSegments, createKvCache, decodeSplits, selectAttentionPreset, selectPrefillAttentionPreset, ATTENTION_PRESETS, DECODE_MAX_SPLITS, type KvCache, type KvDType, type AttentionPreset, type AttentionPresetName, type PrefillOptions, type DecodeOptions, type SegmentsOptions } from './attention.js';
 export { toF16 } from './convert.js';
+export { matrixShapeFor, subgroupMatrixBytes, subgroupMatrixDepth, type MatrixShape, type SubgroupMatrixPreset } from './matmul_subgroup_matrix.js';

@@ -243,8 +243,8 @@ describe('shapes and routing', () => {
 
   it('spreads more than 65535 workgroups over a 2-D grid', async () => {
     // One more tile of x rows than one grid dimension holds; K = 1 and N = 3 keep it cheap.
-    const preset = LINEAR_PRESETS[selectLinearPreset(device, 1000, 'matmul')];
-    const rowsPerTile = preset.kind === 'tiled' ? preset.BM : preset.kind === 'broadcast' ? preset.TM : 1;
+    const preset = LINEAR_PRESETS[selectLinearPreset(device, 1000, 'matmul', { N: 3, dtype: 'bf16' })];
+    const rowsPerTile = 'BM' in preset ? preset.BM : preset.kind === 'broadcast' ? preset.TM : 1;
     const M = device.limits.maxComputeWorkgroupsPerDimension * rowsPerTile + 1;
     await check({ M, N: 3, K: 1, fn: 'matmul' });
   });
@@ -272,6 +272,18 @@ describe('shapes and routing', () => {
         expect(p.BK % 8, name).toBe(0);
         expect((p.BM / p.TM) * (p.BN / p.TN), name).toBeLessThanOrEqual(device.limits.maxComputeInvocationsPerWorkgroup);
         expect(Math.max(p.TM, p.TN), name).toBeLessThanOrEqual(4);
+      }
+      if (p.kind === 'tiled8') {
+        // matmul_8x8.wgsl: 8×8 blocks of vec4 pairs, every invocation loads at most 8 x values and 1 weight group
+        const WG = (p.BM / 8) * (p.BN / 8);
+        expect([p.BM % 8, p.BN % 8], name).toEqual([0, 0]);
+        expect(WG, name).toBeLessThanOrEqual(device.limits.maxComputeInvocationsPerWorkgroup);
+        expect(WG, name).toBeGreaterThanOrEqual(Math.max(p.BM, p.BN));
+        expect(2 * 8 * 4 * (p.BM + p.BN), name).toBeLessThanOrEqual(16384); // WebGPU's default workgroup storage
+      }
+      if (p.kind === 'subgroupMatrix') {
+        // the 16×16 matrices of NVIDIA, AMD and Intel, and Apple's 8×8, all divide each subgroup's block
+        for (const m of [8, 16]) expect([(p.BM / p.SGM) % m, (p.BN / p.SGN) % m], name).toEqual([0, 0]);
       }
     }
   });

@@ -4,7 +4,8 @@
 //
 // Variants, all accumulating in f32:
 // - 'subgroupMatrix' (matmul_subgroup_matrix.wgsl, matmul_subgroup_matrix.ts): the GPU's matrix units (tensor
-//   cores) through WGSL subgroup matrices, for many rows wherever the adapter offers them; f16 operands.
+//   cores) through WGSL subgroup matrices, for many rows wherever the adapter offers them; f16 operands (f32 where
+//   the adapter multiplies only f32), f32 accumulation.
 // - 'tiled8' (matmul_8x8.wgsl): 128-row workgroup-memory tiles, 8 × 8 outputs per invocation, double-buffered,
 //   for many rows on other GPUs; 'tiled' (matmul.wgsl): 64 × 64 and 32 × 64 tiles, 4 × 4 or 2 × 4 outputs, for
 //   fewer rows.

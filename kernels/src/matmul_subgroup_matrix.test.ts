@@ -5,8 +5,8 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Device } from '@glm4v/core';
-import { LINEAR_PRESETS, linearSource } from './matmul.js';
-import { type MatrixShape, type SubgroupMatrixPreset, matrixShapeFor, subgroupMatrixKernel, subgroupMatrixSource, workgroupBytes } from './matmul_subgroup_matrix.js';
+import { LINEAR_PRESETS, linearSource, matmulWeightDType, selectLinearPreset } from './matmul.js';
+import { type MatrixShape, type SubgroupMatrixPreset, matrixShapeFor, subgroupMatrixKernel, subgroupMatrixSource, subgroupMatrixBytes } from './matmul_subgroup_matrix.js';
 
 let nullDevice: Device | undefined;
 let why = '';
@@ -89,7 +89,7 @@ describe('matrix shape choice', () => {
     const d = fakeDevice([f16f32]);
     const k = subgroupMatrixKernel(d, preset, 'sm128x128');
     expect(k.BK).toBe(16); // 32 would need 2·256·32·2 + 8·256·4 = 40960 bytes
-    expect(k.workgroupBytes).toBe(workgroupBytes(preset, { operand: 'f16', M: 16, N: 16, K: 16 }, 16));
+    expect(k.workgroupBytes).toBe(subgroupMatrixBytes(preset, { operand: 'f16', M: 16, N: 16, K: 16 }, 16));
     expect(k.workgroupBytes).toBeLessThanOrEqual(32768);
     expect(matrixShapeFor(fakeDevice([f16f32], { storage: 16384 }), preset)).toBeUndefined();
     expect(() => subgroupMatrixKernel(fakeDevice([f16f32], { storage: 16384 }), preset, 'sm128x128')).toThrow(/sm128x128.*lacks/);
@@ -97,5 +97,25 @@ describe('matrix shape choice', () => {
 
   it('refuses a workgroup larger than the device allows', () => {
     expect(matrixShapeFor(fakeDevice([f16f32], { sg: 256 }), preset)).toBeUndefined();
+  });
+});
+
+describe('GPU variant choice', () => {
+  it('takes the matrix units from 64 rows when they take the weight, else 128-row tiles by width', () => {
+    const tc = fakeDevice([{ componentType: 'f16', resultComponentType: 'f32', M: 16, N: 16, K: 16 }]);
+    expect(matmulWeightDType(tc)).toBe('f16');
+    expect(selectLinearPreset(tc, 8, 'matvec', { N: 4096, dtype: 'f16' })).toBe('sk32x2');
+    expect(selectLinearPreset(tc, 63, 'matmul', { N: 4096, dtype: 'f16' })).toBe('32x64x16');
+    expect(selectLinearPreset(tc, 64, 'matmul', { N: 4096, dtype: 'f16' })).toBe('sm128x128');
+    // a bf16 weight (not converted: the patch embedding) cannot feed f16 operands unchecked
+    expect(selectLinearPreset(tc, 64, 'matmul', { N: 4096, dtype: 'bf16' })).toBe('64x64x16');
+    expect(selectLinearPreset(tc, 512, 'matmul', { N: 4096, dtype: 'bf16' })).toBe('128x64x8'); // 4 · 32 = 128 large tiles
+    expect(selectLinearPreset(tc, 2048, 'matmul', { N: 4096, dtype: 'bf16' })).toBe('128x128x8'); // 16 · 32 = 512
+    const apple = fakeDevice([{ componentType: 'f32', resultComponentType: 'f32', M: 8, N: 8, K: 8 }]);
+    expect(matmulWeightDType(apple)).toBeUndefined(); // f32 operands take the weights as stored
+    expect(selectLinearPreset(apple, 512, 'matmul', { N: 4096, dtype: 'bf16' })).toBe('sm128x128');
+    const none = fakeDevice([]);
+    expect(matmulWeightDType(none)).toBeUndefined();
+    expect(selectLinearPreset(none, 100, 'matmul', { N: 4096, dtype: 'f16' })).toBe('64x64x16');
   });
 });

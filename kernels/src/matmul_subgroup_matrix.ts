@@ -50,18 +50,18 @@ function layoutError(device: Device, p: SubgroupMatrixPreset, s: MatrixShape, sg
   const WG = p.SGM * p.SGN * sg;
   if (p.BM % (p.SGM * s.M) !== 0 || p.BN % (p.SGN * s.N) !== 0) return `its ${p.BM}×${p.BN} tile does not split into ${s.M}×${s.N} matrices over ${p.SGM}×${p.SGN} subgroups`;
   if (WG === 0 || WG > device.limits.maxComputeInvocationsPerWorkgroup || WG > device.limits.maxComputeWorkgroupSizeX) return `a workgroup of ${p.SGM * p.SGN} subgroups of ${sg} exceeds the device's limits`;
-  if (depthFor(device, p, s) === undefined) return `its tiles do not fit ${device.limits.maxComputeWorkgroupStorageSize} bytes of workgroup memory`;
+  if (subgroupMatrixDepth(p, s, device.limits.maxComputeWorkgroupStorageSize) === undefined) return `its tiles do not fit ${device.limits.maxComputeWorkgroupStorageSize} bytes of workgroup memory`;
   return undefined;
 }
 
 /** Workgroup bytes: two buffers of x and w tiles of depth BK in the operand type, and one result matrix per subgroup. */
-export function workgroupBytes(p: SubgroupMatrixPreset, s: MatrixShape, BK: number): number {
+export function subgroupMatrixBytes(p: SubgroupMatrixPreset, s: MatrixShape, BK: number): number {
   return 2 * (p.BM + p.BN) * BK * (s.operand === 'f16' ? 2 : 4) + p.SGM * p.SGN * s.M * s.N * 4;
 }
 
-/** The deepest k-tile (32, 16 or 8: a multiple of the shape's K and of the 8-weight groups) that fits the device. */
-function depthFor(device: Device, p: SubgroupMatrixPreset, s: MatrixShape): number | undefined {
-  return [32, 16, 8].find((BK) => BK % s.K === 0 && workgroupBytes(p, s, BK) <= device.limits.maxComputeWorkgroupStorageSize);
+/** The deepest k-tile (32, 16 or 8: a multiple of the shape's K and of the 8-weight groups) within `maxBytes`. */
+export function subgroupMatrixDepth(p: SubgroupMatrixPreset, s: MatrixShape, maxBytes: number): number | undefined {
+  return [32, 16, 8].find((BK) => BK % s.K === 0 && subgroupMatrixBytes(p, s, BK) <= maxBytes);
 }
 
 export interface SubgroupMatrixOptions {
@@ -81,7 +81,7 @@ export function subgroupMatrixKernel(device: Device, preset: SubgroupMatrixPrese
   const sg = opts.emulate ? device.adapter.subgroupMinSize! : device.adapter.subgroupMaxSize!;
   const problem = layoutError(device, preset, shape, sg);
   if (problem) throw new InputError(`variant '${name}' cannot run with ${shape.operand} ${shape.M}×${shape.N}×${shape.K} matrices on this device: ${problem}`);
-  return subgroupMatrixSource(preset, shape, sg, depthFor(device, preset, shape)!, opts.emulate ?? false);
+  return subgroupMatrixSource(preset, shape, sg, subgroupMatrixDepth(preset, shape, device.limits.maxComputeWorkgroupStorageSize)!, opts.emulate ?? false);
 }
 
 /** The kernel's WGSL for a given subgroup size and k-tile depth (no device checks). */
@@ -93,7 +93,7 @@ export function subgroupMatrixSource(preset: SubgroupMatrixPreset, shape: Matrix
   const constants =
     `const SM = ${shape.M}u;\nconst SN = ${shape.N}u;\nconst SK = ${shape.K}u;\nconst BM = ${preset.BM}u;\nconst BN = ${preset.BN}u;\n` +
     `const BK = ${BK}u;\nconst SGM = ${preset.SGM}u;\nconst SGN = ${preset.SGN}u;\nconst WG = ${WG}u;\nalias TS = ${shape.operand};\n`;
-  return { head: directives, tail: constants + (emulate ? EMULATED : BUILTINS) + SUBGROUP_MATRIX_WGSL, WG, BK, workgroupBytes: workgroupBytes(preset, shape, BK) };
+  return { head: directives, tail: constants + (emulate ? EMULATED : BUILTINS) + SUBGROUP_MATRIX_WGSL, WG, BK, workgroupBytes: subgroupMatrixBytes(preset, shape, BK) };
 }
 
 /** The matrix functions on Dawn's builtins. */
