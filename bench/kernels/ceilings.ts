@@ -54,6 +54,7 @@ alias C = subgroup_matrix_result<f32, ${s.N}, ${s.M}>;
 @group(0) @binding(0) var<storage, read_write> out: array<f32>;
 override ITERS: u32 = 1024u;
 @compute @workgroup_size(${4 * sg}) fn main(@builtin(workgroup_id) w: vec3u, @builtin(subgroup_id) sg: u32) {
+  if (sg >= 4u) { return; } // a driver running smaller subgroups than the largest makes more of them: 4 count
   let a = L(${s.operand}(0.001));
   let b = R(${s.operand}(0.002));
   var c0 = C(); var c1 = C(0.5); var c2 = C(1.0); var c3 = C(1.5);

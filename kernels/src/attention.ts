@@ -74,10 +74,18 @@ export function decodeSplits(keys: number, minChunk: number): { splits: number; 
   return { splits: Math.ceil(keys / chunk), chunk };
 }
 
-const FLASH_PARAMS = new UniformLayout(
+const FLASH_FIELDS =
   'segs: u32, seg_len: u32, tiles: u32, kv_heads: u32, group: u32, splits: u32, chunk: u32, q_first: u32, k_first: u32, ' +
-    'kv_len: u32, causal: u32, shift: u32, partial: u32, max_splits: u32, q_row: u32, k_head: u32, k_row: u32, hd4: u32, scale: f32',
-);
+  'kv_len: u32, causal: u32, shift: u32, partial: u32, max_splits: u32, q_row: u32, k_head: u32, k_row: u32, hd4: u32, scale: f32';
+const FLASH_PARAMS = new UniformLayout(FLASH_FIELDS);
+/** The uniform block and bindings of attention_flash.wgsl (attention.wgsl and attention_broadcast.wgsl spell out the same). */
+const FLASH_BINDINGS =
+  `struct Params { ${FLASH_FIELDS} }\n` +
+  '@group(0) @binding(0) var<uniform> p: Params;\n' +
+  '@group(0) @binding(1) var<storage, read> q: array<vec4<A>>;\n' +
+  '@group(0) @binding(2) var<storage, read> k: array<vec4<KV>>;\n' +
+  '@group(0) @binding(3) var<storage, read> v: array<vec4<KV>>;\n' +
+  '@group(0) @binding(4) var<storage, read_write> out: array<vec4<O>>;\n';
 const REDUCE_PARAMS = new UniformLayout('splits: u32, max_splits: u32');
 const STORE_PARAMS = new UniformLayout('rows: u32, kv_heads: u32, hd4: u32, start: u32, capacity: u32');
 const STORE_WG = 256;
@@ -233,7 +241,7 @@ function dispatchFlash(g: Graph, r: FlashRun): void {
   g.dispatch({
     kernel: {
       label: `attention_${r.op}_${r.act}a${kvTag}_${r.preset}_d${r.headDim}`,
-      code: attentionPrelude(r.act, r.kv, split ? 'f32' : r.act, subgroups) + { tiled: TILED_WGSL, flash: FLASH_WGSL, broadcast: BROADCAST_WGSL }[preset.kind],
+      code: attentionPrelude(r.act, r.kv, split ? 'f32' : r.act, subgroups) + { tiled: TILED_WGSL, flash: FLASH_BINDINGS + FLASH_WGSL, broadcast: BROADCAST_WGSL }[preset.kind],
       constants: { WG: preset.WG, HD: r.headDim, ...presetConstants(preset) },
     },
     uniforms: {

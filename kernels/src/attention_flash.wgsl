@@ -6,7 +6,8 @@
 // key a lane reads only its vec4s of the key and value rows and uses each for its R rows. The team's partial dot
 // products are added with log2(T) subgroup shuffles. Scores, running max and sum are per row, in base 2 (the
 // scale carries log2 e). Prefill and segments only: no partial results (the wrapper never splits the keys here).
-// Prelude: A (q), KV (k, v), O (out = A), `enable subgroups;`. Bindings: params, q, k, v, out; all vec4.
+// Prelude: A (q), KV (k, v), O (out = A), `enable subgroups;`; then the uniform block p (Params of attention.wgsl)
+// and the bindings q, k, v, out, all vec4 (FLASH_BINDINGS in attention.ts).
 
 override WG: u32 = 256;       // invocations per workgroup
 override T: u32 = 8;          // lanes per row: a power of two, ≤ the smallest subgroup, ≥ HD / 16
@@ -18,18 +19,6 @@ const MAX_R = 4u;
 const MAX_DL = 4u;            // vec4s of a row per lane: HD / 4 / T at most
 const MAX_BK = 32u;
 const NEG = -3.0e38;          // a finite −∞: exp2(NEG − m) is 0 for any finite m
-
-struct Params {
-  segs: u32, seg_len: u32, tiles: u32, kv_heads: u32, group: u32, splits: u32, chunk: u32, q_first: u32,
-  k_first: u32, kv_len: u32, causal: u32, shift: u32, partial: u32, max_splits: u32, q_row: u32, k_head: u32,
-  k_row: u32, hd4: u32, scale: f32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> q: array<vec4<A>>;
-@group(0) @binding(2) var<storage, read> k: array<vec4<KV>>;
-@group(0) @binding(3) var<storage, read> v: array<vec4<KV>>;
-@group(0) @binding(4) var<storage, read_write> out: array<vec4<O>>;
 
 var<workgroup> kt: array<vec4f, BK * HD / 4u>;
 var<workgroup> vt: array<vec4f, BK * HD / 4u>;

@@ -31,14 +31,21 @@ import { type MatrixShape, type SubgroupMatrixPreset, matrixShapeFor, subgroupMa
 
 const PARAMS_FIELDS = 'M: u32, N: u32, K: u32, rows: u32, col0: u32, tiles_n: u32, tiles: u32, has_bias: u32';
 const PARAMS = new UniformLayout(PARAMS_FIELDS);
-/** The uniform block and bindings 0–4 of matmul.wgsl, matvec.wgsl and matmul_broadcast.wgsl, prepended to each. */
+/**
+ * The uniform block and bindings 0–4 of every linear kernel, prepended to each, and tile_of: the BM × BN tile of y
+ * of workgroup (wid, nwg) (tiles numbered wid.x + wid.y · nwg.x for grids above 65535 workgroups, grid.ts) as its
+ * first row of x, first row of w, and 1 if it is one of p.tiles (else 0: the workgroup returns).
+ */
 const BINDINGS =
   `struct Params { ${PARAMS_FIELDS} }\n` +
   '@group(0) @binding(0) var<uniform> p: Params;\n' +
   '@group(0) @binding(1) var<storage, read> x: array<A>;\n' +
   '@group(0) @binding(2) var<storage, read> w: array<WV>;\n' +
   '@group(0) @binding(3) var<storage, read> b: array<WS_b>;\n' +
-  '@group(0) @binding(4) var<storage, read_write> y: array<A>;\n';
+  '@group(0) @binding(4) var<storage, read_write> y: array<A>;\n' +
+  'fn tile_of(wid: vec3u, nwg: vec3u, bm: u32, bn: u32) -> vec3u {\n' +
+  '  let tile = wid.x + wid.y * nwg.x;\n' +
+  '  return vec3u((tile / p.tiles_n) * bm, (tile % p.tiles_n) * bn, u32(tile < p.tiles));\n}\n';
 
 /** Rows of x up to which linear() uses matvec. */
 export const MATVEC_MAX_ROWS = 8;

@@ -7,10 +7,10 @@
 // Double buffering: the next k-tile is read from memory into registers before the current one is multiplied and
 // stored into the other buffer after it, so global loads overlap the FMAs and one barrier per k-tile suffices.
 // M, N (= rows of this chunk) and K need not divide the tiles: loads outside x or w read 0, stores are masked.
-// Tiles are numbered wid.x + wid.y · nwg.x (grids above 65535 workgroups; grid.ts).
 // The wrapper prepends the dtype prelude: A, load_b, and W8 / w8(row, group) reading 8 weights of a row; then
 // BINDINGS (matmul.ts): the uniform block p (M, N, K, rows, col0, tiles_n, tiles, has_bias), x [M, K] (A),
-// w [rows, K] (WV), b [N] (WS_b, read only when p.has_bias), y [M, N] (A).
+// w [rows, K] (WV), b [N] (WS_b, read only when p.has_bias), y [M, N] (A), and tile_of(wid, nwg, BM, BN): the
+// workgroup's tile.
 
 override BM: u32 = 128u; // a multiple of 8
 override BN: u32 = 128u; // a multiple of 8
@@ -66,10 +66,10 @@ fn store_tile(s: Staged, buf: u32, lid: u32) {
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let tile = wid.x + wid.y * nwg.x;
-  if (tile >= p.tiles) { return; } // uniform per workgroup: the barriers below stay uniform
-  let m0 = (tile / p.tiles_n) * BM;
-  let n0 = (tile % p.tiles_n) * BN;
+  let at = tile_of(wid, nwg, BM, BN);
+  if (at.z == 0u) { return; } // uniform per workgroup: the barriers below stay uniform
+  let m0 = at.x;
+  let n0 = at.y;
   let tx = lid % (BN / 8u);
   let ty = lid / (BN / 8u);
   // acc[r][h]: row r of the block (4ty + r, then BM/2 + 4ty + r - 4), columns 4tx.. (h = 0) and BN/2 + 4tx.. (h = 1)

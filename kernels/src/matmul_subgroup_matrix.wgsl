@@ -12,11 +12,12 @@
 // The matrix builtins are reached through load_left, load_right, mma and store_acc, which the wrapper
 // (matmul_subgroup_matrix.ts) defines with the builtins, or for tests on adapters without subgroup matrices with
 // scalar code of the same meaning, so the tiling below is checked everywhere.
-// The wrapper prepends, in order: the directives, the dtype prelude (A, load_b, W8 / w8(row, group)), the tile
-// constants (SM, SN, SK, BM, BN, BK, SGM, SGN, WG; constants, not overrides, because Dawn sizes subgroup
-// matrices and the workgroup arrays they are loaded from at shader creation), TS, the matrix functions, and
-// BINDINGS (matmul.ts): the uniform block p (M, N, K, rows, col0, tiles_n, tiles, has_bias), x [M, K] (A),
-// w [rows, K] (WV), b [N] (WS_b, read only when p.has_bias), y [M, N] (A).
+// The wrapper prepends, in order: the directives; the dtype prelude (A, load_b, W8 / w8(row, group)); BINDINGS
+// (matmul.ts): the uniform block p (M, N, K, rows, col0, tiles_n, tiles, has_bias), x [M, K] (A), w [rows, K]
+// (WV), b [N] (WS_b, read only when p.has_bias), y [M, N] (A), and tile_of(wid, nwg, BM, BN): the workgroup's
+// tile; then the tile constants SM, SN, SK, BM, BN, BK, SGM, SGN, WG (constants, not overrides: Dawn sizes
+// subgroup matrices and the workgroup arrays they load from when it creates the shader), TS and the matrix
+// functions.
 
 const RM = BM / SGM / SM;
 const RN = BN / SGN / SN;
@@ -78,10 +79,10 @@ fn store_tile(s: Staged, buf: u32, lid: u32) {
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32,
         @builtin(subgroup_id) sg: u32, @builtin(subgroup_invocation_id) sid: u32, @builtin(subgroup_size) sgs: u32) {
-  let tile = wid.x + wid.y * nwg.x;
-  if (tile >= p.tiles) { return; } // uniform per workgroup: the barriers below stay uniform
-  let m0 = (tile / p.tiles_n) * BM;
-  let n0 = (tile % p.tiles_n) * BN;
+  let at = tile_of(wid, nwg, BM, BN);
+  if (at.z == 0u) { return; } // uniform per workgroup: the barriers below stay uniform
+  let m0 = at.x;
+  let n0 = at.y;
   // WG is NSG times the adapter's largest subgroup; a driver that runs smaller subgroups makes more of them, and
   // those past NSG only help to load the tiles. Matrix operations stay uniform within each subgroup.
   let computes = sg < NSG;
