@@ -129,11 +129,11 @@ export function canBroadcast(device: Device): boolean {
 }
 
 /**
- * The variant for M rows of x times a weight [N, K] of dtype `wd`. On CPU adapters with subgroups of ≥ 8 lanes:
- * 'bcast8x4', for matvec and matmul. Elsewhere: 'sk32x2' for matvec; for matmul '32x64x16' below 64 rows, then
- * 'sm128x128' where the adapter's matrix units take the weight (f16 weights for f16 operands), else '64x64x16'
- * below 128 rows and from 128 rows '128x128x8', or '128x64x8' when 128 × 128 tiles would number fewer than
- * MIN_LARGE_TILES (a GPU has about 100 compute units to fill).
+ * The variant for M rows of x times a weight [N, K] of dtype `weight.dtype`. On CPU adapters with subgroups of
+ * ≥ 8 lanes: 'bcast8x4', for matvec and matmul. Elsewhere: 'sk32x2' for matvec; for matmul '32x64x16' below 64
+ * rows, then 'sm128x128' where the adapter's matrix units take the weight (f16 weights for f16 operands), else
+ * '64x64x16' below 128 rows and from 128 rows '128x128x8', or '128x64x8' when 128 × 128 tiles would number fewer
+ * than MIN_LARGE_TILES (a GPU has about 100 compute units to fill).
  */
 export function selectLinearPreset(device: Device, M: number, kind: 'matmul' | 'matvec', weight: { N?: number; dtype?: WeightDType } = {}): LinearPresetName {
   if (isCpuAdapter(device) && canBroadcast(device)) return 'bcast8x4';
