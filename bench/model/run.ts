@@ -1,16 +1,41 @@
 // The whole model at the real GLM-4.1V-9B shapes with random weights made on the GPU (no checkpoint):
 // prefill of 512 text tokens, 32 decode steps (a recorded step replayed per token), and one 1008×1008 image
-// through the vision tower. Reports decode ms/token, prefill tokens/s, vision ms and peak GPU bytes.
-//   npm run bench:model -- [--layers N] [--vision-blocks M] [--prompt 512] [--steps 32] [--image 1008] [--json]
+// through the vision tower. Reports decode ms/token, prefill tokens/s, vision ms and peak GPU bytes, all wall
+// times that end when the GPU work has finished. With --profile, a few decode steps run with a timestamp per
+// dispatch: the step's GPU time summed over its dispatches (beside its wall time) and a table per kernel family.
+//   npm run bench:model -- [--layers N] [--vision-blocks M] [--prompt 512] [--steps 32] [--image 1008] [--profile] [--json]
 // Defaults: all 40 layers and 24 blocks on a GPU; 2 and 2 on a software adapter (lavapipe), where the full
 // model would take hours.
 
-import { Device } from '@glm4v/core';
+import { Device, type ProfileEntry } from '@glm4v/core';
 import { DecodeLoop, glm41v9bConfig, randomModel } from '@glm4v/runtime/internal';
 
 function arg(name: string): number | undefined {
   const i = process.argv.indexOf(name);
   return i >= 0 ? Number(process.argv[i + 1]) : undefined;
+}
+
+/** Decode steps profiled with --profile; the one with the least GPU time is reported. */
+const PROFILE_STEPS = 5;
+
+/** A kernel label's family: the words before its dtype tag ('matvec_bf16w_f32a_bcast8x4_m1' → 'matvec'). */
+function kernelFamily(label: string): string {
+  const words = label.split('_');
+  const end = words.findIndex((w) => /^(bf16|f16|f32|i32|u32)/.test(w));
+  return words.slice(0, end < 1 ? words.length : end).join('_');
+}
+
+/** Per family: dispatches, GPU ms and share of the step, largest first. */
+function byFamily(entries: readonly ProfileEntry[]): { family: string; dispatches: number; ms: number; share: number }[] {
+  const total = entries.reduce((s, e) => s + e.ms, 0);
+  const m = new Map<string, { dispatches: number; ms: number }>();
+  for (const e of entries) {
+    const f = m.get(kernelFamily(e.label)) ?? { dispatches: 0, ms: 0 };
+    f.dispatches++;
+    f.ms += e.ms;
+    m.set(kernelFamily(e.label), f);
+  }
+  return [...m].map(([family, f]) => ({ family, ...f, share: f.ms / total })).sort((a, b) => b.ms - a.ms);
 }
 
 async function main() {
@@ -21,6 +46,7 @@ async function main() {
   const visionBlocks = arg('--vision-blocks') ?? (software ? 2 : 24);
   const promptTokens = arg('--prompt') ?? 512;
   const steps = arg('--steps') ?? 32;
+  const profile = process.argv.includes('--profile');
   const side = arg('--image') ?? 1008;
   const log = (s: string) => (json ? process.stderr.write(s + '\n') : console.log(s));
   log(device.describe());
@@ -40,7 +66,7 @@ async function main() {
   await model.prefill(warm, { ids: ids.slice(0, 64) });
   warm.dispose();
   await device.sync();
-  const session = await model.createSession(promptTokens + steps + 1);
+  const session = await model.createSession(promptTokens + steps + 1 + (profile ? PROFILE_STEPS : 0));
   t = performance.now();
   await model.prefill(session, { ids });
   await session.token.read();
@@ -52,6 +78,13 @@ async function main() {
   t = performance.now();
   for (let i = 1; i <= steps; i++) await loop.next(i < steps); // one step in flight, 4 bytes read back per token
   const decodeMs = (performance.now() - t) / steps;
+  let decodeProfile: ProfileEntry[] | undefined;
+  if (profile && device.has('timestamp-query')) {
+    for (let i = 1; i <= PROFILE_STEPS; i++) {
+      const e = await step.profile(steps + i);
+      if (!decodeProfile || sum(e) < sum(decodeProfile)) decodeProfile = e;
+    }
+  } else if (profile) log('--profile: this adapter lacks timestamp-query; no per-dispatch times');
   step.dispose();
   session.dispose();
 
@@ -83,9 +116,16 @@ async function main() {
     vision_patches: patches,
     vision_ms: visionMs,
     peak_gpu_bytes: peak,
+    decode_dispatches: decodeProfile?.length,
+    decode_gpu_ms: decodeProfile ? sum(decodeProfile) : undefined,
+    decode_families: decodeProfile ? byFamily(decodeProfile) : undefined,
   };
   if (json) console.log(JSON.stringify(rec));
   else {
+    if (decodeProfile) {
+      log(`decode step: ${decodeMs.toFixed(2)} ms wall per token, ${sum(decodeProfile).toFixed(2)} ms of GPU time over ${decodeProfile.length} dispatches (best of ${PROFILE_STEPS} profiled steps; gaps between dispatches excluded)`);
+      console.table(byFamily(decodeProfile).map((f) => ({ family: f.family, dispatches: f.dispatches, 'GPU ms': f.ms.toFixed(3), 'of step': `${(f.share * 100).toFixed(1)}%` })));
+    }
     console.table({
       'decode ms / token': decodeMs.toFixed(1),
       'prefill tokens / s': rec.prefill_tokens_per_s.toFixed(1),
@@ -97,6 +137,10 @@ async function main() {
   }
   model.dispose();
   device.dispose();
+}
+
+function sum(entries: readonly ProfileEntry[]): number {
+  return entries.reduce((s, e) => s + e.ms, 0);
 }
 
 await main();

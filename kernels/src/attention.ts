@@ -1,11 +1,13 @@
 // Attention: causal grouped-query prefill and flash-decoding over a KV cache, and segment-restricted bidirectional
-// attention for the vision tower. Kernels: attention.wgsl (GPUs: K/V tiles in workgroup memory) or
+// attention for the vision tower. Kernels: attention.wgsl (GPUs: K/V tiles in workgroup memory),
+// attention_flash.wgsl (GPUs with subgroups, prefill and vision: the same tiles, lanes over the head dim) or
 // attention_broadcast.wgsl (CPU adapters: K/V rows shared by subgroup broadcasts), the same work and bindings;
 // attention_store.wgsl (new k, v rows into the cache); attention_reduce.wgsl (flash-decoding's combine pass).
 // All accumulate in f32; the online softmax runs in base 2 with log2(e) folded into the scale.
 
 import { type Device, type Graph, InputError, LimitError, type Params, Tensor, UniformLayout } from '@glm4v/core';
 import TILED_WGSL from './attention.wgsl.js';
+import FLASH_WGSL from './attention_flash.wgsl.js';
 import BROADCAST_WGSL from './attention_broadcast.wgsl.js';
 import REDUCE_WGSL from './attention_reduce.wgsl.js';
 import STORE_WGSL from './attention_store.wgsl.js';
@@ -24,6 +26,7 @@ export type KvDType = 'f32' | 'f16';
 
 export type AttentionPreset =
   | { kind: 'tiled'; WG: number; BK: number; minChunk: number }
+  | { kind: 'flash'; WG: number; T: number; R: number; BK: number }
   | { kind: 'broadcast'; WG: number; R: number; minChunk: number };
 
 /**
@@ -33,8 +36,10 @@ export type AttentionPreset =
  * results out): on lavapipe 512 beat 256 (more setup) and 1024 (too few workgroups at 1k context).
  */
 export const ATTENTION_PRESETS = {
-  /** GPUs. */
+  /** GPUs: decode, and prefill or vision without subgroups of ≥ 8 lanes. */
   tiled64x16: { kind: 'tiled', WG: 64, BK: 16, minChunk: 64 },
+  /** GPUs with subgroups of ≥ 8 lanes, prefill and vision: 64 rows per workgroup, teams of 8 lanes × 2 rows. */
+  flash8x2: { kind: 'flash', WG: 256, T: 8, R: 2, BK: 16 },
   /** CPU adapters, head dim ≤ 64: 8 lanes × 4 rows. */
   bcast8x4: { kind: 'broadcast', WG: 8, R: 4, minChunk: 512 },
   /** CPU adapters, head dim > 64: 8 lanes × 2 rows (4 rows of 128 spill; see attention_broadcast.wgsl). */
@@ -52,6 +57,15 @@ export function selectAttentionPreset(device: Device, headDim: number): Attentio
   return headDim > 64 ? 'bcast8x2' : 'bcast8x4';
 }
 
+/**
+ * The preset for prefill and vision attention: 'flash8x2' on GPUs whose subgroups have at least 8 lanes, else
+ * selectAttentionPreset's (decode keeps that one everywhere).
+ */
+export function selectPrefillAttentionPreset(device: Device, headDim: number): AttentionPresetName {
+  if (!isCpuAdapter(device) && device.has('subgroups') && (device.adapter.subgroupMinSize ?? 0) >= ATTENTION_PRESETS.flash8x2.T) return 'flash8x2';
+  return selectAttentionPreset(device, headDim);
+}
+
 /** Flash-decoding's split of `keys` keys: at least minChunk keys per split, at most DECODE_MAX_SPLITS splits. */
 export const DECODE_MAX_SPLITS = 256;
 export function decodeSplits(keys: number, minChunk: number): { splits: number; chunk: number } {
@@ -60,10 +74,18 @@ export function decodeSplits(keys: number, minChunk: number): { splits: number; 
   return { splits: Math.ceil(keys / chunk), chunk };
 }
 
-const FLASH_PARAMS = new UniformLayout(
+const FLASH_FIELDS =
   'segs: u32, seg_len: u32, tiles: u32, kv_heads: u32, group: u32, splits: u32, chunk: u32, q_first: u32, k_first: u32, ' +
-    'kv_len: u32, causal: u32, shift: u32, partial: u32, max_splits: u32, q_row: u32, k_head: u32, k_row: u32, hd4: u32, scale: f32',
-);
+  'kv_len: u32, causal: u32, shift: u32, partial: u32, max_splits: u32, q_row: u32, k_head: u32, k_row: u32, hd4: u32, scale: f32';
+const FLASH_PARAMS = new UniformLayout(FLASH_FIELDS);
+/** The uniform block and bindings of attention_flash.wgsl (attention.wgsl and attention_broadcast.wgsl spell out the same). */
+const FLASH_BINDINGS =
+  `struct Params { ${FLASH_FIELDS} }\n` +
+  '@group(0) @binding(0) var<uniform> p: Params;\n' +
+  '@group(0) @binding(1) var<storage, read> q: array<vec4<A>>;\n' +
+  '@group(0) @binding(2) var<storage, read> k: array<vec4<KV>>;\n' +
+  '@group(0) @binding(3) var<storage, read> v: array<vec4<KV>>;\n' +
+  '@group(0) @binding(4) var<storage, read_write> out: array<vec4<O>>;\n';
 const REDUCE_PARAMS = new UniformLayout('splits: u32, max_splits: u32');
 const STORE_PARAMS = new UniformLayout('rows: u32, kv_heads: u32, hd4: u32, start: u32, capacity: u32');
 const STORE_WG = 256;
@@ -149,6 +171,9 @@ function checkPreset(device: Device, name: AttentionPresetName): AttentionPreset
   const preset: AttentionPreset | undefined = ATTENTION_PRESETS[name];
   if (!preset) throw new InputError(`attention preset '${name}' is unknown; expected one of ${Object.keys(ATTENTION_PRESETS).join(', ')}`);
   if (preset.kind === 'broadcast' && !canBroadcast(device)) throw new InputError(`attention preset '${name}' needs subgroups of at least 8 invocations, which this adapter lacks`);
+  if (preset.kind === 'flash' && !(device.has('subgroups') && (device.adapter.subgroupMinSize ?? 0) >= preset.T)) {
+    throw new InputError(`attention preset '${name}' needs subgroups of at least ${preset.T} invocations, which this adapter lacks`);
+  }
   return preset;
 }
 
@@ -163,6 +188,12 @@ function storeKv(g: Graph, k: Tensor, v: Tensor, cache: KvCache, act: ActDType, 
     outputs: [cache.k, cache.v],
     workgroups: grid1d(g.device, Math.ceil((rows * hkv * d) / 4 / STORE_WG)),
   });
+}
+
+function presetConstants(p: AttentionPreset): Record<string, number> {
+  if (p.kind === 'tiled') return { BK: p.BK };
+  if (p.kind === 'flash') return { T: p.T, R: p.R, BK: p.BK };
+  return { R: p.R };
 }
 
 /** One flash dispatch: `segs` segments of `segLen` positions (see attention.wgsl). */
@@ -196,9 +227,9 @@ interface FlashRun {
 
 function dispatchFlash(g: Graph, r: FlashRun): void {
   const preset = checkPreset(g.device, r.preset);
-  const rowsPerTile = preset.kind === 'tiled' ? preset.WG : preset.WG * preset.R;
+  const rowsPerTile = preset.kind === 'tiled' ? preset.WG : preset.kind === 'flash' ? (preset.WG / preset.T) * preset.R : preset.WG * preset.R;
   const tiles = Math.ceil((r.segLen * r.group) / rowsPerTile);
-  const bcast = preset.kind === 'broadcast';
+  const subgroups = preset.kind !== 'tiled';
   const values = (splits: number, chunk: number, kvLen: number) => ({
     segs: r.segs, seg_len: r.segLen, tiles, kv_heads: r.kvHeads, group: r.group, splits, chunk, q_first: r.qFirst,
     k_first: r.kFirst, kv_len: kvLen, causal: r.causal ? 1 : 0, shift: r.shift, partial: r.split ? 1 : 0,
@@ -210,8 +241,8 @@ function dispatchFlash(g: Graph, r: FlashRun): void {
   g.dispatch({
     kernel: {
       label: `attention_${r.op}_${r.act}a${kvTag}_${r.preset}_d${r.headDim}`,
-      code: attentionPrelude(r.act, r.kv, split ? 'f32' : r.act, bcast) + (bcast ? BROADCAST_WGSL : TILED_WGSL),
-      constants: { WG: preset.WG, HD: r.headDim, ...(preset.kind === 'tiled' ? { BK: preset.BK } : { R: preset.R }) },
+      code: attentionPrelude(r.act, r.kv, split ? 'f32' : r.act, subgroups) + { tiled: TILED_WGSL, flash: FLASH_BINDINGS + FLASH_WGSL, broadcast: BROADCAST_WGSL }[preset.kind],
+      constants: { WG: preset.WG, HD: r.headDim, ...presetConstants(preset) },
     },
     uniforms: {
       layout: FLASH_PARAMS,
@@ -260,7 +291,7 @@ export function attentionPrefill(g: Graph, q: Tensor, k: Tensor, v: Tensor, cach
   const out = opts.out ?? g.tensor(act, q.shape, 'attention_out');
   storeKv(g, k, v, cache, act, kv, s, start);
   dispatchFlash(g, {
-    op: 'prefill', preset: opts.preset ?? selectAttentionPreset(g.device, d), q, k: cache.k, v: cache.v, out, act, kv,
+    op: 'prefill', preset: opts.preset ?? selectPrefillAttentionPreset(g.device, d), q, k: cache.k, v: cache.v, out, act, kv,
     kvHeads: hkv, group, headDim: d, causal: true, scale,
     segs: 1, segLen: s, qFirst: 0, kFirst: 0, kvLen: start + s, shift: start, kHead: (capacity * d) / 4, kRow: d / 4,
   });
@@ -296,7 +327,9 @@ export function attentionDecode(g: Graph, q: Tensor, k: Tensor, v: Tensor, cache
   checkScale(fn, scale);
   const group = hq / hkv;
   const presetName = opts.preset ?? selectAttentionPreset(g.device, d);
-  const { minChunk } = checkPreset(g.device, presetName);
+  const decodePreset = checkPreset(g.device, presetName);
+  if (decodePreset.kind === 'flash') throw new InputError(`${fn}: preset '${presetName}' serves prefill and vision attention only`);
+  const { minChunk } = decodePreset;
   const pos = (p: Params): number => {
     const n = opts.pos(p);
     if (!Number.isInteger(n) || n < 0 || n >= capacity) throw new InputError(`${fn}: pos is ${n}; expected an integer in [0, ${capacity}) (the cache capacity)`);
@@ -361,7 +394,7 @@ export function attentionSegments(g: Graph, q: Tensor, k: Tensor, v: Tensor, seg
   const out = opts.out ?? g.tensor(act, q.shape, 'attention_out');
   for (const [first, len, count] of runsOf(segments)) {
     dispatchFlash(g, {
-      op: 'segments', preset: opts.preset ?? selectAttentionPreset(g.device, d), q, k, v, out, act, kv: act, kvHeads: h, group: 1,
+      op: 'segments', preset: opts.preset ?? selectPrefillAttentionPreset(g.device, d), q, k, v, out, act, kv: act, kvHeads: h, group: 1,
       headDim: d, causal: false, scale, segs: count, segLen: len, qFirst: first, kFirst: first, kvLen: len, shift: 0, kHead: d / 4, kRow: (h * d) / 4,
     });
   }

@@ -2,15 +2,15 @@
 // prefill (one pass over the prompt, in chunks so activation memory stays bounded) and decode (one recorded
 // step replayed per token). Spec §8.4 is the outline followed here.
 
-import { AbortError, ContextOverflowError, type Device, Graph, InputError, type Params, Tensor } from '@glm4v/core';
-import { type KvDType, type SamplerState, type SamplingOptions, argmax, embedding, sample } from '@glm4v/kernels';
+import { AbortError, ContextOverflowError, type Device, Graph, InputError, LimitError, type Params, type ProfileEntry, Tensor } from '@glm4v/core';
+import { type KvDType, type SamplerState, type SamplingOptions, argmax, embedding, matmulWeightDType, sample } from '@glm4v/kernels';
 import type { Glm4vConfig } from '../config.js';
 import { ropeIndex } from '../rope-index.js';
 import { Session } from './session.js';
 import { Glm4vTextModel } from './text.js';
 import { Glm4vVisionModel, checkVisionFits, patchLength, visionBytesPerPatch } from './vision.js';
 import { type Grid, visionLayout } from './vision-layout.js';
-import type { WeightSource } from './weights.js';
+import { F16Matrices, type WeightSource } from './weights.js';
 import { concatFloat32 } from '../arrays.js';
 
 /** Flattened patches of all images (or all videos) of a prompt, in prompt order, with their grids. */
@@ -63,10 +63,21 @@ export class DecodeStep {
 
   /** Appends session.token to the cache and chooses the next one into session.token. */
   async run(step: number): Promise<void> {
+    await this.graph.run(this.params(step));
+    this.session.length++;
+  }
+
+  /** run() with a timestamped pass per dispatch: each dispatch's label and GPU time (bench:model --profile). */
+  async profile(step: number): Promise<ProfileEntry[]> {
+    const entries = await this.graph.profile(this.params(step));
+    this.session.length++;
+    return entries;
+  }
+
+  private params(step: number): Params {
     const s = this.session;
     if (s.length >= s.capacity) throw new ContextOverflowError(`the context of ${s.capacity} tokens is full`);
-    await this.graph.run({ pos: s.length, ropePos: s.length + s.ropeDelta, step });
-    s.length++;
+    return { pos: s.length, ropePos: s.length + s.ropeDelta, step };
   }
 
   dispose(): void {
@@ -87,14 +98,22 @@ export class Glm4vModel {
     this.text = text;
   }
 
-  /** Builds every module from a weight source whose root is the checkpoint root. */
-  static async build(device: Device, config: Glm4vConfig, w: WeightSource): Promise<Glm4vModel> {
-    const vision = await Glm4vVisionModel.load(w.scope('model.visual'), config.vision);
+  /**
+   * Builds every module from a weight source whose root is the checkpoint root. With `f16Matrices` (default: where
+   * the tensor-core matmul takes f16 operands, kernels' matmulWeightDType) the matrices are converted to f16 as
+   * they load (F16Matrices).
+   */
+  static async build(device: Device, config: Glm4vConfig, w: WeightSource, opts: { f16Matrices?: boolean } = {}): Promise<Glm4vModel> {
+    const f16 = (opts.f16Matrices ?? matmulWeightDType(device) === 'f16') ? new F16Matrices(w, device) : undefined;
+    const src = f16 ?? w;
+    let vision: Glm4vVisionModel | undefined;
     try {
-      const text = await Glm4vTextModel.load(w.scope('model.language_model'), w.scope('lm_head'), config.text);
+      vision = await Glm4vVisionModel.load(src.scope('model.visual'), config.vision);
+      const text = await Glm4vTextModel.load(src.scope('model.language_model'), src.scope('lm_head'), config.text);
       return new Glm4vModel(device, config, vision, text);
     } catch (e) {
-      vision.dispose();
+      vision?.dispose();
+      f16?.dispose();
       throw e;
     }
   }

@@ -16,8 +16,11 @@ export interface LoadedModel {
   configs: { model: Glm4vConfig; generation: GenerationConfig; image: PreprocessorConfig; video: PreprocessorConfig };
 }
 
-/** `dir`: a path under Node, a URL in a page, or any ModelFolder. Nothing is downloaded before the weights are known to fit. */
-export async function loadModel(dir: string | ModelFolder, device: Device, opts: LoadOptions = {}): Promise<LoadedModel> {
+/**
+ * `dir`: a path under Node, a URL in a page, or any ModelFolder. Nothing is downloaded before the weights are known
+ * to fit. `f16Matrices`: see Glm4vModel.build (default: where the tensor-core matmul wants them).
+ */
+export async function loadModel(dir: string | ModelFolder, device: Device, opts: LoadOptions & { f16Matrices?: boolean } = {}): Promise<LoadedModel> {
   const folder = asFolder(dir);
   const configs = await readConfigs(folder);
   const ckpt = await Checkpoint.open(folder);
@@ -25,7 +28,7 @@ export async function loadModel(dir: string | ModelFolder, device: Device, opts:
   let model: Glm4vModel | undefined;
   try {
     await checkWeightsFit(ckpt, device, opts.maxChunkBytes);
-    model = await Glm4vModel.build(device, configs.model, weights.scope(''));
+    model = await Glm4vModel.build(device, configs.model, weights.scope(''), { f16Matrices: opts.f16Matrices });
     weights.finish();
     return { model, configs };
   } catch (e) {

@@ -2,8 +2,8 @@
 // on the GPU at the real shapes (RandomWeights, for speed and memory measurements without a checkpoint). The
 // model code sees only this interface, so both paths build exactly the same modules.
 
-import { ChunkedTensor, type DType, type Device, Graph, Tensor } from '@glm4v/core';
-import { fillRandom } from '@glm4v/kernels';
+import { CheckpointError, ChunkedTensor, type DType, type Device, Graph, type RowChunk, Tensor } from '@glm4v/core';
+import { fillRandom, toF16 } from '@glm4v/kernels';
 
 export interface WeightSource {
   scope(prefix: string): WeightSource;
@@ -62,5 +62,68 @@ export class RandomWeights implements WeightSource {
   /** Frees every weight made (the model normally owns and frees them). */
   dispose(): void {
     for (const t of this.state.made) t.dispose();
+  }
+}
+
+/**
+ * The matrices of another source in f16, for the tensor-core matmul's f16 operands (kernels' matmulWeightDType):
+ * each bf16 or f32 matrix is converted on the GPU as it is loaded and its original freed; a value beyond f16's
+ * range is a CheckpointError naming the tensor. Vectors (norms, biases) and f16 matrices pass through.
+ */
+export class F16Matrices implements WeightSource {
+  constructor(
+    private readonly inner: WeightSource,
+    private readonly device: Device,
+    private readonly made: ChunkedTensor[] = [],
+  ) {}
+
+  scope(prefix: string): WeightSource {
+    return new F16Matrices(this.inner.scope(prefix), this.device, this.made);
+  }
+
+  get(name: string, shape: readonly number[], opts?: { as?: readonly number[] }): Promise<Tensor> {
+    return this.inner.get(name, shape, opts);
+  }
+
+  async matrix(name: string, shape: readonly number[], opts?: { as?: readonly number[] }): Promise<ChunkedTensor> {
+    return this.convert(await this.inner.matrix(name, shape, opts));
+  }
+
+  async rows(name: string, shape: readonly number[], ranges: readonly [number, number][]): Promise<ChunkedTensor[]> {
+    const out: ChunkedTensor[] = [];
+    for (const m of await this.inner.rows(name, shape, ranges)) out.push(await this.convert(m));
+    return out;
+  }
+
+  /** Frees every f16 matrix made (the model normally owns them): for a build that failed part-way. */
+  dispose(): void {
+    for (const m of this.made) m.dispose();
+  }
+
+  private async convert(m: ChunkedTensor): Promise<ChunkedTensor> {
+    if (m.dtype !== 'bf16' && m.dtype !== 'f32') return m;
+    const d = this.device;
+    const chunks: RowChunk[] = [];
+    const f16 = new ChunkedTensor('f16', m.shape, chunks, m.label);
+    this.made.push(f16); // freed by dispose() if anything below fails
+    for (const c of m.chunks) chunks.push({ ...c, tensor: await Tensor.empty(d, 'f16', c.tensor.shape, c.tensor.label) });
+    const bad = await Tensor.fromArray(d, 'u32', [1], new Uint32Array([0]), `${m.label}:beyond_f16`);
+    const g = new Graph(d, `to-f16:${m.label}`);
+    try {
+      m.chunks.forEach((c, i) => toF16(g, c.tensor, chunks[i].tensor, bad));
+      await g.run();
+      const n = (await bad.read())[0];
+      if (n > 0) {
+        throw new CheckpointError(
+          `tensor '${m.label}': ${n} value(s) beyond f16's range (±65504, or not finite); the tensor-core matmul takes its ` +
+            'weights in f16. Run without it: GLM4V_DISABLE_FEATURES=chromium-experimental-subgroup-matrix',
+        );
+      }
+    } finally {
+      g.dispose();
+      bad.dispose();
+    }
+    m.dispose();
+    return f16;
   }
 }
