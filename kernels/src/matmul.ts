@@ -12,35 +12,31 @@
 // Weights are read 8 at a time (one vec4<u32> of packed bf16/f16, or two vec4<f32>) when K is a multiple of 8;
 // otherwise rows of a 16-bit matrix straddle u32 words and a per-element reader (load_w) takes over.
 
-import { ChunkedTensor, type Device, type Graph, InputError, type Tensor, UniformLayout } from '@glm4v/core';
+import { ChunkedTensor, type Device, type Graph, InputError, type Tensor } from '@glm4v/core';
 import MATMUL_WGSL from './matmul.wgsl.js';
 import BROADCAST_WGSL from './matmul_broadcast.wgsl.js';
 import MATVEC_WGSL from './matvec.wgsl.js';
 import REDUCE_SUBGROUP_WGSL from './matvec_reduce_subgroup.wgsl.js';
 import REDUCE_SHARED_WGSL from './matvec_reduce_shared.wgsl.js';
-import { type ActDType, type WeightDType, assertDType, assertShape, checkActDType, prelude, rowsOf, variantTag } from './prelude.js';
+import { type ActDType, type WeightDType, assertDType, assertShape, prelude, rowsOf, variantTag } from './prelude.js';
 import { grid1d } from './grid.js';
+import { LINEAR_PARAMS, LINEAR_PARAMS_FIELDS, type LinearOptions, MATVEC_MAX_ROWS, canBroadcast, canReduceWithSubgroups, checkLinearIO, isCpuAdapter, needsF16 } from './linear-common.js';
+import { QuantizedMatrix } from './quant.js';
+import { linearQuant } from './matmul_quant.js';
 
-const PARAMS_FIELDS = 'M: u32, N: u32, K: u32, rows: u32, col0: u32, tiles_n: u32, tiles: u32, has_bias: u32';
-const PARAMS = new UniformLayout(PARAMS_FIELDS);
+export { MATVEC_MAX_ROWS, canBroadcast, isCpuAdapter, type LinearOptions } from './linear-common.js';
+
+/** A linear layer's weight [N, K]: one tensor, row chunks, or block-quantised row chunks (quant.ts). */
+export type LinearWeight = Tensor | ChunkedTensor | QuantizedMatrix;
+
 /** The uniform block and bindings 0–4 of matmul.wgsl, matvec.wgsl and matmul_broadcast.wgsl, prepended to each. */
 const BINDINGS =
-  `struct Params { ${PARAMS_FIELDS} }\n` +
+  `struct Params { ${LINEAR_PARAMS_FIELDS} }\n` +
   '@group(0) @binding(0) var<uniform> p: Params;\n' +
   '@group(0) @binding(1) var<storage, read> x: array<A>;\n' +
   '@group(0) @binding(2) var<storage, read> w: array<WV>;\n' +
   '@group(0) @binding(3) var<storage, read> b: array<WS_b>;\n' +
   '@group(0) @binding(4) var<storage, read_write> y: array<A>;\n';
-
-/** Rows of x up to which linear() uses matvec. */
-export const MATVEC_MAX_ROWS = 8;
-
-export interface LinearOptions {
-  /** [N], any float dtype. */
-  bias?: Tensor;
-  /** Write here instead of a new tensor: shape [..., N], x's dtype. */
-  out?: Tensor;
-}
 
 export type TiledPreset = { kind: 'tiled'; BM: number; BN: number; BK: number; TM: number; TN: number };
 /** TM rows of x per workgroup (fewer in the last tile, or for matvec), TN rows of W per invocation. */
@@ -71,16 +67,6 @@ export interface LinearVariant {
   reduce?: 'subgroup' | 'shared';
 }
 
-/** Software adapters run each workgroup as a loop on one CPU thread, 8 lanes per SIMD step (lavapipe). */
-export function isCpuAdapter(device: Device): boolean {
-  return device.adapter.isFallbackAdapter || device.adapter.architecture === 'software';
-}
-
-/** The broadcast kernel shares 8 x values through lanes 0..7 of each subgroup. */
-export function canBroadcast(device: Device): boolean {
-  return device.has('subgroups') && (device.adapter.subgroupMinSize ?? 0) >= 8;
-}
-
 /**
  * The variant for M rows of x. On CPU adapters with subgroups of ≥ 8 lanes: 'bcast8x4', for matvec and matmul.
  * Elsewhere: 'sk32x2' for matvec, and for matmul '32x64x16' below 64 rows, '64x64x16' from 64 rows.
@@ -91,20 +77,26 @@ export function selectLinearPreset(device: Device, M: number, kind: 'matmul' | '
   return M < 64 ? '32x64x16' : '64x64x16';
 }
 
-/** y[..., N] = x[..., K] · Wᵀ (+ b): matvec for M ≤ 8 rows of x, the tiled matmul otherwise. (nn.Linear) */
-export function linear(g: Graph, x: Tensor, w: Tensor | ChunkedTensor, opts: LinearOptions = {}): Tensor {
-  const M = rowsOf(x);
-  return M <= MATVEC_MAX_ROWS ? linearVariant(g, x, w, opts, 'matvec') : linearVariant(g, x, w, opts, 'matmul');
+/**
+ * y[..., N] = x[..., K] · Wᵀ (+ b): matvec for M ≤ 8 rows of x, the tiled matmul otherwise; a quantised W goes to
+ * the kernels of matmul_quant.ts, which dequantise it in registers. (nn.Linear)
+ */
+export function linear(g: Graph, x: Tensor, w: LinearWeight, opts: LinearOptions = {}): Tensor {
+  return byWeight(g, x, w, opts, rowsOf(x) <= MATVEC_MAX_ROWS ? 'matvec' : 'matmul');
 }
 
 /** linear() through the many-row kernels, whatever M. */
-export function matmul(g: Graph, x: Tensor, w: Tensor | ChunkedTensor, opts: LinearOptions = {}): Tensor {
-  return linearVariant(g, x, w, opts, 'matmul');
+export function matmul(g: Graph, x: Tensor, w: LinearWeight, opts: LinearOptions = {}): Tensor {
+  return byWeight(g, x, w, opts, 'matmul');
 }
 
 /** linear() through the decode kernels; M ≤ 8. */
-export function matvec(g: Graph, x: Tensor, w: Tensor | ChunkedTensor, opts: LinearOptions = {}): Tensor {
-  return linearVariant(g, x, w, opts, 'matvec');
+export function matvec(g: Graph, x: Tensor, w: LinearWeight, opts: LinearOptions = {}): Tensor {
+  return byWeight(g, x, w, opts, 'matvec');
+}
+
+function byWeight(g: Graph, x: Tensor, w: LinearWeight, opts: LinearOptions, kind: 'matmul' | 'matvec'): Tensor {
+  return w instanceof QuantizedMatrix ? linearQuant(g, x, w, opts, kind) : linearVariant(g, x, w, opts, kind);
 }
 
 /** linear() with a chosen variant (tests, benchmarks). One dispatch per row chunk of W. */
@@ -137,7 +129,7 @@ export function linearVariant(g: Graph, x: Tensor, w: Tensor | ChunkedTensor, op
     const tiles = tilesN * Math.ceil(M / k.rowsPerTile);
     g.dispatch({
       kernel: { label, code, constants: k.constants },
-      uniforms: { layout: PARAMS, values: { M, N, K, rows: c.rows, col0: c.rowStart, tiles_n: tilesN, tiles, has_bias: bias ? 1 : 0 } },
+      uniforms: { layout: LINEAR_PARAMS, values: { M, N, K, rows: c.rows, col0: c.rowStart, tiles_n: tilesN, tiles, has_bias: bias ? 1 : 0 } },
       // Without a bias, x stands in for the unused binding.
       inputs: [x, c.tensor, bias ?? x],
       outputs: [y],
@@ -155,10 +147,6 @@ interface KernelChoice {
   /** Rows of x and of W (columns of y) one workgroup covers. */
   rowsPerTile: number;
   colsPerTile: number;
-}
-
-function canReduceWithSubgroups(device: Device): boolean {
-  return device.has('subgroups') && (device.adapter.subgroupMinSize ?? 0) >= 1;
 }
 
 function kernelFor(device: Device, p: LinearPreset, name: string, reduce: 'subgroup' | 'shared', M: number): KernelChoice {
@@ -236,29 +224,9 @@ function weightReader(wd: WeightDType, vector: boolean): string {
 }
 
 function checkArgs(device: Device, what: string, x: Tensor, w: ChunkedTensor, opts: LinearOptions): { M: number; N: number; K: number } {
-  assertDType(`${what} input '${x.label}'`, x.dtype, ['f32', 'f16']);
-  checkActDType(device, x.dtype as ActDType, `${what} input '${x.label}'`);
-  if (x.shape.length < 1) throw new InputError(`${what}: input '${x.label}' is a scalar; expected [..., K]`);
   assertDType(`${what} weight '${w.label}'`, w.dtype, ['f32', 'f16', 'bf16']);
-  if (w.shape.length !== 2) throw new InputError(`${what}: weight '${w.label}' has shape [${w.shape.join(', ')}]; expected [N, K]`);
-  const [N, K] = w.shape;
-  const Kx = x.shape[x.shape.length - 1];
-  if (K !== Kx) throw new InputError(`${what}: weight '${w.label}' [${w.shape.join(', ')}] does not match x '${x.label}' [..., ${Kx}]`);
-  if (N === 0 || K === 0) throw new InputError(`${what}: weight '${w.label}' [${w.shape.join(', ')}] is empty`);
+  const dims = checkLinearIO(device, what, x, w, opts);
   needsF16(device, what, `weight '${w.label}'`, w.dtype);
-  for (const c of w.chunks) assertShape(`${what} weight chunk '${c.tensor.label}'`, c.tensor.shape, [c.rows, K]);
-  if (opts.bias) {
-    assertDType(`${what} bias '${opts.bias.label}'`, opts.bias.dtype, ['f32', 'f16', 'bf16']);
-    assertShape(`${what} bias '${opts.bias.label}'`, opts.bias.shape, [N]);
-    needsF16(device, what, `bias '${opts.bias.label}'`, opts.bias.dtype);
-  }
-  if (opts.out) {
-    assertShape(`${what} output '${opts.out.label}'`, opts.out.shape, [...x.shape.slice(0, -1), N]);
-    assertDType(`${what} output '${opts.out.label}'`, opts.out.dtype, [x.dtype]);
-  }
-  return { M: rowsOf(x), N, K };
-}
-
-function needsF16(device: Device, what: string, name: string, dtype: string): void {
-  if (dtype === 'f16' && !device.has('shader-f16')) throw new InputError(`${what}: ${name} is f16, which needs the shader-f16 feature that this adapter lacks`);
+  for (const c of w.chunks) assertShape(`${what} weight chunk '${c.tensor.label}'`, c.tensor.shape, [c.rows, dims.K]);
+  return dims;
 }
