@@ -13,9 +13,10 @@ import { cases as posembed } from './posembed.bench.js';
 import { cases as patchEmbed } from './patch_embed.bench.js';
 import { cases as sampling } from './sampling.bench.js';
 import { cases as matmul } from './matmul.bench.js';
+import { cases as matmulQuant } from './matmul_quant.bench.js';
 import { cases as attention } from './attention.bench.js';
 
-const ALL: KernelCase[] = [...norms, ...rope, ...pointwise, ...embedding, ...posembed, ...patchEmbed, ...sampling, ...matmul, ...attention];
+const ALL: KernelCase[] = [...norms, ...rope, ...pointwise, ...embedding, ...posembed, ...patchEmbed, ...sampling, ...matmul, ...matmulQuant, ...attention];
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(name);

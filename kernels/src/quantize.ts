@@ -16,7 +16,7 @@ import { type QuantLayout, type QuantizedRows, blocksPerRow, rowBytes, scaleWord
 /** Nearest to even, for |x| < 2^52. */
 function rne(x: number): number {
   const r = Math.round(x); // ties up
-  return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r;
+  return r - x === 0.5 && (r & 1) !== 0 ? r - 1 : r;
 }
 
 /** The f16 nearest to a double (ties to even), as bits; ±Infinity beyond the range, NaN as a quiet NaN. */
@@ -59,17 +59,18 @@ export function quantizeRows(l: QuantLayout, src: Float32Array, rows: number, K:
   const q = out ?? { data: new Uint32Array(size.words), scales: new Uint16Array(size.halves) };
   if (q.data.length < size.words || q.scales.length < size.halves) throw new InputError(`quantising '${label}': output arrays too small for ${rows} rows`);
   const blocks = blocksPerRow(l, K);
-  const words = wordsPerBlock(l);
+  const blockBytes = wordsPerBlock(l) * 4;
   const scaleHalves = 2 * scaleWordsPerRow(l, K);
+  const bytes = new Uint8Array(q.data.buffer, q.data.byteOffset, size.words * 4);
   const table = f16Values();
   for (let r = 0; r < rows; r++) {
     q.scales[(r + 1) * scaleHalves - 1] = 0; // a q8 row with an odd block count ends in a padding half
     for (let b = 0; b < blocks; b++) {
       const k0 = r * K + b * l.block;
-      const k1 = r * K + Math.min(K, (b + 1) * l.block);
-      const at = (r * blocks + b) * words;
-      const ok = l.bits === 8 ? q8Block(src, k0, k1, q.data, at, words, q.scales, r * scaleHalves + b, table) : q4Block(src, k0, k1, q.data, at, words, q.scales, r * scaleHalves + 2 * b, table);
-      if (!ok) throw badBlock(src, k0, k1, l, label, row0 + r, b);
+      const n = Math.min(K - b * l.block, l.block);
+      const at = (r * blocks + b) * blockBytes;
+      const ok = l.bits === 8 ? q8Block(src, k0, n, l.block, bytes, at, q.scales, r * scaleHalves + b, table) : q4Block(src, k0, n, l.block, bytes, at, q.scales, r * scaleHalves + 2 * b, table);
+      if (!ok) throw badBlock(src, k0, k0 + n, l, label, row0 + r, b);
     }
   }
   return q;
@@ -82,40 +83,46 @@ function badBlock(src: Float32Array, k0: number, k1: number, l: QuantLayout, lab
   return new InputError(`quantising '${label}' to ${l.name}: row ${row}, block ${b} holds weights too large for an f16 scale (|w| up to ${Math.max(...Array.from(src.subarray(k0, k1), Math.abs))})`);
 }
 
-/** One q8 block of src[k0, k1); false when a weight is not finite or the scale overflows f16. */
-function q8Block(src: Float32Array, k0: number, k1: number, data: Uint32Array, at: number, words: number, scales: Uint16Array, si: number, table: Float32Array): boolean {
+/**
+ * The code nearest to w / d (ties to even). w · (1/d) is within a few ulps of the quotient, which decides every
+ * case but a near-tie; those take the exact (correctly rounded) quotient.
+ */
+function nearest(w: number, d: number, inv: number): number {
+  const t = w * inv;
+  const r = Math.round(t);
+  const f = r - t;
+  return f < 0.4999999 && f > -0.4999999 ? r : rne(w / d);
+}
+
+/** One q8 block: n weights from src[k0] into `block` code bytes at bytes[at] (two's complement); false when a weight is not finite or the scale overflows f16. */
+function q8Block(src: Float32Array, k0: number, n: number, block: number, bytes: Uint8Array, at: number, scales: Uint16Array, si: number, table: Float32Array): boolean {
   let amax = 0;
   let bad = 0;
-  for (let k = k0; k < k1; k++) {
+  for (let k = k0; k < k0 + n; k++) {
     const w = src[k];
     bad += w - w; // NaN for an infinite or NaN weight
-    const a = Math.abs(w);
+    const a = w < 0 ? -w : w;
     if (a > amax) amax = a;
   }
   const bits = f16Bits(amax / 127);
   const d = table[bits];
   if (bad !== 0 || d === Infinity) return false;
   scales[si] = bits;
-  const n = k1 - k0;
-  for (let j = 0; j < words; j++) {
-    let word = 0;
-    for (let i = 0; i < 4; i++) {
-      const k = 4 * j + i;
-      if (k >= n || d === 0) continue;
-      const c = rne(src[k0 + k] / d);
-      word |= ((c > 127 ? 127 : c < -127 ? -127 : c) & 0xff) << (8 * i);
-    }
-    data[at + j] = word >>> 0;
+  const inv = 1 / d;
+  for (let k = 0; k < block; k++) {
+    let c = k < n && d !== 0 ? nearest(src[k0 + k], d, inv) : 0;
+    c = c > 127 ? 127 : c < -127 ? -127 : c;
+    bytes[at + k] = c & 0xff;
   }
   return true;
 }
 
-/** One q4 block of src[k0, k1); false when a weight is not finite or the scale or min overflows f16. */
-function q4Block(src: Float32Array, k0: number, k1: number, data: Uint32Array, at: number, words: number, scales: Uint16Array, si: number, table: Float32Array): boolean {
+/** One q4 block: n weights from src[k0] into `block` / 2 code bytes at bytes[at]; false when a weight is not finite or the scale or min overflows f16. */
+function q4Block(src: Float32Array, k0: number, n: number, block: number, bytes: Uint8Array, at: number, scales: Uint16Array, si: number, table: Float32Array): boolean {
   let lo = Infinity;
   let hi = -Infinity;
   let bad = 0;
-  for (let k = k0; k < k1; k++) {
+  for (let k = k0; k < k0 + n; k++) {
     const w = src[k];
     bad += w - w;
     if (w < lo) lo = w;
@@ -128,16 +135,16 @@ function q4Block(src: Float32Array, k0: number, k1: number, data: Uint32Array, a
   if (bad !== 0 || d === Infinity || !Number.isFinite(m)) return false;
   scales[si] = dBits;
   scales[si + 1] = mBits;
-  const n = k1 - k0;
-  const code = (k: number) => {
-    if (k >= n || d === 0) return 0;
-    const c = rne((src[k0 + k] - m) / d);
-    return c > 15 ? 15 : c < 0 ? 0 : c;
-  };
-  for (let j = 0; j < words; j++) {
-    let word = 0;
-    for (let i = 0; i < 4; i++) word |= (code(8 * j + i) << (8 * i)) | (code(8 * j + 4 + i) << (8 * i + 4));
-    data[at + j] = word >>> 0;
+  const inv = 1 / d;
+  // byte i of the word of weights 8j..8j+7: weight 8j + i in the low nibble, 8j + 4 + i in the high one
+  for (let k = 0; k < block; k += 8) {
+    for (let i = 0; i < 4; i++) {
+      let a = k + i < n && d !== 0 ? nearest(src[k0 + k + i] - m, d, inv) : 0;
+      let b = k + 4 + i < n && d !== 0 ? nearest(src[k0 + k + 4 + i] - m, d, inv) : 0;
+      a = a > 15 ? 15 : a < 0 ? 0 : a;
+      b = b > 15 ? 15 : b < 0 ? 0 : b;
+      bytes[at + k / 2 + i] = a | (b << 4);
+    }
   }
   return true;
 }

@@ -5,12 +5,14 @@
 
 import { DeviceError, DeviceLostError, Glm4vError, LimitError, OutOfMemoryError, ShaderCompileError } from '@glm4v/core';
 import { logitsCommand } from './cli/logits.js';
+import { quantizeCommand } from './cli/quantize.js';
 import { runCommand } from './cli/run.js';
 import { UsageError } from './cli/usage.js';
 
 /** Subcommands by their first argument; anything else is one prompt (`runCommand`). */
 const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = {
   logits: logitsCommand,
+  quantize: quantizeCommand,
 };
 
 function exitCode(e: unknown): number {

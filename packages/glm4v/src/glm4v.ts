@@ -6,7 +6,7 @@
 // decode step replayed per token, streaming text split into thinking and answer (spec §8.4).
 
 import { AbortError, ConfigError, ContextOverflowError, Device, type DeviceOptions, Graph, InputError, Tensor } from '@glm4v/core';
-import { type KvDType, createSamplerState, markPresent } from '@glm4v/kernels';
+import { type KvDType, QUANT_FORMATS, type QuantFormat, createSamplerState, isQuantFormat, markPresent } from '@glm4v/kernels';
 import type { LoadOptions } from './checkpoint/upload.js';
 import type { GenerationConfig, PreprocessorConfig } from './config.js';
 import { type GenerateOptions, type ResolvedOptions, resolveOptions } from './generate/options.js';
@@ -66,6 +66,13 @@ export interface Glm4vLoadOptions extends LoadOptions {
   deviceOptions?: DeviceOptions;
   /** KV-cache element type: f32 (exact, default) or f16 (half the memory; needs shader-f16). */
   kvCacheDType?: KvDType;
+  /**
+   * Quantise the decoder's linear weights and lm_head to this format as they load (q8: ~1.06 bytes a weight,
+   * q4: ~0.63). A checkpoint written by `glm4v-run quantize` loads in its own format without this.
+   */
+  quant?: QuantFormat;
+  /** The same for the vision tower and merger (default: as stored, bf16 in the original checkpoint). */
+  quantVision?: QuantFormat;
 }
 
 export class Glm4v {
@@ -96,9 +103,12 @@ export class Glm4v {
   static async load(dir: string, opts: Glm4vLoadOptions = {}): Promise<Glm4v> {
     const tokenizer = await Tokenizer.load(dir);
     const template = await ChatTemplate.load(dir);
+    for (const [name, v] of [['quant', opts.quant], ['quantVision', opts.quantVision]] as const) {
+      if (v !== undefined && !isQuantFormat(v)) throw new InputError(`${name}: unknown format ${JSON.stringify(v)} (expected ${Object.keys(QUANT_FORMATS).join(' or ')})`);
+    }
     const device = opts.device ?? (await Device.create(opts.deviceOptions));
     try {
-      const { model, configs } = await loadModel(dir, device, opts);
+      const { model, configs } = await loadModel(dir, device, { ...opts, linearFormats: { text: opts.quant, vision: opts.quantVision } });
       if (tokenizer.vocabSize > configs.model.text.vocabSize) {
         model.dispose();
         throw new ConfigError(`${dir}: the tokenizer has ${tokenizer.vocabSize} ids but the model's vocabulary (config.json vocab_size) is ${configs.model.text.vocabSize}`);

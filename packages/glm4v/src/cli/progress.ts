@@ -1,10 +1,13 @@
-// A one-line progress bar for loading weights, redrawn in place on a terminal (stderr), at most 10 times a second.
+// A one-line progress bar for loading (or quantising) weights, redrawn in place on a terminal (stderr), at most 10 times a second.
 
 export class ProgressBar {
   private last = 0;
   private readonly t0 = performance.now();
 
-  constructor(private readonly out: NodeJS.WriteStream) {}
+  constructor(
+    private readonly out: NodeJS.WriteStream,
+    private readonly verb = 'loading',
+  ) {}
 
   update(done: number, total: number, label: string): void {
     const now = performance.now();
@@ -15,7 +18,7 @@ export class ProgressBar {
     const filled = Math.round(frac * width);
     const gb = (n: number) => (n / 1e9).toFixed(2);
     const rate = done / 1e9 / Math.max(1e-3, (now - this.t0) / 1000);
-    const line = `loading [${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${(frac * 100).toFixed(0).padStart(3)}% ${gb(done)}/${gb(total)} GB ${rate.toFixed(2)} GB/s ${label}`;
+    const line = `${this.verb} [${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${(frac * 100).toFixed(0).padStart(3)}% ${gb(done)}/${gb(total)} GB ${rate.toFixed(2)} GB/s ${label}`;
     const cols = this.out.columns || 100;
     this.out.write(`\r${line.slice(0, cols - 1).padEnd(cols - 1)}`);
   }

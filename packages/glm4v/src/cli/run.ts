@@ -10,12 +10,13 @@ import { checkOptions } from '../generate/options.js';
 import { DEMO_QUESTION, demoCheckpoint } from '../demo.js';
 import type { ContentPart, Message } from '../prompt/chat-template.js';
 import { ProgressBar } from './progress.js';
-import { UsageError } from './usage.js';
+import { UsageError, quantFlag } from './usage.js';
 
 const HELP = `Usage:
   glm4v-run --model DIR [options] "prompt"
   glm4v-run --demo [options] ["prompt"]
-  glm4v-run logits --model DIR --inputs IN.safetensors --out OUT.safetensors [--greedy N] [--taps]
+  glm4v-run logits --model DIR --inputs IN.safetensors --out OUT.safetensors [--greedy N] [--taps] [--quant q8|q4]
+  glm4v-run quantize --model DIR --out DIR2 --quant q8|q4 [--quant-vision q8|q4]
 
 Runs GLM-4.1V-9B-Thinking (or a checkpoint of the same architecture) from a Hugging Face checkpoint folder on
 WebGPU, streaming the reply: the thinking dimmed, then the answer.
@@ -34,6 +35,9 @@ Options:
   --repetition-penalty R    1 = off
   --seed S                  same seed, same output
   --context N               KV-cache size in tokens (default: prompt + max new tokens)
+  --quant q8|q4             quantise the decoder's weights as they load: q8 ~10 GB, q4 ~6 GB of weights
+                            (bf16: ~19 GB); a folder written by 'glm4v-run quantize' needs no flag
+  --quant-vision q8|q4      the same for the vision tower (default: as stored, bf16)
   --hide-thinking           print only the answer
   --json                    print one JSON object: answer, thinking, tokens, finish_reason, stats
   -h, --help                this text
@@ -55,6 +59,8 @@ const OPTIONS = {
   'repetition-penalty': { type: 'string' },
   seed: { type: 'string' },
   context: { type: 'string' },
+  quant: { type: 'string' },
+  'quant-vision': { type: 'string' },
   'hide-thinking': { type: 'boolean' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -93,6 +99,8 @@ export async function runCommand(argv: string[]): Promise<void> {
     }
   }
   if (prompt === undefined) throw new UsageError('no prompt given');
+  const quant = quantFlag(v.quant, '--quant');
+  const quantVision = quantFlag(v['quant-vision'], '--quant-vision');
   const options: GenerateOptions = {
     maxNewTokens: num(v['max-new-tokens'], 'max-new-tokens'),
     temperature: num(v.temperature, 'temperature'),
@@ -118,7 +126,7 @@ export async function runCommand(argv: string[]): Promise<void> {
   const messages: Message[] = [...(v.system !== undefined ? [{ role: 'system' as const, content: v.system }] : []), { role: 'user', content }];
 
   const bar = process.stderr.isTTY && !v.json ? new ProgressBar(process.stderr) : undefined;
-  const model = await Glm4v.load(dir, { onProgress: bar && ((p) => bar.update(p.bytesDone, p.bytesTotal, p.tensor)) }).finally(() => bar?.done());
+  const model = await Glm4v.load(dir, { quant, quantVision, onProgress: bar && ((p) => bar.update(p.bytesDone, p.bytesTotal, p.tensor)) }).finally(() => bar?.done());
   try {
     const result = await stream(model, messages, options, { json: Boolean(v.json), hideThinking: Boolean(v['hide-thinking']) });
     if (v.json) {

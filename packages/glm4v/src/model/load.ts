@@ -7,7 +7,7 @@ import type { LoadOptions } from '../checkpoint/upload.js';
 import { WeightLoader } from '../checkpoint/weights.js';
 import { type GenerationConfig, type Glm4vConfig, type PreprocessorConfig, readConfigs } from '../config.js';
 import { Glm4vModel } from './glm4v.js';
-import { RandomWeights } from './weights.js';
+import { type QuantRequest, RandomWeights } from './weights.js';
 
 export interface LoadedModel {
   model: Glm4vModel;
@@ -32,8 +32,8 @@ export async function loadModel(dir: string, device: Device, opts: LoadOptions =
   }
 }
 
-/** The model with random weights made on the GPU at the shapes of `config` (no checkpoint). */
-export async function randomModel(device: Device, config: Glm4vConfig, opts: { seed?: number } = {}): Promise<Glm4vModel> {
+/** The model with random weights made on the GPU at the shapes of `config` (no checkpoint), linear weights in `quant`. */
+export async function randomModel(device: Device, config: Glm4vConfig, opts: { seed?: number; quant?: QuantRequest } = {}): Promise<Glm4vModel> {
   const weights = new RandomWeights(device, opts);
   try {
     return await Glm4vModel.build(device, config, weights);

@@ -3,7 +3,13 @@
 // model code sees only this interface, so both paths build exactly the same modules.
 
 import { ChunkedTensor, type DType, type Device, Graph, Tensor } from '@glm4v/core';
-import { fillRandom } from '@glm4v/kernels';
+import { type LinearWeight, QUANT_FORMATS, type QuantFormat, QuantizedMatrix, fillRandom } from '@glm4v/kernels';
+
+/** Which linear weights share a format: the decoder's and lm_head ('text'), the vision tower's and merger's. */
+export type LinearGroup = 'text' | 'vision';
+
+/** Formats asked for, by group (absent: as the checkpoint stores them). */
+export type QuantRequest = Partial<Record<LinearGroup, QuantFormat>>;
 
 export interface WeightSource {
   scope(prefix: string): WeightSource;
@@ -11,26 +17,31 @@ export interface WeightSource {
   get(name: string, shape: readonly number[], opts?: { as?: readonly number[] }): Promise<Tensor>;
   /** A matrix split into row chunks that each fit one storage binding. */
   matrix(name: string, shape: readonly number[], opts?: { as?: readonly number[] }): Promise<ChunkedTensor>;
-  /** Row ranges of one tensor as separate matrices (the ViT's fused qkv → q, k, v). */
-  rows(name: string, shape: readonly number[], ranges: readonly [number, number][]): Promise<ChunkedTensor[]>;
+  /**
+   * A linear layer's weight [N, K], quantised when asked for its group (or stored so); with `ranges`, those row
+   * ranges as separate weights (the ViT's fused qkv → q, k, v).
+   */
+  linear(name: string, shape: readonly [number, number], group: LinearGroup, ranges?: readonly [number, number][]): Promise<LinearWeight[]>;
 }
 
-/** Random weights (bf16 by default) with the requested shapes, each filled on the GPU as it is made. */
+/** Random weights (bf16 by default, linear weights in the formats asked for) made and filled on the GPU. */
 export class RandomWeights implements WeightSource {
   private readonly device: Device;
   private readonly dtype: DType;
+  private readonly quant: QuantRequest;
   private readonly prefix: string;
-  private readonly state: { seed: number; made: (Tensor | ChunkedTensor)[] };
+  private readonly state: { seed: number; made: (Tensor | ChunkedTensor | QuantizedMatrix)[] };
 
-  constructor(device: Device, opts: { seed?: number; dtype?: DType } = {}, prefix = '', state?: RandomWeights['state']) {
+  constructor(device: Device, opts: { seed?: number; dtype?: DType; quant?: QuantRequest } = {}, prefix = '', state?: RandomWeights['state']) {
     this.device = device;
     this.dtype = opts.dtype ?? 'bf16';
+    this.quant = opts.quant ?? {};
     this.prefix = prefix;
     this.state = state ?? { seed: opts.seed ?? 1, made: [] };
   }
 
   scope(prefix: string): WeightSource {
-    return new RandomWeights(this.device, { dtype: this.dtype }, this.prefix + prefix + '.', this.state);
+    return new RandomWeights(this.device, { dtype: this.dtype, quant: this.quant }, this.prefix + prefix + '.', this.state);
   }
 
   async get(name: string, shape: readonly number[], opts: { as?: readonly number[] } = {}): Promise<Tensor> {
@@ -41,13 +52,18 @@ export class RandomWeights implements WeightSource {
     return this.fill(await ChunkedTensor.empty(this.device, this.dtype, opts.as ?? shape, this.prefix + name), name, shape);
   }
 
-  async rows(name: string, shape: readonly number[], ranges: readonly [number, number][]): Promise<ChunkedTensor[]> {
-    const out: ChunkedTensor[] = [];
-    for (const [a, b] of ranges) out.push(await this.matrix(`${name}[${a}:${b}]`, [b - a, ...shape.slice(1)]));
+  async linear(name: string, shape: readonly [number, number], group: LinearGroup, ranges: readonly [number, number][] = [[0, shape[0]]]): Promise<LinearWeight[]> {
+    const format = this.quant[group];
+    const out: LinearWeight[] = [];
+    for (const [a, b] of ranges) {
+      const label = ranges.length > 1 ? `${name}[${a}:${b}]` : name;
+      if (!format) out.push(await this.matrix(label, [b - a, shape[1]]));
+      else out.push(await this.fill(await QuantizedMatrix.empty(this.device, QUANT_FORMATS[format], [b - a, shape[1]], this.prefix + label), label, shape));
+    }
     return out;
   }
 
-  private async fill<T extends Tensor | ChunkedTensor>(t: T, name: string, shape: readonly number[]): Promise<T> {
+  private async fill<T extends Tensor | ChunkedTensor | QuantizedMatrix>(t: T, name: string, shape: readonly number[]): Promise<T> {
     this.state.made.push(t);
     // Linear weights: uniform with fan-in scaling keeps activations bounded over 40 layers; norms uniform in
     // [-1, 1]; biases small. Every number stays finite, which is all a speed measurement needs.

@@ -1,0 +1,28 @@
+// `glm4v-run quantize --model DIR --out DIR2 --quant q8|q4 [--quant-vision q8|q4]`: writes a quantised copy of a
+// checkpoint folder (checkpoint/quantize-checkpoint.ts) that `glm4v-run --model DIR2` loads directly.
+
+import { parseArgs } from 'node:util';
+import { quantizeCheckpoint } from '../checkpoint/quantize-checkpoint.js';
+import { ProgressBar } from './progress.js';
+import { UsageError, quantFlag } from './usage.js';
+
+export async function quantizeCommand(argv: string[]): Promise<void> {
+  let values;
+  try {
+    ({ values } = parseArgs({ args: argv, options: { model: { type: 'string' }, out: { type: 'string' }, quant: { type: 'string' }, 'quant-vision': { type: 'string' } } }));
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  if (!values.model || !values.out) throw new UsageError('quantize needs --model DIR --out DIR2 --quant q8|q4');
+  const text = quantFlag(values.quant, '--quant');
+  const vision = quantFlag(values['quant-vision'], '--quant-vision');
+  if (!text && !vision) throw new UsageError('quantize needs --quant q8|q4 (and/or --quant-vision q8|q4)');
+  const bar = process.stderr.isTTY ? new ProgressBar(process.stderr, 'quantising') : undefined;
+  const t0 = performance.now();
+  try {
+    await quantizeCheckpoint(values.model, values.out, { text, vision }, { onProgress: bar && ((p) => bar.update(p.bytesDone, p.bytesTotal, p.tensor)) });
+  } finally {
+    bar?.done();
+  }
+  process.stderr.write(`wrote ${values.out} (${[text && `decoder ${text}`, vision && `vision ${vision}`].filter(Boolean).join(', ')}) in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
+}
