@@ -75,12 +75,14 @@ export class DecoderLayer {
     rmsNorm(g, linear(g, act, this.downProj), this.postMlpLayernorm, eps, { out: x, accumulate: true }); // x += norm(down(act))
   }
 
+  /** Every weight of the layer (all of them are read once per decode step). */
+  weights(): (Tensor | LinearWeight)[] {
+    const projections = [this.qProj, this.kProj, this.vProj, this.oProj].flatMap((p) => (p.bias ? [p.weight, p.bias] : [p.weight]));
+    return [this.inputLayernorm, ...projections, this.postSelfAttnLayernorm, this.postAttentionLayernorm, this.gateUpProj, this.downProj, this.postMlpLayernorm];
+  }
+
   dispose(): void {
-    for (const p of [this.qProj, this.kProj, this.vProj, this.oProj]) {
-      p.weight.dispose();
-      p.bias?.dispose();
-    }
-    for (const t of [this.inputLayernorm, this.postSelfAttnLayernorm, this.postAttentionLayernorm, this.gateUpProj, this.downProj, this.postMlpLayernorm]) t.dispose();
+    for (const t of this.weights()) t.dispose();
   }
 }
 

@@ -80,8 +80,12 @@ export class VisionBlock {
     }
   }
 
+  weights(): (Tensor | LinearWeight)[] {
+    return [this.norm1, this.q, this.k, this.v, this.proj, this.norm2, this.gateProj, this.upProj, this.downProj];
+  }
+
   dispose(): void {
-    for (const t of [this.norm1, this.q, this.k, this.v, this.proj, this.norm2, this.gateProj, this.upProj, this.downProj]) t.dispose();
+    for (const t of this.weights()) t.dispose();
   }
 }
 
