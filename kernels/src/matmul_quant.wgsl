@@ -43,7 +43,9 @@ fn load_tiles(m0: u32, n0: u32, k0: u32, lid: u32, blocks: u32) {
       let dm = qscale(row, bk);
       let at = (row * blocks + bk) * QWORDS + ((k0 % QBLOCK) / 8u + t) * QSTEP;
       let c = qcodes(w[at], w[at + QSTEP - 1u]);
-      q = QW(fma(c.a, vec4f(dm.x), vec4f(dm.y)), fma(c.b, vec4f(dm.x), vec4f(dm.y)));
+      let scale = vec4f(dm.x) * QPOS; // w = d·(u − QOFFSET) + m, with the codes' byte positions undone (quant.ts)
+      let shift = vec4f(dm.y - dm.x * QOFFSET);
+      q = QW(fma(c.a, scale, shift), fma(c.b, scale, shift));
     }
     // weights past K are padding codes: their x is 0, so they need no mask here
     let at = t * 8u * WSTRIDE + n;

@@ -1,11 +1,12 @@
 // y[m, col0 + n] = Σ_k x[m, k] · w'[n, k] (+ b[col0 + n]) with w' the dequantised block-quantised weights, for
 // adapters that run a workgroup as a loop on a CPU thread (lavapipe): the broadcast scheme of
 // matmul_broadcast.wgsl (no workgroup memory; x values shared by subgroupBroadcast from lanes 0..7) over packed
-// codes. Each invocation owns TN rows of w (output columns n0 + c·WG) and the workgroup's TM rows of x. Per block
-// it reads each row's scale (and min) once; per 8 weights it reads QSTEP code words per row (q4 one, q8 two: a
-// quarter or half of the bf16 kernel's loads, which on a CPU adapter are one scalar load per lane each), and
-// dequantises them in registers (fma(q, d, m)) once for all TM rows of x. Weights past K are padding codes; the x
-// values there read as 0, so they add nothing. Needs subgroups of at least 8 invocations.
+// codes. Each invocation owns TN rows of w (output columns n0 + c·WG) and the workgroup's TM rows of x. Per 8
+// weights it reads QSTEP code words per row (q4 one, q8 two: a quarter or half of the bf16 kernel's loads, which
+// on a CPU adapter are one scalar load per lane each), turns them into f32 codes (one AND and one conversion
+// each, quant.ts) once for all TM rows of x, and multiplies them with x values pre-scaled by the codes' byte
+// positions; per block it applies the scale and min once: d·Σ u·x + (m − d·QOFFSET)·Σ x. Weights past K are
+// padding codes; the x values there read as 0, so they add nothing. Needs subgroups of at least 8 invocations.
 // The wrapper prepends the dtype prelude (A, load_b), the format's reader from quant.ts (QBLOCK, QWORDS, QSTEP,
 // qcodes, qscale, qblocks) and QUANT_BINDINGS (matmul_quant.ts): p, x [M, K] (A), w [rows, blocks · QWORDS] (WQ),
 // s (scales, u32 words), b [N] (WS_b, read only when p.has_bias), y [M, N] (A).
@@ -30,31 +31,39 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   var wrow: array<u32, MAX_TN>;
   for (var c = 0u; c < TN; c++) { wrow[c] = min(n0 + c * WG, p.rows - 1u); }
   let lane8 = sid & 7u;
+  let pos = QPOS[lane8 & 3u]; // the byte position of weight k + lane8 in its code word
   var acc: array<array<f32, MAX_TN>, MAX_TM>;
   for (var bk = 0u; bk < blocks; bk++) {
-    var dm: array<vec2f, MAX_TN>;
-    for (var c = 0u; c < TN; c++) { dm[c] = qscale(wrow[c], bk); }
+    // Zeroed by hand: a var declared in a loop body should start at zero in every iteration, but Dawn on lavapipe
+    // keeps the previous iteration's value (measured).
+    var sq: array<array<f32, MAX_TN>, MAX_TM>; // Σ u·x over the block
+    var xl: array<f32, MAX_TM>; // Σ x over the block: this lane's share
+    for (var r = 0u; r < TM; r++) {
+      xl[r] = 0.0;
+      for (var c = 0u; c < TN; c++) { sq[r][c] = 0.0; }
+    }
     for (var t = 0u; t < QBLOCK / 8u; t++) {
       var wv: array<QW, MAX_TN>;
       for (var c = 0u; c < TN; c++) {
         let at = (wrow[c] * blocks + bk) * QWORDS + t * QSTEP;
-        let q = qcodes(w[at], w[at + QSTEP - 1u]);
-        wv[c] = QW(fma(q.a, vec4f(dm[c].x), vec4f(dm[c].y)), fma(q.b, vec4f(dm[c].x), vec4f(dm[c].y)));
+        wv[c] = qcodes(w[at], w[at + QSTEP - 1u]);
       }
       let k = bk * QBLOCK + t * 8u + lane8;
       for (var r = 0u; r < TM; r++) {
         if (m0 + r < p.M) { // uniform: fewer rows than TM in the last tile, or in matvec
           let xv = select(0.0, f32(x[(m0 + r) * p.K + min(k, p.K - 1u)]), k < p.K);
-          let x0 = subgroupBroadcast(xv, 0u);
-          let x1 = subgroupBroadcast(xv, 1u);
-          let x2 = subgroupBroadcast(xv, 2u);
-          let x3 = subgroupBroadcast(xv, 3u);
-          let x4 = subgroupBroadcast(xv, 4u);
-          let x5 = subgroupBroadcast(xv, 5u);
-          let x6 = subgroupBroadcast(xv, 6u);
-          let x7 = subgroupBroadcast(xv, 7u);
+          xl[r] += xv;
+          let xs = xv * pos;
+          let x0 = subgroupBroadcast(xs, 0u);
+          let x1 = subgroupBroadcast(xs, 1u);
+          let x2 = subgroupBroadcast(xs, 2u);
+          let x3 = subgroupBroadcast(xs, 3u);
+          let x4 = subgroupBroadcast(xs, 4u);
+          let x5 = subgroupBroadcast(xs, 5u);
+          let x6 = subgroupBroadcast(xs, 6u);
+          let x7 = subgroupBroadcast(xs, 7u);
           for (var c = 0u; c < TN; c++) {
-            var a = acc[r][c];
+            var a = sq[r][c];
             a = fma(wv[c].a.x, x0, a);
             a = fma(wv[c].a.y, x1, a);
             a = fma(wv[c].a.z, x2, a);
@@ -63,9 +72,18 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
             a = fma(wv[c].b.y, x5, a);
             a = fma(wv[c].b.z, x6, a);
             a = fma(wv[c].b.w, x7, a);
-            acc[r][c] = a;
+            sq[r][c] = a;
           }
         }
+      }
+    }
+    // the block's scale and min: Σ w·x = d·Σ u·x + (m − d·QOFFSET)·Σ x
+    var dm: array<vec2f, MAX_TN>;
+    for (var c = 0u; c < TN; c++) { dm[c] = qscale(wrow[c], bk); }
+    for (var r = 0u; r < TM; r++) {
+      if (m0 + r < p.M) {
+        let sx = subgroupAdd(select(0.0, xl[r], sid < 8u)); // lanes past 8 (on wider subgroups) hold copies
+        for (var c = 0u; c < TN; c++) { acc[r][c] += dm[c].x * sq[r][c] + (dm[c].y - dm[c].x * QOFFSET) * sx; }
       }
     }
   }

@@ -1,9 +1,9 @@
 // y[m, col0 + n] = Σ_k x[m, k] · w'[n, k] (+ b[col0 + n]) for a few rows of x (decode, M ≤ 8) over block-quantised
 // weights: the split-K scheme of matvec.wgsl. A team of T invocations shares each row of w; lane t takes the blocks
 // t, t + T, …, reading a block's codes in 16-byte loads (q4: one vec4<u32> per 32 weights, q8: two) and its scale
-// (and min) in one word, so a team's loads are contiguous. Per block, a lane adds Σ q·x for each of its R rows and
-// Σ x once, then folds in the block's scale and min: d·Σ q·x + m·Σ x (the codes are dequantised in registers, no
-// f32 copy of w exists). Weights past K are padding codes; x reads as 0 there. The M × R partial sums are added
+// (and min) in one word, so a team's loads are contiguous. Per block, a lane adds Σ u·x for each of its R rows and
+// Σ x once, then folds in the block's scale and min: d·Σ u·x + (m − d·QOFFSET)·Σ x (the codes become f32 in
+// registers, quant.ts; no f32 copy of w exists). Weights past K are padding codes; x reads as 0 there. The M × R partial sums are added
 // across the team by team_reduce(), from matvec_reduce_subgroup.wgsl or matvec_reduce_shared.wgsl.
 // The wrapper prepends the dtype prelude (A, load_b), the format's reader from quant.ts (QBLOCK, QWORDS, QSTEP,
 // qcodes, qscale, qblocks) and QUANT_BINDINGS (matmul_quant.ts): p, x [M, K] (A), w [rows, blocks · QWORDS / 4]
@@ -43,8 +43,14 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   for (var i = 0u; i < (blocks + T - 1u) / T; i++) { // a uniform trip count; lanes past the end idle
     let bk = i * T + lane;
     if (bk >= blocks) { continue; }
-    var sq: Sums; // Σ q·x of this block, per row of x and of w
+    // Zeroed by hand: a var declared in a loop body should start at zero in every iteration, but Dawn on lavapipe
+    // keeps the previous iteration's value (measured).
+    var sq: Sums; // Σ u·x of this block, per row of x and of w
     var sx: array<f32, MAX_M>;
+    for (var m = 0u; m < MAX_M; m++) {
+      sx[m] = 0.0;
+      for (var r = 0u; r < R; r++) { sq[m][r] = 0.0; }
+    }
     for (var qd = 0u; qd < QWORDS / 4u; qd++) { // 16 bytes of codes at a time
       var v: array<vec4u, MAX_R>;
       for (var r = 0u; r < R; r++) { v[r] = w[(rows[r] * blocks + bk) * (QWORDS / 4u) + qd]; }
@@ -54,16 +60,18 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
           if (m >= p.M) { continue; }
           let xv = x8(m, k);
           sx[m] += dot(xv.a, vec4f(1.0)) + dot(xv.b, vec4f(1.0));
+          let xa = xv.a * QPOS; // the codes' byte positions (quant.ts)
+          let xb = xv.b * QPOS;
           for (var r = 0u; r < R; r++) {
             let q = qcodes(v[r][h], v[r][h + QSTEP - 1u]);
-            sq[m][r] += dot(q.a, xv.a) + dot(q.b, xv.b);
+            sq[m][r] += dot(q.a, xa) + dot(q.b, xb);
           }
         }
       }
     }
     for (var r = 0u; r < R; r++) {
       let dm = qscale(rows[r], bk);
-      for (var m = 0u; m < MAX_M; m++) { acc[m][r] += dm.x * sq[m][r] + dm.y * sx[m]; }
+      for (var m = 0u; m < MAX_M; m++) { acc[m][r] += dm.x * sq[m][r] + (dm.y - dm.x * QOFFSET) * sx[m]; }
     }
   }
   team_reduce(&acc, lid);

@@ -190,24 +190,31 @@ function bytesOf(a: Uint32Array | Uint16Array): Uint8Array {
 }
 
 /**
- * WGSL for the kernels: the layout's constants; qcodes(v0, v1), the codes of 8 consecutive weights as two vec4f
- * (`a` k..k+3, `b` k+4..k+7) from QSTEP words (q8: two, q4: one); and qscale(row, b), a block's (d, m) from the
- * scales binding `s` (array<u32>; m = 0 for q8). Needs `p.K` from the kernel's uniform block.
+ * WGSL for the kernels: the layout's constants; qcodes(v0, v1), the codes of 8 consecutive weights from QSTEP words
+ * (q8: two, q4: one) as two vec4f (`a` k..k+3, `b` k+4..k+7), each code u times 2^(8i) for its byte i in the word
+ * (QPOS undoes that); and qscale(row, b), a block's (d, m) from the scales binding `s` (array<u32>). A weight is
+ * w = d·(u − QOFFSET) + m, so Σ_k w·x = d·Σ u·(x·QPOS) + (m − d·QOFFSET)·Σ x.
+ * Why the odd form: masking a code in place costs one AND before the conversion to f32, where shifting it down
+ * costs a shift too, and this is the inner loop of decode on CPU adapters (which do it in SIMD arithmetic). The
+ * scaling by powers of two is exact, so u·2^(8i) · x·2^(−8i) is u·x exactly. q8's two's complement bytes become
+ * u = q + 128 by one XOR per word (QOFFSET = 128); q4's high nibbles are masked after one shift per word.
+ * Needs `p.K` from the kernel's uniform block.
  */
 export function quantReader(l: QuantLayout): string {
   const head =
     `const QBLOCK: u32 = ${l.block}u; // weights per block\n` +
     `const QWORDS: u32 = ${wordsPerBlock(l)}u; // u32 code words per block\n` +
     `const QSTEP: u32 = ${l.bits === 8 ? 2 : 1}u; // words per 8 weights\n` +
+    `const QOFFSET: f32 = ${l.bits === 8 ? '128.0' : '0.0'};\n` +
     'struct QW { a: vec4f, b: vec4f }\n' +
-    'fn qblocks() -> u32 { return (p.K + QBLOCK - 1u) / QBLOCK; }\n';
+    'fn qblocks() -> u32 { return (p.K + QBLOCK - 1u) / QBLOCK; }\n' +
+    'fn qi(v: vec4u) -> vec4f { return vec4f(bitcast<vec4i>(v)); } // < 2^31: converted as signed\n';
   if (l.bits === 8) {
     return (
       head +
-      '/** Codes of 8 consecutive weights from words v0 (k..k+3) and v1 (k+4..k+7): signed bytes. */\n' +
-      'fn qcodes(v0: u32, v1: u32) -> QW {\n' +
-      '  let sh = vec4u(24u, 16u, 8u, 0u);\n' +
-      '  return QW(vec4f((bitcast<vec4i>(vec4u(v0) << sh)) >> vec4u(24u)), vec4f((bitcast<vec4i>(vec4u(v1) << sh)) >> vec4u(24u)));\n}\n' +
+      'const QPOS = vec4f(1.0, 1.0 / 256.0, 1.0 / 65536.0, 1.0); // byte 3 is shifted down instead\n' +
+      'fn q8word(v: u32) -> vec4f { let u = v ^ 0x80808080u; return qi(vec4u(u & 0xffu, u & 0xff00u, u & 0xff0000u, u >> 24u)); }\n' +
+      'fn qcodes(v0: u32, v1: u32) -> QW { return QW(q8word(v0), q8word(v1)); }\n' +
       '/** (d, 0) of block b of a row: f16 scales, two blocks per word, rows of (blocks + 1) / 2 words. */\n' +
       'fn qscale(row: u32, b: u32) -> vec2f {\n' +
       '  let v = unpack2x16float(s[row * ((qblocks() + 1u) / 2u) + (b >> 1u)]);\n' +
@@ -216,10 +223,9 @@ export function quantReader(l: QuantLayout): string {
   }
   return (
     head +
-    '/** Codes of 8 consecutive weights from one word (v1 unused): low nibbles k..k+3, high nibbles k+4..k+7. */\n' +
-    'fn qcodes(v0: u32, v1: u32) -> QW {\n' +
-    '  let v = vec4u(v0);\n' +
-    '  return QW(vec4f((v >> vec4u(0u, 8u, 16u, 24u)) & vec4u(15u)), vec4f((v >> vec4u(4u, 12u, 20u, 28u)) & vec4u(15u)));\n}\n' +
+    'const QPOS = vec4f(1.0, 1.0 / 256.0, 1.0 / 65536.0, 1.0 / 16777216.0);\n' +
+    'const QMASK = vec4u(0xfu, 0xf00u, 0xf0000u, 0xf000000u);\n' +
+    'fn qcodes(v0: u32, v1: u32) -> QW { return QW(qi(vec4u(v0) & QMASK), qi(vec4u(v0 >> 4u) & QMASK)); }\n' +
     '/** (d, m) of block b of a row: one word of two f16 per block. */\n' +
     'fn qscale(row: u32, b: u32) -> vec2f { return unpack2x16float(s[row * qblocks() + b]); }\n'
   );
