@@ -38,9 +38,9 @@ function dequantised(w: WeightSource, ckpt: Checkpoint, formats: QuantRequest, p
     scope: (p) => dequantised(w.scope(p), ckpt, formats, key(p)),
     get: (n, shape, o) => w.get(n, shape, o),
     matrix: (n, shape, o) => w.matrix(n, shape, o),
-    linear: async (n, [N, K], group, ranges = [[0, N]]) => {
+    quantizable: async (n, [N, K], group, ranges = [[0, N]]) => {
       const format = formats[group];
-      if (!format) return w.linear(n, [N, K], group, ranges);
+      if (!format) return w.quantizable(n, [N, K], group, ranges);
       const info = ckpt.tensors.get(key(n))!;
       const bytes = await ckpt.read(info);
       const src = widenToF32(info.dtype === 'BF16' ? 'bf16' : 'f32', bytes, new Float32Array(N * K));
@@ -116,7 +116,7 @@ describe.each(MANIFEST)('quantised $case ($checkpoint)', ({ case: name, checkpoi
   for (const { label, formats } of CONFIGS) {
     it(`${label}: the logits of the float model on the dequantised weights; fidelity reported`, async (ctx) => {
       if (formats.vision && !input.images) return ctx.skip('no image: the vision tower does not run');
-      const { model } = await loadModel(join(FIXTURES, checkpoint), device, { linearFormats: formats });
+      const { model } = await loadModel(join(FIXTURES, checkpoint), device, { quantFormats: formats });
       const float = await floatOfDequantised(checkpoint, formats);
       let got: LogitsResult;
       let forced: LogitsResult;
@@ -160,7 +160,7 @@ describe('glm4v-run logits --quant (the black-box entry point)', () => {
     const file = join(FIXTURES, 'case-a_text.safetensors');
     const r = spawnSync(process.execPath, [cli, 'logits', '--model', join(FIXTURES, 'tiny-glm4v-f32'), '--inputs', file, '--out', out, '--quant', 'q4', '--greedy', '8'], { encoding: 'utf8' });
     expect(r.status, r.stderr).toBe(0);
-    const { model } = await loadModel(join(FIXTURES, 'tiny-glm4v-f32'), device, { linearFormats: { text: 'q4' } });
+    const { model } = await loadModel(join(FIXTURES, 'tiny-glm4v-f32'), device, { quantFormats: { text: 'q4' } });
     const want = await computeLogits(model, await readLogitsInputs(file), { greedy: 8 });
     model.dispose();
     const got = await readRef(out);

@@ -108,7 +108,7 @@ export class Glm4v {
     }
     const device = opts.device ?? (await Device.create(opts.deviceOptions));
     try {
-      const { model, configs } = await loadModel(dir, device, { ...opts, linearFormats: { text: opts.quant, vision: opts.quantVision } });
+      const { model, configs } = await loadModel(dir, device, { ...opts, quantFormats: { text: opts.quant, vision: opts.quantVision } });
       if (tokenizer.vocabSize > configs.model.text.vocabSize) {
         model.dispose();
         throw new ConfigError(`${dir}: the tokenizer has ${tokenizer.vocabSize} ids but the model's vocabulary (config.json vocab_size) is ${configs.model.text.vocabSize}`);

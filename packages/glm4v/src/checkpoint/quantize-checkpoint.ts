@@ -1,4 +1,4 @@
-// A quantised copy of a checkpoint folder (`glm4v-run quantize`): every shard rewritten with its linear weights
+// A quantised copy of a checkpoint folder (`glm4v-run quantize`): every shard rewritten with its quantisable weights
 // as codes and scales (quantized.ts describes the stored form), everything else copied byte for byte, and the
 // folder's other files (configs, tokenizer, chat template) copied beside. It loads directly, in its own formats,
 // reading about a third (q4) or a half (q8) of the original's bytes and quantising nothing.
@@ -15,7 +15,7 @@ import { readConfigs } from '../config.js';
 import { checkpointShapes } from '../model/tensor-shapes.js';
 import type { QuantRequest } from '../model/weights.js';
 import { Checkpoint, INDEX_FILE } from './checkpoint.js';
-import { FormatPolicy, QSCALES, QWEIGHT, formatKey, storedLinear } from './quantized.js';
+import { FormatPolicy, QSCALES, QWEIGHT, formatKey, storedWeight } from './quantized.js';
 import type { SafetensorsDType, TensorInfo } from './safetensors.js';
 import { encodeHeader } from './writer.js';
 
@@ -67,21 +67,21 @@ export async function quantizeCheckpoint(src: string, out: string, formats: Quan
 
 /** Every output shard (by source shard path) with its tensors in the source's storage order. */
 function planShards(ckpt: Checkpoint, shapes: ReturnType<typeof checkpointShapes>, formats: QuantRequest): Map<string, Part[]> {
-  const linear = new Map(shapes.filter((t) => t.linear).map((t) => [t.name, t]));
+  const quantizable = new Map(shapes.filter((t) => t.quant).map((t) => [t.name, t]));
   const policy = new FormatPolicy(formats);
   const shards = new Map<string, Part[]>();
   for (const info of ckpt.inFileOrder()) {
     const parts = shards.get(info.file) ?? [];
     shards.set(info.file, parts);
     const base = info.name.endsWith(QWEIGHT) ? info.name.slice(0, -QWEIGHT.length) : info.name.endsWith(QSCALES) ? info.name.slice(0, -QSCALES.length) : info.name;
-    const t = linear.get(base);
+    const t = quantizable.get(base);
     if (!t) {
       parts.push({ name: info.name, dtype: info.dtype, shape: info.shape, copy: info });
       continue;
     }
-    const stored = storedLinear(ckpt, base, t.shape)!;
+    const stored = storedWeight(ckpt, base, t.shape)!;
     // refuses a stored format other than the one asked for, and mixed formats; a stored one is copied as it is
-    const format = policy.decide(base, t.linear!, stored);
+    const format = policy.decide(base, t.quant!, stored);
     if (stored.kind === 'quant' || !format) {
       parts.push({ name: info.name, dtype: info.dtype, shape: info.shape, copy: info });
       continue;

@@ -59,9 +59,9 @@ describe('quantising as weights stream', () => {
       const events: LoadProgress[] = [];
       // 1 KiB of staging (256-byte pieces: one or two rows) and chunks of 5 rows
       const layout = QUANT_FORMATS[format];
-      const w = new WeightLoader(ckpt, device, { maxStagingBytes: 1024, maxChunkBytes: 5 * rowBytes(layout, 64).data, linearFormats: { text: format, vision: format }, onProgress: (p) => events.push(p) });
-      const [q] = await w.scope('model.language_model.layers.0.self_attn').linear('q_proj.weight', [64, 64], 'text');
-      const parts = await w.scope('model.visual.blocks.0.attn').linear('qkv.weight', [96, 32], 'vision', [[0, 32], [32, 64], [64, 96]]);
+      const w = new WeightLoader(ckpt, device, { maxStagingBytes: 1024, maxChunkBytes: 5 * rowBytes(layout, 64).data, quantFormats: { text: format, vision: format }, onProgress: (p) => events.push(p) });
+      const [q] = await w.scope('model.language_model.layers.0.self_attn').quantizable('q_proj.weight', [64, 64], 'text');
+      const parts = await w.scope('model.visual.blocks.0.attn').quantizable('qkv.weight', [96, 32], 'vision', [[0, 32], [32, 64], [64, 96]]);
       expect(q).toBeInstanceOf(QuantizedMatrix);
       expect((q as QuantizedMatrix).chunks.length).toBe(13);
       expect(await (q as QuantizedMatrix).read()).toEqual(quantizeRows(layout, await floatsOf(ckpt, Q_PROJ), 64, 64, 'w'));
@@ -83,11 +83,11 @@ describe('quantising as weights stream', () => {
       { name: 'b.weight', dtype: 'BF16', shape: [8, 40], data: Uint16Array.from(v, f32ToBf16) },
     ]);
     const ckpt = await Checkpoint.open(dir);
-    const w = new WeightLoader(ckpt, device, { linearFormats: { text: 'q4' } });
-    const [a] = await w.scope('').linear('a.weight', [8, 40], 'text');
+    const w = new WeightLoader(ckpt, device, { quantFormats: { text: 'q4' } });
+    const [a] = await w.scope('').quantizable('a.weight', [8, 40], 'text');
     const f16 = Float32Array.from(Uint16Array.from(v, f32ToF16), f16ToF32);
     expect(await (a as QuantizedMatrix).read()).toEqual(quantizeRows(QUANT_FORMATS.q4, f16, 8, 40, 'w'));
-    const [b] = await w.scope('').linear('b.weight', [8, 40], 'vision');
+    const [b] = await w.scope('').quantizable('b.weight', [8, 40], 'vision');
     expect(b).not.toBeInstanceOf(QuantizedMatrix);
     w.finish();
     w.dispose();
@@ -100,8 +100,8 @@ describe('quantising as weights stream', () => {
     const dir = await folder([{ name: 'a.weight', dtype: 'F32', shape: [6, 32], data: v }]);
     const ckpt = await Checkpoint.open(dir);
     const before = device.pool.stats.bytesInUse;
-    const w = new WeightLoader(ckpt, device, { linearFormats: { text: 'q8' } });
-    const e = await rejectionOf(w.scope('').linear('a.weight', [6, 32], 'text'));
+    const w = new WeightLoader(ckpt, device, { quantFormats: { text: 'q8' } });
+    const e = await rejectionOf(w.scope('').quantizable('a.weight', [6, 32], 'text'));
     expect(e).toBeInstanceOf(CheckpointError);
     expect(e.message).toMatch(/model\.safetensors: quantising 'a\.weight' to q8: row 3 has a non-finite weight \(NaN\) at column 7/);
     expect(device.pool.stats.bytesInUse).toBe(before);
@@ -113,8 +113,8 @@ describe('quantising as weights stream', () => {
     const ckpt = await Checkpoint.open(await folder(tensors));
     const before = device.pool.stats.bytesInUse;
     const ctrl = new AbortController();
-    const w = new WeightLoader(ckpt, device, { signal: ctrl.signal, maxStagingBytes: 64 * 1024, linearFormats: { text: 'q4' }, onProgress: (p) => p.bytesDone > 300_000 && ctrl.abort() });
-    const e = await rejectionOf(Promise.all([0, 1, 2, 3].map((i) => w.scope('').linear(`w${i}.weight`, [256, 256], 'text'))));
+    const w = new WeightLoader(ckpt, device, { signal: ctrl.signal, maxStagingBytes: 64 * 1024, quantFormats: { text: 'q4' }, onProgress: (p) => p.bytesDone > 300_000 && ctrl.abort() });
+    const e = await rejectionOf(Promise.all([0, 1, 2, 3].map((i) => w.scope('').quantizable(`w${i}.weight`, [256, 256], 'text'))));
     expect(e).toBeInstanceOf(AbortError);
     w.dispose();
     expect(device.pool.stats.bytesInUse).toBe(before);
@@ -136,18 +136,18 @@ describe('quantised checkpoints', () => {
     expect(ckpt.file(ckpt.tensors.get(Q_PROJ + QWEIGHT)!).metadata[formatKey(Q_PROJ)]).toBe('q4');
     expect(ckpt.tensors.get('model.language_model.embed_tokens.weight')!.dtype).toBe('BF16'); // everything else as it was
     const stored = new WeightLoader(ckpt, device); // no format asked: loads in the stored ones
-    const onLoad = new WeightLoader(src, device, { linearFormats: { text: 'q4', vision: 'q8' } });
+    const onLoad = new WeightLoader(src, device, { quantFormats: { text: 'q4', vision: 'q8' } });
     for (const l of [stored, onLoad]) {
-      const [q] = await l.scope('').linear(Q_PROJ, [64, 64], 'text');
-      const parts = await l.scope('').linear(QKV, [96, 32], 'vision', [[0, 32], [32, 96]]);
+      const [q] = await l.scope('').quantizable(Q_PROJ, [64, 64], 'text');
+      const parts = await l.scope('').quantizable(QKV, [96, 32], 'vision', [[0, 32], [32, 96]]);
       expect((q as QuantizedMatrix).layout.name).toBe('q4');
       expect((parts[1] as QuantizedMatrix).layout.name).toBe('q8');
     }
-    const read = async (l: WeightLoader) => (await l.scope('').linear(QKV, [96, 32], 'vision', [[32, 96]]))[0] as QuantizedMatrix;
+    const read = async (l: WeightLoader) => (await l.scope('').quantizable(QKV, [96, 32], 'vision', [[32, 96]]))[0] as QuantizedMatrix;
     expect(await (await read(stored)).read()).toEqual(await (await read(onLoad)).read());
     // asking for the stored format again is fine; asking for another is refused, naming the tensor
-    await new WeightLoader(ckpt, device, { linearFormats: { text: 'q4' } }).scope('').linear(Q_PROJ, [64, 64], 'text');
-    const e = await rejectionOf(new WeightLoader(ckpt, device, { linearFormats: { text: 'q8' } }).scope('').linear(Q_PROJ, [64, 64], 'text'));
+    await new WeightLoader(ckpt, device, { quantFormats: { text: 'q4' } }).scope('').quantizable(Q_PROJ, [64, 64], 'text');
+    const e = await rejectionOf(new WeightLoader(ckpt, device, { quantFormats: { text: 'q8' } }).scope('').quantizable(Q_PROJ, [64, 64], 'text'));
     expect(e).toBeInstanceOf(CheckpointError);
     expect(e.message).toMatch(/tensor 'model\.language_model\.layers\.0\.self_attn\.q_proj\.weight' is stored as q4; it cannot be loaded as q8/);
     stored.dispose();
@@ -185,10 +185,10 @@ describe('formats refused with the tensor named', () => {
   async function loadBoth(tensors: TensorData[], metadata: Record<string, string>, formats?: Record<string, QuantFormat>): Promise<Error> {
     const ckpt = await Checkpoint.open(await folder(tensors, metadata));
     const before = device.pool.stats.bytesInUse;
-    const w = new WeightLoader(ckpt, device, { linearFormats: formats });
+    const w = new WeightLoader(ckpt, device, { quantFormats: formats });
     const e = await rejectionOf((async () => {
-      await w.scope('').linear(A, [4, 32], 'text');
-      await w.scope('').linear(B, [4, 32], 'text');
+      await w.scope('').quantizable(A, [4, 32], 'text');
+      await w.scope('').quantizable(B, [4, 32], 'text');
     })());
     w.dispose();
     expect(device.pool.stats.bytesInUse).toBe(before);
@@ -199,7 +199,7 @@ describe('formats refused with the tensor named', () => {
   it('two formats in one group', async () => {
     const e = await loadBoth([...(await quantised(A, 'q8')), ...(await quantised(B, 'q4'))], { [formatKey(A)]: 'q8', [formatKey(B)]: 'q4' });
     expect(e).toBeInstanceOf(CheckpointError);
-    expect(e.message).toMatch(/tensor 'b\.weight' is q4 but 'a\.weight' is q8: the text linear weights of a checkpoint must share one format/);
+    expect(e.message).toMatch(/tensor 'b\.weight' is q4 but 'a\.weight' is q8: the text weights of a checkpoint must share one format/);
     const f = await loadBoth([...(await quantised(A, 'q4')), { name: B, dtype: 'F32', shape: [4, 32], data: normal(128, 2) }], { [formatKey(A)]: 'q4' });
     expect(f.message).toMatch(/tensor 'b\.weight' is unquantised but 'a\.weight' is q4/);
   });

@@ -1,13 +1,13 @@
-// How a quantised linear weight is stored in a checkpoint, and which format each linear weight loads in.
+// How a quantised weight is stored in a checkpoint, and which format each quantisable weight loads in.
 //
-// A weight `K` [N, K] quantised to a format of @glm4v/kernels' quant.ts is stored as two tensors and one
+// A weight `K` [N, K] (a linear layer's, or the embedding table) quantised to a format of @glm4v/kernels' quant.ts is stored as two tensors and one
 // metadata entry of the file holding them (what `glm4v-run quantize` writes):
 //   K.qweight  U8  [N, bytes of codes per row]   the code words of the format's layout, little-endian
 //   K.qscales  F16 [N, scales per row]           its scales (and mins)
 //   __metadata__["quant.K"] = "q4"               the format's name
 // The rest of such a checkpoint is as the original (bf16 embeddings, norms, biases, the vision stem).
 //
-// Linear weights come in groups (the decoder's, the vision tower's); every weight of a group loads in one format:
+// Quantisable weights come in groups (the decoder's, the vision tower's); every weight of a group loads in one format:
 // the one asked for, else the one the checkpoint stores. A stored format other than the one asked for, a group
 // with two formats, an unknown format or a weight missing half of its pair is a CheckpointError naming the tensor.
 
@@ -24,11 +24,11 @@ export function formatKey(key: string): string {
   return `quant.${key}`;
 }
 
-/** A linear weight as the checkpoint stores it: plain floats, or codes and scales in a known format. */
-export type StoredLinear = { kind: 'float'; info: TensorInfo } | { kind: 'quant'; format: QuantFormat; codes: TensorInfo; scales: TensorInfo };
+/** A quantisable weight as the checkpoint stores it: plain floats, or codes and scales in a known format. */
+export type StoredWeight = { kind: 'float'; info: TensorInfo } | { kind: 'quant'; format: QuantFormat; codes: TensorInfo; scales: TensorInfo };
 
 /** How `key` [N, K] is stored; undefined when neither form is present. Checks the quantised pair's format and shapes. */
-export function storedLinear(ckpt: Checkpoint, key: string, shape: readonly number[]): StoredLinear | undefined {
+export function storedWeight(ckpt: Checkpoint, key: string, shape: readonly number[]): StoredWeight | undefined {
   const info = ckpt.tensors.get(key);
   const codes = ckpt.tensors.get(key + QWEIGHT);
   if (info && codes) throw new CheckpointError(`${codes.file}: tensor '${key}' is stored twice, as floats (${info.file}) and quantised ('${key}${QWEIGHT}')`);
@@ -52,7 +52,7 @@ function checkStored(info: TensorInfo, dtype: string, shape: number[]): void {
   }
 }
 
-/** The format each linear weight loads in (see the top of this file). */
+/** The format each quantisable weight loads in (see the top of this file). */
 export class FormatPolicy {
   private readonly seen = new Map<string, { format: QuantFormat | 'float'; key: string }>();
 
@@ -60,7 +60,7 @@ export class FormatPolicy {
   constructor(private readonly requested: Readonly<Record<string, QuantFormat | undefined>> = {}) {}
 
   /** The format to load `key` of `group` in (undefined: as floats). */
-  decide(key: string, group: string, stored: StoredLinear): QuantFormat | undefined {
+  decide(key: string, group: string, stored: StoredWeight): QuantFormat | undefined {
     const want = this.requested[group];
     const file = stored.kind === 'float' ? stored.info.file : stored.codes.file;
     if (stored.kind === 'quant' && want && stored.format !== want) {
@@ -70,7 +70,7 @@ export class FormatPolicy {
     const prev = this.seen.get(group);
     if (prev && prev.format !== format) {
       const as = (f: string) => (f === 'float' ? 'unquantised' : f);
-      throw new CheckpointError(`${file}: tensor '${key}' is ${as(format)} but '${prev.key}' is ${as(prev.format)}: the ${group} linear weights of a checkpoint must share one format`);
+      throw new CheckpointError(`${file}: tensor '${key}' is ${as(format)} but '${prev.key}' is ${as(prev.format)}: the ${group} weights of a checkpoint must share one format`);
     }
     if (!prev) this.seen.set(group, { format, key });
     return format === 'float' ? undefined : format;

@@ -31,8 +31,8 @@ export interface LoadOptions {
   maxStagingBytes?: number;
   /** Cap on one row chunk of a matrix, below the device's storage binding limit (mostly for tests). */
   maxChunkBytes?: number;
-  /** Load the linear weights of these groups in these formats (e.g. { text: 'q4' }), quantising as they stream; see quantized.ts. */
-  linearFormats?: Readonly<Record<string, QuantFormat | undefined>>;
+  /** Load the quantisable weights of these groups in these formats (e.g. { text: 'q4' }), quantising as they stream; see quantized.ts. */
+  quantFormats?: Readonly<Record<string, QuantFormat | undefined>>;
 }
 
 export const DEFAULT_STAGING_BYTES = 64 * 2 ** 20;

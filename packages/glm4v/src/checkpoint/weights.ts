@@ -14,7 +14,7 @@ import { type LinearWeight, QUANT_FORMATS, type QuantLayout, QuantizedMatrix, ty
 import type { Checkpoint } from './checkpoint.js';
 import type { SafetensorsDType, TensorInfo } from './safetensors.js';
 import { type LoadOptions, Uploader } from './upload.js';
-import { FormatPolicy, type StoredLinear, storedLinear } from './quantized.js';
+import { FormatPolicy, type StoredWeight, storedWeight } from './quantized.js';
 
 export interface GetOptions {
   /** View the tensor with this shape instead (same element count), e.g. a Conv3d weight as a GEMM matrix. */
@@ -38,10 +38,10 @@ export interface WeightScope {
   /** Row ranges [start, end) of one tensor as separate matrices (e.g. a fused qkv split into q, k, v). */
   rows(name: string, shape: readonly number[], ranges: readonly (readonly [number, number])[], opts?: Omit<MatrixOptions, 'as'>): Promise<ChunkedTensor[]>;
   /**
-   * A linear layer's weight [N, K] (or its row ranges): quantised on the fly when the load asked for a format for
-   * `group` (LoadOptions.linearFormats), loaded as stored when the checkpoint holds it quantised (see quantized.ts).
+   * A weight the load may quantise [N, K] (or its row ranges): quantised on the fly when the load asked for a format for
+   * `group` (LoadOptions.quantFormats), loaded as stored when the checkpoint holds it quantised (see quantized.ts).
    */
-  linear(name: string, shape: readonly [number, number], group: string, ranges?: readonly (readonly [number, number])[]): Promise<LinearWeight[]>;
+  quantizable(name: string, shape: readonly [number, number], group: string, ranges?: readonly (readonly [number, number])[]): Promise<LinearWeight[]>;
   has(name: string): boolean;
 }
 
@@ -71,7 +71,7 @@ export class WeightLoader {
     this.device = device;
     this.up = new Uploader(device, ckpt, opts);
     this.maxChunkBytes = opts.maxChunkBytes;
-    this.formats = new FormatPolicy(opts.linearFormats);
+    this.formats = new FormatPolicy(opts.quantFormats);
   }
 
   scope(prefix: string): WeightScope {
@@ -206,8 +206,8 @@ export class WeightLoader {
     });
   }
 
-  async linearKey(key: string, shape: readonly [number, number], group: string, ranges: readonly (readonly [number, number])[] = [[0, shape[0]]]): Promise<LinearWeight[]> {
-    const stored = storedLinear(this.ckpt, key, shape);
+  async quantizableKey(key: string, shape: readonly [number, number], group: string, ranges: readonly (readonly [number, number])[] = [[0, shape[0]]]): Promise<LinearWeight[]> {
+    const stored = storedWeight(this.ckpt, key, shape);
     if (!stored) {
       this.missing.add(key);
       throw new CheckpointError(`${this.ckpt.dir}: tensor '${key}' not found, neither as floats nor quantised (expected shape ${fmt(shape)})`);
@@ -234,8 +234,8 @@ export class WeightLoader {
     });
   }
 
-  /** Rows [firstRow, firstRow + rows) of a linear weight in `layout`: copied when stored so, else quantised as they stream. */
-  private quantized(stored: StoredLinear, key: string, layout: QuantLayout, K: number, firstRow: number, rows: number, label: string): Promise<QuantizedMatrix> {
+  /** Rows [firstRow, firstRow + rows) of a weight in `layout`: copied when stored so, else quantised as they stream. */
+  private quantized(stored: StoredWeight, key: string, layout: QuantLayout, K: number, firstRow: number, rows: number, label: string): Promise<QuantizedMatrix> {
     return this.fill(
       () => QuantizedMatrix.empty(this.device, layout, [rows, K], label, this.maxChunkBytes),
       async (m) => {
@@ -310,8 +310,8 @@ class Scope implements WeightScope {
     return this.loader.rowsKey(join(this.prefix, name), shape, ranges, opts);
   }
 
-  linear(name: string, shape: readonly [number, number], group: string, ranges?: readonly (readonly [number, number])[]): Promise<LinearWeight[]> {
-    return this.loader.linearKey(join(this.prefix, name), shape, group, ranges);
+  quantizable(name: string, shape: readonly [number, number], group: string, ranges?: readonly (readonly [number, number])[]): Promise<LinearWeight[]> {
+    return this.loader.quantizableKey(join(this.prefix, name), shape, group, ranges);
   }
 
   has(name: string): boolean {

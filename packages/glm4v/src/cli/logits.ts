@@ -28,11 +28,11 @@ export async function logitsCommand(argv: string[]): Promise<void> {
   if (!values.model || !values.inputs || !values.out) throw new UsageError('logits needs --model DIR --inputs IN.safetensors --out OUT.safetensors');
   const greedy = values.greedy === undefined ? 0 : Number(values.greedy);
   if (!Number.isInteger(greedy) || greedy < 0) throw new UsageError(`--greedy expects a non-negative integer, got '${values.greedy}'`);
-  const linearFormats = { text: quantFlag(values.quant, '--quant'), vision: quantFlag(values['quant-vision'], '--quant-vision') };
+  const quantFormats = { text: quantFlag(values.quant, '--quant'), vision: quantFlag(values['quant-vision'], '--quant-vision') };
   const input = await readLogitsInputs(values.inputs);
   const device = await Device.create();
   try {
-    const { model } = await loadModel(values.model, device, { linearFormats });
+    const { model } = await loadModel(values.model, device, { quantFormats });
     try {
       const result = await computeLogits(model, input, { greedy, taps: values.taps });
       await writeLogitsResult(values.out, result, model.config.text.hiddenSize);

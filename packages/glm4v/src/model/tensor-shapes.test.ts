@@ -41,9 +41,9 @@ describe('checkpointShapes', () => {
       scope: (p) => record(w.scope(p), join2(prefix, p)),
       get: (n, shape, o) => w.get(n, shape, o),
       matrix: (n, shape, o) => w.matrix(n, shape, o),
-      linear: (n, shape, group, ranges) => {
+      quantizable: (n, shape, group, ranges) => {
         asked.set(join2(prefix, n), group);
-        return w.linear(n, shape, group, ranges);
+        return w.quantizable(n, shape, group, ranges);
       },
     });
     try {
@@ -54,7 +54,7 @@ describe('checkpointShapes', () => {
       await ckpt.close();
       device.dispose();
     }
-    const listed = checkpointShapes(config).filter((t) => t.linear).map((t) => [t.name, t.linear!] as const);
+    const listed = checkpointShapes(config).filter((t) => t.quant).map((t) => [t.name, t.quant!] as const);
     expect([...asked].sort()).toEqual(listed.sort());
   });
 });

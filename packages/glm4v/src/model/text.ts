@@ -39,7 +39,7 @@ export class DecoderLayer {
     const attn = w.scope('self_attn');
     // q/k/v always carry biases, o_proj never (pitfall 6)
     const proj = async (name: string, rows: number, cols: number, bias: boolean): Promise<Projection> => ({
-      weight: (await attn.linear(`${name}.weight`, [rows, cols], 'text'))[0],
+      weight: (await attn.quantizable(`${name}.weight`, [rows, cols], 'text'))[0],
       bias: bias ? await attn.get(`${name}.bias`, [rows]) : undefined,
     });
     return new DecoderLayer(
@@ -50,8 +50,8 @@ export class DecoderLayer {
       await proj('o_proj', D, qDim, false),
       await w.get('post_self_attn_layernorm.weight', [D]),
       await w.get('post_attention_layernorm.weight', [D]),
-      (await w.linear('mlp.gate_up_proj.weight', [2 * c.intermediateSize, D], 'text'))[0],
-      (await w.linear('mlp.down_proj.weight', [D, c.intermediateSize], 'text'))[0],
+      (await w.quantizable('mlp.gate_up_proj.weight', [2 * c.intermediateSize, D], 'text'))[0],
+      (await w.quantizable('mlp.down_proj.weight', [D, c.intermediateSize], 'text'))[0],
       await w.get('post_mlp_layernorm.weight', [D]),
     );
   }
@@ -102,7 +102,7 @@ export class Glm4vTextModel {
     const layers: DecoderLayer[] = [];
     for (let i = 0; i < c.numLayers; i++) layers.push(await DecoderLayer.load(w.scope(`layers.${i}`), c));
     const norm = await w.get('norm.weight', [c.hiddenSize]);
-    const [lmHead] = await head.linear('weight', [c.vocabSize, c.hiddenSize], 'text'); // untied (pitfall 22)
+    const [lmHead] = await head.quantizable('weight', [c.vocabSize, c.hiddenSize], 'text'); // untied (pitfall 22)
     return new Glm4vTextModel(c, embed, layers, norm, lmHead);
   }
 

@@ -47,8 +47,8 @@ export class VisionBlock {
   static async load(w: WeightSource, c: VisionConfig): Promise<VisionBlock> {
     const D = c.hiddenSize;
     const F = c.outHiddenSize; // the ViT MLP is out_hidden_size wide (pitfall 5)
-    const linear = async (name: string, rows: number, cols: number) => (await w.linear(name, [rows, cols], 'vision'))[0];
-    const [q, k, v] = await w.linear('attn.qkv.weight', [3 * D, D], 'vision', [[0, D], [D, 2 * D], [2 * D, 3 * D]]);
+    const linear = async (name: string, rows: number, cols: number) => (await w.quantizable(name, [rows, cols], 'vision'))[0];
+    const [q, k, v] = await w.quantizable('attn.qkv.weight', [3 * D, D], 'vision', [[0, D], [D, 2 * D], [2 * D, 3 * D]]);
     return new VisionBlock(
       await w.get('norm1.weight', [D]),
       q,
@@ -103,7 +103,7 @@ export class PatchMerger {
   static async load(w: WeightSource, c: VisionConfig): Promise<PatchMerger> {
     const O = c.outHiddenSize;
     const I = c.intermediateSize; // the merger's width (pitfall 5)
-    const linear = async (name: string, rows: number, cols: number) => (await w.linear(name, [rows, cols], 'vision'))[0];
+    const linear = async (name: string, rows: number, cols: number) => (await w.quantizable(name, [rows, cols], 'vision'))[0];
     return new PatchMerger(
       await linear('proj.weight', O, O),
       await w.get('post_projection_norm.weight', [O]),

@@ -5,11 +5,12 @@
 import { ChunkedTensor, type DType, type Device, Graph, Tensor } from '@glm4v/core';
 import { type LinearWeight, QUANT_FORMATS, type QuantFormat, QuantizedMatrix, fillRandom } from '@glm4v/kernels';
 
-/** Which linear weights share a format: the decoder's and lm_head ('text'), the vision tower's and merger's. */
-export type LinearGroup = 'text' | 'vision';
+/** Which quantisable weights share a format: the decoder's linear layers, lm_head and the embedding table ('text'),
+ *  the vision tower's and merger's linear layers ('vision'). */
+export type QuantGroup = 'text' | 'vision';
 
 /** Formats asked for, by group (absent: as the checkpoint stores them). */
-export type QuantRequest = Partial<Record<LinearGroup, QuantFormat>>;
+export type QuantRequest = Partial<Record<QuantGroup, QuantFormat>>;
 
 export interface WeightSource {
   scope(prefix: string): WeightSource;
@@ -18,13 +19,14 @@ export interface WeightSource {
   /** A matrix split into row chunks that each fit one storage binding. */
   matrix(name: string, shape: readonly number[], opts?: { as?: readonly number[] }): Promise<ChunkedTensor>;
   /**
-   * A linear layer's weight [N, K], quantised when asked for its group (or stored so); with `ranges`, those row
+   * A weight the load may quantise (a linear layer's [N, K], the embedding table), quantised when asked for its
+   * group (or stored so); with `ranges`, those row
    * ranges as separate weights (the ViT's fused qkv → q, k, v).
    */
-  linear(name: string, shape: readonly [number, number], group: LinearGroup, ranges?: readonly [number, number][]): Promise<LinearWeight[]>;
+  quantizable(name: string, shape: readonly [number, number], group: QuantGroup, ranges?: readonly [number, number][]): Promise<LinearWeight[]>;
 }
 
-/** Random weights (bf16 by default, linear weights in the formats asked for) made and filled on the GPU. */
+/** Random weights (bf16 by default, quantisable ones in the formats asked for) made and filled on the GPU. */
 export class RandomWeights implements WeightSource {
   private readonly device: Device;
   private readonly dtype: DType;
@@ -52,7 +54,7 @@ export class RandomWeights implements WeightSource {
     return this.fill(await ChunkedTensor.empty(this.device, this.dtype, opts.as ?? shape, this.prefix + name), name, shape);
   }
 
-  async linear(name: string, shape: readonly [number, number], group: LinearGroup, ranges: readonly [number, number][] = [[0, shape[0]]]): Promise<LinearWeight[]> {
+  async quantizable(name: string, shape: readonly [number, number], group: QuantGroup, ranges: readonly [number, number][] = [[0, shape[0]]]): Promise<LinearWeight[]> {
     const format = this.quant[group];
     const out: LinearWeight[] = [];
     for (const [a, b] of ranges) {
