@@ -36,7 +36,7 @@ export interface ModelMemory {
 export function modelMemory(model: Glm4vModel): ModelMemory {
   const t = model.text;
   const layer = t.layers[0].weights();
-  const embedRow = t.embedTokens.rowSize * (t.embedTokens.dtype === 'f32' ? 4 : 2);
+  const embedRow = dataBytes([t.embedTokens]) / t.embedTokens.shape[0];
   return {
     layerBytes: allocatedBytes(layer),
     visionBlockBytes: model.vision.blocks.length ? allocatedBytes(model.vision.blocks[0].weights()) : 0,

@@ -75,7 +75,7 @@ export function linearQuant(g: Graph, x: Tensor, w: QuantizedMatrix, opts: Linea
   const bias = opts.bias;
   const reduce = variant.reduce ?? (canReduceWithSubgroups(g.device) ? 'subgroup' : 'shared');
   const k = kernelFor(g.device, preset, name, reduce, M);
-  const code = prelude({ act, weights: { b: bias ? (bias.dtype as WeightDType) : act }, subgroups: k.subgroups }) + quantReader(w.layout) + QUANT_BINDINGS + k.code;
+  const code = prelude({ act, weights: { b: bias ? (bias.dtype as WeightDType) : act }, subgroups: k.subgroups }) + quantReader(w.layout, { dequant: preset.kind === 'tiled' }) + QUANT_BINDINGS + k.code;
   const label = `${kind}_${w.layout.name}w_${act}a_${name}${k.suffix}`;
   for (const c of w.chunks) {
     const tilesN = Math.ceil(c.rows / k.colsPerTile);

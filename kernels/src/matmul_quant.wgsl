@@ -6,7 +6,7 @@
 // rows strided by BM / TM and its columns by BN / TN. M, N (= rows of this chunk) and K need not divide the
 // tiles: loads outside x or w read 0, stores are masked. Tiles are numbered wid.x + wid.y · nwg.x (grid.ts).
 // The wrapper prepends the dtype prelude (A, load_b), the format's reader from quant.ts (QBLOCK, QWORDS, QSTEP,
-// qcodes, qscale, qblocks) and QUANT_BINDINGS (matmul_quant.ts): p, x [M, K] (A), w [rows, blocks · QWORDS] (WQ),
+// qcodes, qscale, qblocks, qweights8) and QUANT_BINDINGS (matmul_quant.ts): p, x [M, K] (A), w [rows, blocks · QWORDS] (WQ),
 // s (scales, u32 words), b [N] (WS_b, read only when p.has_bias), y [M, N] (A).
 
 alias WQ = u32;
@@ -38,15 +38,7 @@ fn load_tiles(m0: u32, n0: u32, k0: u32, lid: u32, blocks: u32) {
     let n = i / (BK / 8u);
     let t = i % (BK / 8u);
     var q = QW(vec4f(0.0), vec4f(0.0));
-    if (n0 + n < p.rows) {
-      let row = n0 + n;
-      let dm = qscale(row, bk);
-      let at = (row * blocks + bk) * QWORDS + ((k0 % QBLOCK) / 8u + t) * QSTEP;
-      let c = qcodes(w[at], w[at + QSTEP - 1u]);
-      let scale = vec4f(dm.x) * QPOS; // w = d·(u − QOFFSET) + m, with the codes' byte positions undone (quant.ts)
-      let shift = vec4f(dm.y - dm.x * QOFFSET);
-      q = QW(fma(c.a, scale, shift), fma(c.b, scale, shift));
-    }
+    if (n0 + n < p.rows) { q = qweights8(n0 + n, blocks, bk, (k0 % QBLOCK) / 8u + t); }
     // weights past K are padding codes: their x is 0, so they need no mask here
     let at = t * 8u * WSTRIDE + n;
     ws[at] = q.a.x;

@@ -200,7 +200,24 @@ function bytesOf(a: Uint32Array | Uint16Array): Uint8Array {
  * u = q + 128 by one XOR per word (QOFFSET = 128); q4's high nibbles are masked after one shift per word.
  * Needs `p.K` from the kernel's uniform block.
  */
-export function quantReader(l: QuantLayout): string {
+export function quantReader(l: QuantLayout, opts: { dequant?: boolean } = {}): string {
+  return quantCodes(l) + (opts.dequant ? DEQUANT8 : '');
+}
+
+/**
+ * qweights8(row, blocks, bk, t): the dequantised weights of 8-weight step t of block bk of a row, for kernels that
+ * read the codes as array<u32> `w` and want the weights themselves (the tiled matmul, the embedding gather).
+ */
+const DEQUANT8 =
+  'fn qweights8(row: u32, blocks: u32, bk: u32, t: u32) -> QW {\n' +
+  '  let dm = qscale(row, bk);\n' +
+  '  let at = (row * blocks + bk) * QWORDS + t * QSTEP;\n' +
+  '  let c = qcodes(w[at], w[at + QSTEP - 1u]);\n' +
+  '  let scale = vec4f(dm.x) * QPOS; // w = d·(u − QOFFSET) + m, the codes\' byte positions undone\n' +
+  '  let shift = vec4f(dm.y - dm.x * QOFFSET);\n' +
+  '  return QW(fma(c.a, scale, shift), fma(c.b, scale, shift));\n}\n';
+
+function quantCodes(l: QuantLayout): string {
   const head =
     `const QBLOCK: u32 = ${l.block}u; // weights per block\n` +
     `const QWORDS: u32 = ${wordsPerBlock(l)}u; // u32 code words per block\n` +

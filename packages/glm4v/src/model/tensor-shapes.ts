@@ -61,7 +61,7 @@ export function globalShapes(c: Glm4vConfig): TensorShape[] {
   const grid = v.imageSize / P;
   const m = v.spatialMergeSize;
   return [
-    { name: 'model.language_model.embed_tokens.weight', shape: [t.vocabSize, t.hiddenSize] },
+    { name: 'model.language_model.embed_tokens.weight', shape: [t.vocabSize, t.hiddenSize], quant: 'text' },
     { name: 'model.language_model.norm.weight', shape: [t.hiddenSize] },
     { name: 'lm_head.weight', shape: [t.vocabSize, t.hiddenSize], quant: 'text' },
     { name: 'model.visual.patch_embed.proj.weight', shape: [D, v.inChannels, v.temporalPatchSize, P, P] },

@@ -2,7 +2,7 @@
 // token embeddings, layers with four "sandwich" RMSNorms, grouped-query attention with partial 3-D rotary, the
 // fused gate/up SwiGLU, the final norm and the untied lm_head.
 
-import type { ChunkedTensor, Graph, Params, Tensor } from '@glm4v/core';
+import type { Graph, Params, Tensor } from '@glm4v/core';
 import { type KvCache, type LinearWeight, attentionDecode, attentionPrefill, linear, rmsNorm, ropeText, siluMul } from '@glm4v/kernels';
 import type { TextConfig } from '../config.js';
 import type { WeightSource } from './weights.js';
@@ -90,7 +90,7 @@ export class DecoderLayer {
 export class Glm4vTextModel {
   constructor(
     readonly config: TextConfig,
-    readonly embedTokens: ChunkedTensor,
+    readonly embedTokens: LinearWeight,
     readonly layers: DecoderLayer[],
     readonly norm: Tensor,
     readonly lmHead: LinearWeight,
@@ -98,7 +98,7 @@ export class Glm4vTextModel {
 
   /** `w` is scoped at `model.language_model`, `head` at `lm_head`. */
   static async load(w: WeightSource, head: WeightSource, c: TextConfig): Promise<Glm4vTextModel> {
-    const embed = await w.matrix('embed_tokens.weight', [c.vocabSize, c.hiddenSize]);
+    const [embed] = await w.quantizable('embed_tokens.weight', [c.vocabSize, c.hiddenSize], 'text'); // one row read per token
     const layers: DecoderLayer[] = [];
     for (let i = 0; i < c.numLayers; i++) layers.push(await DecoderLayer.load(w.scope(`layers.${i}`), c));
     const norm = await w.get('norm.weight', [c.hiddenSize]);
