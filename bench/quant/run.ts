@@ -15,8 +15,8 @@ import { QUANT_FORMATS, type QuantLayout, QuantizedMatrix, dequantizeRows, fillR
 import { timeCase } from '../kernels/harness.js';
 
 const K = 4096;
-const Q4G64: QuantLayout = { name: 'q4g64', bits: 4, block: 64 };
-const LAYOUTS: QuantLayout[] = [QUANT_FORMATS.q8, QUANT_FORMATS.q4, Q4G64];
+const Q4G32: QuantLayout = { name: 'q4g32', bits: 4, block: 32 };
+const LAYOUTS: QuantLayout[] = [QUANT_FORMATS.q8, Q4G32, QUANT_FORMATS.q4];
 const label = (l: QuantLayout) => (l.bits === 8 ? l.name : `q4 g${l.block} f16`);
 
 function arg(name: string): string | undefined {
@@ -109,7 +109,7 @@ async function speedTable(device: Device, reps: number, budget: number): Promise
   const best = new Map<string, number>();
   for (let rep = 0; rep < reps; rep++) {
     for (const [k, n] of shapes) {
-      for (const l of [QUANT_FORMATS.q4, Q4G64]) {
+      for (const l of [Q4G32, QUANT_FORMATS.q4]) {
         const w = await QuantizedMatrix.empty(device, l, [n, k], l.name);
         const x = await Tensor.empty(device, 'f32', [1, k], 'x');
         const g = new Graph(device);

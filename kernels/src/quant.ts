@@ -29,12 +29,12 @@ export interface QuantLayout {
 }
 
 /**
- * The formats by name. q4's group of 32 (rather than 64) and its f16 scale and min were chosen by measured error
- * and speed; the figures are in docs/quantization.md.
+ * The formats by name. q4's group of 64 (rather than 32) and its f16 scale and min were chosen by measured error,
+ * speed and memory (`npm run bench:quant`; the figures and the reasons are in docs/quantization.md).
  */
 export const QUANT_FORMATS: Readonly<Record<QuantFormat, QuantLayout>> = {
   q8: { name: 'q8', bits: 8, block: 32 },
-  q4: { name: 'q4', bits: 4, block: 32 },
+  q4: { name: 'q4', bits: 4, block: 64 },
 };
 
 export function isQuantFormat(s: unknown): s is QuantFormat {

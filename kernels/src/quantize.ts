@@ -19,18 +19,22 @@ function rne(x: number): number {
   return r - x === 0.5 && (r & 1) !== 0 ? r - 1 : r;
 }
 
+const bits64 = new Float64Array(1);
+const words64 = new Uint32Array(bits64.buffer);
+/** 2^(e + 40) for e in [−40, 40]: exact powers of two without Math.pow in the loop. */
+const POW2 = Float64Array.from({ length: 81 }, (_, i) => 2 ** (i - 40));
+
 /** The f16 nearest to a double (ties to even), as bits; ±Infinity beyond the range, NaN as a quiet NaN. */
 export function f16Bits(v: number): number {
-  if (Number.isNaN(v)) return 0x7e00;
+  if (v !== v) return 0x7e00;
   const sign = v < 0 || Object.is(v, -0) ? 0x8000 : 0;
-  const a = Math.abs(v);
+  const a = v < 0 ? -v : v;
   if (a >= 65520) return sign | 0x7c00; // 65504 plus half its ulp rounds to infinity
   if (a < 2 ** -14) return sign | rne(a * 2 ** 24); // subnormal, in units of 2^-24 (1024 is the smallest normal)
-  let e = Math.floor(Math.log2(a));
-  if (2 ** e > a) e--;
-  else if (2 ** (e + 1) <= a) e++;
+  bits64[0] = a;
+  const e = ((words64[1] >>> 20) & 0x7ff) - 1023; // a = 1.f · 2^e
   // mantissa in [1024, 2048]; 2048 carries into the exponent, which is the right encoding
-  return sign | (((e + 15) << 10) + rne((a / 2 ** e) * 1024) - 1024);
+  return sign | (((e + 15) << 10) + rne(a * POW2[50 - e]) - 1024);
 }
 
 let f16Table: Float32Array | undefined;
@@ -108,12 +112,16 @@ function q8Block(src: Float32Array, k0: number, n: number, block: number, bytes:
   const d = table[bits];
   if (bad !== 0 || d === Infinity) return false;
   scales[si] = bits;
-  const inv = 1 / d;
-  for (let k = 0; k < block; k++) {
-    let c = k < n && d !== 0 ? nearest(src[k0 + k], d, inv) : 0;
-    c = c > 127 ? 127 : c < -127 ? -127 : c;
-    bytes[at + k] = c & 0xff;
+  if (d === 0) {
+    bytes.fill(0, at, at + block);
+    return true;
   }
+  const inv = 1 / d;
+  for (let k = 0; k < n; k++) {
+    const c = nearest(src[k0 + k], d, inv);
+    bytes[at + k] = (c > 127 ? 127 : c < -127 ? -127 : c) & 0xff;
+  }
+  bytes.fill(0, at + n, at + block);
   return true;
 }
 
@@ -132,18 +140,16 @@ function q4Block(src: Float32Array, k0: number, n: number, block: number, bytes:
   const mBits = f16Bits(lo);
   const d = table[dBits];
   const m = table[mBits];
-  if (bad !== 0 || d === Infinity || !Number.isFinite(m)) return false;
+  if (bad !== 0 || d === Infinity || !(m - m === 0)) return false;
   scales[si] = dBits;
   scales[si + 1] = mBits;
-  const inv = 1 / d;
+  const inv = d === 0 ? 0 : 1 / d;
   // byte i of the word of weights 8j..8j+7: weight 8j + i in the low nibble, 8j + 4 + i in the high one
   for (let k = 0; k < block; k += 8) {
     for (let i = 0; i < 4; i++) {
-      let a = k + i < n && d !== 0 ? nearest(src[k0 + k + i] - m, d, inv) : 0;
-      let b = k + 4 + i < n && d !== 0 ? nearest(src[k0 + k + 4 + i] - m, d, inv) : 0;
-      a = a > 15 ? 15 : a < 0 ? 0 : a;
-      b = b > 15 ? 15 : b < 0 ? 0 : b;
-      bytes[at + k / 2 + i] = a | (b << 4);
+      const a = k + i < n && d !== 0 ? nearest(src[k0 + k + i] - m, d, inv) : 0;
+      const b = k + 4 + i < n && d !== 0 ? nearest(src[k0 + k + 4 + i] - m, d, inv) : 0;
+      bytes[at + (k >> 1) + i] = (a > 15 ? 15 : a < 0 ? 0 : a) | ((b > 15 ? 15 : b < 0 ? 0 : b) << 4);
     }
   }
   return true;

@@ -177,10 +177,10 @@ describe('formats refused with the tensor named', () => {
   const B = 'b.weight';
   async function quantised(name: string, format: QuantFormat): Promise<TensorData[]> {
     const layout = QUANT_FORMATS[format];
-    const q = quantizeRows(layout, normal(4 * 32, 1), 4, 32, name);
+    const q = quantizeRows(layout, normal(4 * 64, 1), 4, 64, name);
     return [
-      { name: name + QWEIGHT, dtype: 'U8', shape: [4, rowBytes(layout, 32).data], data: new Uint8Array(q.data.buffer) },
-      { name: name + QSCALES, dtype: 'F16', shape: [4, rowBytes(layout, 32).scales / 2], data: q.scales },
+      { name: name + QWEIGHT, dtype: 'U8', shape: [4, rowBytes(layout, 64).data], data: new Uint8Array(q.data.buffer) },
+      { name: name + QSCALES, dtype: 'F16', shape: [4, rowBytes(layout, 64).scales / 2], data: q.scales },
     ];
   }
   async function loadBoth(tensors: TensorData[], metadata: Record<string, string>, formats?: Record<string, QuantFormat>): Promise<Error> {
@@ -188,8 +188,8 @@ describe('formats refused with the tensor named', () => {
     const before = device.pool.stats.bytesInUse;
     const w = new WeightLoader(ckpt, device, { quantFormats: formats });
     const e = await rejectionOf((async () => {
-      await w.scope('').quantizable(A, [4, 32], 'text');
-      await w.scope('').quantizable(B, [4, 32], 'text');
+      await w.scope('').quantizable(A, [4, 64], 'text');
+      await w.scope('').quantizable(B, [4, 64], 'text');
     })());
     w.dispose();
     expect(device.pool.stats.bytesInUse).toBe(before);
@@ -201,7 +201,7 @@ describe('formats refused with the tensor named', () => {
     const e = await loadBoth([...(await quantised(A, 'q8')), ...(await quantised(B, 'q4'))], { [formatKey(A)]: 'q8', [formatKey(B)]: 'q4' });
     expect(e).toBeInstanceOf(CheckpointError);
     expect(e.message).toMatch(/tensor 'b\.weight' is q4 but 'a\.weight' is q8: the text weights of a checkpoint must share one format/);
-    const f = await loadBoth([...(await quantised(A, 'q4')), { name: B, dtype: 'F32', shape: [4, 32], data: normal(128, 2) }], { [formatKey(A)]: 'q4' });
+    const f = await loadBoth([...(await quantised(A, 'q4')), { name: B, dtype: 'F32', shape: [4, 64], data: normal(256, 2) }], { [formatKey(A)]: 'q4' });
     expect(f.message).toMatch(/tensor 'b\.weight' is unquantised but 'a\.weight' is q4/);
   });
 
@@ -209,8 +209,8 @@ describe('formats refused with the tensor named', () => {
     expect((await loadBoth(await quantised(A, 'q4'), { [formatKey(A)]: 'q3' })).message).toMatch(/tensor 'a\.weight\.qweight' is in quantisation format 'q3', which this runtime does not know \(known: q8, q4\)/);
     expect((await loadBoth(await quantised(A, 'q4'), {})).message).toMatch(/tensor 'a\.weight\.qweight' has no format in the file's metadata \(expected "quant\.a\.weight"/);
     expect((await loadBoth((await quantised(A, 'q4')).slice(0, 1), { [formatKey(A)]: 'q4' })).message).toMatch(/tensor 'a\.weight\.qweight' has no 'a\.weight\.qscales' beside it/);
-    expect((await loadBoth(await quantised(A, 'q8'), { [formatKey(A)]: 'q4' })).message).toMatch(/tensor 'a\.weight\.qweight': expected U8 \[4, 16\], found U8 \[4, 32\]/);
-    const twice = [...(await quantised(A, 'q8')), { name: A, dtype: 'F32' as const, shape: [4, 32], data: normal(128, 2) }];
+    expect((await loadBoth(await quantised(A, 'q8'), { [formatKey(A)]: 'q4' })).message).toMatch(/tensor 'a\.weight\.qweight': expected U8 \[4, 32\], found U8 \[4, 64\]/);
+    const twice = [...(await quantised(A, 'q8')), { name: A, dtype: 'F32' as const, shape: [4, 64], data: normal(256, 2) }];
     expect((await loadBoth(twice, { [formatKey(A)]: 'q8' })).message).toMatch(/tensor 'a\.weight' is stored twice/);
     expect(await loadBoth(await quantised(A, 'q4'), { [formatKey(A)]: 'q3' })).toBeInstanceOf(CheckpointError);
   });
