@@ -88,14 +88,24 @@ function badBlock(src: Float32Array, k0: number, k1: number, l: QuantLayout, lab
 }
 
 /**
- * The code nearest to w / d (ties to even). w · (1/d) is within a few ulps of the quotient, which decides every
- * case but a near-tie; those take the exact (correctly rounded) quotient.
+ * The codes nearest to v / d (ties to even), as floor(v · (1/d) + 0.5 + bias) − bias with a bias that keeps the
+ * argument positive (so `| 0` floors it). v · (1/d) is within a few ulps of the quotient, which decides every case
+ * but a near-tie (the fraction within 1e-6 of 0); those take the exact (correctly rounded) quotient. This loop is
+ * most of the time spent quantising on load.
  */
-function nearest(w: number, d: number, inv: number): number {
-  const t = w * inv;
-  const r = Math.round(t);
-  const f = r - t;
-  return f < 0.4999999 && f > -0.4999999 ? r : rne(w / d);
+function code8(v: number, d: number, inv: number): number {
+  const t = v * inv + 128.5;
+  let c = t | 0;
+  if (t - c < 1e-6) c = rne(v / d) + 128;
+  c -= 128;
+  return c > 127 ? 127 : c < -127 ? -127 : c;
+}
+
+function code4(v: number, d: number, inv: number): number {
+  const t = v * inv + 0.5; // v = w − m ≥ 0 up to m's rounding
+  let c = t | 0;
+  if (t - c < 1e-6) c = rne(v / d);
+  return c > 15 ? 15 : c < 0 ? 0 : c;
 }
 
 /** One q8 block: n weights from src[k0] into `block` code bytes at bytes[at] (two's complement); false when a weight is not finite or the scale overflows f16. */
@@ -105,23 +115,16 @@ function q8Block(src: Float32Array, k0: number, n: number, block: number, bytes:
   for (let k = k0; k < k0 + n; k++) {
     const w = src[k];
     bad += w - w; // NaN for an infinite or NaN weight
-    const a = w < 0 ? -w : w;
-    if (a > amax) amax = a;
+    amax = Math.max(amax, Math.abs(w)); // branch-free: signs are random
   }
   const bits = f16Bits(amax / 127);
   const d = table[bits];
   if (bad !== 0 || d === Infinity) return false;
   scales[si] = bits;
-  if (d === 0) {
-    bytes.fill(0, at, at + block);
-    return true;
-  }
+  if (d === 0 || n < block) bytes.fill(0, at + (d === 0 ? 0 : n), at + block); // padding, or every code of an all-zero block
+  if (d === 0) return true;
   const inv = 1 / d;
-  for (let k = 0; k < n; k++) {
-    const c = nearest(src[k0 + k], d, inv);
-    bytes[at + k] = (c > 127 ? 127 : c < -127 ? -127 : c) & 0xff;
-  }
-  bytes.fill(0, at + n, at + block);
+  for (let k = 0; k < n; k++) bytes[at + k] = code8(src[k0 + k], d, inv);
   return true;
 }
 
@@ -133,8 +136,8 @@ function q4Block(src: Float32Array, k0: number, n: number, block: number, bytes:
   for (let k = k0; k < k0 + n; k++) {
     const w = src[k];
     bad += w - w;
-    if (w < lo) lo = w;
-    if (w > hi) hi = w;
+    lo = Math.min(lo, w);
+    hi = Math.max(hi, w);
   }
   const dBits = f16Bits((hi - lo) / 15);
   const mBits = f16Bits(lo);
@@ -143,14 +146,20 @@ function q4Block(src: Float32Array, k0: number, n: number, block: number, bytes:
   if (bad !== 0 || d === Infinity || !(m - m === 0)) return false;
   scales[si] = dBits;
   scales[si + 1] = mBits;
-  const inv = d === 0 ? 0 : 1 / d;
-  // byte i of the word of weights 8j..8j+7: weight 8j + i in the low nibble, 8j + 4 + i in the high one
+  if (d === 0 || n < block) {
+    // byte i of the word of weights 8j..8j+7: weight 8j + i in the low nibble, 8j + 4 + i in the high one
+    const code = (k: number) => (k < n && d !== 0 ? code4(src[k0 + k] - m, d, 1 / d) : 0);
+    for (let k = 0; k < block; k += 8) for (let i = 0; i < 4; i++) bytes[at + (k >> 1) + i] = code(k + i) | (code(k + 4 + i) << 4);
+    return true;
+  }
+  const inv = 1 / d;
   for (let k = 0; k < block; k += 8) {
-    for (let i = 0; i < 4; i++) {
-      const a = k + i < n && d !== 0 ? nearest(src[k0 + k + i] - m, d, inv) : 0;
-      const b = k + 4 + i < n && d !== 0 ? nearest(src[k0 + k + 4 + i] - m, d, inv) : 0;
-      bytes[at + (k >> 1) + i] = (a > 15 ? 15 : a < 0 ? 0 : a) | ((b > 15 ? 15 : b < 0 ? 0 : b) << 4);
-    }
+    const w = k0 + k;
+    const o = at + (k >> 1);
+    bytes[o] = code4(src[w] - m, d, inv) | (code4(src[w + 4] - m, d, inv) << 4);
+    bytes[o + 1] = code4(src[w + 1] - m, d, inv) | (code4(src[w + 5] - m, d, inv) << 4);
+    bytes[o + 2] = code4(src[w + 2] - m, d, inv) | (code4(src[w + 6] - m, d, inv) << 4);
+    bytes[o + 3] = code4(src[w + 3] - m, d, inv) | (code4(src[w + 7] - m, d, inv) << 4);
   }
   return true;
 }
