@@ -2,6 +2,8 @@
 // for block-quantised ones): the uniform block, which kind of adapter runs them, and the checks on x, bias and y.
 
 import { type Device, InputError, type Tensor, UniformLayout } from '@glm4v/core';
+import REDUCE_SUBGROUP_WGSL from './matvec_reduce_subgroup.wgsl.js';
+import REDUCE_SHARED_WGSL from './matvec_reduce_shared.wgsl.js';
 import { type ActDType, assertDType, assertShape, checkActDType, rowsOf } from './prelude.js';
 
 export const LINEAR_PARAMS_FIELDS = 'M: u32, N: u32, K: u32, rows: u32, col0: u32, tiles_n: u32, tiles: u32, has_bias: u32';
@@ -55,4 +57,39 @@ export function checkLinearIO(device: Device, what: string, x: Tensor, weight: {
 
 export function needsF16(device: Device, what: string, name: string, dtype: string): void {
   if (dtype === 'f16' && !device.has('shader-f16')) throw new InputError(`${what}: ${name} is f16, which needs the shader-f16 feature that this adapter lacks`);
+}
+
+/** What a variant adds to the kernel: label suffix, override constants, and the tile one workgroup covers. */
+export interface KernelShape {
+  suffix: string;
+  constants: Record<string, number>;
+  subgroups: boolean;
+  /** Rows of x and of W (columns of y) one workgroup covers. */
+  rowsPerTile: number;
+  colsPerTile: number;
+}
+
+/** The broadcast variant (CPU adapters): one row of x (decode) gets its own pipeline, no rows to skip in the K loop. */
+export function broadcastShape(device: Device, p: { TM: number; TN: number; WG: number }, name: string, M: number): KernelShape {
+  if (!canBroadcast(device)) throw new InputError(`variant '${name}' needs subgroups of at least 8 invocations, which this adapter lacks`);
+  const TM = M === 1 ? 1 : p.TM; // about 6% faster on lavapipe
+  return { suffix: TM === p.TM ? '' : `_m${TM}`, constants: { WG: p.WG, TM, TN: p.TN }, subgroups: true, rowsPerTile: TM, colsPerTile: p.WG * p.TN };
+}
+
+/** The split-K variant (decode on GPUs): its team size and the team_reduce WGSL to append to the kernel. */
+export function splitKShape(device: Device, p: { T: number; R: number; WG: number }, name: string, reduce: 'subgroup' | 'shared'): KernelShape & { reduceWgsl: string } {
+  const sub = reduce === 'subgroup';
+  if (sub && !canReduceWithSubgroups(device)) throw new InputError(`variant '${name}' with subgroup reduction needs the subgroups feature, which this adapter lacks`);
+  // A team must sit inside one subgroup: T no larger than the smallest subgroup (both powers of two).
+  const T = sub ? Math.min(p.T, device.adapter.subgroupMinSize!) : p.T;
+  // The shared reduction gives each of a team's MATVEC_MAX_ROWS · R sums to one of its T lanes.
+  if (!sub && MATVEC_MAX_ROWS * p.R > T) throw new InputError(`variant '${name}': a team of ${T} lanes cannot reduce ${MATVEC_MAX_ROWS} × ${p.R} sums`);
+  return {
+    suffix: `_t${T}_${sub ? 'sg' : 'wg'}`,
+    constants: { WG: p.WG, T, R: p.R },
+    subgroups: sub,
+    rowsPerTile: MATVEC_MAX_ROWS,
+    colsPerTile: (p.WG / T) * p.R,
+    reduceWgsl: sub ? REDUCE_SUBGROUP_WGSL : REDUCE_SHARED_WGSL,
+  };
 }

@@ -16,11 +16,9 @@ import { ChunkedTensor, type Device, type Graph, InputError, type Tensor } from 
 import MATMUL_WGSL from './matmul.wgsl.js';
 import BROADCAST_WGSL from './matmul_broadcast.wgsl.js';
 import MATVEC_WGSL from './matvec.wgsl.js';
-import REDUCE_SUBGROUP_WGSL from './matvec_reduce_subgroup.wgsl.js';
-import REDUCE_SHARED_WGSL from './matvec_reduce_shared.wgsl.js';
 import { type ActDType, type WeightDType, assertDType, assertShape, prelude, rowsOf, variantTag } from './prelude.js';
 import { grid1d } from './grid.js';
-import { LINEAR_PARAMS, LINEAR_PARAMS_FIELDS, type LinearOptions, MATVEC_MAX_ROWS, canBroadcast, canReduceWithSubgroups, checkLinearIO, isCpuAdapter, needsF16 } from './linear-common.js';
+import { type KernelShape, LINEAR_PARAMS, LINEAR_PARAMS_FIELDS, type LinearOptions, MATVEC_MAX_ROWS, broadcastShape, canBroadcast, canReduceWithSubgroups, checkLinearIO, isCpuAdapter, needsF16, splitKShape } from './linear-common.js';
 import { QuantizedMatrix } from './quant.js';
 import { linearQuant } from './matmul_quant.js';
 
@@ -139,42 +137,16 @@ export function linearVariant(g: Graph, x: Tensor, w: Tensor | ChunkedTensor, op
   return y;
 }
 
-interface KernelChoice {
-  suffix: string;
-  code: string;
-  constants: Record<string, number>;
-  subgroups: boolean;
-  /** Rows of x and of W (columns of y) one workgroup covers. */
-  rowsPerTile: number;
-  colsPerTile: number;
-}
+type KernelChoice = KernelShape & { code: string };
 
 function kernelFor(device: Device, p: LinearPreset, name: string, reduce: 'subgroup' | 'shared', M: number): KernelChoice {
   if (p.kind === 'tiled') {
     const WG = (p.BM / p.TM) * (p.BN / p.TN);
     return { suffix: '', code: MATMUL_WGSL, constants: { BM: p.BM, BN: p.BN, BK: p.BK, TM: p.TM, TN: p.TN, WG }, subgroups: false, rowsPerTile: p.BM, colsPerTile: p.BN };
   }
-  if (p.kind === 'broadcast') {
-    if (!canBroadcast(device)) throw new InputError(`variant '${name}' needs subgroups of at least 8 invocations, which this adapter lacks`);
-    // One row of x (decode) gets its own pipeline: no rows to skip in the K loop (about 6% faster on lavapipe).
-    const TM = M === 1 ? 1 : p.TM;
-    return { suffix: TM === p.TM ? '' : `_m${TM}`, code: BROADCAST_WGSL, constants: { WG: p.WG, TM, TN: p.TN }, subgroups: true, rowsPerTile: TM, colsPerTile: p.WG * p.TN };
-  }
-  const sub = reduce === 'subgroup';
-  if (sub && !canReduceWithSubgroups(device)) throw new InputError(`variant '${name}' with subgroup reduction needs the subgroups feature, which this adapter lacks`);
-  // A team must sit inside one subgroup: T no larger than the smallest subgroup (both powers of two).
-  const T = sub ? Math.min(p.T, device.adapter.subgroupMinSize!) : p.T;
-  // The shared reduction gives each of a team's MATVEC_MAX_ROWS · R sums to one of its T lanes.
-  if (!sub && MATVEC_MAX_ROWS * p.R > T) throw new InputError(`variant '${name}': a team of ${T} lanes cannot reduce ${MATVEC_MAX_ROWS} × ${p.R} sums`);
-  const code = MATVEC_WGSL + (sub ? REDUCE_SUBGROUP_WGSL : REDUCE_SHARED_WGSL);
-  return {
-    suffix: `_t${T}_${sub ? 'sg' : 'wg'}`,
-    code,
-    constants: { WG: p.WG, T, R: p.R },
-    subgroups: sub,
-    rowsPerTile: MATVEC_MAX_ROWS,
-    colsPerTile: (p.WG / T) * p.R,
-  };
+  if (p.kind === 'broadcast') return { ...broadcastShape(device, p, name, M), code: BROADCAST_WGSL };
+  const k = splitKShape(device, p, name, reduce);
+  return { ...k, code: MATVEC_WGSL + k.reduceWgsl };
 }
 
 /**

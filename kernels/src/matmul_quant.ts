@@ -11,11 +11,9 @@ import { type Device, type Graph, InputError, type Tensor } from '@glm4v/core';
 import BROADCAST_WGSL from './matmul_quant_broadcast.wgsl.js';
 import MATVEC_WGSL from './matvec_quant.wgsl.js';
 import TILED_WGSL from './matmul_quant.wgsl.js';
-import REDUCE_SUBGROUP_WGSL from './matvec_reduce_subgroup.wgsl.js';
-import REDUCE_SHARED_WGSL from './matvec_reduce_shared.wgsl.js';
 import { type ActDType, type WeightDType, assertShape, prelude } from './prelude.js';
 import { grid1d } from './grid.js';
-import { LINEAR_PARAMS, LINEAR_PARAMS_FIELDS, type LinearOptions, MATVEC_MAX_ROWS, canBroadcast, canReduceWithSubgroups, checkLinearIO, isCpuAdapter } from './linear-common.js';
+import { type KernelShape, LINEAR_PARAMS, LINEAR_PARAMS_FIELDS, type LinearOptions, MATVEC_MAX_ROWS, broadcastShape, canBroadcast, canReduceWithSubgroups, checkLinearIO, isCpuAdapter, splitKShape } from './linear-common.js';
 import { type QuantizedMatrix, quantReader, rowBytes } from './quant.js';
 
 /** The uniform block and bindings of the three quantised kernels, prepended to each (WQ is each kernel's code word). */
@@ -92,38 +90,16 @@ export function linearQuant(g: Graph, x: Tensor, w: QuantizedMatrix, opts: Linea
   return y;
 }
 
-interface KernelChoice {
-  suffix: string;
-  code: string;
-  constants: Record<string, number>;
-  subgroups: boolean;
-  /** Rows of x and of W (columns of y) one workgroup covers. */
-  rowsPerTile: number;
-  colsPerTile: number;
-}
+type KernelChoice = KernelShape & { code: string };
 
 function kernelFor(device: Device, p: QuantLinearPreset, name: string, reduce: 'subgroup' | 'shared', M: number): KernelChoice {
   if (p.kind === 'tiled') {
     const WG = (p.BM / p.TM) * (p.BN / p.TN);
     return { suffix: '', code: TILED_WGSL, constants: { BM: p.BM, BN: p.BN, TM: p.TM, TN: p.TN, WG }, subgroups: false, rowsPerTile: p.BM, colsPerTile: p.BN };
   }
-  if (p.kind === 'broadcast') {
-    if (!canBroadcast(device)) throw new InputError(`variant '${name}' needs subgroups of at least 8 invocations, which this adapter lacks`);
-    const TM = M === 1 ? 1 : p.TM; // one row of x (decode) skips no rows in the K loop
-    return { suffix: TM === p.TM ? '' : `_m${TM}`, code: BROADCAST_WGSL, constants: { WG: p.WG, TM, TN: p.TN }, subgroups: true, rowsPerTile: TM, colsPerTile: p.WG * p.TN };
-  }
-  const sub = reduce === 'subgroup';
-  if (sub && !canReduceWithSubgroups(device)) throw new InputError(`variant '${name}' with subgroup reduction needs the subgroups feature, which this adapter lacks`);
-  const T = sub ? Math.min(p.T, device.adapter.subgroupMinSize!) : p.T; // a team sits inside one subgroup
-  if (!sub && MATVEC_MAX_ROWS * p.R > T) throw new InputError(`variant '${name}': a team of ${T} lanes cannot reduce ${MATVEC_MAX_ROWS} × ${p.R} sums`);
-  return {
-    suffix: `_t${T}_${sub ? 'sg' : 'wg'}`,
-    code: MATVEC_WGSL + (sub ? REDUCE_SUBGROUP_WGSL : REDUCE_SHARED_WGSL),
-    constants: { WG: p.WG, T, R: p.R },
-    subgroups: sub,
-    rowsPerTile: MATVEC_MAX_ROWS,
-    colsPerTile: (p.WG / T) * p.R,
-  };
+  if (p.kind === 'broadcast') return { ...broadcastShape(device, p, name, M), code: BROADCAST_WGSL };
+  const k = splitKShape(device, p, name, reduce);
+  return { ...k, code: MATVEC_WGSL + k.reduceWgsl };
 }
 
 function checkQuantArgs(device: Device, what: string, x: Tensor, w: QuantizedMatrix, opts: LinearOptions): { M: number; N: number; K: number } {
