@@ -187,11 +187,7 @@ export class WeightLoader {
   async rowsKey(key: string, shape: readonly number[], ranges: readonly (readonly [number, number])[], opts?: Omit<MatrixOptions, 'as'>): Promise<ChunkedTensor[]> {
     const { info, dtype } = this.lookup(key, shape, opts);
     if (shape.length < 1) throw new InputError(`tensor '${key}': row ranges need at least one dimension, got ${fmt(shape)}`);
-    for (const [a, b] of ranges) {
-      if (!Number.isInteger(a) || !Number.isInteger(b) || a < 0 || b <= a || b > shape[0]) {
-        throw new InputError(`tensor '${key}': row range [${a}, ${b}) is not a non-empty range inside [0, ${shape[0]})`);
-      }
-    }
+    checkRanges(key, shape[0], ranges);
     return this.up.exclusive(async () => {
       const out: ChunkedTensor[] = [];
       try {
@@ -214,9 +210,7 @@ export class WeightLoader {
     }
     const format = this.formats.decide(key, group, stored);
     if (stored.kind === 'float' && !format) return this.rowsKey(key, shape, ranges);
-    for (const [a, b] of ranges) {
-      if (!Number.isInteger(a) || !Number.isInteger(b) || a < 0 || b <= a || b > shape[0]) throw new InputError(`tensor '${key}': row range [${a}, ${b}) is not a non-empty range inside [0, ${shape[0]})`);
-    }
+    checkRanges(key, shape[0], ranges);
     const infos = stored.kind === 'float' ? [this.lookup(key, shape, undefined).info] : [stored.codes, stored.scales];
     for (const info of infos) this.used.add(info.name);
     const layout = QUANT_FORMATS[format!];
@@ -285,6 +279,14 @@ export class WeightLoader {
         for (const c of m.chunks) await this.up.copy(info, (firstRow + c.rowStart) * rowBytes, c.rows * rowBytes, c.tensor, 0);
       },
     );
+  }
+}
+
+function checkRanges(key: string, rows: number, ranges: readonly (readonly [number, number])[]): void {
+  for (const [a, b] of ranges) {
+    if (!Number.isInteger(a) || !Number.isInteger(b) || a < 0 || b <= a || b > rows) {
+      throw new InputError(`tensor '${key}': row range [${a}, ${b}) is not a non-empty range inside [0, ${rows})`);
+    }
   }
 }
 
