@@ -3,14 +3,14 @@
 // mixed, unknown or half-present format refused with a CheckpointError naming the tensor.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { copyFile, mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AbortError, CheckpointError, Device, InputError, bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '@glm4v/core';
 import { normal, rejectionOf } from '@glm4v/core/testing';
 import { QUANT_FORMATS, type QuantFormat, QuantizedMatrix, quantizeRows, rowBytes } from '@glm4v/kernels';
-import { Checkpoint } from './checkpoint.js';
+import { Checkpoint, INDEX_FILE } from './checkpoint.js';
 import { quantizeCheckpoint } from './quantize-checkpoint.js';
 import { QSCALES, QWEIGHT, formatKey } from './quantized.js';
 import type { LoadProgress } from './upload.js';
@@ -154,6 +154,35 @@ describe('quantised checkpoints', () => {
     stored.dispose();
     onLoad.dispose();
     await Promise.all([src.close(), ckpt.close()]);
+  });
+
+  it('a sharded checkpoint keeps its shards, with an index naming the new tensors, and loads', async () => {
+    const src = join(tmp, `sharded${nth++}`);
+    await mkdir(src);
+    for (const f of ['config.json', 'generation_config.json', 'preprocessor_config.json']) await copyFile(join(fixture('bf16'), f), join(src, f));
+    const ckpt = await Checkpoint.open(fixture('bf16'));
+    const all = ckpt.inFileOrder();
+    const weightMap: Record<string, string> = {};
+    for (const [i, part] of [all.slice(0, 30), all.slice(30)].entries()) {
+      const name = `model-0000${i + 1}-of-00002.safetensors`;
+      await writeSafetensors(join(src, name), await Promise.all(part.map(async (t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, data: await ckpt.read(t) }))));
+      for (const t of part) weightMap[t.name] = name;
+    }
+    await writeFile(join(src, INDEX_FILE), JSON.stringify({ weight_map: weightMap }));
+    await ckpt.close();
+    const out = join(tmp, `sharded-q8${nth++}`);
+    await quantizeCheckpoint(src, out, { text: 'q8' });
+    expect((await readdir(out)).filter((f) => f.endsWith('.safetensors')).sort()).toEqual(['model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors']);
+    const index = JSON.parse(await readFile(join(out, INDEX_FILE), 'utf8'));
+    expect(index.weight_map[Q_PROJ + QWEIGHT]).toBe(weightMap[Q_PROJ]);
+    expect(index.weight_map[Q_PROJ]).toBeUndefined();
+    const q = await Checkpoint.open(out);
+    expect(index.metadata.total_size).toBe(q.totalBytes);
+    const w = new WeightLoader(q, device);
+    const [m] = await w.scope('').quantizable(Q_PROJ, [64, 64], 'text');
+    expect((m as QuantizedMatrix).layout.name).toBe('q8');
+    w.dispose();
+    await q.close();
   });
 
   it('refuses an existing output folder, and leaves nothing behind when quantising fails', async () => {
