@@ -7,6 +7,7 @@
 // printed side by side against the first (run the list several times with --repeat; each keeps its best).
 // Defaults: all 40 layers and 24 blocks on a GPU; 2 and 2 on a software adapter (lavapipe), where the full model
 // would take hours. The KV cache is f16 (where the adapter has shader-f16) for 4096 tokens, as a user's would be.
+// --image 0 skips the vision tower (then the peak is the text-only one).
 
 import { Device } from '@glm4v/core';
 import { type QuantFormat, isQuantFormat } from '@glm4v/kernels';
@@ -87,7 +88,8 @@ async function runOne(device: Device, quant: QuantRequest, o: Options, log: (s: 
     const weightBytes = device.pool.stats.bytesInUse;
     const mem = modelMemory(model);
     const d = await timeDecode(model, o, log);
-    const v = await timeVision(model, o.side);
+    const textPeak = device.pool.stats.peakBytesAllocated - base; // prefill and decode, before any image
+    const v = o.side > 0 ? await timeVision(model, o.side) : undefined;
     const peak = device.pool.stats.peakBytesAllocated - base;
     // every further layer adds its weights and its KV cache, every further vision block its weights
     const more = (FULL.layers - o.layers) * (mem.layerBytes + d.kvPerLayer) + (FULL.visionBlocks - o.visionBlocks) * mem.visionBlockBytes;
@@ -107,18 +109,22 @@ async function runOne(device: Device, quant: QuantRequest, o: Options, log: (s: 
       decode_steps: o.steps,
       decode_rounds: o.rounds,
       decode_ms_per_token: d.decodeMs,
-      vision_image: v.image,
-      vision_patches: v.patches,
-      vision_ms: v.ms,
+      vision_image: v?.image ?? null,
+      vision_patches: v?.patches ?? null,
+      vision_ms: v?.ms ?? null,
       kv_cache: `${CONTEXT} tokens ${d.kv}`,
       peak_gpu_bytes: peak,
+      peak_gpu_bytes_text: textPeak,
       full_model: {
         layers: FULL.layers,
         vision_blocks: FULL.visionBlocks,
         weight_bytes: weightBytes + (FULL.layers - o.layers) * mem.layerBytes + (FULL.visionBlocks - o.visionBlocks) * mem.visionBlockBytes,
         weight_bytes_read_per_token: mem.readPerToken(FULL.layers),
         kv_cache_bytes: FULL.layers * d.kvPerLayer,
+        /** With the image through the vision tower (its activations are the largest). */
         peak_gpu_bytes: peak + more,
+        /** Text prompts: prefill and decode only. */
+        peak_gpu_bytes_text: textPeak + more,
       },
     };
   } finally {
@@ -170,12 +176,12 @@ async function main() {
         'decode ms/token': r.decode_ms_per_token.toFixed(1),
         [`vs ${rows[0].quant}`]: (r.decode_ms_per_token / rows[0].decode_ms_per_token).toFixed(3),
         'prefill tok/s': r.prefill_tokens_per_s.toFixed(1),
-        'vision ms': r.vision_ms.toFixed(0),
+        'vision ms': r.vision_ms?.toFixed(0) ?? '-',
         'weights GB': gb(r.weight_bytes),
         'read/token GB': gb(r.weight_bytes_read_per_token),
         'peak GB': gb(r.peak_gpu_bytes),
         '40 layers: read/token GB': gb(r.full_model.weight_bytes_read_per_token),
-        [`40 layers, ${r.kv_cache}: peak GB`]: gb(r.full_model.peak_gpu_bytes),
+        [`40 layers, ${r.kv_cache}: peak GB (text)`]: `${gb(r.full_model.peak_gpu_bytes)} (${gb(r.full_model.peak_gpu_bytes_text)})`,
       },
     ]),
   );
