@@ -1,6 +1,6 @@
-// Block-quantised linear weights: the formats (declared once here; the host quantiser in quantize.ts and the WGSL
-// readers generated below both follow this table), and QuantizedMatrix, the weight type linear() takes besides
-// plain tensors.
+// Block-quantised weights: the formats (declared once here; the host quantiser in quantize.ts and the WGSL readers
+// generated below both follow this table), and QuantizedMatrix, the weight type linear() and embedding() take
+// besides plain tensors (docs/quantization.md).
 //
 // A row of W [N, K] is cut into blocks of `block` weights along K (the last one padded with zero codes). Each block
 // has integer codes and one f16 scale d (q8: w = d·q, q in −127..127) or an f16 scale and an f16 min
@@ -10,8 +10,9 @@
 //                                       (16 bytes) never straddle a block: q8 one word per 4 weights (byte i is
 //                                       weight 4j + i, two's complement); q4 one word per 8 weights (byte i holds
 //                                       weight 8j + i in its low nibble and 8j + 4 + i in its high nibble), so
-//                                       one shift and mask of a word gives 4 consecutive codes either way.
-//   scales f16 [rows, 2 · words]       q4: (d, m) per block, one u32 word per block; q8: d per block, two blocks
+//                                       masks of a word (and one shift for q4's high nibbles) give 4 consecutive
+//                                       codes either way.
+//   scales f16 [rows, 2 · scale words] q4: (d, m) per block, one u32 word per block; q8: d per block, two blocks
 //                                       per word, a row padded to whole words (so every row starts on a word).
 // Parallel arrays rather than scales inside the blocks: every load stays 16-byte aligned, and a kernel reads a
 // block's scale once and its codes in as many 16-byte loads as it likes.

@@ -6,12 +6,22 @@ import { quantizeCheckpoint } from '../checkpoint/quantize-checkpoint.js';
 import { ProgressBar } from './progress.js';
 import { UsageError, quantFlag } from './usage.js';
 
+const HELP = `Usage: glm4v-run quantize --model DIR --out DIR2 --quant q8|q4 [--quant-vision q8|q4]
+
+Writes DIR2, a copy of checkpoint folder DIR with the decoder's weights (and with --quant-vision the vision
+tower's) quantised: 'glm4v-run --model DIR2' then loads them directly, without quantising again. Needs no GPU;
+DIR2 must not exist. The formats and what to pick: docs/quantization.md and the README.`;
+
 export async function quantizeCommand(argv: string[]): Promise<void> {
   let values;
   try {
-    ({ values } = parseArgs({ args: argv, options: { model: { type: 'string' }, out: { type: 'string' }, quant: { type: 'string' }, 'quant-vision': { type: 'string' } } }));
+    ({ values } = parseArgs({ args: argv, options: { model: { type: 'string' }, out: { type: 'string' }, quant: { type: 'string' }, 'quant-vision': { type: 'string' }, help: { type: 'boolean', short: 'h' } } }));
   } catch (e) {
     throw new UsageError((e as Error).message);
+  }
+  if (values.help) {
+    console.log(HELP);
+    return;
   }
   if (!values.model || !values.out) throw new UsageError('quantize needs --model DIR --out DIR2 --quant q8|q4');
   const text = quantFlag(values.quant, '--quant');

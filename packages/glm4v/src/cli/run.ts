@@ -35,9 +35,10 @@ Options:
   --repetition-penalty R    1 = off
   --seed S                  same seed, same output
   --context N               KV-cache size in tokens (default: prompt + max new tokens)
-  --quant q8|q4             quantise the decoder's weights as they load: q8 ~10 GB, q4 ~6 GB of weights
-                            (bf16: ~19 GB); a folder written by 'glm4v-run quantize' needs no flag
-  --quant-vision q8|q4      the same for the vision tower (default: as stored, bf16)
+  --quant q8|q4             quantise the decoder (linear layers, lm_head, embeddings) as it loads: ~10 GB
+                            (q8) or ~5.3 GB (q4) instead of ~19 GB; a folder written by 'glm4v-run quantize'
+                            loads quantised without it
+  --quant-vision q8|q4      the same for the vision tower (default: as stored, bf16: ~1.8 GB)
   --hide-thinking           print only the answer
   --json                    print one JSON object: answer, thinking, tokens, finish_reason, stats
   -h, --help                this text
