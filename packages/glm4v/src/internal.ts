@@ -15,7 +15,6 @@ export { DecodeLoop } from './model/decode-loop.js';
 export { loadModel, randomModel, type LoadedModel } from './model/load.js';
 export { RandomWeights, type WeightSource, type QuantGroup, type QuantRequest } from './model/weights.js';
 export { quantizeCheckpoint, type QuantizeOptions, type QuantizeProgress } from './checkpoint/quantize-checkpoint.js';
-export { storedWeight, FormatPolicy, QWEIGHT, QSCALES, formatKey, type StoredWeight } from './checkpoint/quantized.js';
 export { glm41v9bConfig, GLM41V_9B_CONFIG_JSON } from './model/glm41v-9b.js';
 export { visionLayout, type Grid, type VisionLayout } from './model/vision-layout.js';
 export { computeLogits, readLogitsInputs, writeLogitsResult, type LogitsRequest, type LogitsResult } from './logits-tool.js';

@@ -79,7 +79,8 @@ function planShards(ckpt: Checkpoint, shapes: ReturnType<typeof checkpointShapes
       parts.push({ name: info.name, dtype: info.dtype, shape: info.shape, copy: info });
       continue;
     }
-    const stored = storedWeight(ckpt, base, t.shape)!;
+    const stored = storedWeight(ckpt, base, t.shape);
+    if (!stored) throw new CheckpointError(`${info.file}: tensor '${info.name}' has no '${base}${QWEIGHT}' beside it`);
     // refuses a stored format other than the one asked for, and mixed formats; a stored one is copied as it is
     const format = policy.decide(base, t.quant!, stored);
     if (stored.kind === 'quant' || !format) {
