@@ -6,13 +6,18 @@ import type { KernelCase } from './harness.js';
 // The decoder's linear layers with bf16 weights as in the checkpoint, K → N: q/k/v/o 4096 → 4096,
 // gate_up_proj 4096 → 27392, down_proj 13696 → 4096, lm_head 4096 → 151552 (1.24 GB: ten row chunks on a
 // 128 MiB binding limit). Decode is matvec (M = 1), prefill matmul (M = 512, 2048).
-const SHAPES: [number, number][] = [[4096, 4096], [4096, 27392], [13696, 4096], [4096, 151552]];
+export const SHAPES: [number, number][] = [[4096, 4096], [4096, 27392], [13696, 4096], [4096, 151552]];
 
 // On a CPU adapter a matmul run is cut to at most about this many flops by measuring a subset of the output columns
 // (whole 256-column blocks; the shape label says so), so that a full bench stays within minutes on lavapipe
 // (~20–25 GFLOP/s): M = 2048 × 4096 → 151552 alone is 2.5 TFLOP. Every column costs the same there, so GFLOP/s is
 // unchanged. GPUs run whole shapes: a slice would be under one wave of workgroups.
-const MATMUL_FLOP_BUDGET = 10e9;
+export const MATMUL_FLOP_BUDGET = 10e9;
+
+/** Output columns of a matmul case: all N, or with `slice` whole 256-column blocks within the flop budget. */
+export function benchColumns(slice: boolean, M: number, K: number, N: number, budget = MATMUL_FLOP_BUDGET): number {
+  return slice ? Math.min(N, Math.max(256, Math.floor(budget / (2 * M * K) / 256) * 256)) : N;
+}
 
 interface Options {
   act?: 'f32' | 'f16';
@@ -65,8 +70,7 @@ function matvecCase(K: number, N: number, opts: Options = {}): KernelCase {
 function matmulCase(slice: boolean, M: number, K: number, N: number, opts: Options = {}): KernelCase {
   const act = opts.act ?? 'f32';
   const a = act === 'f16' ? 2 : 4;
-  const budget = opts.flops ?? MATMUL_FLOP_BUDGET;
-  const cols = slice ? Math.min(N, Math.max(256, Math.floor(budget / (2 * M * K) / 256) * 256)) : N;
+  const cols = benchColumns(slice, M, K, N, opts.flops);
   return {
     kernel: opts.preset ? `matmul:${opts.preset}` : 'matmul',
     shape: `M=${M} ${K}→${N}${cols < N ? ` (${cols} of ${N} cols, CPU adapter)` : ''}`,

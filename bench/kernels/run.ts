@@ -17,11 +17,12 @@ import { cases as posembed } from './posembed.bench.js';
 import { cases as patchEmbed } from './patch_embed.bench.js';
 import { cases as sampling } from './sampling.bench.js';
 import { cases as matmul, gemmTiles } from './matmul.bench.js';
+import { cases as matmulQuant } from './matmul_quant.bench.js';
 import { cases as attention } from './attention.bench.js';
 
 function all(device: Device): KernelCase[] {
   const slice = isCpuAdapter(device);
-  return [...norms, ...rope, ...pointwise, ...embedding, ...posembed, ...patchEmbed, ...sampling, ...matmul(device, slice), ...attention(slice)];
+  return [...norms, ...rope, ...pointwise, ...embedding, ...posembed, ...patchEmbed, ...sampling, ...matmul(device, slice), ...matmulQuant(slice), ...attention(slice)];
 }
 
 function printTiles(device: Device, json: boolean, log: (s: string) => void): void {

@@ -2,6 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ChunkedTensor, Device, Graph, InputError, Tensor } from '@glm4v/core';
 import { asStored, expectClose, normal, poisoned, rng, TOLERANCE } from '@glm4v/core/testing';
 import { checkTokenIds, embedding } from './embedding.js';
+import { QUANT_FORMATS, QuantizedMatrix, rowBytes } from './quant.js';
+import { dequantizeRows, quantizeRows } from './quantize.js';
 
 let device: Device;
 beforeAll(async () => {
@@ -149,4 +151,28 @@ describe('embedding', () => {
     g.dispose();
     for (const t of [good, bad, ids]) t.dispose();
   });
+
+  for (const format of ['q8', 'q4'] as const) {
+    it(`${format} table: the dequantised rows rounded once to f32 (K a multiple of the block and not), chunks, NaN for bad ids`, async () => {
+      const layout = QUANT_FORMATS[format];
+      for (const cols of [7, 64, 100]) {
+        const vocab = 37;
+        const q = quantizeRows(layout, normal(vocab * cols, cols), vocab, cols, 'embed');
+        const data = dequantizeRows(layout, q, vocab, cols);
+        const table = await QuantizedMatrix.fromHost(device, layout, [vocab, cols], q, 'embed_tokens.weight', 5 * rowBytes(layout, cols).data);
+        expect(table.chunks.length).toBe(8);
+        const idList = [...boundaryIds(vocab, 5, 17, cols), -1, vocab];
+        const ids = await Tensor.fromArray(device, 'i32', [idList.length], Int32Array.from(idList), 'input_ids');
+        const out = await poisoned(device, 'f32', [idList.length, cols]);
+        out.write(new Float32Array(idList.length * cols)); // the NaN rows must be the kernel's doing
+        const g = new Graph(device);
+        embedding(g, table, ids, out);
+        await g.run();
+        // one fma: d·(u − offset) + m rounded once to f32
+        expectRows(await out.read(), gatherRef(data.map(Math.fround), vocab, cols, idList), `embedding ${format} [${vocab}, ${cols}]`);
+        g.dispose();
+        for (const t of [table, ids, out]) t.dispose();
+      }
+    });
+  }
 });

@@ -4,45 +4,13 @@ import { TOLERANCE, asStored, expectClose, normal, poisoned } from '@glm4v/core/
 import { type ActDType, type WeightDType } from './prelude.js';
 import { type LinearVariant, LINEAR_PRESETS, canBroadcast, linear, linearVariant, matmul, matvec, selectLinearPreset } from './matmul.js';
 import { matrixShapeFor } from './matmul_subgroup_matrix.js';
+import { linearRef, scaleOf } from './test-util/linear-ref.js';
 
 let device: Device;
 beforeAll(async () => {
   device = await Device.create();
 });
 afterAll(() => device?.dispose());
-
-// float64 reference: y[m, n] = Σ_k x[m, k] · w[n, k] + b[n]
-function linearRef(x: Float64Array, w: Float64Array, b: Float64Array | undefined, M: number, N: number, K: number): Float64Array {
-  const y = new Float64Array(M * N);
-  for (let m = 0; m < M; m++) {
-    for (let n = 0; n < N; n++) {
-      let s = b ? b[n] : 0;
-      for (let k = 0; k < K; k++) s += x[m * K + k] * w[n * K + k];
-      y[m * N + n] = s;
-    }
-  }
-  return y;
-}
-
-// The tolerance's scale. |y[m, n]| ≤ |x_m|₂·|w_n|₂ (Cauchy–Schwarz), and the f32 rounding error of a length-K dot
-// product of such vectors is a small multiple of eps·|x_m|₂·|w_n|₂ (for random signs the partial sums are a random
-// walk, so it grows with K like |x|₂·|w|₂ ≈ K·σ², not like the typical |y| ≈ √K·σ²). Scaling by the largest
-// product keeps the budget K-independent in units of eps while a single wrong term (≈ σ²) still fails for any K
-// up to 10⁵. The bias adds its own magnitude.
-function scaleOf(x: Float64Array, w: Float64Array, b: Float64Array | undefined, M: number, N: number, K: number): number {
-  const maxNorm = (a: Float64Array, rows: number) => {
-    let best = 0;
-    for (let r = 0; r < rows; r++) {
-      let s = 0;
-      for (let k = 0; k < K; k++) s += a[r * K + k] ** 2;
-      best = Math.max(best, Math.sqrt(s));
-    }
-    return best;
-  };
-  let bmax = 0;
-  if (b) for (const v of b) bmax = Math.max(bmax, Math.abs(v));
-  return maxNorm(x, M) * maxNorm(w, N) + bmax;
-}
 
 type Fn = 'linear' | 'matmul' | 'matvec';
 interface Case {

@@ -18,26 +18,31 @@
 // Weights are read 8 at a time (one vec4<u32> of packed bf16/f16, or two vec4<f32>) when K is a multiple of 8;
 // otherwise rows of a 16-bit matrix straddle u32 words and a per-element reader (load_w) takes over.
 
-import { ChunkedTensor, type Device, type Graph, InputError, type Tensor, UniformLayout } from '@glm4v/core';
+import { ChunkedTensor, type Device, type Graph, InputError, type Tensor } from '@glm4v/core';
 import MATMUL_WGSL from './matmul.wgsl.js';
 import MATMUL_8X8_WGSL from './matmul_8x8.wgsl.js';
 import BROADCAST_WGSL from './matmul_broadcast.wgsl.js';
 import MATVEC_WGSL from './matvec.wgsl.js';
-import REDUCE_SUBGROUP_WGSL from './matvec_reduce_subgroup.wgsl.js';
-import REDUCE_SHARED_WGSL from './matvec_reduce_shared.wgsl.js';
-import { type ActDType, type WeightDType, assertDType, assertShape, checkActDType, prelude, rowsOf, variantTag } from './prelude.js';
+import { type ActDType, type WeightDType, assertDType, assertShape, prelude, rowsOf, variantTag } from './prelude.js';
 import { grid1d } from './grid.js';
 import { type MatrixShape, type SubgroupMatrixPreset, matrixShapeFor, subgroupMatrixKernel } from './matmul_subgroup_matrix.js';
+import { type KernelShape, LINEAR_PARAMS, LINEAR_PARAMS_FIELDS, type LinearOptions, MATVEC_MAX_ROWS, broadcastShape, canBroadcast, canReduceWithSubgroups, checkLinearIO, isCpuAdapter, needsF16, splitKShape } from './linear-common.js';
+import { QuantizedMatrix } from './quant.js';
+import { linearQuant } from './matmul_quant.js';
 
-const PARAMS_FIELDS = 'M: u32, N: u32, K: u32, rows: u32, col0: u32, tiles_n: u32, tiles: u32, has_bias: u32';
-const PARAMS = new UniformLayout(PARAMS_FIELDS);
+export { MATVEC_MAX_ROWS, canBroadcast, isCpuAdapter, type LinearOptions } from './linear-common.js';
+
+/** A linear layer's weight [N, K]: one tensor, row chunks, or block-quantised row chunks (quant.ts). */
+export type LinearWeight = Tensor | ChunkedTensor | QuantizedMatrix;
+
 /**
- * The uniform block and bindings 0–4 of every linear kernel, prepended to each, and tile_of: the BM × BN tile of y
- * of workgroup (wid, nwg) (tiles numbered wid.x + wid.y · nwg.x for grids above 65535 workgroups, grid.ts) as its
- * first row of x, first row of w, and 1 if it is one of p.tiles (else 0: the workgroup returns).
+ * The uniform block and bindings 0–4 of the bf16/f16/f32-weight linear kernels, prepended to each, and tile_of:
+ * the BM × BN tile of y of workgroup (wid, nwg) (tiles numbered wid.x + wid.y · nwg.x for grids above 65535
+ * workgroups, grid.ts) as its first row of x, first row of w, and 1 if it is one of p.tiles (else 0: the workgroup
+ * returns).
  */
 const BINDINGS =
-  `struct Params { ${PARAMS_FIELDS} }\n` +
+  `struct Params { ${LINEAR_PARAMS_FIELDS} }\n` +
   '@group(0) @binding(0) var<uniform> p: Params;\n' +
   '@group(0) @binding(1) var<storage, read> x: array<A>;\n' +
   '@group(0) @binding(2) var<storage, read> w: array<WV>;\n' +
@@ -46,16 +51,6 @@ const BINDINGS =
   'fn tile_of(wid: vec3u, nwg: vec3u, bm: u32, bn: u32) -> vec3u {\n' +
   '  let tile = wid.x + wid.y * nwg.x;\n' +
   '  return vec3u((tile / p.tiles_n) * bm, (tile % p.tiles_n) * bn, u32(tile < p.tiles));\n}\n';
-
-/** Rows of x up to which linear() uses matvec. */
-export const MATVEC_MAX_ROWS = 8;
-
-export interface LinearOptions {
-  /** [N], any float dtype. */
-  bias?: Tensor;
-  /** Write here instead of a new tensor: shape [..., N], x's dtype. */
-  out?: Tensor;
-}
 
 export type TiledPreset = { kind: 'tiled'; BM: number; BN: number; BK: number; TM: number; TN: number };
 /** 8 × 8 outputs per invocation, (BM / 8) · (BN / 8) invocations, k-tiles 8 deep. */
@@ -118,16 +113,6 @@ function canUseMatrixUnits(device: Device, wd: WeightDType | undefined): boolean
   return shape !== undefined && (shape.operand === 'f32' || wd === 'f16');
 }
 
-/** Software adapters run each workgroup as a loop on one CPU thread, 8 lanes per SIMD step (lavapipe). */
-export function isCpuAdapter(device: Device): boolean {
-  return device.adapter.isFallbackAdapter || device.adapter.architecture === 'software';
-}
-
-/** The broadcast kernel shares 8 x values through lanes 0..7 of each subgroup. */
-export function canBroadcast(device: Device): boolean {
-  return device.has('subgroups') && (device.adapter.subgroupMinSize ?? 0) >= 8;
-}
-
 /**
  * The variant for M rows of x times a weight [N, K] of dtype `weight.dtype`. On CPU adapters with subgroups of
  * ≥ 8 lanes: 'bcast8x4', for matvec and matmul. Elsewhere: 'sk32x2' for matvec; for matmul '32x64x16' below 64
@@ -145,20 +130,26 @@ export function selectLinearPreset(device: Device, M: number, kind: 'matmul' | '
   return tiles < MIN_LARGE_TILES ? '128x64x8' : '128x128x8';
 }
 
-/** y[..., N] = x[..., K] · Wᵀ (+ b): matvec for M ≤ 8 rows of x, the tiled matmul otherwise. (nn.Linear) */
-export function linear(g: Graph, x: Tensor, w: Tensor | ChunkedTensor, opts: LinearOptions = {}): Tensor {
-  const M = rowsOf(x);
-  return M <= MATVEC_MAX_ROWS ? linearVariant(g, x, w, opts, 'matvec') : linearVariant(g, x, w, opts, 'matmul');
+/**
+ * y[..., N] = x[..., K] · Wᵀ (+ b): matvec for M ≤ 8 rows of x, the tiled matmul otherwise; a quantised W goes to
+ * the kernels of matmul_quant.ts, which dequantise it in registers. (nn.Linear)
+ */
+export function linear(g: Graph, x: Tensor, w: LinearWeight, opts: LinearOptions = {}): Tensor {
+  return byWeight(g, x, w, opts, rowsOf(x) <= MATVEC_MAX_ROWS ? 'matvec' : 'matmul');
 }
 
 /** linear() through the many-row kernels, whatever M. */
-export function matmul(g: Graph, x: Tensor, w: Tensor | ChunkedTensor, opts: LinearOptions = {}): Tensor {
-  return linearVariant(g, x, w, opts, 'matmul');
+export function matmul(g: Graph, x: Tensor, w: LinearWeight, opts: LinearOptions = {}): Tensor {
+  return byWeight(g, x, w, opts, 'matmul');
 }
 
 /** linear() through the decode kernels; M ≤ 8. */
-export function matvec(g: Graph, x: Tensor, w: Tensor | ChunkedTensor, opts: LinearOptions = {}): Tensor {
-  return linearVariant(g, x, w, opts, 'matvec');
+export function matvec(g: Graph, x: Tensor, w: LinearWeight, opts: LinearOptions = {}): Tensor {
+  return byWeight(g, x, w, opts, 'matvec');
+}
+
+function byWeight(g: Graph, x: Tensor, w: LinearWeight, opts: LinearOptions, kind: 'matmul' | 'matvec'): Tensor {
+  return w instanceof QuantizedMatrix ? linearQuant(g, x, w, opts, kind) : linearVariant(g, x, w, opts, kind);
 }
 
 /** linear() with a chosen variant (tests, benchmarks). One dispatch per row chunk of W. */
@@ -188,7 +179,7 @@ export function linearVariant(g: Graph, x: Tensor, w: Tensor | ChunkedTensor, op
     const tiles = tilesN * Math.ceil(M / k.rowsPerTile);
     g.dispatch({
       kernel: { label, code, constants: k.constants },
-      uniforms: { layout: PARAMS, values: { M, N, K, rows: c.rows, col0: c.rowStart, tiles_n: tilesN, tiles, has_bias: bias ? 1 : 0 } },
+      uniforms: { layout: LINEAR_PARAMS, values: { M, N, K, rows: c.rows, col0: c.rowStart, tiles_n: tilesN, tiles, has_bias: bias ? 1 : 0 } },
       // Without a bias, x stands in for the unused binding.
       inputs: [x, c.tensor, bias ?? x],
       outputs: [y],
@@ -207,21 +198,8 @@ export function linearSource(k: { head: string; code: string; subgroups: boolean
   return k.head + prelude({ act: t.act, weights, subgroups: k.subgroups }) + weightReader(t.wd, t.vector) + BINDINGS + k.code;
 }
 
-interface KernelChoice {
-  suffix: string;
-  /** Directives that must precede the prelude. */
-  head: string;
-  code: string;
-  constants: Record<string, number>;
-  subgroups: boolean;
-  /** Rows of x and of W (columns of y) one workgroup covers. */
-  rowsPerTile: number;
-  colsPerTile: number;
-}
-
-function canReduceWithSubgroups(device: Device): boolean {
-  return device.has('subgroups') && (device.adapter.subgroupMinSize ?? 0) >= 1;
-}
+/** `head`: directives that must precede the prelude. */
+type KernelChoice = KernelShape & { head: string; code: string };
 
 function kernelFor(device: Device, p: LinearPreset, name: string, reduce: 'subgroup' | 'shared', M: number, emulate?: MatrixShape): KernelChoice {
   if (p.kind === 'tiled') {
@@ -239,28 +217,9 @@ function kernelFor(device: Device, p: LinearPreset, name: string, reduce: 'subgr
     const suffix = `_${s.operand}m${s.M}x${s.N}x${s.K}_bk${k.BK}${emulate ? '_emulated' : ''}`;
     return { suffix, head: k.head, code: k.tail, constants: {}, subgroups: true, rowsPerTile: p.BM, colsPerTile: p.BN };
   }
-  if (p.kind === 'broadcast') {
-    if (!canBroadcast(device)) throw new InputError(`variant '${name}' needs subgroups of at least 8 invocations, which this adapter lacks`);
-    // One row of x (decode) gets its own pipeline: no rows to skip in the K loop (about 6% faster on lavapipe).
-    const TM = M === 1 ? 1 : p.TM;
-    return { suffix: TM === p.TM ? '' : `_m${TM}`, head: '', code: BROADCAST_WGSL, constants: { WG: p.WG, TM, TN: p.TN }, subgroups: true, rowsPerTile: TM, colsPerTile: p.WG * p.TN };
-  }
-  const sub = reduce === 'subgroup';
-  if (sub && !canReduceWithSubgroups(device)) throw new InputError(`variant '${name}' with subgroup reduction needs the subgroups feature, which this adapter lacks`);
-  // A team must sit inside one subgroup: T no larger than the smallest subgroup (both powers of two).
-  const T = sub ? Math.min(p.T, device.adapter.subgroupMinSize!) : p.T;
-  // The shared reduction gives each of a team's MATVEC_MAX_ROWS · R sums to one of its T lanes.
-  if (!sub && MATVEC_MAX_ROWS * p.R > T) throw new InputError(`variant '${name}': a team of ${T} lanes cannot reduce ${MATVEC_MAX_ROWS} × ${p.R} sums`);
-  const code = MATVEC_WGSL + (sub ? REDUCE_SUBGROUP_WGSL : REDUCE_SHARED_WGSL);
-  return {
-    suffix: `_t${T}_${sub ? 'sg' : 'wg'}`,
-    head: '',
-    code,
-    constants: { WG: p.WG, T, R: p.R },
-    subgroups: sub,
-    rowsPerTile: MATVEC_MAX_ROWS,
-    colsPerTile: (p.WG / T) * p.R,
-  };
+  if (p.kind === 'broadcast') return { ...broadcastShape(device, p, name, M), head: '', code: BROADCAST_WGSL };
+  const k = splitKShape(device, p, name, reduce);
+  return { ...k, head: '', code: MATVEC_WGSL + k.reduceWgsl };
 }
 
 /**
@@ -310,29 +269,9 @@ function weightReader(wd: WeightDType, vector: boolean): string {
 }
 
 function checkArgs(device: Device, what: string, x: Tensor, w: ChunkedTensor, opts: LinearOptions): { M: number; N: number; K: number } {
-  assertDType(`${what} input '${x.label}'`, x.dtype, ['f32', 'f16']);
-  checkActDType(device, x.dtype as ActDType, `${what} input '${x.label}'`);
-  if (x.shape.length < 1) throw new InputError(`${what}: input '${x.label}' is a scalar; expected [..., K]`);
   assertDType(`${what} weight '${w.label}'`, w.dtype, ['f32', 'f16', 'bf16']);
-  if (w.shape.length !== 2) throw new InputError(`${what}: weight '${w.label}' has shape [${w.shape.join(', ')}]; expected [N, K]`);
-  const [N, K] = w.shape;
-  const Kx = x.shape[x.shape.length - 1];
-  if (K !== Kx) throw new InputError(`${what}: weight '${w.label}' [${w.shape.join(', ')}] does not match x '${x.label}' [..., ${Kx}]`);
-  if (N === 0 || K === 0) throw new InputError(`${what}: weight '${w.label}' [${w.shape.join(', ')}] is empty`);
+  const dims = checkLinearIO(device, what, x, w, opts);
   needsF16(device, what, `weight '${w.label}'`, w.dtype);
-  for (const c of w.chunks) assertShape(`${what} weight chunk '${c.tensor.label}'`, c.tensor.shape, [c.rows, K]);
-  if (opts.bias) {
-    assertDType(`${what} bias '${opts.bias.label}'`, opts.bias.dtype, ['f32', 'f16', 'bf16']);
-    assertShape(`${what} bias '${opts.bias.label}'`, opts.bias.shape, [N]);
-    needsF16(device, what, `bias '${opts.bias.label}'`, opts.bias.dtype);
-  }
-  if (opts.out) {
-    assertShape(`${what} output '${opts.out.label}'`, opts.out.shape, [...x.shape.slice(0, -1), N]);
-    assertDType(`${what} output '${opts.out.label}'`, opts.out.dtype, [x.dtype]);
-  }
-  return { M: rowsOf(x), N, K };
-}
-
-function needsF16(device: Device, what: string, name: string, dtype: string): void {
-  if (dtype === 'f16' && !device.has('shader-f16')) throw new InputError(`${what}: ${name} is f16, which needs the shader-f16 feature that this adapter lacks`);
+  for (const c of w.chunks) assertShape(`${what} weight chunk '${c.tensor.label}'`, c.tensor.shape, [c.rows, dims.K]);
+  return dims;
 }

@@ -6,7 +6,7 @@ export * from './config.js';
 export { SafetensorsFile, DTYPE_SIZES, MAX_HEADER_BYTES, type SafetensorsDType, type TensorInfo } from './checkpoint/safetensors.js';
 export { writeSafetensors, encodeHeader, type TensorData, type TensorStream } from './checkpoint/writer.js';
 export { Checkpoint, INDEX_FILE, SINGLE_FILE } from './checkpoint/checkpoint.js';
-export { planWeights, checkWeightsFit, type WeightPlan } from './checkpoint/plan.js';
+export { planWeights, checkWeightsFit, quantizedWeights, type WeightPlan } from './checkpoint/plan.js';
 export { asFolder, readAll, type FileSink, type FileSource, type ModelFolder } from './files/folder.js';
 export { HttpFolder, HttpFile, type HttpFolderOptions } from './files/http.js';
 export { NodeFolder } from './files/node.js';
@@ -17,7 +17,8 @@ export { Glm4vModel, DecodeStep, type PrefillInput, type PrefillOptions, type Pr
 export { Session } from './model/session.js';
 export { DecodeLoop } from './model/decode-loop.js';
 export { loadModel, randomModel, type LoadedModel } from './model/load.js';
-export { RandomWeights, type WeightSource } from './model/weights.js';
+export { RandomWeights, type WeightSource, type QuantGroup, type QuantRequest } from './model/weights.js';
+export { quantizeCheckpoint, type QuantizeOptions, type QuantizeProgress } from './checkpoint/quantize-checkpoint.js';
 export { glm41v9bConfig, GLM41V_9B_CONFIG_JSON } from './model/glm41v-9b.js';
 export { visionLayout, type Grid, type VisionLayout } from './model/vision-layout.js';
 export { computeLogits, readLogitsInputs, writeLogitsResult, type LogitsRequest, type LogitsResult } from './logits-tool.js';

@@ -3,13 +3,13 @@
 
 import type { Device } from '@glm4v/core';
 import { Checkpoint } from '../checkpoint/checkpoint.js';
-import { checkWeightsFit } from '../checkpoint/plan.js';
+import { checkWeightsFit, quantizedWeights } from '../checkpoint/plan.js';
 import type { LoadOptions } from '../checkpoint/upload.js';
 import { WeightLoader } from '../checkpoint/weights.js';
 import { type GenerationConfig, type Glm4vConfig, type PreprocessorConfig, readConfigs } from '../config.js';
 import { type ModelFolder, asFolder } from '../files/folder.js';
 import { Glm4vModel } from './glm4v.js';
-import { RandomWeights } from './weights.js';
+import { type QuantRequest, RandomWeights } from './weights.js';
 
 export interface LoadedModel {
   model: Glm4vModel;
@@ -27,7 +27,7 @@ export async function loadModel(dir: string | ModelFolder, device: Device, opts:
   const weights = new WeightLoader(ckpt, device, opts);
   let model: Glm4vModel | undefined;
   try {
-    await checkWeightsFit(ckpt, device, opts.maxChunkBytes);
+    await checkWeightsFit(ckpt, device, { maxChunkBytes: opts.maxChunkBytes, quantized: quantizedWeights(ckpt, configs.model, opts.quantFormats) });
     model = await Glm4vModel.build(device, configs.model, weights.scope(''), { f16Matrices: opts.f16Matrices });
     weights.finish();
     return { model, configs };
@@ -40,8 +40,8 @@ export async function loadModel(dir: string | ModelFolder, device: Device, opts:
   }
 }
 
-/** The model with random weights made on the GPU at the shapes of `config` (no checkpoint). */
-export async function randomModel(device: Device, config: Glm4vConfig, opts: { seed?: number } = {}): Promise<Glm4vModel> {
+/** The model with random weights made on the GPU at the shapes of `config` (no checkpoint), linear weights in `quant`. */
+export async function randomModel(device: Device, config: Glm4vConfig, opts: { seed?: number; quant?: QuantRequest } = {}): Promise<Glm4vModel> {
   const weights = new RandomWeights(device, opts);
   try {
     return await Glm4vModel.build(device, config, weights);

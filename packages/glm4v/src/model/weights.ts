@@ -3,7 +3,14 @@
 // model code sees only this interface, so both paths build exactly the same modules.
 
 import { CheckpointError, ChunkedTensor, type DType, type Device, Graph, type RowChunk, Tensor } from '@glm4v/core';
-import { fillRandom, toF16 } from '@glm4v/kernels';
+import { type LinearWeight, QUANT_FORMATS, type QuantFormat, QuantizedMatrix, fillRandom, toF16 } from '@glm4v/kernels';
+
+/** Which quantisable weights share a format: the decoder's linear layers, lm_head and the embedding table ('text'),
+ *  the vision tower's and merger's linear layers ('vision'). */
+export type QuantGroup = 'text' | 'vision';
+
+/** Formats asked for, by group (absent: as the checkpoint stores them). */
+export type QuantRequest = Partial<Record<QuantGroup, QuantFormat>>;
 
 export interface WeightSource {
   scope(prefix: string): WeightSource;
@@ -11,26 +18,32 @@ export interface WeightSource {
   get(name: string, shape: readonly number[], opts?: { as?: readonly number[] }): Promise<Tensor>;
   /** A matrix split into row chunks that each fit one storage binding. */
   matrix(name: string, shape: readonly number[], opts?: { as?: readonly number[] }): Promise<ChunkedTensor>;
-  /** Row ranges of one tensor as separate matrices (the ViT's fused qkv → q, k, v). */
-  rows(name: string, shape: readonly number[], ranges: readonly [number, number][]): Promise<ChunkedTensor[]>;
+  /**
+   * A weight the load may quantise (a linear layer's [N, K], the embedding table), quantised when asked for its
+   * group (or stored so); with `ranges`, those row
+   * ranges as separate weights (the ViT's fused qkv → q, k, v).
+   */
+  quantizable(name: string, shape: readonly [number, number], group: QuantGroup, ranges?: readonly [number, number][]): Promise<LinearWeight[]>;
 }
 
-/** Random weights (bf16 by default) with the requested shapes, each filled on the GPU as it is made. */
+/** Random weights (bf16 by default, quantisable ones in the formats asked for) made and filled on the GPU. */
 export class RandomWeights implements WeightSource {
   private readonly device: Device;
   private readonly dtype: DType;
+  private readonly quant: QuantRequest;
   private readonly prefix: string;
-  private readonly state: { seed: number; made: (Tensor | ChunkedTensor)[] };
+  private readonly state: { seed: number; made: (Tensor | ChunkedTensor | QuantizedMatrix)[] };
 
-  constructor(device: Device, opts: { seed?: number; dtype?: DType } = {}, prefix = '', state?: RandomWeights['state']) {
+  constructor(device: Device, opts: { seed?: number; dtype?: DType; quant?: QuantRequest } = {}, prefix = '', state?: RandomWeights['state']) {
     this.device = device;
     this.dtype = opts.dtype ?? 'bf16';
+    this.quant = opts.quant ?? {};
     this.prefix = prefix;
     this.state = state ?? { seed: opts.seed ?? 1, made: [] };
   }
 
   scope(prefix: string): WeightSource {
-    return new RandomWeights(this.device, { dtype: this.dtype }, this.prefix + prefix + '.', this.state);
+    return new RandomWeights(this.device, { dtype: this.dtype, quant: this.quant }, this.prefix + prefix + '.', this.state);
   }
 
   async get(name: string, shape: readonly number[], opts: { as?: readonly number[] } = {}): Promise<Tensor> {
@@ -41,13 +54,18 @@ export class RandomWeights implements WeightSource {
     return this.fill(await ChunkedTensor.empty(this.device, this.dtype, opts.as ?? shape, this.prefix + name), name, shape);
   }
 
-  async rows(name: string, shape: readonly number[], ranges: readonly [number, number][]): Promise<ChunkedTensor[]> {
-    const out: ChunkedTensor[] = [];
-    for (const [a, b] of ranges) out.push(await this.matrix(`${name}[${a}:${b}]`, [b - a, ...shape.slice(1)]));
+  async quantizable(name: string, shape: readonly [number, number], group: QuantGroup, ranges: readonly [number, number][] = [[0, shape[0]]]): Promise<LinearWeight[]> {
+    const format = this.quant[group];
+    const out: LinearWeight[] = [];
+    for (const [a, b] of ranges) {
+      const label = ranges.length > 1 ? `${name}[${a}:${b}]` : name;
+      if (!format) out.push(await this.matrix(label, [b - a, shape[1]]));
+      else out.push(await this.fill(await QuantizedMatrix.empty(this.device, QUANT_FORMATS[format], [b - a, shape[1]], this.prefix + label), label, shape));
+    }
     return out;
   }
 
-  private async fill<T extends Tensor | ChunkedTensor>(t: T, name: string, shape: readonly number[]): Promise<T> {
+  private async fill<T extends Tensor | ChunkedTensor | QuantizedMatrix>(t: T, name: string, shape: readonly number[]): Promise<T> {
     this.state.made.push(t);
     // Linear weights: uniform with fan-in scaling keeps activations bounded over 40 layers; norms uniform in
     // [-1, 1]; biases small. Every number stays finite, which is all a speed measurement needs.
@@ -68,7 +86,8 @@ export class RandomWeights implements WeightSource {
 /**
  * The matrices of another source in f16, for the tensor-core matmul's f16 operands (kernels' matmulWeightDType):
  * each bf16 or f32 matrix is converted on the GPU as it is loaded and its original freed; a value beyond f16's
- * range is a CheckpointError naming the tensor. Vectors (norms, biases) and f16 matrices pass through.
+ * range is a CheckpointError naming the tensor. Vectors (norms, biases), f16 matrices and quantised ones pass
+ * through.
  */
 export class F16Matrices implements WeightSource {
   constructor(
@@ -89,9 +108,10 @@ export class F16Matrices implements WeightSource {
     return this.convert(await this.inner.matrix(name, shape, opts));
   }
 
-  async rows(name: string, shape: readonly number[], ranges: readonly [number, number][]): Promise<ChunkedTensor[]> {
-    const out: ChunkedTensor[] = [];
-    for (const m of await this.inner.rows(name, shape, ranges)) out.push(await this.convert(m));
+  /** Quantised weights pass through: their kernels dequantise in registers and do not use the matrix units. */
+  async quantizable(name: string, shape: readonly [number, number], group: QuantGroup, ranges?: readonly [number, number][]): Promise<LinearWeight[]> {
+    const out: LinearWeight[] = [];
+    for (const w of await this.inner.quantizable(name, shape, group, ranges)) out.push(w instanceof ChunkedTensor ? await this.convert(w) : w);
     return out;
   }
 
