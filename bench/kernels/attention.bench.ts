@@ -1,5 +1,5 @@
 import { type Device, Graph, Tensor } from '@glm4v/core';
-import { type KvDType, ROW_FIELDS, attentionDecode, attentionPrefill, attentionSegments, createKvCache, fillRandom, rowsTable } from '@glm4v/kernels';
+import { type AttentionPresetName, type KvDType, ROW_FIELDS, attentionDecode, attentionPrefill, attentionSegments, createKvCache, fillRandom, rowsTable } from '@glm4v/kernels';
 import type { KernelCase } from './harness.js';
 
 // Attention at the real model's shapes. Text: 32 query heads, 2 kv heads, head dim 128. Decode reads the whole
@@ -8,9 +8,10 @@ import type { KernelCase } from './harness.js';
 // 72×72 = 5184 patches, 12 heads × 128, one segment.
 const [HQ, HKV, D] = [32, 2, 128];
 
-// The vision case is cut to about this many flops by measuring a subset of its heads (the shape label says so):
-// all 12 heads are 4·S²·D·12 = 165 GFLOP, half a minute per run on a busy lavapipe, and the harness runs it
-// twice (wall clock, then timestamps). Every head costs the same, so GFLOP/s is unchanged.
+// On a CPU adapter the vision case is cut to about this many flops by measuring a subset of its heads (the shape
+// label says so): all 12 heads are 4·S²·D·12 = 165 GFLOP, half a minute per run on a busy lavapipe, and the
+// harness runs it twice (wall clock, then timestamps). Every head costs the same, so GFLOP/s is unchanged.
+// GPUs run all heads.
 const VISION_FLOP_BUDGET = 60e9;
 
 async function random(device: Device, dtype: 'f32' | 'f16', shape: number[], seed: number): Promise<Tensor> {
@@ -49,9 +50,9 @@ function decodeCase(ctx: number, kv: KvDType, rows = 1): KernelCase {
   };
 }
 
-function prefillCase(s: number): KernelCase {
+function prefillCase(s: number, preset?: AttentionPresetName): KernelCase {
   return {
-    kernel: 'attention_prefill',
+    kernel: preset ? `attention_prefill:${preset}` : 'attention_prefill',
     shape: `S=${s}`,
     dtype: 'f32kv_f32a',
     bound: 'compute',
@@ -61,17 +62,17 @@ function prefillCase(s: number): KernelCase {
       const cache = await createKvCache(device, HKV, s, D, 'f32', 'bench_kv');
       const [q, k, v] = [await random(device, 'f32', [s, HQ * D], 1), await random(device, 'f32', [s, HKV * D], 2), await random(device, 'f32', [s, HKV * D], 3)];
       const graph = new Graph(device, 'bench-attention-prefill');
-      attentionPrefill(graph, q, k, v, cache, { numHeads: HQ, numKvHeads: HKV, headDim: D, start: 0 });
+      attentionPrefill(graph, q, k, v, cache, { numHeads: HQ, numKvHeads: HKV, headDim: D, start: 0, preset });
       return { graph, dispose: () => [graph, q, k, v, cache.k, cache.v].forEach((o) => o.dispose()) };
     },
   };
 }
 
-function visionCase(s: number, allHeads: number): KernelCase {
-  const heads = Math.min(allHeads, Math.max(1, Math.floor(VISION_FLOP_BUDGET / (4 * s * s * D))));
+function visionCase(slice: boolean, s: number, allHeads: number): KernelCase {
+  const heads = slice ? Math.min(allHeads, Math.max(1, Math.floor(VISION_FLOP_BUDGET / (4 * s * s * D)))) : allHeads;
   return {
     kernel: 'attention_segments',
-    shape: `S=${s} H=${allHeads}${heads < allHeads ? ` (${heads} of ${allHeads} heads)` : ''}`,
+    shape: `S=${s} H=${allHeads}${heads < allHeads ? ` (${heads} of ${allHeads} heads, CPU adapter)` : ''}`,
     dtype: 'f32a',
     bound: 'compute',
     bytes: 4 * s * heads * D * 4,
@@ -85,12 +86,17 @@ function visionCase(s: number, allHeads: number): KernelCase {
   };
 }
 
-export const cases: KernelCase[] = [
-  decodeCase(1024, 'f32'),
-  decodeCase(8192, 'f32'),
-  decodeCase(4096, 'f32', 8),
-  decodeCase(32768, 'f32'),
-  decodeCase(32768, 'f16'),
-  prefillCase(2048),
-  visionCase(5184, 12),
-];
+/** The cases for a device: `slice` (CPU adapters) measures a subset of the vision heads. */
+export function cases(slice: boolean): KernelCase[] {
+  return [
+    decodeCase(1024, 'f32'),
+    decodeCase(8192, 'f32'),
+    decodeCase(4096, 'f32', 8),
+    decodeCase(32768, 'f32'),
+    decodeCase(32768, 'f16'),
+    prefillCase(2048),
+    // GPUs: the workgroup-memory kernel prefill used before flash8x2, for comparison
+    ...(slice ? [] : [prefillCase(2048, 'tiled64x16')]),
+    visionCase(slice, 5184, 12),
+  ];
+}

@@ -11,8 +11,8 @@ export interface KernelCase {
   shape: string;
   /** Weight and activation types, e.g. 'bf16w_f32a'. */
   dtype: string;
-  /** Which ceiling the kernel is judged against. */
-  bound: 'memory' | 'compute';
+  /** Which ceiling the kernel is judged against: copy bandwidth, FMA throughput, or the matrix units' throughput. */
+  bound: 'memory' | 'compute' | 'matrix';
   /** Bytes the kernel must move per run (weights + activations + outputs). */
   bytes: number;
   /** Floating-point operations per run (2 per multiply-add). */
@@ -28,8 +28,10 @@ export interface BuiltCase {
 }
 
 export interface Timing {
-  /** Milliseconds per run: the best of several runs by GPU timestamps where the device has them, else the mean wall time of run + sync. */
+  /** Milliseconds per run: the best of several runs' sums of per-dispatch GPU timestamps where the device has them,
+   *  else the mean wall time of run + sync. The sum leaves out the gaps between dispatches. */
   ms: number;
+  /** Mean wall time of the whole graph: submit, run and wait. */
   wallMs: number;
   runs: number;
   source: 'timestamps' | 'wall';

@@ -1,31 +1,42 @@
 import { ChunkedTensor, type Device, Graph, Tensor } from '@glm4v/core';
-import { fillRandom, linear, linearVariant, type LinearPresetName } from '@glm4v/kernels';
+import { LINEAR_PRESETS, type LinearPreset, type LinearPresetName, fillRandom, linear, linearVariant, selectLinearPreset } from '@glm4v/kernels';
+import { type MatrixShape, matrixShapeFor, subgroupMatrixBytes, subgroupMatrixDepth } from '@glm4v/kernels';
 import type { KernelCase } from './harness.js';
 
 // The decoder's linear layers with bf16 weights as in the checkpoint, K → N: q/k/v/o 4096 → 4096,
 // gate_up_proj 4096 → 27392, down_proj 13696 → 4096, lm_head 4096 → 151552 (1.24 GB: ten row chunks on a
 // 128 MiB binding limit). Decode is matvec (M = 1), prefill matmul (M = 512, 2048).
-const SHAPES: [number, number][] = [[4096, 4096], [4096, 27392], [13696, 4096], [4096, 151552]];
+export const SHAPES: [number, number][] = [[4096, 4096], [4096, 27392], [13696, 4096], [4096, 151552]];
 
-// A matmul run is cut to at most about this many flops by measuring a subset of the output columns (whole 256-column
-// blocks; the shape label says so), so that a full bench stays within minutes on lavapipe (~20–25 GFLOP/s):
-// M = 2048 × 4096 → 151552 alone is 2.5 TFLOP. Every column costs the same, so GFLOP/s is unchanged.
-const MATMUL_FLOP_BUDGET = 10e9;
+// On a CPU adapter a matmul run is cut to at most about this many flops by measuring a subset of the output columns
+// (whole 256-column blocks; the shape label says so), so that a full bench stays within minutes on lavapipe
+// (~20–25 GFLOP/s): M = 2048 × 4096 → 151552 alone is 2.5 TFLOP. Every column costs the same there, so GFLOP/s is
+// unchanged. GPUs run whole shapes: a slice would be under one wave of workgroups.
+export const MATMUL_FLOP_BUDGET = 10e9;
+
+/** Output columns of a matmul case: all N, or with `slice` whole 256-column blocks within the flop budget. */
+export function benchColumns(slice: boolean, M: number, K: number, N: number, budget = MATMUL_FLOP_BUDGET): number {
+  return slice ? Math.min(N, Math.max(256, Math.floor(budget / (2 * M * K) / 256) * 256)) : N;
+}
 
 interface Options {
   act?: 'f32' | 'f16';
   /** Force a variant instead of the one linear() picks on this device. */
   preset?: LinearPresetName;
-  /** Flops per matmul run (default MATMUL_FLOP_BUDGET). */
+  /** Flops per matmul run on a CPU adapter (default MATMUL_FLOP_BUDGET). */
   flops?: number;
+  /** Weight dtype (default bf16, as in the checkpoint). */
+  wd?: 'bf16' | 'f16';
+  /** The kernel runs on the matrix units (judged against their throughput). */
+  matrix?: boolean;
 }
 
 // f16 activations still multiply and accumulate in f32, so the dtype tag keeps those cases on the f32 FMA ceiling.
-const dtypeTag = (act: 'f32' | 'f16') => (act === 'f16' ? 'bf16w_f16a_f32acc' : 'bf16w_f32a');
+const dtypeTag = (act: 'f32' | 'f16', wd: 'bf16' | 'f16' = 'bf16') => (act === 'f16' ? `${wd}w_f16a_f32acc` : `${wd}w_f32a`);
 
 async function build(device: Device, M: number, K: number, N: number, opts: Options, label: string) {
   const act = opts.act ?? 'f32';
-  const w = await ChunkedTensor.empty(device, 'bf16', [N, K], label);
+  const w = await ChunkedTensor.empty(device, opts.wd ?? 'bf16', [N, K], label);
   const fill = new Graph(device, `bench-${label}-fill`);
   fillRandom(fill, w, 1, 0.02);
   await fill.run();
@@ -56,30 +67,97 @@ function matvecCase(K: number, N: number, opts: Options = {}): KernelCase {
   };
 }
 
-function matmulCase(M: number, K: number, N: number, opts: Options = {}): KernelCase {
+function matmulCase(slice: boolean, M: number, K: number, N: number, opts: Options = {}): KernelCase {
   const act = opts.act ?? 'f32';
   const a = act === 'f16' ? 2 : 4;
-  const budget = opts.flops ?? MATMUL_FLOP_BUDGET;
-  const cols = Math.min(N, Math.max(256, Math.floor(budget / (2 * M * K) / 256) * 256));
+  const cols = benchColumns(slice, M, K, N, opts.flops);
   return {
     kernel: opts.preset ? `matmul:${opts.preset}` : 'matmul',
-    shape: `M=${M} ${K}→${N}${cols < N ? ` (${cols} of ${N} cols)` : ''}`,
-    dtype: dtypeTag(act),
-    bound: 'compute',
+    shape: `M=${M} ${K}→${N}${cols < N ? ` (${cols} of ${N} cols, CPU adapter)` : ''}`,
+    dtype: dtypeTag(act, opts.wd),
+    bound: opts.matrix ? 'matrix' : 'compute',
     bytes: cols * K * 2 + M * K * a + M * cols * a,
     flops: 2 * M * cols * K,
     build: (device) => build(device, M, K, cols, opts, 'matmul_w'),
   };
 }
 
-export const cases: KernelCase[] = [
-  ...SHAPES.map(([K, N]) => matvecCase(K, N)),
-  matvecCase(4096, 4096, { act: 'f16' }),
-  ...[512, 2048].flatMap((M) => SHAPES.map(([K, N]) => matmulCase(M, K, N))),
-  matmulCase(512, 4096, 4096, { act: 'f16' }),
-  matmulCase(2048, 4096, 4096, { act: 'f16' }),
-  // The variants linear() picks on GPUs, for comparison where they are not the default (kept small: on lavapipe
-  // the tiled kernel runs at a fifth of the broadcast kernel's speed).
-  matvecCase(4096, 4096, { preset: 'sk32x2' }),
-  matmulCase(512, 4096, 4096, { preset: '64x64x16', flops: 1e9 }),
-];
+/**
+ * The cases for a device: `slice` (CPU adapters) cuts matmuls to MATMUL_FLOP_BUDGET. Where the adapter has subgroup
+ * matrices with f16 operands, linear() takes f16 weights (converted at load), so the matmul cases use them too.
+ */
+export function cases(device: Device, slice: boolean): KernelCase[] {
+  const shape = matrixShapeFor(device, LINEAR_PRESETS.sm128x128);
+  const wd = shape?.operand === 'f16' ? 'f16' : 'bf16';
+  const mm = (M: number, K: number, N: number, opts: Options = {}) => {
+    const preset = opts.preset ?? selectLinearPreset(device, M, 'matmul', { N, dtype: wd });
+    return matmulCase(slice, M, K, N, { wd, ...opts, matrix: preset === 'sm128x128' });
+  };
+  return [
+    ...SHAPES.map(([K, N]) => matvecCase(K, N)),
+    matvecCase(4096, 4096, { act: 'f16' }),
+    ...[512, 2048].flatMap((M) => SHAPES.map(([K, N]) => mm(M, K, N))),
+    mm(512, 4096, 4096, { act: 'f16' }),
+    mm(2048, 4096, 4096, { act: 'f16' }),
+    // The vision tower's widest matmul: 5184 patches (a 1008×1008 image) through mlp.down_proj, 4096 → 1536.
+    mm(5184, 4096, 1536),
+    // The variants linear() picks on GPUs, for comparison where they are not the default (kept small on a CPU
+    // adapter: there the tiled kernels run at a fifth of the broadcast kernel's speed).
+    matvecCase(4096, 4096, { preset: 'sk32x2' }),
+    ...(['128x128x8', '128x64x8', '64x64x16'] as const).map((preset) => mm(512, 4096, 4096, { preset, flops: 1e9, wd: 'bf16' })),
+  ];
+}
+
+/** One GEMM tile's device-independent figures (bench:kernels prints them beside the timings). */
+export interface TileFigures {
+  preset: string;
+  /** BM×BN×BK, and the matrix shape for subgroup matrices. */
+  tile: string;
+  /** Outputs per invocation (register blocks), or result matrices per subgroup. */
+  perThread: string;
+  invocations: number;
+  workgroupBytes: number;
+  /** Workgroup-memory bytes read per flop in the inner loop, and written per flop when the tiles are staged. */
+  readPerFlop: number;
+  writePerFlop: number;
+}
+
+// The matrix shape the subgroup-matrix figures assume where the adapter has none (NVIDIA's and AMD's f16 one, with
+// 32 KiB of workgroup memory and subgroups of 32).
+const REFERENCE_SHAPE: MatrixShape = { operand: 'f16', M: 16, N: 16, K: 16 };
+
+/** Every workgroup-memory GEMM preset's tile, memory and traffic per flop (2 flops per multiply-add). */
+export function gemmTiles(device: Device): TileFigures[] {
+  const out: TileFigures[] = [];
+  for (const [name, p] of Object.entries(LINEAR_PRESETS) as [string, LinearPreset][]) {
+    if (p.kind === 'tiled') {
+      out.push({
+        preset: name, tile: `${p.BM}×${p.BN}×${p.BK}`, perThread: `${p.TM}×${p.TN}`, invocations: (p.BM / p.TM) * (p.BN / p.TN),
+        workgroupBytes: 4 * p.BK * (p.BM + 1 + p.BN + 1),
+        readPerFlop: (4 * (p.TM + p.TN)) / (2 * p.TM * p.TN), // scalar loads: TM of x, TN of w per k
+        writePerFlop: (4 * (p.BM + p.BN)) / (2 * p.BM * p.BN),
+      });
+    } else if (p.kind === 'tiled8') {
+      out.push({
+        preset: name, tile: `${p.BM}×${p.BN}×8`, perThread: '8×8', invocations: (p.BM / 8) * (p.BN / 8),
+        workgroupBytes: 2 * 8 * 4 * (p.BM + p.BN), // double-buffered
+        readPerFlop: (4 * 16) / (2 * 64), // 4 vec4 loads per k for 64 multiply-adds
+        writePerFlop: (4 * (p.BM + p.BN)) / (2 * p.BM * p.BN),
+      });
+    } else if (p.kind === 'subgroupMatrix') {
+      const own = matrixShapeFor(device, p);
+      const s = own ?? REFERENCE_SHAPE;
+      const e = s.operand === 'f16' ? 2 : 4;
+      const [RM, RN] = [p.BM / p.SGM / s.M, p.BN / p.SGN / s.N];
+      const BK = subgroupMatrixDepth(p, s, own ? device.limits.maxComputeWorkgroupStorageSize : 32768)!;
+      out.push({
+        preset: name, tile: `${p.BM}×${p.BN}×${BK}, ${s.operand} ${s.M}×${s.N}×${s.K}${own ? '' : ' (not on this adapter)'}`,
+        perThread: `${RM}×${RN} matrices / subgroup`, invocations: p.SGM * p.SGN * (own ? device.adapter.subgroupMaxSize! : 32),
+        workgroupBytes: subgroupMatrixBytes(p, s, BK),
+        readPerFlop: (e * s.K * (RM * s.M + RN * s.N)) / (2 * RM * RN * s.M * s.N * s.K), // RM left and RN right matrices per k-step
+        writePerFlop: (e * (p.BM + p.BN)) / (2 * p.BM * p.BN),
+      });
+    }
+  }
+  return out;
+}

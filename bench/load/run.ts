@@ -2,6 +2,7 @@
 // GLM-4.1V checkpoint with the real tensor names and shapes, next to a plain read-and-writeBuffer loop over the
 // same files in the same run.
 //   npm run bench:load -- [--gb 6] [--shard-gb 2] [--staging-mib 64] [--reps 3] [--cold-reps 1] [--dir PATH] [--keep] [--json]
+//                         [--quant q8|q4]   (instead: bf16 vs quantised on load vs quantised beforehand; quant.ts)
 // --gb sets the checkpoint size (e.g. --gb 1 on small machines); --dir reuses a folder written by an earlier --keep.
 //
 // Cold runs upload into freshly allocated GPU memory, warm runs into the same GPU buffers again (the pool's, and
@@ -17,6 +18,8 @@ import { join } from 'node:path';
 import { type ChunkedTensor, Device } from '@glm4v/core';
 import { Checkpoint, loadCheckpoint } from '@glm4v/runtime/internal';
 import { writeSynthetic } from './synthetic.js';
+import { quantLoads } from './quant.js';
+import { isQuantFormat } from '@glm4v/kernels';
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(name);
@@ -258,6 +261,19 @@ async function main() {
     }
     device = await Device.create();
     log(device.describe());
+    const quant = arg('--quant');
+    if (quant !== undefined && !isQuantFormat(quant)) throw new Error(`--quant expects q8 or q4, got '${quant}'`);
+    if (quant) {
+      const d = device;
+      const gpu = () => d.pool.stats.bytesAllocated;
+      const rec = await quantLoads(d, dir, quant, reps, async (fn) => {
+        const m = await measure(1, gpu, fn);
+        return { r: { seconds: m.r.seconds, cpuSeconds: m.r.cpuSeconds, peakOverhead: m.r.peakOverhead }, value: m.value };
+      }, log);
+      if (json) console.log(JSON.stringify(rec));
+      else console.table(rec);
+      return;
+    }
     const ckpt = await Checkpoint.open(dir);
     try {
       const runs = await runAll(device, ckpt, dir, { stagingMiB, reps, coldReps });

@@ -1,7 +1,7 @@
 import { type TestContext, afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Device, Graph, InputError, OutOfMemoryError, Tensor } from '@glm4v/core';
 import { TOLERANCE, asStored, expectClose, normal, poisoned } from '@glm4v/core/testing';
-import { type AttentionPresetName, type KvCache, type KvDType, attentionDecode, attentionPrefill, attentionSegments, createKvCache, selectAttentionPreset } from './attention.js';
+import { ATTENTION_PRESETS, type AttentionPresetName, type KvCache, type KvDType, attentionDecode, attentionPrefill, attentionSegments, createKvCache, selectAttentionPreset, selectPrefillAttentionPreset } from './attention.js';
 import { canBroadcast } from './matmul.js';
 import { type RowValues, rowsTable } from './rows.js';
 
@@ -18,6 +18,12 @@ afterAll(() => device?.dispose());
 function other(): AttentionPresetName | undefined {
   if (selectAttentionPreset(device, 16) !== 'tiled64x16') return 'tiled64x16';
   return canBroadcast(device) ? 'bcast8x4' : undefined;
+}
+
+/** Why the GPU prefill kernel (lanes over the head dim, subgroup shuffles) cannot run here, or undefined. */
+function noFlash(): string | undefined {
+  const T = ATTENTION_PRESETS.flash8x2.T;
+  return device.has('subgroups') && (device.adapter.subgroupMinSize ?? 0) >= T ? undefined : `the adapter lacks subgroups of ${T} or more`;
 }
 
 interface Cfg {
@@ -196,6 +202,13 @@ describe('attentionPrefill', () => {
     it(`into slot 1 of 3: f32 (${c.hq},${c.hkv},${c.d}) S=${s} start=${start}`, (ctx) => checkPrefill(ctx, { c, s, start, act: 'f32', kvd: 'f32', slot: 1 }));
   }
   it('the other kernel: into slot 2 of 4 (4,2,16) S=17 start=5', (ctx) => (other() ? checkPrefill(ctx, { c: SMALL[0], s: 17, start: 5, act: 'f32', kvd: 'f32', preset: other(), slot: 2 }) : ctx.skip('no second attention kernel on this adapter')));
+  // The GPU prefill kernel, forced where the default is another: row teams and tails (S·group not a multiple of
+  // its 64 rows), a head dim that leaves lanes idle (12: 3 vec4s for 8 lanes), the real heads, f16.
+  for (const [c, s, start] of [[SMALL[0], 1, 0], [SMALL[0], 130, 37], [SMALL[2], 67, 0], [REAL, 17, 5]] as const) {
+    it(`flash8x2: f32 (${c.hq},${c.hkv},${c.d}) S=${s} start=${start}`, (ctx) => (noFlash() ? ctx.skip(noFlash()!) : checkPrefill(ctx, { c, s, start, act: 'f32', kvd: 'f32', preset: 'flash8x2' })));
+  }
+  it('flash8x2: f16 activations, f16 cache (4,2,16) S=130 start=37', (ctx) => (noFlash() ? ctx.skip(noFlash()!) : checkPrefill(ctx, { c: SMALL[0], s: 130, start: 37, act: 'f16', kvd: 'f16', preset: 'flash8x2' })));
+  it('flash8x2: into slot 2 of 4 (4,2,16) S=17 start=5', (ctx) => (noFlash() ? ctx.skip(noFlash()!) : checkPrefill(ctx, { c: SMALL[0], s: 17, start: 5, act: 'f32', kvd: 'f32', preset: 'flash8x2', slot: 2 })));
   it('the other kernel: f16 activations, f16 cache (4,2,16) S=130 start=37', (ctx) => (other() ? checkPrefill(ctx, { c: SMALL[0], s: 130, start: 37, act: 'f16', kvd: 'f16', preset: other() }) : ctx.skip('no second attention kernel on this adapter')));
 
   it('two chunks give the one-shot result', async () => {
@@ -450,6 +463,18 @@ describe('attentionDecode', () => {
     });
   }
 
+  it('refuses the prefill-only preset', async (ctx) => {
+    if (noFlash()) return ctx.skip(noFlash()!);
+    const cache = await createKvCache(device, 1, 8, 8);
+    const [q, k, v] = await Promise.all([Tensor.empty(device, 'f32', [1, 16]), Tensor.empty(device, 'f32', [1, 8]), Tensor.empty(device, 'f32', [1, 8])]);
+    const rows = await Tensor.fromArray(device, 'i32', [1, 4], table([{ slot: 0, pos: 0 }]), 'rows');
+    const g = new Graph(device);
+    expect(() => attentionDecode(g, q, k, v, cache, { numHeads: 2, numKvHeads: 1, headDim: 8, rows, maxKeys: () => 1, preset: 'flash8x2' })).toThrow(/'flash8x2' serves prefill and vision attention only/);
+    g.dispose();
+    disposeAll(q, k, v, rows);
+    disposeCache(cache);
+  });
+
   it('rejects maxKeys outside the cache when the graph runs; a row past its capacity writes into no other slot', async () => {
     const cache = await createKvCache(device, 1, 8, 8, 'f32', 'kv', 2);
     cache.k.writeBytes(new Uint8Array(cache.k.byteSize).fill(0xff));
@@ -508,6 +533,9 @@ describe('attentionSegments', () => {
   it('f32 real heads H=12 D=128 [0, 16, 40]', (ctx) => checkSegments(ctx, 12, 128, [0, 16, 40], 'f32'));
   it('f16 H=4 D=16 [0, 16, 40]', (ctx) => checkSegments(ctx, 4, 16, [0, 16, 40], 'f16'));
   it('f16 H=4 D=16 [0, 3, 70, 137]', (ctx) => checkSegments(ctx, 4, 16, [0, 3, 70, 137], 'f16'));
+  for (const [h, d, segments] of [[4, 16, [0, 8, 16, 24, 40, 41, 42]], [3, 12, [0, 3, 70, 137]], [12, 128, [0, 16, 40]]] as const) {
+    it(`flash8x2: f32 H=${h} D=${d} [${segments.join(', ')}]`, (ctx) => (noFlash() ? ctx.skip(noFlash()!) : checkSegments(ctx, h, d, segments, 'f32', 'flash8x2')));
+  }
   for (const [h, d, segments] of [[4, 16, [0, 16, 40]], [4, 16, [0, 8, 16, 24, 40, 41, 42]], [3, 12, [0, 3, 70, 137]]] as const) {
     it(`the other kernel: f32 H=${h} D=${d} [${segments.join(', ')}]`, (ctx) => (other() ? checkSegments(ctx, h, d, segments, 'f32', other()) : ctx.skip('no second attention kernel on this adapter')));
   }
@@ -516,6 +544,15 @@ describe('attentionSegments', () => {
 // ---- validation ---------------------------------------------------------------------------------------------
 
 describe('attention input checks', () => {
+  it('gives prefill and vision the flash kernel on GPUs with subgroups of 8 or more; decode keeps its preset', () => {
+    const fake = (cpu: boolean, sg: number) => ({ has: (f: string) => f === 'subgroups', adapter: { isFallbackAdapter: cpu, architecture: cpu ? 'software' : 'gpu', subgroupMinSize: sg } }) as unknown as Device;
+    expect(selectPrefillAttentionPreset(fake(false, 32), 128)).toBe('flash8x2');
+    expect(selectAttentionPreset(fake(false, 32), 128)).toBe('tiled64x16');
+    expect(selectPrefillAttentionPreset(fake(false, 4), 128)).toBe('tiled64x16');
+    expect(selectPrefillAttentionPreset(fake(true, 8), 128)).toBe('bcast8x2');
+    expect(selectPrefillAttentionPreset(fake(true, 8), 64)).toBe('bcast8x4');
+  });
+
   it('names the argument at fault', async () => {
     const g = new Graph(device);
     const cache = await createKvCache(device, 2, 16, 16);

@@ -1,11 +1,13 @@
 // Attention: causal grouped-query prefill and flash-decoding over a KV cache, and segment-restricted bidirectional
-// attention for the vision tower. Kernels: attention.wgsl (GPUs: K/V tiles in workgroup memory) or
+// attention for the vision tower. Kernels: attention.wgsl (GPUs: K/V tiles in workgroup memory),
+// attention_flash.wgsl (GPUs with subgroups, prefill and vision: the same tiles, lanes over the head dim) or
 // attention_broadcast.wgsl (CPU adapters: K/V rows shared by subgroup broadcasts), the same work and bindings;
 // attention_store.wgsl (new k, v rows into the cache); attention_reduce.wgsl (flash-decoding's combine pass).
 // All accumulate in f32; the online softmax runs in base 2 with log2(e) folded into the scale.
 
 import { type Device, type Graph, InputError, LimitError, type Params, Tensor } from '@glm4v/core';
 import TILED_WGSL from './attention.wgsl.js';
+import FLASH_WGSL from './attention_flash.wgsl.js';
 import BROADCAST_WGSL from './attention_broadcast.wgsl.js';
 import REDUCE_WGSL from './attention_reduce.wgsl.js';
 import STORE_WGSL from './attention_store.wgsl.js';
@@ -29,6 +31,7 @@ export type KvDType = 'f32' | 'f16';
 
 export type AttentionPreset =
   | { kind: 'tiled'; WG: number; BK: number; minChunk: number }
+  | { kind: 'flash'; WG: number; T: number; R: number; BK: number }
   | { kind: 'broadcast'; WG: number; R: number; minChunk: number };
 
 /**
@@ -38,8 +41,10 @@ export type AttentionPreset =
  * results out): on lavapipe 512 beat 256 (more setup) and 1024 (too few workgroups at 1k context).
  */
 export const ATTENTION_PRESETS = {
-  /** GPUs. */
+  /** GPUs: decode, and prefill or vision without subgroups of ≥ 8 lanes. */
   tiled64x16: { kind: 'tiled', WG: 64, BK: 16, minChunk: 64 },
+  /** GPUs with subgroups of ≥ 8 lanes, prefill and vision: 64 rows per workgroup, teams of 8 lanes × 2 rows. */
+  flash8x2: { kind: 'flash', WG: 256, T: 8, R: 2, BK: 16 },
   /** CPU adapters, head dim ≤ 64: 8 lanes × 4 rows. */
   bcast8x4: { kind: 'broadcast', WG: 8, R: 4, minChunk: 512 },
   /** CPU adapters, head dim > 64: 8 lanes × 2 rows (4 rows of 128 spill; see attention_broadcast.wgsl). */
@@ -55,6 +60,15 @@ export type AttentionPresetName = keyof typeof ATTENTION_PRESETS;
 export function selectAttentionPreset(device: Device, headDim: number): AttentionPresetName {
   if (!isCpuAdapter(device) || !canBroadcast(device)) return 'tiled64x16';
   return headDim > 64 ? 'bcast8x2' : 'bcast8x4';
+}
+
+/**
+ * The preset for prefill and vision attention: 'flash8x2' on GPUs whose subgroups have at least 8 lanes, else
+ * selectAttentionPreset's (decode keeps that one everywhere).
+ */
+export function selectPrefillAttentionPreset(device: Device, headDim: number): AttentionPresetName {
+  if (!isCpuAdapter(device) && device.has('subgroups') && (device.adapter.subgroupMinSize ?? 0) >= ATTENTION_PRESETS.flash8x2.T) return 'flash8x2';
+  return selectAttentionPreset(device, headDim);
 }
 
 /**
@@ -161,6 +175,9 @@ function checkPreset(device: Device, name: AttentionPresetName): AttentionPreset
   const preset: AttentionPreset | undefined = ATTENTION_PRESETS[name];
   if (!preset) throw new InputError(`attention preset '${name}' is unknown; expected one of ${Object.keys(ATTENTION_PRESETS).join(', ')}`);
   if (preset.kind === 'broadcast' && !canBroadcast(device)) throw new InputError(`attention preset '${name}' needs subgroups of at least 8 invocations, which this adapter lacks`);
+  if (preset.kind === 'flash' && !(device.has('subgroups') && (device.adapter.subgroupMinSize ?? 0) >= preset.T)) {
+    throw new InputError(`attention preset '${name}' needs subgroups of at least ${preset.T} invocations, which this adapter lacks`);
+  }
   return preset;
 }
 
@@ -186,6 +203,12 @@ function storeKv(g: Graph, k: Tensor, v: Tensor, cache: KvCache, act: ActDType, 
     outputs: [cache.k, cache.v],
     workgroups: grid1d(g.device, Math.ceil((count * hkv * d) / 4 / STORE_WG)),
   });
+}
+
+function presetConstants(p: AttentionPreset): Record<string, number> {
+  if (p.kind === 'tiled') return { BK: p.BK };
+  if (p.kind === 'flash') return { T: p.T, R: p.R, BK: p.BK };
+  return { R: p.R };
 }
 
 /** One flash dispatch: `segs` segments of `segLen` positions (see attention.wgsl). */
@@ -225,9 +248,9 @@ interface FlashRun {
 
 function dispatchFlash(g: Graph, r: FlashRun): void {
   const preset = checkPreset(g.device, r.preset);
-  const rowsPerTile = preset.kind === 'tiled' ? preset.WG : preset.WG * preset.R;
+  const rowsPerTile = preset.kind === 'tiled' ? preset.WG : preset.kind === 'flash' ? (preset.WG / preset.T) * preset.R : preset.WG * preset.R;
   const tiles = Math.ceil((r.segLen * r.group) / rowsPerTile);
-  const bcast = preset.kind === 'broadcast';
+  const subgroups = preset.kind !== 'tiled';
   const dec = r.decode;
   const values = (splits: number) => ({
     segs: r.segs, seg_len: r.segLen, tiles, kv_heads: r.kvHeads, group: r.group, splits, chunk: r.kvLen, q_first: r.qFirst,
@@ -240,8 +263,8 @@ function dispatchFlash(g: Graph, r: FlashRun): void {
   g.dispatch({
     kernel: {
       label: `attention_${r.op}_${r.act}a${kvTag}_${r.preset}_d${r.headDim}`,
-      code: attentionPrelude(r.act, r.kv, dec ? 'f32' : r.act, bcast) + FLASH_HEADER + (bcast ? BROADCAST_WGSL : TILED_WGSL),
-      constants: { WG: preset.WG, HD: r.headDim, ...(preset.kind === 'tiled' ? { BK: preset.BK } : { R: preset.R }) },
+      code: attentionPrelude(r.act, r.kv, dec ? 'f32' : r.act, subgroups) + FLASH_HEADER + { tiled: TILED_WGSL, flash: FLASH_WGSL, broadcast: BROADCAST_WGSL }[preset.kind],
+      constants: { WG: preset.WG, HD: r.headDim, ...presetConstants(preset) },
     },
     uniforms: { layout: FLASH_PARAMS, values: dec ? (p: Params) => values(dec.targets(p)) : values(1) },
     inputs: [r.q, r.k, r.v, dec ? dec.rows : noRows(g)],
@@ -287,7 +310,7 @@ export function attentionPrefill(g: Graph, q: Tensor, k: Tensor, v: Tensor, cach
   const out = opts.out ?? g.tensor(act, q.shape, 'attention_out');
   storeKv(g, k, v, cache, act, kv, s, { start, slot });
   dispatchFlash(g, {
-    op: 'prefill', preset: opts.preset ?? selectAttentionPreset(g.device, d), q, k: cache.k, v: cache.v, out, act, kv,
+    op: 'prefill', preset: opts.preset ?? selectPrefillAttentionPreset(g.device, d), q, k: cache.k, v: cache.v, out, act, kv,
     kvHeads: hkv, group, headDim: d, causal: true, scale, segs: 1, segLen: s, qFirst: 0, kFirst: 0, kvLen: start + s,
     shift: start, kHead: (capacity * d) / 4, kRow: d / 4, kvHead0: slot * hkv,
   });
@@ -329,7 +352,9 @@ export function attentionDecode(g: Graph, q: Tensor, k: Tensor, v: Tensor, cache
   checkScale(fn, scale);
   const group = hq / hkv;
   const presetName = opts.preset ?? selectAttentionPreset(g.device, d);
-  const { minChunk } = checkPreset(g.device, presetName);
+  const decodePreset = checkPreset(g.device, presetName);
+  if (decodePreset.kind === 'flash') throw new InputError(`${fn}: preset '${presetName}' serves prefill and vision attention only`);
+  const { minChunk } = decodePreset;
   // Every row's split count is at most the target count of the longest row (decodeSplits), the grid's size.
   const targets = (p: Params): number => {
     const n = opts.maxKeys(p);
@@ -394,7 +419,7 @@ export function attentionSegments(g: Graph, q: Tensor, k: Tensor, v: Tensor, seg
   const out = opts.out ?? g.tensor(act, q.shape, 'attention_out');
   for (const [first, len, count] of runsOf(segments)) {
     dispatchFlash(g, {
-      op: 'segments', preset: opts.preset ?? selectAttentionPreset(g.device, d), q, k, v, out, act, kv: act, kvHeads: h, group: 1,
+      op: 'segments', preset: opts.preset ?? selectPrefillAttentionPreset(g.device, d), q, k, v, out, act, kv: act, kvHeads: h, group: 1,
       headDim: d, causal: false, scale, segs: count, segLen: len, qFirst: first, kFirst: first, kvLen: len, shift: 0, kHead: d / 4, kRow: (h * d) / 4, kvHead0: 0,
     });
   }

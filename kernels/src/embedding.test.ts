@@ -3,6 +3,8 @@ import { ChunkedTensor, Device, Graph, InputError, Tensor } from '@glm4v/core';
 import { asStored, expectClose, normal, poisoned, rng, TOLERANCE } from '@glm4v/core/testing';
 import { checkTokenIds, embedding } from './embedding.js';
 import { ROW_FIELDS, rowsTable } from './rows.js';
+import { QUANT_FORMATS, QuantizedMatrix, rowBytes } from './quant.js';
+import { dequantizeRows, quantizeRows } from './quantize.js';
 
 let device: Device;
 beforeAll(async () => {
@@ -168,4 +170,35 @@ describe('embedding', () => {
     g.dispose();
     for (const t of [good, bad, ids]) t.dispose();
   });
+
+  for (const format of ['q8', 'q4'] as const) {
+    it(`${format} table: the dequantised rows rounded once to f32 (K a multiple of the block and not), chunks, NaN for bad ids, by slot`, async () => {
+      const layout = QUANT_FORMATS[format];
+      for (const cols of [7, 64, 100]) {
+        const vocab = 37;
+        const q = quantizeRows(layout, normal(vocab * cols, cols), vocab, cols, 'embed');
+        const data = dequantizeRows(layout, q, vocab, cols);
+        const table = await QuantizedMatrix.fromHost(device, layout, [vocab, cols], q, 'embed_tokens.weight', 5 * rowBytes(layout, cols).data);
+        expect(table.chunks.length).toBe(8);
+        const idList = [...boundaryIds(vocab, 5, 17, cols), -1, vocab];
+        const ids = await Tensor.fromArray(device, 'i32', [idList.length], Int32Array.from(idList), 'input_ids');
+        const out = await poisoned(device, 'f32', [idList.length, cols]);
+        out.write(new Float32Array(idList.length * cols)); // the NaN rows must be the kernel's doing
+        const g = new Graph(device);
+        embedding(g, table, ids, { out });
+        // a batched decode step's rows: each row the id of its slot, a slot outside ids a NaN row
+        const slots = [2, 0, idList.length + 1];
+        const rows = await Tensor.fromArray(device, 'i32', [slots.length, ROW_FIELDS], rowsTable(slots.map((slot) => ({ slot, pos: 0, ropePos: 0, step: 0 }))), 'rows');
+        const bySlot = await poisoned(device, 'f32', [slots.length, cols]);
+        bySlot.write(new Float32Array(slots.length * cols));
+        embedding(g, table, ids, { out: bySlot, rows });
+        await g.run();
+        // one fma: d·(u − offset) + m rounded once to f32
+        expectRows(await out.read(), gatherRef(data.map(Math.fround), vocab, cols, idList), `embedding ${format} [${vocab}, ${cols}]`);
+        expectRows(await bySlot.read(), gatherRef(data.map(Math.fround), vocab, cols, slots.map((sl) => idList[sl] ?? -1)), `embedding ${format} by slot`);
+        g.dispose();
+        for (const t of [table, ids, out, rows, bySlot]) t.dispose();
+      }
+    });
+  }
 });

@@ -4,38 +4,16 @@
 // [0, vocab) with NaN, so a bad id is loud rather than silently clamped. Ids are read as i32: a u32 id ≥ 2^31
 // reads negative, which is out of range too. With `indexed` (a batched decode step), output row s takes the id
 // ids[slot_s], slot_s from the rows table.
-// Prelude: A, WS_w/load_w, the row fields (rows.ts). Bindings: params, ids [ids_len] (i32/u32), rows i32 [rows,
-// ROW_FIELDS] (a one-word stand-in unless indexed), w [chunk_rows, cols] (WS_w), out [rows, cols] (A).
+// Prelude: A, WS_w/load_w; then embedding.ts's header: the row fields (rows.ts), the uniform block p, the bindings
+// ids [ids_len] (i32/u32) and rows i32 [rows, ROW_FIELDS] (a one-word stand-in unless indexed), and id_of(). Then
+// here: w [chunk_rows, cols] (WS_w), out [rows, cols] (A).
 
 override WG: u32 = 256;
 override FIRST: bool = false;
 override PAIRS: bool = false;
 
-struct Params {
-  rows: u32,
-  cols: u32,
-  row_start: u32,
-  chunk_rows: u32,
-  vocab: u32,
-  // 0x7fc00000: a NaN that the shader cannot spell as a constant
-  nan_bits: u32,
-  indexed: u32,
-  ids_len: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> ids: array<i32>;
-@group(0) @binding(2) var<storage, read> rows: array<i32>;
 @group(0) @binding(3) var<storage, read> w: array<WS_w>;
 @group(0) @binding(4) var<storage, read_write> out: array<A>;
-
-// The id of output row s: ids[s], or ids[slot_s] with a rows table (-1, out of range, for a slot outside ids).
-fn id_of(s: u32) -> i32 {
-  if (p.indexed == 0u) { return ids[s]; }
-  let slot = rows[s * ROW_FIELDS + ROW_SLOT];
-  if (slot < 0 || u32(slot) >= p.ids_len) { return -1; }
-  return ids[slot];
-}
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {

@@ -3,45 +3,14 @@ import { ChunkedTensor, Device, Graph, InputError, Tensor } from '@glm4v/core';
 import { TOLERANCE, asStored, expectClose, normal, poisoned } from '@glm4v/core/testing';
 import { type ActDType, type WeightDType } from './prelude.js';
 import { type LinearVariant, LINEAR_PRESETS, canBroadcast, linear, linearVariant, matmul, matvec, selectLinearPreset } from './matmul.js';
+import { matrixShapeFor } from './matmul_subgroup_matrix.js';
+import { linearRef, scaleOf } from './test-util/linear-ref.js';
 
 let device: Device;
 beforeAll(async () => {
   device = await Device.create();
 });
 afterAll(() => device?.dispose());
-
-// float64 reference: y[m, n] = Σ_k x[m, k] · w[n, k] + b[n]
-function linearRef(x: Float64Array, w: Float64Array, b: Float64Array | undefined, M: number, N: number, K: number): Float64Array {
-  const y = new Float64Array(M * N);
-  for (let m = 0; m < M; m++) {
-    for (let n = 0; n < N; n++) {
-      let s = b ? b[n] : 0;
-      for (let k = 0; k < K; k++) s += x[m * K + k] * w[n * K + k];
-      y[m * N + n] = s;
-    }
-  }
-  return y;
-}
-
-// The tolerance's scale. |y[m, n]| ≤ |x_m|₂·|w_n|₂ (Cauchy–Schwarz), and the f32 rounding error of a length-K dot
-// product of such vectors is a small multiple of eps·|x_m|₂·|w_n|₂ (for random signs the partial sums are a random
-// walk, so it grows with K like |x|₂·|w|₂ ≈ K·σ², not like the typical |y| ≈ √K·σ²). Scaling by the largest
-// product keeps the budget K-independent in units of eps while a single wrong term (≈ σ²) still fails for any K
-// up to 10⁵. The bias adds its own magnitude.
-function scaleOf(x: Float64Array, w: Float64Array, b: Float64Array | undefined, M: number, N: number, K: number): number {
-  const maxNorm = (a: Float64Array, rows: number) => {
-    let best = 0;
-    for (let r = 0; r < rows; r++) {
-      let s = 0;
-      for (let k = 0; k < K; k++) s += a[r * K + k] ** 2;
-      best = Math.max(best, Math.sqrt(s));
-    }
-    return best;
-  };
-  let bmax = 0;
-  if (b) for (const v of b) bmax = Math.max(bmax, Math.abs(v));
-  return maxNorm(x, M) * maxNorm(w, N) + bmax;
-}
 
 type Fn = 'linear' | 'matmul' | 'matvec';
 interface Case {
@@ -59,6 +28,8 @@ interface Case {
 
 async function check(c: Case): Promise<void> {
   const { M, N, K, wd = 'bf16', act = 'f32', fn = 'linear' } = c;
+  // f16 matrix operands round x to f16: the f16 budget (its error per term is ε16·|x_k·w_k|, within the same scale)
+  const f16Operands = c.variant?.emulateMatrix?.shape.operand === 'f16' || (c.variant?.preset === 'sm128x128' && matrixShapeFor(device, LINEAR_PRESETS.sm128x128)?.operand === 'f16');
   const seed = M * 7919 + N * 31 + K;
   const xs = asStored(act, normal(M * K, seed));
   const ws = asStored(wd, normal(N * K, seed + 1));
@@ -77,8 +48,9 @@ async function check(c: Case): Promise<void> {
     : { linear, matmul, matvec }[fn](g, x, w, opts);
   expect(y).toBe(out);
   await g.run();
-  const what = `${fn} ${c.variant?.preset ?? 'default'}${c.variant?.reduce ? `/${c.variant.reduce}` : ''} ${wd}w ${act}a${c.bias ? ` +${c.bias} bias` : ''} M=${M} N=${N} K=${K}${c.chunkRows ? ` chunks of ${c.chunkRows}` : ''}`;
-  expectClose(await out.read(), linearRef(xs, ws, bs, M, N, K), TOLERANCE[act], what, scaleOf(xs, ws, bs, M, N, K));
+  const variantName = c.variant?.emulateMatrix ? `emulated ${JSON.stringify(c.variant.emulateMatrix)}` : (c.variant?.preset ?? 'default');
+  const what = `${fn} ${variantName}${c.variant?.reduce ? `/${c.variant.reduce}` : ''} ${wd}w ${act}a${c.bias ? ` +${c.bias} bias` : ''} M=${M} N=${N} K=${K}${c.chunkRows ? ` chunks of ${c.chunkRows}` : ''}`;
+  expectClose(await out.read(), linearRef(xs, ws, bs, M, N, K), TOLERANCE[f16Operands ? 'f16' : act], what, scaleOf(xs, ws, bs, M, N, K));
   g.dispose();
   for (const t of [x, w, b, out]) t?.dispose();
 }
@@ -122,6 +94,8 @@ describe('every variant', () => {
   // bcast8x4, checked above and forced below. Each compiles slowly on lavapipe (seconds), so each family meets the per-element weight
   // path (K = 127, 63) in one variant and the vec4 path (K = 64, 16, 8) in the other.
   const variants: [Fn, LinearVariant, [number, number][]][] = [
+    ['matmul', { preset: '128x128x8' }, [[17, 127], [130, 64], [4097, 8]]],
+    ['matmul', { preset: '128x64x8' }, [[17, 8], [130, 63], [67, 24]]],
     ['matmul', { preset: '64x64x16' }, [[17, 127], [130, 63], [4097, 1]]],
     ['matmul', { preset: '32x64x16' }, [[17, 8], [130, 64], [4097, 16]]],
     ['matvec', { preset: 'sk32x2', reduce: 'subgroup' }, [[17, 8], [130, 64], [4097, 16]]],
@@ -137,6 +111,35 @@ describe('every variant', () => {
     }
     await check({ M: 3, N: 33, K: 63, fn: 'matvec', variant });
   });
+  // The tensor-core kernel on the adapter's matrix units, where it has them: the path linear() takes there.
+  it('sm128x128 (subgroup matrices, forced)', async (ctx) => {
+    const shape = matrixShapeFor(device, LINEAR_PRESETS.sm128x128);
+    if (!shape) return ctx.skip('the adapter has no subgroup matrices (chromium-experimental-subgroup-matrix) fitting the 128×128 tile');
+    const variant: LinearVariant = { preset: 'sm128x128' };
+    const wd = shape.operand === 'f16' ? 'f16' : 'bf16';
+    for (const M of [1, 9, 130, 300]) {
+      for (const [N, K] of [[17, 127], [130, 64], [257, 520]]) await check({ M, N, K, wd, fn: 'matmul', variant, bias: M === 9 ? 'f32' : undefined });
+    }
+    await check({ M: 200, N: 70, K: 72, wd, act: 'f16', fn: 'matmul', variant, bias: 'f16' });
+  });
+  // Its tiling on every adapter with subgroups: scalar stand-ins for the matrix builtins (same loads, strides and
+  // layouts, whole matrices per invocation), small tiles and matrix shapes so lavapipe runs them in seconds. Two
+  // shapes: f16 operands with M ≠ N (as Intel's 8×16×16), and f32 operands (as Apple's 8×8×8); tails in M, N, K.
+  const emulated: LinearVariant['emulateMatrix'][] = [
+    { shape: { operand: 'f16', M: 4, N: 8, K: 8 }, tile: { BM: 16, BN: 32, SGM: 2, SGN: 2 } },
+    { shape: { operand: 'f32', M: 4, N: 4, K: 4 }, tile: { BM: 16, BN: 8, SGM: 2, SGN: 1 } },
+  ];
+  for (const e of emulated) {
+    it(`subgroup-matrix tiling with emulated ${e!.shape.operand} ${e!.shape.M}×${e!.shape.N}×${e!.shape.K} matrices`, async (ctx) => {
+      if (!device.has('subgroups')) return ctx.skip('the adapter lacks subgroups');
+      if (e!.shape.operand === 'f16' && !hasF16()) return ctx.skip('the adapter lacks shader-f16');
+      const variant: LinearVariant = { emulateMatrix: e };
+      for (const M of [1, 9, 37]) {
+        for (const [N, K] of [[17, 127], [33, 64], [9, 40]]) await check({ M, N, K, fn: 'matmul', variant, bias: M === 9 ? 'f32' : undefined });
+      }
+      if (hasF16()) await check({ M: 20, N: 40, K: 24, wd: 'f16', fn: 'matmul', variant, chunkRows: 13 });
+    });
+  }
   for (const [fn, variant, shapes] of variants) {
     it(`${variant.preset}${variant.reduce ? ` (${variant.reduce} reduction)` : ''}`, async (ctx) => {
       if (variant.reduce === 'subgroup' && !device.has('subgroups')) return ctx.skip('the adapter lacks subgroups');
@@ -208,8 +211,8 @@ describe('shapes and routing', () => {
 
   it('spreads more than 65535 workgroups over a 2-D grid', async () => {
     // One more tile of x rows than one grid dimension holds; K = 1 and N = 3 keep it cheap.
-    const preset = LINEAR_PRESETS[selectLinearPreset(device, 1000, 'matmul')];
-    const rowsPerTile = preset.kind === 'tiled' ? preset.BM : preset.kind === 'broadcast' ? preset.TM : 1;
+    const preset = LINEAR_PRESETS[selectLinearPreset(device, 1000, 'matmul', { N: 3, dtype: 'bf16' })];
+    const rowsPerTile = 'BM' in preset ? preset.BM : preset.kind === 'broadcast' ? preset.TM : 1;
     const M = device.limits.maxComputeWorkgroupsPerDimension * rowsPerTile + 1;
     await check({ M, N: 3, K: 1, fn: 'matmul' });
   });
@@ -237,6 +240,18 @@ describe('shapes and routing', () => {
         expect(p.BK % 8, name).toBe(0);
         expect((p.BM / p.TM) * (p.BN / p.TN), name).toBeLessThanOrEqual(device.limits.maxComputeInvocationsPerWorkgroup);
         expect(Math.max(p.TM, p.TN), name).toBeLessThanOrEqual(4);
+      }
+      if (p.kind === 'tiled8') {
+        // matmul_8x8.wgsl: 8×8 blocks of vec4 pairs, every invocation loads at most 8 x values and 1 weight group
+        const WG = (p.BM / 8) * (p.BN / 8);
+        expect([p.BM % 8, p.BN % 8], name).toEqual([0, 0]);
+        expect(WG, name).toBeLessThanOrEqual(device.limits.maxComputeInvocationsPerWorkgroup);
+        expect(WG, name).toBeGreaterThanOrEqual(Math.max(p.BM, p.BN));
+        expect(2 * 8 * 4 * (p.BM + p.BN), name).toBeLessThanOrEqual(16384); // WebGPU's default workgroup storage
+      }
+      if (p.kind === 'subgroupMatrix') {
+        // the 16×16 matrices of NVIDIA, AMD and Intel, and Apple's 8×8, all divide each subgroup's block
+        for (const m of [8, 16]) expect([(p.BM / p.SGM) % m, (p.BN / p.SGN) % m], name).toEqual([0, 0]);
       }
     }
   });

@@ -1,8 +1,14 @@
-// Linear layers y = x · Wᵀ (+ b) with W as stored in the checkpoint, [N, K] (matmul.wgsl, matmul_broadcast.wgsl,
-// matvec.wgsl with matvec_reduce_subgroup.wgsl or matvec_reduce_shared.wgsl).
+// Linear layers y = x · Wᵀ (+ b) with W as stored in the checkpoint, [N, K] (matmul.wgsl, matmul_8x8.wgsl,
+// matmul_subgroup_matrix.wgsl, matmul_broadcast.wgsl, matvec.wgsl with matvec_reduce_subgroup.wgsl or
+// matvec_reduce_shared.wgsl).
 //
 // Variants, all accumulating in f32:
-// - 'tiled' (matmul.wgsl): workgroup-memory tiles with a register block per invocation, for many rows on GPUs.
+// - 'subgroupMatrix' (matmul_subgroup_matrix.wgsl, matmul_subgroup_matrix.ts): the GPU's matrix units (tensor
+//   cores) through WGSL subgroup matrices, for many rows wherever the adapter offers them; f16 operands (f32 where
+//   the adapter multiplies only f32), f32 accumulation.
+// - 'tiled8' (matmul_8x8.wgsl): 128-row workgroup-memory tiles, 8 × 8 outputs per invocation, double-buffered,
+//   for many rows on other GPUs; 'tiled' (matmul.wgsl): 64 × 64 and 32 × 64 tiles, 4 × 4 or 2 × 4 outputs, for
+//   fewer rows.
 // - 'splitk' (matvec.wgsl): decode (M ≤ 8) on GPUs; a team of lanes reads each row of W contiguously with wide
 //   loads and adds its partial sums with subgroup shuffles, or through workgroup memory without subgroups.
 // - 'broadcast' (matmul_broadcast.wgsl): CPU adapters (lavapipe), for both. There every lane's load is a scalar
@@ -12,46 +18,58 @@
 // Weights are read 8 at a time (one vec4<u32> of packed bf16/f16, or two vec4<f32>) when K is a multiple of 8;
 // otherwise rows of a 16-bit matrix straddle u32 words and a per-element reader (load_w) takes over.
 
-import { ChunkedTensor, type Device, type Graph, InputError, type Tensor, UniformLayout } from '@glm4v/core';
+import { ChunkedTensor, type Device, type Graph, InputError, type Tensor } from '@glm4v/core';
 import MATMUL_WGSL from './matmul.wgsl.js';
+import MATMUL_8X8_WGSL from './matmul_8x8.wgsl.js';
 import BROADCAST_WGSL from './matmul_broadcast.wgsl.js';
 import MATVEC_WGSL from './matvec.wgsl.js';
-import REDUCE_SUBGROUP_WGSL from './matvec_reduce_subgroup.wgsl.js';
-import REDUCE_SHARED_WGSL from './matvec_reduce_shared.wgsl.js';
-import { type ActDType, type WeightDType, assertDType, assertShape, checkActDType, prelude, rowsOf, variantTag } from './prelude.js';
+import { type ActDType, type WeightDType, assertDType, assertShape, prelude, rowsOf, variantTag } from './prelude.js';
 import { grid1d } from './grid.js';
+import { type MatrixShape, type SubgroupMatrixPreset, matrixShapeFor, subgroupMatrixKernel } from './matmul_subgroup_matrix.js';
+import { type KernelShape, LINEAR_PARAMS, LINEAR_PARAMS_FIELDS, type LinearOptions, MATVEC_MAX_ROWS, broadcastShape, canBroadcast, canReduceWithSubgroups, checkLinearIO, isCpuAdapter, needsF16, splitKShape } from './linear-common.js';
+import { QuantizedMatrix } from './quant.js';
+import { linearQuant } from './matmul_quant.js';
 
-const PARAMS_FIELDS = 'M: u32, N: u32, K: u32, rows: u32, col0: u32, tiles_n: u32, tiles: u32, has_bias: u32';
-const PARAMS = new UniformLayout(PARAMS_FIELDS);
-/** The uniform block and bindings 0–4 of matmul.wgsl, matvec.wgsl and matmul_broadcast.wgsl, prepended to each. */
+export { MATVEC_MAX_ROWS, canBroadcast, isCpuAdapter, type LinearOptions } from './linear-common.js';
+
+/** A linear layer's weight [N, K]: one tensor, row chunks, or block-quantised row chunks (quant.ts). */
+export type LinearWeight = Tensor | ChunkedTensor | QuantizedMatrix;
+
+/**
+ * The uniform block and bindings 0–4 of the bf16/f16/f32-weight linear kernels, prepended to each, and tile_of:
+ * the BM × BN tile of y of workgroup (wid, nwg) (tiles numbered wid.x + wid.y · nwg.x for grids above 65535
+ * workgroups, grid.ts) as its first row of x, first row of w, and 1 if it is one of p.tiles (else 0: the workgroup
+ * returns).
+ */
 const BINDINGS =
-  `struct Params { ${PARAMS_FIELDS} }\n` +
+  `struct Params { ${LINEAR_PARAMS_FIELDS} }\n` +
   '@group(0) @binding(0) var<uniform> p: Params;\n' +
   '@group(0) @binding(1) var<storage, read> x: array<A>;\n' +
   '@group(0) @binding(2) var<storage, read> w: array<WV>;\n' +
   '@group(0) @binding(3) var<storage, read> b: array<WS_b>;\n' +
-  '@group(0) @binding(4) var<storage, read_write> y: array<A>;\n';
-
-/** Rows of x up to which linear() uses matvec. */
-export const MATVEC_MAX_ROWS = 8;
-
-export interface LinearOptions {
-  /** [N], any float dtype. */
-  bias?: Tensor;
-  /** Write here instead of a new tensor: shape [..., N], x's dtype. */
-  out?: Tensor;
-}
+  '@group(0) @binding(4) var<storage, read_write> y: array<A>;\n' +
+  'fn tile_of(wid: vec3u, nwg: vec3u, bm: u32, bn: u32) -> vec3u {\n' +
+  '  let tile = wid.x + wid.y * nwg.x;\n' +
+  '  return vec3u((tile / p.tiles_n) * bm, (tile % p.tiles_n) * bn, u32(tile < p.tiles));\n}\n';
 
 export type TiledPreset = { kind: 'tiled'; BM: number; BN: number; BK: number; TM: number; TN: number };
+/** 8 × 8 outputs per invocation, (BM / 8) · (BN / 8) invocations, k-tiles 8 deep. */
+export type Tiled8Preset = { kind: 'tiled8'; BM: number; BN: number };
 /** TM rows of x per workgroup (fewer in the last tile, or for matvec), TN rows of W per invocation. */
 export type BroadcastPreset = { kind: 'broadcast'; TM: number; TN: number; WG: number };
 /** T lanes per row of W (lowered to the smallest subgroup size when reducing with subgroups), R rows per team. */
 export type SplitKPreset = { kind: 'splitk'; T: number; R: number; WG: number };
-export type LinearPreset = TiledPreset | BroadcastPreset | SplitKPreset;
+export type LinearPreset = TiledPreset | Tiled8Preset | SubgroupMatrixPreset | BroadcastPreset | SplitKPreset;
 
 /** Every variant by name; the name ends the kernel label, e.g. 'matmul_bf16w_f32a_64x64x16'. */
 export const LINEAR_PRESETS = {
-  /** GPUs, M ≥ 64: 64×64 tile, 4×4 outputs per invocation, 256 invocations. */
+  /** GPUs with subgroup matrices, M ≥ 64: 128×128 tile over 4 × 2 subgroups, each a 32×64 block of matrices. */
+  sm128x128: { kind: 'subgroupMatrix', BM: 128, BN: 128, SGM: 4, SGN: 2 },
+  /** Other GPUs, M ≥ 128 with many tiles: 128×128 tile, 8×8 outputs per invocation, 256 invocations. */
+  '128x128x8': { kind: 'tiled8', BM: 128, BN: 128 },
+  /** Other GPUs, M ≥ 128 with fewer tiles (one more wave of workgroups): 128×64 tile, 8×8 outputs, 128 invocations. */
+  '128x64x8': { kind: 'tiled8', BM: 128, BN: 64 },
+  /** Other GPUs, 64 ≤ M < 128: 64×64 tile, 4×4 outputs per invocation, 256 invocations. */
   '64x64x16': { kind: 'tiled', BM: 64, BN: 64, BK: 16, TM: 4, TN: 4 },
   /** GPUs, 8 < M < 64: 32×64 tile, 2×4 outputs per invocation, 256 invocations. */
   '32x64x16': { kind: 'tiled', BM: 32, BN: 64, BK: 16, TM: 2, TN: 4 },
@@ -69,50 +87,78 @@ export interface LinearVariant {
   preset?: LinearPresetName;
   /** How 'splitk' adds a team's partial sums. Default: 'subgroup' where the adapter allows it. */
   reduce?: 'subgroup' | 'shared';
+  /**
+   * Tests on any adapter: the 'subgroupMatrix' kernel with scalar stand-ins for the matrix builtins, this matrix
+   * shape and, instead of the preset's, this tile (the stand-ins hold a subgroup's whole block in each invocation).
+   */
+  emulateMatrix?: { shape: MatrixShape; tile: Omit<SubgroupMatrixPreset, 'kind'> };
 }
 
-/** Software adapters run each workgroup as a loop on one CPU thread, 8 lanes per SIMD step (lavapipe). */
-export function isCpuAdapter(device: Device): boolean {
-  return device.adapter.isFallbackAdapter || device.adapter.architecture === 'software';
+/** Below this many tiles of 128 × 128, '128x64x8' (twice the workgroups) is chosen over '128x128x8'. */
+const MIN_LARGE_TILES = 256;
+
+/**
+ * The weight dtype the tensor-core kernel needs here: 'f16' where it runs on f16 operands (bf16 weights are then
+ * converted once at load, checked for values beyond f16's range); undefined where it does not run.
+ */
+export function matmulWeightDType(device: Device): 'f16' | undefined {
+  if (isCpuAdapter(device)) return undefined;
+  return matrixShapeFor(device, LINEAR_PRESETS.sm128x128)?.operand === 'f16' ? 'f16' : undefined;
 }
 
-/** The broadcast kernel shares 8 x values through lanes 0..7 of each subgroup. */
-export function canBroadcast(device: Device): boolean {
-  return device.has('subgroups') && (device.adapter.subgroupMinSize ?? 0) >= 8;
+/** Where the tensor-core kernel can take weights of `wd`: f16 operands need f16 weights, f32 operands take any. */
+function canUseMatrixUnits(device: Device, wd: WeightDType | undefined): boolean {
+  if (isCpuAdapter(device)) return false;
+  const shape = matrixShapeFor(device, LINEAR_PRESETS.sm128x128);
+  return shape !== undefined && (shape.operand === 'f32' || wd === 'f16');
 }
 
 /**
- * The variant for M rows of x. On CPU adapters with subgroups of ≥ 8 lanes: 'bcast8x4', for matvec and matmul.
- * Elsewhere: 'sk32x2' for matvec, and for matmul '32x64x16' below 64 rows, '64x64x16' from 64 rows.
+ * The variant for M rows of x times a weight [N, K] of dtype `weight.dtype`. On CPU adapters with subgroups of
+ * ≥ 8 lanes: 'bcast8x4', for matvec and matmul. Elsewhere: 'sk32x2' for matvec; for matmul '32x64x16' below 64
+ * rows, then 'sm128x128' where the adapter's matrix units take the weight (f16 weights for f16 operands), else
+ * '64x64x16' below 128 rows and from 128 rows '128x128x8', or '128x64x8' when 128 × 128 tiles would number fewer
+ * than MIN_LARGE_TILES (a GPU has about 100 compute units to fill).
  */
-export function selectLinearPreset(device: Device, M: number, kind: 'matmul' | 'matvec'): LinearPresetName {
+export function selectLinearPreset(device: Device, M: number, kind: 'matmul' | 'matvec', weight: { N?: number; dtype?: WeightDType } = {}): LinearPresetName {
   if (isCpuAdapter(device) && canBroadcast(device)) return 'bcast8x4';
   if (kind === 'matvec') return 'sk32x2';
-  return M < 64 ? '32x64x16' : '64x64x16';
+  if (M < 64) return '32x64x16';
+  if (canUseMatrixUnits(device, weight.dtype)) return 'sm128x128';
+  if (M < 128) return '64x64x16';
+  const tiles = Math.ceil(M / 128) * Math.ceil((weight.N ?? Infinity) / 128);
+  return tiles < MIN_LARGE_TILES ? '128x64x8' : '128x128x8';
 }
 
-/** y[..., N] = x[..., K] · Wᵀ (+ b): matvec for M ≤ 8 rows of x, the tiled matmul otherwise. (nn.Linear) */
-export function linear(g: Graph, x: Tensor, w: Tensor | ChunkedTensor, opts: LinearOptions = {}): Tensor {
-  const M = rowsOf(x);
-  return M <= MATVEC_MAX_ROWS ? linearVariant(g, x, w, opts, 'matvec') : linearVariant(g, x, w, opts, 'matmul');
+/**
+ * y[..., N] = x[..., K] · Wᵀ (+ b): matvec for M ≤ 8 rows of x, the tiled matmul otherwise; a quantised W goes to
+ * the kernels of matmul_quant.ts, which dequantise it in registers. (nn.Linear)
+ */
+export function linear(g: Graph, x: Tensor, w: LinearWeight, opts: LinearOptions = {}): Tensor {
+  return byWeight(g, x, w, opts, rowsOf(x) <= MATVEC_MAX_ROWS ? 'matvec' : 'matmul');
 }
 
 /** linear() through the many-row kernels, whatever M. */
-export function matmul(g: Graph, x: Tensor, w: Tensor | ChunkedTensor, opts: LinearOptions = {}): Tensor {
-  return linearVariant(g, x, w, opts, 'matmul');
+export function matmul(g: Graph, x: Tensor, w: LinearWeight, opts: LinearOptions = {}): Tensor {
+  return byWeight(g, x, w, opts, 'matmul');
 }
 
 /** linear() through the decode kernels; M ≤ 8. */
-export function matvec(g: Graph, x: Tensor, w: Tensor | ChunkedTensor, opts: LinearOptions = {}): Tensor {
-  return linearVariant(g, x, w, opts, 'matvec');
+export function matvec(g: Graph, x: Tensor, w: LinearWeight, opts: LinearOptions = {}): Tensor {
+  return byWeight(g, x, w, opts, 'matvec');
+}
+
+function byWeight(g: Graph, x: Tensor, w: LinearWeight, opts: LinearOptions, kind: 'matmul' | 'matvec'): Tensor {
+  return w instanceof QuantizedMatrix ? linearQuant(g, x, w, opts, kind) : linearVariant(g, x, w, opts, kind);
 }
 
 /** linear() with a chosen variant (tests, benchmarks). One dispatch per row chunk of W. */
 export function linearVariant(g: Graph, x: Tensor, w: Tensor | ChunkedTensor, opts: LinearOptions, kind: 'matmul' | 'matvec', variant: LinearVariant = {}): Tensor {
   const m = w instanceof ChunkedTensor ? w : ChunkedTensor.single(w);
   const { M, N, K } = checkArgs(g.device, kind, x, m, opts);
-  const name = variant.preset ?? selectLinearPreset(g.device, M, kind);
-  const preset: LinearPreset = LINEAR_PRESETS[name];
+  const emulate = variant.emulateMatrix;
+  const name = emulate ? `sm${emulate.tile.BM}x${emulate.tile.BN}` : (variant.preset ?? selectLinearPreset(g.device, M, kind, { N, dtype: m.dtype as WeightDType }));
+  const preset: LinearPreset = emulate ? { kind: 'subgroupMatrix', ...emulate.tile } : LINEAR_PRESETS[name as LinearPresetName];
   if ((kind === 'matvec' || preset.kind === 'splitk') && M > MATVEC_MAX_ROWS) {
     throw new InputError(`${kind}: x '${x.label}' [${x.shape.join(', ')}] has ${M} rows; at most ${MATVEC_MAX_ROWS} go through matvec`);
   }
@@ -123,12 +169,8 @@ export function linearVariant(g: Graph, x: Tensor, w: Tensor | ChunkedTensor, op
   const bias = opts.bias;
   const vector = K % 8 === 0;
   const reduce = variant.reduce ?? (canReduceWithSubgroups(g.device) ? 'subgroup' : 'shared');
-  const k = kernelFor(g.device, preset, name, reduce, M);
-  const code =
-    prelude({ act, weights: vector ? { b: bias ? bias.dtype as WeightDType : act } : { w: wd, b: bias ? bias.dtype as WeightDType : act }, subgroups: k.subgroups }) +
-    weightReader(wd, vector) +
-    BINDINGS +
-    k.code;
+  const k = kernelFor(g.device, preset, name, reduce, M, emulate?.shape);
+  const code = linearSource(k, { act, wd, bias: bias ? (bias.dtype as WeightDType) : act, vector });
   // The preset's name, then what the wrapper chose: '_m1' one row of x, '_t8_sg' team size and reduction, '_k1'
   // the per-element weight path.
   const label = `${kind}_${variantTag(wd, act)}_${name}${k.suffix}${vector ? '' : '_k1'}`;
@@ -137,7 +179,7 @@ export function linearVariant(g: Graph, x: Tensor, w: Tensor | ChunkedTensor, op
     const tiles = tilesN * Math.ceil(M / k.rowsPerTile);
     g.dispatch({
       kernel: { label, code, constants: k.constants },
-      uniforms: { layout: PARAMS, values: { M, N, K, rows: c.rows, col0: c.rowStart, tiles_n: tilesN, tiles, has_bias: bias ? 1 : 0 } },
+      uniforms: { layout: LINEAR_PARAMS, values: { M, N, K, rows: c.rows, col0: c.rowStart, tiles_n: tilesN, tiles, has_bias: bias ? 1 : 0 } },
       // Without a bias, x stands in for the unused binding.
       inputs: [x, c.tensor, bias ?? x],
       outputs: [y],
@@ -147,46 +189,37 @@ export function linearVariant(g: Graph, x: Tensor, w: Tensor | ChunkedTensor, op
   return y;
 }
 
-interface KernelChoice {
-  suffix: string;
-  code: string;
-  constants: Record<string, number>;
-  subgroups: boolean;
-  /** Rows of x and of W (columns of y) one workgroup covers. */
-  rowsPerTile: number;
-  colsPerTile: number;
+/**
+ * A linear kernel's whole WGSL: its directives, the dtype prelude (b, and w on the per-element path), the weight
+ * reader, BINDINGS, then the kernel. `vector`: K is a multiple of 8 (weights read 8 at a time).
+ */
+export function linearSource(k: { head: string; code: string; subgroups: boolean }, t: { act: ActDType; wd: WeightDType; bias: WeightDType; vector: boolean }): string {
+  const weights: Record<string, WeightDType> = t.vector ? { b: t.bias } : { w: t.wd, b: t.bias };
+  return k.head + prelude({ act: t.act, weights, subgroups: k.subgroups }) + weightReader(t.wd, t.vector) + BINDINGS + k.code;
 }
 
-function canReduceWithSubgroups(device: Device): boolean {
-  return device.has('subgroups') && (device.adapter.subgroupMinSize ?? 0) >= 1;
-}
+/** `head`: directives that must precede the prelude. */
+type KernelChoice = KernelShape & { head: string; code: string };
 
-function kernelFor(device: Device, p: LinearPreset, name: string, reduce: 'subgroup' | 'shared', M: number): KernelChoice {
+function kernelFor(device: Device, p: LinearPreset, name: string, reduce: 'subgroup' | 'shared', M: number, emulate?: MatrixShape): KernelChoice {
   if (p.kind === 'tiled') {
     const WG = (p.BM / p.TM) * (p.BN / p.TN);
-    return { suffix: '', code: MATMUL_WGSL, constants: { BM: p.BM, BN: p.BN, BK: p.BK, TM: p.TM, TN: p.TN, WG }, subgroups: false, rowsPerTile: p.BM, colsPerTile: p.BN };
+    return { suffix: '', head: '', code: MATMUL_WGSL, constants: { BM: p.BM, BN: p.BN, BK: p.BK, TM: p.TM, TN: p.TN, WG }, subgroups: false, rowsPerTile: p.BM, colsPerTile: p.BN };
   }
-  if (p.kind === 'broadcast') {
-    if (!canBroadcast(device)) throw new InputError(`variant '${name}' needs subgroups of at least 8 invocations, which this adapter lacks`);
-    // One row of x (decode) gets its own pipeline: no rows to skip in the K loop (about 6% faster on lavapipe).
-    const TM = M === 1 ? 1 : p.TM;
-    return { suffix: TM === p.TM ? '' : `_m${TM}`, code: BROADCAST_WGSL, constants: { WG: p.WG, TM, TN: p.TN }, subgroups: true, rowsPerTile: TM, colsPerTile: p.WG * p.TN };
+  if (p.kind === 'tiled8') {
+    const WG = (p.BM / 8) * (p.BN / 8);
+    return { suffix: '', head: '', code: MATMUL_8X8_WGSL, constants: { BM: p.BM, BN: p.BN, WG }, subgroups: false, rowsPerTile: p.BM, colsPerTile: p.BN };
   }
-  const sub = reduce === 'subgroup';
-  if (sub && !canReduceWithSubgroups(device)) throw new InputError(`variant '${name}' with subgroup reduction needs the subgroups feature, which this adapter lacks`);
-  // A team must sit inside one subgroup: T no larger than the smallest subgroup (both powers of two).
-  const T = sub ? Math.min(p.T, device.adapter.subgroupMinSize!) : p.T;
-  // The shared reduction gives each of a team's MATVEC_MAX_ROWS · R sums to one of its T lanes.
-  if (!sub && MATVEC_MAX_ROWS * p.R > T) throw new InputError(`variant '${name}': a team of ${T} lanes cannot reduce ${MATVEC_MAX_ROWS} × ${p.R} sums`);
-  const code = MATVEC_WGSL + (sub ? REDUCE_SUBGROUP_WGSL : REDUCE_SHARED_WGSL);
-  return {
-    suffix: `_t${T}_${sub ? 'sg' : 'wg'}`,
-    code,
-    constants: { WG: p.WG, T, R: p.R },
-    subgroups: sub,
-    rowsPerTile: MATVEC_MAX_ROWS,
-    colsPerTile: (p.WG / T) * p.R,
-  };
+  if (p.kind === 'subgroupMatrix') {
+    const k = subgroupMatrixKernel(device, p, name, emulate ? { shape: emulate, emulate: true } : {});
+    // The label names the matrix shape and k-tile depth: '_f16m16x16x16_bk16', and '_emulated' for the stand-ins.
+    const s = emulate ?? matrixShapeFor(device, p)!;
+    const suffix = `_${s.operand}m${s.M}x${s.N}x${s.K}_bk${k.BK}${emulate ? '_emulated' : ''}`;
+    return { suffix, head: k.head, code: k.tail, constants: {}, subgroups: true, rowsPerTile: p.BM, colsPerTile: p.BN };
+  }
+  if (p.kind === 'broadcast') return { ...broadcastShape(device, p, name, M), head: '', code: BROADCAST_WGSL };
+  const k = splitKShape(device, p, name, reduce);
+  return { ...k, head: '', code: MATVEC_WGSL + k.reduceWgsl };
 }
 
 /**
@@ -236,29 +269,9 @@ function weightReader(wd: WeightDType, vector: boolean): string {
 }
 
 function checkArgs(device: Device, what: string, x: Tensor, w: ChunkedTensor, opts: LinearOptions): { M: number; N: number; K: number } {
-  assertDType(`${what} input '${x.label}'`, x.dtype, ['f32', 'f16']);
-  checkActDType(device, x.dtype as ActDType, `${what} input '${x.label}'`);
-  if (x.shape.length < 1) throw new InputError(`${what}: input '${x.label}' is a scalar; expected [..., K]`);
   assertDType(`${what} weight '${w.label}'`, w.dtype, ['f32', 'f16', 'bf16']);
-  if (w.shape.length !== 2) throw new InputError(`${what}: weight '${w.label}' has shape [${w.shape.join(', ')}]; expected [N, K]`);
-  const [N, K] = w.shape;
-  const Kx = x.shape[x.shape.length - 1];
-  if (K !== Kx) throw new InputError(`${what}: weight '${w.label}' [${w.shape.join(', ')}] does not match x '${x.label}' [..., ${Kx}]`);
-  if (N === 0 || K === 0) throw new InputError(`${what}: weight '${w.label}' [${w.shape.join(', ')}] is empty`);
+  const dims = checkLinearIO(device, what, x, w, opts);
   needsF16(device, what, `weight '${w.label}'`, w.dtype);
-  for (const c of w.chunks) assertShape(`${what} weight chunk '${c.tensor.label}'`, c.tensor.shape, [c.rows, K]);
-  if (opts.bias) {
-    assertDType(`${what} bias '${opts.bias.label}'`, opts.bias.dtype, ['f32', 'f16', 'bf16']);
-    assertShape(`${what} bias '${opts.bias.label}'`, opts.bias.shape, [N]);
-    needsF16(device, what, `bias '${opts.bias.label}'`, opts.bias.dtype);
-  }
-  if (opts.out) {
-    assertShape(`${what} output '${opts.out.label}'`, opts.out.shape, [...x.shape.slice(0, -1), N]);
-    assertDType(`${what} output '${opts.out.label}'`, opts.out.dtype, [x.dtype]);
-  }
-  return { M: rowsOf(x), N, K };
-}
-
-function needsF16(device: Device, what: string, name: string, dtype: string): void {
-  if (dtype === 'f16' && !device.has('shader-f16')) throw new InputError(`${what}: ${name} is f16, which needs the shader-f16 feature that this adapter lacks`);
+  for (const c of w.chunks) assertShape(`${what} weight chunk '${c.tensor.label}'`, c.tensor.shape, [c.rows, dims.K]);
+  return dims;
 }

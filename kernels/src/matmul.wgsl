@@ -3,10 +3,10 @@
 // f32 once per tile), and each invocation accumulates a TM × TN register block in f32. Its rows are strided by
 // BM / TM and its columns by BN / TN, so neighbouring invocations read neighbouring workgroup-memory words.
 // M, N (= rows of this chunk) and K need not divide the tiles: loads outside x or w read 0, stores are masked.
-// Tiles are numbered wid.x + wid.y · nwg.x (grids above 65535 workgroups; grid.ts).
 // The wrapper prepends the dtype prelude: A, load_b, and W8 / w8(row, group) reading 8 weights of a row; then
 // BINDINGS (matmul.ts, one copy for the three linear kernels): the uniform block p (M, N, K, rows, col0, tiles_n,
-// tiles, has_bias), x [M, K] (A), w [rows, K] (WV), b [N] (WS_b, read only when p.has_bias), y [M, N] (A).
+// tiles, has_bias), x [M, K] (A), w [rows, K] (WV), b [N] (WS_b, read only when p.has_bias), y [M, N] (A), and
+// tile_of(wid, nwg, BM, BN): the workgroup's tile.
 
 override BM: u32 = 64u;
 override BN: u32 = 64u;
@@ -50,10 +50,10 @@ fn load_tiles(m0: u32, n0: u32, k0: u32, lid: u32) {
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let tile = wid.x + wid.y * nwg.x;
-  if (tile >= p.tiles) { return; } // uniform per workgroup: the barriers below stay uniform
-  let m0 = (tile / p.tiles_n) * BM;
-  let n0 = (tile % p.tiles_n) * BN;
+  let at = tile_of(wid, nwg, BM, BN);
+  if (at.z == 0u) { return; } // uniform per workgroup: the barriers below stay uniform
+  let m0 = at.x;
+  let n0 = at.y;
   let tx = lid % (BN / TN);
   let ty = lid / (BN / TN);
   var acc: array<array<f32, MAX_T>, MAX_T>;

@@ -70,4 +70,24 @@ describe('fillRandom', () => {
     whole.dispose();
     chunked.dispose();
   });
+
+  it('u32: random bits in every word, each bit set about half the time, reproducible', async () => {
+    const n = 4097;
+    const a = await poisoned(device, 'u32', [n]);
+    const b = await poisoned(device, 'u32', [n]);
+    const g = new Graph(device);
+    fillRandom(g, a, 5, 0);
+    fillRandom(g, b, 5, 0);
+    await g.run();
+    const [va, vb] = (await Promise.all([a.read(), b.read()])) as Uint32Array[];
+    expect(Array.from(va)).toEqual(Array.from(vb));
+    expect(va.filter((v) => v === 0xffffffff).length).toBeLessThan(2); // the poison is overwritten
+    for (let bit = 0; bit < 32; bit++) {
+      const ones = va.filter((v) => (v >>> bit) & 1).length;
+      expect(Math.abs(ones / n - 0.5), `bit ${bit}`).toBeLessThan(0.05);
+    }
+    g.dispose();
+    a.dispose();
+    b.dispose();
+  });
 });

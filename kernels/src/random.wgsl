@@ -1,6 +1,7 @@
 // Fills a tensor with uniform values in [-scale, scale) from a counter-based hash of (seed, element index):
 // random weights of any size made on the GPU, reproducible, with no host data. One u32 word per invocation:
-// a bf16/f16 word holds two elements (2i in the low half), an f32 word one. OUT_KIND: 0 f32, 1 bf16, 2 f16.
+// a bf16/f16 word holds two elements (2i in the low half), an f32 word one. OUT_KIND: 0 f32, 1 bf16, 2 f16,
+// 3 u32 (random bits, scale unused).
 
 override WG: u32 = 256;
 override OUT_KIND: u32 = 0;
@@ -34,7 +35,9 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
     let lo = bitcast<u32>(uniform_at(2u * w)) >> 16u;
     let hi = bitcast<u32>(uniform_at(2u * w + 1u)) & 0xffff0000u;
     out[w] = lo | hi;
-  } else {
+  } else if (OUT_KIND == 2u) {
     out[w] = pack2x16float(vec2f(uniform_at(2u * w), uniform_at(2u * w + 1u)));
+  } else {
+    out[w] = hash((p.first + w) ^ hash(p.seed));
   }
 }

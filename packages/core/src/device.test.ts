@@ -38,6 +38,18 @@ describe('Device', () => {
     device.dispose();
   });
 
+  it('opens a GPU adapter with the tensor-core toggles, unless subgroup matrices are disabled', async (ctx) => {
+    // Dawn's null backend stands in for a GPU: it offers subgroup matrices only under allow_unsafe_apis.
+    const gpu = await Device.create({ backend: 'null' }).catch(() => undefined);
+    if (!gpu) return ctx.skip("Dawn's null backend is unavailable");
+    expect(gpu.has('chromium-experimental-subgroup-matrix')).toBe(true);
+    gpu.dispose();
+    const without = await Device.create({ backend: 'null', disableFeatures: ['chromium-experimental-subgroup-matrix'] });
+    expect(without.has('chromium-experimental-subgroup-matrix')).toBe(false);
+    expect(without.adapter.subgroupMatrixConfigs).toEqual([]);
+    without.dispose();
+  });
+
   it('refuses an unknown backend with a DeviceError that says how to fix it', async () => {
     const err = await Device.create({ backend: 'null' as never, adapter: 'no such adapter' }).catch((e) => e);
     expect(err).toBeInstanceOf(DeviceError);

@@ -2,7 +2,7 @@
 // device loss are turned into typed errors. Where `navigator.gpu` comes from is the host seam (`#host`): Dawn's
 // Node binding (npm `webgpu`) under Node, the page's own in a browser (package.json conditions node / browser).
 
-import { NO_ADAPTER_HELP, openGpu } from '#host';
+import { NO_ADAPTER_HELP, env, openGpu } from '#host';
 import { DeviceError, DeviceLostError, OutOfMemoryError } from './errors.js';
 import { BufferPool } from './buffer-pool.js';
 import { PipelineCache } from './pipeline-cache.js';
@@ -17,7 +17,8 @@ export interface DeviceOptions {
   backend?: Backend;
   /** Substring of the adapter name to pick when several exist (Node only). Default: env GLM4V_ADAPTER. */
   adapter?: string;
-  /** Turn off optional features, e.g. to test the fallback kernels on hardware that has them. */
+  /** Turn off optional features, e.g. to test the fallback kernels on hardware that has them. Default: env
+   *  GLM4V_DISABLE_FEATURES (','-separated, e.g. `chromium-experimental-subgroup-matrix`). */
   disableFeatures?: readonly OptionalFeature[];
   /** Extra Dawn toggles (Node only), e.g. ['enable=allow_unsafe_apis']. Default: env GLM4V_DAWN_TOGGLES (';'-separated). */
   dawnToggles?: readonly string[];
@@ -25,6 +26,23 @@ export interface DeviceOptions {
 
 export type OptionalFeature = 'shader-f16' | 'subgroups' | 'timestamp-query' | 'chromium-experimental-subgroup-matrix';
 const OPTIONAL_FEATURES: readonly OptionalFeature[] = ['shader-f16', 'subgroups', 'timestamp-query', 'chromium-experimental-subgroup-matrix'];
+
+/**
+ * Dawn toggles a GPU adapter is opened with, so that it exposes its tensor cores to WGSL: subgroup matrices are an
+ * experimental feature (allow_unsafe_apis), need the Vulkan memory model on Vulkan, and take f16 operands, which
+ * Dawn holds back on NVIDIA's Vulkan driver unless asked. CPU adapters are opened without them: they have no
+ * matrix units, and their code generation stays as measured.
+ */
+export const TENSOR_CORE_TOGGLES: readonly string[] = ['allow_unsafe_apis', 'use_vulkan_memory_model', 'vulkan_enable_f16_on_nvidia'];
+
+/** One shape the adapter's subgroup-matrix units multiply: [M, K] · [K, N] + [M, N]. */
+export interface SubgroupMatrixConfig {
+  componentType: string;
+  resultComponentType: string;
+  M: number;
+  N: number;
+  K: number;
+}
 
 // Limits we raise to whatever the adapter allows: big weights, big workgroup tiles.
 const WANTED_LIMITS = [
@@ -50,6 +68,34 @@ export interface AdapterSummary {
   isFallbackAdapter: boolean;
   subgroupMinSize?: number;
   subgroupMaxSize?: number;
+  /** With the chromium-experimental-subgroup-matrix feature: the matrix shapes and types it offers. */
+  subgroupMatrixConfigs: readonly SubgroupMatrixConfig[];
+}
+
+function isCpu(adapter: GPUAdapter): boolean {
+  const info = adapter.info as GPUAdapterInfo & { isFallbackAdapter?: boolean };
+  return Boolean(info.isFallbackAdapter) || info.architecture === 'software';
+}
+
+function envFeatures(): OptionalFeature[] {
+  return (env('GLM4V_DISABLE_FEATURES') ?? '').split(',').map((f) => f.trim()).filter(Boolean) as OptionalFeature[];
+}
+
+function matrixConfigs(info: GPUAdapterInfo): SubgroupMatrixConfig[] {
+  const list = (info as { subgroupMatrixConfigs?: readonly SubgroupMatrixConfig[] }).subgroupMatrixConfigs ?? [];
+  return list.map((c) => ({ componentType: c.componentType, resultComponentType: c.resultComponentType, M: c.M, N: c.N, K: c.K }));
+}
+
+async function openAdapter(opts: DeviceOptions, extraToggles: readonly string[] = []): Promise<{ navigatorGpu: GPU; adapter: GPUAdapter; backend: string }> {
+  const { gpu: navigatorGpu, backend } = openGpu(opts, extraToggles);
+  let adapter: GPUAdapter | null = null;
+  try {
+    adapter = await navigatorGpu.requestAdapter({ powerPreference: 'high-performance' });
+  } catch (e) {
+    throw new DeviceError(`${NO_ADAPTER_HELP} (requestAdapter said: ${(e as Error).message})`, { cause: e });
+  }
+  if (!adapter) throw new DeviceError(`${NO_ADAPTER_HELP} (backend '${backend}')`);
+  return { navigatorGpu, adapter, backend };
 }
 
 export class Device {
@@ -81,16 +127,14 @@ export class Device {
 
   /** Acquires an adapter and a device with the largest limits and all optional features the adapter offers. */
   static async create(opts: DeviceOptions = {}): Promise<Device> {
-    const { gpu: navigatorGpu, backend } = openGpu(opts);
-    let adapter: GPUAdapter | null = null;
-    try {
-      adapter = await navigatorGpu.requestAdapter({ powerPreference: 'high-performance' });
-    } catch (e) {
-      throw new DeviceError(`${NO_ADAPTER_HELP} (requestAdapter said: ${(e as Error).message})`, { cause: e });
+    const disabled = new Set(opts.disableFeatures ?? envFeatures());
+    let { navigatorGpu, adapter, backend } = await openAdapter(opts);
+    // A GPU is opened again with the tensor-core toggles (they must be set before the adapter is made).
+    if (!isCpu(adapter) && !disabled.has('chromium-experimental-subgroup-matrix')) {
+      const again = await openAdapter(opts, TENSOR_CORE_TOGGLES).catch(() => undefined);
+      if (again) ({ navigatorGpu, adapter, backend } = again);
     }
-    if (!adapter) throw new DeviceError(`${NO_ADAPTER_HELP} (backend '${backend}')`);
 
-    const disabled = new Set(opts.disableFeatures ?? []);
     const requiredFeatures = OPTIONAL_FEATURES.filter((f) => adapter.features.has(f) && !disabled.has(f)) as GPUFeatureName[];
     const requiredLimits: Record<string, number> = {};
     for (const name of WANTED_LIMITS) requiredLimits[name] = adapter.limits[name];
@@ -110,6 +154,7 @@ export class Device {
       isFallbackAdapter: Boolean((info as { isFallbackAdapter?: boolean }).isFallbackAdapter),
       subgroupMinSize: (info as { subgroupMinSize?: number }).subgroupMinSize,
       subgroupMaxSize: (info as { subgroupMaxSize?: number }).subgroupMaxSize,
+      subgroupMatrixConfigs: requiredFeatures.includes('chromium-experimental-subgroup-matrix' as GPUFeatureName) ? matrixConfigs(info) : [],
     };
     const device = new Device(navigatorGpu, gpu, summary);
     if (debugLevel() >= 1) debugLog(`[glm4v] ${device.describe()}\n`);
@@ -129,7 +174,8 @@ export class Device {
       `${a.description || a.device || a.vendor} [${a.vendor}/${a.architecture}, ${a.backend}${a.isFallbackAdapter ? ', software' : ''}] ` +
       `features: ${feats.join(', ') || 'none'}; max storage binding ${mib(this.limits.maxStorageBufferBindingSize)}, ` +
       `max buffer ${mib(this.limits.maxBufferSize)}, workgroup storage ${this.limits.maxComputeWorkgroupStorageSize} B` +
-      (a.subgroupMinSize ? `, subgroup size ${a.subgroupMinSize}..${a.subgroupMaxSize}` : '')
+      (a.subgroupMinSize ? `, subgroup size ${a.subgroupMinSize}..${a.subgroupMaxSize}` : '') +
+      (a.subgroupMatrixConfigs.length ? `, subgroup matrices ${a.subgroupMatrixConfigs.map((c) => `${c.componentType}→${c.resultComponentType} ${c.M}×${c.N}×${c.K}`).join(', ')}` : '')
     );
   }
 

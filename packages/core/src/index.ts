@@ -1,6 +1,6 @@
 export * from './errors.js';
 export * from './dtype.js';
-export { Device, NO_ADAPTER_HELP, type Backend, type DeviceOptions, type OptionalFeature, type AdapterSummary } from './device.js';
+export { Device, NO_ADAPTER_HELP, TENSOR_CORE_TOGGLES, type Backend, type DeviceOptions, type OptionalFeature, type AdapterSummary, type SubgroupMatrixConfig } from './device.js';
 export { BufferPool, sizeClass, type PoolStats } from './buffer-pool.js';
 export { Tensor, type Storage } from './tensor.js';
 export { PipelineCache, type KernelSpec, type BindingKind } from './pipeline-cache.js';

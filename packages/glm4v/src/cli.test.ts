@@ -80,6 +80,30 @@ describe('glm4v-run', () => {
     }
   });
 
+  it('quantizes a checkpoint that then loads directly and answers as quantising on load does; --quant refuses unknown formats', async () => {
+    const out = join(tmp, 'ckpt-q4');
+    const q = await run(['quantize', '--model', dir, '--out', out, '--quant', 'q4', '--quant-vision', 'q8']);
+    expect(q.code, q.stderr).toBe(0);
+    expect(q.stderr).toMatch(/wrote .*ckpt-q4 \(decoder q4, vision q8\)/);
+    const args = ['--json', '--max-new-tokens', '6', '--temperature', '0', '--image', join(dir, 'sample.png'), 'What is this?'];
+    const stored = await run(['--model', out, ...args]);
+    const onLoad = await run(['--model', dir, '--quant', 'q4', '--quant-vision', 'q8', ...args]);
+    expect(stored.code, stored.stderr).toBe(0);
+    expect(onLoad.code, onLoad.stderr).toBe(0);
+    expect(json(stored.stdout).tokens).toEqual(json(onLoad.stdout).tokens);
+    const again = await run(['quantize', '--model', dir, '--out', out, '--quant', 'q8']);
+    expect(again.code).toBe(3);
+    expect(ourError(again.stderr)).toMatch(/ckpt-q4 already exists/);
+    const other = await run(['--model', out, '--quant', 'q8', '--max-new-tokens', '1', 'x']);
+    expect(other.code).toBe(3);
+    expect(ourError(other.stderr)).toMatch(/is stored as q4; it cannot be loaded as q8/);
+    for (const bad of [['--model', dir, '--quant', 'q3', 'x'], ['--model', dir, '--quant-vision', 'int8', 'x'], ['quantize', '--model', dir, '--out', join(tmp, 'z')], ['quantize', '--model', dir, '--quant', 'q4']]) {
+      const r = await run(bad);
+      expect(r.code, bad.join(' ')).toBe(2);
+    }
+    expect(ourError((await run(['--model', dir, '--quant', 'q3', 'x'])).stderr)).toMatch(/--quant expects q8 or q4, got 'q3'/);
+  });
+
   it('exits 2 on usage errors and prints help', async () => {
     expect((await run(['--model', dir])).code).toBe(2);
     expect((await run(['--model', dir, '--temperature', 'hot', 'x'])).code).toBe(2);

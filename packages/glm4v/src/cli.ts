@@ -11,6 +11,7 @@ import { JobsFailedError, UsageError } from './cli/usage.js';
 const COMMANDS: Record<string, () => Promise<(argv: string[]) => Promise<void>>> = {
   chat: async () => (await import('./cli/chat.js')).chatCommand,
   logits: async () => (await import('./cli/logits.js')).logitsCommand,
+  quantize: async () => (await import('./cli/quantize.js')).quantizeCommand,
   batch: async () => (await import('./cli/batch.js')).batchCommand,
   worker: async () => (await import('./cli/worker.js')).workerCommand,
   serve: async () => (await import('./cli/serve.js')).serveCommand,

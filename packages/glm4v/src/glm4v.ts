@@ -8,7 +8,7 @@
 // generate() and each chat turn are a batch of one; batcher() and generateBatch() decode many together.
 
 import { ConfigError, Device, type DeviceOptions, InputError } from '@glm4v/core';
-import type { KvDType } from '@glm4v/kernels';
+import { type KvDType, QUANT_FORMATS, type QuantFormat, isQuantFormat } from '@glm4v/kernels';
 import type { LoadOptions } from './checkpoint/upload.js';
 import type { GenerationConfig, PreprocessorConfig } from './config.js';
 import { type ModelFolder, asFolder } from './files/folder.js';
@@ -38,6 +38,13 @@ export interface Glm4vLoadOptions extends LoadOptions {
   kvCacheDType?: KvDType;
   /** The folder's processor, when already loaded (to check requests before the weights load). */
   processor?: Glm4vProcessor;
+  /**
+   * Quantise the decoder's linear weights, lm_head and embedding table to this format as they load (q8: ~1.06
+   * bytes a weight, q4: ~0.56). A checkpoint written by `glm4v-run quantize` loads in its own format without this.
+   */
+  quant?: QuantFormat;
+  /** The same for the vision tower and merger (default: as stored, bf16 in the original checkpoint). */
+  quantVision?: QuantFormat;
 }
 
 export class Glm4v {
@@ -48,14 +55,18 @@ export class Glm4v {
 
   /**
    * Loads a checkpoint folder (a path under Node, a URL in a page, or any ModelFolder): configs, tokenizer, chat
-   * template (the processor), then the weights (streamed to the GPU once they are known to fit).
+   * template (the processor), then the weights (streamed to the GPU once they are known to fit), quantised as they
+   * load where `quant`/`quantVision` ask for it.
    */
   static async load(dir: string | ModelFolder, opts: Glm4vLoadOptions = {}): Promise<Glm4v> {
+    for (const [name, v] of [['quant', opts.quant], ['quantVision', opts.quantVision]] as const) {
+      if (v !== undefined && !isQuantFormat(v)) throw new InputError(`${name}: unknown format ${JSON.stringify(v)} (expected ${Object.keys(QUANT_FORMATS).join(' or ')})`);
+    }
     const folder = asFolder(dir);
     const processor = opts.processor ?? (await Glm4vProcessor.load(folder));
     const device = opts.device ?? (await Device.create(opts.deviceOptions));
     try {
-      const { model } = await loadModel(folder, device, opts);
+      const { model } = await loadModel(folder, device, { ...opts, quantFormats: { text: opts.quant, vision: opts.quantVision } });
       return new Glm4v(new Engine(model, processor, opts.kvCacheDType ?? 'f32'), !opts.device);
     } catch (e) {
       if (!opts.device) device.dispose();

@@ -32,6 +32,7 @@ export {
   type PreprocessorConfig,
 } from './config.js';
 export type { Tokenizer } from './prompt/tokenizer.js';
+export type { QuantFormat } from '@glm4v/kernels';
 export {
   Device,
   type DeviceOptions,

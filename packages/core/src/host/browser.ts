@@ -18,8 +18,8 @@ export function debugWrite(text: string): void {
   console.debug(text.trimEnd());
 }
 
-/** The page's `navigator.gpu`; Dawn's backend and toggles are the browser's business. */
-export function openGpu(_opts: DeviceOptions): { gpu: GPU; backend: string } {
+/** The page's `navigator.gpu`; Dawn's backend and toggles (the tensor-core ones too) are the browser's business. */
+export function openGpu(_opts: DeviceOptions, _extraToggles: readonly string[] = []): { gpu: GPU; backend: string } {
   const gpu = (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
   if (!gpu) {
     throw new DeviceError(

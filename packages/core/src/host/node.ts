@@ -30,10 +30,10 @@ function defaultBackend(): Backend {
   return 'vulkan';
 }
 
-function dawnFlags(opts: DeviceOptions, backend: Backend): string[] {
+function dawnFlags(opts: DeviceOptions, backend: Backend, extra: readonly string[]): string[] {
   const toggles = opts.dawnToggles ?? (process.env.GLM4V_DAWN_TOGGLES ?? '').split(';').filter(Boolean);
   // Unquantised timestamps: the kernel profile needs microsecond resolution.
-  const enable: string[] = [];
+  const enable: string[] = [...extra];
   const disable: string[] = ['timestamp_quantization'];
   for (const t of toggles) {
     const [kind, list] = t.split('=');
@@ -49,11 +49,11 @@ function dawnFlags(opts: DeviceOptions, backend: Backend): string[] {
   return flags;
 }
 
-/** Dawn's `navigator.gpu` for the chosen backend, and that backend's name for the device summary. */
-export function openGpu(opts: DeviceOptions): { gpu: GPU; backend: string } {
+/** Dawn's `navigator.gpu` for the chosen backend with `extraToggles` enabled, and that backend's name. */
+export function openGpu(opts: DeviceOptions, extraToggles: readonly string[] = []): { gpu: GPU; backend: string } {
   const backend = opts.backend ?? defaultBackend();
   try {
-    return { gpu: create(dawnFlags(opts, backend)), backend };
+    return { gpu: create(dawnFlags(opts, backend, extraToggles)), backend };
   } catch (e) {
     throw new DeviceError(`could not start Dawn with backend '${backend}': ${(e as Error).message}`, { cause: e });
   }

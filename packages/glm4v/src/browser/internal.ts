@@ -6,7 +6,7 @@ export * from './index.js';
 export * from '../config.js';
 export { SafetensorsFile, DTYPE_SIZES, MAX_HEADER_BYTES, type SafetensorsDType, type TensorInfo } from '../checkpoint/safetensors.js';
 export { Checkpoint, INDEX_FILE, SINGLE_FILE } from '../checkpoint/checkpoint.js';
-export { planWeights, checkWeightsFit, type WeightPlan } from '../checkpoint/plan.js';
+export { planWeights, checkWeightsFit, quantizedWeights, type WeightPlan } from '../checkpoint/plan.js';
 export { asFolder, readAll, type FileSource, type ModelFolder } from '../files/folder.js';
 export { HttpFile, type HttpFolderOptions } from '../files/http.js';
 export { WeightLoader, type WeightScope } from '../checkpoint/weights.js';

@@ -28,7 +28,7 @@ export async function loadCheckpoint(dir: string | ModelFolder, device: Device, 
   const loader = new WeightLoader(ckpt, device, opts);
   const tensors = new Map<string, ChunkedTensor>();
   try {
-    await checkWeightsFit(ckpt, device, opts.maxChunkBytes);
+    await checkWeightsFit(ckpt, device, { maxChunkBytes: opts.maxChunkBytes });
     const root = loader.scope('');
     for (const info of ckpt.inFileOrder()) {
       tensors.set(info.name, await root.matrix(info.name, info.shape, info.shape.length === 0 ? { as: [1] } : undefined));

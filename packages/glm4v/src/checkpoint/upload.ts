@@ -13,6 +13,7 @@
 // read-and-writeBuffer loop, 4 MiB pieces ~1.3×; smaller pieces or deeper queues gained nothing.
 
 import { AbortError, type Device, InputError, type Tensor } from '@glm4v/core';
+import type { QuantFormat } from '@glm4v/kernels';
 import type { Checkpoint } from './checkpoint.js';
 import type { TensorInfo } from './safetensors.js';
 
@@ -30,6 +31,8 @@ export interface LoadOptions {
   maxStagingBytes?: number;
   /** Cap on one row chunk of a matrix, below the device's storage binding limit (mostly for tests). */
   maxChunkBytes?: number;
+  /** Load the quantisable weights of these groups in these formats (e.g. { text: 'q4' }), quantising as they stream; see quantized.ts. */
+  quantFormats?: Readonly<Record<string, QuantFormat | undefined>>;
 }
 
 export const DEFAULT_STAGING_BYTES = 64 * 2 ** 20;
@@ -76,9 +79,18 @@ export class Uploader {
   }
 
   /** Copies `length` bytes of `info`, from byte `start`, into `dst` at byte `dstOffset` (a multiple of 4). */
-  async copy(info: TensorInfo, start: number, length: number, dst: Tensor, dstOffset: number): Promise<void> {
+  copy(info: TensorInfo, start: number, length: number, dst: Tensor, dstOffset: number): Promise<void> {
+    return this.stream(info, start, length, this.pieceBytes, (buf, len, off) => this.write(buf, len, dst, dstOffset + off));
+  }
+
+  /**
+   * Streams `length` bytes of `info` from byte `start` through `sink` in pieces of at most `pieceBytes` (at most
+   * the uploader's piece size; a multiple of 4), each with its offset from `start`. The sink queues its GPU writes
+   * and reports their bytes, so that Dawn's staging is waited for as in copy().
+   */
+  async stream(info: TensorInfo, start: number, length: number, pieceBytes: number, sink: (buf: Uint8Array, len: number, offset: number) => number): Promise<void> {
     this.throwIfAborted();
-    const piece = this.pieceBytes;
+    const piece = pieceBytes;
     const n = Math.ceil(length / piece);
     const pending: Promise<Uint8Array>[] = [];
     let issued = 0;
@@ -100,7 +112,7 @@ export class Uploader {
       for (let i = 0; i < n; i++) {
         const buf = await pending.shift()!;
         const len = Math.min(piece, length - i * piece);
-        this.write(buf, len, dst, dstOffset + i * piece);
+        this.sinceSync += sink(buf, len, i * piece);
         this.free.push(buf);
         this.throwIfAborted();
         if (issued < n) issue();
@@ -120,11 +132,11 @@ export class Uploader {
     return new Uint8Array(this.pieceBytes);
   }
 
-  private write(buf: Uint8Array, len: number, dst: Tensor, dstOffset: number): void {
+  private write(buf: Uint8Array, len: number, dst: Tensor, dstOffset: number): number {
     const size = Math.ceil(len / 4) * 4; // bf16 with an odd count: the tensor's storage is padded to whole words
     if (size > len) buf.fill(0, len, size);
     this.device.gpu.queue.writeBuffer(dst.buffer, dst.offset + dstOffset, buf.buffer, buf.byteOffset, size);
-    this.sinceSync += size;
+    return size;
   }
 
   /** Waits for the GPU to pass every queued write, so Dawn can free its staging; surfaces device errors. */

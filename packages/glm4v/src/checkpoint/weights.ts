@@ -10,9 +10,11 @@
 // dtype: bf16 stays packed in u32 words, no conversion pass. A key counts as used as soon as it is asked for.
 
 import { AbortError, ChunkedTensor, CheckpointError, type DType, type Device, InputError, LimitError, Tensor, numelOf, itemSize, storageBytes } from '@glm4v/core';
+import { type LinearWeight, QUANT_FORMATS, type QuantLayout, QuantizedMatrix, type SourceDType, quantizeRows, quantizedSize, rowBytes, widenToF32 } from '@glm4v/kernels';
 import type { Checkpoint } from './checkpoint.js';
 import type { SafetensorsDType, TensorInfo } from './safetensors.js';
 import { type LoadOptions, Uploader } from './upload.js';
+import { FormatPolicy, type StoredWeight, storedWeight } from './quantized.js';
 
 export interface GetOptions {
   /** View the tensor with this shape instead (same element count), e.g. a Conv3d weight as a GEMM matrix. */
@@ -35,6 +37,11 @@ export interface WeightScope {
   matrix(name: string, shape: readonly number[], opts?: MatrixOptions): Promise<ChunkedTensor>;
   /** Row ranges [start, end) of one tensor as separate matrices (e.g. a fused qkv split into q, k, v). */
   rows(name: string, shape: readonly number[], ranges: readonly (readonly [number, number])[], opts?: Omit<MatrixOptions, 'as'>): Promise<ChunkedTensor[]>;
+  /**
+   * A weight the load may quantise [N, K] (or its row ranges): quantised on the fly when the load asked for a format for
+   * `group` (LoadOptions.quantFormats), loaded as stored when the checkpoint holds it quantised (see quantized.ts).
+   */
+  quantizable(name: string, shape: readonly [number, number], group: string, ranges?: readonly (readonly [number, number])[]): Promise<LinearWeight[]>;
   has(name: string): boolean;
 }
 
@@ -57,6 +64,7 @@ export class WeightLoader {
   private readonly used = new Set<string>();
   private readonly missing = new Set<string>();
   private readonly owned = new Set<Tensor>();
+  private readonly formats: FormatPolicy;
   private disposed = false;
 
   constructor(ckpt: Checkpoint, device: Device, opts: LoadOptions = {}) {
@@ -64,6 +72,7 @@ export class WeightLoader {
     this.device = device;
     this.up = new Uploader(device, ckpt, opts);
     this.maxChunkBytes = opts.maxChunkBytes;
+    this.formats = new FormatPolicy(opts.quantFormats);
   }
 
   scope(prefix: string): WeightScope {
@@ -134,11 +143,11 @@ export class WeightLoader {
   }
 
   /** Allocates, fills from the checkpoint, and tracks a tensor; frees it again if filling fails. */
-  private async fill<T extends Tensor | ChunkedTensor>(make: () => Promise<T>, copy: (t: T) => Promise<void>): Promise<T> {
+  private async fill<T extends Tensor | ChunkedTensor | QuantizedMatrix>(make: () => Promise<T>, copy: (t: T) => Promise<void>): Promise<T> {
     this.throwIfDisposed();
     this.up.throwIfAborted();
     const t = await make();
-    const parts = t instanceof ChunkedTensor ? t.chunks.map((c) => c.tensor) : [t as Tensor];
+    const parts = t instanceof ChunkedTensor ? t.chunks.map((c) => c.tensor) : t instanceof QuantizedMatrix ? t.chunks.flatMap((c) => [c.data, c.scales]) : [t as Tensor];
     for (const p of parts) this.owned.add(p);
     try {
       this.throwIfDisposed();
@@ -179,15 +188,11 @@ export class WeightLoader {
   async rowsKey(key: string, shape: readonly number[], ranges: readonly (readonly [number, number])[], opts?: Omit<MatrixOptions, 'as'>): Promise<ChunkedTensor[]> {
     const { info, dtype } = this.lookup(key, shape, opts);
     if (shape.length < 1) throw new InputError(`tensor '${key}': row ranges need at least one dimension, got ${fmt(shape)}`);
-    for (const [a, b] of ranges) {
-      if (!Number.isInteger(a) || !Number.isInteger(b) || a < 0 || b <= a || b > shape[0]) {
-        throw new InputError(`tensor '${key}': row range [${a}, ${b}) is not a non-empty range inside [0, ${shape[0]})`);
-      }
-    }
+    checkRanges(key, shape[0], ranges);
     return this.up.exclusive(async () => {
       const out: ChunkedTensor[] = [];
       try {
-        for (const [a, b] of ranges) out.push(await this.chunked(info, dtype, [b - a, ...shape.slice(1)], a, `${key}[${a}:${b}]`, opts?.maxChunkBytes));
+        for (const [a, b] of ranges) out.push(await this.chunked(info, dtype, [b - a, ...shape.slice(1)], a, ranges.length > 1 ? `${key}[${a}:${b}]` : key, opts?.maxChunkBytes));
       } catch (e) {
         for (const m of out) for (const c of m.chunks) this.owned.delete(c.tensor);
         for (const m of out) m.dispose();
@@ -195,6 +200,72 @@ export class WeightLoader {
       }
       this.up.complete(info);
       return out;
+    });
+  }
+
+  async quantizableKey(key: string, shape: readonly [number, number], group: string, ranges: readonly (readonly [number, number])[] = [[0, shape[0]]]): Promise<LinearWeight[]> {
+    const stored = storedWeight(this.ckpt, key, shape);
+    if (!stored) {
+      this.missing.add(key);
+      throw new CheckpointError(`${this.ckpt.dir}: tensor '${key}' not found, neither as floats nor quantised (expected shape ${fmt(shape)})`);
+    }
+    const format = this.formats.decide(key, group, stored);
+    if (stored.kind === 'float' && !format) return this.rowsKey(key, shape, ranges);
+    checkRanges(key, shape[0], ranges);
+    const infos = stored.kind === 'float' ? [this.lookup(key, shape, undefined).info] : [stored.codes, stored.scales];
+    for (const info of infos) this.used.add(info.name);
+    const layout = QUANT_FORMATS[format!];
+    return this.up.exclusive(async () => {
+      const out: QuantizedMatrix[] = [];
+      try {
+        for (const [a, b] of ranges) out.push(await this.quantized(stored, key, layout, shape[1], a, b - a, ranges.length > 1 ? `${key}[${a}:${b}]` : key));
+      } catch (e) {
+        for (const m of out) for (const c of m.chunks) [c.data, c.scales].forEach((t) => this.owned.delete(t));
+        for (const m of out) m.dispose();
+        throw e;
+      }
+      for (const info of infos) this.up.complete(info);
+      return out;
+    });
+  }
+
+  /** Rows [firstRow, firstRow + rows) of a weight in `layout`: copied when stored so, else quantised as they stream. */
+  private quantized(stored: StoredWeight, key: string, layout: QuantLayout, K: number, firstRow: number, rows: number, label: string): Promise<QuantizedMatrix> {
+    return this.fill(
+      () => QuantizedMatrix.empty(this.device, layout, [rows, K], label, this.maxChunkBytes),
+      async (m) => {
+        if (stored.kind === 'float') return this.quantizeFloats(stored.info, key, m, firstRow);
+        const b = rowBytes(layout, K);
+        for (const c of m.chunks) {
+          await this.up.copy(stored.codes, (firstRow + c.rowStart) * b.data, c.rows * b.data, c.data, 0);
+          await this.up.copy(stored.scales, (firstRow + c.rowStart) * b.scales, c.rows * b.scales, c.scales, 0);
+        }
+      },
+    );
+  }
+
+  /** Streams rows of a float tensor through the host quantiser into `m`, a piece of whole rows at a time. */
+  private async quantizeFloats(info: TensorInfo, key: string, m: QuantizedMatrix, firstRow: number): Promise<void> {
+    const dtype = GPU_DTYPES[info.dtype];
+    if (dtype !== 'bf16' && dtype !== 'f16' && dtype !== 'f32') throw new CheckpointError(`${info.file}: tensor '${key}': dtype ${info.dtype} cannot be quantised (expected BF16, F16 or F32)`);
+    const K = m.shape[1];
+    const rowBytes = K * itemSize(dtype);
+    const per = Math.floor(this.up.pieceBytes / rowBytes);
+    if (per < 1) throw new LimitError(`${info.file}: tensor '${key}': one row of ${rowBytes} bytes is larger than a staging piece of ${this.up.pieceBytes} bytes (raise maxStagingBytes)`);
+    const f32 = new Float32Array(per * K);
+    const size = quantizedSize(m.layout, per, K);
+    const out = { data: new Uint32Array(size.words), scales: new Uint16Array(size.halves) };
+    await this.up.stream(info, firstRow * rowBytes, m.rows * rowBytes, per * rowBytes, (buf, len, offset) => {
+      const rows = len / rowBytes;
+      const row0 = offset / rowBytes;
+      try {
+        quantizeRows(m.layout, widenToF32(dtype as SourceDType, buf.subarray(0, len), f32), rows, K, key, firstRow + row0, out);
+      } catch (e) {
+        throw e instanceof InputError ? new CheckpointError(`${info.file}: ${e.message}`, { cause: e }) : e;
+      }
+      const n = quantizedSize(m.layout, rows, K);
+      m.writeRows(row0, { data: out.data.subarray(0, n.words), scales: out.scales.subarray(0, n.halves) });
+      return 4 * (n.words + n.halves / 2);
     });
   }
 
@@ -209,6 +280,14 @@ export class WeightLoader {
         for (const c of m.chunks) await this.up.copy(info, (firstRow + c.rowStart) * rowBytes, c.rows * rowBytes, c.tensor, 0);
       },
     );
+  }
+}
+
+function checkRanges(key: string, rows: number, ranges: readonly (readonly [number, number])[]): void {
+  for (const [a, b] of ranges) {
+    if (!Number.isInteger(a) || !Number.isInteger(b) || a < 0 || b <= a || b > rows) {
+      throw new InputError(`tensor '${key}': row range [${a}, ${b}) is not a non-empty range inside [0, ${rows})`);
+    }
   }
 }
 
@@ -232,6 +311,10 @@ class Scope implements WeightScope {
 
   rows(name: string, shape: readonly number[], ranges: readonly (readonly [number, number])[], opts?: Omit<MatrixOptions, 'as'>): Promise<ChunkedTensor[]> {
     return this.loader.rowsKey(join(this.prefix, name), shape, ranges, opts);
+  }
+
+  quantizable(name: string, shape: readonly [number, number], group: string, ranges?: readonly (readonly [number, number])[]): Promise<LinearWeight[]> {
+    return this.loader.quantizableKey(join(this.prefix, name), shape, group, ranges);
   }
 
   has(name: string): boolean {

@@ -1,11 +1,10 @@
 // `glm4v-run batch`: a jobs file (JSONL) through the model on this machine, one result line per job, resumable;
 // or, with --queue, the same jobs on a Redis queue that any number of `glm4v-run worker`s drain (cli/queue.ts).
 
-import type { KvDType } from '@glm4v/kernels';
 import type { GenerateOptions } from '../glm4v.js';
 import { GENERATION_FLAGS, GENERATION_HELP, generationOptions } from './generation-flags.js';
 import { type JobResult, type JobSpec, JobRunner, describeError, errorKind, errorResult, jobKey, readJobs } from './jobs.js';
-import { kvCacheFlag, openModel } from './open.js';
+import { WEIGHT_FLAGS, WEIGHT_HELP, type WeightChoice, openModel, weightFlags } from './open.js';
 import { queueCommand } from './queue.js';
 import { ResultsFile } from './results.js';
 import { Tally } from './tally.js';
@@ -35,7 +34,7 @@ and the run goes on. A line that is not a job is answered with id "line:N" unles
 
 Options:
   --model DIR               checkpoint folder
-  --kv-cache f32|f16        KV-cache element type: f32 (exact, default) or f16 (half the memory)
+${WEIGHT_HELP}
   --input JOBS.jsonl        the jobs
   --output RESULTS.jsonl    where results go; an existing file is refused unless --resume
   --resume                  skip the jobs already in --output (a cut-off last line is removed and its job rerun)
@@ -54,7 +53,7 @@ Exit status: 0 every job succeeded, 5 some jobs failed (their lines carry "error
 
 const OPTIONS = {
   model: { type: 'string' },
-  'kv-cache': { type: 'string' },
+  ...WEIGHT_FLAGS,
   input: { type: 'string' },
   output: { type: 'string' },
   resume: { type: 'boolean' },
@@ -74,7 +73,7 @@ export async function batchCommand(argv: string[]): Promise<void> {
   const defaults = generationOptions(values);
   if (values.queue) {
     if (!values.input && Object.keys(defaults).length) throw new UsageError('generation options go with --input (they are stored with the queued jobs)');
-    if (values.model || values['kv-cache'] || values.output || values.resume) throw new UsageError('with --queue, jobs run on `glm4v-run worker --model DIR --queue …`: give --input to add jobs, --collect RESULTS.jsonl to gather results (no --model, --kv-cache, --output, --resume)');
+    if (values.model || values['kv-cache'] || values.quant || values['quant-vision'] || values.output || values.resume) throw new UsageError('with --queue, jobs run on `glm4v-run worker --model DIR --queue …`: give --input to add jobs, --collect RESULTS.jsonl to gather results (no --model, --kv-cache, --quant, --quant-vision, --output, --resume)');
     const attempts = values.attempts === undefined ? 3 : Number(values.attempts);
     if (!Number.isInteger(attempts) || attempts < 1) throw new UsageError(`--attempts expects an integer ≥ 1, got '${values.attempts}'`);
     await queueCommand({ url: values.queue, input: values.input, collect: values.collect, attempts, defaults });
@@ -82,10 +81,10 @@ export async function batchCommand(argv: string[]): Promise<void> {
   }
   if (values.collect || values.attempts) throw new UsageError('--collect and --attempts go with --queue');
   if (!values.model || !values.input || !values.output) throw new UsageError('batch needs --model DIR --input JOBS.jsonl --output RESULTS.jsonl (or --queue URL)');
-  await runLocal({ dir: values.model, kvCache: kvCacheFlag(values['kv-cache']) }, values.input, values.output, Boolean(values.resume), defaults);
+  await runLocal({ dir: values.model, ...weightFlags(values) }, values.input, values.output, Boolean(values.resume), defaults);
 }
 
-async function runLocal(model: { dir: string; kvCache: KvDType }, input: string, output: string, resume: boolean, defaults: GenerateOptions): Promise<void> {
+async function runLocal(model: { dir: string } & WeightChoice, input: string, output: string, resume: boolean, defaults: GenerateOptions): Promise<void> {
   const specs = await readJobs(input, defaults);
   const results = await ResultsFile.open(output, resume);
   try {
@@ -94,7 +93,7 @@ async function runLocal(model: { dir: string; kvCache: KvDType }, input: string,
     if (results.repairedBytes) tally.note(`batch: ${output}: removed a half-written last line (${results.repairedBytes} bytes); its job runs again`);
     const todo = specs.filter((s) => !results.done.has(jobKey(s.id)));
     if (todo.length) {
-      const open = await openModel(model.dir, { kvCache: model.kvCache });
+      const open = await openModel(model.dir, model);
       try {
         tally.start();
         await runJobs(todo, new JobRunner(open.model), async (r) => {

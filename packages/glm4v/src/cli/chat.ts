@@ -8,7 +8,7 @@ import type { Chat } from '../chat.js';
 import type { GenerateOptions } from '../generate/options.js';
 import type { ContentPart, Message } from '../prompt/chat-template.js';
 import { GENERATION_FLAGS, GENERATION_HELP, generationOptions } from './generation-flags.js';
-import { MODEL_FLAGS, MODEL_HELP, kvCacheFlag, modelDir, openModel } from './open.js';
+import { MODEL_FLAGS, MODEL_HELP, modelDir, openModel, weightFlags } from './open.js';
 import { ReplyPrinter, statsLine } from './reply.js';
 import { parseFlags } from './usage.js';
 
@@ -46,8 +46,8 @@ export async function chatCommand(argv: string[]): Promise<void> {
     return;
   }
   const options = generationOptions(values);
-  const kvCache = kvCacheFlag(values['kv-cache']);
-  const open = await openModel(await modelDir(values), { kvCache });
+  const weights = weightFlags(values);
+  const open = await openModel(await modelDir(values), weights);
   const system: Message[] = values.system !== undefined ? [{ role: 'system', content: values.system }] : [];
   const chat = open.model.chat(system);
   try {

@@ -4,28 +4,49 @@
 // worker) opens it here; the model-choosing flags they share are declared here too.
 
 import { Device, InputError } from '@glm4v/core';
-import type { KvDType } from '@glm4v/kernels';
+import type { KvDType, QuantFormat } from '@glm4v/kernels';
 import type { LoadProgress } from '../checkpoint/upload.js';
 import { demoCheckpoint } from '../demo.js';
 import { Glm4v } from '../glm4v.js';
 import { Glm4vProcessor, type PreparedPrompt } from '../processor.js';
 import { ProgressBar } from './progress.js';
-import { UsageError } from './usage.js';
+import { UsageError, quantFlag } from './usage.js';
+
+/** How the weights and the KV cache are held: the flags of every command that loads the model. */
+export const WEIGHT_FLAGS = {
+  'kv-cache': { type: 'string' },
+  quant: { type: 'string' },
+  'quant-vision': { type: 'string' },
+} as const;
+
+export const WEIGHT_HELP = `  --kv-cache f32|f16        KV-cache element type: f32 (exact, default) or f16 (half the memory)
+  --quant q8|q4             quantise the decoder (linear layers, lm_head, embeddings) as it loads: ~10 GB
+                            (q8) or ~5.3 GB (q4) instead of ~19 GB; a folder written by 'glm4v-run quantize'
+                            loads quantised without it
+  --quant-vision q8|q4      the same for the vision tower (default: as stored, bf16: ~1.8 GB)`;
 
 export const MODEL_FLAGS = {
   model: { type: 'string' },
   demo: { type: 'boolean' },
-  'kv-cache': { type: 'string' },
+  ...WEIGHT_FLAGS,
 } as const;
 
 export const MODEL_HELP = `  --model DIR               checkpoint folder (config.json, tokenizer.json, *.safetensors)
   --demo                    use a tiny checkpoint with RANDOM weights instead (made once, cached)
-  --kv-cache f32|f16        KV-cache element type: f32 (exact, default) or f16 (half the memory)`;
+${WEIGHT_HELP}`;
 
-/** --kv-cache: f32 or f16. */
-export function kvCacheFlag(v: string | undefined): KvDType {
-  if (v === undefined || v === 'f32' || v === 'f16') return v ?? 'f32';
-  throw new UsageError(`--kv-cache expects f32 or f16, got '${v}'`);
+/** What WEIGHT_FLAGS chose. */
+export interface WeightChoice {
+  kvCache: KvDType;
+  quant?: QuantFormat;
+  quantVision?: QuantFormat;
+}
+
+/** Reads WEIGHT_FLAGS; a bad value is a UsageError naming the flag. */
+export function weightFlags(v: { 'kv-cache'?: string; quant?: string; 'quant-vision'?: string }): WeightChoice {
+  const kv = v['kv-cache'];
+  if (kv !== undefined && kv !== 'f32' && kv !== 'f16') throw new UsageError(`--kv-cache expects f32 or f16, got '${kv}'`);
+  return { kvCache: kv ?? 'f32', quant: quantFlag(v.quant, '--quant'), quantVision: quantFlag(v['quant-vision'], '--quant-vision') };
 }
 
 /** The checkpoint folder of --model or --demo (made once and cached; its notice goes to stderr). */
@@ -49,11 +70,11 @@ export interface OpenModel {
 /**
  * Loads `dir`'s processor, lets `check` prepare the request with it (a bad request fails here, in well under a
  * second), then creates the device, checks the prepared prompts' images against its limits, and loads the weights
- * (a loading bar on stderr when it is a terminal, unless `quiet`). Commands whose requests come later (chat, batch,
+ * (quantised as asked; a loading bar on stderr when it is a terminal, unless `quiet`). Commands whose requests come later (chat, batch,
  * worker) check nothing here: each request is prepared and checked before it runs.
  */
 export async function openModel(
-  dir: string, opts: { kvCache: KvDType; quiet?: boolean }, check: (p: Glm4vProcessor) => Promise<PreparedPrompt[]> = async () => [],
+  dir: string, opts: WeightChoice & { quiet?: boolean }, check: (p: Glm4vProcessor) => Promise<PreparedPrompt[]> = async () => [],
 ): Promise<OpenModel> {
   const processor = await Glm4vProcessor.load(dir);
   const prompts = await check(processor);
@@ -63,7 +84,7 @@ export async function openModel(
     if (opts.kvCache === 'f16' && !device.has('shader-f16')) throw new InputError(`--kv-cache f16 needs the shader-f16 feature, which this adapter (${device.adapter.description || device.adapter.device}) lacks`);
     const bar = process.stderr.isTTY && !opts.quiet ? new ProgressBar(process.stderr) : undefined;
     const onProgress = bar && ((p: LoadProgress) => bar.update(p.bytesDone, p.bytesTotal, p.tensor));
-    const model = await Glm4v.load(dir, { device, processor, kvCacheDType: opts.kvCache, onProgress }).finally(() => bar?.done());
+    const model = await Glm4v.load(dir, { device, processor, kvCacheDType: opts.kvCache, quant: opts.quant, quantVision: opts.quantVision, onProgress }).finally(() => bar?.done());
     const close = () => {
       model.dispose();
       device.dispose();

@@ -1,18 +1,21 @@
-// One-line progress bars on a terminal (stderr), redrawn in place at most 10 times a second: weights loading
-// (`update`, used by cli/open.ts), and batch jobs (`jobs`).
+// One-line progress bars on a terminal (stderr), redrawn in place at most 10 times a second: weights loading or
+// quantising (`update`, used by cli/open.ts and cli/quantize.ts), and batch jobs (`jobs`).
 
 export class ProgressBar {
   private last = 0;
   private drawn = false;
   private readonly t0 = performance.now();
 
-  constructor(private readonly out: NodeJS.WriteStream) {}
+  constructor(
+    private readonly out: NodeJS.WriteStream,
+    private readonly verb = 'loading',
+  ) {}
 
-  /** Loading: bytes done of total, GB/s, the tensor being read. */
+  /** Loading (the verb given): bytes done of total, GB/s, the tensor being read. */
   update(done: number, total: number, label: string): void {
     const gb = (n: number) => (n / 1e9).toFixed(2);
     const rate = done / 1e9 / Math.max(1e-3, this.seconds());
-    this.draw(done, total, `loading`, `${gb(done)}/${gb(total)} GB ${rate.toFixed(2)} GB/s ${label}`);
+    this.draw(done, total, this.verb, `${gb(done)}/${gb(total)} GB ${rate.toFixed(2)} GB/s ${label}`);
   }
 
   /** Jobs: done of total, failures; jobs/s and tok/s of the `ran` jobs since the bar started; time left at that rate. */

@@ -10,7 +10,7 @@ import type { PreparedPrompt } from '../processor.js';
 import type { ContentPart, Message } from '../prompt/chat-template.js';
 import { GENERATION_FLAGS, GENERATION_HELP, flagOf, generationOptions } from './generation-flags.js';
 import { DEMO_QUESTION } from '../demo.js';
-import { MODEL_FLAGS, MODEL_HELP, kvCacheFlag, modelDir, openModel } from './open.js';
+import { MODEL_FLAGS, MODEL_HELP, modelDir, openModel, weightFlags } from './open.js';
 import { ReplyPrinter, statsLine } from './reply.js';
 import { UsageError, parseFlags } from './usage.js';
 
@@ -19,7 +19,8 @@ const HELP = `Usage:
   glm4v-run --demo [options] ["prompt"]
   glm4v-run chat --model DIR [options]           (an interactive conversation: glm4v-run chat --help)
   glm4v-run serve --model DIR [--port 8080]      (an OpenAI-compatible server: serve --help)
-  glm4v-run logits --model DIR --inputs IN.safetensors --out OUT.safetensors [--greedy N] [--taps]
+  glm4v-run logits --model DIR --inputs IN.safetensors --out OUT.safetensors [--greedy N] [--taps] [--quant q8|q4]
+  glm4v-run quantize --model DIR --out DIR2 --quant q8|q4 [--quant-vision q8|q4]    (quantize --help)
   glm4v-run batch --model DIR --input JOBS.jsonl --output RESULTS.jsonl [--resume]   (batch --help)
   glm4v-run worker --model DIR --queue redis://HOST:6379/NAME                       (worker --help)
 
@@ -60,7 +61,7 @@ export async function runCommand(argv: string[]): Promise<void> {
   }
   if (positionals.length > 1) throw new UsageError(`one prompt expected, got ${positionals.length} (quote the prompt)`);
   const options = generationOptions(v);
-  const kvCache = kvCacheFlag(v['kv-cache']);
+  const weights = weightFlags(v);
   const dir = await modelDir(v);
   let prompt = positionals[0] === '-' ? (await text(process.stdin)).replace(/\s+$/, '') : positionals[0];
   let images = v.image ?? [];
@@ -76,7 +77,7 @@ export async function runCommand(argv: string[]): Promise<void> {
   ];
   const messages: Message[] = [...(v.system !== undefined ? [{ role: 'system' as const, content: v.system }] : []), { role: 'user', content }];
 
-  const open = await openModel(dir, { kvCache, quiet: Boolean(v.json) }, async (processor) => [await processor.prepare({ messages }, options, { nameOf: flagOf })]);
+  const open = await openModel(dir, { ...weights, quiet: Boolean(v.json) }, async (processor) => [await processor.prepare({ messages }, options, { nameOf: flagOf })]);
   try {
     await answer(open.model, open.prompts[0], options, { json: Boolean(v.json), hideThinking: Boolean(v['hide-thinking']) });
   } finally {

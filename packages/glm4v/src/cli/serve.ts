@@ -11,7 +11,7 @@ import { DEFAULT_PREFILL_CHUNK } from '../generate/batcher.js';
 import { MAX_INPUT_PIXELS } from '../preprocess/decode.js';
 import { ApiServer, DEFAULT_MAX_BODY_BYTES } from '../server/server.js';
 import { GENERATION_FLAGS, GENERATION_HELP, generationOptions } from './generation-flags.js';
-import { MODEL_FLAGS, MODEL_HELP, kvCacheFlag, modelDir, openModel } from './open.js';
+import { MODEL_FLAGS, MODEL_HELP, modelDir, openModel, weightFlags } from './open.js';
 import { UsageError, parseFlags } from './usage.js';
 
 const HELP = `Usage:
@@ -78,7 +78,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
     return;
   }
   const { contextLength: context, ...defaults } = generationOptions(v);
-  const kvCache = kvCacheFlag(v['kv-cache']);
+  const weights = weightFlags(v);
   const maxBatch = int(v['max-batch'], 'max-batch', 1, 8);
   const flags = {
     port: int(v.port, 'port', 0, 8080, 65535),
@@ -94,7 +94,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
   const dir = await modelDir(v);
   let contextLength = 0;
   // the context is checked against the folder's config before the weights load (which can take minutes)
-  const open = await openModel(dir, { kvCache }, async (processor) => {
+  const open = await openModel(dir, weights, async (processor) => {
     const maxPos = processor.config.text.maxPositionEmbeddings;
     contextLength = context ?? Math.min(8192, maxPos);
     if (contextLength < 2 || contextLength > maxPos) throw new UsageError(`--context expects an integer from 2 to ${maxPos} (max_position_embeddings), got '${context}'`);

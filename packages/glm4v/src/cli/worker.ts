@@ -6,11 +6,11 @@ import { hostname } from 'node:os';
 import { Worker } from 'bullmq';
 import { JobRunner, type JobSpec } from './jobs.js';
 import { type QueueAddress, checkReachable, jobProcessor, parseQueueUrl } from './queue.js';
-import { kvCacheFlag, openModel } from './open.js';
+import { WEIGHT_FLAGS, WEIGHT_HELP, openModel, weightFlags } from './open.js';
 import { UsageError, parseFlags } from './usage.js';
 
 const HELP = `Usage:
-  glm4v-run worker --model DIR --queue redis://HOST:6379/NAME [--kv-cache f16] [--concurrency N] [--stall-seconds S]
+  glm4v-run worker --model DIR --queue redis://HOST:6379/NAME [--kv-cache f16] [--quant q4] [--concurrency N] [--stall-seconds S]
 
 Runs the jobs that \`glm4v-run batch --queue redis://HOST:6379/NAME --input JOBS.jsonl\` queued, until stopped
 (Ctrl-C or SIGTERM: the jobs in hand finish first; a second signal quits at once). Start one per GPU, on any
@@ -18,7 +18,7 @@ number of machines; each must see the jobs' media paths (a shared filesystem) or
 
 Options:
   --model DIR               checkpoint folder
-  --kv-cache f32|f16        KV-cache element type: f32 (exact, default) or f16 (half the memory)
+${WEIGHT_HELP}
   --queue URL               redis[s]://[user:password@]HOST:PORT/NAME
   --concurrency N           jobs held at once (default 1). The model decodes one job at a time, so for now more
                             only claims jobs early; it will matter with batched decoding
@@ -31,7 +31,7 @@ elsewhere), 1 other (Redis unreachable).`;
 
 const OPTIONS = {
   model: { type: 'string' },
-  'kv-cache': { type: 'string' },
+  ...WEIGHT_FLAGS,
   queue: { type: 'string' },
   concurrency: { type: 'string' },
   'stall-seconds': { type: 'string' },
@@ -55,10 +55,10 @@ export async function workerCommand(argv: string[]): Promise<void> {
   const addr = parseQueueUrl(values.queue);
   const stallMs = 1000 * (positive(values['stall-seconds'], '--stall-seconds', false) ?? 30);
   const concurrency = positive(values.concurrency, '--concurrency', true);
-  const kvCache = kvCacheFlag(values['kv-cache']);
+  const weights = weightFlags(values);
   await checkReachable(addr);
 
-  const { model, close } = await openModel(values.model, { kvCache });
+  const { model, close } = await openModel(values.model, weights);
   try {
     const runner = new JobRunner(model);
     await serve(addr, runner, { concurrency: concurrency ?? runner.slots, stallMs }, `${model.device.adapter.description || model.device.adapter.device}`);

@@ -66,6 +66,21 @@ describe('Batcher', () => {
     }
   });
 
+  it('gives concurrent requests their tokens alone on q8 and q4 weights (the quantised linears, a quantised embedding by slot)', async () => {
+    for (const quant of ['q8', 'q4'] as const) {
+      const q = await Glm4v.load(dir, { quant });
+      try {
+        const JOBS = jobs().slice(1);
+        const alone: number[][] = [];
+        for (const j of JOBS) alone.push((await tokensOf(q.generate(j.request, j.options))).tokens);
+        const together = await q.generateBatch(JOBS, { maxBatch: 3 });
+        together.forEach((t, i) => expect(t.tokens, `${quant} request ${i}`).toEqual(alone[i]));
+      } finally {
+        q.dispose();
+      }
+    }
+  });
+
   it('generateBatch returns each request\'s reply, as alone', async () => {
     const JOBS = jobs();
     const alone = await model.generateText(JOBS[1].request, JOBS[1].options);

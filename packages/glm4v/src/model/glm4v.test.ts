@@ -3,12 +3,12 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import { Device, Graph, InputError, LimitError, Tensor } from '@glm4v/core';
+import { CheckpointError, ChunkedTensor, Device, Graph, InputError, LimitError, Tensor } from '@glm4v/core';
 import { normal } from '@glm4v/core/testing';
 import { visionLayout } from './vision-layout.js';
 import { loadModel } from './load.js';
 import type { Glm4vModel, Taps } from './glm4v.js';
-import { readLogitsInputs } from '../logits-tool.js';
+import { computeLogits, readLogitsInputs } from '../logits-tool.js';
 
 const FIXTURES = join(import.meta.dirname, '../../../../conformance/fixtures');
 let device: Device;
@@ -144,6 +144,61 @@ describe('loadModel', () => {
     const before = device.pool.stats.bytesInUse;
     await expect(loadModel(dir, device)).rejects.toThrow(/model\.visual\.extra\.weight/);
     expect(device.pool.stats.bytesInUse).toBe(before);
+    await rm(dir, { recursive: true, force: true });
+  });
+});
+
+describe('f16 matrices (the tensor-core matmul\'s weights, forced here)', () => {
+  it('keep the bf16 conformance case within tolerance, with the same greedy tokens', async () => {
+    const { SafetensorsFile } = await import('../checkpoint/safetensors.js');
+    const file = join(FIXTURES, 'case-d_bf16_image.safetensors');
+    const m = (await loadModel(join(FIXTURES, 'tiny-glm4v-bf16'), device, { f16Matrices: true })).model;
+    try {
+      expect([m.text.layers[0].gateUpProj, m.vision.blocks[0].q, m.text.lmHead].map((w) => (w instanceof ChunkedTensor ? w.dtype : 'quantised'))).toEqual(['f16', 'f16', 'f16']);
+      const got = await computeLogits(m, await readLogitsInputs(file), { greedy: 8 });
+      const dump = await SafetensorsFile.open(file);
+      const bytes = async (name: string) => {
+        const b = await dump.read(dump.tensors.get(name)!);
+        return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength);
+      };
+      const logits = new Float32Array(await bytes('logits'));
+      const greedy = Array.from(new BigInt64Array(await bytes('greedy_tokens')), Number);
+      await dump.close();
+      // as conformance.test.ts: max |Δ| ≤ 1e-4 · max |reference|. bf16 → f16 is exact above 2⁻¹⁴; the weights
+      // below it (|w| < 6.1e-5) round to f16 subnormals.
+      const scale = Math.max(...logits.map(Math.abs));
+      expect(Math.max(...got.logits.map((v, i) => Math.abs(v - logits[i])))).toBeLessThanOrEqual(1e-4 * scale);
+      expect(Array.from(got.greedyTokens!)).toEqual(greedy);
+    } finally {
+      m.dispose();
+    }
+  });
+
+  it('refuse a checkpoint value beyond f16\'s range, naming the tensor, and free everything', async () => {
+    const { mkdtemp, copyFile, rm } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { SafetensorsFile } = await import('../checkpoint/safetensors.js');
+    const { writeSafetensors } = await import('../checkpoint/writer.js');
+    const src = join(FIXTURES, 'tiny-glm4v-bf16');
+    const dir = await mkdtemp(join(tmpdir(), 'glm4v-f16-'));
+    for (const f of ['config.json', 'generation_config.json', 'preprocessor_config.json']) await copyFile(join(src, f), join(dir, f));
+    const file = await SafetensorsFile.open(join(src, 'model.safetensors'));
+    const tensors = [];
+    const key = 'model.language_model.layers.0.mlp.down_proj.weight';
+    for (const info of file.tensors.values()) {
+      const data = new Uint8Array(await file.read(info));
+      if (info.name === key) new DataView(data.buffer, data.byteOffset).setUint16(6, 0x47c3, true); // element 3 = 99840 (bf16)
+      tensors.push({ name: info.name, dtype: info.dtype, shape: info.shape, data });
+    }
+    await file.close();
+    await writeSafetensors(join(dir, 'model.safetensors'), tensors);
+    const before = device.pool.stats.bytesInUse;
+    const err = await loadModel(dir, device, { f16Matrices: true }).catch((e) => e);
+    expect(err).toBeInstanceOf(CheckpointError);
+    expect(err.message).toMatch(/tensor 'model\.language_model\.layers\.0\.mlp\.down_proj\.weight': 1 value\(s\) beyond f16's range/);
+    expect(device.pool.stats.bytesInUse).toBe(before);
+    const asStored = await loadModel(dir, device); // as stored (bf16), the value is fine
+    asStored.model.dispose();
     await rm(dir, { recursive: true, force: true });
   });
 });

@@ -3,15 +3,15 @@
 // interleave them with decode steps) and decode (one recorded step for a batch of sequences, replayed per token).
 // Spec §8.4 is the outline followed here.
 
-import { AbortError, ContextOverflowError, type Device, Graph, InputError, type Params, Tensor } from '@glm4v/core';
-import { type KvDType, ROW_FIELDS, embedding, rowsTable, sample } from '@glm4v/kernels';
+import { AbortError, ContextOverflowError, type Device, Graph, InputError, type Params, type ProfileEntry, Tensor } from '@glm4v/core';
+import { type KvDType, ROW_FIELDS, embedding, matmulWeightDType, rowsTable, sample } from '@glm4v/kernels';
 import type { Glm4vConfig } from '../config.js';
 import { ropeIndex } from '../rope-index.js';
 import { KvPool, type Session } from './session.js';
 import { Glm4vTextModel } from './text.js';
 import { Glm4vVisionModel, checkVisionFits, patchLength, visionBytesPerPatch } from './vision.js';
 import { type Grid, visionLayout } from './vision-layout.js';
-import type { WeightSource } from './weights.js';
+import { F16Matrices, type WeightSource } from './weights.js';
 import { concatFloat32 } from '../arrays.js';
 
 /** Flattened patches of all images (or all videos) of a prompt, in prompt order, with their grids. */
@@ -69,6 +69,19 @@ export class DecodeStep {
 
   /** Runs the step for `sessions` (as many as the step has rows): submitted, not waited for. */
   async run(sessions: readonly Session[]): Promise<void> {
+    await this.graph.run(this.params(sessions));
+    this.advance(sessions);
+  }
+
+  /** run() with a timestamped pass per dispatch: each dispatch's label and GPU time (bench:model --profile). */
+  async profile(sessions: readonly Session[]): Promise<ProfileEntry[]> {
+    const entries = await this.graph.profile(this.params(sessions));
+    this.advance(sessions);
+    return entries;
+  }
+
+  /** Checks the sessions, writes their rows table, and gives the graph's parameters. */
+  private params(sessions: readonly Session[]): Params {
     if (sessions.length !== this.size) throw new InputError(`a decode step for ${this.size} sequences was given ${sessions.length}`);
     for (const s of sessions) {
       if (s.pool !== this.pool) throw new InputError(`session in slot ${s.slot} belongs to another KV pool than this decode step`);
@@ -76,7 +89,10 @@ export class DecodeStep {
     }
     this.rows.write(rowsTable(sessions.map((s) => ({ slot: s.slot, pos: s.length, ropePos: s.length + s.ropeDelta, step: s.steps + 1 }))));
     const has = (mode: string) => (sessions.some((s) => s.mode === mode) ? 1 : 0);
-    await this.graph.run({ maxKeys: Math.max(...sessions.map((s) => s.length)) + 1, greedy: has('greedy'), full: has('full'), top: has('top') });
+    return { maxKeys: Math.max(...sessions.map((s) => s.length)) + 1, greedy: has('greedy'), full: has('full'), top: has('top') };
+  }
+
+  private advance(sessions: readonly Session[]): void {
     for (const s of sessions) {
       s.length++;
       s.steps++;
@@ -102,14 +118,22 @@ export class Glm4vModel {
     this.text = text;
   }
 
-  /** Builds every module from a weight source whose root is the checkpoint root. */
-  static async build(device: Device, config: Glm4vConfig, w: WeightSource): Promise<Glm4vModel> {
-    const vision = await Glm4vVisionModel.load(w.scope('model.visual'), config.vision);
+  /**
+   * Builds every module from a weight source whose root is the checkpoint root. With `f16Matrices` (default: where
+   * the tensor-core matmul takes f16 operands, kernels' matmulWeightDType) the matrices are converted to f16 as
+   * they load (F16Matrices).
+   */
+  static async build(device: Device, config: Glm4vConfig, w: WeightSource, opts: { f16Matrices?: boolean } = {}): Promise<Glm4vModel> {
+    const f16 = (opts.f16Matrices ?? matmulWeightDType(device) === 'f16') ? new F16Matrices(w, device) : undefined;
+    const src = f16 ?? w;
+    let vision: Glm4vVisionModel | undefined;
     try {
-      const text = await Glm4vTextModel.load(w.scope('model.language_model'), w.scope('lm_head'), config.text);
+      vision = await Glm4vVisionModel.load(src.scope('model.visual'), config.vision);
+      const text = await Glm4vTextModel.load(src.scope('model.language_model'), src.scope('lm_head'), config.text);
       return new Glm4vModel(device, config, vision, text);
     } catch (e) {
-      vision.dispose();
+      vision?.dispose();
+      f16?.dispose();
       throw e;
     }
   }

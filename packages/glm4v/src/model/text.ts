@@ -2,8 +2,8 @@
 // token embeddings, layers with four "sandwich" RMSNorms, grouped-query attention with partial 3-D rotary, the
 // fused gate/up SwiGLU, the final norm and the untied lm_head.
 
-import type { ChunkedTensor, Graph, Params, Tensor } from '@glm4v/core';
-import { type KvCache, attentionDecode, attentionPrefill, linear, rmsNorm, ropeText, siluMul } from '@glm4v/kernels';
+import type { Graph, Params, Tensor } from '@glm4v/core';
+import { type KvCache, type LinearWeight, attentionDecode, attentionPrefill, linear, rmsNorm, ropeText, siluMul } from '@glm4v/kernels';
 import type { TextConfig } from '../config.js';
 import type { WeightSource } from './weights.js';
 
@@ -16,7 +16,7 @@ export type StepPositions =
   | { kind: 'decode'; /** i32 [M, ROW_FIELDS] (kernels' rows.ts) */ rows: Tensor; /** the most keys of any row in a run */ maxKeys: (p: Params) => number };
 
 interface Projection {
-  weight: ChunkedTensor;
+  weight: LinearWeight;
   bias?: Tensor;
 }
 
@@ -30,8 +30,8 @@ export class DecoderLayer {
     readonly oProj: Projection,
     readonly postSelfAttnLayernorm: Tensor,
     readonly postAttentionLayernorm: Tensor,
-    readonly gateUpProj: ChunkedTensor,
-    readonly downProj: ChunkedTensor,
+    readonly gateUpProj: LinearWeight,
+    readonly downProj: LinearWeight,
     readonly postMlpLayernorm: Tensor,
   ) {}
 
@@ -42,7 +42,7 @@ export class DecoderLayer {
     const attn = w.scope('self_attn');
     // q/k/v always carry biases, o_proj never (pitfall 6)
     const proj = async (name: string, rows: number, cols: number, bias: boolean): Promise<Projection> => ({
-      weight: await attn.matrix(`${name}.weight`, [rows, cols]),
+      weight: (await attn.quantizable(`${name}.weight`, [rows, cols], 'text'))[0],
       bias: bias ? await attn.get(`${name}.bias`, [rows]) : undefined,
     });
     return new DecoderLayer(
@@ -53,8 +53,8 @@ export class DecoderLayer {
       await proj('o_proj', D, qDim, false),
       await w.get('post_self_attn_layernorm.weight', [D]),
       await w.get('post_attention_layernorm.weight', [D]),
-      await w.matrix('mlp.gate_up_proj.weight', [2 * c.intermediateSize, D]),
-      await w.matrix('mlp.down_proj.weight', [D, c.intermediateSize]),
+      (await w.quantizable('mlp.gate_up_proj.weight', [2 * c.intermediateSize, D], 'text'))[0],
+      (await w.quantizable('mlp.down_proj.weight', [D, c.intermediateSize], 'text'))[0],
       await w.get('post_mlp_layernorm.weight', [D]),
     );
   }
@@ -78,12 +78,14 @@ export class DecoderLayer {
     rmsNorm(g, linear(g, act, this.downProj), this.postMlpLayernorm, eps, { out: x, accumulate: true }); // x += norm(down(act))
   }
 
+  /** Every weight of the layer (all of them are read once per decode step). */
+  weights(): (Tensor | LinearWeight)[] {
+    const projections = [this.qProj, this.kProj, this.vProj, this.oProj].flatMap((p) => (p.bias ? [p.weight, p.bias] : [p.weight]));
+    return [this.inputLayernorm, ...projections, this.postSelfAttnLayernorm, this.postAttentionLayernorm, this.gateUpProj, this.downProj, this.postMlpLayernorm];
+  }
+
   dispose(): void {
-    for (const p of [this.qProj, this.kProj, this.vProj, this.oProj]) {
-      p.weight.dispose();
-      p.bias?.dispose();
-    }
-    for (const t of [this.inputLayernorm, this.postSelfAttnLayernorm, this.postAttentionLayernorm, this.gateUpProj, this.downProj, this.postMlpLayernorm]) t.dispose();
+    for (const t of this.weights()) t.dispose();
   }
 }
 
@@ -91,19 +93,19 @@ export class DecoderLayer {
 export class Glm4vTextModel {
   constructor(
     readonly config: TextConfig,
-    readonly embedTokens: ChunkedTensor,
+    readonly embedTokens: LinearWeight,
     readonly layers: DecoderLayer[],
     readonly norm: Tensor,
-    readonly lmHead: ChunkedTensor,
+    readonly lmHead: LinearWeight,
   ) {}
 
   /** `w` is scoped at `model.language_model`, `head` at `lm_head`. */
   static async load(w: WeightSource, head: WeightSource, c: TextConfig): Promise<Glm4vTextModel> {
-    const embed = await w.matrix('embed_tokens.weight', [c.vocabSize, c.hiddenSize]);
+    const [embed] = await w.quantizable('embed_tokens.weight', [c.vocabSize, c.hiddenSize], 'text'); // one row read per token
     const layers: DecoderLayer[] = [];
     for (let i = 0; i < c.numLayers; i++) layers.push(await DecoderLayer.load(w.scope(`layers.${i}`), c));
     const norm = await w.get('norm.weight', [c.hiddenSize]);
-    const lmHead = await head.matrix('weight', [c.vocabSize, c.hiddenSize]); // untied (pitfall 22)
+    const [lmHead] = await head.quantizable('weight', [c.vocabSize, c.hiddenSize], 'text'); // untied (pitfall 22)
     return new Glm4vTextModel(c, embed, layers, norm, lmHead);
   }
 

@@ -2,8 +2,9 @@
 // post-conv RMSNorm, the learned position table resampled to each grid, 2-D rotary attention blocks restricted
 // to each image, post RMSNorm, the 2×2 downsample conv and the merger MLP.
 
-import { type ChunkedTensor, Graph, LimitError, Tensor } from '@glm4v/core';
+import { Graph, LimitError, Tensor } from '@glm4v/core';
 import {
+  type LinearWeight,
   addInPlace,
   attentionSegments,
   downsample,
@@ -57,30 +58,31 @@ export function checkVisionFits(grids: readonly (readonly [number, number, numbe
 export class VisionBlock {
   constructor(
     readonly norm1: Tensor,
-    readonly q: ChunkedTensor,
-    readonly k: ChunkedTensor,
-    readonly v: ChunkedTensor,
-    readonly proj: ChunkedTensor,
+    readonly q: LinearWeight,
+    readonly k: LinearWeight,
+    readonly v: LinearWeight,
+    readonly proj: LinearWeight,
     readonly norm2: Tensor,
-    readonly gateProj: ChunkedTensor,
-    readonly upProj: ChunkedTensor,
-    readonly downProj: ChunkedTensor,
+    readonly gateProj: LinearWeight,
+    readonly upProj: LinearWeight,
+    readonly downProj: LinearWeight,
   ) {}
 
   static async load(w: WeightSource, c: VisionConfig): Promise<VisionBlock> {
     const D = c.hiddenSize;
     const F = c.outHiddenSize; // the ViT MLP is out_hidden_size wide (pitfall 5)
-    const [q, k, v] = await w.rows('attn.qkv.weight', [3 * D, D], [[0, D], [D, 2 * D], [2 * D, 3 * D]]);
+    const linear = async (name: string, rows: number, cols: number) => (await w.quantizable(name, [rows, cols], 'vision'))[0];
+    const [q, k, v] = await w.quantizable('attn.qkv.weight', [3 * D, D], 'vision', [[0, D], [D, 2 * D], [2 * D, 3 * D]]);
     return new VisionBlock(
       await w.get('norm1.weight', [D]),
       q,
       k,
       v,
-      await w.matrix('attn.proj.weight', [D, D]),
+      await linear('attn.proj.weight', D, D),
       await w.get('norm2.weight', [D]),
-      await w.matrix('mlp.gate_proj.weight', [F, D]),
-      await w.matrix('mlp.up_proj.weight', [F, D]),
-      await w.matrix('mlp.down_proj.weight', [D, F]),
+      await linear('mlp.gate_proj.weight', F, D),
+      await linear('mlp.up_proj.weight', F, D),
+      await linear('mlp.down_proj.weight', D, F),
     );
   }
 
@@ -102,32 +104,37 @@ export class VisionBlock {
     }
   }
 
+  weights(): (Tensor | LinearWeight)[] {
+    return [this.norm1, this.q, this.k, this.v, this.proj, this.norm2, this.gateProj, this.upProj, this.downProj];
+  }
+
   dispose(): void {
-    for (const t of [this.norm1, this.q, this.k, this.v, this.proj, this.norm2, this.gateProj, this.upProj, this.downProj]) t.dispose();
+    for (const t of this.weights()) t.dispose();
   }
 }
 
 /** model.visual.merger */
 export class PatchMerger {
   constructor(
-    readonly proj: ChunkedTensor,
+    readonly proj: LinearWeight,
     readonly normWeight: Tensor,
     readonly normBias: Tensor,
-    readonly gateProj: ChunkedTensor,
-    readonly upProj: ChunkedTensor,
-    readonly downProj: ChunkedTensor,
+    readonly gateProj: LinearWeight,
+    readonly upProj: LinearWeight,
+    readonly downProj: LinearWeight,
   ) {}
 
   static async load(w: WeightSource, c: VisionConfig): Promise<PatchMerger> {
     const O = c.outHiddenSize;
     const I = c.intermediateSize; // the merger's width (pitfall 5)
+    const linear = async (name: string, rows: number, cols: number) => (await w.quantizable(name, [rows, cols], 'vision'))[0];
     return new PatchMerger(
-      await w.matrix('proj.weight', [O, O]),
+      await linear('proj.weight', O, O),
       await w.get('post_projection_norm.weight', [O]),
       await w.get('post_projection_norm.bias', [O]),
-      await w.matrix('gate_proj.weight', [I, O]),
-      await w.matrix('up_proj.weight', [I, O]),
-      await w.matrix('down_proj.weight', [O, I]),
+      await linear('gate_proj.weight', I, O),
+      await linear('up_proj.weight', I, O),
+      await linear('down_proj.weight', O, I),
     );
   }
 
@@ -135,7 +142,7 @@ export class PatchMerger {
   forward(g: Graph, y: Tensor, maxBindingBytes: number): Tensor {
     const [n, O] = y.shape;
     const out = g.tensor('f32', [n, O], 'merger_out');
-    for (const [r0, r1] of rowBlocks(maxBindingBytes, n, this.gateProj.rows)) {
+    for (const [r0, r1] of rowBlocks(maxBindingBytes, n, this.gateProj.shape[0])) {
       const yb = rowsView(y, r0, r1);
       const z = gelu(g, layerNorm(g, linear(g, yb, this.proj), this.normWeight, this.normBias, MERGER_LAYERNORM_EPS));
       linear(g, siluMul(g, linear(g, z, this.gateProj), linear(g, z, this.upProj)), this.downProj, { out: rowsView(out, r0, r1) });

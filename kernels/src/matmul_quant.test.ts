@@ -1,0 +1,165 @@
+// The quantised linear kernels against float64 on the dequantised weights: the codes and scales come from the host
+// quantiser, the reference multiplies by dequantizeRows() exactly, so the only difference left is f32 rounding.
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Device, Graph, InputError, Tensor } from '@glm4v/core';
+import { TOLERANCE, asStored, expectClose, normal, poisoned } from '@glm4v/core/testing';
+import type { ActDType, WeightDType } from './prelude.js';
+import { canBroadcast, linear, matmul, matvec } from './matmul.js';
+import { type QuantLinearVariant, QUANT_LINEAR_PRESETS, linearQuant, selectQuantPreset } from './matmul_quant.js';
+import { QUANT_FORMATS, type QuantFormat, QuantizedMatrix, rowBytes } from './quant.js';
+import { dequantizeRows, quantizeRows } from './quantize.js';
+import { linearRef, scaleOf } from './test-util/linear-ref.js';
+
+let device: Device;
+beforeAll(async () => {
+  device = await Device.create();
+});
+afterAll(() => device?.dispose());
+
+type Fn = 'linear' | 'matmul' | 'matvec';
+interface Case {
+  M: number;
+  N: number;
+  K: number;
+  format: QuantFormat;
+  act?: ActDType;
+  bias?: WeightDType;
+  fn?: Fn;
+  variant?: QuantLinearVariant;
+  /** Split W into chunks of this many rows. */
+  chunkRows?: number;
+}
+
+async function check(c: Case): Promise<void> {
+  const { M, N, K, format, act = 'f32', fn = 'linear' } = c;
+  const layout = QUANT_FORMATS[format];
+  const seed = M * 7919 + N * 31 + K;
+  const xs = asStored(act, normal(M * K, seed));
+  const q = quantizeRows(layout, normal(N * K, seed + 1, 0.05), N, K, 'w');
+  const ws = dequantizeRows(layout, q, N, K);
+  const bs = c.bias ? asStored(c.bias, normal(N, seed + 2)) : undefined;
+  const x = await Tensor.fromArray(device, act, [M, K], xs, 'x');
+  const maxChunk = c.chunkRows ? c.chunkRows * Math.max(rowBytes(layout, K).data, rowBytes(layout, K).scales) : Infinity;
+  const w = await QuantizedMatrix.fromHost(device, layout, [N, K], q, 'w', maxChunk);
+  if (c.chunkRows) expect(w.chunks.length).toBe(Math.ceil(N / c.chunkRows));
+  const b = bs ? await Tensor.fromArray(device, c.bias!, [N], bs, 'b') : undefined;
+  const out = await poisoned(device, act, [M, N]);
+  const g = new Graph(device);
+  const opts = { bias: b, out };
+  const y = c.variant ? linearQuant(g, x, w, opts, fn === 'matvec' ? 'matvec' : 'matmul', c.variant) : { linear, matmul, matvec }[fn](g, x, w, opts);
+  expect(y).toBe(out);
+  await g.run();
+  const what = `${fn} ${c.variant?.preset ?? 'default'}${c.variant?.reduce ? `/${c.variant.reduce}` : ''} ${format}w ${act}a${c.bias ? ` +${c.bias} bias` : ''} M=${M} N=${N} K=${K}${c.chunkRows ? ` chunks of ${c.chunkRows}` : ''}`;
+  expectClose(await out.read(), linearRef(xs, ws, bs, M, N, K), TOLERANCE[act], what, scaleOf(xs, ws, bs, M, N, K));
+  g.dispose();
+  for (const t of [x, w, b, out]) t?.dispose();
+}
+
+// [N, K]: K a multiple of the block, and not (1, 7, 127, 4097: a short last block of padding codes).
+const SHAPES: [number, number][] = [[1, 1], [3, 7], [17, 127], [127, 64], [4097, 32], [7, 4097]];
+const FORMATS = Object.keys(QUANT_FORMATS) as QuantFormat[];
+
+describe.each(FORMATS)('%s: linear over rows, shapes and bias (the default variant)', (format) => {
+  for (const M of [1, 3, 8, 9, 130]) {
+    it(`M = ${M}`, async () => {
+      for (const [i, [N, K]] of SHAPES.entries()) await check({ M, N, K, format, bias: i % 2 ? 'f32' : undefined });
+    });
+  }
+});
+
+describe.each(FORMATS)('%s: every variant', (format) => {
+  // The GPU variants run here too (forced), so a CPU adapter checks their indexing and tails; each family meets a K
+  // that is a multiple of the block and one that is not.
+  const variants: [Fn, QuantLinearVariant][] = [
+    ['matmul', { preset: '64x64x32' }],
+    ['matmul', { preset: '32x64x32' }],
+    ['matvec', { preset: 'sk32x2', reduce: 'subgroup' }],
+    ['matvec', { preset: 'sk32x2', reduce: 'shared' }],
+  ];
+  for (const [fn, variant] of variants) {
+    it(`${variant.preset}${variant.reduce ? ` (${variant.reduce} reduction)` : ''}`, async (ctx) => {
+      if (variant.reduce === 'subgroup' && !device.has('subgroups')) return ctx.skip('the adapter lacks subgroups');
+      for (const M of fn === 'matvec' ? [1, 3, 8] : [1, 9, 130]) {
+        // K = 1100: 35 blocks, so a split-K lane takes several (teams of 8 lanes on lavapipe, 32 on GPUs)
+        for (const [N, K] of [[17, 127], [130, 64], [65, 100], [9, 1100]]) await check({ M, N, K, format, fn, variant, bias: M === 3 || M === 9 ? 'f32' : undefined });
+      }
+    });
+  }
+  // The CPU-adapter kernel, forced so GPUs (which default to the ones above) run it too.
+  it('bcast8x4 (forced)', async (ctx) => {
+    if (!canBroadcast(device)) return ctx.skip('the adapter lacks subgroups of 8 or more');
+    for (const M of [1, 9]) {
+      for (const [N, K] of [[17, 127], [130, 63], [37, 64]]) await check({ M, N, K, format, fn: 'matmul', variant: { preset: 'bcast8x4' }, bias: M === 9 ? 'f32' : undefined });
+    }
+  });
+});
+
+describe.each(FORMATS)('%s: chunked weights, dtypes', (format) => {
+  it('small forced chunks: odd row counts, a short last chunk, K not a multiple of the block', async () => {
+    await check({ M: 1, N: 37, K: 63, format, chunkRows: 5, bias: 'f32' });
+    await check({ M: 5, N: 37, K: 64, format, chunkRows: 3 });
+    await check({ M: 130, N: 37, K: 96, format, chunkRows: 5, bias: 'bf16' });
+    await check({ M: 2, N: 23, K: 9, format, chunkRows: 1 });
+    await check({ M: 70, N: 29, K: 63, format, chunkRows: 9, fn: 'matmul', variant: { preset: '64x64x32' } });
+    await check({ M: 4, N: 29, K: 64, format, chunkRows: 9, fn: 'matvec', variant: { preset: 'sk32x2', reduce: 'shared' } });
+  });
+
+  it('f16 activations and bias', async (ctx) => {
+    if (!device.has('shader-f16')) return ctx.skip('the adapter lacks shader-f16');
+    for (const M of [1, 17]) await check({ M, N: 33, K: 96, format, act: 'f16', bias: 'f16' });
+  });
+});
+
+describe('layout and routing', () => {
+  it('codes and scales round-trip through the GPU chunks', async () => {
+    for (const format of FORMATS) {
+      const layout = QUANT_FORMATS[format];
+      const q = quantizeRows(layout, normal(11 * 70, 3), 11, 70, 'w');
+      const w = await QuantizedMatrix.fromHost(device, layout, [11, 70], q, 'w', 3 * rowBytes(layout, 70).data);
+      expect(w.chunks.length).toBe(4);
+      const back = await w.read();
+      expect(back.data).toEqual(q.data);
+      expect(back.scales).toEqual(q.scales);
+      expect(w.byteSize).toBe(11 * (rowBytes(layout, 70).data + rowBytes(layout, 70).scales));
+      w.dispose();
+    }
+  });
+
+  it('routes M ≤ 8 to matvec and larger M to matmul, one dispatch per chunk, labelled with the format', async (ctx) => {
+    if (!device.has('timestamp-query')) return ctx.skip('the adapter lacks timestamp-query');
+    const layout = QUANT_FORMATS.q4;
+    const w = await QuantizedMatrix.fromHost(device, layout, [12, 64], quantizeRows(layout, normal(12 * 64, 1), 12, 64, 'w'), 'w', 5 * rowBytes(layout, 64).data);
+    for (const [M, family] of [[8, 'matvec'], [9, 'matmul']] as const) {
+      const x = await Tensor.fromArray(device, 'f32', [M, 64], normal(M * 64, 2));
+      const g = new Graph(device);
+      linear(g, x, w);
+      const labels = (await g.profile()).map((e) => e.label);
+      expect(labels.length).toBe(3);
+      for (const l of labels) expect(l.startsWith(`${family}_q4w_f32a_${selectQuantPreset(device, M, family)}`), l).toBe(true);
+      g.dispose();
+      x.dispose();
+    }
+    w.dispose();
+  });
+
+  it('every tiled preset has one 8-weight code load per invocation per step', () => {
+    for (const [name, p] of Object.entries(QUANT_LINEAR_PRESETS)) {
+      if (p.kind === 'tiled') expect((p.BM / p.TM) * (p.BN / p.TN), name).toBe(p.BN * 4);
+    }
+  });
+});
+
+describe('bad input', () => {
+  it('names a quantised weight whose K does not match x, and refuses more than 8 rows in matvec', async () => {
+    const layout = QUANT_FORMATS.q8;
+    const w = await QuantizedMatrix.fromHost(device, layout, [8, 40], quantizeRows(layout, normal(320, 1), 8, 40, 'w'), 'lm_head.weight');
+    const x = await Tensor.fromArray(device, 'f32', [2, 41], normal(82, 2), 'x');
+    const x9 = await Tensor.fromArray(device, 'f32', [9, 40], normal(360, 2), 'x9');
+    const g = new Graph(device);
+    expect(() => linear(g, x, w)).toThrow(InputError);
+    expect(() => linear(g, x, w)).toThrow(/weight 'lm_head\.weight' \[8, 40\] does not match x 'x' \[\.\.\., 41\]/);
+    expect(() => matvec(g, x9, w)).toThrow(/x 'x9' \[9, 40\] has 9 rows; at most 8/);
+    for (const o of [g, x, x9, w]) o.dispose();
+  });
+});
