@@ -60,11 +60,6 @@ export class KvPool {
     }
   }
 
-  /** Free slots. */
-  get available(): number {
-    return this.free.length;
-  }
-
   /** A free slot as a new empty session (greedy, nothing seen), or undefined when every slot is taken. */
   acquire(ownsPool = false): Session | undefined {
     if (this.disposed) throw new InputError('this KV pool has been disposed');
