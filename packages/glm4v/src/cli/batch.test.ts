@@ -54,7 +54,7 @@ describe('glm4v-run batch', () => {
     const out = join(tmp, 'mixed-results.jsonl');
     const r = await runCli(['batch', '--model', ckpt, '--input', jobs, '--output', out, '--max-new-tokens', '3', '--seed', '1', '--temperature', '0']);
     expect(r.code, r.stderr).toBe(5);
-    expect(r.stderr).toMatch(/batch: 9 jobs: 4 ok, 5 failed; this run 9 in [\d.]+ s \([\d.]+ jobs\/s, [\d.]+ tok\/s\)/);
+    expect(r.stderr).toMatch(/batch: 9 jobs: 4 ok, 5 failed; this run 9 in [\d.]+ s \([\d.]+ jobs\/s, [\d.]+ tok\/s, [\d.]+ jobs a decode step\)/);
     expect(ourError(r.stderr)).toMatch(/^glm4v-run: 5 of 9 jobs failed/);
     const byId = new Map((await readResults(out)).map((x) => [x.id, x]));
     expect([...byId.keys()].sort()).toEqual(['corrupt', 'image', 'line:3', 'long', 'missing', 'text', 'url', 'url404', 'zh']);
@@ -104,6 +104,30 @@ describe('glm4v-run batch', () => {
     expect(byId.get('stop')).toMatchObject({ answer: 'Yes,', finish_reason: 'stop' });
     expect(byId.get('image')!.answer).toBe(FIXED_REPLY.answer);
     expect(byId.get('small')!.usage!.prompt_tokens).toBeLessThan(byId.get('image')!.usage!.prompt_tokens);
+  });
+
+  it('decodes jobs together (--max-batch): each gets the answer it gets alone, and they share decode steps', async () => {
+    const jobs = join(tmp, 'together.jsonl');
+    await writeFile(jobs, jsonl([
+      { id: 'a', prompt: 'Hello there' },
+      { id: 'b', prompt: 'What is this?', images: ['ckpt/sample.png'] },
+      { id: 'c', prompt: '这张图片里有什么？', max_new_tokens: 3 },
+      { id: 'd', prompt: 'Count to three.', context: 64 },
+      { id: 'e', prompt: 'Describe it.', images: ['ckpt/sample.png'], max_new_tokens: 5 },
+    ]));
+    const run = async (maxBatch: number) => {
+      const out = join(tmp, `together-${maxBatch}.jsonl`);
+      const r = await runCli(['batch', '--model', ckpt, '--input', jobs, '--output', out, '--max-new-tokens', '6', '--temperature', '0', '--seed', '7', '--max-batch', String(maxBatch)]);
+      expect(r.code, r.stderr).toBe(0);
+      const byId = Object.fromEntries((await readResults(out)).map((x) => [x.id, x]));
+      return { byId, batch: Number(/([\d.]+) jobs a decode step/.exec(r.stderr)?.[1]) };
+    };
+    const alone = await run(1);
+    const together = await run(4);
+    expect(together.byId).toEqual(alone.byId);
+    expect(alone.batch).toBe(1);
+    expect(together.batch).toBeGreaterThan(1.5);
+    expect(alone.byId.d.usage.prompt_tokens + alone.byId.d.usage.completion_tokens).toBeLessThanOrEqual(64);
   });
 
   it('resumes a run killed mid-way: no job lost, none repeated, the same results as one whole run', async () => {

@@ -3,8 +3,8 @@
 
 import type { GenerateOptions } from '../glm4v.js';
 import { GENERATION_FLAGS, GENERATION_HELP, generationOptions } from './generation-flags.js';
-import { type JobResult, type JobSpec, JobRunner, describeError, errorKind, errorResult, jobKey, readJobs } from './jobs.js';
-import { WEIGHT_FLAGS, WEIGHT_HELP, type WeightChoice, openModel, weightFlags } from './open.js';
+import { DEFAULT_JOB_CONTEXT, type JobResult, type JobSpec, JobRunner, describeError, errorKind, errorResult, jobKey, readJobs } from './jobs.js';
+import { MAX_BATCH_HELP, WEIGHT_FLAGS, WEIGHT_HELP, type WeightChoice, maxBatchFlag, openModel, weightFlags } from './open.js';
 import { queueCommand } from './queue.js';
 import { ResultsFile } from './results.js';
 import { Tally } from './tally.js';
@@ -24,8 +24,9 @@ Runs every job of a JSONL file, one JSON object per line:
 "id" (a string or an integer) is unique per file. Media paths are relative to the jobs file's folder; images may
 also be http(s) URLs. Generation options per job use the flags' names with _ (max_new_tokens, temperature,
 top_k, top_p, repetition_penalty, seed, context, stop, min_pixels, max_pixels, fps, max_frames, show_special);
-the flags below set them for jobs that do not. Each job's request (media decoded, sizes, the context) is checked
-just before it runs; the model loads once.
+the flags below set them for jobs that do not. Jobs decode together (up to --max-batch at once), each in a KV
+slot of the largest "context" any job asks for (default 8192 tokens). Each job's request (media decoded, sizes,
+the context) is checked just before it runs; the model loads once.
 Each finished job appends one line to the results file, flushed at once:
   {"id", "answer", "thinking", "finish_reason", "usage": {prompt_tokens, completion_tokens, total_tokens}, "seed"}
 or, for a job that failed (bad line, missing or corrupt media, prompt over the context):
@@ -35,6 +36,7 @@ and the run goes on. A line that is not a job is answered with id "line:N" unles
 Options:
   --model DIR               checkpoint folder
 ${WEIGHT_HELP}
+${MAX_BATCH_HELP}
   --input JOBS.jsonl        the jobs
   --output RESULTS.jsonl    where results go; an existing file is refused unless --resume
   --resume                  skip the jobs already in --output (a cut-off last line is removed and its job rerun)
@@ -54,6 +56,7 @@ Exit status: 0 every job succeeded, 5 some jobs failed (their lines carry "error
 const OPTIONS = {
   model: { type: 'string' },
   ...WEIGHT_FLAGS,
+  'max-batch': { type: 'string' },
   input: { type: 'string' },
   output: { type: 'string' },
   resume: { type: 'boolean' },
@@ -73,7 +76,7 @@ export async function batchCommand(argv: string[]): Promise<void> {
   const defaults = generationOptions(values);
   if (values.queue) {
     if (!values.input && Object.keys(defaults).length) throw new UsageError('generation options go with --input (they are stored with the queued jobs)');
-    if (values.model || values['kv-cache'] || values.quant || values['quant-vision'] || values.output || values.resume) throw new UsageError('with --queue, jobs run on `glm4v-run worker --model DIR --queue …`: give --input to add jobs, --collect RESULTS.jsonl to gather results (no --model, --kv-cache, --quant, --quant-vision, --output, --resume)');
+    if (values.model || values['kv-cache'] || values.quant || values['quant-vision'] || values['max-batch'] || values.output || values.resume) throw new UsageError('with --queue, jobs run on `glm4v-run worker --model DIR --queue …`: give --input to add jobs, --collect RESULTS.jsonl to gather results (no --model, --kv-cache, --quant, --quant-vision, --max-batch, --output, --resume)');
     const attempts = values.attempts === undefined ? 3 : Number(values.attempts);
     if (!Number.isInteger(attempts) || attempts < 1) throw new UsageError(`--attempts expects an integer ≥ 1, got '${values.attempts}'`);
     await queueCommand({ url: values.queue, input: values.input, collect: values.collect, attempts, defaults });
@@ -81,10 +84,15 @@ export async function batchCommand(argv: string[]): Promise<void> {
   }
   if (values.collect || values.attempts) throw new UsageError('--collect and --attempts go with --queue');
   if (!values.model || !values.input || !values.output) throw new UsageError('batch needs --model DIR --input JOBS.jsonl --output RESULTS.jsonl (or --queue URL)');
-  await runLocal({ dir: values.model, ...weightFlags(values) }, values.input, values.output, Boolean(values.resume), defaults);
+  await runLocal({ dir: values.model, maxBatch: maxBatchFlag(values['max-batch']), ...weightFlags(values) }, values.input, values.output, Boolean(values.resume), defaults);
 }
 
-async function runLocal(model: { dir: string } & WeightChoice, input: string, output: string, resume: boolean, defaults: GenerateOptions): Promise<void> {
+/** The KV slot every job gets: the largest context a job (or --context) asks for, DEFAULT_JOB_CONTEXT where none. */
+function jobsContext(jobs: readonly JobSpec[], maxPos: number): number {
+  return Math.min(maxPos, Math.max(...jobs.map((j) => j.options.contextLength ?? DEFAULT_JOB_CONTEXT)));
+}
+
+async function runLocal(model: { dir: string; maxBatch: number } & WeightChoice, input: string, output: string, resume: boolean, defaults: GenerateOptions): Promise<void> {
   const specs = await readJobs(input, defaults);
   const results = await ResultsFile.open(output, resume);
   try {
@@ -92,24 +100,33 @@ async function runLocal(model: { dir: string } & WeightChoice, input: string, ou
     const tally = new Tally(specs.length, new Map([...results.done].filter(([k]) => keys.has(k))));
     if (results.repairedBytes) tally.note(`batch: ${output}: removed a half-written last line (${results.repairedBytes} bytes); its job runs again`);
     const todo = specs.filter((s) => !results.done.has(jobKey(s.id)));
-    if (todo.length) {
-      const open = await openModel(model.dir, model);
-      try {
-        tally.start();
-        await runJobs(todo, new JobRunner(open.model), async (r) => {
-          await results.append(r);
-          tally.add(r);
-        }).catch((e) => {
-          tally.note(`batch: stopped: finished jobs are in ${output}; run again with --resume to do the rest`);
-          throw e;
-        });
-      } finally {
-        open.close();
-      }
-    }
-    tally.finish(output);
+    const meanBatch = todo.length ? await runOnModel(model, todo, output, results, tally) : undefined;
+    tally.finish(output, undefined, meanBatch);
   } finally {
     await results.close();
+  }
+}
+
+/** Loads the model and runs `todo` on it, appending each result; returns the jobs decoded together per step. */
+async function runOnModel(model: { dir: string; maxBatch: number } & WeightChoice, todo: readonly JobSpec[], output: string, results: ResultsFile, tally: Tally): Promise<number> {
+  const open = await openModel(model.dir, model);
+  try {
+    tally.start();
+    const runner = await JobRunner.create(open.model, { maxBatch: model.maxBatch, contextLength: jobsContext(todo, open.processor.config.text.maxPositionEmbeddings) });
+    try {
+      await runJobs(todo, runner, async (r) => {
+        await results.append(r);
+        tally.add(r);
+      }).catch((e) => {
+        tally.note(`batch: stopped: finished jobs are in ${output}; run again with --resume to do the rest`);
+        throw e;
+      });
+      return runner.meanBatch;
+    } finally {
+      await runner.close();
+    }
+  } finally {
+    open.close();
   }
 }
 

@@ -15,8 +15,14 @@ import { basename, dirname } from 'node:path';
 import { readTextFile } from '../files/folder.js';
 import { openFolder } from '../files/node.js';
 import type { FinishReason, GenerateOptions, Glm4v } from '../glm4v.js';
+import type { Batcher } from '../generate/batcher.js';
+import { collect } from '../generate/events.js';
+import { resolveOptions } from '../generate/options.js';
 import type { ContentPart, Message } from '../prompt/chat-template.js';
 import { JOB_OPTION_KEYS, jobOptionKey, jobOptions } from './generation-flags.js';
+
+/** KV-cache tokens per job when neither --context nor the jobs say. */
+export const DEFAULT_JOB_CONTEXT = 8192;
 
 /** An image part given by URL in a job line: fetched when the job runs. */
 type UrlImagePart = { type: 'image'; image: { url: string } };
@@ -159,30 +165,52 @@ async function fetchImage(url: string): Promise<Uint8Array> {
 }
 
 /**
- * Runs jobs on one loaded model. `slots` is how many jobs it takes at once: 1, as the model decodes one sequence
- * at a time; the batch loop and the worker keep that many in flight, so a batched decoder can raise it. Calls
- * beyond the slots wait their turn.
+ * Runs jobs on one loaded model, up to `slots` of them decoding together (a Batcher: continuous batching, one KV
+ * slot of `contextLength` tokens each). The batch loop and the worker keep that many in flight; calls beyond the
+ * slots wait for one. close() frees the KV slots.
  */
 export class JobRunner {
-  readonly slots = 1;
-  private turn: Promise<unknown> = Promise.resolve();
+  readonly slots: number;
 
-  constructor(private readonly model: Glm4v) {}
-
-  /** The job's result; a failure throws (see `errorKind`), it is never turned into a result here. */
-  run(spec: JobSpec): Promise<JobResult> {
-    const mine = this.turn.then(() => this.runNow(spec));
-    this.turn = mine.catch(() => undefined);
-    return mine;
+  private constructor(
+    private readonly model: Glm4v,
+    private readonly batcher: Batcher,
+  ) {
+    this.slots = batcher.maxBatch;
   }
 
-  private async runNow(spec: JobSpec): Promise<JobResult> {
+  /** `contextLength`: KV-cache tokens per job, prompt and reply (default: the smaller of 8192 and the model's). */
+  static async create(model: Glm4v, opts: { maxBatch: number; contextLength?: number }): Promise<JobRunner> {
+    const contextLength = opts.contextLength ?? Math.min(DEFAULT_JOB_CONTEXT, model.processor.config.text.maxPositionEmbeddings);
+    return new JobRunner(model, await model.batcher({ maxBatch: opts.maxBatch, contextLength }));
+  }
+
+  /** The job's result; a failure throws (see `errorKind`), it is never turned into a result here. */
+  async run(spec: JobSpec): Promise<JobResult> {
     if (spec.error) throw new InputError(spec.error);
+    const context = spec.options.contextLength;
+    if (context !== undefined && context > this.batcher.contextLength) {
+      throw new InputError(`"context": ${context} is more than the ${this.batcher.contextLength} tokens each job's KV slot holds (--context)`);
+    }
     // checked before any GPU work (media decoded and measured, the context), the messages naming the job keys
-    const prompt = await this.model.processor.prepare({ messages: await requestMessages(spec) }, spec.options, { nameOf: jobOptionKey });
-    const r = await this.model.generateText(prompt, spec.options);
+    const { processor } = this.model;
+    const prompt = await processor.prepare({ messages: await requestMessages(spec) }, spec.options, { nameOf: jobOptionKey });
+    // the reply stays within the job's own context, as it would alone, though its KV slot may be larger
+    const room = processor.contextFor(prompt.ids.length, spec.options) - prompt.ids.length;
+    const options = { ...spec.options, maxNewTokens: Math.min(room, resolveOptions(processor.generation, spec.options).maxNewTokens) };
+    const r = await collect(this.batcher.submit(prompt, options));
     const usage = { prompt_tokens: r.stats.promptTokens, completion_tokens: r.stats.generatedTokens, total_tokens: r.stats.promptTokens + r.stats.generatedTokens };
     return { id: spec.id, answer: r.answer, thinking: r.thinking, finish_reason: r.finishReason, usage, seed: r.stats.seed };
+  }
+
+  /** Jobs decoded together per decode step so far, on average (0 before the first step). */
+  get meanBatch(): number {
+    const s = this.batcher.stats;
+    return s.decodeSteps ? s.decodeRows / s.decodeSteps : 0;
+  }
+
+  close(): Promise<void> {
+    return this.batcher.close();
   }
 }
 

@@ -35,6 +35,17 @@ export const MODEL_HELP = `  --model DIR               checkpoint folder (config
   --demo                    use a tiny checkpoint with RANDOM weights instead (made once, cached)
 ${WEIGHT_HELP}`;
 
+export const MAX_BATCH_HELP = `  --max-batch N             jobs decoded together (default 8; continuous batching: one read of the weights per
+                            step for all of them). Each holds a KV slot of --context tokens, allocated at the
+                            start: lower either if the GPU runs out of memory`;
+
+/** --max-batch: an integer from 1 to 64 (default 8). */
+export function maxBatchFlag(v: string | undefined): number {
+  const n = v === undefined ? 8 : v.trim() === '' ? NaN : Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 64) throw new UsageError(`--max-batch expects an integer from 1 to 64, got '${v}'`);
+  return n;
+}
+
 /** What WEIGHT_FLAGS chose. */
 export interface WeightChoice {
   kvCache: KvDType;

@@ -59,12 +59,14 @@ export class Tally {
    * Prints the summary line; throws JobsFailedError (exit 5) when any job of the batch failed. `seconds`: the time
    * the jobs of this run took (default: since start(); a queue's collector gives the workers' span instead).
    */
-  finish(output: string, seconds?: number): void {
+  /** `meanBatch`: the jobs decoded together per step, on average (a local run's batcher). */
+  finish(output: string, seconds?: number, meanBatch?: number): void {
     this.bar?.done();
     const s = seconds ?? (performance.now() - this.t0) / 1000;
     const failed = this.failed + this.earlierFailed;
     const before = this.earlier.size ? `; ${this.earlier.size} done in an earlier run` : '';
-    const rates = this.ok + this.failed ? ` in ${s.toFixed(1)} s (${((this.ok + this.failed) / s).toFixed(2)} jobs/s, ${(this.tokens / s).toFixed(1)} tok/s)` : '';
+    const batch = meanBatch ? `, ${meanBatch.toFixed(2)} jobs a decode step` : '';
+    const rates = this.ok + this.failed ? ` in ${s.toFixed(1)} s (${((this.ok + this.failed) / s).toFixed(2)} jobs/s, ${(this.tokens / s).toFixed(1)} tok/s${batch})` : '';
     this.out.write(`batch: ${this.total} jobs: ${this.total - failed - this.pending()} ok, ${failed} failed${this.pending() ? `, ${this.pending()} not run` : ''}${before}; this run ${this.ok + this.failed}${rates} → ${output}\n`);
     if (failed) throw new JobsFailedError(`${failed} of ${this.total} jobs failed: see the "error" field of their lines in ${output}`);
   }

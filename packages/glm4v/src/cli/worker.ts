@@ -6,11 +6,11 @@ import { hostname } from 'node:os';
 import { Worker } from 'bullmq';
 import { JobRunner, type JobSpec } from './jobs.js';
 import { type QueueAddress, checkReachable, jobProcessor, parseQueueUrl } from './queue.js';
-import { WEIGHT_FLAGS, WEIGHT_HELP, openModel, weightFlags } from './open.js';
+import { MAX_BATCH_HELP, WEIGHT_FLAGS, WEIGHT_HELP, maxBatchFlag, openModel, weightFlags } from './open.js';
 import { UsageError, parseFlags } from './usage.js';
 
 const HELP = `Usage:
-  glm4v-run worker --model DIR --queue redis://HOST:6379/NAME [--kv-cache f16] [--quant q4] [--concurrency N] [--stall-seconds S]
+  glm4v-run worker --model DIR --queue redis://HOST:6379/NAME [--kv-cache f16] [--quant q4] [--max-batch N] [--concurrency N] [--stall-seconds S]
 
 Runs the jobs that \`glm4v-run batch --queue redis://HOST:6379/NAME --input JOBS.jsonl\` queued, until stopped
 (Ctrl-C or SIGTERM: the jobs in hand finish first; a second signal quits at once). Start one per GPU, on any
@@ -19,9 +19,10 @@ number of machines; each must see the jobs' media paths (a shared filesystem) or
 Options:
   --model DIR               checkpoint folder
 ${WEIGHT_HELP}
+${MAX_BATCH_HELP}
+  --context N               KV-cache tokens per job (default 8192); a job asking for more is an error result
   --queue URL               redis[s]://[user:password@]HOST:PORT/NAME
-  --concurrency N           jobs held at once (default 1). The model decodes one job at a time, so for now more
-                            only claims jobs early; it will matter with batched decoding
+  --concurrency N           jobs held at once (default: --max-batch; more only claims jobs early)
   --stall-seconds S         a job whose worker stops answering for S seconds (killed, machine lost) goes back
                             to the queue for another worker (default 30); its jobs stay locked while it runs
   -h, --help                this text
@@ -32,6 +33,8 @@ elsewhere), 1 other (Redis unreachable).`;
 const OPTIONS = {
   model: { type: 'string' },
   ...WEIGHT_FLAGS,
+  'max-batch': { type: 'string' },
+  context: { type: 'string' },
   queue: { type: 'string' },
   concurrency: { type: 'string' },
   'stall-seconds': { type: 'string' },
@@ -56,12 +59,23 @@ export async function workerCommand(argv: string[]): Promise<void> {
   const stallMs = 1000 * (positive(values['stall-seconds'], '--stall-seconds', false) ?? 30);
   const concurrency = positive(values.concurrency, '--concurrency', true);
   const weights = weightFlags(values);
+  const maxBatch = maxBatchFlag(values['max-batch']);
+  const context = positive(values.context, '--context', true);
   await checkReachable(addr);
 
-  const { model, close } = await openModel(values.model, weights);
+  // --context is checked against the folder's config before the weights load
+  const { model, close } = await openModel(values.model, weights, async (processor) => {
+    const maxPos = processor.config.text.maxPositionEmbeddings;
+    if (context !== undefined && context > maxPos) throw new UsageError(`--context expects an integer up to ${maxPos} (max_position_embeddings), got ${context}`);
+    return [];
+  });
   try {
-    const runner = new JobRunner(model);
-    await serve(addr, runner, { concurrency: concurrency ?? runner.slots, stallMs }, `${model.device.adapter.description || model.device.adapter.device}`);
+    const runner = await JobRunner.create(model, { maxBatch, contextLength: context });
+    try {
+      await serve(addr, runner, { concurrency: concurrency ?? runner.slots, stallMs }, `${model.device.adapter.description || model.device.adapter.device}`);
+    } finally {
+      await runner.close();
+    }
   } finally {
     close();
   }

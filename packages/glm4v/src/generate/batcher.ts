@@ -21,7 +21,7 @@ import { AbortError, ContextOverflowError, Graph, InputError, Tensor } from '@gl
 import { type KvDType, markPresent } from '@glm4v/kernels';
 import type { DecodeStep } from '../model/glm4v.js';
 import type { KvPool } from '../model/session.js';
-import type { GenerateRequest } from '../processor.js';
+import type { GenerateRequest, PreparedPrompt } from '../processor.js';
 import type { Engine } from './engine.js';
 import type { GenerateEvent } from './events.js';
 import { type GenerateOptions, resolveOptions } from './options.js';
@@ -124,7 +124,7 @@ export class Batcher {
   }
 
   /** Prepares and checks the request's prompt, then queues it; its events stream as it decodes with the others. */
-  submit(request: GenerateRequest, options: GenerateOptions = {}): Submission {
+  submit(request: GenerateRequest | PreparedPrompt, options: GenerateOptions = {}): Submission {
     const record = new TurnRecord();
     let seq: Sequence | undefined;
     let cancelled = false;
