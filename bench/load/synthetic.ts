@@ -1,4 +1,4 @@
-// A synthetic GLM-4.1V-9B checkpoint: the real tensor names and shapes (spec §3.4) for a subset of the layers,
+// A synthetic GLM-4.1V-9B checkpoint: the real tensor names and shapes (docs/model.md#tensors) for a subset of the layers,
 // random finite bf16 values, split into shards with a `model.safetensors.index.json`, plus a config.json whose
 // layer counts match what was written. Data is generated piece by piece, so writing 6 GB needs ~64 MiB of memory.
 
@@ -81,7 +81,7 @@ function stream(spec: Spec, pool: Uint8Array, k: number): TensorStream {
   };
 }
 
-/** The real config.json (spec §2) with the layer counts of this synthetic checkpoint. */
+/** The real config.json (docs/model.md#config) with the layer counts of this synthetic checkpoint. */
 export function syntheticConfig(textLayers: number, visionBlocks: number): object {
   const json = structuredClone(GLM41V_9B_CONFIG_JSON);
   json.text_config.num_hidden_layers = Math.max(1, textLayers);

@@ -4,7 +4,7 @@
 //   model.dispose();
 // A request is checked and prepared by the processor (processor.ts: template, placeholders, tokens, image and
 // video patches), which works without the weights; then prefill and one recorded decode step replayed per token,
-// streaming text split into thinking and answer (spec §8.4). Every reply runs on a Batcher (generate/batcher.ts):
+// streaming text split into thinking and answer (docs/model.md#one-request). Every reply runs on a Batcher (generate/batcher.ts):
 // generate() and each chat turn are a batch of one; batcher() and generateBatch() decode many together.
 
 import { ConfigError, Device, type DeviceOptions, InputError } from '@glm4v/core';

@@ -1,4 +1,4 @@
-// The [t, h, w] patch grid of an image or video (spec §4.3–4.4): t temporal patches of h×w patches each, h and w
+// The [t, h, w] patch grid of an image or video (docs/model.md#patchify, #video): t temporal patches of h×w patches each, h and w
 // multiples of the spatial merge size. One check for every consumer (placeholders, rope index, vision layout).
 
 import { InputError } from '@glm4v/core';

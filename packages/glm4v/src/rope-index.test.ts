@@ -11,7 +11,7 @@ const TINY: TokenIds = parseModelConfig(JSON.parse(readFileSync(cfgFile, 'utf8')
 const REAL: TokenIds = { imageStart: 151339, imageEnd: 151340, videoStart: 151341, videoEnd: 151342, image: 151343, video: 151344, eos: [151329] };
 
 /**
- * Independent reference: the running-offset form (spec §8.1, second paragraph): a text token advances the
+ * Independent reference: the running-offset form (docs/model.md#rope-index): a text token advances the
  * offset by 1, an image or one video temporal patch by max(gh, gw)/2, with all media tokens at the offset.
  */
 function runningOffset(ids: number[], images: number[][], videos: number[][], tok: TokenIds): { pos: number[][]; delta: number } {
@@ -65,7 +65,7 @@ describe('ropeIndex against the conformance dumps', () => {
 describe('ropeIndex layouts', () => {
   const { imageStart: BOI, imageEnd: EOI, videoStart: BOV, videoEnd: EOV, image: IMG } = REAL;
 
-  it('spec §8.3 worked example: grid [1,4,6], m = 3 trailing tokens → ropeDelta −3', () => {
+  it('docs/model.md#worked-example: grid [1,4,6], m = 3 trailing tokens → ropeDelta −3', () => {
     const m = 3;
     const ids = [151331, 151333, 151336, 198, BOI, ...Array(6).fill(IMG), EOI, ...Array(m).fill(100)];
     const { positions, ropeDelta } = ropeIndex(ids, [[1, 4, 6]], [], REAL, 2);

@@ -1,9 +1,9 @@
-// 3-D rotary position ids for the decoder (spec §8.1; Glm4vModel.get_rope_index), prefill of one sequence.
+// 3-D rotary position ids for the decoder (Glm4vModel.get_rope_index; docs/model.md#rope-index), prefill of one sequence.
 // Tokens are grouped into runs of one type: TEXT, IMAGE (<|image|> outside a video) and VIDEO (<|image|> between
 // <|begin_of_video|> and <|end_of_video|>). Each run starts at base = 1 + the largest position assigned so far
 // on any stream (0 at the start). Text advances all three streams together; an image run lays its merged grid
 // out as (base + t, base + row, base + col); a video run is one temporal patch at (base, base + row, base + col).
-// Decoding continues at position (cache index + ropeDelta) on all streams (spec §8.2).
+// Decoding continues at position (cache index + ropeDelta) on all streams (docs/model.md#decode-positions).
 
 import { InputError } from '@glm4v/core';
 import type { TokenIds } from './config.js';

@@ -1,7 +1,7 @@
 // Glm4vForConditionalGeneration on the GPU: the vision tower, the decoder and the two ways of running it —
 // prefill (one pass over a sequence's prompt, in chunks so activation memory stays bounded, and so a scheduler can
 // interleave them with decode steps) and decode (one recorded step for a batch of sequences, replayed per token).
-// Spec §8.4 is the outline followed here.
+// docs/model.md#one-request is the outline followed here.
 
 import { AbortError, ContextOverflowError, type Device, Graph, InputError, type Params, type ProfileEntry, Tensor } from '@glm4v/core';
 import { type KvDType, ROW_FIELDS, embedding, matmulWeightDType, rowsTable, sample } from '@glm4v/kernels';
@@ -235,7 +235,7 @@ export class Glm4vModel {
 
   /**
    * Runs the prompt through the decoder, appending it to the session's cache, and chooses the next token (as the
-   * session's sampling options say) into pool.tokens[slot]. Positions follow spec §8 (get_rope_index), offset for
+   * session's sampling options say) into pool.tokens[slot]. Positions follow get_rope_index (docs/model.md#rope-index), offset for
    * a session that already holds tokens.
    */
   async prefill(session: Session, input: PrefillInput, opts: PrefillOptions = {}): Promise<PrefillResult> {
@@ -285,7 +285,7 @@ export class Glm4vModel {
     }
   }
 
-  /** Checks a prompt against the session and the model; its positions (spec §8.2) after what the session holds. */
+  /** Checks a prompt against the session and the model; its positions (docs/model.md#decode-positions) after what the session holds. */
   private prefillPositions(session: Session, input: PrefillInput): { positions: Int32Array; ropeDelta: number } {
     const ids = input.ids;
     const S = ids.length;
@@ -293,7 +293,7 @@ export class Glm4vModel {
     if (session.length + S > session.capacity) {
       throw new ContextOverflowError(`the prompt has ${S} tokens; the session holds ${session.length} of ${session.capacity}`);
     }
-    if (input.images && input.videos) throw new InputError('a prompt carries images or videos, not both (spec §5.2)');
+    if (input.images && input.videos) throw new InputError('a prompt carries images or videos, not both');
     const tok = this.config.tokens;
     const mm = input.images ?? input.videos;
     const placeholders = ids.reduce((n, id) => n + (id === tok.image ? 1 : 0), 0);
@@ -306,7 +306,7 @@ export class Glm4vModel {
       if (ids[i] < 0 || ids[i] >= this.config.text.vocabSize) throw new InputError(`token id ${ids[i]} at ${i} is outside the vocabulary of ${this.config.text.vocabSize}`);
     }
     const rope = ropeIndex(ids, input.images?.grids ?? [], input.videos?.grids ?? [], tok, merge);
-    const offset = session.length + session.ropeDelta; // base of the first new run: running max + 1 (spec §8.2)
+    const offset = session.length + session.ropeDelta; // base of the first new run: running max + 1 (docs/model.md#decode-positions)
     return { positions: offset === 0 ? rope.positions : rope.positions.map((p) => p + offset), ropeDelta: rope.ropeDelta };
   }
 
@@ -343,7 +343,7 @@ export class Glm4vModel {
       const x = embedding(g, this.text.embedTokens, inputs[0]); //                                  [n, D]  (embed_tokens)
       let imageRows = 0;
       for (const [a, b] of runsOf(ids, this.config.tokens.image, s0, s1)) {
-        // rows of image placeholders take the next image embeddings, in order (spec §5.2)
+        // rows of image placeholders take the next image embeddings, in order (docs/model.md#placeholders)
         g.copy(imageEmbeds!, x, (b - a) * rowBytes, (imageRow + imageRows) * rowBytes, (a - s0) * rowBytes);
         imageRows += b - a;
       }

@@ -1,6 +1,6 @@
 // Host-side bookkeeping for the vision tower: which image each patch belongs to, its row and column in that
-// image's patch grid (merge-window order, spec §4.3), and the attention segments. A video's temporal patches are
-// each their own "image" with grid [1, h, w] (spec §4.4.6).
+// image's patch grid (merge-window order, docs/model.md#patchify), and the attention segments. A video's temporal patches are
+// each their own "image" with grid [1, h, w] (docs/model.md#video).
 
 import { checkGrid, type Grid } from '../grid.js';
 

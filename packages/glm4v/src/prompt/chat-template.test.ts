@@ -70,7 +70,7 @@ const MULTI_TURN: Message[] = [
   { role: 'user', content: 'What colour?' },
 ];
 
-/** Multi-turn conversations: earlier answers go back without their thinking (spec §5.4, pitfall 25). */
+/** Multi-turn conversations: earlier answers go back without their thinking (docs/model.md#output-format). */
 const HISTORY: { name: string; messages: Message[]; gen?: boolean; want: string }[] = [
   {
     name: 'an earlier answer with <think>…</think> and <answer>',
@@ -94,7 +94,7 @@ const HISTORY: { name: string; messages: Message[]; gen?: boolean; want: string 
   },
 ];
 
-describe('builtin chat template renders the documented format (spec §5.1)', () => {
+describe('builtin chat template renders the documented format (docs/model.md#chat-template)', () => {
   const t = ChatTemplate.builtin();
   for (const c of [...CASES, ...HISTORY]) {
     it(c.name, () => expect(t.render(c.messages, { addGenerationPrompt: c.gen ?? true })).toBe(c.want));
@@ -181,7 +181,7 @@ describe('message validation', () => {
   });
 });
 
-describe('expandPlaceholders (spec §5.2, §4.4)', () => {
+describe('expandPlaceholders (docs/model.md#placeholders, #video)', () => {
   it('each <|image|> becomes t·gh·gw/4 tokens, in order', () => {
     const text = `A${BI}B${BI}C`;
     const out = expandPlaceholders(text, [[1, 4, 6], [1, 2, 2]], [], 2);

@@ -1,4 +1,4 @@
-// Placeholder expansion of the rendered prompt (spec §5.2, §4.4; Glm4vProcessor.replace_image_token /
+// Placeholder expansion of the rendered prompt (docs/model.md#placeholders, #video; Glm4vProcessor.replace_image_token /
 // replace_video_token): each <|image|> becomes t·gh·gw/merge² copies of itself; each <|video|> becomes, per
 // temporal patch g, <|begin_of_image|> + <|image|>×(gh·gw/merge²) + <|end_of_image|> + int(timestamp_g).
 
@@ -30,7 +30,7 @@ function videoText(grid: Grid, timestamps: readonly number[], mergeSize: number,
   return s;
 }
 
-/** A prompt carries images or videos, not both (spec §5.2). */
+/** A prompt carries images or videos, not both (docs/model.md#placeholders). */
 export function checkOneMediaKind(images: number, videos: number): void {
   if (images > 0 && videos > 0) {
     throw new InputError(`a prompt may carry images or videos, not both (got ${images} image(s) and ${videos} video(s)): GLM-4.1V uses one placeholder token for both`);
@@ -65,7 +65,7 @@ export function mediaSpans(ids: ArrayLike<number>, tokens: Pick<TokenIds, 'image
 
 /**
  * Expand every <|image|> (in order, one per entry of `images`) and <|video|> (one per entry of `videos`) of the
- * rendered prompt. Counts must match; a prompt with both images and videos is refused (spec §5.2).
+ * rendered prompt. Counts must match; a prompt with both images and videos is refused (docs/model.md#placeholders).
  */
 export function expandPlaceholders(
   text: string, images: readonly Grid[], videos: readonly { grid: Grid; timestamps: number[] }[], mergeSize: number,
