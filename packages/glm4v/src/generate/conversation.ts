@@ -66,8 +66,7 @@ export class ConversationCache {
 /** The rotary offset after the first `n` tokens of `prompt`: (largest position so far + 1) − n (docs/model.md#decode-positions). */
 function ropeDeltaAt(prompt: PreparedPrompt, n: number, model: Glm4vModel): number {
   if (n === 0) return 0;
-  const grids = (kind: 'image' | 'video') => prompt.media.filter((m) => m.kind === kind).map((m) => m.grid);
-  const { positions } = ropeIndex(prompt.ids, grids('image'), grids('video'), model.config.tokens, model.config.vision.spatialMergeSize);
+  const { positions } = ropeIndex(prompt.ids, prompt.plan, model.config.tokens);
   const L = prompt.ids.length;
   let max = -1;
   for (let r = 0; r < 3; r++) for (let i = 0; i < n; i++) max = Math.max(max, positions[r * L + i]);
