@@ -16,7 +16,7 @@ import { rejectionOf } from '@glm4v/core/testing';
 import { FIXTURES, MANIFEST, argmaxRows, compareTaps, modalityOf, readTensors } from '../conformance/taps.js';
 import { SITE_DIR, WEB_DIR, buildSite } from './tools/build.js';
 import { type Chromium, findChromium, launchChromium } from './tools/chromium.js';
-import { type StaticServer, startServer } from './tools/server.js';
+import { type StaticServer, startServer } from './tools/static-server.js';
 
 const chromium = findChromium();
 const SCREENSHOT = join(WEB_DIR, 'screenshots', 'demo-page.png');

@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { type ChunkedTensor, Device } from '@glm4v/core';
 import { Checkpoint, loadCheckpoint } from '@glm4v/runtime/internal';
 import { writeSynthetic } from './synthetic.js';
-import { quantLoads } from './quant.js';
+import { quantLoads } from './quant-load.js';
 import { isQuantFormat } from '@glm4v/kernels';
 
 function arg(name: string): string | undefined {

@@ -18,7 +18,7 @@ import { type GenerateEvent, type GenerateResult, collect } from './generate/eve
 import { type GenerateOptions, resolveOptions } from './generate/options.js';
 import { TurnRecord } from './generate/turn.js';
 import type { Glm4vModel } from './model/glm4v.js';
-import { loadModel } from './model/load.js';
+import { loadModel } from './model/load-model.js';
 import { type GenerateRequest, Glm4vProcessor, type PreparedPrompt } from './processor.js';
 import type { Message } from './prompt/chat-template.js';
 import type { Tokenizer } from './prompt/tokenizer.js';

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { CheckpointError, ChunkedTensor, Device, Graph, InputError, LimitError, Tensor } from '@glm4v/core';
 import { normal } from '@glm4v/core/testing';
 import { visionLayout } from './vision-layout.js';
-import { loadModel } from './load.js';
+import { loadModel } from './load-model.js';
 import type { Glm4vModel, Taps } from './glm4v.js';
 import { computeLogits, readLogitsInputs } from '../logits-tool.js';
 

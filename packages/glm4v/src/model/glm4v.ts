@@ -12,7 +12,7 @@ import { KvPool, type Session } from './session.js';
 import { Glm4vTextModel } from './text.js';
 import { Glm4vVisionModel, checkVisionFits, patchLength, visionBytesPerPatch } from './vision.js';
 import { visionLayout } from './vision-layout.js';
-import { F16Matrices, type WeightSource } from './weights.js';
+import { F16Matrices, type WeightSource } from './weight-source.js';
 import { concatFloat32 } from '../arrays.js';
 
 /** [h, w] patches of one vision frame (media-plan.ts). */

@@ -2,12 +2,12 @@ import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { Device } from '@glm4v/core';
 import { Checkpoint } from '../checkpoint/checkpoint.js';
-import { WeightLoader } from '../checkpoint/weights.js';
+import { WeightLoader } from '../checkpoint/weight-loader.js';
 import { readConfigs } from '../config.js';
 import { checkpointShapes } from './tensor-shapes.js';
 import { glm41v9bConfig } from './glm41v-9b.js';
 import { Glm4vModel } from './glm4v.js';
-import type { WeightSource } from './weights.js';
+import type { WeightSource } from './weight-source.js';
 
 const FIXTURES = join(import.meta.dirname, '../../../../conformance/fixtures');
 

@@ -3,7 +3,7 @@
 // demo, load benchmarks) and quantised ones; a test checks it against what the model's load asks for.
 
 import type { Glm4vConfig } from '../config.js';
-import type { QuantGroup } from './weights.js';
+import type { QuantGroup } from './weight-source.js';
 
 export interface TensorShape {
   name: string;

@@ -5,7 +5,7 @@
 import type { Graph, Params, Tensor } from '@glm4v/core';
 import { type KvCache, type LinearWeight, attentionDecode, attentionPrefill, linear, rmsNorm, ropeText, siluMul } from '@glm4v/kernels';
 import type { TextConfig } from '../config.js';
-import type { WeightSource } from './weights.js';
+import type { WeightSource } from './weight-source.js';
 
 /**
  * Where a step's tokens sit: a prefill chunk of one sequence (host positions, its cache slot), or one replayed

@@ -19,7 +19,7 @@ import {
   siluMul,
 } from '@glm4v/kernels';
 import type { VisionConfig } from '../config.js';
-import type { WeightSource } from './weights.js';
+import type { WeightSource } from './weight-source.js';
 import { rowBlocks, rowsView } from './row-blocks.js';
 
 const ROPE_THETA = 10000;
