@@ -5,16 +5,8 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { rng } from '@glm4v/core/testing';
-import {
-  GLM41V_9B_CONFIG_JSON,
-  type TensorShape,
-  type TensorStream,
-  decoderLayerShapes,
-  globalShapes,
-  glm41v9bConfig,
-  visionBlockShapes,
-  writeSafetensors,
-} from '@glm4v/runtime/internal';
+import { type TensorShape, type TensorStream, decoderLayerShapes, globalShapes, visionBlockShapes, writeSafetensors } from '@glm4v/runtime/internal';
+import { GLM41V_9B_CONFIG_JSON, glm41v9bConfig } from '@glm4v/runtime/testing';
 
 type Spec = TensorShape;
 
