@@ -15,6 +15,7 @@ export default defineConfig({
       { find: /^@glm4v\/kernels$/, replacement: src('./kernels/src/index.ts') },
       { find: /^@glm4v\/runtime$/, replacement: src('./packages/glm4v/src/index.ts') },
       { find: /^@glm4v\/runtime\/internal$/, replacement: src('./packages/glm4v/src/internal.ts') },
+      { find: /^@glm4v\/runtime\/testing$/, replacement: src('./packages/glm4v/src/testing.ts') },
     ],
   },
   test: {

@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { Device } from '@glm4v/core';
 import { compare, TOLERANCE } from '@glm4v/core/testing';
 import type { KvDType } from '@glm4v/kernels';
-import { Glm4v, PREPROCESSOR_DEFAULTS, preprocessVideo, writeTinyTokenizer } from '@glm4v/runtime/internal';
+import { Glm4v, PREPROCESSOR_DEFAULTS, preprocessVideo } from '@glm4v/runtime/internal';
+import { writeTinyTokenizer } from '@glm4v/runtime/testing';
 import { readTensors } from './taps.js';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures');

@@ -11,12 +11,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Page } from 'puppeteer-core';
 import { Device } from '@glm4v/core';
-import { INDEX_FILE, NodeFolder, SafetensorsFile, Tokenizer, decodeImage, demoCheckpoint, encodeHeader, loadModel, writeSafetensors } from '@glm4v/runtime/internal';
+import { INDEX_FILE, NodeFolder, SafetensorsFile, Tokenizer, decodeImage, encodeHeader, loadModel, writeSafetensors } from '@glm4v/runtime/internal';
+import { demoCheckpoint } from '@glm4v/runtime/testing';
 import { rejectionOf } from '@glm4v/core/testing';
 import { FIXTURES, MANIFEST, argmaxRows, compareTaps, modalityOf, readTensors } from '../conformance/taps.js';
 import { SITE_DIR, WEB_DIR, buildSite } from './tools/build.js';
 import { type Chromium, findChromium, launchChromium } from './tools/chromium.js';
-import { type StaticServer, startServer } from './tools/server.js';
+import { type StaticServer, startServer } from './tools/static-server.js';
 
 const chromium = findChromium();
 const SCREENSHOT = join(WEB_DIR, 'screenshots', 'demo-page.png');

@@ -10,9 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CheckpointError, Device } from '@glm4v/core';
 import { rejectionOf } from '@glm4v/core/testing';
-import { Checkpoint, Glm4v, Glm4vProcessor, HttpFolder, INDEX_FILE, NodeFolder, demoCheckpoint } from '@glm4v/runtime/internal';
+import { Checkpoint, Glm4v, Glm4vProcessor, HttpFolder, INDEX_FILE, NodeFolder } from '@glm4v/runtime/internal';
+import { demoCheckpoint } from '@glm4v/runtime/testing';
 import { FIXTURES } from '../conformance/taps.js';
-import { type StaticServer, startServer } from './tools/server.js';
+import { type StaticServer, startServer } from './tools/static-server.js';
 
 let server: StaticServer;
 let tmp: string;

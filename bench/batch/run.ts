@@ -12,7 +12,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Device } from '@glm4v/core';
-import { type CliProcess, demoCheckpoint, redisServerProgram, runCli, startCli, startRedis, waitFor } from '@glm4v/runtime/internal';
+import { type CliProcess, demoCheckpoint, redisServerProgram, runCli, startCli, startRedis, waitFor } from '@glm4v/runtime/testing';
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(name);

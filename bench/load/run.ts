@@ -8,7 +8,7 @@
 // Cold runs upload into freshly allocated GPU memory, warm runs into the same GPU buffers again (the pool's, and
 // for the plain loop the very buffers the loader filled). Runs alternate plain/loader so each pair sees the same
 // machine load; the ratio reported is the median over pairs, by wall time and by process CPU time.
-// Targets (issue 4): peak RSS < 1 GiB above the baseline; loader ≥ 70% of the plain loop's GB/s.
+// Targets: peak RSS < 1 GiB above the baseline; loader ≥ 70% of the plain loop's GB/s.
 // On a software adapter (lavapipe) "GPU" buffers live in host memory, so the RSS rise includes the uploaded
 // weights themselves; the host overhead reported there is the RSS rise minus the GPU buffer bytes allocated.
 
@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { type ChunkedTensor, Device } from '@glm4v/core';
 import { Checkpoint, loadCheckpoint } from '@glm4v/runtime/internal';
 import { writeSynthetic } from './synthetic.js';
-import { quantLoads } from './quant.js';
+import { quantLoads } from './quant-load.js';
 import { isQuantFormat } from '@glm4v/kernels';
 
 function arg(name: string): string | undefined {

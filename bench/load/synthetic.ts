@@ -1,20 +1,12 @@
-// A synthetic GLM-4.1V-9B checkpoint: the real tensor names and shapes (spec §3.4) for a subset of the layers,
+// A synthetic GLM-4.1V-9B checkpoint: the real tensor names and shapes (docs/model.md#tensors) for a subset of the layers,
 // random finite bf16 values, split into shards with a `model.safetensors.index.json`, plus a config.json whose
 // layer counts match what was written. Data is generated piece by piece, so writing 6 GB needs ~64 MiB of memory.
 
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { rng } from '@glm4v/core/testing';
-import {
-  GLM41V_9B_CONFIG_JSON,
-  type TensorShape,
-  type TensorStream,
-  decoderLayerShapes,
-  globalShapes,
-  glm41v9bConfig,
-  visionBlockShapes,
-  writeSafetensors,
-} from '@glm4v/runtime/internal';
+import { type TensorShape, type TensorStream, decoderLayerShapes, globalShapes, visionBlockShapes, writeSafetensors } from '@glm4v/runtime/internal';
+import { GLM41V_9B_CONFIG_JSON, glm41v9bConfig } from '@glm4v/runtime/testing';
 
 type Spec = TensorShape;
 
@@ -81,7 +73,7 @@ function stream(spec: Spec, pool: Uint8Array, k: number): TensorStream {
   };
 }
 
-/** The real config.json (spec §2) with the layer counts of this synthetic checkpoint. */
+/** The real config.json (docs/model.md#config) with the layer counts of this synthetic checkpoint. */
 export function syntheticConfig(textLayers: number, visionBlocks: number): object {
   const json = structuredClone(GLM41V_9B_CONFIG_JSON);
   json.text_config.num_hidden_layers = Math.max(1, textLayers);

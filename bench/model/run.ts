@@ -12,7 +12,8 @@
 
 import { Device } from '@glm4v/core';
 import { type QuantFormat, isQuantFormat } from '@glm4v/kernels';
-import { type Glm4vModel, type QuantRequest, glm41v9bConfig, randomModel } from '@glm4v/runtime/internal';
+import { type Glm4vModel, type QuantRequest } from '@glm4v/runtime/internal';
+import { glm41v9bConfig, randomModel } from '@glm4v/runtime/testing';
 import { kvBytesPerLayer, modelMemory } from './memory.js';
 import { PROFILE_STEPS, profileDecode } from './profile.js';
 

@@ -11,7 +11,8 @@ import { tmpdir } from 'node:os';
 import { Agent, request } from 'node:http';
 import { join } from 'node:path';
 import { Device } from '@glm4v/core';
-import { ApiServer, GLM41V_9B_CONFIG_JSON, Glm4v, demoCheckpoint, glm41v9bConfig, randomModel, writeTinyTokenizer } from '@glm4v/runtime/internal';
+import { ApiServer, Glm4v } from '@glm4v/runtime/internal';
+import { GLM41V_9B_CONFIG_JSON, demoCheckpoint, glm41v9bConfig, randomModel, writeTinyTokenizer } from '@glm4v/runtime/testing';
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(name);

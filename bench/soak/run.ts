@@ -9,7 +9,8 @@
 
 import { join } from 'node:path';
 import { rng } from '@glm4v/core/testing';
-import { type Chat, type GenerateEvent, type GenerateOptions, Glm4v, type ContentPart, demoCheckpoint } from '@glm4v/runtime/internal';
+import { type Chat, type GenerateEvent, type GenerateOptions, Glm4v, type ContentPart } from '@glm4v/runtime/internal';
+import { demoCheckpoint } from '@glm4v/runtime/testing';
 
 const MIB = 2 ** 20;
 const WORDS = ('the a picture of cat dog red blue green house tree what is in this why how many people car street ' +

@@ -115,7 +115,7 @@ function patchConvRef(px: Float64Array, s: number, w: Float64Array, b: Float64Ar
   return [out, mag];
 }
 
-/** The 2×2 stride-2 conv over each merge window, whose patch (i, j) is row 4n + 2i + j of x.  (spec §6.6) */
+/** The 2×2 stride-2 conv over each merge window, whose patch (i, j) is row 4n + 2i + j of x.  (docs/model.md#downsample) */
 function downsampleConvRef(x: Float64Array, s: number, c: number, w: Float64Array, b: Float64Array, o: number): [Float64Array, number] {
   const out = new Float64Array((s / 4) * o);
   let mag = 0;

@@ -12,7 +12,7 @@ const WG = 256;
 
 /**
  * The downsample conv weight W [O, C, 2, 2] as W' [O, 4C], W'[o][(2i + j)·C + ch] = W[o][ch][i][j], in the same
- * dtype (16-bit types move as 16-bit elements). A GPU kernel, run once at load.  (spec §6.6, pitfall 10)
+ * dtype (16-bit types move as 16-bit elements). A GPU kernel, run once at load.  (docs/model.md#load-time-layout)
  */
 export function permuteDownsampleWeight(g: Graph, w: Tensor): Tensor {
   if (w.shape.length !== 4) throw new InputError(`permuteDownsampleWeight weight '${w.label}' has shape [${w.shape.join(', ')}]; expected [O, C, 2, 2]`);
@@ -38,7 +38,7 @@ export function permuteDownsampleWeight(g: Graph, w: Tensor): Tensor {
  * Patch embedding: the Conv3d with kernel = stride = (2, 14, 14) covers a whole patch, so it is a linear map of the
  * flattened patches: patches [S, K] · reshape(W, [hidden, K])ᵀ + b → [S, hidden]. W is the checkpoint's
  * [hidden, C, T, P, P] (flatten order c, t, y, x, as the patches are built) or already [hidden, K].
- * (Glm4vVisionPatchEmbed; spec §6.1)
+ * (Glm4vVisionPatchEmbed; docs/model.md#patch-embedding)
  */
 export function patchEmbed(g: Graph, patches: Tensor, w: Tensor, b: Tensor): Tensor {
   if (w.shape.length < 2) throw new InputError(`patchEmbed weight '${w.label}' has shape [${w.shape.join(', ')}]; expected [hidden, C, T, P, P] or [hidden, K]`);
@@ -53,7 +53,7 @@ export function patchEmbed(g: Graph, patches: Tensor, w: Tensor, b: Tensor): Ten
 /**
  * The 2×2 downsample conv as a GEMM: x [S, C] (the four patches of each merge window on consecutive rows) viewed
  * as [S/4, 4C], times W'ᵀ (W' [O, 4C] from permuteDownsampleWeight) plus b → [S/4, O].
- * (Glm4vVisionModel.downsample; spec §6.6)
+ * (Glm4vVisionModel.downsample; docs/model.md#downsample)
  */
 export function downsample(g: Graph, x: Tensor, wPermuted: Tensor, b: Tensor): Tensor {
   if (x.shape.length !== 2 || x.shape[0] % 4 !== 0) {

@@ -1,5 +1,5 @@
 // The downsample conv's weight, W [O, C, 2, 2] → W' [O, 4C] with W'[o][(2i + j)·C + ch] = W[o][ch][i][j]
-// (spec §6.6, pitfall 10), so that the conv becomes a GEMM over each 2×2 merge window's four consecutive patch
+// (docs/model.md#load-time-layout), so that the conv becomes a GEMM over each 2×2 merge window's four consecutive patch
 // rows [x₀ | x₁ | x₂ | x₃]. Run once at load. Any dtype, moved as u32 words (16-bit types as halves of them).
 
 override WG: u32 = 256;

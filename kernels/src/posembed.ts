@@ -18,7 +18,7 @@ export interface PosEmbedOptions {
 
 /**
  * The learned position table [G·G, C] (row = G·r + c; f32, f16 or bf16) resampled bicubically to each patch's
- * image grid, as PyTorch's grid_sample(mode 'bicubic', align_corners False, padding 'border') does it (spec §6.3).
+ * image grid, as PyTorch's grid_sample(mode 'bicubic', align_corners False, padding 'border') does it (docs/model.md#position-embedding).
  * patches: i32 [S, 4] = (r, c, gh, gw): the patch's row and column in its image's patch grid and that grid's size.
  * Returns [S, C] (f32 unless out is f16).  (Glm4vVisionEmbeddings.forward)
  */

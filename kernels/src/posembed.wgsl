@@ -1,6 +1,6 @@
 // The learned ViT position table [G·G, C] (row = G·r + c) resampled bicubically to each patch's own grid, with
 // PyTorch grid_sample semantics (mode bicubic, align_corners = false, padding border: every tap index clamped to
-// [0, G−1]; Keys cubic with A = −0.75), spec §6.3. One workgroup per patch, its invocations striding over C.
+// [0, G−1]; Keys cubic with A = −0.75), docs/model.md#position-embedding. One workgroup per patch, its invocations striding over C.
 // Bindings: params, patches [S, 4] i32 = (r, c, gh, gw), table [G·G, C] (WS_w via load_w), out [S, C] (A).
 // ADD: out += E (the embeddings X₁ + E) instead of out = E.
 

@@ -30,7 +30,7 @@ function ropeTextRef(x: Float64Array, rows: number, c: TextCase, omega: ArrayLik
     for (let h = 0; h < c.heads; h++) {
       const base = (r * c.heads + h) * c.headDim;
       for (let j = 0; j < pairs; j++) {
-        // the two deliberate mistakes the spec warns about, used to show that the test tells them apart
+        // the two deliberate mistakes docs/model.md#pitfalls (1, 2) warns about, used to show that the test tells them apart
         const stream = mode === 'sections-on-dims' ? streamOf(2 * j) : streamOf(j);
         const angle = f(f(pos[stream * rows + r]) * omega[j]);
         const [a, b] = mode === 'half-split' ? [base + j, base + j + pairs] : [base + 2 * j, base + 2 * j + 1];

@@ -17,7 +17,7 @@ const PARAMS = new UniformLayout([SCALARS, ...Array.from({ length: MAX_ROPE_FREQ
 /**
  * The reference's f32 inverse frequencies 1 / theta^(2i/dim), i < dim/2, rounded as PyTorch rounds them: the
  * exponent 2i/dim in f32, the power in f32, then the f32 reciprocal. Angles are f32(pos)·ω in f32, so at position
- * 65535 one ulp of ω moves an angle by ~4e-3 rad: ω must be these exact numbers (spec pitfall 30).
+ * 65535 one ulp of ω moves an angle by ~4e-3 rad: ω must be these exact numbers (docs/model.md#m-rope).
  */
 export function ropeFrequencies(dim: number, theta: number): Float32Array {
   const f = Math.fround;
@@ -60,7 +60,7 @@ export interface RopeTextOptions {
  * The text decoder's partial multimodal RoPE, in place on x [S, numHeads·headDim] (f32 or f16): dims [0, rotaryDim)
  * of each head turn as interleaved pairs, y[2j] = x[2j]·cosφ − x[2j+1]·sinφ, y[2j+1] = x[2j+1]·cosφ + x[2j]·sinφ,
  * φ_j = pos_stream(j)·ω_j; pair j takes stream t for j < s0, h for j < s0 + s1, w otherwise.
- * (Glm4vTextRotaryEmbedding + apply_multimodal_rotary_pos_emb; spec §7.2)
+ * (Glm4vTextRotaryEmbedding + apply_multimodal_rotary_pos_emb; docs/model.md#m-rope)
  */
 export function ropeText(g: Graph, x: Tensor, opts: RopeTextOptions): Tensor {
   const { numHeads, headDim, rotaryDim, sections, theta, positions } = opts;
@@ -108,7 +108,7 @@ export interface RopeVisionOptions {
  * The vision tower's 2-D RoPE, in place on x [S, numHeads·headDim] (f32 or f16): rotate-half over the whole head,
  * pairs (d, d + headDim/2) for d < headDim/2, angle row·ω_d for d < headDim/4 and col·ω_(d − headDim/4) after,
  * ω_i = theta^(−2i/(headDim/2)). coords: i32 [S, 2] = (row, col) of each patch in its image's patch grid.
- * (Glm4vVisionRotaryEmbedding + apply_rotary_pos_emb_vision; spec §6.4–6.5)
+ * (Glm4vVisionRotaryEmbedding + apply_rotary_pos_emb_vision; docs/model.md#vision-rope)
  */
 export function ropeVision(g: Graph, x: Tensor, coords: Tensor, opts: RopeVisionOptions): Tensor {
   const { numHeads, headDim, theta } = opts;

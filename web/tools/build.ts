@@ -6,7 +6,7 @@ import { copyFile, mkdir, readdir } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
-import { demoCheckpoint } from '@glm4v/runtime/internal';
+import { demoCheckpoint } from '@glm4v/runtime/testing';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** The repository's web/ folder (this file is web/tools/build.ts, or web/dist/tools/build.js once compiled). */

@@ -3,7 +3,7 @@
 
 import { parseArgs } from 'node:util';
 import { buildSite } from './build.js';
-import { startServer } from './server.js';
+import { startServer } from './static-server.js';
 
 const { values } = parseArgs({ options: { port: { type: 'string', default: '8080' }, host: { type: 'string', default: '127.0.0.1' } } });
 const site = await buildSite();

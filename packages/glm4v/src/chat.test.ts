@@ -11,10 +11,10 @@ import { Glm4v } from './glm4v.js';
 import { makeTinyCheckpoint } from './demo.js';
 import { FIXED_REPLY, makeFixedCheckpoint } from './fixed-checkpoint.js';
 import { ConversationCache } from './generate/conversation.js';
-import { loadModel } from './model/load.js';
+import { loadModel } from './model/load-model.js';
 import { Glm4vProcessor } from './processor.js';
 import type { ContentPart, Message } from './prompt/chat-template.js';
-import { runCli } from './cli/testing.js';
+import { runCli } from './cli/cli-process.js';
 
 /** f32 activations: max |Δ| ≤ 1e-4 · max |reference| (the conformance tolerance). */
 const REL_TOL = 1e-4;

@@ -3,8 +3,8 @@
 //   for await (const ev of chat.send([{ type: 'image', image: { path } }, { type: 'text', text: 'What is it?' }])) ...
 //   await chat.sendText('And its colour?');       // prefills only what the last reply and this message add
 //   chat.dispose();
-// Each turn renders the whole history as a fresh request would (earlier replies without their thinking, spec
-// §5.4) and prefills only the tokens the cache does not already hold (generate/conversation.ts); images and videos
+// Each turn renders the whole history as a fresh request would (earlier replies without their thinking,
+// docs/model.md#output-format) and prefills only the tokens the cache does not already hold (generate/conversation.ts); images and videos
 // of earlier turns are not decoded again. A conversation carries images or videos, not both. Each turn is a batch
 // of one on the Batcher over the chat's own session (Engine.decode), which keeps its slot between turns.
 

@@ -6,7 +6,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeTinyCheckpoint } from './demo.js';
-import { ROOT, exec, lastJson as json, ourError, runCli } from './cli/testing.js';
+import { ROOT, exec, lastJson as json, ourError, runCli } from './cli/cli-process.js';
 
 let dir: string;
 let tmp: string;

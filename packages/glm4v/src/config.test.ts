@@ -16,7 +16,7 @@ afterAll(async () => {
   await rm(tmp, { recursive: true, force: true });
 });
 
-// The real text/vision values (spec §2), in the July-2025 layout: text fields repeated at top level, rope fields
+// The real text/vision values (docs/model.md#config), in the July-2025 layout: text fields repeated at top level, rope fields
 // inside text_config with rope_scaling.
 const TEXT = {
   vocab_size: 151552, hidden_size: 4096, intermediate_size: 13696, num_hidden_layers: 40, num_attention_heads: 32,

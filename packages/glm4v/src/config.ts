@@ -1,9 +1,9 @@
-// The checkpoint's config files as typed, validated values (spec §2). Both hub layouts of config.json are
+// The checkpoint's config files as typed, validated values (docs/model.md#config). Both hub layouts of config.json are
 // accepted: text fields inside `text_config` (or, in older files, repeated at top level); rope fields in
 // `rope_scaling` or `rope_parameters`, nested or top level; token ids at top level or in `text_config`.
 // Nothing the model's shape depends on is defaulted: a missing field is a ConfigError naming the file and field
-// (spec §2 and pitfall 31). Defaults exist only where the spec documents them: rope_theta 10000, the
-// preprocessor class defaults (§2.4), tie_word_embeddings false, and generation settings.
+// (docs/model.md#config-layouts). Defaults exist only where upstream documents them: rope_theta 10000, the
+// preprocessor class defaults (docs/model.md#preprocessor-config), tie_word_embeddings false, and generation settings.
 
 import { ConfigError } from '@glm4v/core';
 import { type ModelFolder, asFolder, readJsonFile } from './files/folder.js';
@@ -164,7 +164,7 @@ function parseVision(r: Reader, vc: Obj): VisionConfig {
   const patchSize = get('patch_size');
   if (imageSize % patchSize !== 0) r.fail('vision_config.image_size', `(${imageSize}) must be a multiple of vision_config.patch_size (${patchSize})`);
   const spatialMergeSize = get('spatial_merge_size');
-  // The downsample conv weight is permuted as 2×2 windows (spec §6.6) and the patch order (§4.3) assumes them.
+  // The downsample conv weight is permuted as 2×2 windows (docs/model.md#load-time-layout) and the patch order (#patchify) assumes them.
   if (spatialMergeSize !== 2) r.fail('vision_config.spatial_merge_size', `must be 2 (the downsample runs on 2×2 windows), got ${spatialMergeSize}`);
   return {
     depth: get('depth'), hiddenSize, numHeads, headDim: hiddenSize / numHeads, intermediateSize: get('intermediate_size'),
@@ -232,7 +232,7 @@ export function parseGenerationConfig(json: unknown, file: string): GenerationCo
   };
 }
 
-/** The processor class defaults (spec §2.4): `size` bounds are pixel counts. */
+/** The processor class defaults (docs/model.md#preprocessor-config): `size` bounds are pixel counts. */
 export const PREPROCESSOR_DEFAULTS: Readonly<Record<'image' | 'video', Readonly<PreprocessorConfig>>> = (() => {
   const common = {
     patchSize: 14, temporalPatchSize: 2, mergeSize: 2,

@@ -19,7 +19,7 @@ export const DEMO_VERSION = 1;
 export const DEMO_QUESTION = 'What shapes and colours are in this picture?';
 
 const VOCAB = 512;
-// Special ids follow the conformance fixtures' rule: real id − 151552 + vocab (spec §5.3).
+// Special ids follow the conformance fixtures' rule: real id − 151552 + vocab (docs/model.md#special-tokens).
 const id = (real: number) => real - GLM41V_9B_CONFIG_JSON.text_config.vocab_size + VOCAB;
 const TOKENS = Object.fromEntries(
   Object.entries(GLM41V_TOKEN_IDS).map(([k, v]) => [k, Array.isArray(v) ? v.map(id) : id(v)]),

@@ -4,7 +4,7 @@
 //   model.dispose();
 // A request is checked and prepared by the processor (processor.ts: template, placeholders, tokens, image and
 // video patches), which works without the weights; then prefill and one recorded decode step replayed per token,
-// streaming text split into thinking and answer (spec §8.4). Every reply runs on a Batcher (generate/batcher.ts):
+// streaming text split into thinking and answer (docs/model.md#one-request). Every reply runs on a Batcher (generate/batcher.ts):
 // generate() and each chat turn are a batch of one; batcher() and generateBatch() decode many together.
 
 import { ConfigError, Device, type DeviceOptions, InputError } from '@glm4v/core';
@@ -18,7 +18,7 @@ import { type GenerateEvent, type GenerateResult, collect } from './generate/eve
 import { type GenerateOptions, resolveOptions } from './generate/options.js';
 import { TurnRecord } from './generate/turn.js';
 import type { Glm4vModel } from './model/glm4v.js';
-import { loadModel } from './model/load.js';
+import { loadModel } from './model/load-model.js';
 import { type GenerateRequest, Glm4vProcessor, type PreparedPrompt } from './processor.js';
 import type { Message } from './prompt/chat-template.js';
 import type { Tokenizer } from './prompt/tokenizer.js';

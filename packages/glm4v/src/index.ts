@@ -18,7 +18,7 @@ export { Chat } from './chat.js';
 export { Glm4vProcessor, PreparedPrompt, type GenerateRequest, type PrepareContext, type MediaLayout } from './processor.js';
 export type { Message, ContentPart } from './prompt/chat-template.js';
 export type { ImageInput } from './preprocess/types.js';
-export { loadCheckpoint, type LoadedCheckpoint } from './checkpoint/load.js';
+export { loadCheckpoint, type LoadedCheckpoint } from './checkpoint/load-checkpoint.js';
 export type { FileSource, ModelFolder } from './files/folder.js';
 export { HttpFolder, type HttpFolderOptions } from './files/http.js';
 export type { LoadOptions, LoadProgress } from './checkpoint/upload.js';

@@ -8,7 +8,7 @@ import type { SafetensorsDType } from './checkpoint/safetensors.js';
 import type { KvDType } from '@glm4v/kernels';
 import type { Glm4vConfig } from './config.js';
 import type { Glm4vModel, PrefillInput, Taps, VisionInput } from './model/glm4v.js';
-import type { Grid } from './model/vision-layout.js';
+import type { Grid } from './media-plan.js';
 
 export interface LogitsRequest {
   /** Greedy continuation length through the KV-cache decode path (0: none). */

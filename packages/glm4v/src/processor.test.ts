@@ -17,7 +17,7 @@ import { GLM41V_9B_CONFIG_JSON, GLM41V_TOKEN_IDS, glm41v9bConfig } from './model
 import { checkpointShapes } from './model/tensor-shapes.js';
 import { Glm4vProcessor } from './processor.js';
 import { writeTinyTokenizer } from './prompt/tiny-tokenizer.js';
-import { runCli } from './cli/testing.js';
+import { runCli } from './cli/cli-process.js';
 
 const hasFfmpeg = spawnSync('ffmpeg', ['-version']).status === 0;
 let tmp: string;

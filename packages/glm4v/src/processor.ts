@@ -10,13 +10,13 @@ import { concatFloat32 } from './arrays.js';
 import { type GenerationConfig, type Glm4vConfig, type PreprocessorConfig, readConfigs } from './config.js';
 import { type ModelFolder, asFolder } from './files/folder.js';
 import { type GenerateOptions, checkOptions, resolveOptions } from './generate/options.js';
-import type { Grid } from './grid.js';
+import { type Grid, type MediaPlan, checkOneMediaKind, planMedia } from './media-plan.js';
 import type { PrefillInput, VisionInput } from './model/glm4v.js';
 import { checkVisionFits, patchLength } from './model/vision.js';
 import { preprocessImages } from './preprocess/image.js';
 import { preprocessVideo } from '#platform';
 import { ChatTemplate, type ContentPart, type Message } from './prompt/chat-template.js';
-import { checkOneMediaKind, expandPlaceholders, mediaSpans } from './prompt/placeholders.js';
+import { expandPlaceholders, mediaSpans } from './prompt/placeholders.js';
 import { Tokenizer } from './prompt/tokenizer.js';
 
 export interface GenerateRequest {
@@ -45,6 +45,8 @@ export class PreparedPrompt {
     readonly text: string,
     readonly ids: Int32Array,
     readonly media: readonly MediaLayout[],
+    /** The media plan of the whole prompt (media-plan.ts). */
+    readonly plan: MediaPlan,
     readonly spans: readonly (readonly [number, number])[],
     private readonly pixels: Float32Array,
     private readonly firstNew: number,
@@ -191,13 +193,14 @@ export async function prepareMessages(
   if (fresh.some((m) => known.has(m))) throw new InputError('prepare: media already prepared must come before new media');
   const { layouts, pixels } = await preprocessMedia(p, fresh, o);
   const media = [...parts.slice(0, parts.length - fresh.length).map((m) => known.get(m)!), ...layouts];
-  const videos = media.filter((m) => m.kind === 'video').map((m) => ({ grid: m.grid, timestamps: [...m.timestamps] }));
-  const text = expandPlaceholders(rendered, media.filter((m) => m.kind === 'image').map((m) => m.grid), videos, p.config.vision.spatialMergeSize);
+  const grids = (kind: MediaLayout['kind']) => media.filter((m) => m.kind === kind).map((m) => m.grid);
+  const plan = planMedia(grids('image'), grids('video'), p.config.vision.spatialMergeSize, 'prepare');
+  const text = expandPlaceholders(rendered, plan, media.map((m) => m.timestamps));
   const ids = Int32Array.from(p.tokenizer.encode(text));
   p.contextFor(ids.length, o, nameOf);
   const spans = mediaSpans(ids, p.config.tokens);
   if (spans.length !== media.length) throw new InputError(`the prompt has ${spans.length} image or video blocks for ${media.length} images or videos: is there a <|begin_of_image|> or <|begin_of_video|> in the text?`);
-  return new PreparedPrompt(text, ids, media, spans, pixels, parts.length - fresh.length, patchLength(p.config.vision));
+  return new PreparedPrompt(text, ids, media, plan, spans, pixels, parts.length - fresh.length, patchLength(p.config.vision));
 }
 
 /** Decodes, resizes and patchifies `parts` (all images or all videos) with this request's budget and sampling. */

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { InputError } from '@glm4v/core';
 import { readSafetensors, toNumbers } from '../test-fixtures/read-safetensors.js';
 import { parseModelConfig, type TokenIds } from './config.js';
+import { type Grid, planMedia } from './media-plan.js';
 import { ropeIndex } from './rope-index.js';
 
 const ROOT = new URL('../../../', import.meta.url).pathname;
@@ -11,7 +12,7 @@ const TINY: TokenIds = parseModelConfig(JSON.parse(readFileSync(cfgFile, 'utf8')
 const REAL: TokenIds = { imageStart: 151339, imageEnd: 151340, videoStart: 151341, videoEnd: 151342, image: 151343, video: 151344, eos: [151329] };
 
 /**
- * Independent reference: the running-offset form (spec §8.1, second paragraph): a text token advances the
+ * Independent reference: the running-offset form (docs/model.md#rope-index): a text token advances the
  * offset by 1, an image or one video temporal patch by max(gh, gw)/2, with all media tokens at the offset.
  */
 function runningOffset(ids: number[], images: number[][], videos: number[][], tok: TokenIds): { pos: number[][]; delta: number } {
@@ -45,6 +46,9 @@ function runningOffset(ids: number[], images: number[][], videos: number[][], to
   return { pos, delta: cur - ids.length };
 }
 
+/** ropeIndex over the plan of `images` or `videos` (merge size 2). */
+const rope = (ids: Int32Array | number[], images: Grid[], videos: Grid[], tok: TokenIds) => ropeIndex(ids, planMedia(images, videos, 2, 'ropeIndex'), tok);
+
 function rows(p: Int32Array, L: number): number[][] {
   return [0, 1, 2].map((r) => Array.from(p.subarray(r * L, (r + 1) * L)));
 }
@@ -55,7 +59,7 @@ describe('ropeIndex against the conformance dumps', () => {
       const f = readSafetensors(`${ROOT}conformance/fixtures/${name}.safetensors`);
       const ids = toNumbers(f.get('input_ids')!);
       const grids = f.has('image_grid_thw') ? [toNumbers(f.get('image_grid_thw')!) as [number, number, number]] : [];
-      const { positions, ropeDelta } = ropeIndex(ids, grids, [], TINY, 2);
+      const { positions, ropeDelta } = rope(ids, grids, [], TINY);
       expect(Array.from(positions)).toEqual(toNumbers(f.get('position_ids')!));
       expect(ropeDelta).toBe(toNumbers(f.get('rope_delta')!)[0]);
     });
@@ -65,10 +69,10 @@ describe('ropeIndex against the conformance dumps', () => {
 describe('ropeIndex layouts', () => {
   const { imageStart: BOI, imageEnd: EOI, videoStart: BOV, videoEnd: EOV, image: IMG } = REAL;
 
-  it('spec §8.3 worked example: grid [1,4,6], m = 3 trailing tokens → ropeDelta −3', () => {
+  it('docs/model.md#worked-example: grid [1,4,6], m = 3 trailing tokens → ropeDelta −3', () => {
     const m = 3;
     const ids = [151331, 151333, 151336, 198, BOI, ...Array(6).fill(IMG), EOI, ...Array(m).fill(100)];
-    const { positions, ropeDelta } = ropeIndex(ids, [[1, 4, 6]], [], REAL, 2);
+    const { positions, ropeDelta } = rope(ids, [[1, 4, 6]], [], REAL);
     const L = ids.length;
     expect(L).toBe(12 + m);
     const [t, h, w] = rows(positions, L);
@@ -76,12 +80,13 @@ describe('ropeIndex layouts', () => {
     expect(h).toEqual([0, 1, 2, 3, 4, 5, 5, 5, 6, 6, 6, 8, 9, 10, 11]);
     expect(w).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 5, 6, 7, 8, 9, 10, 11]);
     expect(ropeDelta).toBe(-3);
+    expect(rope(ids, [[1, 4, 6]], [], REAL).spans).toEqual([[5, 11]]);
     // The first generated token (cache index L) sits at max + 1.
     expect(L + ropeDelta).toBe(9 + m);
   });
 
   it('text only: 0 … L−1 on every stream, delta 0', () => {
-    const { positions, ropeDelta } = ropeIndex(new Int32Array([5, 6, 7, 8]), [], [], REAL, 2);
+    const { positions, ropeDelta } = rope(new Int32Array([5, 6, 7, 8]), [], [], REAL);
     expect(rows(positions, 4)).toEqual([[0, 1, 2, 3], [0, 1, 2, 3], [0, 1, 2, 3]]);
     expect(ropeDelta).toBe(0);
   });
@@ -89,7 +94,7 @@ describe('ropeIndex layouts', () => {
   it('a tall image pushes the following text by its height, two images in order', () => {
     const ids = [1, BOI, ...Array(8).fill(IMG), EOI, 2, BOI, ...Array(6).fill(IMG), EOI, 3];
     const grids: [number, number, number][] = [[1, 8, 4], [1, 4, 6]];
-    const got = ropeIndex(ids, grids, [], REAL, 2);
+    const got = rope(ids, grids, [], REAL);
     const ref = runningOffset(ids, grids, [], REAL);
     expect(rows(got.positions, ids.length)).toEqual(ref.pos);
     expect(got.ropeDelta).toBe(ref.delta);
@@ -101,7 +106,7 @@ describe('ropeIndex layouts', () => {
     const frame = (n: number, ts: number) => [BOI, ...Array(n).fill(IMG), EOI, 15 + ts];
     const ids = [7, 8, BOV, ...frame(6, 0), ...frame(6, 1), ...frame(6, 2), EOV, 9, BOV, ...frame(1, 0), EOV, 10, 11];
     const videos: [number, number, number][] = [[3, 4, 6], [1, 2, 2]];
-    const got = ropeIndex(ids, [], videos, REAL, 2);
+    const got = rope(ids, [], videos, REAL);
     const ref = runningOffset(ids, [], videos, REAL);
     expect(rows(got.positions, ids.length)).toEqual(ref.pos);
     expect(got.ropeDelta).toBe(ref.delta);
@@ -112,11 +117,12 @@ describe('ropeIndex layouts', () => {
 
   it('placeholder counts that disagree with the grids are InputErrors', () => {
     const ids = [1, BOI, ...Array(5).fill(IMG), EOI];
-    expect(() => ropeIndex(ids, [[1, 4, 6]], [], REAL, 2)).toThrow(/image 0 \(grid \[1,4,6\]\) needs 6 placeholder tokens, the run at token 2 has 5/);
-    expect(() => ropeIndex(ids, [], [], REAL, 2)).toThrow(/image placeholder run at token 2 has no grid/);
-    expect(() => ropeIndex([1, 2], [[1, 2, 2]], [], REAL, 2)).toThrow(/1 image grid\(s\) given but the prompt has 0/);
-    expect(() => ropeIndex([1], [[1, 3, 2]], [], REAL, 2)).toThrow(InputError);
+    expect(() => rope(ids, [[1, 4, 6]], [], REAL)).toThrow(/image 0 \(grid \[1,4,6\]\) needs 6 placeholder tokens, the run at token 2 has 5/);
+    expect(() => rope(ids, [], [], REAL)).toThrow(/image placeholder run at token 2 has no grid/);
+    expect(() => rope([1, 2], [[1, 2, 2]], [], REAL)).toThrow(/1 image grid\(s\) given but the prompt has 0/);
+    expect(() => rope([1], [[1, 3, 2]], [], REAL)).toThrow(InputError);
     const vids = [BOV, BOI, IMG, EOI, EOV];
-    expect(() => ropeIndex(vids, [], [[2, 2, 2]], REAL, 2)).toThrow(/cover 0 video\(s\) and 1 extra temporal patch/);
+    expect(() => rope(vids, [], [[2, 2, 2]], REAL)).toThrow(/cover 0 video\(s\) and 1 extra temporal patch/);
+    expect(() => rope([...vids, ...vids], [], [[1, 2, 2], [2, 2, 2]], REAL)).toThrow(/cover 1 video\(s\) and 1 extra temporal patch/);
   });
 });

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Glm4v, type GenerateEvent } from './glm4v.js';
 import { FIXED_REPLY, fixedChain, makeFixedCheckpoint } from './fixed-checkpoint.js';
-import { lastJson, runCli } from './cli/testing.js';
+import { lastJson, runCli } from './cli/cli-process.js';
 
 let tmp: string;
 let dir: string;

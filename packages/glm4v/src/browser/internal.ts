@@ -9,9 +9,10 @@ export { Checkpoint, INDEX_FILE, SINGLE_FILE } from '../checkpoint/checkpoint.js
 export { planWeights, checkWeightsFit, quantizedWeights, type WeightPlan } from '../checkpoint/plan.js';
 export { asFolder, readAll, type FileSource, type ModelFolder } from '../files/folder.js';
 export { HttpFile, type HttpFolderOptions } from '../files/http.js';
-export { WeightLoader, type WeightScope } from '../checkpoint/weights.js';
+export { WeightLoader, LoaderScope } from '../checkpoint/weight-loader.js';
+export type { WeightSource } from '../model/weight-source.js';
 export { Glm4vModel, type PrefillInput, type Taps } from '../model/glm4v.js';
-export { loadModel, type LoadedModel } from '../model/load.js';
+export { loadModel, type LoadedModel } from '../model/load-model.js';
 export { computeLogits, readLogitsInputs, type LogitsRequest, type LogitsResult } from '../logits-tool.js';
 export { decodeImage, preprocessVideo } from './platform.js';
 export { preprocessImages, preprocessRgb } from '../preprocess/image.js';

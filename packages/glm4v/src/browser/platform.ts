@@ -7,7 +7,7 @@ import type { FileSink, FileSource, ModelFolder } from '../files/folder.js';
 import { HttpFile, HttpFolder } from '../files/http.js';
 import type { FrameSampling, PreparedVideo, PreprocessorConfig } from '../preprocess/types.js';
 
-export { decodeImage } from './decode.js';
+export { decodeImage } from './decode-image.js';
 
 export function openFolder(url: string): ModelFolder {
   return new HttpFolder(url);

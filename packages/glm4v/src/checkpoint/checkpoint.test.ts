@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CheckpointError, Device } from '@glm4v/core';
 import { Checkpoint, INDEX_FILE } from './checkpoint.js';
-import { loadCheckpoint } from './load.js';
+import { loadCheckpoint } from './load-checkpoint.js';
 import { renameKey } from './renames.js';
 import { writeSafetensors, type TensorData } from './writer.js';
 import { rejectionOf } from '@glm4v/core/testing';

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { fileURLToPath } from 'node:url';
 import { Device, LimitError, OutOfMemoryError, sizeClass } from '@glm4v/core';
 import { rejectionOf } from '@glm4v/core/testing';
-import { loadModel } from '../model/load.js';
+import { loadModel } from '../model/load-model.js';
 import { Checkpoint } from './checkpoint.js';
 import { planWeights, quantizedWeights } from './plan.js';
 import { readConfigs } from '../config.js';

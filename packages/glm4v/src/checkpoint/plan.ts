@@ -10,7 +10,7 @@ import type { Glm4vConfig } from '../config.js';
 import { checkpointShapes } from '../model/tensor-shapes.js';
 import type { Checkpoint } from './checkpoint.js';
 import { QSCALES, QWEIGHT, storedWeight } from './quantized.js';
-import { GPU_DTYPES } from './weights.js';
+import { GPU_DTYPES } from './weight-loader.js';
 
 export interface WeightPlan {
   /** GPU bytes of all weight buffers (size classes included). */

@@ -13,7 +13,7 @@ import { CheckpointError, InputError, itemSize } from '@glm4v/core';
 import { QUANT_FORMATS, type QuantFormat, type SourceDType, quantizeRows, quantizedSize, rowBytes, widenToF32 } from '@glm4v/kernels';
 import { readConfigs } from '../config.js';
 import { checkpointShapes } from '../model/tensor-shapes.js';
-import type { QuantRequest } from '../model/weights.js';
+import type { QuantRequest } from '../model/weight-source.js';
 import { Checkpoint, INDEX_FILE } from './checkpoint.js';
 import { FormatPolicy, QSCALES, QWEIGHT, formatKey, storedWeight } from './quantized.js';
 import type { SafetensorsDType, TensorInfo } from './safetensors.js';

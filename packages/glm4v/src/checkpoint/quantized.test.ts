@@ -14,7 +14,7 @@ import { Checkpoint, INDEX_FILE } from './checkpoint.js';
 import { quantizeCheckpoint } from './quantize-checkpoint.js';
 import { QSCALES, QWEIGHT, formatKey } from './quantized.js';
 import type { LoadProgress } from './upload.js';
-import { WeightLoader } from './weights.js';
+import { WeightLoader } from './weight-loader.js';
 import { type TensorData, writeSafetensors } from './writer.js';
 
 const fixture = (kind: 'f32' | 'bf16') => fileURLToPath(new URL(`../../../../conformance/fixtures/tiny-glm4v-${kind}/`, import.meta.url));

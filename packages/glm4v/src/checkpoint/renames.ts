@@ -1,4 +1,4 @@
-// The one table of checkpoint key renames (spec §3.4). The official checkpoint already uses the names the model
+// The one table of checkpoint key renames (docs/model.md#renames). The official checkpoint already uses the names the model
 // asks for; third-party re-saves made with older Qwen2-VL-style code use the prefixes on the left. The first
 // matching prefix wins. Names matching no rule stay as they are; a name the model never asks for is reported
 // unused by WeightLoader.finish().

@@ -3,7 +3,7 @@
 // header length is a u64 and offsets are plain Numbers, refused above 2^53 where they would lose precision.
 // The bytes come from a FileSource (a local file, a picked file in a page, a URL read with Range requests).
 //
-// Format (spec §3.3): bytes 0–7 little-endian u64 H; bytes 8..8+H a UTF-8 JSON object mapping each tensor name to
+// Format (docs/model.md#safetensors): bytes 0–7 little-endian u64 H; bytes 8..8+H a UTF-8 JSON object mapping each tensor name to
 // {dtype, shape, data_offsets: [begin, end]} (relative to byte 8+H, end-exclusive), plus an optional
 // "__metadata__" object of strings.
 

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { makeTinyCheckpoint } from '../demo.js';
 import { FIXED_REPLY, makeFixedCheckpoint } from '../fixed-checkpoint.js';
 import type { JobResult } from './jobs.js';
-import { CLI, ourError, runCli, startCli, waitFor } from './testing.js';
+import { CLI, ourError, runCli, startCli, waitFor } from './cli-process.js';
 
 let tmp: string;
 let ckpt: string;

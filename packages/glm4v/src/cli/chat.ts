@@ -9,7 +9,7 @@ import type { GenerateOptions } from '../generate/options.js';
 import type { ContentPart, Message } from '../prompt/chat-template.js';
 import { GENERATION_FLAGS, GENERATION_HELP, generationOptions } from './generation-flags.js';
 import { MODEL_FLAGS, MODEL_HELP, modelDir, openModel, weightFlags } from './open.js';
-import { ReplyPrinter, statsLine } from './reply.js';
+import { ReplyPrinter, statsLine } from './print-reply.js';
 import { parseFlags } from './usage.js';
 
 const HELP = `Usage:

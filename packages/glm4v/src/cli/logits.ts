@@ -3,7 +3,7 @@
 
 import { Device } from '@glm4v/core';
 import { computeLogits, readLogitsInputs, writeLogitsResult } from '../logits-tool.js';
-import { loadModel } from '../model/load.js';
+import { loadModel } from '../model/load-model.js';
 import { UsageError, parseFlags, quantFlag } from './usage.js';
 
 export async function logitsCommand(argv: string[]): Promise<void> {

@@ -12,7 +12,7 @@ import { DeviceLostError, InputError } from '@glm4v/core';
 import { makeTinyCheckpoint } from '../demo.js';
 import { type JobResult, type JobSpec, parseJobs } from './jobs.js';
 import { collectResults, enqueueJobs, jobProcessor, parseQueueUrl } from './queue.js';
-import { type CliProcess, type RedisServer, redisServerProgram, runCli, startCli, startRedis, waitFor } from './testing.js';
+import { type CliProcess, type RedisServer, redisServerProgram, runCli, startCli, startRedis, waitFor } from './cli-process.js';
 import { JobsFailedError } from './usage.js';
 
 const program = redisServerProgram();

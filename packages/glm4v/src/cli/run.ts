@@ -11,7 +11,7 @@ import type { ContentPart, Message } from '../prompt/chat-template.js';
 import { GENERATION_FLAGS, GENERATION_HELP, flagOf, generationOptions } from './generation-flags.js';
 import { DEMO_QUESTION } from '../demo.js';
 import { MODEL_FLAGS, MODEL_HELP, modelDir, openModel, weightFlags } from './open.js';
-import { ReplyPrinter, statsLine } from './reply.js';
+import { ReplyPrinter, statsLine } from './print-reply.js';
 import { UsageError, parseFlags } from './usage.js';
 
 const HELP = `Usage:

@@ -8,7 +8,7 @@ import { stat } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import { InputError } from '@glm4v/core';
 import { DEFAULT_PREFILL_CHUNK } from '../generate/batcher.js';
-import { MAX_INPUT_PIXELS } from '../preprocess/decode.js';
+import { MAX_INPUT_PIXELS } from '../preprocess/decode-image.js';
 import { ApiServer, DEFAULT_MAX_BODY_BYTES } from '../server/server.js';
 import { GENERATION_FLAGS, GENERATION_HELP, generationOptions } from './generation-flags.js';
 import { MODEL_FLAGS, MODEL_HELP, modelDir, openModel, weightFlags } from './open.js';

@@ -1,5 +1,5 @@
 // The KV cache of a conversation, kept across turns. Each turn's prompt is the whole conversation rendered again
-// (as a fresh request would be, earlier replies without their thinking: spec §5.4); the cache keeps its longest
+// (as a fresh request would be, earlier replies without their thinking: docs/model.md#output-format); the cache keeps its longest
 // prefix that holds the same tokens, never cutting an image or video block, and only the rest is prefilled. The
 // result is the fresh prefill's: the same tokens at the same positions, so the same keys and values. The session
 // grows (by copying, at least doubling) when a turn needs more room.
@@ -63,11 +63,10 @@ export class ConversationCache {
   }
 }
 
-/** The rotary offset after the first `n` tokens of `prompt`: (largest position so far + 1) − n (spec §8.2). */
+/** The rotary offset after the first `n` tokens of `prompt`: (largest position so far + 1) − n (docs/model.md#decode-positions). */
 function ropeDeltaAt(prompt: PreparedPrompt, n: number, model: Glm4vModel): number {
   if (n === 0) return 0;
-  const grids = (kind: 'image' | 'video') => prompt.media.filter((m) => m.kind === kind).map((m) => m.grid);
-  const { positions } = ropeIndex(prompt.ids, grids('image'), grids('video'), model.config.tokens, model.config.vision.spatialMergeSize);
+  const { positions } = ropeIndex(prompt.ids, prompt.plan, model.config.tokens);
   const L = prompt.ids.length;
   let max = -1;
   for (let r = 0; r < 3; r++) for (let i = 0; i < n; i++) max = Math.max(max, positions[r * L + i]);

@@ -1,4 +1,4 @@
-// Splits the streamed answer text into thinking and answer at the model's tags (spec §5.4):
+// Splits the streamed answer text into thinking and answer at the model's tags (docs/model.md#output-format):
 // <think>…</think> is thinking; everything else, <answer>…</answer> included, is the answer. The tags are
 // removed; whitespace between </think> and the answer is dropped. The box markers the model wraps short answers
 // and grounding boxes in (<|begin_of_box|>…<|end_of_box|>) are removed too, unless `keepBoxMarkers`. A piece that

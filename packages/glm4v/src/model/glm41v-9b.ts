@@ -1,9 +1,9 @@
-// The real GLM-4.1V-9B-Thinking config.json (spec §2), for building the model at its real shapes with random
+// The real GLM-4.1V-9B-Thinking config.json (docs/model.md#config), for building the model at its real shapes with random
 // weights (bench/model) when no checkpoint is at hand. Parsed by the same code as a checkpoint's file.
 
 import { type Glm4vConfig, parseModelConfig } from '../config.js';
 
-/** The real checkpoint's special token ids (spec §2.1, §5.3). */
+/** The real checkpoint's special token ids (docs/model.md#token-ids, #special-tokens). */
 export const GLM41V_TOKEN_IDS = {
   image_start_token_id: 151339,
   image_end_token_id: 151340,

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { CheckpointError, ChunkedTensor, Device, Graph, InputError, LimitError, Tensor } from '@glm4v/core';
 import { normal } from '@glm4v/core/testing';
 import { visionLayout } from './vision-layout.js';
-import { loadModel } from './load.js';
+import { loadModel } from './load-model.js';
 import type { Glm4vModel, Taps } from './glm4v.js';
 import { computeLogits, readLogitsInputs } from '../logits-tool.js';
 
@@ -60,8 +60,7 @@ describe('Glm4vModel.encodeVision', () => {
   });
 
   it('gives the same embeddings when the MLP and the merger run in row blocks', async () => {
-    const grid: [number, number, number] = [1, 32, 16]; // 512 patches: 8 MLP blocks and 2 merger blocks of 64 rows
-    const layout = visionLayout([grid], 2);
+    const layout = visionLayout([[32, 16]], 2); // 512 patches: 8 MLP blocks and 2 merger blocks of 64 rows
     const pixels = await Tensor.fromArray(device, 'f32', [512, 1176], normal(512 * 1176, 3));
     const info = await Tensor.fromArray(device, 'i32', [512, 4], layout.patchInfo);
     const coords = await Tensor.fromArray(device, 'i32', [512, 2], layout.coords);

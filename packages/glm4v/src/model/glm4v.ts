@@ -1,18 +1,22 @@
 // Glm4vForConditionalGeneration on the GPU: the vision tower, the decoder and the two ways of running it —
 // prefill (one pass over a sequence's prompt, in chunks so activation memory stays bounded, and so a scheduler can
 // interleave them with decode steps) and decode (one recorded step for a batch of sequences, replayed per token).
-// Spec §8.4 is the outline followed here.
+// docs/model.md#one-request is the outline followed here.
 
 import { AbortError, ContextOverflowError, type Device, Graph, InputError, type Params, type ProfileEntry, Tensor } from '@glm4v/core';
 import { type KvDType, ROW_FIELDS, embedding, matmulWeightDType, rowsTable, sample } from '@glm4v/kernels';
 import type { Glm4vConfig } from '../config.js';
-import { ropeIndex } from '../rope-index.js';
+import { type Grid, type MediaPlan, planMedia } from '../media-plan.js';
+import { type RopeIndex, ropeIndex } from '../rope-index.js';
 import { KvPool, type Session } from './session.js';
 import { Glm4vTextModel } from './text.js';
 import { Glm4vVisionModel, checkVisionFits, patchLength, visionBytesPerPatch } from './vision.js';
-import { type Grid, visionLayout } from './vision-layout.js';
-import { F16Matrices, type WeightSource } from './weights.js';
+import { visionLayout } from './vision-layout.js';
+import { F16Matrices, type WeightSource } from './weight-source.js';
 import { concatFloat32 } from '../arrays.js';
+
+/** [h, w] patches of one vision frame (media-plan.ts). */
+type Frame = readonly [number, number];
 
 /** Flattened patches of all images (or all videos) of a prompt, in prompt order, with their grids. */
 export interface VisionInput {
@@ -165,20 +169,23 @@ export class Glm4vModel {
    * `taps` receives the vision tower's inner taps over every patch.
    */
   async encodeVision(v: VisionInput, maxBindingBytes = this.device.limits.maxStorageBufferBindingSize, taps?: Taps): Promise<Tensor> {
+    return this.encodeFrames(v.pixelValues, planMedia(v.grids, [], this.config.vision.spatialMergeSize, 'encodeVision'), maxBindingBytes, taps);
+  }
+
+  /** encodeVision() of the frames of a media plan. */
+  private async encodeFrames(pixels: Float32Array, plan: MediaPlan, maxBindingBytes: number, taps?: Taps): Promise<Tensor> {
     const c = this.config.vision;
-    const merge = c.spatialMergeSize;
     const patchLen = patchLength(c);
-    const frames = v.grids.flatMap(([t, h, w]) => Array.from({ length: t }, (): Grid => [1, h, w]));
-    const patches = frames.reduce((n, [, h, w]) => n + h * w, 0);
-    if (v.pixelValues.length !== patches * patchLen) {
-      throw new InputError(`pixel values hold ${v.pixelValues.length / patchLen} patches of ${patchLen}; the grids describe ${patches}`);
+    if (pixels.length !== plan.patches * patchLen) {
+      throw new InputError(`pixel values hold ${pixels.length / patchLen} patches of ${patchLen}; the grids describe ${plan.patches}`);
     }
-    const out = await Tensor.empty(this.device, 'f32', [patches / (merge * merge), c.outHiddenSize], 'image_embeds');
+    const merge = plan.mergeSize;
+    const out = await Tensor.empty(this.device, 'f32', [plan.tokens, c.outHiddenSize], 'image_embeds');
     try {
       let first = 0;
-      for (const batch of this.visionBatches(frames, maxBindingBytes)) {
-        const n = batch.reduce((k, [, h, w]) => k + h * w, 0);
-        await this.encodeBatch(v.pixelValues.subarray(first * patchLen, (first + n) * patchLen), batch, out, first / (merge * merge), maxBindingBytes, taps);
+      for (const batch of this.visionBatches(plan.frames, maxBindingBytes)) {
+        const n = batch.reduce((k, [h, w]) => k + h * w, 0);
+        await this.encodeBatch(pixels.subarray(first * patchLen, (first + n) * patchLen), batch, out, first / (merge * merge), maxBindingBytes, taps);
         first += n;
       }
       return out;
@@ -189,14 +196,14 @@ export class Glm4vModel {
   }
 
   /** Consecutive frames grouped so the widest vision activation of a group fits one storage binding. */
-  private visionBatches(frames: readonly Grid[], limit: number): Grid[][] {
+  private visionBatches(frames: readonly Frame[], limit: number): Frame[][] {
     const c = this.config.vision;
-    checkVisionFits(frames, c, limit);
+    checkVisionFits(frames.map(([h, w]): Grid => [1, h, w]), c, limit);
     const perPatch = visionBytesPerPatch(c);
-    const batches: Grid[][] = [];
+    const batches: Frame[][] = [];
     let size = 0;
     for (const f of frames) {
-      const n = f[1] * f[2];
+      const n = f[0] * f[1];
       if (batches.length === 0 || (size + n) * perPatch > limit) {
         batches.push([]);
         size = 0;
@@ -208,7 +215,7 @@ export class Glm4vModel {
   }
 
   /** One vision pass over `frames`, its embeddings written into `out` from row `row`, its taps appended to `taps`. */
-  private async encodeBatch(pixels: Float32Array, frames: readonly Grid[], out: Tensor, row: number, maxBindingBytes: number, taps?: Taps): Promise<void> {
+  private async encodeBatch(pixels: Float32Array, frames: readonly Frame[], out: Tensor, row: number, maxBindingBytes: number, taps?: Taps): Promise<void> {
     const c = this.config.vision;
     const layout = visionLayout(frames, c.spatialMergeSize);
     const d = this.device;
@@ -235,7 +242,7 @@ export class Glm4vModel {
 
   /**
    * Runs the prompt through the decoder, appending it to the session's cache, and chooses the next token (as the
-   * session's sampling options say) into pool.tokens[slot]. Positions follow spec §8 (get_rope_index), offset for
+   * session's sampling options say) into pool.tokens[slot]. Positions follow get_rope_index (docs/model.md#rope-index), offset for
    * a session that already holds tokens.
    */
   async prefill(session: Session, input: PrefillInput, opts: PrefillOptions = {}): Promise<PrefillResult> {
@@ -257,7 +264,8 @@ export class Glm4vModel {
     const positions = this.prefillPositions(session, input);
     const mm = input.images ?? input.videos;
     const visionTaps: Taps = {};
-    const vision = mm ? await this.encodeVision(mm, undefined, opts.taps ? visionTaps : undefined) : undefined;
+    const maxBinding = this.device.limits.maxStorageBufferBindingSize;
+    const vision = mm ? await this.encodeFrames(mm.pixelValues, positions.plan, maxBinding, opts.taps ? visionTaps : undefined) : undefined;
     try {
       if (vision) yield;
       const C = opts.chunkTokens ?? this.defaultChunkTokens(opts.allLogits);
@@ -266,7 +274,7 @@ export class Glm4vModel {
       for (let s0 = 0; s0 < S; s0 += C) {
         if (opts.signal?.aborted) throw new AbortError('prefill aborted');
         if (s0 > 0) yield;
-        const chunk = await this.prefillChunk(session, ids, positions.positions, s0, Math.min(S, s0 + C), vision, imageRow, opts);
+        const chunk = await this.prefillChunk(session, ids, positions, s0, Math.min(S, s0 + C), vision, imageRow, opts);
         imageRow += chunk.imageRows;
         for (const [k, v] of Object.entries(chunk.taps)) tapParts[k].push(v);
       }
@@ -285,36 +293,36 @@ export class Glm4vModel {
     }
   }
 
-  /** Checks a prompt against the session and the model; its positions (spec §8.2) after what the session holds. */
-  private prefillPositions(session: Session, input: PrefillInput): { positions: Int32Array; ropeDelta: number } {
+  /**
+   * Checks a prompt against the session and the model; its media plan, and its positions
+   * (docs/model.md#decode-positions) after what the session holds.
+   */
+  private prefillPositions(session: Session, input: PrefillInput): RopeIndex & { plan: MediaPlan } {
     const ids = input.ids;
     const S = ids.length;
     if (S === 0) throw new InputError('prefill: the prompt has no tokens');
     if (session.length + S > session.capacity) {
       throw new ContextOverflowError(`the prompt has ${S} tokens; the session holds ${session.length} of ${session.capacity}`);
     }
-    if (input.images && input.videos) throw new InputError('a prompt carries images or videos, not both (spec §5.2)');
     const tok = this.config.tokens;
-    const mm = input.images ?? input.videos;
+    const plan = planMedia(input.images?.grids ?? [], input.videos?.grids ?? [], this.config.vision.spatialMergeSize, 'prefill');
     const placeholders = ids.reduce((n, id) => n + (id === tok.image ? 1 : 0), 0);
-    const merge = this.config.vision.spatialMergeSize;
-    const expected = (mm?.grids ?? []).reduce((n, [t, h, w]) => n + (t * h * w) / (merge * merge), 0);
-    if (placeholders !== expected) {
-      throw new InputError(`the prompt has ${placeholders} image placeholder tokens (id ${tok.image}); the images/videos give ${expected} embeddings`);
+    if (placeholders !== plan.tokens) {
+      throw new InputError(`the prompt has ${placeholders} image placeholder tokens (id ${tok.image}); the images/videos give ${plan.tokens} embeddings`);
     }
     for (let i = 0; i < S; i++) {
       if (ids[i] < 0 || ids[i] >= this.config.text.vocabSize) throw new InputError(`token id ${ids[i]} at ${i} is outside the vocabulary of ${this.config.text.vocabSize}`);
     }
-    const rope = ropeIndex(ids, input.images?.grids ?? [], input.videos?.grids ?? [], tok, merge);
-    const offset = session.length + session.ropeDelta; // base of the first new run: running max + 1 (spec §8.2)
-    return { positions: offset === 0 ? rope.positions : rope.positions.map((p) => p + offset), ropeDelta: rope.ropeDelta };
+    const rope = ropeIndex(ids, plan, tok);
+    const offset = session.length + session.ropeDelta; // base of the first new run: running max + 1 (docs/model.md#decode-positions)
+    return { ...rope, positions: offset === 0 ? rope.positions : rope.positions.map((p) => p + offset), plan };
   }
 
   /** One prefill pass over tokens [s0, s1): embeddings, image rows, every layer; logits and the choice on the last. */
   private async prefillChunk(
     session: Session,
     ids: Int32Array,
-    positions: Int32Array,
+    { positions, spans }: RopeIndex,
     s0: number,
     s1: number,
     imageEmbeds: Tensor | undefined,
@@ -342,8 +350,8 @@ export class Glm4vModel {
       inputs.push(await Tensor.fromArray(d, 'i32', [3, n], pos, 'position_ids'));
       const x = embedding(g, this.text.embedTokens, inputs[0]); //                                  [n, D]  (embed_tokens)
       let imageRows = 0;
-      for (const [a, b] of runsOf(ids, this.config.tokens.image, s0, s1)) {
-        // rows of image placeholders take the next image embeddings, in order (spec §5.2)
+      for (const [a, b] of clipSpans(spans, s0, s1)) {
+        // rows of image placeholders take the next image embeddings, in order (docs/model.md#placeholders)
         g.copy(imageEmbeds!, x, (b - a) * rowBytes, (imageRow + imageRows) * rowBytes, (a - s0) * rowBytes);
         imageRows += b - a;
       }
@@ -400,14 +408,7 @@ export class Glm4vModel {
   }
 }
 
-/** [a, b) runs of `id` within [s0, s1). */
-function runsOf(ids: Int32Array, id: number, s0: number, s1: number): [number, number][] {
-  const runs: [number, number][] = [];
-  for (let i = s0; i < s1; i++) {
-    if (ids[i] !== id) continue;
-    const a = i;
-    while (i < s1 && ids[i] === id) i++;
-    runs.push([a, i]);
-  }
-  return runs;
+/** The parts of the placeholder runs `spans` that fall within [s0, s1), in order. */
+function clipSpans(spans: readonly (readonly [number, number])[], s0: number, s1: number): [number, number][] {
+  return spans.filter(([a, b]) => a < s1 && b > s0).map(([a, b]) => [Math.max(a, s0), Math.min(b, s1)]);
 }

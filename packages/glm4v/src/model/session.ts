@@ -1,7 +1,7 @@
 // Where conversations live on the GPU. A KvPool holds, for `slots` sequences of up to `capacity` tokens each, a KV
 // cache per decoder layer ([slots, kv heads, capacity, head dim]), the sampler's per-slot state (options and seen
 // tokens) and each slot's last chosen token (tokens [slots], which the next decode step reads on the GPU). A
-// Session is one slot in use: how many tokens its cache holds, its rotary offset (ropeDelta, spec §8.2) and how
+// Session is one slot in use: how many tokens its cache holds, its rotary offset (ropeDelta, docs/model.md#decode-positions) and how
 // many decode steps it has taken (the sampler's draw counter). A batch decodes several sessions of one pool in one
 // step; disposing a session frees its slot at once for the next sequence. A conversation keeps its session across
 // turns (generate/conversation.ts) and grows it when a turn needs more room.

@@ -2,12 +2,12 @@ import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { Device } from '@glm4v/core';
 import { Checkpoint } from '../checkpoint/checkpoint.js';
-import { WeightLoader } from '../checkpoint/weights.js';
+import { WeightLoader } from '../checkpoint/weight-loader.js';
 import { readConfigs } from '../config.js';
 import { checkpointShapes } from './tensor-shapes.js';
 import { glm41v9bConfig } from './glm41v-9b.js';
 import { Glm4vModel } from './glm4v.js';
-import type { WeightSource } from './weights.js';
+import type { WeightSource } from './weight-source.js';
 
 const FIXTURES = join(import.meta.dirname, '../../../../conformance/fixtures');
 
@@ -23,7 +23,7 @@ describe('checkpointShapes', () => {
     for (const [name, shape] of listed) expect(shape, name).toEqual(stored.get(name));
   });
 
-  it('adds up to the real model\'s 704 tensors and 10,292,777,472 parameters (spec §1.1, §3.2)', () => {
+  it('adds up to the real model\'s 704 tensors and 10,292,777,472 parameters (docs/model.md#sizes)', () => {
     const all = checkpointShapes(glm41v9bConfig());
     expect(all).toHaveLength(704);
     expect(all.reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0)).toBe(10_292_777_472);

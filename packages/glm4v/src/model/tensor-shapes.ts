@@ -1,9 +1,9 @@
-// Every tensor a GLM-4.1V checkpoint holds for a given config, with its shape (spec §3.4), and which are the
+// Every tensor a GLM-4.1V checkpoint holds for a given config, with its shape (docs/model.md#tensors), and which are the
 // weights that may be quantised, by group (the linear layers', the embedding table). Used to write synthetic checkpoints (the
 // demo, load benchmarks) and quantised ones; a test checks it against what the model's load asks for.
 
 import type { Glm4vConfig } from '../config.js';
-import type { QuantGroup } from './weights.js';
+import type { QuantGroup } from './weight-source.js';
 
 export interface TensorShape {
   name: string;

@@ -1,11 +1,11 @@
-// The GLM-4 decoder, module by module as in the checkpoint (`model.language_model.*`, `lm_head`, spec §7):
+// The GLM-4 decoder, module by module as in the checkpoint (`model.language_model.*`, `lm_head`, docs/model.md#decoder):
 // token embeddings, layers with four "sandwich" RMSNorms, grouped-query attention with partial 3-D rotary, the
 // fused gate/up SwiGLU, the final norm and the untied lm_head.
 
 import type { Graph, Params, Tensor } from '@glm4v/core';
 import { type KvCache, type LinearWeight, attentionDecode, attentionPrefill, linear, rmsNorm, ropeText, siluMul } from '@glm4v/kernels';
 import type { TextConfig } from '../config.js';
-import type { WeightSource } from './weights.js';
+import type { WeightSource } from './weight-source.js';
 
 /**
  * Where a step's tokens sit: a prefill chunk of one sequence (host positions, its cache slot), or one replayed
@@ -40,7 +40,7 @@ export class DecoderLayer {
     const kvDim = c.numKvHeads * c.headDim;
     const qDim = c.numHeads * c.headDim;
     const attn = w.scope('self_attn');
-    // q/k/v always carry biases, o_proj never (pitfall 6)
+    // q/k/v always carry biases, o_proj never (docs/model.md#pitfalls, 6)
     const proj = async (name: string, rows: number, cols: number, bias: boolean): Promise<Projection> => ({
       weight: (await attn.quantizable(`${name}.weight`, [rows, cols], 'text'))[0],
       bias: bias ? await attn.get(`${name}.bias`, [rows]) : undefined,
@@ -73,7 +73,7 @@ export class DecoderLayer {
         ? attentionPrefill(g, q, k, v, cache, { ...heads, start: at.start, slot: at.slot })
         : attentionDecode(g, q, k, v, cache, { ...heads, rows: at.rows, maxKeys: at.maxKeys }); //   (self_attn, causal GQA)
     rmsNorm(g, linear(g, o, this.oProj.weight), this.postSelfAttnLayernorm, eps, { out: x, accumulate: true }); // x += norm(o_proj(o))
-    const m = rmsNorm(g, x, this.postAttentionLayernorm, eps); //                                  the pre-MLP norm (pitfall 4)
+    const m = rmsNorm(g, x, this.postAttentionLayernorm, eps); //                                  the pre-MLP norm (docs/model.md#pitfalls, 4)
     const act = siluMul(g, linear(g, m, this.gateUpProj)); //                                      [S, I]  (mlp: gate | up halves)
     rmsNorm(g, linear(g, act, this.downProj), this.postMlpLayernorm, eps, { out: x, accumulate: true }); // x += norm(down(act))
   }
@@ -105,7 +105,7 @@ export class Glm4vTextModel {
     const layers: DecoderLayer[] = [];
     for (let i = 0; i < c.numLayers; i++) layers.push(await DecoderLayer.load(w.scope(`layers.${i}`), c));
     const norm = await w.get('norm.weight', [c.hiddenSize]);
-    const [lmHead] = await head.quantizable('weight', [c.vocabSize, c.hiddenSize], 'text'); // untied (pitfall 22)
+    const [lmHead] = await head.quantizable('weight', [c.vocabSize, c.hiddenSize], 'text'); // untied (docs/model.md#lm-head)
     return new Glm4vTextModel(c, embed, layers, norm, lmHead);
   }
 

@@ -1,10 +1,6 @@
 // Host-side bookkeeping for the vision tower: which image each patch belongs to, its row and column in that
-// image's patch grid (merge-window order, spec §4.3), and the attention segments. A video's temporal patches are
-// each their own "image" with grid [1, h, w] (spec §4.4.6).
-
-import { checkGrid, type Grid } from '../grid.js';
-
-export type { Grid };
+// image's patch grid (merge-window order, docs/model.md#patchify), and the attention segments: one per frame of the
+// media plan (media-plan.ts), an image's or a video's temporal patch (docs/model.md#video).
 
 export interface VisionLayout {
   /** Patches in total (rows of pixel_values). */
@@ -13,16 +9,12 @@ export interface VisionLayout {
   patchInfo: Int32Array;
   /** i32 [S, 2]: (row, col) of every patch, for the 2-D rotary. */
   coords: Int32Array;
-  /** Attention segment offsets [0, s1, ..., S]: one segment per image or video temporal patch. */
+  /** Attention segment offsets [0, s1, ..., S]: one segment per frame. */
   segments: number[];
 }
 
-export function visionLayout(grids: readonly Grid[], mergeSize: number): VisionLayout {
-  const frames: [number, number][] = [];
-  grids.forEach((g, i) => checkGrid(g, mergeSize, `visionLayout: entry ${i}`));
-  for (const [t, gh, gw] of grids) {
-    for (let i = 0; i < t; i++) frames.push([gh, gw]);
-  }
+/** The layout of `frames` ([h, w] each, a media plan's frames: checked there). */
+export function visionLayout(frames: readonly (readonly [number, number])[], mergeSize: number): VisionLayout {
   const patches = frames.reduce((s, [h, w]) => s + h * w, 0);
   const patchInfo = new Int32Array(patches * 4);
   const coords = new Int32Array(patches * 2);

@@ -1,4 +1,4 @@
-// The vision tower, module by module as in the checkpoint (`model.visual.*`, spec §6): patch embedding,
+// The vision tower, module by module as in the checkpoint (`model.visual.*`, docs/model.md#vision-tower): patch embedding,
 // post-conv RMSNorm, the learned position table resampled to each grid, 2-D rotary attention blocks restricted
 // to each image, post RMSNorm, the 2×2 downsample conv and the merger MLP.
 
@@ -19,7 +19,7 @@ import {
   siluMul,
 } from '@glm4v/kernels';
 import type { VisionConfig } from '../config.js';
-import type { WeightSource } from './weights.js';
+import type { WeightSource } from './weight-source.js';
 import { rowBlocks, rowsView } from './row-blocks.js';
 
 const ROPE_THETA = 10000;
@@ -70,7 +70,7 @@ export class VisionBlock {
 
   static async load(w: WeightSource, c: VisionConfig): Promise<VisionBlock> {
     const D = c.hiddenSize;
-    const F = c.outHiddenSize; // the ViT MLP is out_hidden_size wide (pitfall 5)
+    const F = c.outHiddenSize; // the ViT MLP is out_hidden_size wide (docs/model.md#vision-block)
     const linear = async (name: string, rows: number, cols: number) => (await w.quantizable(name, [rows, cols], 'vision'))[0];
     const [q, k, v] = await w.quantizable('attn.qkv.weight', [3 * D, D], 'vision', [[0, D], [D, 2 * D], [2 * D, 3 * D]]);
     return new VisionBlock(
@@ -126,7 +126,7 @@ export class PatchMerger {
 
   static async load(w: WeightSource, c: VisionConfig): Promise<PatchMerger> {
     const O = c.outHiddenSize;
-    const I = c.intermediateSize; // the merger's width (pitfall 5)
+    const I = c.intermediateSize; // the merger's width (docs/model.md#merger)
     const linear = async (name: string, rows: number, cols: number) => (await w.quantizable(name, [rows, cols], 'vision'))[0];
     return new PatchMerger(
       await linear('proj.weight', O, O),
@@ -235,7 +235,7 @@ export class Glm4vVisionModel {
   }
 }
 
-/** Conv weight [O, C, 2, 2] -> GEMM layout [O, 4C], once at load (pitfall 10); the original is freed. */
+/** Conv weight [O, C, 2, 2] -> GEMM layout [O, 4C], once at load (docs/model.md#load-time-layout); the original is freed. */
 async function permuteOnce(w: Tensor): Promise<Tensor> {
   const [O, C] = w.shape;
   const g = new Graph(w.device, 'permute-downsample');

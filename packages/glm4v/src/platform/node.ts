@@ -2,5 +2,5 @@
 // files on disk (read and written), images decoded with sharp, video frames from ffmpeg. The browser side is browser/platform.ts.
 
 export { createFile, openFile, openFolder } from '../files/node.js';
-export { decodeImage } from '../preprocess/decode.js';
+export { decodeImage } from '../preprocess/decode-image.js';
 export { preprocessVideo } from '../preprocess/video.js';

@@ -11,7 +11,7 @@ import type { PreprocessorConfig } from './types.js';
 const ROOT = new URL('../../../../', import.meta.url).pathname;
 const FIX = `${ROOT}packages/glm4v/test-fixtures/preprocess/`;
 
-/** The real checkpoint's image preprocessor values (spec §2.4). */
+/** The real checkpoint's image preprocessor values (docs/model.md#preprocessor-config). */
 export const REAL_CFG: PreprocessorConfig = {
   minPixels: 12544,
   maxPixels: 9633792,
@@ -41,7 +41,7 @@ function maxAbsDiff(a: Float32Array, b: Float32Array): number {
 
 const opts = { factor: 28, minPixels: 12544, maxPixels: 9633792, temporalFactor: 2 };
 
-describe('smartResize (spec §4.1 worked examples, W×H in, H×W out)', () => {
+describe('smartResize (docs/model.md#smart-resize worked examples, W×H in, H×W out)', () => {
   const cases: [number, number, number, number][] = [
     // [H, W] -> [h, w]
     [1024, 1024, 1036, 1036],

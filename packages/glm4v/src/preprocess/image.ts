@@ -1,4 +1,4 @@
-// Still images → vision-tower input (spec §4.1–4.3): decode, smart_resize (the image counted as
+// Still images → vision-tower input (docs/model.md#smart-resize, #image-pixels, #patchify): decode, smart_resize (the image counted as
 // temporalPatchSize frames), Pillow-exact bicubic resize, rescale/normalise, temporal duplication, patchify.
 
 import { InputError } from '@glm4v/core';

@@ -1,4 +1,4 @@
-// Rescale, normalise and patchify frames into the vision tower's input (spec §4.2 steps 3–4, §4.3).
+// Rescale, normalise and patchify frames into the vision tower's input (docs/model.md#image-pixels, #patchify).
 // Arithmetic as transformers' PIL-backend image processor: rescale = float64 product cast to float32,
 // normalise = (x − mean) / std in float32 with float32 mean/std.
 

@@ -1,4 +1,4 @@
-// smart_resize: the target size of an image or video (spec §4.1; Glm4vImageProcessor's smart_resize).
+// smart_resize: the target size of an image or video (docs/model.md#smart-resize; Glm4vImageProcessor's smart_resize).
 // Python semantics are reproduced exactly: round() is round-half-to-even, int() truncates, and every
 // floating-point expression is evaluated in the same order as the reference.
 

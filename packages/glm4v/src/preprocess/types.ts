@@ -1,4 +1,4 @@
-// Types shared by the preprocessing modules. PreprocessorConfig (preprocessor_config.json, spec §2.4) is parsed
+// Types shared by the preprocessing modules. PreprocessorConfig (preprocessor_config.json, docs/model.md#preprocessor-config) is parsed
 // and validated in config.ts.
 
 export type { PreprocessorConfig } from '../config.js';
@@ -11,14 +11,14 @@ export interface ImageInput {
 }
 
 export interface PreparedImages {
-  /** [N, C·T·P·P] = [N, 1176] patch vectors in merge-window order, images concatenated in order (spec §4.3). */
+  /** [N, C·T·P·P] = [N, 1176] patch vectors in merge-window order, images concatenated in order (docs/model.md#patchify). */
   pixelValues: Float32Array;
   /** (t, gh, gw) per image, in patches (t = 1 for a still image). */
   grids: [number, number, number][];
 }
 
 export interface PreparedVideo extends PreparedImages {
-  /** Integer seconds (truncated) of the first frame of each temporal patch (spec §4.4 step 4). */
+  /** Integer seconds (truncated) of the first frame of each temporal patch (docs/model.md#video). */
   timestamps: number[];
 }
 

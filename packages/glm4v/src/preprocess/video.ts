@@ -1,4 +1,4 @@
-// Videos → vision-tower input (spec §4.4; Glm4vVideoProcessor.sample_frames and Glm4vProcessor's timestamps).
+// Videos → vision-tower input (docs/model.md#video; Glm4vVideoProcessor.sample_frames and Glm4vProcessor's timestamps).
 // Frames come from the `ffprobe` and `ffmpeg` programs (an optional runtime dependency): ffprobe for the frame
 // rate and count, one ffmpeg run that streams raw RGB frames, of which only the sampled ones are kept, each
 // resized as it arrives (so memory stays within the smart_resize budget, not the source's size).

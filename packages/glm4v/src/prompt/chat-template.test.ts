@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError, InputError } from '@glm4v/core';
 import { ChatTemplate, type Message, stripThinking } from './chat-template.js';
 import { DEFAULT_CHAT_TEMPLATE } from './default-template.js';
+import { type Grid, planMedia } from '../media-plan.js';
 import { expandPlaceholders } from './placeholders.js';
 import { makeTinyTokenizer } from './tiny-tokenizer.js';
 import { Tokenizer } from './tokenizer.js';
@@ -70,7 +71,7 @@ const MULTI_TURN: Message[] = [
   { role: 'user', content: 'What colour?' },
 ];
 
-/** Multi-turn conversations: earlier answers go back without their thinking (spec §5.4, pitfall 25). */
+/** Multi-turn conversations: earlier answers go back without their thinking (docs/model.md#output-format). */
 const HISTORY: { name: string; messages: Message[]; gen?: boolean; want: string }[] = [
   {
     name: 'an earlier answer with <think>…</think> and <answer>',
@@ -94,7 +95,7 @@ const HISTORY: { name: string; messages: Message[]; gen?: boolean; want: string 
   },
 ];
 
-describe('builtin chat template renders the documented format (spec §5.1)', () => {
+describe('builtin chat template renders the documented format (docs/model.md#chat-template)', () => {
   const t = ChatTemplate.builtin();
   for (const c of [...CASES, ...HISTORY]) {
     it(c.name, () => expect(t.render(c.messages, { addGenerationPrompt: c.gen ?? true })).toBe(c.want));
@@ -181,31 +182,36 @@ describe('message validation', () => {
   });
 });
 
-describe('expandPlaceholders (spec §5.2, §4.4)', () => {
+/** expandPlaceholders over the plan of `images` or `videos` (merge size 2). */
+function expand(text: string, images: Grid[], videos: { grid: Grid; timestamps: number[] }[]): string {
+  return expandPlaceholders(text, planMedia(images, videos.map((v) => v.grid), 2, 'expandPlaceholders'), videos.map((v) => v.timestamps));
+}
+
+describe('expandPlaceholders (docs/model.md#placeholders, #video)', () => {
   it('each <|image|> becomes t·gh·gw/4 tokens, in order', () => {
     const text = `A${BI}B${BI}C`;
-    const out = expandPlaceholders(text, [[1, 4, 6], [1, 2, 2]], [], 2);
+    const out = expand(text, [[1, 4, 6], [1, 2, 2]], []);
     expect(out).toBe(`A<|begin_of_image|>${'<|image|>'.repeat(6)}<|end_of_image|>B<|begin_of_image|><|image|><|end_of_image|>C`);
   });
   it('a video becomes one image block per temporal patch followed by its integer timestamp', () => {
     const text = '<|begin_of_video|><|video|><|end_of_video|>Describe this video.';
-    const out = expandPlaceholders(text, [], [{ grid: [3, 4, 4], timestamps: [0, 1.9, 2.5] }], 2);
+    const out = expand(text, [], [{ grid: [3, 4, 4], timestamps: [0, 1.9, 2.5] }]);
     const f = `<|begin_of_image|>${'<|image|>'.repeat(4)}<|end_of_image|>`;
     expect(out).toBe(`<|begin_of_video|>${f}0${f}1${f}2<|end_of_video|>Describe this video.`);
     // short timestamp lists repeat the last, as the processor does
-    expect(expandPlaceholders('<|video|>', [], [{ grid: [2, 2, 2], timestamps: [7] }], 2)).toBe('<|begin_of_image|><|image|><|end_of_image|>7'.repeat(2));
+    expect(expand('<|video|>', [], [{ grid: [2, 2, 2], timestamps: [7] }])).toBe('<|begin_of_image|><|image|><|end_of_image|>7'.repeat(2));
   });
   it('counts must match; images and videos together are refused', () => {
-    expect(() => expandPlaceholders(BI, [], [], 2)).toThrow(/1 <\|image\|> placeholder\(s\) but 0 image\(s\)/);
-    expect(() => expandPlaceholders('x', [[1, 2, 2]], [], 2)).toThrow(InputError);
-    expect(() => expandPlaceholders('<|video|>', [], [], 2)).toThrow(/<\|video\|> placeholder/);
-    expect(() => expandPlaceholders(`${BI}<|video|>`, [[1, 2, 2]], [{ grid: [2, 2, 2], timestamps: [0] }], 2)).toThrow(/images or videos, not both/);
-    expect(() => expandPlaceholders(BI, [[1, 3, 2]], [], 2)).toThrow(/divisible by 2/);
+    expect(() => expand(BI, [], [])).toThrow(/1 <\|image\|> placeholder\(s\) but 0 image\(s\)/);
+    expect(() => expand('x', [[1, 2, 2]], [])).toThrow(InputError);
+    expect(() => expand('<|video|>', [], [])).toThrow(/<\|video\|> placeholder/);
+    expect(() => expand(`${BI}<|video|>`, [[1, 2, 2]], [{ grid: [2, 2, 2], timestamps: [0] }])).toThrow(/images or videos, not both/);
+    expect(() => expand(BI, [[1, 3, 2]], [])).toThrow(/divisible by 2/);
   });
   it('rendered, expanded and tokenised: ids start [gMASK] <sop> <|user|> \\n <boi> <|image|>… (tiny vocabulary)', () => {
     const { tokenizer, tokenizerConfig } = makeTinyTokenizer(512);
     const tok = Tokenizer.fromJSON(tokenizer, tokenizerConfig);
-    const text = expandPlaceholders(ChatTemplate.builtin().render(CASES[0].messages), [[1, 4, 6]], [], 2);
+    const text = expand(ChatTemplate.builtin().render(CASES[0].messages), [[1, 4, 6]], []);
     const ids = tok.encode(text);
     expect(ids.slice(0, 11)).toEqual([291, 293, 296, 10, 299, 303, 303, 303, 303, 303, 303]);
     expect(ids[11]).toBe(300);

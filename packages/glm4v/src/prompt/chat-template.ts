@@ -28,7 +28,7 @@ function joinText(content: string | readonly TemplatePart[]): string {
 
 /**
  * An earlier assistant turn as fed back to the model: everything up to and including the last `</think>` cut,
- * then leading whitespace (spec §5.4, pitfall 25: history goes back without its reasoning). Done here rather than
+ * then leading whitespace (docs/model.md#output-format: history goes back without its reasoning). Done here rather than
  * in a template, because the checkpoint's own template prints `{{ msg.content }}` raw.
  */
 export function stripThinking(text: string): string {
@@ -86,7 +86,7 @@ export class ChatTemplate {
     }
   }
 
-  /** Our template for the documented format (spec §5.1). */
+  /** Our template for the documented format (docs/model.md#chat-template). */
   static builtin(): ChatTemplate {
     return new ChatTemplate(DEFAULT_CHAT_TEMPLATE, 'builtin');
   }

@@ -1,5 +1,5 @@
 // Our chat template (Jinja, rendered with trim_blocks + lstrip_blocks as Hugging Face does). It renders exactly
-// the documented GLM-4.1V prompt format (spec §5.1), as the checkpoint's own template does:
+// the documented GLM-4.1V prompt format (docs/model.md#chat-template), as the checkpoint's own template does:
 //   [gMASK]<sop>
 //   system:    <|system|>\n{content}
 //   user:      <|user|>\n{text | <|begin_of_image|><|image|><|end_of_image|> | <|begin_of_video|><|video|><|end_of_video|>}…

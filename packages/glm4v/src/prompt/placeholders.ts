@@ -1,40 +1,26 @@
-// Placeholder expansion of the rendered prompt (spec §5.2, §4.4; Glm4vProcessor.replace_image_token /
+// Placeholder expansion of the rendered prompt (docs/model.md#placeholders, #video; Glm4vProcessor.replace_image_token /
 // replace_video_token): each <|image|> becomes t·gh·gw/merge² copies of itself; each <|video|> becomes, per
 // temporal patch g, <|begin_of_image|> + <|image|>×(gh·gw/merge²) + <|end_of_image|> + int(timestamp_g).
 
 import { InputError } from '@glm4v/core';
 import type { TokenIds } from '../config.js';
-import { checkGrid, type Grid } from '../grid.js';
+import type { MediaPlan, PlaceholderRun } from '../media-plan.js';
 
 export const IMAGE_TOKEN = '<|image|>';
 export const VIDEO_TOKEN = '<|video|>';
 const BOI = '<|begin_of_image|>';
 const EOI = '<|end_of_image|>';
 
-function tokensPerFrame(grid: Grid, mergeSize: number, what: string): number {
-  checkGrid(grid, mergeSize, `expandPlaceholders: ${what}`);
-  return (grid[1] * grid[2]) / (mergeSize * mergeSize);
-}
-
-/** The text that replaces one video's <|video|>: one image block and one timestamp per temporal patch. */
-function videoText(grid: Grid, timestamps: readonly number[], mergeSize: number, what: string): string {
-  const n = tokensPerFrame(grid, mergeSize, what);
-  const frame = IMAGE_TOKEN.repeat(n);
+/** The text that replaces one video's <|video|>: one image block and one timestamp per temporal patch (run). */
+function videoText(runs: readonly PlaceholderRun[], timestamps: readonly number[], what: string): string {
   let s = '';
-  for (let g = 0; g < grid[0]; g++) {
+  for (const { frame, tokens } of runs) {
     // As the processor: missing timestamps repeat the last one (0 when there are none).
-    const ts = timestamps[Math.min(g, timestamps.length - 1)] ?? 0;
-    if (!Number.isFinite(ts) || ts < 0) throw new InputError(`expandPlaceholders: ${what} timestamp ${g} is ${ts}`);
-    s += `${BOI}${frame}${EOI}${Math.trunc(ts)}`;
+    const ts = timestamps[Math.min(frame, timestamps.length - 1)] ?? 0;
+    if (!Number.isFinite(ts) || ts < 0) throw new InputError(`expandPlaceholders: ${what} timestamp ${frame} is ${ts}`);
+    s += `${BOI}${IMAGE_TOKEN.repeat(tokens)}${EOI}${Math.trunc(ts)}`;
   }
   return s;
-}
-
-/** A prompt carries images or videos, not both (spec §5.2). */
-export function checkOneMediaKind(images: number, videos: number): void {
-  if (images > 0 && videos > 0) {
-    throw new InputError(`a prompt may carry images or videos, not both (got ${images} image(s) and ${videos} video(s)): GLM-4.1V uses one placeholder token for both`);
-  }
 }
 
 /**
@@ -64,34 +50,22 @@ export function mediaSpans(ids: ArrayLike<number>, tokens: Pick<TokenIds, 'image
 }
 
 /**
- * Expand every <|image|> (in order, one per entry of `images`) and <|video|> (one per entry of `videos`) of the
- * rendered prompt. Counts must match; a prompt with both images and videos is refused (spec §5.2).
+ * Expand every <|image|> (in order, one per image of `plan`) or <|video|> (one per video, with its entry of
+ * `timestamps`) of the rendered prompt. Counts must match the plan.
  */
-export function expandPlaceholders(
-  text: string, images: readonly Grid[], videos: readonly { grid: Grid; timestamps: number[] }[], mergeSize: number,
-): string {
-  if (!Number.isInteger(mergeSize) || mergeSize < 1) throw new InputError(`expandPlaceholders: mergeSize must be a positive integer, got ${mergeSize}`);
-  checkOneMediaKind(images.length, videos.length);
+export function expandPlaceholders(text: string, plan: MediaPlan, timestamps: readonly (readonly number[])[] = []): string {
   const pieces = text.split(/(<\|image\|>|<\|video\|>)/);
+  const images = plan.kind === 'image' ? plan.grids.length : 0;
+  const videos = plan.kind === 'video' ? plan.grids.length : 0;
   const nImg = pieces.filter((p) => p === IMAGE_TOKEN).length;
   const nVid = pieces.filter((p) => p === VIDEO_TOKEN).length;
-  if (nImg !== images.length) throw new InputError(`the prompt has ${nImg} ${IMAGE_TOKEN} placeholder(s) but ${images.length} image(s) were given`);
-  if (nVid !== videos.length) throw new InputError(`the prompt has ${nVid} ${VIDEO_TOKEN} placeholder(s) but ${videos.length} video(s) were given`);
-  let img = 0;
-  let vid = 0;
+  if (nImg !== images) throw new InputError(`the prompt has ${nImg} ${IMAGE_TOKEN} placeholder(s) but ${images} image(s) were given`);
+  if (nVid !== videos) throw new InputError(`the prompt has ${nVid} ${VIDEO_TOKEN} placeholder(s) but ${videos} video(s) were given`);
+  let media = 0;
   return pieces.map((p) => {
-    if (p === IMAGE_TOKEN) {
-      const g = images[img];
-      const n = g[0] * tokensPerFrame(g, mergeSize, `image ${img}`);
-      img++;
-      return IMAGE_TOKEN.repeat(n);
-    }
-    if (p === VIDEO_TOKEN) {
-      const v = videos[vid];
-      const s = videoText(v.grid, v.timestamps, mergeSize, `video ${vid}`);
-      vid++;
-      return s;
-    }
-    return p;
+    if (p !== IMAGE_TOKEN && p !== VIDEO_TOKEN) return p;
+    const i = media++;
+    const runs = plan.runs.filter((r) => r.media === i);
+    return p === IMAGE_TOKEN ? IMAGE_TOKEN.repeat(runs[0].tokens) : videoText(runs, timestamps[i] ?? [], `video ${i}`);
   }).join('');
 }

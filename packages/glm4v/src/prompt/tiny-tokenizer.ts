@@ -4,7 +4,7 @@
 // Chinese included — round-trips. The model's special tokens sit at the ids the tiny checkpoints use:
 // real id − 151552 + vocabSize (conformance/fixtures/README.md; e.g. <|image|> 303 for vocab 512). <think>,
 // </think>, <answer>, <|begin_of_box|>, <|end_of_box|> take ids that rule leaves free (real 151345–151347,
-// 151349–151350 are not model-defined); `</answer>` takes real 151348's slot, the fourth EOS (spec §5.3).
+// 151349–151350 are not model-defined); `</answer>` takes real 151348's slot, the fourth EOS (docs/model.md#special-tokens).
 // Merges are learned deterministically from the small corpus below; the rest of the ids are merges.
 
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -24,7 +24,7 @@ export interface TinySpecialToken {
   content: string;
   /** Id in the real GLM-4.1V vocabulary, when the token has one there; else an offset into the free slots. */
   realId: number;
-  /** Special tokens are dropped by decode(skipSpecial); <think>/<answer> tags are not special (spec §5.3). */
+  /** Special tokens are dropped by decode(skipSpecial); <think>/<answer> tags are not special (docs/model.md#special-tokens). */
   special: boolean;
 }
 

@@ -1,6 +1,6 @@
 // The checkpoint's tokenizer (tokenizer.json, with tokenizer_config.json when present) through
 // @huggingface/tokenizers. encode() adds no special tokens: the chat template already writes [gMASK]<sop>
-// (spec §5.1, pitfall 24). Special tokens written in the text map to their ids.
+// (docs/model.md#chat-template). Special tokens written in the text map to their ids.
 
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 import { ConfigError, InputError } from '@glm4v/core';

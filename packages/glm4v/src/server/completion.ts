@@ -8,7 +8,7 @@ import type { ServerResponse } from 'node:http';
 import { AbortError } from '@glm4v/core';
 import type { FinishReason, GenerateEvent, GenerationStats } from '../glm4v.js';
 import type { Submission } from '../generate/batcher.js';
-import { toApiError } from './errors.js';
+import { toApiError } from './api-errors.js';
 
 export interface Usage {
   prompt_tokens: number;

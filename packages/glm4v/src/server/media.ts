@@ -8,7 +8,7 @@ import { isAbsolute, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import type { ContentPart } from '../prompt/chat-template.js';
-import { invalid } from './errors.js';
+import { invalid } from './api-errors.js';
 
 export interface MediaPolicy {
   /** Folder that file:// URLs and video paths must lie under; without it they are refused. */

@@ -5,7 +5,7 @@
 
 import { checkOptions, type GenerateOptions } from '../generate/options.js';
 import type { ContentPart, Message } from '../prompt/chat-template.js';
-import { invalid } from './errors.js';
+import { invalid } from './api-errors.js';
 import { type MediaPolicy, imagePart, videoPart } from './media.js';
 
 export interface ChatRequest {

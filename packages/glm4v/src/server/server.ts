@@ -14,7 +14,7 @@ import type { Glm4v } from '../glm4v.js';
 import type { Batcher } from '../generate/batcher.js';
 import type { GenerateOptions } from '../generate/options.js';
 import { answerStream, answerWhole, cancelOnClose, newIds, sendJson } from './completion.js';
-import { ApiError, invalid, toApiError } from './errors.js';
+import { ApiError, invalid, toApiError } from './api-errors.js';
 import type { MediaPolicy } from './media.js';
 import { Metrics } from './metrics.js';
 import { parseChatRequest } from './request.js';

@@ -12,38 +12,11 @@
 import { AbortError, ChunkedTensor, CheckpointError, type DType, type Device, InputError, LimitError, Tensor, numelOf, itemSize, storageBytes } from '@glm4v/core';
 import { type LinearWeight, QUANT_FORMATS, type QuantLayout, QuantizedMatrix, type SourceDType, quantizeRows, quantizedSize, rowBytes, widenToF32 } from '@glm4v/kernels';
 import type { Checkpoint } from './checkpoint.js';
+import type { GetOptions, MatrixOptions, QuantGroup, WeightSource } from '../model/weight-source.js';
 import type { SafetensorsDType, TensorInfo } from './safetensors.js';
 import { type LoadOptions, Uploader } from './upload.js';
 import { FormatPolicy, type StoredWeight, storedWeight } from './quantized.js';
 
-export interface GetOptions {
-  /** View the tensor with this shape instead (same element count), e.g. a Conv3d weight as a GEMM matrix. */
-  as?: readonly number[];
-  /** Require this GPU dtype (default: any of bf16, f16, f32, i32, as stored). */
-  dtype?: DType;
-}
-
-export interface MatrixOptions extends GetOptions {
-  /** Cap on one row chunk's bytes (default: the loader's maxChunkBytes, else the device's binding limit). */
-  maxChunkBytes?: number;
-}
-
-export interface WeightScope {
-  readonly prefix: string;
-  scope(prefix: string): WeightScope;
-  /** A tensor that fits one storage binding (LimitError otherwise: use matrix). */
-  get(name: string, shape: readonly number[], opts?: GetOptions): Promise<Tensor>;
-  /** A matrix split by rows into chunks that each fit one storage binding. */
-  matrix(name: string, shape: readonly number[], opts?: MatrixOptions): Promise<ChunkedTensor>;
-  /** Row ranges [start, end) of one tensor as separate matrices (e.g. a fused qkv split into q, k, v). */
-  rows(name: string, shape: readonly number[], ranges: readonly (readonly [number, number])[], opts?: Omit<MatrixOptions, 'as'>): Promise<ChunkedTensor[]>;
-  /**
-   * A weight the load may quantise [N, K] (or its row ranges): quantised on the fly when the load asked for a format for
-   * `group` (LoadOptions.quantFormats), loaded as stored when the checkpoint holds it quantised (see quantized.ts).
-   */
-  quantizable(name: string, shape: readonly [number, number], group: string, ranges?: readonly (readonly [number, number])[]): Promise<LinearWeight[]>;
-  has(name: string): boolean;
-}
 
 /** Checkpoint dtypes a GPU tensor can hold as stored. */
 export const GPU_DTYPES: Partial<Record<SafetensorsDType, DType>> = { BF16: 'bf16', F16: 'f16', F32: 'f32', I32: 'i32' };
@@ -75,8 +48,8 @@ export class WeightLoader {
     this.formats = new FormatPolicy(opts.quantFormats);
   }
 
-  scope(prefix: string): WeightScope {
-    return new Scope(this, prefix);
+  scope(prefix: string): LoaderScope {
+    return new LoaderScope(this, prefix);
   }
 
   /** Host staging memory allocated so far (bounded by maxStagingBytes). */
@@ -291,14 +264,19 @@ function checkRanges(key: string, rows: number, ranges: readonly (readonly [numb
   }
 }
 
-class Scope implements WeightScope {
+/**
+ * The loader's WeightSource under a key prefix. A quantisable weight is quantised on the fly when the load asked for
+ * a format for its group (LoadOptions.quantFormats), loaded as stored when the checkpoint holds it quantised (see
+ * quantized.ts). Beyond WeightSource: the key prefix, has(), and rows() (row ranges as separate matrices).
+ */
+export class LoaderScope implements WeightSource {
   constructor(
     private readonly loader: WeightLoader,
     readonly prefix: string,
   ) {}
 
-  scope(prefix: string): WeightScope {
-    return new Scope(this.loader, join(this.prefix, prefix));
+  scope(prefix: string): LoaderScope {
+    return new LoaderScope(this.loader, join(this.prefix, prefix));
   }
 
   get(name: string, shape: readonly number[], opts?: GetOptions): Promise<Tensor> {
@@ -313,7 +291,7 @@ class Scope implements WeightScope {
     return this.loader.rowsKey(join(this.prefix, name), shape, ranges, opts);
   }
 
-  quantizable(name: string, shape: readonly [number, number], group: string, ranges?: readonly (readonly [number, number])[]): Promise<LinearWeight[]> {
+  quantizable(name: string, shape: readonly [number, number], group: QuantGroup, ranges?: readonly (readonly [number, number])[]): Promise<LinearWeight[]> {
     return this.loader.quantizableKey(join(this.prefix, name), shape, group, ranges);
   }
 

@@ -5,11 +5,11 @@ import type { Device } from '@glm4v/core';
 import { Checkpoint } from '../checkpoint/checkpoint.js';
 import { checkWeightsFit, quantizedWeights } from '../checkpoint/plan.js';
 import type { LoadOptions } from '../checkpoint/upload.js';
-import { WeightLoader } from '../checkpoint/weights.js';
+import { WeightLoader } from '../checkpoint/weight-loader.js';
 import { type GenerationConfig, type Glm4vConfig, type PreprocessorConfig, readConfigs } from '../config.js';
 import { type ModelFolder, asFolder } from '../files/folder.js';
 import { Glm4vModel } from './glm4v.js';
-import { type QuantRequest, RandomWeights } from './weights.js';
+import { type QuantRequest, RandomWeights } from './weight-source.js';
 
 export interface LoadedModel {
   model: Glm4vModel;

@@ -6,9 +6,9 @@ import { fileURLToPath } from 'node:url';
 import { AbortError, CheckpointError, type ChunkedTensor, Device, InputError, LimitError, bf16ToF32, itemSize } from '@glm4v/core';
 import { rng } from '@glm4v/core/testing';
 import { Checkpoint } from './checkpoint.js';
-import { loadCheckpoint } from './load.js';
+import { loadCheckpoint } from './load-checkpoint.js';
 import type { LoadProgress } from './upload.js';
-import { WeightLoader } from './weights.js';
+import { WeightLoader } from './weight-loader.js';
 import { encodeHeader, writeSafetensors, type TensorData } from './writer.js';
 
 const fixture = (kind: 'f32' | 'bf16') => fileURLToPath(new URL(`../../../../conformance/fixtures/tiny-glm4v-${kind}/`, import.meta.url));

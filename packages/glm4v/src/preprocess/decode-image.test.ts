@@ -5,7 +5,7 @@ import { crc32, deflateSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { InputError } from '@glm4v/core';
 import { readSafetensors } from '../../test-fixtures/read-safetensors.js';
-import { decodeImage } from './decode.js';
+import { decodeImage } from './decode-image.js';
 import { MAX_INPUT_PIXELS } from './image-input.js';
 
 const DIR = new URL('../../test-fixtures/preprocess/decode/', import.meta.url).pathname;

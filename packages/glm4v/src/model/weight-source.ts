@@ -12,18 +12,33 @@ export type QuantGroup = 'text' | 'vision';
 /** Formats asked for, by group (absent: as the checkpoint stores them). */
 export type QuantRequest = Partial<Record<QuantGroup, QuantFormat>>;
 
+export interface GetOptions {
+  /** View the tensor with this shape instead (same element count), e.g. a Conv3d weight as a GEMM matrix. */
+  as?: readonly number[];
+  /** Require this GPU dtype (default: any of bf16, f16, f32, i32, as stored). */
+  dtype?: DType;
+}
+
+export interface MatrixOptions extends GetOptions {
+  /** Cap on one row chunk's bytes (default: the loader's maxChunkBytes, else the device's binding limit). */
+  maxChunkBytes?: number;
+}
+
+/** Row ranges [start, end) of one matrix. */
+export type RowRanges = readonly (readonly [number, number])[];
+
+/** Where the model's weights come from, under a key prefix: a checkpoint's (LoaderScope), random or converted. */
 export interface WeightSource {
   scope(prefix: string): WeightSource;
-  /** A tensor that fits one storage binding, checked against `shape`; `as` reshapes it (same element count). */
-  get(name: string, shape: readonly number[], opts?: { as?: readonly number[] }): Promise<Tensor>;
-  /** A matrix split into row chunks that each fit one storage binding. */
-  matrix(name: string, shape: readonly number[], opts?: { as?: readonly number[] }): Promise<ChunkedTensor>;
+  /** A tensor that fits one storage binding, checked against `shape` (LimitError otherwise: use matrix). */
+  get(name: string, shape: readonly number[], opts?: GetOptions): Promise<Tensor>;
+  /** A matrix split by rows into chunks that each fit one storage binding. */
+  matrix(name: string, shape: readonly number[], opts?: MatrixOptions): Promise<ChunkedTensor>;
   /**
    * A weight the load may quantise (a linear layer's [N, K], the embedding table), quantised when asked for its
-   * group (or stored so); with `ranges`, those row
-   * ranges as separate weights (the ViT's fused qkv → q, k, v).
+   * group (or stored so); with `ranges`, those row ranges as separate weights (the ViT's fused qkv → q, k, v).
    */
-  quantizable(name: string, shape: readonly [number, number], group: QuantGroup, ranges?: readonly [number, number][]): Promise<LinearWeight[]>;
+  quantizable(name: string, shape: readonly [number, number], group: QuantGroup, ranges?: RowRanges): Promise<LinearWeight[]>;
 }
 
 /** Random weights (bf16 by default, quantisable ones in the formats asked for) made and filled on the GPU. */
@@ -46,15 +61,15 @@ export class RandomWeights implements WeightSource {
     return new RandomWeights(this.device, { dtype: this.dtype, quant: this.quant }, this.prefix + prefix + '.', this.state);
   }
 
-  async get(name: string, shape: readonly number[], opts: { as?: readonly number[] } = {}): Promise<Tensor> {
-    return this.fill(await Tensor.empty(this.device, this.dtype, opts.as ?? shape, this.prefix + name), name, shape);
+  async get(name: string, shape: readonly number[], opts: GetOptions = {}): Promise<Tensor> {
+    return this.fill(await Tensor.empty(this.device, opts.dtype ?? this.dtype, opts.as ?? shape, this.prefix + name), name, shape);
   }
 
-  async matrix(name: string, shape: readonly number[], opts: { as?: readonly number[] } = {}): Promise<ChunkedTensor> {
-    return this.fill(await ChunkedTensor.empty(this.device, this.dtype, opts.as ?? shape, this.prefix + name), name, shape);
+  async matrix(name: string, shape: readonly number[], opts: MatrixOptions = {}): Promise<ChunkedTensor> {
+    return this.fill(await ChunkedTensor.empty(this.device, opts.dtype ?? this.dtype, opts.as ?? shape, this.prefix + name), name, shape);
   }
 
-  async quantizable(name: string, shape: readonly [number, number], group: QuantGroup, ranges: readonly [number, number][] = [[0, shape[0]]]): Promise<LinearWeight[]> {
+  async quantizable(name: string, shape: readonly [number, number], group: QuantGroup, ranges: RowRanges = [[0, shape[0]]]): Promise<LinearWeight[]> {
     const format = this.quant[group];
     const out: LinearWeight[] = [];
     for (const [a, b] of ranges) {
@@ -100,16 +115,16 @@ export class F16Matrices implements WeightSource {
     return new F16Matrices(this.inner.scope(prefix), this.device, this.made);
   }
 
-  get(name: string, shape: readonly number[], opts?: { as?: readonly number[] }): Promise<Tensor> {
+  get(name: string, shape: readonly number[], opts?: GetOptions): Promise<Tensor> {
     return this.inner.get(name, shape, opts);
   }
 
-  async matrix(name: string, shape: readonly number[], opts?: { as?: readonly number[] }): Promise<ChunkedTensor> {
+  async matrix(name: string, shape: readonly number[], opts?: MatrixOptions): Promise<ChunkedTensor> {
     return this.convert(await this.inner.matrix(name, shape, opts));
   }
 
   /** Quantised weights pass through: their kernels dequantise in registers and do not use the matrix units. */
-  async quantizable(name: string, shape: readonly [number, number], group: QuantGroup, ranges?: readonly [number, number][]): Promise<LinearWeight[]> {
+  async quantizable(name: string, shape: readonly [number, number], group: QuantGroup, ranges?: RowRanges): Promise<LinearWeight[]> {
     const out: LinearWeight[] = [];
     for (const w of await this.inner.quantizable(name, shape, group, ranges)) out.push(w instanceof ChunkedTensor ? await this.convert(w) : w);
     return out;

@@ -6,7 +6,7 @@ import { type ModelFolder, asFolder } from '../files/folder.js';
 import { Checkpoint } from './checkpoint.js';
 import { checkWeightsFit } from './plan.js';
 import type { LoadOptions } from './upload.js';
-import { WeightLoader } from './weights.js';
+import { WeightLoader } from './weight-loader.js';
 
 export interface LoadedCheckpoint {
   config: Glm4vConfig;

@@ -1,6 +1,6 @@
 // Image decoding in a page: the browser's own decoder (createImageBitmap) drawn on an OffscreenCanvas and read
 // back as RGBA, alpha dropped, then the same resize and patchify as under Node (preprocess/image.ts). As in the
-// Node decoder (preprocess/decode.ts): EXIF orientation applied, no colour management (the stored values), the
+// Node decoder (preprocess/decode-image.ts): EXIF orientation applied, no colour management (the stored values), the
 // first frame of an animation, the same size limit. What differs: a canvas holds premultiplied alpha, so under a
 // fully transparent pixel the stored colour reads back black (PIL keeps it), and partly transparent pixels may
 // differ by rounding; and JPEG decoders may differ from libjpeg-turbo's by a level here and there.
