@@ -1,5 +1,6 @@
 // Batch throughput on the demo checkpoint: N small image jobs (the sample image and a question, greedy, a few new
-// tokens each) through `glm4v-run batch` on this machine, then through a Redis queue drained by one worker and by
+// tokens each) through `glm4v-run batch` on this machine, one job at a time (--max-batch 1) and 8 decoding together
+// (the default), then through a Redis queue drained by one worker and by
 // two worker processes. Reports jobs/s and generated tok/s from each run's own summary line, which times the jobs
 // only (from the first job's start to the last one's end, model loading left out).
 //   npm run bench:batch -- [--jobs 100] [--max-new-tokens 16] [--rounds 2] [--json]
@@ -25,13 +26,15 @@ interface Row {
   seconds: number;
   jobsPerSecond: number;
   tokensPerSecond: number;
+  /** Jobs decoded together per step (local runs; a queue's collector does not see the workers' steps). */
+  meanBatch?: number;
 }
 
-/** Reads "this run N in S s (J jobs/s, T tok/s)" off a batch summary line. */
+/** Reads "this run N in S s (J jobs/s, T tok/s[, B jobs a decode step])" off a batch summary line. */
 function summary(setup: string, stderr: string): Row {
-  const m = /this run (\d+) in ([\d.]+) s \(([\d.]+) jobs\/s, ([\d.]+) tok\/s\)/.exec(stderr);
+  const m = /this run (\d+) in ([\d.]+) s \(([\d.]+) jobs\/s, ([\d.]+) tok\/s(?:, ([\d.]+) jobs a decode step)?\)/.exec(stderr);
   if (!m) throw new Error(`${setup}: no summary line in:\n${stderr}`);
-  return { setup, jobs: Number(m[1]), seconds: Number(m[2]), jobsPerSecond: Number(m[3]), tokensPerSecond: Number(m[4]) };
+  return { setup, jobs: Number(m[1]), seconds: Number(m[2]), jobsPerSecond: Number(m[3]), tokensPerSecond: Number(m[4]), meanBatch: m[5] === undefined ? undefined : Number(m[5]) };
 }
 
 /** The stderr of a glm4v-run that must succeed. */
@@ -75,8 +78,11 @@ async function main() {
     const best = new Map<string, Row>();
     const keep = (r: Row) => (best.get(r.setup)?.jobsPerSecond ?? -1) < r.jobsPerSecond && best.set(r.setup, r);
     for (let round = 0; round < rounds; round++) {
-      const local = join(tmp, `local${round}.jsonl`);
-      keep(summary('local batch', await succeeded('local batch', runCli(['batch', '--model', ckpt, '--input', jobs, '--output', local, ...flags]))));
+      for (const maxBatch of [1, 8]) {
+        const setup = `local, max batch ${maxBatch}`;
+        const out = join(tmp, `local${maxBatch}-${round}.jsonl`);
+        keep(summary(setup, await succeeded(setup, runCli(['batch', '--model', ckpt, '--input', jobs, '--output', out, '--max-batch', String(maxBatch), ...flags]))));
+      }
       if (redis) for (const workers of [1, 2]) keep(await queued(workers, `${redis.url}/bench${workers}-${round}`, ckpt, jobs, join(tmp, `queue${workers}-${round}.jsonl`), flags));
     }
     const rows = [...best.values()];
@@ -86,8 +92,8 @@ async function main() {
     }
     console.log(adapter);
     console.log(`${n} image jobs on the demo checkpoint (sample image, ${maxNew} new tokens max, greedy); best of ${rounds} alternating rounds`);
-    console.log('setup                 jobs/s    tok/s   seconds');
-    for (const r of rows) console.log(`${r.setup.padEnd(20)} ${r.jobsPerSecond.toFixed(2).padStart(7)} ${r.tokensPerSecond.toFixed(1).padStart(8)} ${r.seconds.toFixed(1).padStart(9)}`);
+    console.log('setup                  jobs/s    tok/s   seconds  jobs a decode step');
+    for (const r of rows) console.log(`${r.setup.padEnd(21)} ${r.jobsPerSecond.toFixed(2).padStart(7)} ${r.tokensPerSecond.toFixed(1).padStart(8)} ${r.seconds.toFixed(1).padStart(9)}  ${r.meanBatch?.toFixed(2) ?? '-'}`);
     if (!redis) console.log('(queue rows skipped: no redis-server; Debian: apt-get install redis-server)');
   } finally {
     await redis?.stop();
