@@ -103,7 +103,7 @@ export function cases(device: Device, slice: boolean): KernelCase[] {
     mm(5184, 4096, 1536),
     // The variants linear() picks on GPUs, for comparison where they are not the default (kept small on a CPU
     // adapter: there the tiled kernels run at a fifth of the broadcast kernel's speed).
-    matvecCase(4096, 4096, { preset: 'sk32x2' }),
+    matvecCase(4096, 4096, { preset: 'sk32u4' }),
     ...(['128x128x8', '128x64x8', '64x64x16'] as const).map((preset) => mm(512, 4096, 4096, { preset, flops: 1e9, wd: 'bf16' })),
   ];
 }

@@ -61,6 +61,6 @@ export const cases = (slice: boolean): KernelCase[] => (['q8', 'q4'] as const).f
   ...SHAPES.map(([K, N]) => matvecCase(f, K, N)),
   ...SHAPES.map(([K, N]) => matmulCase(slice, f, 512, K, N)),
   // The GPU variants, for comparison where they are not the default (small: slow on a CPU adapter).
-  matvecCase(f, 4096, 4096, { preset: 'sk32x2' }),
+  matvecCase(f, 4096, 4096, { preset: 'sk32u2' }),
   matmulCase(slice, f, 512, 4096, 4096, { preset: '64x64x32', flops: 1e9 }),
 ]);

@@ -98,8 +98,8 @@ describe('every variant', () => {
     ['matmul', { preset: '128x64x8' }, [[17, 8], [130, 63], [67, 24]]],
     ['matmul', { preset: '64x64x16' }, [[17, 127], [130, 63], [4097, 1]]],
     ['matmul', { preset: '32x64x16' }, [[17, 8], [130, 64], [4097, 16]]],
-    ['matvec', { preset: 'sk32x2', reduce: 'subgroup' }, [[17, 8], [130, 64], [4097, 16]]],
-    ['matvec', { preset: 'sk32x2', reduce: 'shared' }, [[17, 127], [130, 63], [4097, 1]]],
+    ['matvec', { preset: 'sk32u4', reduce: 'subgroup' }, [[17, 8], [130, 64], [4097, 16]]],
+    ['matvec', { preset: 'sk32u4', reduce: 'shared' }, [[17, 127], [130, 63], [4097, 1]]],
   ];
   // The CPU-adapter kernel, forced so GPUs (which default to the ones above) run it too: one row of x (its _m1
   // pipeline) and a short last tile of rows (M = 9 with TM = 8), odd K (per-element weights) and the vec4 path.
@@ -160,7 +160,7 @@ describe('chunked weights', () => {
     { M: 19, N: 40, K: 16, chunkRows: 7, wd: 'f32', bias: 'f32' },
     { M: 2, N: 23, K: 9, chunkRows: 1 },
     { M: 70, N: 29, K: 63, chunkRows: 9, fn: 'matmul', variant: { preset: '64x64x16' } },
-    { M: 4, N: 29, K: 64, chunkRows: 9, fn: 'matvec', variant: { preset: 'sk32x2', reduce: 'subgroup' } },
+    { M: 4, N: 29, K: 64, chunkRows: 9, fn: 'matvec', variant: { preset: 'sk32u4', reduce: 'subgroup' } },
   ];
   for (const c of cases) {
     it(`M=${c.M} N=${c.N} K=${c.K} ${c.wd ?? 'bf16'}, ${c.chunkRows} rows per chunk${c.variant ? ` (${c.variant.preset})` : ''}`, async (ctx) => {
@@ -220,14 +220,14 @@ describe('shapes and routing', () => {
   it('falls back to workgroup memory without subgroups', async () => {
     const plain = await Device.create({ disableFeatures: ['subgroups'] });
     try {
-      expect(selectLinearPreset(plain, 1, 'matvec')).toBe('sk32x2');
+      expect(selectLinearPreset(plain, 1, 'matvec')).toBe('sk32u4');
       expect(selectLinearPreset(plain, 9, 'matmul')).toBe('32x64x16');
       expect(selectLinearPreset(plain, 64, 'matmul')).toBe('64x64x16');
       const x = await Tensor.fromArray(plain, 'f32', [1, 8], normal(8, 1));
       const w = await Tensor.fromArray(plain, 'bf16', [3, 8], normal(24, 2));
       const g = new Graph(plain);
       expect(() => linearVariant(g, x, w, {}, 'matmul', { preset: 'bcast8x4' })).toThrow(/needs subgroups/);
-      expect(() => linearVariant(g, x, w, {}, 'matvec', { preset: 'sk32x2', reduce: 'subgroup' })).toThrow(/needs the subgroups feature/);
+      expect(() => linearVariant(g, x, w, {}, 'matvec', { preset: 'sk32u4', reduce: 'subgroup' })).toThrow(/needs the subgroups feature/);
       for (const o of [g, x, w]) o.dispose();
     } finally {
       plain.dispose();

@@ -74,8 +74,8 @@ describe.each(FORMATS)('%s: every variant', (format) => {
   const variants: [Fn, QuantLinearVariant][] = [
     ['matmul', { preset: '64x64x32' }],
     ['matmul', { preset: '32x64x32' }],
-    ['matvec', { preset: 'sk32x2', reduce: 'subgroup' }],
-    ['matvec', { preset: 'sk32x2', reduce: 'shared' }],
+    ['matvec', { preset: 'sk32u2', reduce: 'subgroup' }],
+    ['matvec', { preset: 'sk32u2', reduce: 'shared' }],
   ];
   for (const [fn, variant] of variants) {
     it(`${variant.preset}${variant.reduce ? ` (${variant.reduce} reduction)` : ''}`, async (ctx) => {
@@ -102,7 +102,7 @@ describe.each(FORMATS)('%s: chunked weights, dtypes', (format) => {
     await check({ M: 130, N: 37, K: 96, format, chunkRows: 5, bias: 'bf16' });
     await check({ M: 2, N: 23, K: 9, format, chunkRows: 1 });
     await check({ M: 70, N: 29, K: 63, format, chunkRows: 9, fn: 'matmul', variant: { preset: '64x64x32' } });
-    await check({ M: 4, N: 29, K: 64, format, chunkRows: 9, fn: 'matvec', variant: { preset: 'sk32x2', reduce: 'shared' } });
+    await check({ M: 4, N: 29, K: 64, format, chunkRows: 9, fn: 'matvec', variant: { preset: 'sk32u2', reduce: 'shared' } });
   });
 
   it('f16 activations and bias', async (ctx) => {
