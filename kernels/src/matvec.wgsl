@@ -7,7 +7,9 @@
 // (x8, linear-common.ts), once per group for all R rows; the weights are reused for all M rows of x.
 // Split-K: the workgroups of one row tile split K into p.tiles / p.tiles_n slices of whole steps; with more than
 // one slice each writes f32 partial sums to y = part [slices, M, N] and matvec_splitk_sum.wgsl adds them (and the
-// bias) in a second pass, without atomics. Why these shapes (and that GPU speed is unverified): ARCHITECTURE.md.
+// bias) in a second pass, without atomics. The shapes (T = 32, U = 4, R and the slices from matvecPlan) are
+// reasoned for NVIDIA/AMD GPUs in ARCHITECTURE.md ("Decode matvec on GPUs"): 16 KB in flight per workgroup of 128,
+// ~64 KB per SM on an H100. GPU speed is unverified: no GPU has run this kernel; lavapipe checks its results.
 // The M × R partial sums of a lane are added across the team by team_reduce(), from matvec_reduce_subgroup.wgsl
 // (subgroup shuffles, T ≤ the subgroup size) or matvec_reduce_shared.wgsl (workgroup memory, one tree for all).
 // The wrapper prepends the dtype prelude (A, load_b), W8 / w8(row, group) reading 8 weights of a row, the x reader

@@ -6,8 +6,9 @@
 // then folds in the block's scale and min: d·Σ u·x + (m − d·QOFFSET)·Σ x (the codes become f32 in registers,
 // quant.ts; no f32 copy of w exists). x is read in vec4 pairs (x8, linear-common.ts) in whole blocks; the last
 // block of a row, when K is not a multiple of QBLOCK, holds padding codes and reads x through x8g (0 past K).
-// Split-K, team_reduce and store_y as in matvec.wgsl; why these shapes (and that GPU speed is unverified):
-// ARCHITECTURE.md.
+// Split-K, team_reduce and store_y as in matvec.wgsl. The shapes (U = 2 blocks: 16 KB in flight per workgroup
+// of 128, as the bf16 kernel) are reasoned in ARCHITECTURE.md ("Decode matvec on GPUs"). GPU speed is
+// unverified: no GPU has run this kernel; lavapipe checks its results.
 // The wrapper prepends the dtype prelude (A, load_b), the format's reader from quant.ts (QBLOCK, QWORDS, QSTEP,
 // qcodes, qscale, qblocks), the x reader and store_y (linear-common.ts) and QUANT_BINDINGS (matmul_quant.ts): p,
 // x [M, K] (XV), w [rows, blocks · QWORDS / 4] (WQ), s (scales, u32 words), b [N] (WS_b), y (Y).
