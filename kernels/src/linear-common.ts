@@ -142,14 +142,16 @@ export function splitKTeam(device: Device, p: SplitKPreset, name: string, reduce
 /**
  * WGSL the split-K kernels share, generated per pipeline: U (a constant: it sizes the kernel's register arrays);
  * slice_span; the x binding's element type XV with x8(m, k) (x[m, k .. k + 8), two vec4 loads where K is a multiple
- * of 8, which keeps every row of x 16-byte aligned; k + 8 ≤ K) and x8g (the same, 0 past K); and the output's
+ * of 8, which keeps every row of x 16-byte aligned; k + 8 ≤ K), x8g (the same, 0 past K, element by element) and
+ * x8z (0 past K: x8 and one select where K is a multiple of 8, so that k + 8 ≤ K or k ≥ K); and the output's
  * element type Y with store_y: y + bias, or f32 partial sums [slices, M, N] for the second pass.
  */
 function splitKHelpers(t: { U: number; xVector: boolean; partial: boolean }): string {
   const x = t.xVector
     ? 'alias XV = vec4<A>;\nfn xs(i: u32) -> f32 { return f32(x[i >> 2u][i & 3u]); }\n' +
-      'fn x8(m: u32, k: u32) -> X8 { let i = (m * p.K + k) >> 2u; return X8(vec4f(x[i]), vec4f(x[i + 1u])); }\n'
-    : 'alias XV = A;\nfn xs(i: u32) -> f32 { return f32(x[i]); }\nfn x8(m: u32, k: u32) -> X8 { return x8g(m, k); }\n';
+      'fn x8(m: u32, k: u32) -> X8 { let i = (m * p.K + k) >> 2u; return X8(vec4f(x[i]), vec4f(x[i + 1u])); }\n' +
+      'fn x8z(m: u32, k: u32) -> X8 { let v = x8(m, min(k, p.K - 8u)); let z = vec4f(0.0); return X8(select(z, v.a, k < p.K), select(z, v.b, k < p.K)); }\n'
+    : 'alias XV = A;\nfn xs(i: u32) -> f32 { return f32(x[i]); }\nfn x8(m: u32, k: u32) -> X8 { return x8g(m, k); }\nfn x8z(m: u32, k: u32) -> X8 { return x8g(m, k); }\n';
   const y = t.partial
     ? 'alias Y = f32;\nfn store_y(m: u32, n: u32, slice: u32, v: f32) { y[(slice * p.M + m) * p.N + p.col0 + n] = v; }\n'
     : 'alias Y = A;\nfn store_y(m: u32, n: u32, slice: u32, v: f32) {\n' +

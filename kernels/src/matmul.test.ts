@@ -183,7 +183,7 @@ describe('split-K matvec sk32u4 (forced)', () => {
   it('shared reduction (teams of 32 lanes)', async () => {
     const v: LinearVariant = { preset: 'sk32u4', reduce: 'shared' };
     for (const M of [1, 3, 8]) {
-      for (const [N, K] of [[17, 127], [7, 4097], [2050, 1032]] as const) {
+      for (const [N, K] of [[17, 127], [2050, 1032]] as const) {
         expect(await check({ M, N, K, fn: 'matvec', variant: v, bias: M === 3 ? 'f32' : undefined })).toBe(planned(N, K, v, 32).slices > 1 ? 2 : 1);
       }
     }

@@ -4,8 +4,8 @@
 // t + (U − 1)·T of each row, whose codes (two 16-byte loads per block) and scales are all loaded before the first
 // is used: U · R · 32 bytes in flight per lane. Per block, a lane adds Σ u·x for each of its R rows and Σ x once,
 // then folds in the block's scale and min: d·Σ u·x + (m − d·QOFFSET)·Σ x (the codes become f32 in registers,
-// quant.ts; no f32 copy of w exists). x is read in vec4 pairs (x8, linear-common.ts) in whole blocks; the last
-// block of a row, when K is not a multiple of QBLOCK, holds padding codes and reads x through x8g (0 past K).
+// quant.ts; no f32 copy of w exists). x is read in vec4 pairs through x8z (linear-common.ts), which reads 0 past
+// K: the last block of a row, when K is not a multiple of QBLOCK, holds padding codes (q4's dequantise to its min).
 // Split-K, team_reduce and store_y as in matvec.wgsl. The shapes (U = 2 blocks: 16 KB in flight per workgroup
 // of 128, as the bf16 kernel) are reasoned in ARCHITECTURE.md ("Decode matvec on GPUs"). GPU speed is
 // unverified: no GPU has run this kernel; lavapipe checks its results.
@@ -33,8 +33,8 @@ fn load_block(row: u32, blocks: u32, bk: u32) -> Block {
   return b;
 }
 
-/** Adds block bk of the R rows in `blk` times x to acc; `whole`: the block lies inside K (fast x reads). */
-fn add_block(acc: ptr<function, Sums>, blk: array<Block, MAX_R>, bk: u32, whole: bool) {
+/** Adds block bk of the R rows in `blk` times x to acc. */
+fn add_block(acc: ptr<function, Sums>, blk: array<Block, MAX_R>, bk: u32) {
   for (var m = 0u; m < MAX_M; m++) {
     if (m >= p.M) { continue; }
     var sx = 0.0;
@@ -42,8 +42,7 @@ fn add_block(acc: ptr<function, Sums>, blk: array<Block, MAX_R>, bk: u32, whole:
     for (var qd = 0u; qd < QV; qd++) {
       for (var h = 0u; h < 4u; h += QSTEP) { // 8 weights per step
         let k = bk * QBLOCK + (qd * 4u + h) / QSTEP * 8u;
-        var xv: X8;
-        if (whole) { xv = x8(m, k); } else { xv = x8g(m, k); }
+        let xv = x8z(m, k);
         sx += dot(xv.a, vec4f(1.0)) + dot(xv.b, vec4f(1.0));
         let xa = xv.a * QPOS; // the codes' byte positions (quant.ts)
         let xb = xv.b * QPOS;
@@ -71,21 +70,20 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let slice = tile / p.tiles_n;
   let blocks = qblocks();
   let span = slice_span(blocks, p.tiles / p.tiles_n, slice, T * U);
-  let whole = min(span.y, p.K / QBLOCK); // blocks below this lie inside K
   var acc: Sums;
-  let steps = select(0u, (whole - span.x) / (T * U), whole > span.x);
+  let steps = (span.y - span.x) / (T * U);
   for (var i = 0u; i < steps; i++) {
     let bk = span.x + i * T * U + lane;
     var blk: array<array<Block, MAX_R>, U>;
     for (var u = 0u; u < U; u++) {
       for (var r = 0u; r < R; r++) { blk[u][r] = load_block(rows[r], blocks, bk + u * T); }
     }
-    for (var u = 0u; u < U; u++) { add_block(&acc, blk[u], bk + u * T, true); }
+    for (var u = 0u; u < U; u++) { add_block(&acc, blk[u], bk + u * T); }
   }
   for (var bk = span.x + steps * T * U + lane; bk < span.y; bk += T) { // the rest, one block per lane
     var blk: array<Block, MAX_R>;
     for (var r = 0u; r < R; r++) { blk[r] = load_block(rows[r], blocks, bk); }
-    add_block(&acc, blk, bk, bk < whole);
+    add_block(&acc, blk, bk);
   }
   team_reduce(&acc, lid);
   for (var m = 0u; m < MAX_M; m++) {
