@@ -43,7 +43,7 @@ function printMatvecs(json: boolean, log: (s: string) => void): void {
     return;
   }
   log(`Matvec launches at the decode shapes (M = 1..8; split-K figures for subgroups of ${REFERENCE_SUBGROUP}, all rows in one chunk; bytes in flight: weights one workgroup loads before it uses the first):`);
-  console.table(figures.map((f) => ({ variant: f.variant, weight: f.weight, 'K→N': f.shape, workgroups: f.workgroups, 'bytes in flight / workgroup': f.bytesInFlight, 'rows / team': f.rows, 'K slices': f.slices })));
+  console.table(figures.map((f) => ({ variant: f.variant, weight: f.weight, 'K→N': f.shape, workgroups: f.workgroups, 'bytes in flight / workgroup': f.bytesInFlight, 'rows / team (bcast: / invocation)': f.rows, 'K slices': f.slices })));
 }
 
 function arg(name: string): string | undefined {
