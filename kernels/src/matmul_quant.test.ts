@@ -104,8 +104,10 @@ describe.each(FORMATS)('%s: split-K matvec sk32u2 (forced)', (format) => {
   const sub: QuantLinearVariant = { preset: 'sk32u2', reduce: 'subgroup' };
   const planned = (N: number, K: number, v: QuantLinearVariant, T: number) => matvecPlan(QUANT_LINEAR_PRESETS.sk32u2, T, N, blocksPerRow(layout, K), 32, v.slices);
   const T = () => Math.min(32, device.adapter.subgroupMinSize ?? 32);
+  // The first case of a pipeline compiles it: lavapipe takes 10–40 s per q4 pipeline on a busy machine.
+  const COMPILE_MS = 300_000;
   for (const M of [1, 2, 3, 4, 5, 6, 7, 8]) {
-    it(`M = ${M}: N and K small and large, K split where N is small`, async (ctx) => {
+    it(`M = ${M}: N and K small and large, K split where N is small`, { timeout: COMPILE_MS }, async (ctx) => {
       if (!device.has('subgroups')) return ctx.skip('the adapter lacks subgroups');
       for (const [i, [N, K]] of ([[1, 1], [7, 4097], [256, 2048], [130, 100], [8200, 40]] as const).entries()) {
         const n = await check({ M, N, K, format, fn: 'matvec', variant: sub, bias: i % 2 ? 'f32' : undefined });
@@ -113,10 +115,10 @@ describe.each(FORMATS)('%s: split-K matvec sk32u2 (forced)', (format) => {
       }
     });
   }
-  it('shared reduction (teams of 32 lanes), forced slices', async () => {
+  it('shared reduction (teams of 32 lanes), forced slices', { timeout: COMPILE_MS }, async () => {
     const v: QuantLinearVariant = { preset: 'sk32u2', reduce: 'shared' };
     for (const M of [1, 8]) {
-      for (const [N, K] of [[17, 127], [65, 8200], [2050, 72]] as const) {
+      for (const [N, K] of [[65, 8200], [2050, 72]] as const) { // the per-element x path is met above
         expect(await check({ M, N, K, format, fn: 'matvec', variant: v, bias: M === 8 ? 'f32' : undefined })).toBe(planned(N, K, v, 32).slices > 1 ? 2 : 1);
       }
     }
