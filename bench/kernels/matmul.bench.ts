@@ -1,5 +1,5 @@
 import { ChunkedTensor, type Device, Graph, Tensor } from '@glm4v/core';
-import { LINEAR_PRESETS, type LinearPreset, type LinearPresetName, fillRandom, linear, linearVariant, selectLinearPreset } from '@glm4v/kernels';
+import { LINEAR_PRESETS, type LinearPreset, type LinearPresetName, fillRandom, linear, linearVariant, matvecPlan, selectLinearPreset } from '@glm4v/kernels';
 import { type MatrixShape, matrixShapeFor, subgroupMatrixBytes, subgroupMatrixDepth } from '@glm4v/kernels';
 import type { KernelCase } from './harness.js';
 
@@ -7,6 +7,8 @@ import type { KernelCase } from './harness.js';
 // gate_up_proj 4096 → 27392, down_proj 13696 → 4096, lm_head 4096 → 151552 (1.24 GB: ten row chunks on a
 // 128 MiB binding limit). Decode is matvec (M = 1), prefill matmul (M = 512, 2048).
 export const SHAPES: [number, number][] = [[4096, 4096], [4096, 27392], [13696, 4096], [4096, 151552]];
+// Decode adds k_proj and v_proj, 4096 → 256 (2 KV heads of 128): too few rows alone to fill a GPU (split-K).
+export const DECODE_SHAPES: [number, number][] = [...SHAPES, [4096, 256]];
 
 // On a CPU adapter a matmul run is cut to at most about this many flops by measuring a subset of the output columns
 // (whole 256-column blocks; the shape label says so), so that a full bench stays within minutes on lavapipe
@@ -94,7 +96,7 @@ export function cases(device: Device, slice: boolean): KernelCase[] {
     return matmulCase(slice, M, K, N, { wd, ...opts, matrix: preset === 'sm128x128' });
   };
   return [
-    ...SHAPES.map(([K, N]) => matvecCase(K, N)),
+    ...DECODE_SHAPES.map(([K, N]) => matvecCase(K, N)),
     matvecCase(4096, 4096, { act: 'f16' }),
     ...[512, 2048].flatMap((M) => SHAPES.map(([K, N]) => mm(M, K, N))),
     mm(512, 4096, 4096, { act: 'f16' }),
@@ -103,7 +105,7 @@ export function cases(device: Device, slice: boolean): KernelCase[] {
     mm(5184, 4096, 1536),
     // The variants linear() picks on GPUs, for comparison where they are not the default (kept small on a CPU
     // adapter: there the tiled kernels run at a fifth of the broadcast kernel's speed).
-    matvecCase(4096, 4096, { preset: 'sk32x2' }),
+    ...DECODE_SHAPES.map(([K, N]) => matvecCase(K, N, { preset: 'sk32u4' })),
     ...(['128x128x8', '128x64x8', '64x64x16'] as const).map((preset) => mm(512, 4096, 4096, { preset, flops: 1e9, wd: 'bf16' })),
   ];
 }
@@ -158,6 +160,35 @@ export function gemmTiles(device: Device): TileFigures[] {
         writePerFlop: (e * (p.BM + p.BN)) / (2 * p.BM * p.BN),
       });
     }
+  }
+  return out;
+}
+
+/** One matvec variant's launch at one decode shape (bench:kernels prints them beside the GEMM tiles). */
+export interface MatvecFigures {
+  variant: string;
+  weight: string;
+  shape: string;
+  workgroups: number;
+  /** Bytes of W each workgroup has loaded before it uses the first: one step of every lane. */
+  bytesInFlight: number;
+  /** Rows of W per team (split-K) or per invocation (broadcast), and K slices. */
+  rows: number;
+  slices: number;
+}
+
+/** Subgroup size the split-K figures assume: NVIDIA's 32 (AMD's wave64 still gets teams of 32 lanes). */
+export const REFERENCE_SUBGROUP = 32;
+
+/** The bf16 matvec variants at the decode shapes, all rows of W in one chunk, on a GPU with subgroups of 32. */
+export function matvecFigures(): MatvecFigures[] {
+  const out: MatvecFigures[] = [];
+  for (const [K, N] of DECODE_SHAPES) {
+    const b = LINEAR_PRESETS.bcast8x4;
+    // broadcast: WG invocations, each TN rows of W and one 16-byte load per row per step
+    out.push({ variant: 'bcast8x4', weight: 'bf16', shape: `${K}→${N}`, workgroups: Math.ceil(N / (b.WG * b.TN)), bytesInFlight: b.WG * b.TN * 16, rows: b.TN, slices: 1 });
+    const p = matvecPlan(LINEAR_PRESETS.sk32u4, REFERENCE_SUBGROUP, N, K / 8, 16);
+    out.push({ variant: 'sk32u4', weight: 'bf16', shape: `${K}→${N}`, workgroups: p.workgroups, bytesInFlight: p.bytesInFlight, rows: p.R, slices: p.slices });
   }
   return out;
 }

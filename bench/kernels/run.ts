@@ -1,7 +1,8 @@
 // Every kernel at the real model's shapes, next to the same device's copy bandwidth and FMA throughput (and the
 // matrix units' where the adapter has subgroup matrices). GPUs run whole shapes; CPU adapters slices of the
 // largest (labelled). Each case shows its GPU time (the sum of its dispatches' timestamps) beside the wall time of
-// its whole graph; the GEMM tiles' shapes and workgroup-memory traffic per flop come first.
+// its whole graph; the GEMM tiles' shapes and workgroup-memory traffic per flop come first, then what each matvec
+// variant launches at the decode shapes (workgroups, bytes in flight per workgroup).
 //   npm run bench:kernels -- [--json] [--filter REGEX] [--time MS] [--profile]
 // --time is the budget per case (default 1000 ms); a case slower than that runs once.
 
@@ -16,8 +17,8 @@ import { cases as embedding } from './embedding.bench.js';
 import { cases as posembed } from './posembed.bench.js';
 import { cases as patchEmbed } from './patch_embed.bench.js';
 import { cases as sampling } from './sampling.bench.js';
-import { cases as matmul, gemmTiles } from './matmul.bench.js';
-import { cases as matmulQuant } from './matmul_quant.bench.js';
+import { cases as matmul, gemmTiles, matvecFigures, REFERENCE_SUBGROUP } from './matmul.bench.js';
+import { cases as matmulQuant, quantMatvecFigures } from './matmul_quant.bench.js';
 import { cases as attention } from './attention.bench.js';
 
 function all(device: Device): KernelCase[] {
@@ -33,6 +34,16 @@ function printTiles(device: Device, json: boolean, log: (s: string) => void): vo
   }
   log('GEMM tiles (workgroup memory read and written per flop; a flop is half a multiply-add):');
   console.table(tiles.map((t) => ({ preset: t.preset, tile: t.tile, 'per invocation': t.perThread, invocations: t.invocations, 'workgroup bytes': t.workgroupBytes, 'read B/FLOP': t.readPerFlop.toFixed(3), 'written B/FLOP': t.writePerFlop.toFixed(4) })));
+}
+
+function printMatvecs(json: boolean, log: (s: string) => void): void {
+  const figures = [...matvecFigures(), ...quantMatvecFigures()];
+  if (json) {
+    for (const f of figures) console.log(JSON.stringify({ kernel: 'matvec_launch', ...f }));
+    return;
+  }
+  log(`Matvec launches at the decode shapes (M = 1..8; split-K figures for subgroups of ${REFERENCE_SUBGROUP}, all rows in one chunk; bytes in flight: weights one workgroup loads before it uses the first):`);
+  console.table(figures.map((f) => ({ variant: f.variant, weight: f.weight, 'K→N': f.shape, workgroups: f.workgroups, 'bytes in flight / workgroup': f.bytesInFlight, 'rows / team (bcast: / invocation)': f.rows, 'K slices': f.slices })));
 }
 
 function arg(name: string): string | undefined {
@@ -54,6 +65,7 @@ async function main() {
   if (json) console.log(JSON.stringify({ kernel: 'ceiling', device: deviceName, copy_gbps: ceil.copyGBps, fma_gflops: ceil.fmaGflops, fma_f16_gflops: ceil.fmaF16Gflops ?? null, matrix_gflops: ceil.matrixGflops ?? null }));
   else log(`ceilings: copy ${ceil.copyGBps.toFixed(2)} GB/s, FMA f32 ${ceil.fmaGflops.toFixed(1)} GFLOP/s${ceil.fmaF16Gflops ? `, FMA f16 ${ceil.fmaF16Gflops.toFixed(1)} GFLOP/s` : ''}${matrixNote}`);
   printTiles(device, json, log);
+  printMatvecs(json, log);
 
   const rows: Record<string, string | number>[] = [];
   for (const c of all(device)) {

@@ -1,10 +1,13 @@
 // What the linear kernels share whatever the weight format (matmul.ts for f32/f16/bf16 weights, matmul_quant.ts
-// for block-quantised ones): the uniform block, which kind of adapter runs them, and the checks on x, bias and y.
+// for block-quantised ones): the uniform block, which kind of adapter runs them, the checks on x, bias and y, and
+// the split-K matvec's plan (team, rows, K slices), x reader, output and second pass.
 
-import { type Device, InputError, type Tensor, UniformLayout } from '@glm4v/core';
+import { type Device, type Graph, InputError, type Tensor, UniformLayout } from '@glm4v/core';
 import REDUCE_SUBGROUP_WGSL from './matvec_reduce_subgroup.wgsl.js';
 import REDUCE_SHARED_WGSL from './matvec_reduce_shared.wgsl.js';
-import { type ActDType, assertDType, assertShape, checkActDType, rowsOf } from './prelude.js';
+import SPLITK_SUM_WGSL from './matvec_splitk_sum.wgsl.js';
+import { type ActDType, type WeightDType, assertDType, assertShape, checkActDType, prelude, rowsOf } from './prelude.js';
+import { grid1d } from './grid.js';
 
 export const LINEAR_PARAMS_FIELDS = 'M: u32, N: u32, K: u32, rows: u32, col0: u32, tiles_n: u32, tiles: u32, has_bias: u32';
 export const LINEAR_PARAMS = new UniformLayout(LINEAR_PARAMS_FIELDS);
@@ -76,20 +79,159 @@ export function broadcastShape(device: Device, p: { TM: number; TN: number; WG: 
   return { suffix: TM === p.TM ? '' : `_m${TM}`, constants: { WG: p.WG, TM, TN: p.TN }, subgroups: true, rowsPerTile: TM, colsPerTile: p.WG * p.TN };
 }
 
-/** The split-K variant (decode on GPUs): its team size and the team_reduce WGSL to append to the kernel. */
-export function splitKShape(device: Device, p: { T: number; R: number; WG: number }, name: string, reduce: 'subgroup' | 'shared'): KernelShape & { reduceWgsl: string } {
+/** The split-K matvec (decode on GPUs): T lanes per row of W, U units per lane per step, WG invocations. */
+export type SplitKPreset = { kind: 'splitk'; T: number; U: number; WG: number };
+
+/**
+ * Workgroups a matvec launches at least, where the shape allows, to fill the largest GPUs: about 4 per compute
+ * unit on an H100 (132 SMs) or an RTX 4090 (128); with 16 KB of weights in flight per workgroup that is ~64 KB per
+ * SM, the amount HBM needs at its latency (ARCHITECTURE.md, "Decode matvec").
+ */
+export const MATVEC_FILL_WORKGROUPS = 512;
+
+/** What the split-K matvec launches for one weight: device-independent figures (bench:kernels prints them). */
+export interface MatvecPlan {
+  /** Lanes per row of W, rows of W per team, units (16-byte groups or 32-byte blocks) per lane per step. */
+  T: number;
+  R: number;
+  U: number;
+  WG: number;
+  /** K slices: above 1, partial sums and a second pass (matvec_splitk_sum.wgsl). */
+  slices: number;
+  rowsPerWorkgroup: number;
+  /** Workgroups of the first pass, all rows of W in one chunk. */
+  workgroups: number;
+  /** Bytes of W each workgroup loads before it uses the first (one step of every lane). */
+  bytesInFlight: number;
+}
+
+/**
+ * The plan for N rows of `units` units of `unitBytes` each. Two rows per team (twice the loads in flight per lane,
+ * x read once for both) while that still gives MATVEC_FILL_WORKGROUPS / 2 workgroups, else one. Then, when the
+ * row tiles are fewer than MATVEC_FILL_WORKGROUPS, K is split into as many slices as make up the difference, each
+ * at least one whole step of every lane (T · U units): a slice shorter than that would trade the unrolled loads for
+ * a second pass, whose dispatch costs more than the bytes it spreads. `slices` forces the count (tests).
+ */
+export function matvecPlan(p: SplitKPreset, T: number, N: number, units: number, unitBytes: number, slices?: number): MatvecPlan {
+  const teams = p.WG / T;
+  const R = Math.ceil(N / (2 * teams)) >= MATVEC_FILL_WORKGROUPS / 2 ? 2 : 1;
+  const rowTiles = Math.ceil(N / (teams * R));
+  const step = T * p.U;
+  const want = slices ?? Math.min(Math.floor(MATVEC_FILL_WORKGROUPS / rowTiles), Math.floor(units / step));
+  const S = sliceCount(units, Math.max(1, want), step);
+  return { T, R, U: p.U, WG: p.WG, slices: S, rowsPerWorkgroup: teams * R, workgroups: rowTiles * S, bytesInFlight: p.WG * p.U * R * unitBytes };
+}
+
+/** The slices slice_span() cuts `units` into when asked for `want`: whole steps each, so maybe fewer. */
+function sliceCount(units: number, want: number, step: number): number {
+  const per = Math.ceil(Math.ceil(units / want) / step) * step;
+  return Math.ceil(units / per);
+}
+
+/** T for a preset on this device: no larger than the smallest subgroup when reducing with shuffles. */
+export function splitKTeam(device: Device, p: SplitKPreset, name: string, reduce: 'subgroup' | 'shared'): number {
   const sub = reduce === 'subgroup';
   if (sub && !canReduceWithSubgroups(device)) throw new InputError(`variant '${name}' with subgroup reduction needs the subgroups feature, which this adapter lacks`);
   // A team must sit inside one subgroup: T no larger than the smallest subgroup (both powers of two).
   const T = sub ? Math.min(p.T, device.adapter.subgroupMinSize!) : p.T;
-  // The shared reduction gives each of a team's MATVEC_MAX_ROWS · R sums to one of its T lanes.
-  if (!sub && MATVEC_MAX_ROWS * p.R > T) throw new InputError(`variant '${name}': a team of ${T} lanes cannot reduce ${MATVEC_MAX_ROWS} × ${p.R} sums`);
-  return {
-    suffix: `_t${T}_${sub ? 'sg' : 'wg'}`,
-    constants: { WG: p.WG, T, R: p.R },
-    subgroups: sub,
-    rowsPerTile: MATVEC_MAX_ROWS,
-    colsPerTile: (p.WG / T) * p.R,
-    reduceWgsl: sub ? REDUCE_SUBGROUP_WGSL : REDUCE_SHARED_WGSL,
-  };
+  // The shared reduction gives each of a team's MATVEC_MAX_ROWS · R sums (R ≤ 2) to one of its T lanes.
+  if (!sub && MATVEC_MAX_ROWS * 2 > T) throw new InputError(`variant '${name}': a team of ${T} lanes cannot reduce ${MATVEC_MAX_ROWS} × 2 sums`);
+  return T;
+}
+
+/**
+ * WGSL the split-K kernels share, generated per pipeline: U (a constant: it sizes the kernel's register arrays);
+ * slice_span; the x binding's element type XV with x8(m, k) (x[m, k .. k + 8), two vec4 loads where K is a multiple
+ * of 8, which keeps every row of x 16-byte aligned; k + 8 ≤ K), x8g (the same, 0 past K, element by element) and
+ * x8z (0 past K: x8 and one select where K is a multiple of 8, so that k + 8 ≤ K or k ≥ K); and the output's
+ * element type Y with store_y: y + bias, or f32 partial sums [slices, M, N] for the second pass.
+ */
+function splitKHelpers(t: { U: number; xVector: boolean; partial: boolean }): string {
+  const x = t.xVector
+    ? 'alias XV = vec4<A>;\nfn xs(i: u32) -> f32 { return f32(x[i >> 2u][i & 3u]); }\n' +
+      'fn x8(m: u32, k: u32) -> X8 { let i = (m * p.K + k) >> 2u; return X8(vec4f(x[i]), vec4f(x[i + 1u])); }\n' +
+      'fn x8z(m: u32, k: u32) -> X8 { let v = x8(m, min(k, p.K - 8u)); let z = vec4f(0.0); return X8(select(z, v.a, k < p.K), select(z, v.b, k < p.K)); }\n'
+    : 'alias XV = A;\nfn xs(i: u32) -> f32 { return f32(x[i]); }\nfn x8(m: u32, k: u32) -> X8 { return x8g(m, k); }\nfn x8z(m: u32, k: u32) -> X8 { return x8g(m, k); }\n';
+  const y = t.partial
+    ? 'alias Y = f32;\nfn store_y(m: u32, n: u32, slice: u32, v: f32) { y[(slice * p.M + m) * p.N + p.col0 + n] = v; }\n'
+    : 'alias Y = A;\nfn store_y(m: u32, n: u32, slice: u32, v: f32) {\n' +
+      '  y[m * p.N + p.col0 + n] = A(select(v, v + load_b(p.col0 + n), p.has_bias != 0u));\n}\n';
+  return (
+    `const U = ${t.U}u; // units per lane per step\n` +
+    '/** Units [start, end) of K slice `slice` of `slices`: whole steps of `step` units, the last slice short. */\n' +
+    'fn slice_span(units: u32, slices: u32, slice: u32, step: u32) -> vec2u {\n' +
+    '  let per = ((units + slices - 1u) / slices + step - 1u) / step * step;\n' +
+    '  let start = min(slice * per, units);\n  return vec2u(start, min(start + per, units));\n}\n' +
+    'struct X8 { a: vec4f, b: vec4f } // x[m, k .. k + 4), x[m, k + 4 .. k + 8)\n' +
+    'fn xg(base: u32, k: u32) -> f32 { return select(0.0, xs(base + min(k, p.K - 1u)), k < p.K); }\n' +
+    'fn x8g(m: u32, k: u32) -> X8 {\n  let b = m * p.K;\n' +
+    '  return X8(vec4f(xg(b, k), xg(b, k + 1u), xg(b, k + 2u), xg(b, k + 3u)), vec4f(xg(b, k + 4u), xg(b, k + 5u), xg(b, k + 6u), xg(b, k + 7u)));\n}\n' +
+    x + y
+  );
+}
+
+/** The element types of x and y for the other linear kernels (scalars of A). */
+export const PLAIN_IO = 'alias XV = A;\nalias Y = A;\n';
+
+const SUM_PARAMS_FIELDS = 'M: u32, N: u32, slices: u32, has_bias: u32';
+const SUM_PARAMS = new UniformLayout(SUM_PARAMS_FIELDS);
+
+/** One split-K matvec: the kernel's source from its shared helpers, what each row chunk binds besides x. */
+export interface SplitKJob {
+  preset: SplitKPreset;
+  /** The preset's name and the label's start, e.g. 'matvec_bf16w_f32a_sk32u4'. */
+  name: string;
+  label: string;
+  reduce: 'subgroup' | 'shared';
+  x: Tensor;
+  y: Tensor;
+  bias?: Tensor;
+  M: number;
+  N: number;
+  K: number;
+  /** Units along K (8-weight groups or blocks), their bytes, and whether x8 may read vec4 pairs (K % 8 = 0). */
+  units: number;
+  unitBytes: number;
+  xVector: boolean;
+  chunks: readonly { rows: number; rowStart: number; weights: Tensor[] }[];
+  /** The whole WGSL given the helpers and the team reduction (both WGSL), and whether subgroups are enabled. */
+  source: (helpers: string, subgroups: boolean) => string;
+  /** Force this many K slices (tests). */
+  slices?: number;
+}
+
+/** Records a split-K matvec: one dispatch per row chunk, then the second pass when K is split. */
+export function dispatchSplitK(g: Graph, j: SplitKJob): MatvecPlan {
+  const T = splitKTeam(g.device, j.preset, j.name, j.reduce);
+  const plan = matvecPlan(j.preset, T, j.N, j.units, j.unitBytes, j.slices);
+  const partial = plan.slices > 1;
+  const sub = j.reduce === 'subgroup';
+  const helpers = splitKHelpers({ U: plan.U, xVector: j.xVector, partial }) + (sub ? REDUCE_SUBGROUP_WGSL : REDUCE_SHARED_WGSL);
+  const code = j.source(helpers, sub);
+  const label = `${j.label}_t${T}r${plan.R}_${sub ? 'sg' : 'wg'}${partial ? `_s${plan.slices}` : ''}${j.xVector ? '' : '_k1'}`;
+  const out = partial ? g.tensor('f32', [plan.slices, j.M, j.N], `${j.label}_partial`) : j.y;
+  for (const c of j.chunks) {
+    const tilesN = Math.ceil(c.rows / plan.rowsPerWorkgroup);
+    const tiles = tilesN * plan.slices;
+    g.dispatch({
+      kernel: { label, code, constants: { WG: plan.WG, T, R: plan.R } },
+      uniforms: { layout: LINEAR_PARAMS, values: { M: j.M, N: j.N, K: j.K, rows: c.rows, col0: c.rowStart, tiles_n: tilesN, tiles, has_bias: j.bias ? 1 : 0 } },
+      // Without a bias, x stands in for the unused binding.
+      inputs: [j.x, ...c.weights, j.bias ?? j.x],
+      outputs: [out],
+      workgroups: grid1d(g.device, tiles),
+    });
+  }
+  if (partial) {
+    const act = j.y.dtype as ActDType;
+    const b = j.bias ? (j.bias.dtype as WeightDType) : act;
+    g.dispatch({
+      kernel: { label: `matvec_splitk_sum_${act}a`, code: `${prelude({ act, weights: { b } })}struct Params { ${SUM_PARAMS_FIELDS} }\n${SPLITK_SUM_WGSL}`, constants: { WG: 256 } },
+      uniforms: { layout: SUM_PARAMS, values: { M: j.M, N: j.N, slices: plan.slices, has_bias: j.bias ? 1 : 0 } },
+      inputs: [out, j.bias ?? out],
+      outputs: [j.y],
+      workgroups: grid1d(g.device, Math.ceil((j.M * j.N) / 256)),
+    });
+  }
+  return plan;
 }

@@ -4,6 +4,7 @@ import { TOLERANCE, asStored, expectClose, normal, poisoned } from '@glm4v/core/
 import { type ActDType, type WeightDType } from './prelude.js';
 import { type LinearVariant, LINEAR_PRESETS, canBroadcast, linear, linearVariant, matmul, matvec, selectLinearPreset } from './matmul.js';
 import { matrixShapeFor } from './matmul_subgroup_matrix.js';
+import { matvecPlan } from './linear-common.js';
 import { linearRef, scaleOf } from './test-util/linear-ref.js';
 
 let device: Device;
@@ -26,7 +27,8 @@ interface Case {
   chunkRows?: number;
 }
 
-async function check(c: Case): Promise<void> {
+/** Runs one case against float64; returns the dispatches it recorded (row chunks, plus the split-K second pass). */
+async function check(c: Case): Promise<number> {
   const { M, N, K, wd = 'bf16', act = 'f32', fn = 'linear' } = c;
   // f16 matrix operands round x to f16: the f16 budget (its error per term is ε16·|x_k·w_k|, within the same scale)
   const f16Operands = c.variant?.emulateMatrix?.shape.operand === 'f16' || (c.variant?.preset === 'sm128x128' && matrixShapeFor(device, LINEAR_PRESETS.sm128x128)?.operand === 'f16');
@@ -51,8 +53,10 @@ async function check(c: Case): Promise<void> {
   const variantName = c.variant?.emulateMatrix ? `emulated ${JSON.stringify(c.variant.emulateMatrix)}` : (c.variant?.preset ?? 'default');
   const what = `${fn} ${variantName}${c.variant?.reduce ? `/${c.variant.reduce}` : ''} ${wd}w ${act}a${c.bias ? ` +${c.bias} bias` : ''} M=${M} N=${N} K=${K}${c.chunkRows ? ` chunks of ${c.chunkRows}` : ''}`;
   expectClose(await out.read(), linearRef(xs, ws, bs, M, N, K), TOLERANCE[f16Operands ? 'f16' : act], what, scaleOf(xs, ws, bs, M, N, K));
+  const dispatches = g.stats.dispatches;
   g.dispose();
   for (const t of [x, w, b, out]) t?.dispose();
+  return dispatches;
 }
 
 const hasF16 = () => device.has('shader-f16');
@@ -98,8 +102,6 @@ describe('every variant', () => {
     ['matmul', { preset: '128x64x8' }, [[17, 8], [130, 63], [67, 24]]],
     ['matmul', { preset: '64x64x16' }, [[17, 127], [130, 63], [4097, 1]]],
     ['matmul', { preset: '32x64x16' }, [[17, 8], [130, 64], [4097, 16]]],
-    ['matvec', { preset: 'sk32x2', reduce: 'subgroup' }, [[17, 8], [130, 64], [4097, 16]]],
-    ['matvec', { preset: 'sk32x2', reduce: 'shared' }, [[17, 127], [130, 63], [4097, 1]]],
   ];
   // The CPU-adapter kernel, forced so GPUs (which default to the ones above) run it too: one row of x (its _m1
   // pipeline) and a short last tile of rows (M = 9 with TM = 8), odd K (per-element weights) and the vec4 path.
@@ -151,6 +153,53 @@ describe('every variant', () => {
   }
 });
 
+describe('split-K matvec sk32u4 (forced)', () => {
+  // The GPU decode kernel on this adapter. With subgroups of 8 (lavapipe) a team is 8 lanes and a step 8 · 4 groups
+  // of 8 weights, so K = 4097 has 16 steps' worth and small N splits K into slices (a second pass); N ≥ 8192 gives
+  // two rows per team. Odd K takes the per-element weight path, K a multiple of 8 the vec4 one. Each case checks
+  // the dispatches against matvecPlan: one per chunk, plus one where K is split.
+  const sub: LinearVariant = { preset: 'sk32u4', reduce: 'subgroup' };
+  const planned = (N: number, K: number, v: LinearVariant, T: number) => matvecPlan(LINEAR_PRESETS.sk32u4, T, N, Math.ceil(K / 8), 16, v.slices);
+  const T = () => Math.min(32, device.adapter.subgroupMinSize ?? 32);
+  for (const M of [1, 2, 3, 4, 5, 6, 7, 8]) {
+    it(`M = ${M}: N and K small and large, K split where N is small`, async (ctx) => {
+      if (!device.has('subgroups')) return ctx.skip('the adapter lacks subgroups');
+      for (const [i, [N, K]] of ([[1, 1], [7, 4097], [256, 4096], [130, 64], [8200, 24]] as const).entries()) {
+        const n = await check({ M, N, K, fn: 'matvec', variant: sub, bias: i % 2 ? 'f32' : undefined });
+        expect(n, `N=${N} K=${K}`).toBe(planned(N, K, sub, T()).slices > 1 ? 2 : 1);
+      }
+    });
+  }
+  it('two rows per team with forced K slices; weight and activation dtypes', async (ctx) => {
+    if (!device.has('subgroups')) return ctx.skip('the adapter lacks subgroups');
+    const split: LinearVariant = { ...sub, slices: 2 };
+    expect(planned(8200, 520, split, T())).toMatchObject({ R: 2, slices: 2 });
+    expect(await check({ M: 8, N: 8200, K: 520, fn: 'matvec', variant: split, bias: 'bf16' })).toBe(2);
+    expect(await check({ M: 3, N: 33, K: 1032, wd: 'f32', fn: 'matvec', variant: sub, bias: 'f32' })).toBe(2);
+    if (!hasF16()) return;
+    expect(await check({ M: 2, N: 40, K: 2056, wd: 'f16', act: 'f16', fn: 'matvec', variant: sub, bias: 'f16' })).toBe(2);
+    await check({ M: 5, N: 33, K: 63, wd: 'f16', act: 'f16', fn: 'matvec', variant: sub });
+  });
+  it('shared reduction (teams of 32 lanes)', async () => {
+    const v: LinearVariant = { preset: 'sk32u4', reduce: 'shared' };
+    for (const M of [1, 3, 8]) {
+      for (const [N, K] of [[17, 127], [2050, 1032]] as const) {
+        expect(await check({ M, N, K, fn: 'matvec', variant: v, bias: M === 3 ? 'f32' : undefined })).toBe(planned(N, K, v, 32).slices > 1 ? 2 : 1);
+      }
+    }
+    expect(planned(2050, 1032, v, 32)).toMatchObject({ R: 2, slices: 1 });
+    expect(await check({ M: 4, N: 2050, K: 2056, fn: 'matvec', variant: { ...v, slices: 2 } })).toBe(2);
+  });
+  it('plans for a GPU with subgroups of 32: the real decode shapes', () => {
+    const plan = (N: number, K: number) => matvecPlan(LINEAR_PRESETS.sk32u4, 32, N, K / 8, 16);
+    // q/o: two rows per team, 512 workgroups, 16 KB in flight each; k/v (N = 256): one row per team, K in 4 slices.
+    expect(plan(4096, 4096)).toMatchObject({ R: 2, slices: 1, workgroups: 512, bytesInFlight: 16384 });
+    expect(plan(256, 4096)).toMatchObject({ R: 1, slices: 4, workgroups: 256, bytesInFlight: 8192 });
+    expect(plan(4096, 13696)).toMatchObject({ R: 2, slices: 1, workgroups: 512 });
+    expect(plan(27392, 4096)).toMatchObject({ R: 2, slices: 1, workgroups: 3424 });
+  });
+});
+
 describe('chunked weights', () => {
   // Small forced chunks: odd row counts, odd K (chunks of a bf16 matrix straddling words), a short last chunk.
   const cases: Case[] = [
@@ -160,7 +209,9 @@ describe('chunked weights', () => {
     { M: 19, N: 40, K: 16, chunkRows: 7, wd: 'f32', bias: 'f32' },
     { M: 2, N: 23, K: 9, chunkRows: 1 },
     { M: 70, N: 29, K: 63, chunkRows: 9, fn: 'matmul', variant: { preset: '64x64x16' } },
-    { M: 4, N: 29, K: 64, chunkRows: 9, fn: 'matvec', variant: { preset: 'sk32x2', reduce: 'subgroup' } },
+    { M: 4, N: 29, K: 64, chunkRows: 9, fn: 'matvec', variant: { preset: 'sk32u4', reduce: 'subgroup' } },
+    { M: 7, N: 37, K: 4097, chunkRows: 5, fn: 'matvec', variant: { preset: 'sk32u4', reduce: 'subgroup' }, bias: 'f32' }, // K split
+    { M: 3, N: 29, K: 2048, chunkRows: 9, fn: 'matvec', variant: { preset: 'sk32u4', reduce: 'shared', slices: 2 } },
   ];
   for (const c of cases) {
     it(`M=${c.M} N=${c.N} K=${c.K} ${c.wd ?? 'bf16'}, ${c.chunkRows} rows per chunk${c.variant ? ` (${c.variant.preset})` : ''}`, async (ctx) => {
@@ -220,14 +271,15 @@ describe('shapes and routing', () => {
   it('falls back to workgroup memory without subgroups', async () => {
     const plain = await Device.create({ disableFeatures: ['subgroups'] });
     try {
-      expect(selectLinearPreset(plain, 1, 'matvec')).toBe('sk32x2');
+      expect(selectLinearPreset(plain, 1, 'matvec')).toBe('sk32u4');
+      expect(selectLinearPreset(plain, 8, 'matvec', { N: 256, dtype: 'bf16' })).toBe('sk32u4');
       expect(selectLinearPreset(plain, 9, 'matmul')).toBe('32x64x16');
       expect(selectLinearPreset(plain, 64, 'matmul')).toBe('64x64x16');
       const x = await Tensor.fromArray(plain, 'f32', [1, 8], normal(8, 1));
       const w = await Tensor.fromArray(plain, 'bf16', [3, 8], normal(24, 2));
       const g = new Graph(plain);
       expect(() => linearVariant(g, x, w, {}, 'matmul', { preset: 'bcast8x4' })).toThrow(/needs subgroups/);
-      expect(() => linearVariant(g, x, w, {}, 'matvec', { preset: 'sk32x2', reduce: 'subgroup' })).toThrow(/needs the subgroups feature/);
+      expect(() => linearVariant(g, x, w, {}, 'matvec', { preset: 'sk32u4', reduce: 'subgroup' })).toThrow(/needs the subgroups feature/);
       for (const o of [g, x, w]) o.dispose();
     } finally {
       plain.dispose();

@@ -1,6 +1,6 @@
 // Linear layers y = x · Wᵀ (+ b) with W as stored in the checkpoint, [N, K] (matmul.wgsl, matmul_8x8.wgsl,
 // matmul_subgroup_matrix.wgsl, matmul_broadcast.wgsl, matvec.wgsl with matvec_reduce_subgroup.wgsl or
-// matvec_reduce_shared.wgsl).
+// matvec_reduce_shared.wgsl, and matvec_splitk_sum.wgsl).
 //
 // Variants, all accumulating in f32:
 // - 'subgroupMatrix' (matmul_subgroup_matrix.wgsl, matmul_subgroup_matrix.ts): the GPU's matrix units (tensor
@@ -9,8 +9,9 @@
 // - 'tiled8' (matmul_8x8.wgsl): 128-row workgroup-memory tiles, 8 × 8 outputs per invocation, double-buffered,
 //   for many rows on other GPUs; 'tiled' (matmul.wgsl): 64 × 64 and 32 × 64 tiles, 4 × 4 or 2 × 4 outputs, for
 //   fewer rows.
-// - 'splitk' (matvec.wgsl): decode (M ≤ 8) on GPUs; a team of lanes reads each row of W contiguously with wide
-//   loads and adds its partial sums with subgroup shuffles, or through workgroup memory without subgroups.
+// - 'splitk' (matvec.wgsl): decode (M ≤ 8) on GPUs; a team of lanes reads each row of W contiguously, several
+//   16-byte loads in flight per lane, and adds its partial sums with subgroup shuffles (or through workgroup memory
+//   without subgroups); K split over workgroups with a second pass where N alone gives too few (linear-common.ts).
 // - 'broadcast' (matmul_broadcast.wgsl): CPU adapters (lavapipe), for both. There every lane's load is a scalar
 //   load per lane and barriers are expensive, so it uses no workgroup memory: each invocation keeps its own rows of
 //   W in registers and x values are shared by subgroup broadcasts. Measured on lavapipe at 4096×4096 bf16: about
@@ -26,7 +27,7 @@ import MATVEC_WGSL from './matvec.wgsl.js';
 import { type ActDType, type WeightDType, assertDType, assertShape, prelude, rowsOf, variantTag } from './prelude.js';
 import { grid1d } from './grid.js';
 import { type MatrixShape, type SubgroupMatrixPreset, matrixShapeFor, subgroupMatrixKernel } from './matmul_subgroup_matrix.js';
-import { type KernelShape, LINEAR_PARAMS, LINEAR_PARAMS_FIELDS, type LinearOptions, MATVEC_MAX_ROWS, broadcastShape, canBroadcast, canReduceWithSubgroups, checkLinearIO, isCpuAdapter, needsF16, splitKShape } from './linear-common.js';
+import { type KernelShape, LINEAR_PARAMS, LINEAR_PARAMS_FIELDS, type LinearOptions, MATVEC_MAX_ROWS, PLAIN_IO, type SplitKPreset, broadcastShape, canBroadcast, canReduceWithSubgroups, checkLinearIO, dispatchSplitK, isCpuAdapter, needsF16 } from './linear-common.js';
 import { QuantizedMatrix } from './quant.js';
 import { linearQuant } from './matmul_quant.js';
 
@@ -36,7 +37,8 @@ export { MATVEC_MAX_ROWS, canBroadcast, isCpuAdapter, type LinearOptions } from 
 export type LinearWeight = Tensor | ChunkedTensor | QuantizedMatrix;
 
 /**
- * The uniform block and bindings 0–4 of the bf16/f16/f32-weight linear kernels, prepended to each, and tile_of:
+ * The uniform block and bindings 0–4 of the bf16/f16/f32-weight linear kernels, prepended to each (x and y of
+ * elements XV and Y: A, except in the split-K matvec, linear-common.ts), and tile_of:
  * the BM × BN tile of y of workgroup (wid, nwg) (tiles numbered wid.x + wid.y · nwg.x for grids above 65535
  * workgroups, grid.ts) as its first row of x, first row of w, and 1 if it is one of p.tiles (else 0: the workgroup
  * returns).
@@ -44,10 +46,10 @@ export type LinearWeight = Tensor | ChunkedTensor | QuantizedMatrix;
 const BINDINGS =
   `struct Params { ${LINEAR_PARAMS_FIELDS} }\n` +
   '@group(0) @binding(0) var<uniform> p: Params;\n' +
-  '@group(0) @binding(1) var<storage, read> x: array<A>;\n' +
+  '@group(0) @binding(1) var<storage, read> x: array<XV>;\n' +
   '@group(0) @binding(2) var<storage, read> w: array<WV>;\n' +
   '@group(0) @binding(3) var<storage, read> b: array<WS_b>;\n' +
-  '@group(0) @binding(4) var<storage, read_write> y: array<A>;\n' +
+  '@group(0) @binding(4) var<storage, read_write> y: array<Y>;\n' +
   'fn tile_of(wid: vec3u, nwg: vec3u, bm: u32, bn: u32) -> vec3u {\n' +
   '  let tile = wid.x + wid.y * nwg.x;\n' +
   '  return vec3u((tile / p.tiles_n) * bm, (tile % p.tiles_n) * bn, u32(tile < p.tiles));\n}\n';
@@ -57,8 +59,6 @@ export type TiledPreset = { kind: 'tiled'; BM: number; BN: number; BK: number; T
 export type Tiled8Preset = { kind: 'tiled8'; BM: number; BN: number };
 /** TM rows of x per workgroup (fewer in the last tile, or for matvec), TN rows of W per invocation. */
 export type BroadcastPreset = { kind: 'broadcast'; TM: number; TN: number; WG: number };
-/** T lanes per row of W (lowered to the smallest subgroup size when reducing with subgroups), R rows per team. */
-export type SplitKPreset = { kind: 'splitk'; T: number; R: number; WG: number };
 export type LinearPreset = TiledPreset | Tiled8Preset | SubgroupMatrixPreset | BroadcastPreset | SplitKPreset;
 
 /** Every variant by name; the name ends the kernel label, e.g. 'matmul_bf16w_f32a_64x64x16'. */
@@ -73,8 +73,10 @@ export const LINEAR_PRESETS = {
   '64x64x16': { kind: 'tiled', BM: 64, BN: 64, BK: 16, TM: 4, TN: 4 },
   /** GPUs, 8 < M < 64: 32×64 tile, 2×4 outputs per invocation, 256 invocations. */
   '32x64x16': { kind: 'tiled', BM: 32, BN: 64, BK: 16, TM: 2, TN: 4 },
-  /** GPUs, M ≤ 8: 32 lanes per row of W, 2 rows per team, 4 teams per workgroup. */
-  sk32x2: { kind: 'splitk', T: 32, R: 2, WG: 128 },
+  /** GPUs, M ≤ 8: 32 lanes per row of W (a subgroup, fewer where subgroups are smaller), 4 groups of 8 weights
+   *  (4 × 16 bytes) per lane per row per step, workgroups of 128; rows per team and K slices from the shape
+   *  (matvecPlan, linear-common.ts). */
+  sk32u4: { kind: 'splitk', T: 32, U: 4, WG: 128 },
   /** CPU adapters, any M: 8 rows of x (1 when M = 1, label suffix _m1) × 4 rows of W per invocation, workgroups of
    *  32 (on lavapipe, 8 to 64 measure the same at M = 512, and 32–64 best at M = 1). */
   bcast8x4: { kind: 'broadcast', TM: 8, TN: 4, WG: 32 },
@@ -87,6 +89,8 @@ export interface LinearVariant {
   preset?: LinearPresetName;
   /** How 'splitk' adds a team's partial sums. Default: 'subgroup' where the adapter allows it. */
   reduce?: 'subgroup' | 'shared';
+  /** 'splitk': ask for this many K slices instead of matvecPlan's choice (whole steps each, so maybe fewer). */
+  slices?: number;
   /**
    * Tests on any adapter: the 'subgroupMatrix' kernel with scalar stand-ins for the matrix builtins, this matrix
    * shape and, instead of the preset's, this tile (the stand-ins hold a subgroup's whole block in each invocation).
@@ -115,14 +119,14 @@ function canUseMatrixUnits(device: Device, wd: WeightDType | undefined): boolean
 
 /**
  * The variant for M rows of x times a weight [N, K] of dtype `weight.dtype`. On CPU adapters with subgroups of
- * ≥ 8 lanes: 'bcast8x4', for matvec and matmul. Elsewhere: 'sk32x2' for matvec; for matmul '32x64x16' below 64
+ * ≥ 8 lanes: 'bcast8x4', for matvec and matmul. Elsewhere: 'sk32u4' for matvec; for matmul '32x64x16' below 64
  * rows, then 'sm128x128' where the adapter's matrix units take the weight (f16 weights for f16 operands), else
  * '64x64x16' below 128 rows and from 128 rows '128x128x8', or '128x64x8' when 128 × 128 tiles would number fewer
  * than MIN_LARGE_TILES (a GPU has about 100 compute units to fill).
  */
 export function selectLinearPreset(device: Device, M: number, kind: 'matmul' | 'matvec', weight: { N?: number; dtype?: WeightDType } = {}): LinearPresetName {
   if (isCpuAdapter(device) && canBroadcast(device)) return 'bcast8x4';
-  if (kind === 'matvec') return 'sk32x2';
+  if (kind === 'matvec') return 'sk32u4';
   if (M < 64) return '32x64x16';
   if (canUseMatrixUnits(device, weight.dtype)) return 'sm128x128';
   if (M < 128) return '64x64x16';
@@ -168,11 +172,20 @@ export function linearVariant(g: Graph, x: Tensor, w: Tensor | ChunkedTensor, op
   const wd = m.dtype as WeightDType;
   const bias = opts.bias;
   const vector = K % 8 === 0;
-  const reduce = variant.reduce ?? (canReduceWithSubgroups(g.device) ? 'subgroup' : 'shared');
-  const k = kernelFor(g.device, preset, name, reduce, M, emulate?.shape);
-  const code = linearSource(k, { act, wd, bias: bias ? (bias.dtype as WeightDType) : act, vector });
-  // The preset's name, then what the wrapper chose: '_m1' one row of x, '_t8_sg' team size and reduction, '_k1'
-  // the per-element weight path.
+  const types = { act, wd, bias: bias ? (bias.dtype as WeightDType) : act, vector };
+  if (preset.kind === 'splitk') {
+    const reduce = variant.reduce ?? (canReduceWithSubgroups(g.device) ? 'subgroup' : 'shared');
+    const source = (io: string, subgroups: boolean) => linearSource({ head: '', io, code: MATVEC_WGSL, subgroups }, types);
+    const chunks = m.chunks.map((c) => ({ rows: c.rows, rowStart: c.rowStart, weights: [c.tensor] }));
+    const job = { preset, name, label: `${kind}_${variantTag(wd, act)}_${name}`, reduce, x, y, bias, M, N, K, chunks, source, slices: variant.slices };
+    // An 8-weight group (16 bytes of bf16/f16, 32 of f32) is the unit; x8 reads vec4 pairs where K is a multiple of 8.
+    dispatchSplitK(g, { ...job, units: Math.ceil(K / 8), unitBytes: wd === 'f32' ? 32 : 16, xVector: vector });
+    return y;
+  }
+  const k = kernelFor(g.device, preset, name, M, emulate?.shape);
+  const code = linearSource(k, types);
+  // The preset's name, then what the wrapper chose: '_m1' one row of x, '_k1' the per-element weight path (the
+  // split-K matvec adds its team, rows per team, reduction and K slices: '_t32r1_sg_s4').
   const label = `${kind}_${variantTag(wd, act)}_${name}${k.suffix}${vector ? '' : '_k1'}`;
   for (const c of m.chunks) {
     const tilesN = Math.ceil(c.rows / k.colsPerTile);
@@ -191,17 +204,18 @@ export function linearVariant(g: Graph, x: Tensor, w: Tensor | ChunkedTensor, op
 
 /**
  * A linear kernel's whole WGSL: its directives, the dtype prelude (b, and w on the per-element path), the weight
- * reader, BINDINGS, then the kernel. `vector`: K is a multiple of 8 (weights read 8 at a time).
+ * reader, the element types of x and y (`io`, PLAIN_IO unless given), BINDINGS, then the kernel. `vector`: K is a
+ * multiple of 8 (weights read 8 at a time).
  */
-export function linearSource(k: { head: string; code: string; subgroups: boolean }, t: { act: ActDType; wd: WeightDType; bias: WeightDType; vector: boolean }): string {
+export function linearSource(k: { head: string; io?: string; code: string; subgroups: boolean }, t: { act: ActDType; wd: WeightDType; bias: WeightDType; vector: boolean }): string {
   const weights: Record<string, WeightDType> = t.vector ? { b: t.bias } : { w: t.wd, b: t.bias };
-  return k.head + prelude({ act: t.act, weights, subgroups: k.subgroups }) + weightReader(t.wd, t.vector) + BINDINGS + k.code;
+  return k.head + prelude({ act: t.act, weights, subgroups: k.subgroups }) + weightReader(t.wd, t.vector) + (k.io ?? PLAIN_IO) + BINDINGS + k.code;
 }
 
 /** `head`: directives that must precede the prelude. */
 type KernelChoice = KernelShape & { head: string; code: string };
 
-function kernelFor(device: Device, p: LinearPreset, name: string, reduce: 'subgroup' | 'shared', M: number, emulate?: MatrixShape): KernelChoice {
+function kernelFor(device: Device, p: Exclude<LinearPreset, SplitKPreset>, name: string, M: number, emulate?: MatrixShape): KernelChoice {
   if (p.kind === 'tiled') {
     const WG = (p.BM / p.TM) * (p.BN / p.TN);
     return { suffix: '', head: '', code: MATMUL_WGSL, constants: { BM: p.BM, BN: p.BN, BK: p.BK, TM: p.TM, TN: p.TN, WG }, subgroups: false, rowsPerTile: p.BM, colsPerTile: p.BN };
@@ -217,9 +231,7 @@ function kernelFor(device: Device, p: LinearPreset, name: string, reduce: 'subgr
     const suffix = `_${s.operand}m${s.M}x${s.N}x${s.K}_bk${k.BK}${emulate ? '_emulated' : ''}`;
     return { suffix, head: k.head, code: k.tail, constants: {}, subgroups: true, rowsPerTile: p.BM, colsPerTile: p.BN };
   }
-  if (p.kind === 'broadcast') return { ...broadcastShape(device, p, name, M), head: '', code: BROADCAST_WGSL };
-  const k = splitKShape(device, p, name, reduce);
-  return { ...k, head: '', code: MATVEC_WGSL + k.reduceWgsl };
+  return { ...broadcastShape(device, p, name, M), head: '', code: BROADCAST_WGSL };
 }
 
 /**

@@ -7,8 +7,9 @@ import { TOLERANCE, asStored, expectClose, normal, poisoned } from '@glm4v/core/
 import type { ActDType, WeightDType } from './prelude.js';
 import { canBroadcast, linear, matmul, matvec } from './matmul.js';
 import { type QuantLinearVariant, QUANT_LINEAR_PRESETS, linearQuant, selectQuantPreset } from './matmul_quant.js';
-import { QUANT_FORMATS, type QuantFormat, QuantizedMatrix, rowBytes } from './quant.js';
+import { QUANT_FORMATS, type QuantFormat, QuantizedMatrix, blocksPerRow, rowBytes } from './quant.js';
 import { dequantizeRows, quantizeRows } from './quantize.js';
+import { matvecPlan } from './linear-common.js';
 import { linearRef, scaleOf } from './test-util/linear-ref.js';
 
 let device: Device;
@@ -31,7 +32,8 @@ interface Case {
   chunkRows?: number;
 }
 
-async function check(c: Case): Promise<void> {
+/** Runs one case against float64; returns the dispatches it recorded (row chunks, plus the split-K second pass). */
+async function check(c: Case): Promise<number> {
   const { M, N, K, format, act = 'f32', fn = 'linear' } = c;
   const layout = QUANT_FORMATS[format];
   const seed = M * 7919 + N * 31 + K;
@@ -52,8 +54,10 @@ async function check(c: Case): Promise<void> {
   await g.run();
   const what = `${fn} ${c.variant?.preset ?? 'default'}${c.variant?.reduce ? `/${c.variant.reduce}` : ''} ${format}w ${act}a${c.bias ? ` +${c.bias} bias` : ''} M=${M} N=${N} K=${K}${c.chunkRows ? ` chunks of ${c.chunkRows}` : ''}`;
   expectClose(await out.read(), linearRef(xs, ws, bs, M, N, K), TOLERANCE[act], what, scaleOf(xs, ws, bs, M, N, K));
+  const dispatches = g.stats.dispatches;
   g.dispose();
   for (const t of [x, w, b, out]) t?.dispose();
+  return dispatches;
 }
 
 // [N, K]: K a multiple of the block, and not (1, 7, 127, 4097: a short last block of padding codes).
@@ -74,15 +78,12 @@ describe.each(FORMATS)('%s: every variant', (format) => {
   const variants: [Fn, QuantLinearVariant][] = [
     ['matmul', { preset: '64x64x32' }],
     ['matmul', { preset: '32x64x32' }],
-    ['matvec', { preset: 'sk32x2', reduce: 'subgroup' }],
-    ['matvec', { preset: 'sk32x2', reduce: 'shared' }],
   ];
   for (const [fn, variant] of variants) {
     it(`${variant.preset}${variant.reduce ? ` (${variant.reduce} reduction)` : ''}`, async (ctx) => {
       if (variant.reduce === 'subgroup' && !device.has('subgroups')) return ctx.skip('the adapter lacks subgroups');
-      for (const M of fn === 'matvec' ? [1, 3, 8] : [1, 9, 130]) {
-        // K = 1100: 35 blocks, so a split-K lane takes several (teams of 8 lanes on lavapipe, 32 on GPUs)
-        for (const [N, K] of [[17, 127], [130, 64], [65, 100], [9, 1100]]) await check({ M, N, K, format, fn, variant, bias: M === 3 || M === 9 ? 'f32' : undefined });
+      for (const M of [1, 9, 130]) {
+        for (const [N, K] of [[17, 127], [130, 64], [65, 100], [9, 1100]]) await check({ M, N, K, format, fn, variant, bias: M === 9 ? 'f32' : undefined });
       }
     });
   }
@@ -95,6 +96,43 @@ describe.each(FORMATS)('%s: every variant', (format) => {
   });
 });
 
+describe.each(FORMATS)('%s: split-K matvec sk32u2 (forced)', (format) => {
+  // The GPU decode kernel on this adapter. With subgroups of 8 (lavapipe) a team is 8 lanes and a step 8 · 2
+  // blocks, so K = 4097 (a short last block of padding codes) and 2048 have several steps and small N splits K into
+  // slices (a second pass); N ≥ 8192 gives two rows per team. Each case checks the dispatches against matvecPlan.
+  const layout = QUANT_FORMATS[format];
+  const sub: QuantLinearVariant = { preset: 'sk32u2', reduce: 'subgroup' };
+  const planned = (N: number, K: number, v: QuantLinearVariant, T: number) => matvecPlan(QUANT_LINEAR_PRESETS.sk32u2, T, N, blocksPerRow(layout, K), 32, v.slices);
+  const T = () => Math.min(32, device.adapter.subgroupMinSize ?? 32);
+  // The first case of a pipeline compiles it: lavapipe takes 10–40 s per q4 pipeline on a busy machine.
+  const COMPILE_MS = 300_000;
+  for (const M of [1, 2, 3, 4, 5, 6, 7, 8]) {
+    it(`M = ${M}: N and K small and large, K split where N is small`, { timeout: COMPILE_MS }, async (ctx) => {
+      if (!device.has('subgroups')) return ctx.skip('the adapter lacks subgroups');
+      for (const [i, [N, K]] of ([[1, 1], [7, 4097], [256, 2048], [130, 100], [8200, 40]] as const).entries()) {
+        const n = await check({ M, N, K, format, fn: 'matvec', variant: sub, bias: i % 2 ? 'f32' : undefined });
+        expect(n, `N=${N} K=${K}`).toBe(planned(N, K, sub, T()).slices > 1 ? 2 : 1);
+      }
+    });
+  }
+  it('shared reduction (teams of 32 lanes), forced slices', { timeout: COMPILE_MS }, async () => {
+    const v: QuantLinearVariant = { preset: 'sk32u2', reduce: 'shared' };
+    for (const M of [1, 8]) {
+      for (const [N, K] of [[65, 8200], [2050, 72]] as const) { // the per-element x path is met above
+        expect(await check({ M, N, K, format, fn: 'matvec', variant: v, bias: M === 8 ? 'f32' : undefined })).toBe(planned(N, K, v, 32).slices > 1 ? 2 : 1);
+      }
+    }
+    expect(planned(2050, 72, v, 32)).toMatchObject({ R: 2, slices: 1 });
+    expect(await check({ M: 3, N: 9, K: 4160, format, fn: 'matvec', variant: { ...v, slices: 3 } })).toBe(2);
+  });
+  it('plans for a GPU with subgroups of 32: the real decode shapes', () => {
+    const plan = (N: number, K: number) => matvecPlan(QUANT_LINEAR_PRESETS.sk32u2, 32, N, blocksPerRow(layout, K), 32);
+    expect(plan(4096, 4096)).toMatchObject({ R: 2, slices: 1, workgroups: 512, bytesInFlight: 16384 });
+    // k/v (N = 256): one row per team; q8's 128 blocks a row make two steps of 64, so two slices; q4's 64 one.
+    expect(plan(256, 4096)).toMatchObject({ R: 1, slices: format === 'q8' ? 2 : 1 });
+  });
+});
+
 describe.each(FORMATS)('%s: chunked weights, dtypes', (format) => {
   it('small forced chunks: odd row counts, a short last chunk, K not a multiple of the block', async () => {
     await check({ M: 1, N: 37, K: 63, format, chunkRows: 5, bias: 'f32' });
@@ -102,12 +140,14 @@ describe.each(FORMATS)('%s: chunked weights, dtypes', (format) => {
     await check({ M: 130, N: 37, K: 96, format, chunkRows: 5, bias: 'bf16' });
     await check({ M: 2, N: 23, K: 9, format, chunkRows: 1 });
     await check({ M: 70, N: 29, K: 63, format, chunkRows: 9, fn: 'matmul', variant: { preset: '64x64x32' } });
-    await check({ M: 4, N: 29, K: 64, format, chunkRows: 9, fn: 'matvec', variant: { preset: 'sk32x2', reduce: 'shared' } });
+    await check({ M: 4, N: 29, K: 64, format, chunkRows: 9, fn: 'matvec', variant: { preset: 'sk32u2', reduce: 'shared' } });
+    if (device.has('subgroups')) expect(await check({ M: 6, N: 37, K: 4097, format, chunkRows: 5, fn: 'matvec', variant: { preset: 'sk32u2' }, bias: 'f32' })).toBe(9); // K split
   });
 
   it('f16 activations and bias', async (ctx) => {
     if (!device.has('shader-f16')) return ctx.skip('the adapter lacks shader-f16');
     for (const M of [1, 17]) await check({ M, N: 33, K: 96, format, act: 'f16', bias: 'f16' });
+    if (device.has('subgroups')) await check({ M: 4, N: 33, K: 2056, format, act: 'f16', bias: 'f16', fn: 'matvec', variant: { preset: 'sk32u2', slices: 2 } });
   });
 });
 

@@ -1,9 +1,10 @@
 // Linear layers over block-quantised weights (quant.ts): y = x · W'ᵀ (+ b), each block's codes dequantised in
-// registers (matmul_quant_broadcast.wgsl, matvec_quant.wgsl with matvec_reduce_{subgroup,shared}.wgsl,
-// matmul_quant.wgsl). linear() (matmul.ts) sends a QuantizedMatrix here; the variants mirror the bf16 ones:
+// registers (matmul_quant_broadcast.wgsl, matvec_quant.wgsl with matvec_reduce_{subgroup,shared}.wgsl and
+// matvec_splitk_sum.wgsl, matmul_quant.wgsl). linear() (matmul.ts) sends a QuantizedMatrix here; the variants mirror the bf16 ones:
 // - 'broadcast': CPU adapters (lavapipe), any M: no workgroup memory, x shared by subgroup broadcasts, TN rows of
 //   W per invocation. What the software adapter's speed figures measure.
-// - 'splitk': decode (M ≤ 8) on GPUs: a team of lanes per row of W, a block per lane, 16-byte code loads.
+// - 'splitk': decode (M ≤ 8) on GPUs: a team of lanes per row of W, two blocks per lane per step (four 16-byte
+//   code loads per row in flight), K split over workgroups where N alone gives too few (linear-common.ts).
 // - 'tiled': many rows on GPUs: the W tile dequantised into workgroup memory 32 weights deep.
 // Both GPU variants are tested on every machine by forcing them.
 
@@ -13,24 +14,26 @@ import MATVEC_WGSL from './matvec_quant.wgsl.js';
 import TILED_WGSL from './matmul_quant.wgsl.js';
 import { type ActDType, type WeightDType, assertShape, prelude } from './prelude.js';
 import { grid1d } from './grid.js';
-import { type KernelShape, LINEAR_PARAMS, LINEAR_PARAMS_FIELDS, type LinearOptions, MATVEC_MAX_ROWS, broadcastShape, canBroadcast, canReduceWithSubgroups, checkLinearIO, isCpuAdapter, splitKShape } from './linear-common.js';
-import { type QuantizedMatrix, quantReader, rowBytes } from './quant.js';
+import { type KernelShape, LINEAR_PARAMS, LINEAR_PARAMS_FIELDS, type LinearOptions, MATVEC_MAX_ROWS, PLAIN_IO, type SplitKPreset, broadcastShape, canBroadcast, canReduceWithSubgroups, checkLinearIO, dispatchSplitK, isCpuAdapter } from './linear-common.js';
+import { type QuantizedMatrix, blocksPerRow, quantReader, rowBytes, wordsPerBlock } from './quant.js';
 
-/** The uniform block and bindings of the three quantised kernels, prepended to each (WQ is each kernel's code word). */
+/**
+ * The uniform block and bindings of the three quantised kernels, prepended to each (WQ is each kernel's code word;
+ * x and y of elements XV and Y: A, except in the split-K matvec, linear-common.ts).
+ */
 const QUANT_BINDINGS =
   `struct Params { ${LINEAR_PARAMS_FIELDS} }\n` +
   '@group(0) @binding(0) var<uniform> p: Params;\n' +
-  '@group(0) @binding(1) var<storage, read> x: array<A>;\n' +
+  '@group(0) @binding(1) var<storage, read> x: array<XV>;\n' +
   '@group(0) @binding(2) var<storage, read> w: array<WQ>;\n' +
   '@group(0) @binding(3) var<storage, read> s: array<u32>;\n' +
   '@group(0) @binding(4) var<storage, read> b: array<WS_b>;\n' +
-  '@group(0) @binding(5) var<storage, read_write> y: array<A>;\n';
+  '@group(0) @binding(5) var<storage, read_write> y: array<Y>;\n';
 
 /** BK is 32 weights (one code load per invocation per step), fixed in matmul_quant.wgsl. */
 export type QuantTiledPreset = { kind: 'tiled'; BM: number; BN: number; TM: number; TN: number };
 export type QuantBroadcastPreset = { kind: 'broadcast'; TM: number; TN: number; WG: number };
-export type QuantSplitKPreset = { kind: 'splitk'; T: number; R: number; WG: number };
-export type QuantLinearPreset = QuantTiledPreset | QuantBroadcastPreset | QuantSplitKPreset;
+export type QuantLinearPreset = QuantTiledPreset | QuantBroadcastPreset | SplitKPreset;
 
 /** Every variant by name; the name ends the kernel label, e.g. 'matvec_q4w_f32a_bcast8x4_m1'. */
 export const QUANT_LINEAR_PRESETS = {
@@ -38,8 +41,9 @@ export const QUANT_LINEAR_PRESETS = {
   '64x64x32': { kind: 'tiled', BM: 64, BN: 64, TM: 4, TN: 4 },
   /** GPUs, 8 < M < 64: 32×64 tile, 2×4 outputs per invocation. */
   '32x64x32': { kind: 'tiled', BM: 32, BN: 64, TM: 2, TN: 4 },
-  /** GPUs, M ≤ 8: 32 lanes per row of W (one block each), 2 rows per team, 4 teams per workgroup. */
-  sk32x2: { kind: 'splitk', T: 32, R: 2, WG: 128 },
+  /** GPUs, M ≤ 8: 32 lanes per row of W, 2 blocks (2 × 32 bytes of codes) per lane per row per step, workgroups
+   *  of 128; rows per team and K slices from the shape (matvecPlan, linear-common.ts). */
+  sk32u2: { kind: 'splitk', T: 32, U: 2, WG: 128 },
   /** CPU adapters, any M: 8 rows of x (1 when M = 1) × 4 rows of W per invocation, workgroups of 32. */
   bcast8x4: { kind: 'broadcast', TM: 8, TN: 4, WG: 32 },
 } as const satisfies Record<string, QuantLinearPreset>;
@@ -50,12 +54,14 @@ export interface QuantLinearVariant {
   preset?: QuantPresetName;
   /** How 'splitk' adds a team's partial sums. Default: 'subgroup' where the adapter allows it. */
   reduce?: 'subgroup' | 'shared';
+  /** 'splitk': ask for this many K slices instead of matvecPlan's choice. */
+  slices?: number;
 }
 
 /** As selectLinearPreset (matmul.ts): broadcast on CPU adapters with 8-lane subgroups, else split-K or tiled. */
 export function selectQuantPreset(device: Device, M: number, kind: 'matmul' | 'matvec'): QuantPresetName {
   if (isCpuAdapter(device) && canBroadcast(device)) return 'bcast8x4';
-  if (kind === 'matvec') return 'sk32x2';
+  if (kind === 'matvec') return 'sk32u2';
   return M < 64 ? '32x64x32' : '64x64x32';
 }
 
@@ -71,15 +77,24 @@ export function linearQuant(g: Graph, x: Tensor, w: QuantizedMatrix, opts: Linea
   if (M === 0) return y;
   const act = x.dtype as ActDType;
   const bias = opts.bias;
-  const reduce = variant.reduce ?? (canReduceWithSubgroups(g.device) ? 'subgroup' : 'shared');
-  const k = kernelFor(g.device, preset, name, reduce, M);
-  const code = prelude({ act, weights: { b: bias ? (bias.dtype as WeightDType) : act }, subgroups: k.subgroups }) + quantReader(w.layout, { dequant: preset.kind === 'tiled' }) + QUANT_BINDINGS + k.code;
-  const label = `${kind}_${w.layout.name}w_${act}a_${name}${k.suffix}`;
+  const head = (subgroups: boolean) => prelude({ act, weights: { b: bias ? (bias.dtype as WeightDType) : act }, subgroups }) + quantReader(w.layout, { dequant: preset.kind === 'tiled' });
+  const label = `${kind}_${w.layout.name}w_${act}a_${name}`;
+  if (preset.kind === 'splitk') {
+    const reduce = variant.reduce ?? (canReduceWithSubgroups(g.device) ? 'subgroup' : 'shared');
+    const chunks = w.chunks.map((c) => ({ rows: c.rows, rowStart: c.rowStart, weights: [c.data, c.scales] }));
+    const source = (io: string, subgroups: boolean) => head(subgroups) + io + QUANT_BINDINGS + MATVEC_WGSL;
+    // A block (32 bytes of codes, two 16-byte loads) is the unit; x8 reads vec4 pairs where K is a multiple of 8.
+    const units = { units: blocksPerRow(w.layout, K), unitBytes: 4 * wordsPerBlock(w.layout), xVector: K % 8 === 0 };
+    dispatchSplitK(g, { preset, name, label, reduce, x, y, bias, M, N, K, chunks, source, slices: variant.slices, ...units });
+    return y;
+  }
+  const k = kernelFor(g.device, preset, name, M);
+  const code = head(k.subgroups) + PLAIN_IO + QUANT_BINDINGS + k.code;
   for (const c of w.chunks) {
     const tilesN = Math.ceil(c.rows / k.colsPerTile);
     const tiles = tilesN * Math.ceil(M / k.rowsPerTile);
     g.dispatch({
-      kernel: { label, code, constants: k.constants },
+      kernel: { label: label + k.suffix, code, constants: k.constants },
       uniforms: { layout: LINEAR_PARAMS, values: { M, N, K, rows: c.rows, col0: c.rowStart, tiles_n: tilesN, tiles, has_bias: bias ? 1 : 0 } },
       // Without a bias, x stands in for the unused binding.
       inputs: [x, c.data, c.scales, bias ?? x],
@@ -92,14 +107,12 @@ export function linearQuant(g: Graph, x: Tensor, w: QuantizedMatrix, opts: Linea
 
 type KernelChoice = KernelShape & { code: string };
 
-function kernelFor(device: Device, p: QuantLinearPreset, name: string, reduce: 'subgroup' | 'shared', M: number): KernelChoice {
+function kernelFor(device: Device, p: Exclude<QuantLinearPreset, SplitKPreset>, name: string, M: number): KernelChoice {
   if (p.kind === 'tiled') {
     const WG = (p.BM / p.TM) * (p.BN / p.TN);
     return { suffix: '', code: TILED_WGSL, constants: { BM: p.BM, BN: p.BN, TM: p.TM, TN: p.TN, WG }, subgroups: false, rowsPerTile: p.BM, colsPerTile: p.BN };
   }
-  if (p.kind === 'broadcast') return { ...broadcastShape(device, p, name, M), code: BROADCAST_WGSL };
-  const k = splitKShape(device, p, name, reduce);
-  return { ...k, code: MATVEC_WGSL + k.reduceWgsl };
+  return { ...broadcastShape(device, p, name, M), code: BROADCAST_WGSL };
 }
 
 function checkQuantArgs(device: Device, what: string, x: Tensor, w: QuantizedMatrix, opts: LinearOptions): { M: number; N: number; K: number } {

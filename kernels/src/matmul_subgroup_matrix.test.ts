@@ -104,7 +104,7 @@ describe('GPU variant choice', () => {
   it('takes the matrix units from 64 rows when they take the weight, else 128-row tiles by width', () => {
     const tc = fakeDevice([{ componentType: 'f16', resultComponentType: 'f32', M: 16, N: 16, K: 16 }]);
     expect(matmulWeightDType(tc)).toBe('f16');
-    expect(selectLinearPreset(tc, 8, 'matvec', { N: 4096, dtype: 'f16' })).toBe('sk32x2');
+    expect(selectLinearPreset(tc, 8, 'matvec', { N: 4096, dtype: 'f16' })).toBe('sk32u4');
     expect(selectLinearPreset(tc, 63, 'matmul', { N: 4096, dtype: 'f16' })).toBe('32x64x16');
     expect(selectLinearPreset(tc, 64, 'matmul', { N: 4096, dtype: 'f16' })).toBe('sm128x128');
     // a bf16 weight (not converted: the patch embedding) cannot feed f16 operands unchecked

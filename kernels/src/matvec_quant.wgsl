@@ -1,33 +1,62 @@
 // y[m, col0 + n] = Σ_k x[m, k] · w'[n, k] (+ b[col0 + n]) for a few rows of x (decode, M ≤ 8) over block-quantised
-// weights: the split-K scheme of matvec.wgsl. A team of T invocations shares each row of w; lane t takes the blocks
-// t, t + T, …, reading a block's codes in 16-byte loads (q4: one vec4<u32> per 32 weights, q8: two) and its scale
-// (and min) in one word, so a team's loads are contiguous. Per block, a lane adds Σ u·x for each of its R rows and
-// Σ x once, then folds in the block's scale and min: d·Σ u·x + (m − d·QOFFSET)·Σ x (the codes become f32 in
-// registers, quant.ts; no f32 copy of w exists). Weights past K are padding codes; x reads as 0 there. The M × R partial sums are added
-// across the team by team_reduce(), from matvec_reduce_subgroup.wgsl or matvec_reduce_shared.wgsl.
+// weights: the split-K scheme of matvec.wgsl with a block (32 bytes of codes: 32 weights in q8, 64 in q4) as the
+// unit. A team of T invocations shares each row of w and owns R rows; a step gives lane t the blocks t, t + T, …,
+// t + (U − 1)·T of each row, whose codes (two 16-byte loads per block) and scales are all loaded before the first
+// is used: U · R · 32 bytes in flight per lane. Per block, a lane adds Σ u·x for each of its R rows and Σ x once,
+// then folds in the block's scale and min: d·Σ u·x + (m − d·QOFFSET)·Σ x (the codes become f32 in registers,
+// quant.ts; no f32 copy of w exists). x is read in vec4 pairs through x8z (linear-common.ts), which reads 0 past
+// K: the last block of a row, when K is not a multiple of QBLOCK, holds padding codes (q4's dequantise to its min).
+// Split-K, team_reduce and store_y as in matvec.wgsl. The shapes (U = 2 blocks: 16 KB in flight per workgroup
+// of 128, as the bf16 kernel) are reasoned in ARCHITECTURE.md ("Decode matvec on GPUs"). GPU speed is
+// unverified: no GPU has run this kernel; lavapipe checks its results.
 // The wrapper prepends the dtype prelude (A, load_b), the format's reader from quant.ts (QBLOCK, QWORDS, QSTEP,
-// qcodes, qscale, qblocks) and QUANT_BINDINGS (matmul_quant.ts): p, x [M, K] (A), w [rows, blocks · QWORDS / 4]
-// (WQ), s (scales, u32 words), b [N] (WS_b, read only when p.has_bias), y [M, N] (A).
+// qcodes, qscale, qblocks), the x reader and store_y (linear-common.ts) and QUANT_BINDINGS (matmul_quant.ts): p,
+// x [M, K] (XV), w [rows, blocks · QWORDS / 4] (WQ), s (scales, u32 words), b [N] (WS_b), y (Y).
 
 alias WQ = vec4<u32>;
 
 override WG: u32 = 128u;
 override T: u32 = 32u; // invocations per row of w: a power of two dividing WG
-override R: u32 = 2u;  // rows of w per team, ≤ MAX_R
-const MAX_R = 4u;
+override R: u32 = 2u;  // rows of w per team, ≤ MAX_R; U (blocks per lane per step) is a const from the wrapper
+const MAX_R = 2u;
 const MAX_M = 8u;      // rows of x; the loops stop at p.M
+const QV = QWORDS / 4u; // 16-byte loads per block (2 in both formats)
 
 alias Sums = array<array<f32, MAX_R>, MAX_M>;
+/** One block of one row: its codes and its (d, m). */
+struct Block { v: array<vec4u, QV>, dm: vec2f }
 
-fn xk(base: u32, k: u32) -> f32 {
-  return select(0.0, f32(x[base + min(k, p.K - 1u)]), k < p.K);
+fn load_block(row: u32, blocks: u32, bk: u32) -> Block {
+  var b: Block;
+  for (var qd = 0u; qd < QV; qd++) { b.v[qd] = w[(row * blocks + bk) * QV + qd]; }
+  b.dm = qscale(row, bk);
+  return b;
 }
 
-/** x[m, k .. k + 8) as two vec4 (k..k+3, k+4..k+7); 0 past K. */
-fn x8(m: u32, k: u32) -> QW {
-  let base = m * p.K;
-  return QW(vec4f(xk(base, k), xk(base, k + 1u), xk(base, k + 2u), xk(base, k + 3u)),
-            vec4f(xk(base, k + 4u), xk(base, k + 5u), xk(base, k + 6u), xk(base, k + 7u)));
+/** Adds block bk of the R rows in `blk` times x to acc. */
+fn add_block(acc: ptr<function, Sums>, blk: array<Block, MAX_R>, bk: u32) {
+  for (var m = 0u; m < MAX_M; m++) {
+    if (m >= p.M) { continue; }
+    var sx = 0.0;
+    var sq = array<f32, MAX_R>(0.0, 0.0); // Σ u·x per row (zeroed by hand, as every per-iteration var here)
+    for (var qd = 0u; qd < QV; qd++) {
+      for (var h = 0u; h < 4u; h += QSTEP) { // 8 weights per step
+        let k = bk * QBLOCK + (qd * 4u + h) / QSTEP * 8u;
+        let xv = x8z(m, k);
+        sx += dot(xv.a, vec4f(1.0)) + dot(xv.b, vec4f(1.0));
+        let xa = xv.a * QPOS; // the codes' byte positions (quant.ts)
+        let xb = xv.b * QPOS;
+        for (var r = 0u; r < R; r++) {
+          let q = qcodes(blk[r].v[qd][h], blk[r].v[qd][h + QSTEP - 1u]);
+          sq[r] += dot(q.a, xa) + dot(q.b, xb);
+        }
+      }
+    }
+    for (var r = 0u; r < R; r++) {
+      let dm = blk[r].dm;
+      (*acc)[m][r] += dm.x * sq[r] + (dm.y - dm.x * QOFFSET) * sx;
+    }
+  }
 }
 
 @compute @workgroup_size(WG)
@@ -35,55 +64,32 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let tile = wid.x + wid.y * nwg.x;
   if (tile >= p.tiles) { return; } // uniform per workgroup: team_reduce below stays in uniform control flow
   let lane = lid % T;
-  let row0 = (tile * (WG / T) + lid / T) * R;
+  let row0 = ((tile % p.tiles_n) * (WG / T) + lid / T) * R;
   var rows: array<u32, MAX_R>;
-  for (var r = 0u; r < R; r++) { rows[r] = min(row0 + r, p.rows - 1u); }
+  for (var r = 0u; r < MAX_R; r++) { rows[r] = min(row0 + min(r, R - 1u), p.rows - 1u); }
+  let slice = tile / p.tiles_n;
   let blocks = qblocks();
+  let span = slice_span(blocks, p.tiles / p.tiles_n, slice, T * U);
   var acc: Sums;
-  for (var i = 0u; i < (blocks + T - 1u) / T; i++) { // a uniform trip count; lanes past the end idle
-    let bk = i * T + lane;
-    if (bk >= blocks) { continue; }
-    // Zeroed by hand: a var declared in a loop body should start at zero in every iteration, but Dawn on lavapipe
-    // keeps the previous iteration's value (measured).
-    var sq: Sums; // Σ u·x of this block, per row of x and of w
-    var sx: array<f32, MAX_M>;
-    for (var m = 0u; m < MAX_M; m++) {
-      sx[m] = 0.0;
-      for (var r = 0u; r < R; r++) { sq[m][r] = 0.0; }
+  let steps = (span.y - span.x) / (T * U);
+  for (var i = 0u; i < steps; i++) {
+    let bk = span.x + i * T * U + lane;
+    var blk: array<array<Block, MAX_R>, U>;
+    for (var u = 0u; u < U; u++) {
+      for (var r = 0u; r < R; r++) { blk[u][r] = load_block(rows[r], blocks, bk + u * T); }
     }
-    for (var qd = 0u; qd < QWORDS / 4u; qd++) { // 16 bytes of codes at a time
-      var v: array<vec4u, MAX_R>;
-      for (var r = 0u; r < R; r++) { v[r] = w[(rows[r] * blocks + bk) * (QWORDS / 4u) + qd]; }
-      for (var h = 0u; h < 4u; h += QSTEP) { // 8 weights per step
-        let k = bk * QBLOCK + (qd * 4u + h) / QSTEP * 8u;
-        for (var m = 0u; m < MAX_M; m++) {
-          if (m >= p.M) { continue; }
-          let xv = x8(m, k);
-          sx[m] += dot(xv.a, vec4f(1.0)) + dot(xv.b, vec4f(1.0));
-          let xa = xv.a * QPOS; // the codes' byte positions (quant.ts)
-          let xb = xv.b * QPOS;
-          for (var r = 0u; r < R; r++) {
-            let q = qcodes(v[r][h], v[r][h + QSTEP - 1u]);
-            sq[m][r] += dot(q.a, xa) + dot(q.b, xb);
-          }
-        }
-      }
-    }
-    for (var r = 0u; r < R; r++) {
-      let dm = qscale(rows[r], bk);
-      for (var m = 0u; m < MAX_M; m++) { acc[m][r] += dm.x * sq[m][r] + (dm.y - dm.x * QOFFSET) * sx[m]; }
-    }
+    for (var u = 0u; u < U; u++) { add_block(&acc, blk[u], bk + u * T); }
+  }
+  for (var bk = span.x + steps * T * U + lane; bk < span.y; bk += T) { // the rest, one block per lane
+    var blk: array<Block, MAX_R>;
+    for (var r = 0u; r < R; r++) { blk[r] = load_block(rows[r], blocks, bk); }
+    add_block(&acc, blk, bk);
   }
   team_reduce(&acc, lid);
   for (var m = 0u; m < MAX_M; m++) {
     if (m >= p.M) { continue; }
     for (var r = 0u; r < R; r++) {
-      let n = row0 + r;
-      if (lane == 0u && n < p.rows) {
-        var v = acc[m][r];
-        if (p.has_bias != 0u) { v += load_b(p.col0 + n); }
-        y[m * p.N + p.col0 + n] = A(v);
-      }
+      if (lane == 0u && row0 + r < p.rows) { store_y(m, row0 + r, slice, acc[m][r]); }
     }
   }
 }
