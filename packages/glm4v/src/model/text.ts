@@ -64,19 +64,25 @@ export class DecoderLayer {
 
   static async load(w: WeightSource, c: TextConfig): Promise<DecoderLayer> {
     const D = c.hiddenSize;
-    const kvDim = c.numKvHeads * c.headDim;
-    const qDim = c.numHeads * c.headDim;
     const attn = w.scope('self_attn');
-    return new DecoderLayer(
-      await w.get('input_layernorm.weight', [D]),
-      await loadQkv(attn, c),
-      { weight: (await attn.quantizable('o_proj.weight', [D, qDim], 'text'))[0] },
-      await w.get('post_self_attn_layernorm.weight', [D]),
-      await w.get('post_attention_layernorm.weight', [D]),
-      (await w.quantizable('mlp.gate_up_proj.weight', [2 * c.intermediateSize, D], 'text'))[0],
-      (await w.quantizable('mlp.down_proj.weight', [D, c.intermediateSize], 'text'))[0],
-      await w.get('post_mlp_layernorm.weight', [D]),
-    );
+    const inputLayernorm = await w.get('input_layernorm.weight', [D]);
+    const qkv = await loadQkv(attn, c);
+    try {
+      return new DecoderLayer(
+        inputLayernorm,
+        qkv,
+        { weight: (await attn.quantizable('o_proj.weight', [D, c.numHeads * c.headDim], 'text'))[0] },
+        await w.get('post_self_attn_layernorm.weight', [D]),
+        await w.get('post_attention_layernorm.weight', [D]),
+        (await w.quantizable('mlp.gate_up_proj.weight', [2 * c.intermediateSize, D], 'text'))[0],
+        (await w.quantizable('mlp.down_proj.weight', [D, c.intermediateSize], 'text'))[0],
+        await w.get('post_mlp_layernorm.weight', [D]),
+      );
+    } catch (e) {
+      qkv.weight.dispose(); // the model's own; the rest is the source's
+      qkv.bias?.dispose();
+      throw e;
+    }
   }
 
   /** x [S, D] updated in place; keys and values of these tokens written to `cache`.  (Glm4vTextDecoderLayer.forward) */
