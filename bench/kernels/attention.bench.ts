@@ -1,4 +1,4 @@
-import { type Device, Graph, Tensor } from '@glm4v/core';
+import { type Device, Graph, type Params, Tensor } from '@glm4v/core';
 import { type AttentionPresetName, type KvDType, ROW_FIELDS, attentionDecode, attentionPrefill, attentionSegments, createKvCache, fillRandom, rowsTable } from '@glm4v/kernels';
 import type { KernelCase } from './harness.js';
 
@@ -40,12 +40,13 @@ function decodeCase(ctx: number, kv: KvDType, rows = 1): KernelCase {
       fillRandom(fill, cache.v, 2, 1);
       await fill.run();
       fill.dispose();
-      const [q, k, v] = [await random(device, 'f32', [rows, HQ * D], 3), await random(device, 'f32', [rows, HKV * D], 4), await random(device, 'f32', [rows, HKV * D], 5)];
+      const qkv = await random(device, 'f32', [rows, (HQ + 2 * HKV) * D], 3);
       const table = rowsTable(Array.from({ length: rows }, (_, slot) => ({ slot, pos: ctx - 1, ropePos: ctx - 1, step: 0 })));
       const rowsT = await Tensor.fromArray(device, 'i32', [rows, ROW_FIELDS], table, 'rows');
       const graph = new Graph(device, 'bench-attention-decode');
-      attentionDecode(graph, q, k, v, cache, { numHeads: HQ, numKvHeads: HKV, headDim: D, rows: rowsT, maxKeys: (p) => p.maxKeys });
-      return { graph, params: { maxKeys: ctx }, dispose: () => [graph, q, k, v, rowsT, cache.k, cache.v].forEach((o) => o.dispose()) };
+      const rope = { rotaryDim: D / 2, theta: 10000 };
+      attentionDecode(graph, qkv, cache, { numHeads: HQ, numKvHeads: HKV, headDim: D, rows: rowsT, maxKeys: (p: Params) => p.maxKeys, rope });
+      return { graph, params: { maxKeys: ctx }, dispose: () => [graph, qkv, rowsT, cache.k, cache.v].forEach((o) => o.dispose()) };
     },
   };
 }
@@ -60,10 +61,10 @@ function prefillCase(s: number, preset?: AttentionPresetName): KernelCase {
     flops: (4 * s * s * D * HQ) / 2,
     async build(device: Device) {
       const cache = await createKvCache(device, HKV, s, D, 'f32', 'bench_kv');
-      const [q, k, v] = [await random(device, 'f32', [s, HQ * D], 1), await random(device, 'f32', [s, HKV * D], 2), await random(device, 'f32', [s, HKV * D], 3)];
+      const qkv = await random(device, 'f32', [s, (HQ + 2 * HKV) * D], 1);
       const graph = new Graph(device, 'bench-attention-prefill');
-      attentionPrefill(graph, q, k, v, cache, { numHeads: HQ, numKvHeads: HKV, headDim: D, start: 0, preset });
-      return { graph, dispose: () => [graph, q, k, v, cache.k, cache.v].forEach((o) => o.dispose()) };
+      attentionPrefill(graph, qkv, cache, { numHeads: HQ, numKvHeads: HKV, headDim: D, start: 0, preset });
+      return { graph, dispose: () => [graph, qkv, cache.k, cache.v].forEach((o) => o.dispose()) };
     },
   };
 }

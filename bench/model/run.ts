@@ -8,7 +8,9 @@
 // Defaults: all 40 layers and 24 blocks on a GPU; 2 and 2 on a software adapter (lavapipe), where the full model
 // would take hours. The KV cache is f16 (where the adapter has shader-f16) for 4096 tokens, as a user's would be.
 // --image 0 skips the vision tower (then the peak is the text-only one). --profile adds a decode step timed per
-// dispatch (profile.ts): its GPU time beside its wall time, and a table per kernel family.
+// dispatch (profile.ts): its GPU time beside its wall time, and a table per kernel family. Every run reports the
+// host µs per decode step (step.run: rows table and uniforms written, the graph encoded and submitted) and the
+// dispatches and uniform bytes one replay encodes and writes.
 
 import { Device } from '@glm4v/core';
 import { type QuantFormat, isQuantFormat } from '@glm4v/kernels';
@@ -52,10 +54,14 @@ async function timeDecode(model: Glm4vModel, o: Options, log: (s: string) => voi
     const prefillMs = performance.now() - t;
     const step = await model.recordDecode(session.pool, 1);
     // One step in flight, as the Batcher keeps it: step i + 1 is submitted before step i's token (4 bytes) is read.
+    // The host's cost of a step is the time step.run() takes: rows table and uniforms written, graph encoded, submitted.
+    let hostUs = Infinity;
     const decode = async (n: number) => {
       let pending = session.readToken();
       for (let i = 0; i < n; i++) {
+        const h = performance.now();
         await step.run([session]);
+        hostUs = Math.min(hostUs, (performance.now() - h) * 1000);
         const next = session.readToken();
         await pending;
         pending = next;
@@ -72,9 +78,10 @@ async function timeDecode(model: Glm4vModel, o: Options, log: (s: string) => voi
     }
     const profiled = o.profile && model.device.has('timestamp-query');
     if (o.profile && !profiled) log('--profile: this adapter lacks timestamp-query; no per-dispatch times');
+    const replay = step.lastRun;
     const profile = profiled ? await profileDecode(step, session) : undefined;
     step.dispose();
-    return { prefillMs, decodeMs, kv, kvPerLayer: kvBytesPerLayer(session), profile };
+    return { prefillMs, decodeMs, hostUs, replay, kv, kvPerLayer: kvBytesPerLayer(session), profile };
   } finally {
     session.dispose();
   }
@@ -126,7 +133,11 @@ async function runOne(device: Device, quant: QuantRequest, o: Options, log: (s: 
       decode_steps: o.steps,
       decode_rounds: o.rounds,
       decode_ms_per_token: d.decodeMs,
-      decode_dispatches: d.profile?.dispatches,
+      /** Host time of one decode step (step.run: rows table and uniforms written, graph encoded, submitted), best step. */
+      decode_host_us_per_step: d.hostUs,
+      decode_dispatches: d.replay.dispatches,
+      decode_uniform_bytes_per_token: d.replay.uniformBytes,
+      decode_rows_bytes_per_token: d.replay.rowsBytes,
       decode_gpu_ms: d.profile?.gpuMs,
       decode_families: d.profile?.families,
       vision_image: v?.image ?? null,
@@ -202,6 +213,9 @@ async function main() {
       r.quant + (r.quant_vision !== 'bf16' ? ` (vision ${r.quant_vision})` : ''),
       {
         'decode ms/token': r.decode_ms_per_token.toFixed(1),
+        'host µs/step': r.decode_host_us_per_step.toFixed(0),
+        'dispatches/token': r.decode_dispatches,
+        'uniform B/token': r.decode_uniform_bytes_per_token,
         [`vs ${rows[0].quant}`]: (r.decode_ms_per_token / rows[0].decode_ms_per_token).toFixed(3),
         'prefill tok/s': r.prefill_tokens_per_s.toFixed(1),
         'vision ms': r.vision_ms?.toFixed(0) ?? '-',

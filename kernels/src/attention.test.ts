@@ -1,7 +1,9 @@
 import { type TestContext, afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Device, Graph, InputError, OutOfMemoryError, Tensor } from '@glm4v/core';
 import { TOLERANCE, asStored, expectClose, normal, poisoned } from '@glm4v/core/testing';
-import { ATTENTION_PRESETS, type AttentionPresetName, type KvCache, type KvDType, attentionDecode, attentionPrefill, attentionSegments, createKvCache, selectAttentionPreset, selectPrefillAttentionPreset } from './attention.js';
+import { ATTENTION_PRESETS, type AttentionPresetName, type KvCache, type KvDType, attentionPrefill, attentionSegments, createKvCache, selectAttentionPreset, selectPrefillAttentionPreset } from './attention.js';
+import { attentionDecode, decodeLanes } from './attention_decode.js';
+import { ropeFrequencies } from './rope.js';
 import { canBroadcast } from './matmul.js';
 import { type RowValues, rowsTable } from './rows.js';
 
@@ -117,6 +119,23 @@ function maxAbs(x: ArrayLike<number>): number {
   return m;
 }
 
+/** The fused q|k|v rows [n, (hq + 2·hkv)·d] of q [n, hq·d], k and v [n, hkv·d]. */
+function fusedRows(q: Float64Array, k: Float64Array, v: Float64Array, n: number, c: Cfg): Float64Array {
+  const [qw, kw] = [c.hq * c.d, c.hkv * c.d];
+  const out = new Float64Array(n * (qw + 2 * kw));
+  for (let i = 0; i < n; i++) {
+    const at = i * (qw + 2 * kw);
+    out.set(q.subarray(i * qw, (i + 1) * qw), at);
+    out.set(k.subarray(i * kw, (i + 1) * kw), at + qw);
+    out.set(v.subarray(i * kw, (i + 1) * kw), at + qw + kw);
+  }
+  return out;
+}
+
+async function fusedTensor(ad: 'f32' | 'f16', q: Float64Array, k: Float64Array, v: Float64Array, n: number, c: Cfg): Promise<Tensor> {
+  return Tensor.fromArray(device, ad, [n, (c.hq + 2 * c.hkv) * c.d], fusedRows(q, k, v, n, c), 'qkv');
+}
+
 function disposeAll(...xs: { dispose(): void }[]): void {
   for (const x of xs) x.dispose();
 }
@@ -151,12 +170,10 @@ async function checkPrefill(ctx: TestContext, { c, s, start, act: ad, kvd, prese
   const vs = act(ad, s * c.hkv * c.d, seed + 2);
   const slots = slot === 0 ? 1 : slot + 2;
   const { cache, pk, pv } = await cacheWith(c, capacity, kvd, start, seed + 3, slot, slots);
-  const q = await Tensor.fromArray(device, ad, [s, c.hq * c.d], qs, 'q');
-  const k = await Tensor.fromArray(device, ad, [s, c.hkv * c.d], ks, 'k');
-  const v = await Tensor.fromArray(device, ad, [s, c.hkv * c.d], vs, 'v');
+  const qkv = await fusedTensor(ad, qs, ks, vs, s, c);
   const out = await poisoned(device, ad, [s, c.hq * c.d]);
   const g = new Graph(device);
-  attentionPrefill(g, q, k, v, cache, { numHeads: c.hq, numKvHeads: c.hkv, headDim: c.d, start, slot, out, preset });
+  attentionPrefill(g, qkv, cache, { numHeads: c.hq, numKvHeads: c.hkv, headDim: c.d, start, slot, out, preset });
   await g.run();
   const keys = concatRows(pk, asStored(kvd, ks));
   const vals = concatRows(pv, asStored(kvd, vs));
@@ -172,7 +189,7 @@ async function checkPrefill(ctx: TestContext, { c, s, start, act: ad, kvd, prese
   const others = [...kc.slice(0, slot * slotSize), ...kc.slice((slot + 1) * slotSize)];
   expect(others.every(Number.isNaN), `${what}: other slots untouched`).toBe(true);
   g.dispose();
-  disposeAll(q, k, v, out);
+  disposeAll(qkv, out);
   disposeCache(cache);
 }
 
@@ -221,18 +238,13 @@ describe('attentionPrefill', () => {
     const rows = (x: Float64Array, w: number, a: number, b: number) => x.subarray(a * w, b * w);
     const oneShot = await createKvCache(device, c.hkv, capacity, c.d);
     const chunked = await createKvCache(device, c.hkv, capacity, c.d);
-    const ts = await Promise.all([
-      Tensor.fromArray(device, 'f32', [s, c.hq * c.d], qs),
-      Tensor.fromArray(device, 'f32', [s, c.hkv * c.d], ks),
-      Tensor.fromArray(device, 'f32', [s, c.hkv * c.d], vs),
-    ]);
-    const part = async (a: number, b: number, w: number, x: Float64Array) => Tensor.fromArray(device, 'f32', [b - a, w], rows(x, w, a, b));
+    const ts = [await fusedTensor('f32', qs, ks, vs, s, c)];
     const chunks = [];
-    for (const [a, b] of [[0, split], [split, s]]) chunks.push(await Promise.all([part(a, b, c.hq * c.d, qs), part(a, b, c.hkv * c.d, ks), part(a, b, c.hkv * c.d, vs)]));
+    for (const [a, b] of [[0, split], [split, s]]) chunks.push(await fusedTensor('f32', rows(qs, c.hq * c.d, a, b), rows(ks, c.hkv * c.d, a, b), rows(vs, c.hkv * c.d, a, b), b - a, c));
     const g = new Graph(device);
-    const whole = g.keep(attentionPrefill(g, ts[0], ts[1], ts[2], oneShot, { ...heads, start: 0 }));
-    const first = g.keep(attentionPrefill(g, ...chunks[0], chunked, { ...heads, start: 0 }));
-    const second = g.keep(attentionPrefill(g, ...chunks[1], chunked, { ...heads, start: split }));
+    const whole = g.keep(attentionPrefill(g, ts[0], oneShot, { ...heads, start: 0 }));
+    const first = g.keep(attentionPrefill(g, chunks[0], chunked, { ...heads, start: 0 }));
+    const second = g.keep(attentionPrefill(g, chunks[1], chunked, { ...heads, start: split }));
     await g.run();
     const w = await whole.read();
     const got = concatRows(Float64Array.from(await first.read()), Float64Array.from(await second.read()));
@@ -243,7 +255,7 @@ describe('attentionPrefill', () => {
     expectClose(await rowsOf(chunked.k), await rowsOf(oneShot.k), { atol: 0, rtol: 0 }, 'chunked cache.k vs one-shot');
     expectClose(await rowsOf(chunked.v), await rowsOf(oneShot.v), { atol: 0, rtol: 0 }, 'chunked cache.v vs one-shot');
     g.dispose();
-    disposeAll(...ts, ...chunks.flat());
+    disposeAll(...ts, ...chunks);
     disposeCache(oneShot);
     disposeCache(chunked);
   });
@@ -255,11 +267,9 @@ describe('attentionPrefill', () => {
     const ks = act('f32', s * c.hkv * c.d, 22);
     const vs = act('f32', s * c.hkv * c.d, 23);
     const cache = await createKvCache(device, c.hkv, s, c.d);
-    const q = await Tensor.fromArray(device, 'f32', [s, c.hq * c.d], qs);
-    const k = await Tensor.fromArray(device, 'f32', [s, c.hkv * c.d], ks);
-    const v = await Tensor.fromArray(device, 'f32', [s, c.hkv * c.d], vs);
+    const qkv = await fusedTensor('f32', qs, ks, vs, s, c);
     const g = new Graph(device);
-    const out = g.keep(attentionPrefill(g, q, k, v, cache, { numHeads: c.hq, numKvHeads: c.hkv, headDim: c.d, start: 0 }));
+    const out = g.keep(attentionPrefill(g, qkv, cache, { numHeads: c.hq, numKvHeads: c.hkv, headDim: c.d, start: 0 }));
     await g.run();
     const got = await out.read();
     const contiguous = attentionRef(qs, ks, vs, s, c, 0.25, causal(0));
@@ -267,7 +277,7 @@ describe('attentionPrefill', () => {
     expectClose(got, contiguous, TOLERANCE.f32, 'GQA contiguous grouping', maxAbs(vs));
     expect(() => expectClose(got, modulo, TOLERANCE.f32, 'GQA modulo grouping', maxAbs(vs))).toThrow();
     g.dispose();
-    disposeAll(q, k, v);
+    disposeAll(qkv);
     disposeCache(cache);
   });
 
@@ -279,9 +289,9 @@ describe('attentionPrefill', () => {
       const ks = act('f32', s * c.hkv * c.d, 32);
       const vs = act('f32', s * c.hkv * c.d, 33);
       const cache = await createKvCache(device, c.hkv, s, c.d);
-      const ts = [await Tensor.fromArray(device, 'f32', [s, 16], qs), await Tensor.fromArray(device, 'f32', [s, 8], ks), await Tensor.fromArray(device, 'f32', [s, 8], vs)];
+      const ts = [await fusedTensor('f32', qs, ks, vs, s, c)];
       const g = new Graph(device);
-      const out = g.keep(attentionPrefill(g, ts[0], ts[1], ts[2], cache, { numHeads: 2, numKvHeads: 1, headDim: 8, start: 0, scale }));
+      const out = g.keep(attentionPrefill(g, ts[0], cache, { numHeads: 2, numKvHeads: 1, headDim: 8, start: 0, scale }));
       await g.run();
       // At scale 40 the logits reach hundreds (exp of them overflows anything without the running max); their f32
       // rounding then moves the weights by ~ε·|logit|, so the error scale is max|v|·max|logit|.
@@ -324,15 +334,40 @@ function concatAll(xs: Float64Array[]): Float64Array {
   return xs.reduce((a, b) => concatRows(a, b), new Float64Array(0));
 }
 
+/** The text RoPE in float64 on the first `heads` heads of one row: interleaved pairs j < rotaryDim/2 by pos·ω_j. */
+function ropeRef(x: Float64Array, heads: number, d: number, rotaryDim: number, pos: number): Float64Array {
+  const y = Float64Array.from(x);
+  const omega = ropeFrequencies(rotaryDim, ROPE.theta);
+  for (let h = 0; h < heads; h++) {
+    for (let j = 0; j < rotaryDim / 2; j++) {
+      const a = Math.fround(pos * omega[j]);
+      const [i0, i1] = [h * d + 2 * j, h * d + 2 * j + 1];
+      y[i0] = x[i0] * Math.cos(a) - x[i1] * Math.sin(a);
+      y[i1] = x[i1] * Math.cos(a) + x[i0] * Math.sin(a);
+    }
+  }
+  return y;
+}
+
+const ROPE = { theta: 10000 };
+
+interface DecodeCase {
+  lanes?: number;
+  /** Rotary dims turned by the fused RoPE (none: q and k as given). */
+  rotaryDim?: number;
+  slots?: number;
+}
+
 /**
  * A batch of decode rows in one dispatch against the float64 reference: slot s holds the keys of the row that uses
  * it (other slots stay NaN and must not be read). Returns the output, for comparisons between batches.
  */
-async function checkDecode(ctx: TestContext, c: Cfg, rows: readonly DecodeRow[], capacity: number, ad: 'f32' | 'f16', kvd: KvDType, preset?: AttentionPresetName, slots = 1 + Math.max(...rows.map((r) => r.slot))): Promise<Float32Array | undefined> {
+async function checkDecode(ctx: TestContext, c: Cfg, rows: readonly DecodeRow[], capacity: number, ad: 'f32' | 'f16', kvd: KvDType, o: DecodeCase = {}): Promise<Float32Array | undefined> {
   if ((ad === 'f16' || kvd === 'f16') && !device.has('shader-f16')) {
     ctx.skip('the adapter lacks shader-f16');
     return undefined;
   }
+  const slots = o.slots ?? 1 + Math.max(...rows.map((r) => r.slot));
   const m = rows.length;
   const inputs = rows.map((r) => rowInputs(c, r, ad, kvd));
   const hk = new Float64Array(slots * c.hkv * capacity * c.d).fill(NaN);
@@ -344,13 +379,12 @@ async function checkDecode(ctx: TestContext, c: Cfg, rows: readonly DecodeRow[],
   const cache = await createKvCache(device, c.hkv, capacity, c.d, kvd, 'test_cache', slots);
   cache.k.write(hk);
   cache.v.write(hv);
-  const q = await Tensor.fromArray(device, ad, [m, c.hq * c.d], concatAll(inputs.map((x) => x.q)), 'q');
-  const k = await Tensor.fromArray(device, ad, [m, c.hkv * c.d], concatAll(inputs.map((x) => x.k)), 'k');
-  const v = await Tensor.fromArray(device, ad, [m, c.hkv * c.d], concatAll(inputs.map((x) => x.v)), 'v');
+  const qkv = await Tensor.fromArray(device, ad, [m, (c.hq + 2 * c.hkv) * c.d], concatAll(inputs.map((x) => fusedRows(x.q, x.k, x.v, 1, c))), 'qkv');
   const rowsT = await Tensor.fromArray(device, 'i32', [m, 4], table(rows), 'rows');
   const out = await poisoned(device, ad, [m, c.hq * c.d]);
   const g = new Graph(device);
-  attentionDecode(g, q, k, v, cache, { numHeads: c.hq, numKvHeads: c.hkv, headDim: c.d, rows: rowsT, maxKeys: (p) => p.maxKeys, out, preset });
+  const rope = o.rotaryDim ? { rotaryDim: o.rotaryDim, theta: ROPE.theta } : undefined;
+  attentionDecode(g, qkv, cache, { numHeads: c.hq, numKvHeads: c.hkv, headDim: c.d, rows: rowsT, maxKeys: (p) => p.maxKeys, out, lanes: o.lanes, rope });
   await g.run({ maxKeys: Math.max(...rows.map((r) => r.pos)) + 1 });
   const got = (await out.read()) as Float32Array;
   const kc = await cache.k.read();
@@ -359,24 +393,35 @@ async function checkDecode(ctx: TestContext, c: Cfg, rows: readonly DecodeRow[],
   const qw = c.hq * c.d;
   rows.forEach(({ slot, pos }, r) => {
     const x = inputs[r];
-    const keys = concatRows(x.pk, asStored(kvd, x.k));
+    // RoPE turns q and the new k (at the row's rotary position, = pos here); the cache holds the turned k
+    const turn = (y: Float64Array, heads: number) => (o.rotaryDim ? ropeRef(y, heads, c.d, o.rotaryDim, pos) : y);
+    const keys = concatRows(x.pk, asStored(kvd, turn(x.k, c.hkv)));
     const vals = concatRows(x.pv, asStored(kvd, x.v));
-    const ref = attentionRef(x.q, keys, vals, 1, c, 1 / Math.sqrt(c.d), () => [0, pos + 1]);
-    const what = `decode ${ad}a/${kvd}kv (${c.hq},${c.hkv},${c.d}) row ${r} of ${m}: slot ${slot} pos ${pos}${preset ? ` ${preset}` : ''}`;
+    const ref = attentionRef(turn(x.q, c.hq), keys, vals, 1, c, 1 / Math.sqrt(c.d), () => [0, pos + 1]);
+    const what = `decode ${ad}a/${kvd}kv (${c.hq},${c.hkv},${c.d}) row ${r} of ${m}: slot ${slot} pos ${pos}${o.lanes ? ` ${o.lanes} lanes` : ''}${rope ? ' rope' : ''}`;
     expectClose(got.subarray(r * qw, (r + 1) * qw), ref, tol, what, maxAbs(vals));
-    expectClose(fromCacheLayout(kc, pos + 1, c.hkv, c.d, capacity, slot), keys, { atol: 0, rtol: 0 }, `${what}: cache.k`);
-    expectClose(fromCacheLayout(vc, pos + 1, c.hkv, c.d, capacity, slot), vals, { atol: 0, rtol: 0 }, `${what}: cache.v`);
+    const exact = { atol: 0, rtol: 0 };
+    expectClose(fromCacheLayout(kc, pos + 1, c.hkv, c.d, capacity, slot), keys, rope ? tol : exact, `${what}: cache.k`, maxAbs(keys));
+    expectClose(fromCacheLayout(vc, pos + 1, c.hkv, c.d, capacity, slot), vals, exact, `${what}: cache.v`);
     // Nothing past the new row was written (those positions still hold the NaN they started with).
     const slotStart = slot * c.hkv * capacity * c.d;
     expect(kc.slice(slotStart + (pos + 1) * c.d, slotStart + capacity * c.d).every(Number.isNaN), `${what}: past the row`).toBe(true);
   });
   g.dispose();
-  disposeAll(q, k, v, rowsT, out);
+  disposeAll(qkv, rowsT, out);
   disposeCache(cache);
   return got;
 }
 
 const one = (pos: number): DecodeRow[] => [{ slot: 0, pos }];
+// ragged lengths (1, 7 and long ones) in slots out of order, one slot left unused
+const RAGGED: DecodeRow[] = [{ slot: 3, pos: 6 }, { slot: 0, pos: 0 }, { slot: 4, pos: 4097 }, { slot: 1, pos: 600 }];
+
+/** Lanes per head other than this adapter's default, so both the shuffle and the one-lane kernels stay tested. */
+function otherLanes(): number[] {
+  const all = [1, 2, 4, 8].filter((t) => t === 1 || (device.has('subgroups') && (device.adapter.subgroupMinSize ?? 0) >= t));
+  return all.filter((t) => t !== decodeLanes(device));
+}
 
 describe('attentionDecode', () => {
   for (const c of [...SMALL, REAL]) {
@@ -390,49 +435,53 @@ describe('attentionDecode', () => {
     }
   }
   it('f16 activations, f16 cache (32,2,128) pos=300', (ctx) => checkDecode(ctx, REAL, one(300), 301, 'f16', 'f16'));
-  for (const [c, pos] of [[SMALL[0], 0], [SMALL[0], 4097]] as const) {
-    it(`the other kernel: f32 (${c.hq},${c.hkv},${c.d}) pos=${pos}`, (ctx) => (other() ? checkDecode(ctx, c, one(pos), 4101, 'f32', 'f32', other()) : ctx.skip('no second attention kernel on this adapter')));
+  for (const [c, pos] of [[SMALL[0], 0], [SMALL[2], 4097], [SMALL[1], 600]] as const) {
+    it(`every other lane count: f32 (${c.hq},${c.hkv},${c.d}) pos=${pos}`, async (ctx) => {
+      for (const lanes of otherLanes()) await checkDecode(ctx, c, one(pos), 4101, 'f32', 'f32', { lanes });
+    });
   }
 
+  // RoPE fused in: q and the new k turned at the row's rotary position (partial rotary dims, as GLM's 64 of 128).
+  for (const [c, rot, pos] of [[SMALL[0], 8, 5], [SMALL[2], 4, 600], [REAL, 64, 4097], [REAL, 128, 70000]] as const) {
+    it(`RoPE fused: f32 (${c.hq},${c.hkv},${c.d}) rotary ${rot} pos=${pos}`, (ctx) => checkDecode(ctx, c, one(pos), pos + 3, 'f32', 'f32', { rotaryDim: rot }));
+  }
+  it('RoPE fused: f16 activations and cache (32,2,128) rotary 64, ragged batch', (ctx) => checkDecode(ctx, REAL, RAGGED, 4101, 'f16', 'f16', { rotaryDim: 64 }));
+  it('RoPE fused, one lane per head (32,2,128) rotary 64', (ctx) => checkDecode(ctx, REAL, one(300), 301, 'f32', 'f32', { rotaryDim: 64, lanes: 1 }));
+
   // Batches: ragged lengths (1, 7 and long ones) in slots out of order, one slot left unused.
-  const RAGGED: DecodeRow[] = [{ slot: 3, pos: 6 }, { slot: 0, pos: 0 }, { slot: 4, pos: 4097 }, { slot: 1, pos: 600 }];
   for (const c of [SMALL[0], SMALL[2], REAL]) {
     it(`a batch of ragged rows, f32 (${c.hq},${c.hkv},${c.d})`, (ctx) => checkDecode(ctx, c, RAGGED, 4101, 'f32', 'f32'));
   }
   it('a batch of ragged rows, f16 activations and cache (4,2,16)', (ctx) => checkDecode(ctx, SMALL[0], RAGGED, 4101, 'f16', 'f16'));
-  it('a batch of ragged rows, the other kernel (4,2,16)', (ctx) => (other() ? checkDecode(ctx, SMALL[0], RAGGED, 4101, 'f32', 'f32', other()) : ctx.skip('no second attention kernel on this adapter')));
+  it('a batch of ragged rows, one lane per head (4,2,16)', (ctx) => checkDecode(ctx, SMALL[0], RAGGED, 4101, 'f32', 'f32', { lanes: 1 }));
+  it('a group of 20 query heads per kv head (two head chunks per workgroup at one lane)', (ctx) => checkDecode(ctx, { hq: 40, hkv: 2, d: 16 }, RAGGED, 4101, 'f32', 'f32', { lanes: 1 }));
 
   it("each row's result is the same, to the bit, in a batch as alone", async (ctx) => {
     const c = SMALL[0];
-    const batch = (await checkDecode(ctx, c, RAGGED, 4101, 'f32', 'f32'))!;
+    const batch = (await checkDecode(ctx, c, RAGGED, 4101, 'f32', 'f32', { rotaryDim: 8 }))!;
     const w = c.hq * c.d;
     for (let r = 0; r < RAGGED.length; r++) {
-      const alone = (await checkDecode(ctx, c, [RAGGED[r]], 4101, 'f32', 'f32'))!;
+      const alone = (await checkDecode(ctx, c, [RAGGED[r]], 4101, 'f32', 'f32', { rotaryDim: 8, slots: 5 }))!;
       expect(Array.from(alone), `row ${r}`).toEqual(Array.from(batch.subarray(r * w, (r + 1) * w)));
     }
   });
 
   it('replays one recorded step per token, as a prefill of the same tokens would compute', async () => {
     const c: Cfg = { hq: 4, hkv: 2, d: 16 };
-    // 140 steps one by one (past the tiled kernel's split boundaries at 64 and 128 keys), then jumps to positions
-    // 600 and 1100 over rows written from the host (past the broadcast kernel's boundaries at 512 and 1024). The
-    // sequence lives in slot 1 of 2.
+    // 140 steps one by one (past the GPU split boundaries at 64 and 128 keys), then jumps to positions 600 and 1100
+    // over rows written from the host (past the CPU boundaries at 512 and 1024). The sequence lives in slot 1 of 2.
     const [steps, jumps, capacity, slot] = [140, [600, 1100], 1101, 1];
     const qs = act('f32', capacity * c.hq * c.d, 41, 2);
     const ks = act('f32', capacity * c.hkv * c.d, 42);
     const vs = act('f32', capacity * c.hkv * c.d, 43);
     const cache = await createKvCache(device, c.hkv, capacity, c.d, 'f32', 'kv', 2);
-    const q = await Tensor.empty(device, 'f32', [1, c.hq * c.d], 'q');
-    const k = await Tensor.empty(device, 'f32', [1, c.hkv * c.d], 'k');
-    const v = await Tensor.empty(device, 'f32', [1, c.hkv * c.d], 'v');
+    const qkv = await Tensor.empty(device, 'f32', [1, (c.hq + 2 * c.hkv) * c.d], 'qkv');
     const rows = await Tensor.empty(device, 'i32', [1, 4], 'rows');
     const out = await poisoned(device, 'f32', [1, c.hq * c.d]);
     const g = new Graph(device);
-    attentionDecode(g, q, k, v, cache, { numHeads: c.hq, numKvHeads: c.hkv, headDim: c.d, rows, maxKeys: (p) => p.maxKeys, out });
+    attentionDecode(g, qkv, cache, { numHeads: c.hq, numKvHeads: c.hkv, headDim: c.d, rows, maxKeys: (p) => p.maxKeys, out });
     const step = async (t: number) => {
-      q.write(qs.subarray(t * c.hq * c.d, (t + 1) * c.hq * c.d));
-      k.write(ks.subarray(t * c.hkv * c.d, (t + 1) * c.hkv * c.d));
-      v.write(vs.subarray(t * c.hkv * c.d, (t + 1) * c.hkv * c.d));
+      qkv.write(fusedRows(qs.subarray(t * c.hq * c.d), ks.subarray(t * c.hkv * c.d), vs.subarray(t * c.hkv * c.d), 1, c));
       rows.write(table([{ slot, pos: t }]));
       await g.run({ maxKeys: t + 1 });
       return Float64Array.from(await out.read());
@@ -448,47 +497,30 @@ describe('attentionDecode', () => {
       expectClose(await step(t), ref, TOLERANCE.f32, `decode replay at ${t}`, maxAbs(vs));
     }
     g.dispose();
-    disposeAll(q, k, v, rows, out);
+    disposeAll(qkv, rows, out);
     disposeCache(cache);
   });
 
   it('decodes at the 64k context limit (the most splits)', (ctx) => checkDecode(ctx, SMALL[0], one(65535), 65536, 'f32', 'f32'));
 
   // The split count is not monotone in the length: with 64-key chunks, 16384 keys take 256 splits but a capacity of
-  // 16385 only 253. Both kernels, so the tiled one (whose small chunks reach the cap) is covered on every machine.
-  for (const preset of ['tiled64x16', 'bcast8x4'] as const) {
-    it(`decodes where a shorter context needs more splits than the full one (${preset})`, (ctx) => {
-      if (preset === 'bcast8x4' && !canBroadcast(device)) return ctx.skip('the adapter lacks subgroups of 8 or more');
-      return checkDecode(ctx, SMALL[1], one(16383), 16385, 'f32', 'f32', preset);
-    });
-  }
-
-  it('refuses the prefill-only preset', async (ctx) => {
-    if (noFlash()) return ctx.skip(noFlash()!);
-    const cache = await createKvCache(device, 1, 8, 8);
-    const [q, k, v] = await Promise.all([Tensor.empty(device, 'f32', [1, 16]), Tensor.empty(device, 'f32', [1, 8]), Tensor.empty(device, 'f32', [1, 8])]);
-    const rows = await Tensor.fromArray(device, 'i32', [1, 4], table([{ slot: 0, pos: 0 }]), 'rows');
-    const g = new Graph(device);
-    expect(() => attentionDecode(g, q, k, v, cache, { numHeads: 2, numKvHeads: 1, headDim: 8, rows, maxKeys: () => 1, preset: 'flash8x2' })).toThrow(/'flash8x2' serves prefill and vision attention only/);
-    g.dispose();
-    disposeAll(q, k, v, rows);
-    disposeCache(cache);
-  });
+  // 16385 only 253 (on GPUs; CPU adapters' 512-key chunks reach the cap only at 64k, tested above).
+  it('decodes where a shorter context needs more splits than the full one', (ctx) => checkDecode(ctx, SMALL[1], one(16383), 16385, 'f32', 'f32'));
 
   it('rejects maxKeys outside the cache when the graph runs; a row past its capacity writes into no other slot', async () => {
     const cache = await createKvCache(device, 1, 8, 8, 'f32', 'kv', 2);
     cache.k.writeBytes(new Uint8Array(cache.k.byteSize).fill(0xff));
-    const [q, k, v] = await Promise.all([Tensor.empty(device, 'f32', [1, 16]), Tensor.empty(device, 'f32', [1, 8]), Tensor.empty(device, 'f32', [1, 8])]);
+    const qkv = await Tensor.empty(device, 'f32', [1, 32]);
     const rows = await Tensor.fromArray(device, 'i32', [1, 4], table([{ slot: 0, pos: 8 }]), 'rows');
     const g = new Graph(device);
-    attentionDecode(g, q, k, v, cache, { numHeads: 2, numKvHeads: 1, headDim: 8, rows, maxKeys: (p) => p.maxKeys });
+    attentionDecode(g, qkv, cache, { numHeads: 2, numKvHeads: 1, headDim: 8, rows, maxKeys: (p) => p.maxKeys });
     await expect(g.run({ maxKeys: 9 })).rejects.toThrow(/maxKeys is 9; expected an integer in \[1, 8\]/);
     await expect(g.run({ maxKeys: 0 })).rejects.toThrow(InputError);
     await g.run({ maxKeys: 8 });
     const kc = await cache.k.read();
     expect(kc.every(Number.isNaN), 'no position of either slot written').toBe(true);
     g.dispose();
-    disposeAll(q, k, v, rows);
+    disposeAll(qkv, rows);
     disposeCache(cache);
   });
 });
@@ -557,27 +589,29 @@ describe('attention input checks', () => {
     const g = new Graph(device);
     const cache = await createKvCache(device, 2, 16, 16);
     const q = await Tensor.empty(device, 'f32', [5, 64], 'q_proj');
-    const k = await Tensor.empty(device, 'f32', [5, 32], 'k_proj');
-    const v = await Tensor.empty(device, 'f32', [5, 32], 'v_proj');
-    const kBad = await Tensor.empty(device, 'f32', [5, 48], 'k_bad');
+    const qkv = await Tensor.empty(device, 'f32', [5, 128], 'qkv_proj');
+    const qkvBad = await Tensor.empty(device, 'f32', [5, 144], 'qkv_bad');
     const heads = { numHeads: 4, numKvHeads: 2, headDim: 16 };
-    expect(() => attentionPrefill(g, q, k, v, cache, { ...heads, start: 12 })).toThrow(/start 12 \+ 5 rows exceed the cache capacity of 16/);
-    expect(() => attentionPrefill(g, q, kBad, v, cache, { ...heads, start: 0 })).toThrow(/k 'k_bad' has shape \[5, 48\]; expected \[5, 32\]/);
-    expect(() => attentionPrefill(g, q, k, v, cache, { numHeads: 4, numKvHeads: 3, headDim: 16, start: 0 })).toThrow(/numHeads \(4\) is not a multiple of numKvHeads \(3\)/);
-    expect(() => attentionPrefill(g, q, k, v, cache, { ...heads, start: -1 })).toThrow(/start is -1/);
-    expect(() => attentionPrefill(g, q, k, v, cache, { numHeads: 4, numKvHeads: 2, headDim: 130, start: 0 })).toThrow(/headDim is 130/);
+    expect(() => attentionPrefill(g, qkv, cache, { ...heads, start: 12 })).toThrow(/start 12 \+ 5 rows exceed the cache capacity of 16/);
+    expect(() => attentionPrefill(g, qkvBad, cache, { ...heads, start: 0 })).toThrow(/qkv 'qkv_bad' has shape \[5, 144\]; expected \[5, 128\]/);
+    expect(() => attentionPrefill(g, qkv, cache, { numHeads: 4, numKvHeads: 3, headDim: 16, start: 0 })).toThrow(/numHeads \(4\) is not a multiple of numKvHeads \(3\)/);
+    expect(() => attentionPrefill(g, qkv, cache, { ...heads, start: -1 })).toThrow(/start is -1/);
+    expect(() => attentionPrefill(g, qkv, cache, { numHeads: 4, numKvHeads: 2, headDim: 130, start: 0 })).toThrow(/headDim is 130/);
     const rows = await Tensor.empty(device, 'i32', [4, 4], 'rows4');
-    expect(() => attentionDecode(g, q, k, v, cache, { ...heads, rows, maxKeys: () => 1 })).toThrow(/rows 'rows4' has shape \[4, 4\]; expected \[5, 4\]/);
-    expect(() => attentionPrefill(g, q, k, v, cache, { ...heads, start: 0, slot: 1 })).toThrow(/slot 1 is outside the cache's 1 slots/);
+    expect(() => attentionDecode(g, qkv, cache, { ...heads, rows, maxKeys: () => 1 })).toThrow(/rows 'rows4' has shape \[4, 4\]; expected \[5, 4\]/);
+    const rows5 = await Tensor.empty(device, 'i32', [5, 4], 'rows5');
+    expect(() => attentionDecode(g, qkv, cache, { ...heads, rows: rows5, maxKeys: () => 1, rope: { rotaryDim: 6, theta: 1e4 } })).toThrow(/rotaryDim 6 must be a multiple of 4/);
+    expect(() => attentionDecode(g, qkv, cache, { ...heads, rows: rows5, maxKeys: () => 1, lanes: 3 })).toThrow(/lanes is 3/);
+    expect(() => attentionPrefill(g, qkv, cache, { ...heads, start: 0, slot: 1 })).toThrow(/slot 1 is outside the cache's 1 slots/);
     expect(() => attentionSegments(g, q, q, q, [0, 3, 3, 5], { numHeads: 4, headDim: 16 })).toThrow(/segments \[0, 3, 3, 5\]/);
     expect(() => attentionSegments(g, q, q, q, [0, 4], { numHeads: 4, headDim: 16 })).toThrow(InputError);
     const other = await createKvCache(device, 2, 16, 8);
-    expect(() => attentionPrefill(g, q, k, v, other, { ...heads, start: 0 })).toThrow(/cache\.k 'kv_cache\.k' has shape \[1, 2, 16, 8\]; expected \[\?, 2, \?, 16\]/);
+    expect(() => attentionPrefill(g, qkv, other, { ...heads, start: 0 })).toThrow(/cache\.k 'kv_cache\.k' has shape \[1, 2, 16, 8\]; expected \[\?, 2, \?, 16\]/);
     await expect(createKvCache(device, 2, 0, 16)).rejects.toThrow(/capacity is 0/);
     const tooMany = Math.floor(device.limits.maxStorageBufferBindingSize / (2 * 128 * 4)) + 1;
     await expect(createKvCache(device, 2, tooMany, 128)).rejects.toThrow(/storage binding limit/);
     await expect(createKvCache(device, 2, 16, 16, 'f32', 'kv', 0)).rejects.toThrow(/slots is 0/);
-    disposeAll(q, k, v, kBad, rows);
+    disposeAll(q, qkv, qkvBad, rows, rows5);
     disposeCache(cache);
     disposeCache(other);
   });

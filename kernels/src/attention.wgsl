@@ -1,5 +1,6 @@
-// Flash attention with an online softmax (GPUs): causal grouped-query prefill over the KV cache, segment-restricted
-// vision attention, and the first pass of flash-decoding. f32 accumulation; no score matrix anywhere.
+// Flash attention with an online softmax (GPUs): causal grouped-query prefill over the KV cache and
+// segment-restricted vision attention (decode has its own kernel, attention_decode.wgsl). f32 accumulation; no
+// score matrix anywhere.
 //
 // Rows: the queries of one kv head are numbered (position, head within the group): row ρ is position ρ / group of
 // query head kvh·group + ρ % group. A workgroup takes WG consecutive rows of one kv head, one per invocation, with
@@ -8,20 +9,15 @@
 // row and folds them into a running max and sum (base 2: the scale carries log2 e) and its accumulator.
 //
 // A dispatch covers `segs` segments: segment s holds queries at positions q_first + s·seg_len + [0, seg_len) of q
-// and keys at rows k_first + s·seg_len + [0, kv_len) of k and v. With `causal`, position i of a segment sees keys
-// [0, shift + i] only (prefill: shift = start). The keys are split into `splits` chunks of `chunk` keys; without
-// `partial` there is one chunk and out gets the normalised result; with it (flash-decoding) out gets each row's
-// partial result (max m, sum l, unnormalised output) for attention_reduce.wgsl. Causality, grouping and the
-// output form are uniforms rather than overrides, so prefill, decode and vision share one pipeline per head dim.
-// A prefill into cache slot s reads kv heads from kv_head0 = s·kv_heads. Flash-decoding (`partial`) runs a batch
-// of sequences: segment r is row r of the rows table, one query position whose keys are positions [0, pos_r] of
-// slot_r (kv_len is then the capacity), split by its own key count (keys_of in attention_layout.ts).
+// (rows q_row vec4s apart: a prefill reads q from the fused q|k|v rows) and keys at rows k_first + s·seg_len +
+// [0, kv_len) of k and v. With `causal`, position i of a segment sees keys [0, shift + i] only (prefill: shift =
+// start). Causality and grouping are uniforms rather than overrides, so prefill and vision share one pipeline per
+// head dim. A prefill into cache slot s reads kv heads from kv_head0 = s·kv_heads.
 // attention_broadcast.wgsl does the same work without workgroup memory, for CPU adapters.
 //
-// Prelude: A (q), KV (k, v), O (out: A, or f32 for partial results); then the uniform block p, the bindings
-// (params, q, k, v, rows, out; all vec4 but rows, i32 [M, ROW_FIELDS]) and keys_of (a workgroup's keys), from
-// FLASH_HEADER in attention_layout.ts, shared with attention_broadcast.wgsl.
-//   out: laid out like q; partial results: [rows·heads, max_splits, HD/4 + 1] vec4, entry 0 = (m, l, 0, 0).
+// Prelude: A (q), KV (k, v), O (out = A); then the uniform block p, the bindings (params, q, k, v, out; all vec4)
+// and keys_of (a workgroup's keys), from FLASH_HEADER in attention_layout.ts, shared with attention_broadcast.wgsl.
+//   out: [positions, heads·HD], rows o_row vec4s apart.
 
 override WG: u32 = 64;        // rows per workgroup, one per invocation
 override BK: u32 = 16;        // keys per tile, ≤ 32
@@ -39,11 +35,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let flat = wid.x + wid.y * nwg.x;
   let kvh = flat % p.kv_heads;
   let tile = (flat / p.kv_heads) % p.tiles;
-  let split = (flat / (p.kv_heads * p.tiles)) % p.splits;
-  let seg = flat / (p.kv_heads * p.tiles * p.splits);
+  let seg = flat / (p.kv_heads * p.tiles);
   if (seg >= p.segs) { return; } // uniform per workgroup, so the barriers below stay uniform
-  let ks = keys_of(seg, split, kvh);
-  if (!ks.live) { return; }
+  let ks = keys_of(seg, kvh);
   let d4n = HD / 4u;
   let qrows = p.seg_len * p.group; // query rows of the segment
   let row = min(tile * WG + lid, qrows - 1u); // invocations past the segment redo its last row, unwritten
@@ -57,14 +51,14 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     qv[d] = vec4f(q[qat + d]) * p.scale;
     o[d] = vec4f(0.0);
   }
-  // The workgroup's keys: its chunk, cut at the causal limit of its last row; this row's own limit.
-  var j1 = ks.j1;
+  // The workgroup's keys: all of its segment's, cut at the causal limit of its last row; this row's own limit.
+  var j1 = ks.kv_len;
   var lim = ks.kv_len;
   if (p.causal != 0u) {
     j1 = min(j1, p.shift + (min(tile * WG + WG, qrows) - 1u) / p.group + 1u);
     lim = min(lim, p.shift + pos + 1u);
   }
-  let j0 = ks.j0;
+  let j0 = 0u;
   let kbase = ks.base;
 
   var m = NEG;
@@ -98,14 +92,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   }
 
   if (tile * WG + lid < qrows) {
-    if (p.partial != 0u) {
-      // A chunk wholly past this row's causal limit leaves m = NEG, l = 0, which the reduction weighs by 0.
-      let at = ((seg * p.kv_heads * p.group + head) * p.max_splits + split) * (d4n + 1u);
-      out[at] = vec4<O>(vec4f(m, l, 0.0, 0.0));
-      for (var d = 0u; d < d4n; d++) { out[at + 1u + d] = vec4<O>(o[d]); }
-    } else {
-      let inv = 1.0 / l;
-      for (var d = 0u; d < d4n; d++) { out[qat + d] = vec4<O>(o[d] * inv); }
-    }
+    let inv = 1.0 / l;
+    let oat = (p.q_first + seg * p.seg_len + pos) * p.o_row + head * d4n;
+    for (var d = 0u; d < d4n; d++) { out[oat + d] = vec4<O>(o[d] * inv); }
   }
 }

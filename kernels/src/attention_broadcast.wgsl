@@ -14,7 +14,7 @@
 // an initialiser was zeroed only on the first iteration, not each time its declaration runs.
 // Needs subgroups of at least 8 lanes.
 // Prelude: A (q), KV (k, v), O (out), `enable subgroups;`; then FLASH_HEADER (attention_layout.ts): the uniform block, the
-// bindings (params, q, k, v, rows, out) and keys_of, as for attention.wgsl. hd4 (= HD / 4) is the run-time trip
+// bindings (params, q, k, v, out) and keys_of, as for attention.wgsl. hd4 (= HD / 4) is the run-time trip
 // count of the per-lane load and store loops.
 
 override WG: u32 = 8;         // invocations per workgroup: one subgroup of (at least) 8
@@ -37,11 +37,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let flat = wid.x + wid.y * nwg.x;
   let kvh = flat % p.kv_heads;
   let tile = (flat / p.kv_heads) % p.tiles;
-  let split = (flat / (p.kv_heads * p.tiles)) % p.splits;
-  let seg = flat / (p.kv_heads * p.tiles * p.splits);
+  let seg = flat / (p.kv_heads * p.tiles);
   if (seg >= p.segs) { return; } // uniform per workgroup: the broadcasts below stay in uniform control flow
-  let ks = keys_of(seg, split, kvh);
-  if (!ks.live) { return; }
+  let ks = keys_of(seg, kvh);
   let d4n = HD / 4u;
   let nch = (d4n + 7u) / 8u;   // vec4s each lane loads per key row
   let lane8 = sid & 7u;
@@ -63,9 +61,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     if (p.causal != 0u) { lim[r] = min(ks.kv_len, p.shift + pos + 1u); }
   }
 
-  var j1 = ks.j1;
+  var j1 = ks.kv_len;
   if (p.causal != 0u) { j1 = min(j1, p.shift + (min(tile * WG * R + WG * R, qrows) - 1u) / p.group + 1u); }
-  let j0 = ks.j0;
+  let j0 = 0u;
   let kbase = ks.base;
 
   var m = vec4f(NEG);
@@ -122,14 +120,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     let row = row0 + r;
     if (row >= qrows) { break; }
     let head = kvh * p.group + row % p.group;
-    var at = (p.q_first + seg * p.seg_len + row / p.group) * p.q_row + head * d4n;
-    var scale = 1.0 / l[r];
-    if (p.partial != 0u) {
-      at = ((seg * p.kv_heads * p.group + head) * p.max_splits + split) * (d4n + 1u);
-      out[at] = vec4<O>(vec4f(m[r], l[r], 0.0, 0.0));
-      at += 1u;
-      scale = 1.0;
-    }
+    let at = (p.q_first + seg * p.seg_len + row / p.group) * p.o_row + head * d4n;
+    let scale = 1.0 / l[r];
     for (var d = 0u; d < p.hd4; d++) {
       var x = vec4f(0.0);
       for (var e = 0u; e < d4n; e++) { x = select(x, o[r][e], d == e); }

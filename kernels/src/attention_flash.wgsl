@@ -5,9 +5,9 @@
 // head and walks its keys in tiles of BK rows of K and V staged in workgroup memory by all invocations; for each
 // key a lane reads only its vec4s of the key and value rows and uses each for its R rows. The team's partial dot
 // products are added with log2(T) subgroup shuffles. Scores, running max and sum are per row, in base 2 (the
-// scale carries log2 e). Prefill and segments only: no partial results (the wrapper never splits the keys here).
+// scale carries log2 e). Prefill and segments.
 // Prelude: A (q), KV (k, v), O (out = A), `enable subgroups;`; then FLASH_HEADER (attention_layout.ts): the
-// uniform block p, the bindings q, k, v, rows, out and keys_of(), which places a prefill's keys in its cache slot
+// uniform block p, the bindings q, k, v, out and keys_of(), which places a prefill's keys in its cache slot
 // (kv_head0).
 
 override WG: u32 = 256;       // invocations per workgroup
@@ -61,8 +61,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     }
   }
   // The workgroup's keys: all of its segment's (one split), up to the causal limit of its last row.
-  let ks = keys_of(seg, 0u, kvh);
-  var kend = ks.j1;
+  let ks = keys_of(seg, kvh);
+  var kend = ks.kv_len;
   if (p.causal != 0u) { kend = min(kend, p.shift + (min(tile * per_tile + per_tile, qrows) - 1u) / p.group + 1u); }
   let kbase = ks.base;
 
@@ -110,11 +110,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   }
 
   for (var r = 0u; r < R; r++) {
-    if (row0 + r >= qrows) { continue; }
+    let row = row0 + r;
+    if (row >= qrows) { continue; }
     let inv = 1.0 / l[r];
+    let oat = (p.q_first + seg * p.seg_len + row / p.group) * p.o_row + (kvh * p.group + row % p.group) * d4n;
     for (var i = 0u; i < MAX_DL; i++) {
       let d = lane + i * T;
-      if (d < d4n) { out[qat[r] + d] = vec4<O>(o[r][i] * inv); }
+      if (d < d4n) { out[oat + d] = vec4<O>(o[r][i] * inv); }
     }
   }
 }

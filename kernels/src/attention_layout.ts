@@ -1,23 +1,28 @@
 // The uniform blocks and bindings of the attention kernels, declared once here and prepended to their WGSL (style
-// habit 13: one source for every layout): the flash kernels (attention.wgsl and attention_broadcast.wgsl share
-// one), the flash-decoding reduction and the KV-cache store. The row fields come from rows.ts.
+// habit 13: one source for every layout): the flash kernels (attention.wgsl, attention_flash.wgsl and
+// attention_broadcast.wgsl share one), decode (attention_decode.wgsl), the flash-decoding reduction and the
+// prefill's KV-cache store. The row fields come from rows.ts.
 
 import { UniformLayout } from '@glm4v/core';
 import { ROWS_WGSL } from './rows.js';
 
 const FLASH_FIELDS =
-  'segs: u32, seg_len: u32, tiles: u32, kv_heads: u32, group: u32, splits: u32, chunk: u32, q_first: u32, k_first: u32, ' +
-  'kv_len: u32, causal: u32, shift: u32, partial: u32, max_splits: u32, q_row: u32, k_head: u32, k_row: u32, hd4: u32, ' +
-  'kv_head0: u32, slots: u32, min_chunk: u32, max_target: u32, scale: f32';
+  'segs: u32, seg_len: u32, tiles: u32, kv_heads: u32, group: u32, q_first: u32, k_first: u32, kv_len: u32, causal: u32, ' +
+  'shift: u32, q_row: u32, o_row: u32, k_head: u32, k_row: u32, hd4: u32, kv_head0: u32, scale: f32';
 export const FLASH_PARAMS = new UniformLayout(FLASH_FIELDS);
 const REDUCE_FIELDS = 'count: u32, heads: u32, max_splits: u32, capacity: u32, min_chunk: u32, max_target: u32';
 export const REDUCE_PARAMS = new UniformLayout(REDUCE_FIELDS);
-const STORE_FIELDS = 'rows: u32, kv_heads: u32, hd4: u32, start: u32, capacity: u32, slot: u32, slots: u32, ragged: u32';
+const DECODE_SCALARS =
+  'kv_heads: u32, group: u32, hd4: u32, qkv_row: u32, k_off: u32, v_off: u32, capacity: u32, slots: u32, min_chunk: u32, ' +
+  'max_target: u32, max_splits: u32, rot4: u32, scale: f32, pad0: u32, pad1: u32, pad2: u32';
+/** attention_decode.wgsl's uniform block: the scalars, then the rotary frequencies (omega: array<vec4f, 16>). */
+export const DECODE_PARAMS = new UniformLayout([DECODE_SCALARS, ...Array.from({ length: 64 }, (_, i) => `w${i}: f32`)].join(', '));
+const STORE_FIELDS = 'rows: u32, kv_heads: u32, hd4: u32, start: u32, capacity: u32, slot: u32, src_row: u32, k_off: u32, v_off: u32';
 export const STORE_PARAMS = new UniformLayout(STORE_FIELDS);
 
 /**
  * Flash-decoding's split of a row's keys (decodeSplits in attention.ts) and the row's key count (its cache position + 1,
- * clamped to the capacity), shared by the flash and reduce kernels, which read the rows table.
+ * clamped to the capacity), shared by the decode and reduce kernels, which read the rows table.
  */
 const DECODE_SPLIT_WGSL =
   ROWS_WGSL +
@@ -41,21 +46,11 @@ export const FLASH_HEADER =
   '@group(0) @binding(1) var<storage, read> q: array<vec4<A>>;\n' +
   '@group(0) @binding(2) var<storage, read> k: array<vec4<KV>>;\n' +
   '@group(0) @binding(3) var<storage, read> v: array<vec4<KV>>;\n' +
-  '@group(0) @binding(4) var<storage, read> rows: array<i32>;\n' +
-  '@group(0) @binding(5) var<storage, read_write> out: array<vec4<O>>;\n' +
-  DECODE_SPLIT_WGSL +
-  `// A workgroup's keys: rows [j0, j1) of k and v from element \`base\`, kv_len of them in its segment; \`live\` false
-// for a flash-decoding split past its row's split count. Uniform per workgroup.
-struct Keys { base: u32, j0: u32, j1: u32, kv_len: u32, live: bool }
-fn keys_of(seg: u32, split: u32, kvh: u32) -> Keys {
-  if (p.partial == 0u) {
-    let j0 = split * p.chunk;
-    return Keys((p.kv_head0 + kvh) * p.k_head + (p.k_first + seg * p.seg_len) * p.k_row, j0, min(j0 + p.chunk, p.kv_len), p.kv_len, true);
-  }
-  let keys = row_keys(seg, p.kv_len);
-  let sc = decode_split(keys, p.min_chunk, p.max_target);
-  let j0 = split * sc.y;
-  return Keys((row_slot(seg, p.slots) * p.kv_heads + kvh) * p.k_head, j0, min(j0 + sc.y, keys), keys, split < sc.x);
+  '@group(0) @binding(4) var<storage, read_write> out: array<vec4<O>>;\n' +
+  `// A workgroup's keys: rows [0, kv_len) of k and v from element \`base\`. Uniform per workgroup.
+struct Keys { base: u32, kv_len: u32 }
+fn keys_of(seg: u32, kvh: u32) -> Keys {
+  return Keys((p.kv_head0 + kvh) * p.k_head + (p.k_first + seg * p.seg_len) * p.k_row, p.kv_len);
 }
 `;
 
@@ -67,13 +62,21 @@ export const REDUCE_HEADER =
   '@group(0) @binding(3) var<storage, read_write> out: array<vec4<A>>;\n' +
   DECODE_SPLIT_WGSL;
 
+export const DECODE_HEADER =
+  DECODE_SPLIT_WGSL +
+  `struct Params { ${DECODE_SCALARS}, omega: array<vec4f, 16> }\n` +
+  '@group(0) @binding(0) var<uniform> p: Params;\n' +
+  '@group(0) @binding(1) var<storage, read> qkv: array<vec4<A>>;\n' +
+  '@group(0) @binding(2) var<storage, read> rows: array<i32>;\n' +
+  '@group(0) @binding(3) var<storage, read_write> kc: array<vec4<KV>>;\n' +
+  '@group(0) @binding(4) var<storage, read_write> vc: array<vec4<KV>>;\n' +
+  '@group(0) @binding(5) var<storage, read_write> part: array<vec4f>;\n' +
+  '@group(0) @binding(6) var<storage, read_write> out: array<vec4<A>>;\n';
+
 export const STORE_HEADER =
-  ROWS_WGSL +
   `struct Params { ${STORE_FIELDS} }\n` +
   '@group(0) @binding(0) var<uniform> p: Params;\n' +
-  '@group(0) @binding(1) var<storage, read> k: array<vec4<A>>;\n' +
-  '@group(0) @binding(2) var<storage, read> v: array<vec4<A>>;\n' +
-  '@group(0) @binding(3) var<storage, read> rows: array<i32>;\n' +
-  '@group(0) @binding(4) var<storage, read_write> kc: array<vec4<KV>>;\n' +
-  '@group(0) @binding(5) var<storage, read_write> vc: array<vec4<KV>>;\n';
+  '@group(0) @binding(1) var<storage, read> qkv: array<vec4<A>>;\n' +
+  '@group(0) @binding(2) var<storage, read_write> kc: array<vec4<KV>>;\n' +
+  '@group(0) @binding(3) var<storage, read_write> vc: array<vec4<KV>>;\n';
 

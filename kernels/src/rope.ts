@@ -3,6 +3,7 @@
 
 import { type Graph, InputError, type Tensor, UniformLayout } from '@glm4v/core';
 import ROPE_WGSL from './rope.wgsl.js';
+import SINCOS_WGSL from './sincos.wgsl.js';
 import { type ActDType, assertDType, assertShape, checkActDType, prelude } from './prelude.js';
 import { grid1d } from './grid.js';
 import { ROW, ROW_FIELDS, checkRows } from './rows.js';
@@ -11,7 +12,7 @@ const WG = 256;
 /** Frequencies the uniform block holds (omega: array<vec4f, 16>). */
 export const MAX_ROPE_FREQUENCIES = 64;
 // 12 scalars (padded), so that omega, an array of vec4f in the WGSL struct, starts 16-byte aligned
-const SCALARS = 'rows: u32, heads: u32, half_dim: u32, pairs: u32, s0: u32, s01: u32, pos_first: u32, pos_stream: u32, pos_row: u32, pad0: u32, pad1: u32, pad2: u32';
+const SCALARS = 'rows: u32, heads: u32, half_dim: u32, pairs: u32, s0: u32, s01: u32, pos_first: u32, pos_stream: u32, pos_row: u32, x_row: u32, pad1: u32, pad2: u32';
 const PARAMS = new UniformLayout([SCALARS, ...Array.from({ length: MAX_ROPE_FREQUENCIES }, (_, i) => `w${i}: f32`)].join(', '));
 
 /**
@@ -24,20 +25,21 @@ export function ropeFrequencies(dim: number, theta: number): Float32Array {
   return Float32Array.from({ length: dim / 2 }, (_, i) => f(1 / f(Math.pow(theta, f((2 * i) / dim)))));
 }
 
-const PADS = { pad0: 0, pad1: 0, pad2: 0 };
+const PADS = { pad1: 0, pad2: 0 };
 
-function omegaValues(omega: Float32Array): Record<string, number> {
+export function omegaValues(omega: Float32Array): Record<string, number> {
   const v: Record<string, number> = {};
   for (let i = 0; i < MAX_ROPE_FREQUENCIES; i++) v[`w${i}`] = omega[i] ?? 0;
   return v;
 }
 
-function checkX(fn: string, x: Tensor, numHeads: number, headDim: number): number {
+function checkX(fn: string, x: Tensor, numHeads: number, headDim: number, width = numHeads * headDim): number {
   assertDType(`${fn} input '${x.label}'`, x.dtype, ['f32', 'f16']);
   checkActDType(x.device, x.dtype as ActDType, fn);
   if (!Number.isInteger(numHeads) || numHeads < 1) throw new InputError(`${fn}: numHeads ${numHeads} is not a positive integer`);
-  if (x.shape.length !== 2) throw new InputError(`${fn} input '${x.label}' has shape [${x.shape.join(', ')}]; expected [S, ${numHeads * headDim}]`);
-  assertShape(`${fn} input '${x.label}'`, x.shape, [undefined, numHeads * headDim]);
+  if (!Number.isInteger(width) || width < numHeads * headDim || width % 2 !== 0) throw new InputError(`${fn}: rowWidth ${width} is not an even integer ≥ numHeads·headDim = ${numHeads * headDim}`);
+  if (x.shape.length !== 2) throw new InputError(`${fn} input '${x.label}' has shape [${x.shape.join(', ')}]; expected [S, ${width}]`);
+  assertShape(`${fn} input '${x.label}'`, x.shape, [undefined, width]);
   return x.shape[0];
 }
 
@@ -54,10 +56,12 @@ export interface RopeTextOptions {
    * ROW.ropePos field is the position on all three streams.
    */
   positions: Tensor | { rows: Tensor };
+  /** x's row width when its rows hold more than these heads (the fused q|k|v rows: q and k turn); default numHeads·headDim. */
+  rowWidth?: number;
 }
 
 /**
- * The text decoder's partial multimodal RoPE, in place on x [S, numHeads·headDim] (f32 or f16): dims [0, rotaryDim)
+ * The text decoder's partial multimodal RoPE, in place on the first numHeads heads of x [S, rowWidth] (f32 or f16): dims [0, rotaryDim)
  * of each head turn as interleaved pairs, y[2j] = x[2j]·cosφ − x[2j+1]·sinφ, y[2j+1] = x[2j+1]·cosφ + x[2j]·sinφ,
  * φ_j = pos_stream(j)·ω_j; pair j takes stream t for j < s0, h for j < s0 + s1, w otherwise.
  * (Glm4vTextRotaryEmbedding + apply_multimodal_rotary_pos_emb; docs/model.md#m-rope)
@@ -65,7 +69,7 @@ export interface RopeTextOptions {
 export function ropeText(g: Graph, x: Tensor, opts: RopeTextOptions): Tensor {
   const { numHeads, headDim, rotaryDim, sections, theta, positions } = opts;
   if (!Number.isInteger(headDim) || headDim < 2 || headDim % 2 !== 0) throw new InputError(`ropeText: headDim ${headDim} is not a positive even integer`);
-  const rows = checkX('ropeText', x, numHeads, headDim);
+  const rows = checkX('ropeText', x, numHeads, headDim, opts.rowWidth);
   if (!Number.isInteger(rotaryDim) || rotaryDim < 2 || rotaryDim % 2 !== 0 || rotaryDim > headDim) {
     throw new InputError(`ropeText: rotaryDim ${rotaryDim} must be an even integer in [2, headDim = ${headDim}]`);
   }
@@ -87,9 +91,9 @@ export function ropeText(g: Graph, x: Tensor, opts: RopeTextOptions): Tensor {
     assertShape(`ropeText positions '${positions.label}'`, positions.shape, [3, rows]);
     table = positions;
   }
-  const values = { rows, heads: numHeads, half_dim: headDim / 2, pairs, s0: sections[0], s01: sections[0] + sections[1], ...at, ...PADS, ...omegaValues(ropeFrequencies(rotaryDim, theta)) };
+  const values = { rows, heads: numHeads, half_dim: headDim / 2, pairs, s0: sections[0], s01: sections[0] + sections[1], ...at, x_row: (opts.rowWidth ?? numHeads * headDim) / 2, ...PADS, ...omegaValues(ropeFrequencies(rotaryDim, theta)) };
   g.dispatch({
-    kernel: { label: `rope_text_${act}a`, code: prelude({ act }) + ROPE_WGSL, entryPoint: 'text', constants: { WG } },
+    kernel: { label: `rope_text_${act}a`, code: prelude({ act }) + SINCOS_WGSL + ROPE_WGSL, entryPoint: 'text', constants: { WG } },
     uniforms: { layout: PARAMS, values },
     inputs: [table],
     outputs: [x],
@@ -121,8 +125,8 @@ export function ropeVision(g: Graph, x: Tensor, coords: Tensor, opts: RopeVision
   const act = x.dtype as ActDType;
   const pairs = headDim / 4;
   g.dispatch({
-    kernel: { label: `rope_vision_${act}a`, code: prelude({ act }) + ROPE_WGSL, entryPoint: 'vision', constants: { WG } },
-    uniforms: { layout: PARAMS, values: { rows, heads: numHeads, half_dim: headDim / 2, pairs, s0: 0, s01: 0, pos_first: 0, pos_stream: 0, pos_row: 2, ...PADS, ...omegaValues(ropeFrequencies(headDim / 2, theta)) } },
+    kernel: { label: `rope_vision_${act}a`, code: prelude({ act }) + SINCOS_WGSL + ROPE_WGSL, entryPoint: 'vision', constants: { WG } },
+    uniforms: { layout: PARAMS, values: { rows, heads: numHeads, half_dim: headDim / 2, pairs, s0: 0, s01: 0, pos_first: 0, pos_stream: 0, pos_row: 2, x_row: 0, ...PADS, ...omegaValues(ropeFrequencies(headDim / 2, theta)) } },
     inputs: [coords],
     outputs: [x],
     workgroups: grid1d(g.device, Math.ceil((rows * pairs) / WG)),

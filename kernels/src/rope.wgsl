@@ -1,4 +1,5 @@
-// Rotary position embeddings, applied in place to x [rows, heads·head_dim] (A).
+// Rotary position embeddings, applied in place to x [rows, heads·head_dim] (A; text: the first `heads` heads of
+// rows x_row vec2s apart).
 //   text    partial multimodal RoPE of the text decoder: dims [0, 2·pairs) of each head turn as interleaved
 //           (2j, 2j+1) pairs; pair j reads position stream t for j < s0, h for j < s01, w otherwise. Row r's
 //           position on stream k is positions[pos_first + k·pos_stream + r·pos_row]: a [3, rows] table
@@ -24,7 +25,8 @@ struct Params {
   pos_first: u32,
   pos_stream: u32,
   pos_row: u32,
-  pad0: u32,
+  // text: vec2 elements between rows (x may be the fused q|k|v rows, of which the first `heads` heads turn)
+  x_row: u32,
   pad1: u32,
   pad2: u32,
   omega: array<vec4f, 16>,
@@ -38,26 +40,7 @@ fn omega(j: u32) -> f32 {
   return p.omega[j >> 2u][j & 3u];
 }
 
-// sin and cos (as .x, .y) of an f32 angle with an absolute error near 1e-7 for |a| < 102943 (|q| < 2^16): the
-// angle is reduced by q·π/2 with π/2 split into four pieces, the first three of 8 significant bits, so each q·piece
-// is exact and the subtractions lose nothing; then minimax polynomials on [−π/4, π/4] (tools/fit-kernel-polys.py).
-// Built-in sin/cos promise far less for large arguments on some devices, and positions reach 65535.
-fn sincos(a: f32) -> vec2f {
-  let q = round(a * 0.63661977);
-  var r = a - q * 1.5703125;
-  r = r - q * 4.825592041015625e-4;
-  r = r - q * 1.2665987014770508e-6;
-  r = r - q * 9.920935796805404e-10;
-  let s = r * r;
-  let sn = r + r * s * (-0.16666654 + s * (0.008332071 + s * -0.00019503068));
-  let cs = 1.0 - 0.5 * s + s * s * (0.041666642 + s * (-0.0013887194 + s * 2.4419196e-05));
-  // quadrant k: (sin, cos) = (s, c), (c, −s), (−s, −c), (−c, s) for k = 0..3, without branches
-  let k = i32(q) & 3;
-  let odd = (k & 1) != 0;
-  let s1 = select(sn, cs, odd);
-  let c1 = select(cs, sn, odd);
-  return vec2f(select(s1, -s1, (k & 2) != 0), select(c1, -c1, ((k + 1) & 2) != 0));
-}
+// sincos(a) comes from sincos.wgsl, prepended by the wrapper.
 
 // (x, y) turned by the angle whose (sin, cos) is sc
 fn rotate(v: vec2<A>, sc: vec2f) -> vec2<A> {
@@ -81,7 +64,7 @@ fn text(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let row = i / p.pairs;
   let j = i - row * p.pairs;
   let sc = sincos(f32(positions[p.pos_first + stream(j) * p.pos_stream + row * p.pos_row]) * omega(j));
-  var at = row * p.heads * p.half_dim + j;
+  var at = row * p.x_row + j;
   for (var h = 0u; h < p.heads; h++) {
     x[at] = rotate(x[at], sc);
     at += p.half_dim;

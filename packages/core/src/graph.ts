@@ -61,6 +61,14 @@ export interface GraphStats {
   plannedBytes: number;
 }
 
+/** What the last run() or profile() did on the host: the work a replay costs whatever the device. */
+export interface ReplayStats {
+  /** Dispatches encoded (those with a zero workgroup count skipped). */
+  dispatches: number;
+  /** Bytes of uniforms written before the submit (the blocks that depend on the run's params). */
+  uniformBytes: number;
+}
+
 export interface ProfileEntry {
   label: string;
   ms: number;
@@ -84,6 +92,7 @@ export class Graph {
   private planned: Promise<void> | undefined;
   private disposed = false;
   private placement: Omit<GraphStats, 'dispatches'> = { intermediates: 0, sumBytes: 0, plannedBytes: 0 };
+  private replay: ReplayStats = { dispatches: 0, uniformBytes: 0 };
 
   constructor(device: Device, label = 'graph') {
     this.device = device;
@@ -108,6 +117,11 @@ export class Graph {
 
   get stats(): Readonly<GraphStats> {
     return { ...this.placement, dispatches: this.commands.filter((c) => c.kind === 'dispatch').length };
+  }
+
+  /** The last run()'s (or profile()'s) dispatches and uniform bytes written. */
+  get lastRun(): Readonly<ReplayStats> {
+    return { ...this.replay };
   }
 
   dispatch(spec: DispatchSpec): void {
@@ -211,10 +225,15 @@ export class Graph {
     this.placement = { intermediates: first.size, sumBytes, plannedBytes };
   }
 
+  /**
+   * One uniform buffer for the whole graph. The blocks that depend on the params come first, so a run writes one
+   * contiguous range of exactly those; the others are written once here.
+   */
   private buildUniformArena(dispatches: Dispatch[]): void {
     const align = this.device.limits.minUniformBufferOffsetAlignment;
     let size = 0;
-    for (const d of dispatches) {
+    const isDynamic = (d: Dispatch) => typeof d.spec.uniforms?.values === 'function';
+    for (const d of [...dispatches.filter(isDynamic), ...dispatches.filter((d) => !isDynamic(d))]) {
       if (!d.spec.uniforms) continue;
       d.uniformOffset = size;
       size += Math.ceil(d.spec.uniforms.layout.byteSize / align) * align;
@@ -250,9 +269,9 @@ export class Graph {
   async run(params: Params = {}): Promise<void> {
     await this.plan();
     this.device.check();
-    this.writeDynamicUniforms(params);
+    const uniformBytes = this.writeDynamicUniforms(params);
     const enc = this.device.gpu.createCommandEncoder({ label: this.label });
-    this.encode(enc, params);
+    this.replay = { dispatches: this.encode(enc, params).length, uniformBytes };
     this.device.gpu.queue.submit([enc.finish()]);
   }
 
@@ -264,7 +283,7 @@ export class Graph {
     await this.plan();
     this.device.check();
     if (!this.device.has('timestamp-query')) throw new DeviceError('profiling needs the timestamp-query feature, which this adapter lacks');
-    this.writeDynamicUniforms(params);
+    const uniformBytes = this.writeDynamicUniforms(params);
     const gpu = this.device.gpu;
     const passes = Math.max(1, this.commands.filter((c) => c.kind === 'dispatch').length);
     const querySets: GPUQuerySet[] = [];
@@ -286,6 +305,7 @@ export class Graph {
       // Set i resolves at byte 2·2048·8·i = 32768·i, a multiple of the 256-byte resolve alignment.
       querySets.forEach((q, i) => enc.resolveQuerySet(q, 0, q.count, resolve!, i * 2 * PASSES_PER_QUERY_SET * 8));
       enc.copyBufferToBuffer(resolve, 0, readback, 0, bytes);
+      this.replay = { dispatches: ran.length, uniformBytes };
       gpu.queue.submit([enc.finish()]);
       await this.device.guard(readback.mapAsync(GPUMapMode.READ));
       const ts = new BigUint64Array(readback.getMappedRange());
@@ -335,14 +355,16 @@ export class Graph {
     return [w[0], w[1] ?? 1, w[2] ?? 1];
   }
 
-  private writeDynamicUniforms(params: Params): void {
-    if (this.dynamic.length === 0) return;
+  /** Writes the params-dependent uniform blocks; returns the bytes written. */
+  private writeDynamicUniforms(params: Params): number {
+    if (this.dynamic.length === 0) return 0;
     for (const { at, d } of this.dynamic) {
       const u = d.spec.uniforms!;
       u.layout.write(this.arenaView, at, (u.values as (p: Params) => UniformValues)(params), d.spec.kernel.label);
     }
     const [lo, hi] = this.dynamicRange;
     this.device.gpu.queue.writeBuffer(this.arena!, lo, this.arenaHost, lo, hi - lo);
+    return hi - lo;
   }
 
   /** Returns the intermediates' buffers to the pool; the graph's tensors can no longer be read. */

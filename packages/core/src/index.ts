@@ -5,6 +5,6 @@ export { BufferPool, sizeClass, type PoolStats } from './buffer-pool.js';
 export { Tensor, type Storage } from './tensor.js';
 export { PipelineCache, type KernelSpec, type BindingKind } from './pipeline-cache.js';
 export { UniformLayout, type ScalarType, type UniformValues } from './uniforms.js';
-export { Graph, type DispatchSpec, type Params, type Workgroups, type GraphStats, type ProfileEntry } from './graph.js';
+export { Graph, type DispatchSpec, type Params, type Workgroups, type GraphStats, type ProfileEntry, type ReplayStats } from './graph.js';
 export { debugLevel } from './debug.js';
 export { ChunkedTensor, type RowChunk } from './chunked.js';

@@ -3,7 +3,7 @@
 // interleave them with decode steps) and decode (one recorded step for a batch of sequences, replayed per token).
 // docs/model.md#one-request is the outline followed here.
 
-import { AbortError, ContextOverflowError, type Device, Graph, InputError, type Params, type ProfileEntry, Tensor } from '@glm4v/core';
+import { AbortError, ContextOverflowError, type Device, Graph, InputError, type Params, type ProfileEntry, type ReplayStats, Tensor } from '@glm4v/core';
 import { type KvDType, ROW_FIELDS, embedding, matmulWeightDType, rowsTable, sample } from '@glm4v/kernels';
 import type { Glm4vConfig } from '../config.js';
 import { type Grid, type MediaPlan, planMedia } from '../media-plan.js';
@@ -69,6 +69,11 @@ export class DecodeStep {
 
   get size(): number {
     return this.rows.shape[0];
+  }
+
+  /** The last run's host-side work: dispatches encoded and bytes written per token (uniforms, and the rows table). */
+  get lastRun(): ReplayStats & { rowsBytes: number } {
+    return { ...this.graph.lastRun, rowsBytes: this.rows.byteSize };
   }
 
   /** Runs the step for `sessions` (as many as the step has rows): submitted, not waited for. */

@@ -3,7 +3,7 @@
 // fused gate/up SwiGLU, the final norm and the untied lm_head.
 
 import type { Graph, Params, Tensor } from '@glm4v/core';
-import { type KvCache, type LinearWeight, attentionDecode, attentionPrefill, linear, rmsNorm, ropeText, siluMul } from '@glm4v/kernels';
+import { type KvCache, type LinearWeight, attentionDecode, attentionPrefill, concatRows, concatVectors, linear, rmsNorm, ropeText, siluMul } from '@glm4v/kernels';
 import type { TextConfig } from '../config.js';
 import type { WeightSource } from './weight-source.js';
 
@@ -20,13 +20,40 @@ interface Projection {
   bias?: Tensor;
 }
 
+/**
+ * self_attn.q_proj, k_proj and v_proj as one weight [(Hq + 2·Hkv)·d, D] with one bias, stacked at load: one
+ * matvec per token reads all three (the checkpoint stores them apart). Quantised parts keep their codes.
+ */
+async function loadQkv(attn: WeightSource, c: TextConfig): Promise<Projection> {
+  const D = c.hiddenSize;
+  const rows = [c.numHeads * c.headDim, c.numKvHeads * c.headDim, c.numKvHeads * c.headDim];
+  const parts: Projection[] = [];
+  try {
+    for (const [i, name] of ['q_proj', 'k_proj', 'v_proj'].entries()) {
+      // q/k/v always carry biases, o_proj never (docs/model.md#pitfalls, 6)
+      parts.push({ weight: (await attn.quantizable(`${name}.weight`, [rows[i], D], 'text'))[0], bias: await attn.get(`${name}.bias`, [rows[i]]) });
+    }
+    const weight = await concatRows(parts.map((p) => p.weight), 'self_attn.qkv_proj.weight');
+    try {
+      return { weight, bias: await concatVectors(parts.map((p) => p.bias!), 'self_attn.qkv_proj.bias') };
+    } catch (e) {
+      weight.dispose();
+      throw e;
+    }
+  } finally {
+    for (const p of parts) {
+      p.weight.dispose();
+      p.bias?.dispose();
+    }
+  }
+}
+
 /** model.language_model.layers.N */
 export class DecoderLayer {
   constructor(
     readonly inputLayernorm: Tensor,
-    readonly qProj: Projection,
-    readonly kProj: Projection,
-    readonly vProj: Projection,
+    /** q_proj | k_proj | v_proj, stacked (loadQkv) */
+    readonly qkvProj: Projection,
     readonly oProj: Projection,
     readonly postSelfAttnLayernorm: Tensor,
     readonly postAttentionLayernorm: Tensor,
@@ -37,41 +64,42 @@ export class DecoderLayer {
 
   static async load(w: WeightSource, c: TextConfig): Promise<DecoderLayer> {
     const D = c.hiddenSize;
-    const kvDim = c.numKvHeads * c.headDim;
-    const qDim = c.numHeads * c.headDim;
     const attn = w.scope('self_attn');
-    // q/k/v always carry biases, o_proj never (docs/model.md#pitfalls, 6)
-    const proj = async (name: string, rows: number, cols: number, bias: boolean): Promise<Projection> => ({
-      weight: (await attn.quantizable(`${name}.weight`, [rows, cols], 'text'))[0],
-      bias: bias ? await attn.get(`${name}.bias`, [rows]) : undefined,
-    });
-    return new DecoderLayer(
-      await w.get('input_layernorm.weight', [D]),
-      await proj('q_proj', qDim, D, true),
-      await proj('k_proj', kvDim, D, true),
-      await proj('v_proj', kvDim, D, true),
-      await proj('o_proj', D, qDim, false),
-      await w.get('post_self_attn_layernorm.weight', [D]),
-      await w.get('post_attention_layernorm.weight', [D]),
-      (await w.quantizable('mlp.gate_up_proj.weight', [2 * c.intermediateSize, D], 'text'))[0],
-      (await w.quantizable('mlp.down_proj.weight', [D, c.intermediateSize], 'text'))[0],
-      await w.get('post_mlp_layernorm.weight', [D]),
-    );
+    const inputLayernorm = await w.get('input_layernorm.weight', [D]);
+    const qkv = await loadQkv(attn, c);
+    try {
+      return new DecoderLayer(
+        inputLayernorm,
+        qkv,
+        { weight: (await attn.quantizable('o_proj.weight', [D, c.numHeads * c.headDim], 'text'))[0] },
+        await w.get('post_self_attn_layernorm.weight', [D]),
+        await w.get('post_attention_layernorm.weight', [D]),
+        (await w.quantizable('mlp.gate_up_proj.weight', [2 * c.intermediateSize, D], 'text'))[0],
+        (await w.quantizable('mlp.down_proj.weight', [D, c.intermediateSize], 'text'))[0],
+        await w.get('post_mlp_layernorm.weight', [D]),
+      );
+    } catch (e) {
+      qkv.weight.dispose(); // the model's own; the rest is the source's
+      qkv.bias?.dispose();
+      throw e;
+    }
   }
 
   /** x [S, D] updated in place; keys and values of these tokens written to `cache`.  (Glm4vTextDecoderLayer.forward) */
   forward(g: Graph, x: Tensor, at: StepPositions, cache: KvCache, c: TextConfig): void {
     const eps = c.rmsNormEps;
     const heads = { numHeads: c.numHeads, numKvHeads: c.numKvHeads, headDim: c.headDim };
-    const rope = { headDim: c.headDim, rotaryDim: c.rotaryDim, sections: c.mropeSection, theta: c.ropeTheta, positions: at.kind === 'prefill' ? at.positions : { rows: at.rows } };
     const a = rmsNorm(g, x, this.inputLayernorm, eps); //                                         (input_layernorm)
-    const q = ropeText(g, linear(g, a, this.qProj.weight, { bias: this.qProj.bias }), { ...rope, numHeads: c.numHeads }); // [S, Hq·d]
-    const k = ropeText(g, linear(g, a, this.kProj.weight, { bias: this.kProj.bias }), { ...rope, numHeads: c.numKvHeads }); // [S, Hkv·d]
-    const v = linear(g, a, this.vProj.weight, { bias: this.vProj.bias });
-    const o =
-      at.kind === 'prefill'
-        ? attentionPrefill(g, q, k, v, cache, { ...heads, start: at.start, slot: at.slot })
-        : attentionDecode(g, q, k, v, cache, { ...heads, rows: at.rows, maxKeys: at.maxKeys }); //   (self_attn, causal GQA)
+    const qkv = linear(g, a, this.qkvProj.weight, { bias: this.qkvProj.bias }); //                 [S, (Hq + 2·Hkv)·d]  (q_proj | k_proj | v_proj)
+    let o: Tensor; //                                                                              [S, Hq·d]  (self_attn, causal GQA)
+    if (at.kind === 'prefill') {
+      const rope = { headDim: c.headDim, rotaryDim: c.rotaryDim, sections: c.mropeSection, theta: c.ropeTheta, positions: at.positions };
+      ropeText(g, qkv, { ...rope, numHeads: c.numHeads + c.numKvHeads, rowWidth: qkv.shape[1] }); // q and k heads turn, v's do not
+      o = attentionPrefill(g, qkv, cache, { ...heads, start: at.start, slot: at.slot });
+    } else {
+      // RoPE, the cache store and attention in one dispatch (decode: one position on the t, h and w streams)
+      o = attentionDecode(g, qkv, cache, { ...heads, rows: at.rows, maxKeys: at.maxKeys, rope: { rotaryDim: c.rotaryDim, theta: c.ropeTheta } });
+    }
     rmsNorm(g, linear(g, o, this.oProj.weight), this.postSelfAttnLayernorm, eps, { out: x, accumulate: true }); // x += norm(o_proj(o))
     const m = rmsNorm(g, x, this.postAttentionLayernorm, eps); //                                  the pre-MLP norm (docs/model.md#pitfalls, 4)
     const act = siluMul(g, linear(g, m, this.gateUpProj)); //                                      [S, I]  (mlp: gate | up halves)
@@ -80,7 +108,7 @@ export class DecoderLayer {
 
   /** Every weight of the layer (all of them are read once per decode step). */
   weights(): (Tensor | LinearWeight)[] {
-    const projections = [this.qProj, this.kProj, this.vProj, this.oProj].flatMap((p) => (p.bias ? [p.weight, p.bias] : [p.weight]));
+    const projections = [this.qkvProj, this.oProj].flatMap((p) => (p.bias ? [p.weight, p.bias] : [p.weight]));
     return [this.inputLayernorm, ...projections, this.postSelfAttnLayernorm, this.postAttentionLayernorm, this.gateUpProj, this.downProj, this.postMlpLayernorm];
   }
 
@@ -103,10 +131,15 @@ export class Glm4vTextModel {
   static async load(w: WeightSource, head: WeightSource, c: TextConfig): Promise<Glm4vTextModel> {
     const [embed] = await w.quantizable('embed_tokens.weight', [c.vocabSize, c.hiddenSize], 'text'); // one row read per token
     const layers: DecoderLayer[] = [];
-    for (let i = 0; i < c.numLayers; i++) layers.push(await DecoderLayer.load(w.scope(`layers.${i}`), c));
-    const norm = await w.get('norm.weight', [c.hiddenSize]);
-    const [lmHead] = await head.quantizable('weight', [c.vocabSize, c.hiddenSize], 'text'); // untied (docs/model.md#lm-head)
-    return new Glm4vTextModel(c, embed, layers, norm, lmHead);
+    try {
+      for (let i = 0; i < c.numLayers; i++) layers.push(await DecoderLayer.load(w.scope(`layers.${i}`), c));
+      const norm = await w.get('norm.weight', [c.hiddenSize]);
+      const [lmHead] = await head.quantizable('weight', [c.vocabSize, c.hiddenSize], 'text'); // untied (docs/model.md#lm-head)
+      return new Glm4vTextModel(c, embed, layers, norm, lmHead);
+    } catch (e) {
+      for (const l of layers) l.dispose(); // their stacked q|k|v weights are the model's own; the rest is the source's
+      throw e;
+    }
   }
 
   /** [n, D] -> [n, D]  (model.language_model.norm) */
