@@ -34,7 +34,10 @@ export interface Glm4vLoadOptions extends LoadOptions {
   /** A device to use (kept alive after dispose); by default one is created and owned. */
   device?: Device;
   deviceOptions?: DeviceOptions;
-  /** KV-cache element type: f32 (exact, default) or f16 (half the memory; needs shader-f16). */
+  /**
+   * KV-cache element type: f16 (half the memory; the default where the adapter has shader-f16, with the greedy
+   * tokens of f32 on every conformance case) or f32 (the exact path; the default without shader-f16).
+   */
   kvCacheDType?: KvDType;
   /** The folder's processor, when already loaded (to check requests before the weights load). */
   processor?: Glm4vProcessor;
@@ -45,6 +48,11 @@ export interface Glm4vLoadOptions extends LoadOptions {
   quant?: QuantFormat;
   /** The same for the vision tower and merger (default: as stored, bf16 in the original checkpoint). */
   quantVision?: QuantFormat;
+}
+
+/** The KV cache's element type unless asked: f16 where the adapter has shader-f16, else f32. */
+export function defaultKvCacheDType(device: Device): KvDType {
+  return device.has('shader-f16') ? 'f16' : 'f32';
 }
 
 export class Glm4v {
@@ -67,7 +75,7 @@ export class Glm4v {
     const device = opts.device ?? (await Device.create(opts.deviceOptions));
     try {
       const { model } = await loadModel(folder, device, { ...opts, quantFormats: { text: opts.quant, vision: opts.quantVision } });
-      return new Glm4v(new Engine(model, processor, opts.kvCacheDType ?? 'f32'), !opts.device);
+      return new Glm4v(new Engine(model, processor, opts.kvCacheDType ?? defaultKvCacheDType(device)), !opts.device);
     } catch (e) {
       if (!opts.device) device.dispose();
       throw e;
@@ -83,7 +91,7 @@ export class Glm4v {
     if (processor.tokenizer.vocabSize > model.config.text.vocabSize) {
       throw new ConfigError(`${processor.dir}: the tokenizer has ${processor.tokenizer.vocabSize} ids but the model's vocabulary is ${model.config.text.vocabSize}`);
     }
-    return new Glm4v(new Engine(model, processor, opts.kvCacheDType ?? 'f32'), false);
+    return new Glm4v(new Engine(model, processor, opts.kvCacheDType ?? defaultKvCacheDType(model.device)), false);
   }
 
   get device(): Device {

@@ -19,7 +19,8 @@ export const WEIGHT_FLAGS = {
   'quant-vision': { type: 'string' },
 } as const;
 
-export const WEIGHT_HELP = `  --kv-cache f32|f16        KV-cache element type: f32 (exact, default) or f16 (half the memory)
+export const WEIGHT_HELP = `  --kv-cache f16|f32        KV-cache element type: f16 (half the memory; the default where the GPU has
+                            shader-f16) or f32 (exact)
   --quant q8|q4             quantise the decoder (linear layers, lm_head, embeddings) as it loads: ~10 GB
                             (q8) or ~5.3 GB (q4) instead of ~19 GB; a folder written by 'glm4v-run quantize'
                             loads quantised without it
@@ -48,7 +49,8 @@ export function maxBatchFlag(v: string | undefined): number {
 
 /** What WEIGHT_FLAGS chose. */
 export interface WeightChoice {
-  kvCache: KvDType;
+  /** Unset: Glm4v's default (f16 where the adapter has shader-f16). */
+  kvCache?: KvDType;
   quant?: QuantFormat;
   quantVision?: QuantFormat;
 }
@@ -57,7 +59,7 @@ export interface WeightChoice {
 export function weightFlags(v: { 'kv-cache'?: string; quant?: string; 'quant-vision'?: string }): WeightChoice {
   const kv = v['kv-cache'];
   if (kv !== undefined && kv !== 'f32' && kv !== 'f16') throw new UsageError(`--kv-cache expects f32 or f16, got '${kv}'`);
-  return { kvCache: kv ?? 'f32', quant: quantFlag(v.quant, '--quant'), quantVision: quantFlag(v['quant-vision'], '--quant-vision') };
+  return { kvCache: kv, quant: quantFlag(v.quant, '--quant'), quantVision: quantFlag(v['quant-vision'], '--quant-vision') };
 }
 
 /** The checkpoint folder of --model or --demo (made once and cached; its notice goes to stderr). */

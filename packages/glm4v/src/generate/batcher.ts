@@ -33,7 +33,7 @@ export interface BatcherOptions {
   maxBatch?: number;
   /** KV-cache size of each sequence in tokens: prompt plus reply (default: max_position_embeddings). */
   contextLength?: number;
-  /** KV-cache element type (default f32). */
+  /** KV-cache element type (default: the model's, Glm4vLoadOptions.kvCacheDType). */
   kvCacheDType?: KvDType;
   /**
    * Prompt tokens per prefill pass between two decode steps: the longest a prompt delays the others' next token is
