@@ -18,7 +18,8 @@ const CASES = [
   { name: 'd_bf16_image', checkpoint: 'tiny-glm4v-bf16' },
   { name: 'e_video', checkpoint: 'tiny-glm4v-f32' },
 ];
-type Config = { text_config: Record<string, any>; vision_config: Record<string, any> };
+// The config fields the faults below edit (the rest of the JSON is written back as read).
+type Config = { text_config: { rms_norm_eps: number; rope_scaling: { mrope_section: number[] } }; vision_config: { rms_norm_eps: number } };
 
 let device: Device;
 const dirs: string[] = [];

@@ -104,7 +104,7 @@ async function runOne(device: Device, quant: QuantRequest, o: Options, log: (s: 
   device.pool.trim();
   device.pool.resetPeaks();
   const base = device.pool.stats.bytesAllocated;
-  let t = performance.now();
+  const t = performance.now();
   const model = await randomModel(device, config, { seed: 1, quant });
   await device.sync();
   const buildMs = performance.now() - t;

@@ -150,7 +150,10 @@ async function main() {
   const bits = (l: QuantLayout) => (8 * (rowBytes(l, K).data + rowBytes(l, K).scales)) / K;
   out.bits_per_weight = { ...Object.fromEntries(LAYOUTS.map((l) => [label(l), bits(l)])), 'q4 g32 f32': 4 + 64 / 32, 'q4 g64 f32': 4 + 64 / 64 };
   out.error = errorTable(rows);
-  if (!json) console.table(out.bits_per_weight), console.table(out.error);
+  if (!json) {
+    console.table(out.bits_per_weight);
+    console.table(out.error);
+  }
   if (!process.argv.includes('--no-speed')) {
     const device = await Device.create();
     (json ? process.stderr : process.stdout).write(device.describe() + '\n');

@@ -41,7 +41,7 @@ const SIZES = [1, 3, 7, 17, 127, 4097, 4096 * 3];
 describe('float64 references', () => {
   it('erfc64 matches known values', () => {
     // erfc(0.5), erfc(1), erfc(3), erfc(5), erfc(9) to 16 digits (from tables of the error function)
-    const known: [number, number][] = [[0.5, 0.4795001221869535], [1, 0.15729920705028513], [3, 2.209049699858544e-5], [5, 1.5374597944280349e-12], [9, 4.1370317465138102e-37]];
+    const known: [number, number][] = [[0.5, 0.4795001221869535], [1, 0.15729920705028513], [3, 2.209049699858544e-5], [5, 1.5374597944280349e-12], [9, 4.13703174651381e-37]];
     for (const [z, v] of known) expect(Math.abs(erfc64(z) - v) / v).toBeLessThan(1e-13);
   });
 });

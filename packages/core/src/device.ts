@@ -88,7 +88,7 @@ function matrixConfigs(info: GPUAdapterInfo): SubgroupMatrixConfig[] {
 
 async function openAdapter(opts: DeviceOptions, extraToggles: readonly string[] = []): Promise<{ navigatorGpu: GPU; adapter: GPUAdapter; backend: string }> {
   const { gpu: navigatorGpu, backend } = openGpu(opts, extraToggles);
-  let adapter: GPUAdapter | null = null;
+  let adapter: GPUAdapter | null;
   try {
     adapter = await navigatorGpu.requestAdapter({ powerPreference: 'high-performance' });
   } catch (e) {

@@ -2,7 +2,7 @@
 // inputs from a safetensors file, runs the model, writes logits (and greedy tokens, taps) to another one, named
 // and typed as in the conformance fixtures.
 
-import { type Device, InputError } from '@glm4v/core';
+import { InputError } from '@glm4v/core';
 import { SafetensorsFile, type TensorInfo, writeSafetensors } from './checkpoint/safetensors.js';
 import type { SafetensorsDType } from './checkpoint/safetensors.js';
 import type { KvDType } from '@glm4v/kernels';

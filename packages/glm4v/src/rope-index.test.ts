@@ -41,7 +41,10 @@ function runningOffset(ids: number[], images: number[][], videos: number[][], to
     }
     cur += Math.max(gh, gw) / 2;
     if (!inVideo) img++;
-    else if (++frame === videos[vid][0]) (vid++, (frame = 0));
+    else if (++frame === videos[vid][0]) {
+      vid++;
+      frame = 0;
+    }
   }
   return { pos, delta: cur - ids.length };
 }

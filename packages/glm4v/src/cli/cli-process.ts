@@ -64,6 +64,7 @@ export function runCli(args: string[], opts: RunOptions = {}): Promise<Ran> {
 }
 
 /** The last line of stdout as JSON (`--json`). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- a test helper: each test asserts on the fields it reads
 export const lastJson = (stdout: string): Record<string, any> => JSON.parse(stdout.trim().split('\n').pop()!);
 
 /** Our lines of stderr (Dawn prints its own warnings on lavapipe). */

@@ -53,7 +53,7 @@ export async function checkReachable(addr: QueueAddress): Promise<void> {
     await probe.connect();
     await probe.ping();
   } catch (e) {
-    throw new Error(`cannot reach Redis at ${addr.display}: ${(cause ?? (e as Error)).message}`);
+    throw new Error(`cannot reach Redis at ${addr.display}: ${(cause ?? (e as Error)).message}`, { cause: e });
   } finally {
     probe.disconnect();
   }

@@ -111,8 +111,10 @@ function learnMerges(corpus: string, count: number, byteChar: string[]): [string
     for (const w of words) {
       const out: string[] = [];
       for (let i = 0; i < w.syms.length; i++) {
-        if (i + 1 < w.syms.length && w.syms[i] === a && w.syms[i + 1] === b) out.push(a + b), i++;
-        else out.push(w.syms[i]);
+        if (i + 1 < w.syms.length && w.syms[i] === a && w.syms[i + 1] === b) {
+          out.push(a + b);
+          i++;
+        } else out.push(w.syms[i]);
       }
       w.syms = out;
     }

@@ -95,7 +95,7 @@ export class ApiServer {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const t0 = performance.now();
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
-    let status = 500;
+    let status: number;
     try {
       status = await this.route(req, res, path);
     } catch (e) {
