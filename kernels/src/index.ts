@@ -1,6 +1,6 @@
 export { prelude, variantTag, type ActDType, type WeightDType } from './prelude.js';
 export { grid1d } from './grid.js';
-export { rmsNorm, layerNorm, type RmsNormOptions } from './norms.js';
+export { rmsNorm, rmsNormResidual, layerNorm } from './norms.js';
 export { fillRandom } from './random.js';
 export { argmax, sample, createSamplerState, setSamplerOptions, resetSamplerState, markPresent, samplerUniform, philox2x32, SAMPLING_LIMITS, type SamplingOptions, type SamplerState, type SamplerModes, type SamplingMode } from './sampling.js';
 export { ropeText, ropeVision, ropeFrequencies, MAX_ROPE_FREQUENCIES, type RopeTextOptions, type RopeVisionOptions } from './rope.js';

@@ -1,6 +1,6 @@
 // LayerNorm over the last dimension with weight and bias: y = (x − mean) / sqrt(var + eps) · w + b.
 // One workgroup per row; mean first, then the variance around it (two passes, no cancellation).
-// Bindings: params, x [rows, cols] (A), w [cols], b [cols], out [rows, cols] (A).
+// Bindings: params, x [rows, cols] (A), w [cols], b [cols], out [rows, cols] (A). workgroup_sum: workgroup_sum.wgsl.
 
 override WG: u32 = 256;
 
@@ -11,20 +11,6 @@ struct Params { rows: u32, cols: u32, eps: f32 }
 @group(0) @binding(2) var<storage, read> w: array<WS_w>;
 @group(0) @binding(3) var<storage, read> b: array<WS_b>;
 @group(0) @binding(4) var<storage, read_write> out: array<A>;
-
-var<workgroup> partial: array<f32, WG>;
-
-fn workgroup_sum(v: f32, lid: u32) -> f32 {
-  partial[lid] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) { partial[lid] += partial[lid + s]; }
-    workgroupBarrier();
-  }
-  let total = partial[0];
-  workgroupBarrier(); // everyone has read partial[0] before it is reused
-  return total;
-}
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Device, Graph, Tensor, InputError } from '@glm4v/core';
 import { TOLERANCE, asStored, expectClose, normal, poisoned } from '@glm4v/core/testing';
-import { layerNorm, rmsNorm } from './norms.js';
+import { layerNorm, rmsNorm, rmsNormResidual } from './norms.js';
 
 let device: Device;
 beforeAll(async () => {
@@ -50,7 +50,7 @@ describe('rmsNorm', () => {
           const w = await Tensor.fromArray(device, wd, [cols], ws);
           const out = await poisoned(device, act, [rows, cols]);
           const g = new Graph(device);
-          rmsNorm(g, x, w, 1e-5, { out });
+          rmsNorm(g, x, w, 1e-5, out);
           await g.run();
           expectClose(await out.read(), rmsNormRef(xs, ws, rows, cols, 1e-5), TOLERANCE[act], `rmsNorm ${act}/${wd} [${rows}, ${cols}]`);
           g.dispose();
@@ -60,27 +60,54 @@ describe('rmsNorm', () => {
     }
   }
 
-  it('accumulates into the residual stream', async () => {
-    const [rows, cols] = [3, 130];
-    const xs = asStored('f32', normal(rows * cols, 1));
-    const ws = asStored('bf16', normal(cols, 2));
-    const rs = asStored('f32', normal(rows * cols, 3));
-    const x = await Tensor.fromArray(device, 'f32', [rows, cols], xs);
-    const w = await Tensor.fromArray(device, 'bf16', [cols], ws);
-    const res = await Tensor.fromArray(device, 'f32', [rows, cols], rs);
-    const g = new Graph(device);
-    rmsNorm(g, x, w, 1e-5, { out: res, accumulate: true });
-    await g.run();
-    const ref = rmsNormRef(xs, ws, rows, cols, 1e-5).map((v, i) => v + rs[i]);
-    expectClose(await res.read(), ref, TOLERANCE.f32, 'rmsNorm accumulate');
-    g.dispose();
-  });
-
   it('names the weight whose shape is wrong', async () => {
     const x = await Tensor.fromArray(device, 'f32', [2, 8], new Float32Array(16));
     const w = await Tensor.fromArray(device, 'f32', [7], new Float32Array(7), 'input_layernorm.weight');
     expect(() => rmsNorm(new Graph(device), x, w, 1e-5)).toThrow(InputError);
     expect(() => rmsNorm(new Graph(device), x, w, 1e-5)).toThrow(/input_layernorm\.weight.*\[7\].*\[8\]/);
+  });
+});
+
+describe('rmsNormResidual', () => {
+  // the decoder's pairs: rows up to a prefill chunk, widths around the real hidden size (4096) and awkward ones;
+  // f16 activations with an f16 and a bf16 weight exercise two weight types in one kernel
+  const WEIGHTS = { f32: ['bf16', 'bf16'], f16: ['f16', 'bf16'] } as const;
+  for (const act of ['f32', 'f16'] as const) {
+    for (const rows of [1, 7, 33]) {
+      for (const cols of [1, 7, 4096, 4097]) {
+        it(`${act} activations, [${rows}, ${cols}]: x += norm(y)·w1, out = norm(x)·w2`, async (ctx) => {
+          if (act === 'f16' && !device.has('shader-f16')) return ctx.skip('the adapter lacks shader-f16');
+          const [wd1, wd2] = WEIGHTS[act];
+          const seed = 31 * rows + cols;
+          const xs = asStored(act, normal(rows * cols, seed, 4));
+          const ys = asStored(act, normal(rows * cols, seed + 1, 2));
+          const w1s = asStored(wd1, normal(cols, seed + 2));
+          const w2s = asStored(wd2, normal(cols, seed + 3));
+          const x = await Tensor.fromArray(device, act, [rows, cols], xs, 'residual');
+          const y = await Tensor.fromArray(device, act, [rows, cols], ys, 'branch');
+          const w1 = await Tensor.fromArray(device, wd1, [cols], w1s);
+          const w2 = await Tensor.fromArray(device, wd2, [cols], w2s);
+          const out = await poisoned(device, act, [rows, cols]);
+          const g = new Graph(device);
+          expect(rmsNormResidual(g, x, y, w1, w2, 1e-5, out)).toBe(out);
+          await g.run();
+          const added = rmsNormRef(ys, w1s, rows, cols, 1e-5).map((v, i) => v + xs[i]);
+          expectClose(await x.read(), added, TOLERANCE[act], `rmsNormResidual x ${act} [${rows}, ${cols}]`);
+          expectClose(await out.read(), rmsNormRef(added, w2s, rows, cols, 1e-5), TOLERANCE[act], `rmsNormResidual out ${act} [${rows}, ${cols}]`);
+          g.dispose();
+          for (const t of [x, y, w1, w2, out]) t.dispose();
+        });
+      }
+    }
+  }
+
+  it('refuses a branch of another shape or aliased tensors, naming them', async () => {
+    const x = await Tensor.fromArray(device, 'f32', [2, 8], new Float32Array(16), 'residual');
+    const y = await Tensor.fromArray(device, 'f32', [2, 7], new Float32Array(14), 'o_proj_out');
+    const w = await Tensor.fromArray(device, 'f32', [8], new Float32Array(8), 'post_self_attn_layernorm.weight');
+    expect(() => rmsNormResidual(new Graph(device), x, y, w, w, 1e-5)).toThrow(/branch 'o_proj_out' has shape \[2, 7\]; expected \[2, 8\]/);
+    expect(() => rmsNormResidual(new Graph(device), x, x, w, w, 1e-5)).toThrow(InputError);
+    for (const t of [x, y, w]) t.dispose();
   });
 });
 
@@ -116,7 +143,7 @@ describe('norm argument checks', () => {
     const half = await Tensor.empty(device, 'f16', [2, 4], 'half_out');
     expect(() => layerNorm(new Graph(device), x, w, w, 1e-5, half)).toThrow(/layerNorm output 'half_out' has dtype f16/);
     expect(() => layerNorm(new Graph(device), x, w, b, 1e-5)).toThrow(/post_projection_norm\.bias' has dtype i32/);
-    expect(() => rmsNorm(new Graph(device), x, w, 1e-5, { out: half })).toThrow(InputError);
+    expect(() => rmsNorm(new Graph(device), x, w, 1e-5, half)).toThrow(InputError);
     for (const t of [x, w, b, half]) t.dispose();
   });
 });

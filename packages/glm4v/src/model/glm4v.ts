@@ -361,19 +361,16 @@ export class Glm4vModel {
         imageRows += b - a;
       }
       tap('inputs_embeds', x);
-      this.text.layers.forEach((layer, i) => {
-        layer.forward(g, x, { kind: 'prefill', positions: inputs[1], start: session.length + s0, slot: session.slot }, session.caches[i], t);
-        if (i === 0) tap('hidden_states_layer0', x);
-      });
-      if (opts.allLogits || opts.taps) {
-        const normed = this.text.finalNorm(g, x); //                                                  [n, D]  (norm)
-        tap('last_hidden_state', normed);
-        if (opts.allLogits) tap('logits', this.text.lmHeadOf(g, normed)); //                         [n, V]  (lm_head)
-      }
+      const at = { kind: 'prefill' as const, positions: inputs[1], start: session.length + s0, slot: session.slot };
+      const normed = this.text.forward(g, x, at, session.caches, (i) => {
+        if (i === 0) tap('hidden_states_layer0', x); // the residual stream after layer 0, before layer 1 adds to it
+      }); //                                                                                          [n, D]  (norm)
+      tap('last_hidden_state', normed);
+      if (opts.allLogits) tap('logits', this.text.lmHeadOf(g, normed)); //                           [n, V]  (lm_head)
       if (last) {
         const lastRow = g.tensor('f32', [1, t.hiddenSize], 'last_row');
-        g.copy(x, lastRow, rowBytes, (n - 1) * rowBytes);
-        const lastLogits = this.text.lmHeadOf(g, this.text.finalNorm(g, lastRow)); //                 [1, V]
+        g.copy(normed, lastRow, rowBytes, (n - 1) * rowBytes);
+        const lastLogits = this.text.lmHeadOf(g, lastRow); //                                         [1, V]
         // the choice draws with counter 0 (decode steps count from 1)
         const row = rowsTable([{ slot: session.slot, pos: session.length + S - 1, ropePos: 0, step: 0 }]);
         inputs.push(await Tensor.fromArray(d, 'i32', [1, ROW_FIELDS], row, 'prefill_row'));
@@ -395,13 +392,11 @@ export class Glm4vModel {
    */
   async recordDecode(pool: KvPool, rows: number, opts: DecodeOptions = {}): Promise<DecodeStep> {
     if (!Number.isInteger(rows) || rows < 1 || rows > pool.slots) throw new InputError(`a decode step for ${rows} sequences: expected 1 to ${pool.slots} (the pool's slots)`);
-    const t = this.config.text;
     const table = await Tensor.empty(this.device, 'i32', [rows, ROW_FIELDS], 'decode_rows');
     const g = new Graph(this.device, `decode[${rows}]`);
     const x = embedding(g, this.text.embedTokens, pool.tokens, { rows: table }); //                 [M, D]
     const at = { kind: 'decode' as const, rows: table, maxKeys: (p: Params) => p.maxKeys };
-    this.text.layers.forEach((layer, i) => layer.forward(g, x, at, pool.caches[i], t));
-    const logits = this.text.lmHeadOf(g, this.text.finalNorm(g, x)); //                              [M, V]
+    const logits = this.text.lmHeadOf(g, this.text.forward(g, x, at, pool.caches)); //               [M, V]
     if (opts.keepLogits) g.keep(logits);
     sample(g, logits, pool.sampler, table, pool.tokens, (p) => ({ greedy: p.greedy === 1, full: p.full === 1, top: p.top === 1 }));
     return new DecodeStep(g, pool, table, opts.keepLogits ? logits : undefined);

@@ -3,7 +3,7 @@
 // fused gate/up SwiGLU, the final norm and the untied lm_head.
 
 import type { Graph, Params, Tensor } from '@glm4v/core';
-import { type KvCache, type LinearWeight, attentionDecode, attentionPrefill, concatRows, concatVectors, linear, rmsNorm, ropeText, siluMul } from '@glm4v/kernels';
+import { type KvCache, type LinearWeight, attentionDecode, attentionPrefill, concatRows, concatVectors, linear, rmsNorm, rmsNormResidual, ropeText, siluMul } from '@glm4v/kernels';
 import type { TextConfig } from '../config.js';
 import type { WeightSource } from './weight-source.js';
 
@@ -85,11 +85,14 @@ export class DecoderLayer {
     }
   }
 
-  /** x [S, D] updated in place; keys and values of these tokens written to `cache`.  (Glm4vTextDecoderLayer.forward) */
-  forward(g: Graph, x: Tensor, at: StepPositions, cache: KvCache, c: TextConfig): void {
+  /**
+   * x [S, D] (the residual stream) updated in place, `a` = input_layernorm(x) given; keys and values of these
+   * tokens written to `cache`. Each residual add is fused with the norm after it: returns next(x) [S, D], where
+   * `next` is the next layer's input_layernorm, or the final norm after the last layer.  (Glm4vTextDecoderLayer.forward)
+   */
+  forward(g: Graph, x: Tensor, a: Tensor, next: Tensor, at: StepPositions, cache: KvCache, c: TextConfig): Tensor {
     const eps = c.rmsNormEps;
     const heads = { numHeads: c.numHeads, numKvHeads: c.numKvHeads, headDim: c.headDim };
-    const a = rmsNorm(g, x, this.inputLayernorm, eps); //                                         (input_layernorm)
     const qkv = linear(g, a, this.qkvProj.weight, { bias: this.qkvProj.bias }); //                 [S, (Hq + 2·Hkv)·d]  (q_proj | k_proj | v_proj)
     let o: Tensor; //                                                                              [S, Hq·d]  (self_attn, causal GQA)
     if (at.kind === 'prefill') {
@@ -100,10 +103,10 @@ export class DecoderLayer {
       // RoPE, the cache store and attention in one dispatch (decode: one position on the t, h and w streams)
       o = attentionDecode(g, qkv, cache, { ...heads, rows: at.rows, maxKeys: at.maxKeys, rope: { rotaryDim: c.rotaryDim, theta: c.ropeTheta } });
     }
-    rmsNorm(g, linear(g, o, this.oProj.weight), this.postSelfAttnLayernorm, eps, { out: x, accumulate: true }); // x += norm(o_proj(o))
-    const m = rmsNorm(g, x, this.postAttentionLayernorm, eps); //                                  the pre-MLP norm (docs/model.md#pitfalls, 4)
+    // x += post_self_attn_layernorm(o_proj(o)); m = post_attention_layernorm(x), the pre-MLP norm (docs/model.md#pitfalls, 4)
+    const m = rmsNormResidual(g, x, linear(g, o, this.oProj.weight), this.postSelfAttnLayernorm, this.postAttentionLayernorm, eps);
     const act = siluMul(g, linear(g, m, this.gateUpProj)); //                                      [S, I]  (mlp: gate | up halves)
-    rmsNorm(g, linear(g, act, this.downProj), this.postMlpLayernorm, eps, { out: x, accumulate: true }); // x += norm(down(act))
+    return rmsNormResidual(g, x, linear(g, act, this.downProj), this.postMlpLayernorm, next, eps); // x += post_mlp_layernorm(down(act)); next(x)
   }
 
   /** Every weight of the layer (all of them are read once per decode step). */
@@ -142,9 +145,19 @@ export class Glm4vTextModel {
     }
   }
 
-  /** [n, D] -> [n, D]  (model.language_model.norm) */
-  finalNorm(g: Graph, h: Tensor): Tensor {
-    return rmsNorm(g, h, this.norm, this.config.rmsNormEps);
+  /**
+   * Every layer over the embeddings x [n, D], updated in place into the residual stream after the last layer;
+   * returns norm(x) [n, D] (model.language_model.norm), fused with the last layer's residual add. `afterLayer(i)`
+   * runs once layer i has written x (the taps read the residual stream there).
+   */
+  forward(g: Graph, x: Tensor, at: StepPositions, caches: readonly KvCache[], afterLayer?: (i: number) => void): Tensor {
+    const c = this.config;
+    let a = rmsNorm(g, x, this.layers[0].inputLayernorm, c.rmsNormEps); //                         layer 0's input_layernorm
+    this.layers.forEach((layer, i) => {
+      a = layer.forward(g, x, a, this.layers[i + 1]?.inputLayernorm ?? this.norm, at, caches[i], c);
+      afterLayer?.(i);
+    });
+    return a;
   }
 
   /** [n, D] -> logits [n, V]  (lm_head) */
