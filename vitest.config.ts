@@ -19,7 +19,13 @@ export default defineConfig({
     ],
   },
   test: {
-    include: ['packages/*/src/**/*.test.ts', 'kernels/src/**/*.test.ts', 'conformance/**/*.test.ts', 'tools/**/*.test.ts', 'web/**/*.test.ts'],
+    include: [
+      'packages/*/src/**/*.test.ts',
+      'kernels/src/**/*.test.ts',
+      'conformance/**/*.test.ts',
+      'tools/**/*.test.ts',
+      'web/**/*.test.ts',
+    ],
     // Each file makes its own device; lavapipe already uses every core, so files run two at a time at most.
     pool: 'forks',
     maxWorkers: 2,

@@ -11,7 +11,14 @@ import { join } from 'node:path';
 import { Device } from '@glm4v/core';
 import { compare } from '@glm4v/core/testing';
 import type { KvDType } from '@glm4v/kernels';
-import { type Glm4vModel, type LogitsResult, SafetensorsFile, computeLogits, loadModel, readLogitsInputs } from '@glm4v/runtime/internal';
+import {
+  type Glm4vModel,
+  type LogitsResult,
+  SafetensorsFile,
+  computeLogits,
+  loadModel,
+  readLogitsInputs,
+} from '@glm4v/runtime/internal';
 import { FIXTURES, LOGITS_TAP, MANIFEST, TAPS, argmaxRows, compareTaps, readTensors, tolerance } from './taps.js';
 
 const RUNS = MANIFEST.flatMap((m) => (['f32', 'f16'] as KvDType[]).map((kv) => ({ ...m, kv })));
@@ -48,7 +55,11 @@ describe.each(RUNS)('conformance $case ($checkpoint, $kv KV cache): $description
       return;
     }
     expected = await readTensors(file);
-    result = await computeLogits(await model(checkpoint), await readLogitsInputs(file), { greedy: 8, taps: true, kvCacheDType: kv });
+    result = await computeLogits(await model(checkpoint), await readLogitsInputs(file), {
+      greedy: 8,
+      taps: true,
+      kvCacheDType: kv,
+    });
   });
 
   it('positions and rope delta are exact', (ctx) => {
@@ -96,10 +107,19 @@ describe.each(RUNS)('conformance $case ($checkpoint, $kv KV cache): $description
     } finally {
       session.dispose();
     }
-    const full = await computeLogits(m, { ...input, ids: Int32Array.from([...input.ids, ...generated]) }, { kvCacheDType: kv });
+    const full = await computeLogits(
+      m,
+      { ...input, ids: Int32Array.from([...input.ids, ...generated]) },
+      { kvCacheDType: kv },
+    );
     const V = m.config.text.vocabSize;
     for (let i = 0; i < steps; i++) {
-      const r = compare(stepLogits[i], full.logits.subarray((S + i) * V, (S + i + 1) * V), logitsTol, `decode step ${i}`);
+      const r = compare(
+        stepLogits[i],
+        full.logits.subarray((S + i) * V, (S + i + 1) * V),
+        logitsTol,
+        `decode step ${i}`,
+      );
       expect(r.ok, r.message).toBe(true);
     }
   });
@@ -113,7 +133,12 @@ describe.each(RUNS)('conformance $case ($checkpoint, $kv KV cache): $description
       const chunked = await m.prefill(session, input, { allLogits: true, taps: true, chunkTokens: 5 });
       for (const tap of TAPS.filter((t) => t.afterAttention || t.name === 'inputs_embeds')) {
         const got = tap.name === 'logits' ? chunked.logits! : chunked.taps![tap.name];
-        const r = compare(got, tap.name === 'logits' ? result.logits : result.taps![tap.name], tolerance(tap, kv), tap.name);
+        const r = compare(
+          got,
+          tap.name === 'logits' ? result.logits : result.taps![tap.name],
+          tolerance(tap, kv),
+          tap.name,
+        );
         expect(r.ok, r.message).toBe(true);
       }
     } finally {
@@ -136,18 +161,48 @@ describe('glm4v-run logits (the black-box entry point)', () => {
     const cli = join(import.meta.dirname, '../packages/glm4v/dist/cli.js');
     const out = join(mkdtempSync(join(tmpdir(), 'glm4v-logits-')), 'out.safetensors');
     const file = join(FIXTURES, 'case-b_image.safetensors');
-    const r = spawnSync(process.execPath, [cli, 'logits', '--model', join(FIXTURES, 'tiny-glm4v-f32'), '--inputs', file, '--out', out, '--greedy', '8', '--taps'], { encoding: 'utf8' });
+    const r = spawnSync(
+      process.execPath,
+      [
+        cli,
+        'logits',
+        '--model',
+        join(FIXTURES, 'tiny-glm4v-f32'),
+        '--inputs',
+        file,
+        '--out',
+        out,
+        '--greedy',
+        '8',
+        '--taps',
+      ],
+      { encoding: 'utf8' },
+    );
     expect(r.status, r.stderr).toBe(0);
     const got = await readTensors(out);
     const ref = await readTensors(file);
     const taps = Object.fromEntries([...got].map(([k, v]) => [k, Float32Array.from(v)]));
     const report = compareTaps({ logits: taps.logits, shape: [0, 0], ropeDelta: 0, taps }, ref);
     if (report.firstFailure) expect.fail(report.firstFailure);
-    for (const name of ['greedy_tokens', 'position_ids', 'rope_delta']) expect(Array.from(got.get(name)!), name).toEqual(Array.from(ref.get(name)!));
+    for (const name of ['greedy_tokens', 'position_ids', 'rope_delta'])
+      expect(Array.from(got.get(name)!), name).toEqual(Array.from(ref.get(name)!));
     const [gotShapes, refShapes] = [await shapes(out), await shapes(file)];
     for (const [name, shape] of gotShapes) expect(shape, name).toEqual(refShapes.get(name));
     rmSync(out, { force: true });
-    const bad = spawnSync(process.execPath, [cli, 'logits', '--model', join(FIXTURES, 'tiny-glm4v-f32'), '--inputs', join(FIXTURES, 'nope.safetensors'), '--out', out], { encoding: 'utf8' });
+    const bad = spawnSync(
+      process.execPath,
+      [
+        cli,
+        'logits',
+        '--model',
+        join(FIXTURES, 'tiny-glm4v-f32'),
+        '--inputs',
+        join(FIXTURES, 'nope.safetensors'),
+        '--out',
+        out,
+      ],
+      { encoding: 'utf8' },
+    );
     expect(bad.status).toBe(3);
     expect(bad.stderr).toMatch(/nope\.safetensors/);
   });

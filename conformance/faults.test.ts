@@ -19,7 +19,10 @@ const CASES = [
   { name: 'e_video', checkpoint: 'tiny-glm4v-f32' },
 ];
 // The config fields the faults below edit (the rest of the JSON is written back as read).
-type Config = { text_config: { rms_norm_eps: number; rope_scaling: { mrope_section: number[] } }; vision_config: { rms_norm_eps: number } };
+type Config = {
+  text_config: { rms_norm_eps: number; rope_scaling: { mrope_section: number[] } };
+  vision_config: { rms_norm_eps: number };
+};
 
 let device: Device;
 const dirs: string[] = [];
@@ -55,7 +58,9 @@ async function reports(edit: (c: Config) => void): Promise<Map<string, TapReport
         const result = await computeLogits(model, await readLogitsInputs(file), { taps: true });
         const report = compareTaps(result, await readTensors(file));
         const largest = report.maxRelative.toExponential(2);
-        console.log(`${c.name}: ${report.firstFailure ?? 'passes'} (largest max|Δ|/max|ref| ${largest})\n  ${report.lines.join('\n  ')}`);
+        console.log(
+          `${c.name}: ${report.firstFailure ?? 'passes'} (largest max|Δ|/max|ref| ${largest})\n  ${report.lines.join('\n  ')}`,
+        );
         out.set(c.name, report);
       }
     } finally {
@@ -68,14 +73,17 @@ async function reports(edit: (c: Config) => void): Promise<Map<string, TapReport
 describe('the conformance comparison fails on a deliberately wrong model', () => {
   it('text rms_norm_eps 1e-6 instead of 1e-5: every case diverges at hidden_states_layer0', async () => {
     const r = await reports((c) => (c.text_config.rms_norm_eps = 1e-6));
-    for (const c of CASES) expect(r.get(c.name)!.firstFailure, c.name).toMatch(/^first divergence at tap hidden_states_layer0:/);
+    for (const c of CASES)
+      expect(r.get(c.name)!.firstFailure, c.name).toMatch(/^first divergence at tap hidden_states_layer0:/);
   });
 
   it('vision rms_norm_eps 1e-6 instead of 1e-5: image and video cases diverge inside the vision tower', async () => {
     const r = await reports((c) => (c.vision_config.rms_norm_eps = 1e-6));
     for (const c of CASES.filter((k) => k.name !== 'a_text')) {
       expect(r.get(c.name)!.firstFailure, c.name).toMatch(/^first divergence at tap vision_(embeddings|block0):/);
-      expect(r.get(c.name)!.maxRelative, `${c.name}: the fault stays below a 1e-4 · max|ref| criterion`).toBeLessThan(1e-4);
+      expect(r.get(c.name)!.maxRelative, `${c.name}: the fault stays below a 1e-4 · max|ref| criterion`).toBeLessThan(
+        1e-4,
+      );
     }
     expect(r.get('a_text')!.firstFailure, 'a text-only case does not run the vision tower').toBeUndefined();
   });

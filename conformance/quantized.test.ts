@@ -13,10 +13,25 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ChunkedTensor, Device } from '@glm4v/core';
 import { QUANT_FORMATS, dequantizeRows, quantizeRows, widenToF32 } from '@glm4v/kernels';
-import { Checkpoint, Glm4vModel, type LogitsResult, type PrefillInput, type QuantRequest, SafetensorsFile, WeightLoader, type WeightSource, computeLogits, loadModel, readConfigs, readLogitsInputs } from '@glm4v/runtime/internal';
+import {
+  Checkpoint,
+  Glm4vModel,
+  type LogitsResult,
+  type PrefillInput,
+  type QuantRequest,
+  SafetensorsFile,
+  WeightLoader,
+  type WeightSource,
+  computeLogits,
+  loadModel,
+  readConfigs,
+  readLogitsInputs,
+} from '@glm4v/runtime/internal';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures');
-const MANIFEST: { case: string; checkpoint: string }[] = JSON.parse(readFileSync(join(FIXTURES, 'manifest.json'), 'utf8'));
+const MANIFEST: { case: string; checkpoint: string }[] = JSON.parse(
+  readFileSync(join(FIXTURES, 'manifest.json'), 'utf8'),
+);
 const REL_TOL = 1e-4;
 /** The text format, and the vision tower's where it is quantised too (the configuration for 8 GB GPUs). */
 const CONFIGS: { label: string; formats: QuantRequest }[] = [
@@ -46,7 +61,9 @@ function dequantised(w: WeightSource, ckpt: Checkpoint, formats: QuantRequest, p
       const src = widenToF32(info.dtype === 'BF16' ? 'bf16' : 'f32', bytes, new Float32Array(N * K));
       const layout = QUANT_FORMATS[format];
       const values = Float32Array.from(dequantizeRows(layout, quantizeRows(layout, src, N, K, n), N, K));
-      return Promise.all(ranges.map(([a, b]) => ChunkedTensor.fromArray(device, 'f32', [b - a, K], values.subarray(a * K, b * K), n)));
+      return Promise.all(
+        ranges.map(([a, b]) => ChunkedTensor.fromArray(device, 'f32', [b - a, K], values.subarray(a * K, b * K), n)),
+      );
     },
   };
 }
@@ -68,7 +85,10 @@ async function readRef(file: string): Promise<{ logits: Float32Array; greedy: nu
   try {
     const l = await f.read(f.tensors.get('logits')!);
     const g = await f.read(f.tensors.get('greedy_tokens')!);
-    return { logits: new Float32Array(l.buffer.slice(l.byteOffset, l.byteOffset + l.byteLength)), greedy: Array.from(new BigInt64Array(g.buffer.slice(g.byteOffset, g.byteOffset + g.byteLength)), Number) };
+    return {
+      logits: new Float32Array(l.buffer.slice(l.byteOffset, l.byteOffset + l.byteLength)),
+      greedy: Array.from(new BigInt64Array(g.buffer.slice(g.byteOffset, g.byteOffset + g.byteLength)), Number),
+    };
   } finally {
     await f.close();
   }
@@ -101,7 +121,14 @@ interface Fidelity {
 const table: Fidelity[] = [];
 afterAll(() => {
   console.log('quantised weights on the conformance cases (vision tower bf16 unless said):');
-  console.table(table.map((r) => ({ ...r, top1: `${(100 * r.top1).toFixed(1)}%`, maxRelLogitError: r.maxRelLogitError.toExponential(2), teacherForcedSame: `${r.teacherForcedSame}/8` })));
+  console.table(
+    table.map((r) => ({
+      ...r,
+      top1: `${(100 * r.top1).toFixed(1)}%`,
+      maxRelLogitError: r.maxRelLogitError.toExponential(2),
+      teacherForcedSame: `${r.teacherForcedSame}/8`,
+    })),
+  );
 });
 
 describe.each(MANIFEST)('quantised $case ($checkpoint)', ({ case: name, checkpoint }) => {
@@ -125,7 +152,10 @@ describe.each(MANIFEST)('quantised $case ($checkpoint)', ({ case: name, checkpoi
         const want = await computeLogits(float, input);
         const e = maxRel(got.logits, want.logits);
         expect(e, `${label} kernels vs the float model on dequantised weights`).toBeLessThanOrEqual(REL_TOL);
-        forced = await computeLogits(model, { ...input, ids: Int32Array.from([...input.ids, ...ref.greedy.slice(0, 7)]) });
+        forced = await computeLogits(model, {
+          ...input,
+          ids: Int32Array.from([...input.ids, ...ref.greedy.slice(0, 7)]),
+        });
       } finally {
         model.dispose();
         float.dispose();
@@ -136,7 +166,14 @@ describe.each(MANIFEST)('quantised $case ($checkpoint)', ({ case: name, checkpoi
       for (let s = 0; s < S; s++) agree += argmax(got.logits, s * V, V) === argmax(ref.logits, s * V, V) ? 1 : 0;
       let forcedSame = 0;
       for (let i = 0; i < 8; i++) forcedSame += argmax(forced.logits, (S - 1 + i) * V, V) === ref.greedy[i] ? 1 : 0;
-      const row = { case: name, format: label, top1: agree / S, maxRelLogitError: maxRel(got.logits, ref.logits), greedySame: Array.from(got.greedyTokens!).join() === ref.greedy.join(), teacherForcedSame: forcedSame };
+      const row = {
+        case: name,
+        format: label,
+        top1: agree / S,
+        maxRelLogitError: maxRel(got.logits, ref.logits),
+        greedySame: Array.from(got.greedyTokens!).join() === ref.greedy.join(),
+        teacherForcedSame: forcedSame,
+      };
       table.push(row);
       // Floors below the measured figures (docs/quantization.md): they fail when quantisation breaks, not
       // when a near-tie flips. A random vocabulary of 512 would agree at 0.2% of positions.
@@ -158,7 +195,24 @@ describe('glm4v-run logits --quant (the black-box entry point)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'glm4v-qlogits-'));
     const out = join(dir, 'out.safetensors');
     const file = join(FIXTURES, 'case-a_text.safetensors');
-    const r = spawnSync(process.execPath, [cli, 'logits', '--model', join(FIXTURES, 'tiny-glm4v-f32'), '--inputs', file, '--out', out, '--quant', 'q4', '--greedy', '8'], { encoding: 'utf8' });
+    const r = spawnSync(
+      process.execPath,
+      [
+        cli,
+        'logits',
+        '--model',
+        join(FIXTURES, 'tiny-glm4v-f32'),
+        '--inputs',
+        file,
+        '--out',
+        out,
+        '--quant',
+        'q4',
+        '--greedy',
+        '8',
+      ],
+      { encoding: 'utf8' },
+    );
     expect(r.status, r.stderr).toBe(0);
     const { model } = await loadModel(join(FIXTURES, 'tiny-glm4v-f32'), device, { quantFormats: { text: 'q4' } });
     const want = await computeLogits(model, await readLogitsInputs(file), { greedy: 8 });
@@ -167,7 +221,11 @@ describe('glm4v-run logits --quant (the black-box entry point)', () => {
     expect(maxRel(got.logits, want.logits)).toBeLessThanOrEqual(REL_TOL);
     expect(got.greedy).toEqual(Array.from(want.greedyTokens!));
     rmSync(dir, { recursive: true, force: true });
-    const bad = spawnSync(process.execPath, [cli, 'logits', '--model', join(FIXTURES, 'tiny-glm4v-f32'), '--inputs', file, '--out', out, '--quant', 'q5'], { encoding: 'utf8' });
+    const bad = spawnSync(
+      process.execPath,
+      [cli, 'logits', '--model', join(FIXTURES, 'tiny-glm4v-f32'), '--inputs', file, '--out', out, '--quant', 'q5'],
+      { encoding: 'utf8' },
+    );
     expect(bad.status).toBe(2);
   });
 });

@@ -9,7 +9,9 @@ import { join } from 'node:path';
 import { type LogitsResult, SafetensorsFile } from '@glm4v/runtime/internal';
 
 export const FIXTURES = join(import.meta.dirname, 'fixtures');
-export const MANIFEST: { case: string; checkpoint: string; description: string }[] = JSON.parse(readFileSync(join(FIXTURES, 'manifest.json'), 'utf8'));
+export const MANIFEST: { case: string; checkpoint: string; description: string }[] = JSON.parse(
+  readFileSync(join(FIXTURES, 'manifest.json'), 'utf8'),
+);
 
 export type Modality = 'text' | 'image' | 'video';
 
@@ -100,7 +102,9 @@ export function compareTaps(result: LogitsResult, expected: Map<string, Float64A
     const r: CloseReport = compare(got, ref, tolerance(tap, kv), tap.name);
     const relative = r.maxAbs / ref.reduce((s, v) => Math.max(s, Math.abs(v)), 0);
     report.maxRelative = Math.max(report.maxRelative, relative);
-    report.lines.push(`${tap.name.padEnd(21)} max|Δ|/max|ref| ${relative.toExponential(2)}  worst ${r.ratio.toFixed(2)}× budget`);
+    report.lines.push(
+      `${tap.name.padEnd(21)} max|Δ|/max|ref| ${relative.toExponential(2)}  worst ${r.ratio.toFixed(2)}× budget`,
+    );
     if (!r.ok) fail(`first divergence at tap ${r.message}`);
   }
   return report;

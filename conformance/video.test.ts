@@ -20,7 +20,10 @@ const CLIP = join(FIXTURES, 'clip-56x84-4fps.mkv');
 /** The prompt of case-e_video (its README entry): the clip, then this question. */
 const QUESTION = 'Describe this video.';
 const HAVE_FFMPEG = ['ffmpeg', 'ffprobe'].every((p) => spawnSync(p, ['-version']).status === 0);
-if (!HAVE_FFMPEG) console.warn('video.test.ts: ffmpeg/ffprobe not on PATH: the video case end to end is skipped (apt-get install ffmpeg)');
+if (!HAVE_FFMPEG)
+  console.warn(
+    'video.test.ts: ffmpeg/ffprobe not on PATH: the video case end to end is skipped (apt-get install ffmpeg)',
+  );
 
 describe.skipIf(!HAVE_FFMPEG)('case e_video end to end (clip → Glm4v.generate)', () => {
   let expected: Map<string, Float64Array>;
@@ -49,17 +52,23 @@ describe.skipIf(!HAVE_FFMPEG)('case e_video end to end (clip → Glm4v.generate)
     expect(r.ok, r.message).toBe(true);
   });
 
-  it.for(['f32', 'f16'] as KvDType[])('greedy tokens through Glm4v.generate with a %s KV cache are the fixture', async (kv, ctx) => {
-    if (kv === 'f16' && !device.has('shader-f16')) return ctx.skip('the adapter lacks shader-f16');
-    const model = await Glm4v.load(dir, { device, kvCacheDType: kv });
-    try {
-      const content = [{ type: 'video' as const, video: CLIP }, { type: 'text' as const, text: QUESTION }];
-      const request = { messages: [{ role: 'user' as const, content }] };
-      const out = await model.generateText(request, { maxNewTokens: 8, temperature: 0 });
-      expect(out.stats.promptTokens).toBe(expected.get('input_ids')!.length);
-      expect(out.tokens).toEqual(Array.from(expected.get('greedy_tokens')!));
-    } finally {
-      model.dispose();
-    }
-  });
+  it.for(['f32', 'f16'] as KvDType[])(
+    'greedy tokens through Glm4v.generate with a %s KV cache are the fixture',
+    async (kv, ctx) => {
+      if (kv === 'f16' && !device.has('shader-f16')) return ctx.skip('the adapter lacks shader-f16');
+      const model = await Glm4v.load(dir, { device, kvCacheDType: kv });
+      try {
+        const content = [
+          { type: 'video' as const, video: CLIP },
+          { type: 'text' as const, text: QUESTION },
+        ];
+        const request = { messages: [{ role: 'user' as const, content }] };
+        const out = await model.generateText(request, { maxNewTokens: 8, temperature: 0 });
+        expect(out.stats.promptTokens).toBe(expected.get('input_ids')!.length);
+        expect(out.tokens).toEqual(Array.from(expected.get('greedy_tokens')!));
+      } finally {
+        model.dispose();
+      }
+    },
+  );
 });

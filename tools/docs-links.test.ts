@@ -27,7 +27,14 @@ export function anchorsOf(markdown: string): Set<string> {
   const anchors = new Set<string>();
   for (const line of markdown.split('\n')) {
     const m = /^#{1,6}\s+(.*)$/.exec(line);
-    if (m) anchors.add(m[1].trim().toLowerCase().replace(/[^\p{L}\p{N}\s-]/gu, '').replace(/\s/g, '-'));
+    if (m)
+      anchors.add(
+        m[1]
+          .trim()
+          .toLowerCase()
+          .replace(/[^\p{L}\p{N}\s-]/gu, '')
+          .replace(/\s/g, '-'),
+      );
   }
   return anchors;
 }
@@ -65,7 +72,11 @@ describe('citations', () => {
     expect(badCitations('// the merger (spec \u00a76.6, pitfall\x2010)').length).toBe(2);
     expect(badCitations('// see issue\x2012')).toHaveLength(1);
     expect(badCitations('// docs/model.md#pitfalls (10), the pitfalls list')).toEqual([]);
-    expect(citedAnchors('(docs/model.md#token-ids, #special-tokens) and model.md#m-rope')).toEqual(['token-ids', 'special-tokens', 'm-rope']);
+    expect(citedAnchors('(docs/model.md#token-ids, #special-tokens) and model.md#m-rope')).toEqual([
+      'token-ids',
+      'special-tokens',
+      'm-rope',
+    ]);
     expect(anchors.has('m-rope') && anchors.has('one-request') && !anchors.has('nowhere')).toBe(true);
   });
 

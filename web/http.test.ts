@@ -34,7 +34,8 @@ describe('HttpFolder (Range requests) under Node', () => {
     const http = await Checkpoint.open(new HttpFolder(`${server.url}fixtures/tiny-glm4v-bf16`));
     expect(http.dir).toBe(`${server.url}fixtures/tiny-glm4v-bf16/`);
     expect([...http.tensors.keys()]).toEqual([...disk.tensors.keys()]);
-    for (const [name, info] of disk.tensors) expect(Buffer.from(await http.read(http.tensors.get(name)!)).equals(await disk.read(info)), name).toBe(true);
+    for (const [name, info] of disk.tensors)
+      expect(Buffer.from(await http.read(http.tensors.get(name)!)).equals(await disk.read(info)), name).toBe(true);
     await Promise.all([disk.close(), http.close()]);
   });
 
@@ -43,7 +44,15 @@ describe('HttpFolder (Range requests) under Node', () => {
     const ask = async (where: string | HttpFolder) => {
       const m = await Glm4v.load(where, { device });
       try {
-        const messages = [{ role: 'user' as const, content: [{ type: 'image' as const, image: { path: join(demo, 'sample.png') } }, { type: 'text' as const, text: 'What is it?' }] }];
+        const messages = [
+          {
+            role: 'user' as const,
+            content: [
+              { type: 'image' as const, image: { path: join(demo, 'sample.png') } },
+              { type: 'text' as const, text: 'What is it?' },
+            ],
+          },
+        ];
         return (await m.generateText({ messages }, { maxNewTokens: 6, temperature: 0 })).tokens;
       } finally {
         m.dispose();
@@ -60,10 +69,24 @@ describe('HttpFolder (Range requests) under Node', () => {
     const dir = join(tmp, 'p');
     await mkdir(dir);
     for (const f of await readdir(demo)) if (!f.endsWith('.safetensors')) await copyFile(join(demo, f), join(dir, f));
-    const messages = [{ role: 'user' as const, content: [{ type: 'image' as const, image: { path: join(demo, 'sample.png') } }, { type: 'text' as const, text: 'What is it?' }] }];
-    const [http, disk] = await Promise.all([Glm4vProcessor.load(new HttpFolder(`${server.url}t/p/`)), Glm4vProcessor.load(demo)]);
+    const messages = [
+      {
+        role: 'user' as const,
+        content: [
+          { type: 'image' as const, image: { path: join(demo, 'sample.png') } },
+          { type: 'text' as const, text: 'What is it?' },
+        ],
+      },
+    ];
+    const [http, disk] = await Promise.all([
+      Glm4vProcessor.load(new HttpFolder(`${server.url}t/p/`)),
+      Glm4vProcessor.load(demo),
+    ]);
     expect(http.dir).toBe(`${server.url}t/p/`);
-    const [a, b] = await Promise.all([http.prepare({ messages }, { maxPixels: 40_000 }), disk.prepare({ messages }, { maxPixels: 40_000 })]);
+    const [a, b] = await Promise.all([
+      http.prepare({ messages }, { maxPixels: 40_000 }),
+      disk.prepare({ messages }, { maxPixels: 40_000 }),
+    ]);
     expect(Array.from(a.ids)).toEqual(Array.from(b.ids));
     expect(a.media).toEqual(b.media);
   });
@@ -82,9 +105,15 @@ describe('HttpFolder (Range requests) under Node', () => {
       expect(norm(b.message, url)).toBe(norm(a.message.replaceAll(`${dir}/`, `${dir}`), dir));
       expect(b.message).toMatch(pattern);
     };
-    await same({ weight_map: { 'lm_head.weight': 'b.safetensors' } }, /index.json: shard "b.safetensors" is missing: http:.*\/t\/m\/b.safetensors does not exist$/);
+    await same(
+      { weight_map: { 'lm_head.weight': 'b.safetensors' } },
+      /index.json: shard "b.safetensors" is missing: http:.*\/t\/m\/b.safetensors does not exist$/,
+    );
     await same({ weight_map: { 'lm_head.weight': '../x.safetensors' } }, /uses '\.\.' to leave the model folder/);
-    await same({ weight_map: { 'lm_head.weight': 'http://example.com/x.safetensors' } }, /is an absolute path; shards must lie inside the model folder/);
+    await same(
+      { weight_map: { 'lm_head.weight': 'http://example.com/x.safetensors' } },
+      /is an absolute path; shards must lie inside the model folder/,
+    );
 
     await writeFile(join(dir, INDEX_FILE), JSON.stringify({ weight_map: { 'lm_head.weight': 'a.safetensors' } }));
     const ckpt = await Checkpoint.open(new HttpFolder(url));
@@ -92,12 +121,16 @@ describe('HttpFolder (Range requests) under Node', () => {
     await truncate(join(dir, 'a.safetensors'), info.offset + 100);
     const e = await rejectionOf(ckpt.read(info));
     expect(e).toBeInstanceOf(CheckpointError);
-    expect(e.message).toMatch(/\/t\/m\/a.safetensors: tensor 'lm_head.weight' ends early: expected 131072 bytes .*after 100 of them/);
+    expect(e.message).toMatch(
+      /\/t\/m\/a.safetensors: tensor 'lm_head.weight' ends early: expected 131072 bytes .*after 100 of them/,
+    );
     await ckpt.close();
   });
 
   it('a relative URL outside a page is refused as such', () => {
-    expect(() => new HttpFolder('models/glm/')).toThrow(/'models\/glm\/' is not a URL \(outside a page it must be absolute\)/);
+    expect(() => new HttpFolder('models/glm/')).toThrow(
+      /'models\/glm\/' is not a URL \(outside a page it must be absolute\)/,
+    );
   });
 
   it('a server that ignores Range requests is named as the cause', async () => {
@@ -107,7 +140,9 @@ describe('HttpFolder (Range requests) under Node', () => {
       const url = `http://127.0.0.1:${(plain.address() as AddressInfo).port}/m/`;
       const e = await rejectionOf(Checkpoint.open(new HttpFolder(url)));
       expect(e).toBeInstanceOf(CheckpointError);
-      expect(e.message).toMatch(/m\/: shard "model.safetensors.index.json" the server ignores HTTP Range requests \(it answered 200 instead of 206\)/);
+      expect(e.message).toMatch(
+        /m\/: shard "model.safetensors.index.json" the server ignores HTTP Range requests \(it answered 200 instead of 206\)/,
+      );
     } finally {
       plain.close();
     }

@@ -13,7 +13,15 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Device } from '@glm4v/core';
-import { type CliProcess, demoCheckpoint, redisServerProgram, runCli, startCli, startRedis, waitFor } from '@glm4v/runtime/testing';
+import {
+  type CliProcess,
+  demoCheckpoint,
+  redisServerProgram,
+  runCli,
+  startCli,
+  startRedis,
+  waitFor,
+} from '@glm4v/runtime/testing';
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(name);
@@ -32,9 +40,18 @@ interface Row {
 
 /** Reads "this run N in S s (J jobs/s, T tok/s[, B jobs a decode step])" off a batch summary line. */
 function summary(setup: string, stderr: string): Row {
-  const m = /this run (\d+) in ([\d.]+) s \(([\d.]+) jobs\/s, ([\d.]+) tok\/s(?:, ([\d.]+) jobs a decode step)?\)/.exec(stderr);
+  const m = /this run (\d+) in ([\d.]+) s \(([\d.]+) jobs\/s, ([\d.]+) tok\/s(?:, ([\d.]+) jobs a decode step)?\)/.exec(
+    stderr,
+  );
   if (!m) throw new Error(`${setup}: no summary line in:\n${stderr}`);
-  return { setup, jobs: Number(m[1]), seconds: Number(m[2]), jobsPerSecond: Number(m[3]), tokensPerSecond: Number(m[4]), meanBatch: m[5] === undefined ? undefined : Number(m[5]) };
+  return {
+    setup,
+    jobs: Number(m[1]),
+    seconds: Number(m[2]),
+    jobsPerSecond: Number(m[3]),
+    tokensPerSecond: Number(m[4]),
+    meanBatch: m[5] === undefined ? undefined : Number(m[5]),
+  };
 }
 
 /** The stderr of a glm4v-run that must succeed. */
@@ -48,7 +65,10 @@ async function succeeded(what: string, run: Promise<{ code: number; stderr: stri
 async function queued(n: number, url: string, ckpt: string, jobs: string, out: string, flags: string[]): Promise<Row> {
   const workers: CliProcess[] = Array.from({ length: n }, () => startCli(['worker', '--model', ckpt, '--queue', url]));
   try {
-    await waitFor(() => workers.every((w) => /running jobs of/.test(w.out.stderr) || w.proc.exitCode !== null), 'the workers to load');
+    await waitFor(
+      () => workers.every((w) => /running jobs of/.test(w.out.stderr) || w.proc.exitCode !== null),
+      'the workers to load',
+    );
     await succeeded('enqueue', runCli(['batch', '--queue', url, '--input', jobs, ...flags]));
     const setup = `queue, ${n} worker${n > 1 ? 's' : ''}`;
     return summary(setup, await succeeded(setup, runCli(['batch', '--queue', url, '--collect', out])));
@@ -72,7 +92,9 @@ async function main() {
   const redis = program ? await startRedis(program, tmp) : undefined;
   try {
     const jobs = join(tmp, 'jobs.jsonl');
-    const lines = Array.from({ length: n }, (_, i) => JSON.stringify({ id: i, prompt: `Question ${i}: what is in this picture?`, images: [join(ckpt, 'sample.png')] }));
+    const lines = Array.from({ length: n }, (_, i) =>
+      JSON.stringify({ id: i, prompt: `Question ${i}: what is in this picture?`, images: [join(ckpt, 'sample.png')] }),
+    );
     await writeFile(jobs, `${lines.join('\n')}\n`);
     const flags = ['--max-new-tokens', String(maxNew), '--temperature', '0', '--seed', '1'];
     const best = new Map<string, Row>();
@@ -81,9 +103,39 @@ async function main() {
       for (const maxBatch of [1, 8]) {
         const setup = `local, max batch ${maxBatch}`;
         const out = join(tmp, `local${maxBatch}-${round}.jsonl`);
-        keep(summary(setup, await succeeded(setup, runCli(['batch', '--model', ckpt, '--input', jobs, '--output', out, '--max-batch', String(maxBatch), ...flags]))));
+        keep(
+          summary(
+            setup,
+            await succeeded(
+              setup,
+              runCli([
+                'batch',
+                '--model',
+                ckpt,
+                '--input',
+                jobs,
+                '--output',
+                out,
+                '--max-batch',
+                String(maxBatch),
+                ...flags,
+              ]),
+            ),
+          ),
+        );
       }
-      if (redis) for (const workers of [1, 2]) keep(await queued(workers, `${redis.url}/bench${workers}-${round}`, ckpt, jobs, join(tmp, `queue${workers}-${round}.jsonl`), flags));
+      if (redis)
+        for (const workers of [1, 2])
+          keep(
+            await queued(
+              workers,
+              `${redis.url}/bench${workers}-${round}`,
+              ckpt,
+              jobs,
+              join(tmp, `queue${workers}-${round}.jsonl`),
+              flags,
+            ),
+          );
     }
     const rows = [...best.values()];
     if (json) {
@@ -91,9 +143,14 @@ async function main() {
       return;
     }
     console.log(adapter);
-    console.log(`${n} image jobs on the demo checkpoint (sample image, ${maxNew} new tokens max, greedy); best of ${rounds} alternating rounds`);
+    console.log(
+      `${n} image jobs on the demo checkpoint (sample image, ${maxNew} new tokens max, greedy); best of ${rounds} alternating rounds`,
+    );
     console.log('setup                  jobs/s    tok/s   seconds  jobs a decode step');
-    for (const r of rows) console.log(`${r.setup.padEnd(21)} ${r.jobsPerSecond.toFixed(2).padStart(7)} ${r.tokensPerSecond.toFixed(1).padStart(8)} ${r.seconds.toFixed(1).padStart(9)}  ${r.meanBatch?.toFixed(2) ?? '-'}`);
+    for (const r of rows)
+      console.log(
+        `${r.setup.padEnd(21)} ${r.jobsPerSecond.toFixed(2).padStart(7)} ${r.tokensPerSecond.toFixed(1).padStart(8)} ${r.seconds.toFixed(1).padStart(9)}  ${r.meanBatch?.toFixed(2) ?? '-'}`,
+      );
     if (!redis) console.log('(queue rows skipped: no redis-server; Debian: apt-get install redis-server)');
   } finally {
     await redis?.stop();

@@ -27,7 +27,13 @@ function record(device: Device, x: Tensor): Graph {
   let t = x;
   for (let i = 0; i < DISPATCHES; i++) {
     const y = g.tensor('f32', [N], `step${i}`);
-    g.dispatch({ kernel: STEP, uniforms: { layout: PARAMS, values: (p) => ({ n: N, pos: p.pos }) }, inputs: [t], outputs: [y], workgroups: [N / 64] });
+    g.dispatch({
+      kernel: STEP,
+      uniforms: { layout: PARAMS, values: (p) => ({ n: N, pos: p.pos }) },
+      inputs: [t],
+      outputs: [y],
+      workgroups: [N / 64],
+    });
     t = y;
   }
   g.keep(t);
@@ -46,22 +52,36 @@ async function main() {
   const bench = new Bench({ time: 2000, warmupTime: 300 });
   const sync = { afterEach: () => device.sync() };
   bench.add('replay (write uniforms, encode, submit)', async () => replay.run({ pos: ++pos }), sync);
-  bench.add('record afresh (record, plan, encode, submit, dispose)', async () => {
-    const g = record(device, x);
-    await g.run({ pos: ++pos });
-    g.dispose();
-  }, sync);
+  bench.add(
+    'record afresh (record, plan, encode, submit, dispose)',
+    async () => {
+      const g = record(device, x);
+      await g.run({ pos: ++pos });
+      g.dispose();
+    },
+    sync,
+  );
   await bench.run();
 
   const rows = bench.tasks.map((t) => {
     const mean = (t.result as unknown as { latency: { mean: number } }).latency.mean;
     return { task: t.name, dispatches: DISPATCHES, ms_per_graph: mean, us_per_dispatch: (mean * 1000) / DISPATCHES };
   });
-  if (json) for (const r of rows) console.log(JSON.stringify({ bench: 'graph_replay', device: device.adapter.description, ...r }));
+  if (json)
+    for (const r of rows)
+      console.log(JSON.stringify({ bench: 'graph_replay', device: device.adapter.description, ...r }));
   else {
     console.log(device.describe());
-    console.table(rows.map((r) => ({ task: r.task, 'ms / graph': r.ms_per_graph.toFixed(3), 'µs / dispatch': r.us_per_dispatch.toFixed(2) })));
-    console.log(`replay is ${(rows[1].us_per_dispatch / rows[0].us_per_dispatch).toFixed(1)}× cheaper per dispatch than recording afresh`);
+    console.table(
+      rows.map((r) => ({
+        task: r.task,
+        'ms / graph': r.ms_per_graph.toFixed(3),
+        'µs / dispatch': r.us_per_dispatch.toFixed(2),
+      })),
+    );
+    console.log(
+      `replay is ${(rows[1].us_per_dispatch / rows[0].us_per_dispatch).toFixed(1)}× cheaper per dispatch than recording afresh`,
+    );
   }
   replay.dispose();
   x.dispose();

@@ -1,5 +1,15 @@
 import { type Device, Graph, type Params, Tensor } from '@glm4v/core';
-import { type AttentionPresetName, type KvDType, ROW_FIELDS, attentionDecode, attentionPrefill, attentionSegments, createKvCache, fillRandom, rowsTable } from '@glm4v/kernels';
+import {
+  type AttentionPresetName,
+  type KvDType,
+  ROW_FIELDS,
+  attentionDecode,
+  attentionPrefill,
+  attentionSegments,
+  createKvCache,
+  fillRandom,
+  rowsTable,
+} from '@glm4v/kernels';
 import type { KernelCase } from './harness.js';
 
 // Attention at the real model's shapes. Text: 32 query heads, 2 kv heads, head dim 128. Decode reads the whole
@@ -41,12 +51,25 @@ function decodeCase(ctx: number, kv: KvDType, rows = 1): KernelCase {
       await fill.run();
       fill.dispose();
       const qkv = await random(device, 'f32', [rows, (HQ + 2 * HKV) * D], 3);
-      const table = rowsTable(Array.from({ length: rows }, (_, slot) => ({ slot, pos: ctx - 1, ropePos: ctx - 1, step: 0 })));
+      const table = rowsTable(
+        Array.from({ length: rows }, (_, slot) => ({ slot, pos: ctx - 1, ropePos: ctx - 1, step: 0 })),
+      );
       const rowsT = await Tensor.fromArray(device, 'i32', [rows, ROW_FIELDS], table, 'rows');
       const graph = new Graph(device, 'bench-attention-decode');
       const rope = { rotaryDim: D / 2, theta: 10000 };
-      attentionDecode(graph, qkv, cache, { numHeads: HQ, numKvHeads: HKV, headDim: D, rows: rowsT, maxKeys: (p: Params) => p.maxKeys, rope });
-      return { graph, params: { maxKeys: ctx }, dispose: () => [graph, qkv, rowsT, cache.k, cache.v].forEach((o) => o.dispose()) };
+      attentionDecode(graph, qkv, cache, {
+        numHeads: HQ,
+        numKvHeads: HKV,
+        headDim: D,
+        rows: rowsT,
+        maxKeys: (p: Params) => p.maxKeys,
+        rope,
+      });
+      return {
+        graph,
+        params: { maxKeys: ctx },
+        dispose: () => [graph, qkv, rowsT, cache.k, cache.v].forEach((o) => o.dispose()),
+      };
     },
   };
 }

@@ -97,7 +97,12 @@ export async function measureCeilings(device: Device, budgetMs: number): Promise
     const threads = 256 * 1024;
     const out = await Tensor.empty(device, 'f32', [threads], 'fma_out');
     const g = new Graph(device, `ceiling-fma-${type}`);
-    g.dispatch({ kernel: fmaKernel(type), uniforms: { layout: new UniformLayout('seed: f32'), values: { seed: 0.5 } }, outputs: [out], workgroups: [threads / 256] });
+    g.dispatch({
+      kernel: fmaKernel(type),
+      uniforms: { layout: new UniformLayout('seed: f32'), values: { seed: 0.5 } },
+      outputs: [out],
+      workgroups: [threads / 256],
+    });
     const t = await timeCase(device, { graph: g, dispose: () => g.dispose() }, budgetMs);
     g.dispose();
     out.dispose();

@@ -19,7 +19,12 @@ function embeddingCase(rows: number): KernelCase {
       fillRandom(fill, table, 1, 0.05);
       await fill.run();
       fill.dispose();
-      const ids = await Tensor.fromArray(device, 'i32', [rows], Int32Array.from({ length: rows }, (_, i) => (i * 104729) % vocab));
+      const ids = await Tensor.fromArray(
+        device,
+        'i32',
+        [rows],
+        Int32Array.from({ length: rows }, (_, i) => (i * 104729) % vocab),
+      );
       const graph = new Graph(device, 'bench-embedding');
       embedding(graph, table, ids);
       return { graph, dispose: () => [graph, table, ids].forEach((o) => o.dispose()) };

@@ -66,6 +66,10 @@ export async function timeCase(device: Device, c: BuiltCase, budgetMs: number): 
   // the same way, so a fraction compares like with like.
   let best = Infinity;
   const reps = first < budgetMs ? Math.max(5, Math.min(15, Math.floor(budgetMs / Math.max(first, 1e-3)))) : 1;
-  for (let i = 0; i < reps; i++) best = Math.min(best, (await c.graph.profile(c.params)).reduce((s, e) => s + e.ms, 0));
+  for (let i = 0; i < reps; i++)
+    best = Math.min(
+      best,
+      (await c.graph.profile(c.params)).reduce((s, e) => s + e.ms, 0),
+    );
   return { ms: best, wallMs, runs, source: 'timestamps' };
 }

@@ -1,12 +1,26 @@
 import { ChunkedTensor, type Device, Graph, Tensor } from '@glm4v/core';
-import { LINEAR_PRESETS, type LinearPreset, type LinearPresetName, fillRandom, linear, linearVariant, matvecPlan, selectLinearPreset } from '@glm4v/kernels';
+import {
+  LINEAR_PRESETS,
+  type LinearPreset,
+  type LinearPresetName,
+  fillRandom,
+  linear,
+  linearVariant,
+  matvecPlan,
+  selectLinearPreset,
+} from '@glm4v/kernels';
 import { type MatrixShape, matrixShapeFor, subgroupMatrixBytes, subgroupMatrixDepth } from '@glm4v/kernels';
 import type { KernelCase } from './harness.js';
 
 // The decoder's linear layers with bf16 weights as in the checkpoint, K → N: q/k/v/o 4096 → 4096,
 // gate_up_proj 4096 → 27392, down_proj 13696 → 4096, lm_head 4096 → 151552 (1.24 GB: ten row chunks on a
 // 128 MiB binding limit). Decode is matvec (M = 1), prefill matmul (M = 512, 2048).
-export const SHAPES: [number, number][] = [[4096, 4096], [4096, 27392], [13696, 4096], [4096, 151552]];
+export const SHAPES: [number, number][] = [
+  [4096, 4096],
+  [4096, 27392],
+  [13696, 4096],
+  [4096, 151552],
+];
 // Decode adds k_proj and v_proj, 4096 → 256 (2 KV heads of 128): too few rows alone to fill a GPU (split-K).
 export const DECODE_SHAPES: [number, number][] = [...SHAPES, [4096, 256]];
 
@@ -34,7 +48,8 @@ interface Options {
 }
 
 // f16 activations still multiply and accumulate in f32, so the dtype tag keeps those cases on the f32 FMA ceiling.
-const dtypeTag = (act: 'f32' | 'f16', wd: 'bf16' | 'f16' = 'bf16') => (act === 'f16' ? `${wd}w_f16a_f32acc` : `${wd}w_f32a`);
+const dtypeTag = (act: 'f32' | 'f16', wd: 'bf16' | 'f16' = 'bf16') =>
+  act === 'f16' ? `${wd}w_f16a_f32acc` : `${wd}w_f32a`;
 
 async function build(device: Device, M: number, K: number, N: number, opts: Options, label: string) {
   const act = opts.act ?? 'f32';
@@ -106,7 +121,9 @@ export function cases(device: Device, slice: boolean): KernelCase[] {
     // The variants linear() picks on GPUs, for comparison where they are not the default (kept small on a CPU
     // adapter: there the tiled kernels run at a fifth of the broadcast kernel's speed).
     ...DECODE_SHAPES.map(([K, N]) => matvecCase(K, N, { preset: 'sk32u4' })),
-    ...(['128x128x8', '128x64x8', '64x64x16'] as const).map((preset) => mm(512, 4096, 4096, { preset, flops: 1e9, wd: 'bf16' })),
+    ...(['128x128x8', '128x64x8', '64x64x16'] as const).map((preset) =>
+      mm(512, 4096, 4096, { preset, flops: 1e9, wd: 'bf16' }),
+    ),
   ];
 }
 
@@ -134,14 +151,20 @@ export function gemmTiles(device: Device): TileFigures[] {
   for (const [name, p] of Object.entries(LINEAR_PRESETS) as [string, LinearPreset][]) {
     if (p.kind === 'tiled') {
       out.push({
-        preset: name, tile: `${p.BM}×${p.BN}×${p.BK}`, perThread: `${p.TM}×${p.TN}`, invocations: (p.BM / p.TM) * (p.BN / p.TN),
+        preset: name,
+        tile: `${p.BM}×${p.BN}×${p.BK}`,
+        perThread: `${p.TM}×${p.TN}`,
+        invocations: (p.BM / p.TM) * (p.BN / p.TN),
         workgroupBytes: 4 * p.BK * (p.BM + 1 + p.BN + 1),
         readPerFlop: (4 * (p.TM + p.TN)) / (2 * p.TM * p.TN), // scalar loads: TM of x, TN of w per k
         writePerFlop: (4 * (p.BM + p.BN)) / (2 * p.BM * p.BN),
       });
     } else if (p.kind === 'tiled8') {
       out.push({
-        preset: name, tile: `${p.BM}×${p.BN}×8`, perThread: '8×8', invocations: (p.BM / 8) * (p.BN / 8),
+        preset: name,
+        tile: `${p.BM}×${p.BN}×8`,
+        perThread: '8×8',
+        invocations: (p.BM / 8) * (p.BN / 8),
         workgroupBytes: 2 * 8 * 4 * (p.BM + p.BN), // double-buffered
         readPerFlop: (4 * 16) / (2 * 64), // 4 vec4 loads per k for 64 multiply-adds
         writePerFlop: (4 * (p.BM + p.BN)) / (2 * p.BM * p.BN),
@@ -153,8 +176,10 @@ export function gemmTiles(device: Device): TileFigures[] {
       const [RM, RN] = [p.BM / p.SGM / s.M, p.BN / p.SGN / s.N];
       const BK = subgroupMatrixDepth(p, s, own ? device.limits.maxComputeWorkgroupStorageSize : 32768)!;
       out.push({
-        preset: name, tile: `${p.BM}×${p.BN}×${BK}, ${s.operand} ${s.M}×${s.N}×${s.K}${own ? '' : ' (not on this adapter)'}`,
-        perThread: `${RM}×${RN} matrices / subgroup`, invocations: p.SGM * p.SGN * (own ? device.adapter.subgroupMaxSize! : 32),
+        preset: name,
+        tile: `${p.BM}×${p.BN}×${BK}, ${s.operand} ${s.M}×${s.N}×${s.K}${own ? '' : ' (not on this adapter)'}`,
+        perThread: `${RM}×${RN} matrices / subgroup`,
+        invocations: p.SGM * p.SGN * (own ? device.adapter.subgroupMaxSize! : 32),
         workgroupBytes: subgroupMatrixBytes(p, s, BK),
         readPerFlop: (e * s.K * (RM * s.M + RN * s.N)) / (2 * RM * RN * s.M * s.N * s.K), // RM left and RN right matrices per k-step
         writePerFlop: (e * (p.BM + p.BN)) / (2 * p.BM * p.BN),
@@ -186,9 +211,25 @@ export function matvecFigures(): MatvecFigures[] {
   for (const [K, N] of DECODE_SHAPES) {
     const b = LINEAR_PRESETS.bcast8x4;
     // broadcast: WG invocations, each TN rows of W and one 16-byte load per row per step
-    out.push({ variant: 'bcast8x4', weight: 'bf16', shape: `${K}→${N}`, workgroups: Math.ceil(N / (b.WG * b.TN)), bytesInFlight: b.WG * b.TN * 16, rows: b.TN, slices: 1 });
+    out.push({
+      variant: 'bcast8x4',
+      weight: 'bf16',
+      shape: `${K}→${N}`,
+      workgroups: Math.ceil(N / (b.WG * b.TN)),
+      bytesInFlight: b.WG * b.TN * 16,
+      rows: b.TN,
+      slices: 1,
+    });
     const p = matvecPlan(LINEAR_PRESETS.sk32u4, REFERENCE_SUBGROUP, N, K / 8, 16);
-    out.push({ variant: 'sk32u4', weight: 'bf16', shape: `${K}→${N}`, workgroups: p.workgroups, bytesInFlight: p.bytesInFlight, rows: p.R, slices: p.slices });
+    out.push({
+      variant: 'sk32u4',
+      weight: 'bf16',
+      shape: `${K}→${N}`,
+      workgroups: p.workgroups,
+      bytesInFlight: p.bytesInFlight,
+      rows: p.R,
+      slices: p.slices,
+    });
   }
   return out;
 }

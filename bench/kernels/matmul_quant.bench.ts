@@ -1,5 +1,18 @@
 import { type Device, Graph, Tensor } from '@glm4v/core';
-import { QUANT_FORMATS, QUANT_LINEAR_PRESETS, type QuantFormat, type QuantPresetName, QuantizedMatrix, blocksPerRow, fillRandom, linear, linearQuant, matvecPlan, rowBytes, wordsPerBlock } from '@glm4v/kernels';
+import {
+  QUANT_FORMATS,
+  QUANT_LINEAR_PRESETS,
+  type QuantFormat,
+  type QuantPresetName,
+  QuantizedMatrix,
+  blocksPerRow,
+  fillRandom,
+  linear,
+  linearQuant,
+  matvecPlan,
+  rowBytes,
+  wordsPerBlock,
+} from '@glm4v/kernels';
 import type { KernelCase } from './harness.js';
 import { DECODE_SHAPES, type MatvecFigures, REFERENCE_SUBGROUP, SHAPES, benchColumns } from './matmul.bench.js';
 
@@ -43,7 +56,14 @@ function matvecCase(format: QuantFormat, K: number, N: number, opts: Options = {
   };
 }
 
-function matmulCase(slice: boolean, format: QuantFormat, M: number, K: number, N: number, opts: Options = {}): KernelCase {
+function matmulCase(
+  slice: boolean,
+  format: QuantFormat,
+  M: number,
+  K: number,
+  N: number,
+  opts: Options = {},
+): KernelCase {
   const cols = benchColumns(slice, M, K, N, opts.flops);
   return {
     kernel: opts.preset ? `matmul:${opts.preset}` : 'matmul',
@@ -57,13 +77,14 @@ function matmulCase(slice: boolean, format: QuantFormat, M: number, K: number, N
 }
 
 /** The cases; `slice` (CPU adapters) cuts matmuls to MATMUL_FLOP_BUDGET (matmul.bench.ts). */
-export const cases = (slice: boolean): KernelCase[] => (['q8', 'q4'] as const).flatMap((f) => [
-  ...DECODE_SHAPES.map(([K, N]) => matvecCase(f, K, N)),
-  ...SHAPES.map(([K, N]) => matmulCase(slice, f, 512, K, N)),
-  // The GPU variants, for comparison where they are not the default (the matmul small: slow on a CPU adapter).
-  ...DECODE_SHAPES.map(([K, N]) => matvecCase(f, K, N, { preset: 'sk32u2' })),
-  matmulCase(slice, f, 512, 4096, 4096, { preset: '64x64x32', flops: 1e9 }),
-]);
+export const cases = (slice: boolean): KernelCase[] =>
+  (['q8', 'q4'] as const).flatMap((f) => [
+    ...DECODE_SHAPES.map(([K, N]) => matvecCase(f, K, N)),
+    ...SHAPES.map(([K, N]) => matmulCase(slice, f, 512, K, N)),
+    // The GPU variants, for comparison where they are not the default (the matmul small: slow on a CPU adapter).
+    ...DECODE_SHAPES.map(([K, N]) => matvecCase(f, K, N, { preset: 'sk32u2' })),
+    matmulCase(slice, f, 512, 4096, 4096, { preset: '64x64x32', flops: 1e9 }),
+  ]);
 
 /** The quantised matvec variants at the decode shapes, as matvecFigures (matmul.bench.ts). */
 export function quantMatvecFigures(): MatvecFigures[] {
@@ -73,9 +94,31 @@ export function quantMatvecFigures(): MatvecFigures[] {
     for (const [K, N] of DECODE_SHAPES) {
       const b = QUANT_LINEAR_PRESETS.bcast8x4;
       // broadcast: WG invocations, each TN rows of W and one 16-byte code load per row per step
-      out.push({ variant: 'bcast8x4', weight: f, shape: `${K}→${N}`, workgroups: Math.ceil(N / (b.WG * b.TN)), bytesInFlight: b.WG * b.TN * 16, rows: b.TN, slices: 1 });
-      const p = matvecPlan(QUANT_LINEAR_PRESETS.sk32u2, REFERENCE_SUBGROUP, N, blocksPerRow(l, K), 4 * wordsPerBlock(l));
-      out.push({ variant: 'sk32u2', weight: f, shape: `${K}→${N}`, workgroups: p.workgroups, bytesInFlight: p.bytesInFlight, rows: p.R, slices: p.slices });
+      out.push({
+        variant: 'bcast8x4',
+        weight: f,
+        shape: `${K}→${N}`,
+        workgroups: Math.ceil(N / (b.WG * b.TN)),
+        bytesInFlight: b.WG * b.TN * 16,
+        rows: b.TN,
+        slices: 1,
+      });
+      const p = matvecPlan(
+        QUANT_LINEAR_PRESETS.sk32u2,
+        REFERENCE_SUBGROUP,
+        N,
+        blocksPerRow(l, K),
+        4 * wordsPerBlock(l),
+      );
+      out.push({
+        variant: 'sk32u2',
+        weight: f,
+        shape: `${K}→${N}`,
+        workgroups: p.workgroups,
+        bytesInFlight: p.bytesInFlight,
+        rows: p.R,
+        slices: p.slices,
+      });
     }
   }
   return out;

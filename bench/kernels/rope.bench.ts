@@ -18,8 +18,18 @@ function ropeTextCase(rows: number): KernelCase {
     async build(device: Device) {
       const x = await Tensor.fromArray(device, 'f32', [rows, heads * headDim], normal(rows * heads * headDim, 1));
       const pos = decode
-        ? await Tensor.fromArray(device, 'i32', [1, ROW_FIELDS], rowsTable([{ slot: 0, pos: 40000, ropePos: 40000, step: 0 }]))
-        : await Tensor.fromArray(device, 'i32', [3, rows], Int32Array.from({ length: 3 * rows }, (_, i) => (i * 7919) % 65536));
+        ? await Tensor.fromArray(
+            device,
+            'i32',
+            [1, ROW_FIELDS],
+            rowsTable([{ slot: 0, pos: 40000, ropePos: 40000, step: 0 }]),
+          )
+        : await Tensor.fromArray(
+            device,
+            'i32',
+            [3, rows],
+            Int32Array.from({ length: 3 * rows }, (_, i) => (i * 7919) % 65536),
+          );
       const graph = new Graph(device, 'bench-rope-text');
       const opts = { numHeads: heads, headDim, rotaryDim, sections: [8, 12, 12] as const, theta: 10000 };
       ropeText(graph, x, { ...opts, positions: decode ? { rows: pos } : pos });
@@ -40,7 +50,12 @@ function ropeVisionCase(rows: number): KernelCase {
     flops: rows * heads * (headDim / 2) * 6,
     async build(device: Device) {
       const x = await Tensor.fromArray(device, 'f32', [rows, heads * headDim], normal(rows * heads * headDim, 2));
-      const coords = await Tensor.fromArray(device, 'i32', [rows, 2], Int32Array.from({ length: 2 * rows }, (_, i) => (i >> 1) % 72));
+      const coords = await Tensor.fromArray(
+        device,
+        'i32',
+        [rows, 2],
+        Int32Array.from({ length: 2 * rows }, (_, i) => (i >> 1) % 72),
+      );
       const graph = new Graph(device, 'bench-rope-vision');
       ropeVision(graph, x, coords, { numHeads: heads, headDim, theta: 10000 });
       return { graph, dispose: () => [graph, x, coords].forEach((o) => o.dispose()) };

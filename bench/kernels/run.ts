@@ -23,7 +23,18 @@ import { cases as attention } from './attention.bench.js';
 
 function all(device: Device): KernelCase[] {
   const slice = isCpuAdapter(device);
-  return [...norms, ...rope, ...pointwise, ...embedding, ...posembed, ...patchEmbed, ...sampling, ...matmul(device, slice), ...matmulQuant(slice), ...attention(slice)];
+  return [
+    ...norms,
+    ...rope,
+    ...pointwise,
+    ...embedding,
+    ...posembed,
+    ...patchEmbed,
+    ...sampling,
+    ...matmul(device, slice),
+    ...matmulQuant(slice),
+    ...attention(slice),
+  ];
 }
 
 function printTiles(device: Device, json: boolean, log: (s: string) => void): void {
@@ -33,7 +44,17 @@ function printTiles(device: Device, json: boolean, log: (s: string) => void): vo
     return;
   }
   log('GEMM tiles (workgroup memory read and written per flop; a flop is half a multiply-add):');
-  console.table(tiles.map((t) => ({ preset: t.preset, tile: t.tile, 'per invocation': t.perThread, invocations: t.invocations, 'workgroup bytes': t.workgroupBytes, 'read B/FLOP': t.readPerFlop.toFixed(3), 'written B/FLOP': t.writePerFlop.toFixed(4) })));
+  console.table(
+    tiles.map((t) => ({
+      preset: t.preset,
+      tile: t.tile,
+      'per invocation': t.perThread,
+      invocations: t.invocations,
+      'workgroup bytes': t.workgroupBytes,
+      'read B/FLOP': t.readPerFlop.toFixed(3),
+      'written B/FLOP': t.writePerFlop.toFixed(4),
+    })),
+  );
 }
 
 function printMatvecs(json: boolean, log: (s: string) => void): void {
@@ -42,8 +63,20 @@ function printMatvecs(json: boolean, log: (s: string) => void): void {
     for (const f of figures) console.log(JSON.stringify({ kernel: 'matvec_launch', ...f }));
     return;
   }
-  log(`Matvec launches at the decode shapes (M = 1..8; split-K figures for subgroups of ${REFERENCE_SUBGROUP}, all rows in one chunk; bytes in flight: weights one workgroup loads before it uses the first):`);
-  console.table(figures.map((f) => ({ variant: f.variant, weight: f.weight, 'K→N': f.shape, workgroups: f.workgroups, 'bytes in flight / workgroup': f.bytesInFlight, 'rows / team (bcast: / invocation)': f.rows, 'K slices': f.slices })));
+  log(
+    `Matvec launches at the decode shapes (M = 1..8; split-K figures for subgroups of ${REFERENCE_SUBGROUP}, all rows in one chunk; bytes in flight: weights one workgroup loads before it uses the first):`,
+  );
+  console.table(
+    figures.map((f) => ({
+      variant: f.variant,
+      weight: f.weight,
+      'K→N': f.shape,
+      workgroups: f.workgroups,
+      'bytes in flight / workgroup': f.bytesInFlight,
+      'rows / team (bcast: / invocation)': f.rows,
+      'K slices': f.slices,
+    })),
+  );
 }
 
 function arg(name: string): string | undefined {
@@ -61,9 +94,26 @@ async function main() {
   log(device.describe());
   const ceil = await measureCeilings(device, budget);
   const deviceName = device.adapter.description || device.adapter.device;
-  const matrixNote = ceil.matrixGflops ? `, matrix units ${ceil.matrixGflops.toFixed(0)} GFLOP/s` : ceil.matrixError ? ` (matrix units not measured: ${ceil.matrixError.split('\n')[0]})` : '';
-  if (json) console.log(JSON.stringify({ kernel: 'ceiling', device: deviceName, copy_gbps: ceil.copyGBps, fma_gflops: ceil.fmaGflops, fma_f16_gflops: ceil.fmaF16Gflops ?? null, matrix_gflops: ceil.matrixGflops ?? null }));
-  else log(`ceilings: copy ${ceil.copyGBps.toFixed(2)} GB/s, FMA f32 ${ceil.fmaGflops.toFixed(1)} GFLOP/s${ceil.fmaF16Gflops ? `, FMA f16 ${ceil.fmaF16Gflops.toFixed(1)} GFLOP/s` : ''}${matrixNote}`);
+  const matrixNote = ceil.matrixGflops
+    ? `, matrix units ${ceil.matrixGflops.toFixed(0)} GFLOP/s`
+    : ceil.matrixError
+      ? ` (matrix units not measured: ${ceil.matrixError.split('\n')[0]})`
+      : '';
+  if (json)
+    console.log(
+      JSON.stringify({
+        kernel: 'ceiling',
+        device: deviceName,
+        copy_gbps: ceil.copyGBps,
+        fma_gflops: ceil.fmaGflops,
+        fma_f16_gflops: ceil.fmaF16Gflops ?? null,
+        matrix_gflops: ceil.matrixGflops ?? null,
+      }),
+    );
+  else
+    log(
+      `ceilings: copy ${ceil.copyGBps.toFixed(2)} GB/s, FMA f32 ${ceil.fmaGflops.toFixed(1)} GFLOP/s${ceil.fmaF16Gflops ? `, FMA f16 ${ceil.fmaF16Gflops.toFixed(1)} GFLOP/s` : ''}${matrixNote}`,
+    );
   printTiles(device, json, log);
   printMatvecs(json, log);
 
@@ -78,8 +128,26 @@ async function main() {
       const gflops = c.flops / (t.ms * 1e6);
       const fma = c.dtype.endsWith('f16a') && ceil.fmaF16Gflops ? ceil.fmaF16Gflops : ceil.fmaGflops;
       const [fraction, of] =
-        c.bound === 'memory' ? [gbps / ceil.copyGBps, 'copy'] : c.bound === 'matrix' && ceil.matrixGflops ? [gflops / ceil.matrixGflops, 'matrix'] : [gflops / fma, 'FMA'];
-      const rec = { kernel: c.kernel, shape: c.shape, dtype: c.dtype, bound: c.bound, ms: t.ms, wall_ms: t.wallMs, gbps, gflops, fraction, of, runs: t.runs, timing: t.source, device: deviceName };
+        c.bound === 'memory'
+          ? [gbps / ceil.copyGBps, 'copy']
+          : c.bound === 'matrix' && ceil.matrixGflops
+            ? [gflops / ceil.matrixGflops, 'matrix']
+            : [gflops / fma, 'FMA'];
+      const rec = {
+        kernel: c.kernel,
+        shape: c.shape,
+        dtype: c.dtype,
+        bound: c.bound,
+        ms: t.ms,
+        wall_ms: t.wallMs,
+        gbps,
+        gflops,
+        fraction,
+        of,
+        runs: t.runs,
+        timing: t.source,
+        device: deviceName,
+      };
       if (json) console.log(JSON.stringify(rec));
       rows.push({
         kernel: c.kernel,
@@ -91,7 +159,8 @@ async function main() {
         'GFLOP/s': gflops.toFixed(2),
         'of ceiling': `${(fraction * 100).toFixed(1)}% ${of}`,
       });
-      if (profile) for (const e of await built.graph.profile(built.params)) log(`    ${e.label}: ${e.ms.toFixed(3)} ms`);
+      if (profile)
+        for (const e of await built.graph.profile(built.params)) log(`    ${e.label}: ${e.ms.toFixed(3)} ms`);
     } finally {
       built.dispose();
     }

@@ -5,7 +5,16 @@
 
 import { type Device, Graph, Tensor } from '@glm4v/core';
 import { normal } from '@glm4v/core/testing';
-import { ROW_FIELDS, type SamplingOptions, argmax, createSamplerState, markPresent, rowsTable, sample, setSamplerOptions } from '@glm4v/kernels';
+import {
+  ROW_FIELDS,
+  type SamplingOptions,
+  argmax,
+  createSamplerState,
+  markPresent,
+  rowsTable,
+  sample,
+  setSamplerOptions,
+} from '@glm4v/kernels';
 import type { KernelCase } from './harness.js';
 
 const V = 151552;
@@ -39,12 +48,22 @@ function sampleCase(name: string, opts: SamplingOptions): KernelCase {
       const x = await Tensor.fromArray(device, 'f32', [1, V], normal(V, 2, 3));
       const state = await createSamplerState(device, V);
       setSamplerOptions(state, 0, opts);
-      const prompt = await Tensor.fromArray(device, 'u32', [2048], Uint32Array.from({ length: 2048 }, (_, i) => (i * 7919) % V));
+      const prompt = await Tensor.fromArray(
+        device,
+        'u32',
+        [2048],
+        Uint32Array.from({ length: 2048 }, (_, i) => (i * 7919) % V),
+      );
       const init = new Graph(device, 'bench-sample-prompt');
       markPresent(init, state, prompt);
       await init.run();
       init.dispose();
-      const rows = await Tensor.fromArray(device, 'i32', [1, ROW_FIELDS], rowsTable([{ slot: 0, pos: 0, ropePos: 0, step: 7 }]));
+      const rows = await Tensor.fromArray(
+        device,
+        'i32',
+        [1, ROW_FIELDS],
+        rowsTable([{ slot: 0, pos: 0, ropePos: 0, step: 7 }]),
+      );
       const token = await Tensor.empty(device, 'u32', [1]);
       const graph = new Graph(device, 'bench-sample');
       sample(graph, x, state, rows, token);

@@ -15,12 +15,23 @@ export interface Measured {
   peakOverhead: number;
 }
 
-export async function quantLoads(device: Device, dir: string, format: QuantFormat, reps: number, measure: <T>(fn: () => Promise<T>) => Promise<{ r: Measured; value: T }>, log: (s: string) => void) {
+export async function quantLoads(
+  device: Device,
+  dir: string,
+  format: QuantFormat,
+  reps: number,
+  measure: <T>(fn: () => Promise<T>) => Promise<{ r: Measured; value: T }>,
+  log: (s: string) => void,
+) {
   const quantized = `${dir}-${format}`;
   await rm(quantized, { recursive: true, force: true });
   const once = await measure(() => quantizeCheckpoint(dir, quantized, { text: format }));
   log(`glm4v-run quantize (once): ${once.r.seconds.toFixed(1)} s, ${once.r.cpuSeconds.toFixed(1)} CPU s`);
-  const kinds = { bf16: () => loadModel(dir, device), [`${format} on load`]: () => loadModel(dir, device, { quantFormats: { text: format } }), [`${format} stored`]: () => loadModel(quantized, device) };
+  const kinds = {
+    bf16: () => loadModel(dir, device),
+    [`${format} on load`]: () => loadModel(dir, device, { quantFormats: { text: format } }),
+    [`${format} stored`]: () => loadModel(quantized, device),
+  };
   const runs: Record<string, Measured[]> = {};
   try {
     for (let r = 0; r < reps; r++) {
@@ -29,7 +40,9 @@ export async function quantLoads(device: Device, dir: string, format: QuantForma
         const { r: m, value } = await measure(load);
         value.model.dispose();
         (runs[kind] ??= []).push(m);
-        log(`  ${kind}: ${m.seconds.toFixed(1)} s, ${m.cpuSeconds.toFixed(1)} CPU s, host overhead ${(m.peakOverhead / 2 ** 20).toFixed(0)} MiB`);
+        log(
+          `  ${kind}: ${m.seconds.toFixed(1)} s, ${m.cpuSeconds.toFixed(1)} CPU s, host overhead ${(m.peakOverhead / 2 ** 20).toFixed(0)} MiB`,
+        );
       }
     }
   } finally {
@@ -41,6 +54,12 @@ export async function quantLoads(device: Device, dir: string, format: QuantForma
     format,
     quantize_once_s: once.r.seconds,
     ...Object.fromEntries(Object.keys(kinds).map((k) => [`${k.replace(/ /g, '_')}_s`, best(k)])),
-    host_overhead_mib: Math.max(...Object.values(runs).flat().map((m) => m.peakOverhead)) / 2 ** 20,
+    host_overhead_mib:
+      Math.max(
+        ...Object.values(runs)
+          .flat()
+          .map((m) => m.peakOverhead),
+      ) /
+      2 ** 20,
   };
 }

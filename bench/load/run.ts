@@ -63,14 +63,21 @@ interface Result {
 }
 
 /** Times `fn`, sampling RSS meanwhile; `gpuBytes()` tells how much GPU memory is allocated at any moment. */
-async function measure<T>(bytes: number, gpuBytes: () => number, fn: () => Promise<T>): Promise<{ r: Result; value: T }> {
+async function measure<T>(
+  bytes: number,
+  gpuBytes: () => number,
+  fn: () => Promise<T>,
+): Promise<{ r: Result; value: T }> {
   const rss = new RssSampler(gpuBytes);
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   const value = await fn();
   const seconds = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
-  return { r: { seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6, gbps: bytes / seconds / 1e9, ...rss.stop() }, value };
+  return {
+    r: { seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6, gbps: bytes / seconds / 1e9, ...rss.stop() },
+    value,
+  };
 }
 
 /** GPU buffers to fill in order, with the bytes each takes. */
@@ -79,7 +86,10 @@ type Dest = { buffer: GPUBuffer; size: number }[];
 /** The loaded tensors' chunk buffers in storage order: the same destination memory the loader wrote. */
 function destOf(ckpt: Checkpoint, tensors: Map<string, ChunkedTensor>): Dest {
   return ckpt.inFileOrder().flatMap((t) =>
-    tensors.get(t.name)!.chunks.map((c) => ({ buffer: c.tensor.buffer, size: Math.ceil((c.rows * tensors.get(t.name)!.rowSize * 2) / 4) * 4 })),
+    tensors.get(t.name)!.chunks.map((c) => ({
+      buffer: c.tensor.buffer,
+      size: Math.ceil((c.rows * tensors.get(t.name)!.rowSize * 2) / 4) * 4,
+    })),
   );
 }
 
@@ -87,7 +97,12 @@ function destOf(ckpt: Checkpoint, tensors: Map<string, ChunkedTensor>): Dest {
  * The plain loop: every shard's data section read sequentially into one 16 MiB array, each piece written with
  * writeBuffer; into fresh GPU buffers of up to 128 MiB (cold, pushed to `created`), or into `dest` (warm).
  */
-async function plainLoop(device: Device, ckpt: Checkpoint, dest?: Dest, created: GPUBuffer[] = []): Promise<GPUBuffer[]> {
+async function plainLoop(
+  device: Device,
+  ckpt: Checkpoint,
+  dest?: Dest,
+  created: GPUBuffer[] = [],
+): Promise<GPUBuffer[]> {
   const piece = 16 * MiB;
   const staging = new Uint8Array(piece);
   let d = -1;
@@ -105,7 +120,7 @@ async function plainLoop(device: Device, ckpt: Checkpoint, dest?: Dest, created:
     const infos = [...f.tensors.values()];
     const end = Math.max(...infos.map((t) => t.offset + t.byteLength));
     const handle = await open(f.path, 'r');
-    for (let pos = Math.min(...infos.map((t) => t.offset)); pos < end; ) {
+    for (let pos = Math.min(...infos.map((t) => t.offset)); pos < end;) {
       if (room === 0) next(end - pos);
       const n = Math.min(piece, end - pos, room);
       await handle.read(staging, 0, n, pos);
@@ -147,22 +162,54 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
-function report(runs: Record<Kind, Result[]>, device: Device, total: number, stagingMiB: number, json: boolean, log: (s: string) => void): void {
+function report(
+  runs: Record<Kind, Result[]>,
+  device: Device,
+  total: number,
+  stagingMiB: number,
+  json: boolean,
+  log: (s: string) => void,
+): void {
   const best = (k: Kind) => (runs[k].length ? Math.max(...runs[k].map((r) => r.gbps)) : NaN);
   const worst = (k: Kind, f: (r: Result) => number) => (runs[k].length ? Math.max(...runs[k].map(f)) : NaN);
   // Runs alternate plain/loader, so a pair shares the machine's load; the median pair ratio is the robust figure.
-  const pairRatio = (cold: boolean) => median(runs[cold ? 'loader cold' : 'loader warm'].map((l, i) => l.gbps / runs[cold ? 'plain cold' : 'plain warm'][i].gbps));
-  const cpuRatio = (cold: boolean) => median(runs[cold ? 'loader cold' : 'loader warm'].map((l, i) => runs[cold ? 'plain cold' : 'plain warm'][i].cpuSeconds / l.cpuSeconds));
+  const pairRatio = (cold: boolean) =>
+    median(
+      runs[cold ? 'loader cold' : 'loader warm'].map(
+        (l, i) => l.gbps / runs[cold ? 'plain cold' : 'plain warm'][i].gbps,
+      ),
+    );
+  const cpuRatio = (cold: boolean) =>
+    median(
+      runs[cold ? 'loader cold' : 'loader warm'].map(
+        (l, i) => runs[cold ? 'plain cold' : 'plain warm'][i].cpuSeconds / l.cpuSeconds,
+      ),
+    );
   const software = /llvmpipe|lavapipe|swiftshader/i.test(device.describe()) || device.adapter.isFallbackAdapter;
   // Host memory the loader itself adds: the RSS rise minus the GPU buffers allocated meanwhile (host memory on a
   // software adapter only); on a real GPU, the RSS rise itself.
   const overhead = (k: Kind) => worst(k, (r) => (software ? r.peakOverhead : r.peakRss));
   const record = {
-    bench: 'load', device: device.adapter.description || device.adapter.device, software_adapter: software, bytes: total, staging_mib: stagingMiB,
-    loader_cold_gbps: best('loader cold'), plain_cold_gbps: best('plain cold'), cold_ratio: pairRatio(true), cold_cpu_ratio: cpuRatio(true),
-    loader_warm_gbps: best('loader warm'), plain_warm_gbps: best('plain warm'), warm_ratio: pairRatio(false), warm_cpu_ratio: cpuRatio(false),
-    loader_host_overhead: Math.max(...(['loader cold', 'loader warm'] as Kind[]).filter((k) => runs[k].length).map(overhead)), loader_warm_rss_rise: worst('loader warm', (r) => r.peakRss),
-    plain_host_overhead: Math.max(...(['plain cold', 'plain warm'] as Kind[]).filter((k) => runs[k].length).map(overhead)),
+    bench: 'load',
+    device: device.adapter.description || device.adapter.device,
+    software_adapter: software,
+    bytes: total,
+    staging_mib: stagingMiB,
+    loader_cold_gbps: best('loader cold'),
+    plain_cold_gbps: best('plain cold'),
+    cold_ratio: pairRatio(true),
+    cold_cpu_ratio: cpuRatio(true),
+    loader_warm_gbps: best('loader warm'),
+    plain_warm_gbps: best('plain warm'),
+    warm_ratio: pairRatio(false),
+    warm_cpu_ratio: cpuRatio(false),
+    loader_host_overhead: Math.max(
+      ...(['loader cold', 'loader warm'] as Kind[]).filter((k) => runs[k].length).map(overhead),
+    ),
+    loader_warm_rss_rise: worst('loader warm', (r) => r.peakRss),
+    plain_host_overhead: Math.max(
+      ...(['plain cold', 'plain warm'] as Kind[]).filter((k) => runs[k].length).map(overhead),
+    ),
   };
   if (json) {
     console.log(JSON.stringify(record));
@@ -170,13 +217,20 @@ function report(runs: Record<Kind, Result[]>, device: Device, total: number, sta
   }
   const rows = KINDS.flatMap((k) =>
     runs[k].map((x) => ({
-      run: k, 'GB/s': x.gbps.toFixed(3), seconds: x.seconds.toFixed(2), 'CPU s': x.cpuSeconds.toFixed(2),
-      'peak RSS rise': `${(x.peakRss / MiB).toFixed(0)} MiB`, 'minus new GPU buffers': `${(x.peakOverhead / MiB).toFixed(0)} MiB`,
+      run: k,
+      'GB/s': x.gbps.toFixed(3),
+      seconds: x.seconds.toFixed(2),
+      'CPU s': x.cpuSeconds.toFixed(2),
+      'peak RSS rise': `${(x.peakRss / MiB).toFixed(0)} MiB`,
+      'minus new GPU buffers': `${(x.peakOverhead / MiB).toFixed(0)} MiB`,
     })),
   );
   console.table(rows);
-  log('cold: into freshly allocated GPU memory; warm: into GPU buffers already allocated and written once (pool reuse).');
-  if (software) log('On this software adapter, cold runs are bound by first-touch page faults of the new "GPU" (host) memory.');
+  log(
+    'cold: into freshly allocated GPU memory; warm: into GPU buffers already allocated and written once (pool reuse).',
+  );
+  if (software)
+    log('On this software adapter, cold runs are bound by first-touch page faults of the new "GPU" (host) memory.');
   const pct = (x: number) => (Number.isNaN(x) ? 'n/a' : `${(x * 100).toFixed(0)}%`);
   const ratios = [record.cold_ratio, record.warm_ratio].filter((x) => !Number.isNaN(x));
   log(
@@ -190,12 +244,20 @@ function report(runs: Record<Kind, Result[]>, device: Device, total: number, sta
 }
 
 /** Cold pairs (fresh GPU memory each), then warm pairs (the same GPU buffers again), plain and loader alternating. */
-async function runAll(device: Device, ckpt: Checkpoint, dir: string, opts: { stagingMiB: number; reps: number; coldReps: number }): Promise<Record<Kind, Result[]>> {
+async function runAll(
+  device: Device,
+  ckpt: Checkpoint,
+  dir: string,
+  opts: { stagingMiB: number; reps: number; coldReps: number },
+): Promise<Record<Kind, Result[]>> {
   const runs: Record<Kind, Result[]> = { 'plain cold': [], 'loader cold': [], 'plain warm': [], 'loader warm': [] };
   const total = ckpt.totalBytes;
   const load = async () => {
     let last = 0;
-    const loaded = await loadCheckpoint(dir, device, { maxStagingBytes: opts.stagingMiB * MiB, onProgress: (p) => (last = p.bytesDone) });
+    const loaded = await loadCheckpoint(dir, device, {
+      maxStagingBytes: opts.stagingMiB * MiB,
+      onProgress: (p) => (last = p.bytesDone),
+    });
     if (last !== total) throw new Error(`progress ended at ${last} bytes, expected ${total}`);
     return loaded;
   };
@@ -207,7 +269,11 @@ async function runAll(device: Device, ckpt: Checkpoint, dir: string, opts: { sta
       loaded = undefined;
       device.pool.trim();
       const created: GPUBuffer[] = [];
-      const p = await measure(total, () => created.reduce((a, b) => a + b.size, 0), () => plainLoop(device, ckpt, undefined, created));
+      const p = await measure(
+        total,
+        () => created.reduce((a, b) => a + b.size, 0),
+        () => plainLoop(device, ckpt, undefined, created),
+      );
       runs['plain cold'].push(p.r);
       for (const b of created) b.destroy();
       const l = await measure(total, gpu, load);
@@ -217,7 +283,15 @@ async function runAll(device: Device, ckpt: Checkpoint, dir: string, opts: { sta
     loaded ??= await load(); // warm runs need one load first
     for (let r = 0; r < opts.reps; r++) {
       const dest = destOf(ckpt, loaded!.tensors);
-      runs['plain warm'].push((await measure(total, () => 0, () => plainLoop(device, ckpt, dest))).r);
+      runs['plain warm'].push(
+        (
+          await measure(
+            total,
+            () => 0,
+            () => plainLoop(device, ckpt, dest),
+          )
+        ).r,
+      );
       loaded!.dispose(); // back to the pool: the next load reuses the same buffers
       loaded = undefined;
       const l = await measure(total, gpu, load);
@@ -250,7 +324,10 @@ async function main() {
       const fs = await statfs(tmpdir());
       const free = fs.bavail * fs.bsize;
       const need = target * 1.1 + GiB;
-      if (free < need) throw new Error(`${tmpdir()} has ${(free / 1e9).toFixed(1)} GB free; the benchmark needs ${(need / 1e9).toFixed(1)} GB (try --gb 1)`);
+      if (free < need)
+        throw new Error(
+          `${tmpdir()} has ${(free / 1e9).toFixed(1)} GB free; the benchmark needs ${(need / 1e9).toFixed(1)} GB (try --gb 1)`,
+        );
       log(`writing a synthetic checkpoint of ~${(target / 1e9).toFixed(1)} GB to ${dir}`);
       const t0 = performance.now();
       const syn = await writeSynthetic(dir, target, maxShard, log);
@@ -266,10 +343,20 @@ async function main() {
     if (quant) {
       const d = device;
       const gpu = () => d.pool.stats.bytesAllocated;
-      const rec = await quantLoads(d, dir, quant, reps, async (fn) => {
-        const m = await measure(1, gpu, fn);
-        return { r: { seconds: m.r.seconds, cpuSeconds: m.r.cpuSeconds, peakOverhead: m.r.peakOverhead }, value: m.value };
-      }, log);
+      const rec = await quantLoads(
+        d,
+        dir,
+        quant,
+        reps,
+        async (fn) => {
+          const m = await measure(1, gpu, fn);
+          return {
+            r: { seconds: m.r.seconds, cpuSeconds: m.r.cpuSeconds, peakOverhead: m.r.peakOverhead },
+            value: m.value,
+          };
+        },
+        log,
+      );
       if (json) console.log(JSON.stringify(rec));
       else console.table(rec);
       return;

@@ -5,7 +5,14 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { rng } from '@glm4v/core/testing';
-import { type TensorShape, type TensorStream, decoderLayerShapes, globalShapes, visionBlockShapes, writeSafetensors } from '@glm4v/runtime/internal';
+import {
+  type TensorShape,
+  type TensorStream,
+  decoderLayerShapes,
+  globalShapes,
+  visionBlockShapes,
+  writeSafetensors,
+} from '@glm4v/runtime/internal';
 import { GLM41V_9B_CONFIG_JSON, glm41v9bConfig } from '@glm4v/runtime/testing';
 
 type Spec = TensorShape;
@@ -23,8 +30,10 @@ export function plan(target: number): { specs: Spec[]; textLayers: number; visio
   if (target >= 4e9) specs.push(...globalShapes(REAL));
   let textLayers = 0;
   let visionBlocks = 0;
-  while (sum(specs) + sum(decoderLayerShapes(REAL, textLayers)) <= target) specs.push(...decoderLayerShapes(REAL, textLayers++));
-  while (sum(specs) + sum(visionBlockShapes(REAL, visionBlocks)) <= target) specs.push(...visionBlockShapes(REAL, visionBlocks++));
+  while (sum(specs) + sum(decoderLayerShapes(REAL, textLayers)) <= target)
+    specs.push(...decoderLayerShapes(REAL, textLayers++));
+  while (sum(specs) + sum(visionBlockShapes(REAL, visionBlocks)) <= target)
+    specs.push(...visionBlockShapes(REAL, visionBlocks++));
   if (specs.length === 0) specs.push(...visionBlockShapes(REAL, visionBlocks++));
   return { specs, textLayers, visionBlocks };
 }
@@ -50,7 +59,7 @@ function randomPool(seed: number): Uint8Array {
   const r = rng(seed);
   for (let i = 0; i < words.length; i++) {
     const x = (r() * 2 ** 32) >>> 0;
-    words[i] = (x & 0x8000) | ((118 + (x >>> 16) % 9) << 7) | (x & 0x7f);
+    words[i] = (x & 0x8000) | ((118 + ((x >>> 16) % 9)) << 7) | (x & 0x7f);
   }
   return new Uint8Array(words.buffer);
 }
@@ -90,20 +99,34 @@ export interface Synthetic {
 }
 
 /** Writes the synthetic checkpoint into `dir` (which must exist). */
-export async function writeSynthetic(dir: string, target: number, maxShard: number, log: (s: string) => void = () => undefined): Promise<Synthetic> {
+export async function writeSynthetic(
+  dir: string,
+  target: number,
+  maxShard: number,
+  log: (s: string) => void = () => undefined,
+): Promise<Synthetic> {
   const { specs, textLayers, visionBlocks } = plan(target);
   const shards = shard(specs, maxShard);
   const pool = randomPool(42);
-  const names = shards.map((_, i) => `model-${String(i + 1).padStart(5, '0')}-of-${String(shards.length).padStart(5, '0')}.safetensors`);
+  const names = shards.map(
+    (_, i) => `model-${String(i + 1).padStart(5, '0')}-of-${String(shards.length).padStart(5, '0')}.safetensors`,
+  );
   const weightMap: Record<string, string> = {};
   let k = 0;
   for (let i = 0; i < shards.length; i++) {
     log(`  writing ${names[i]} (${(sum(shards[i]) / 1e9).toFixed(2)} GB, ${shards[i].length} tensors)`);
-    await writeSafetensors(join(dir, names[i]), shards[i].map((s) => stream(s, pool, k++)), { format: 'pt' });
+    await writeSafetensors(
+      join(dir, names[i]),
+      shards[i].map((s) => stream(s, pool, k++)),
+      { format: 'pt' },
+    );
     for (const s of shards[i]) weightMap[s.name] = names[i];
   }
   const totalBytes = sum(specs);
-  await writeFile(join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: totalBytes }, weight_map: weightMap }, null, 2));
+  await writeFile(
+    join(dir, 'model.safetensors.index.json'),
+    JSON.stringify({ metadata: { total_size: totalBytes }, weight_map: weightMap }, null, 2),
+  );
   await writeFile(join(dir, 'config.json'), JSON.stringify(syntheticConfig(textLayers, visionBlocks), null, 2));
   return { totalBytes, tensors: specs.length, shards: names, textLayers, visionBlocks };
 }

@@ -116,7 +116,9 @@ async function runOne(device: Device, quant: QuantRequest, o: Options, log: (s: 
     const v = o.side > 0 ? await timeVision(model, o.side) : undefined;
     const peak = device.pool.stats.peakBytesAllocated - base;
     // every further layer adds its weights and its KV cache, every further vision block its weights
-    const more = (FULL.layers - o.layers) * (mem.layerBytes + d.kvPerLayer) + (FULL.visionBlocks - o.visionBlocks) * mem.visionBlockBytes;
+    const more =
+      (FULL.layers - o.layers) * (mem.layerBytes + d.kvPerLayer) +
+      (FULL.visionBlocks - o.visionBlocks) * mem.visionBlockBytes;
     return {
       bench: 'model',
       device: device.adapter.description || device.adapter.device,
@@ -149,7 +151,10 @@ async function runOne(device: Device, quant: QuantRequest, o: Options, log: (s: 
       full_model: {
         layers: FULL.layers,
         vision_blocks: FULL.visionBlocks,
-        weight_bytes: weightBytes + (FULL.layers - o.layers) * mem.layerBytes + (FULL.visionBlocks - o.visionBlocks) * mem.visionBlockBytes,
+        weight_bytes:
+          weightBytes +
+          (FULL.layers - o.layers) * mem.layerBytes +
+          (FULL.visionBlocks - o.visionBlocks) * mem.visionBlockBytes,
         weight_bytes_read_per_token: mem.readPerToken(FULL.layers),
         kv_cache_bytes: FULL.layers * d.kvPerLayer,
         /** With the image through the vision tower (its activations are the largest). */
@@ -165,17 +170,31 @@ async function runOne(device: Device, quant: QuantRequest, o: Options, log: (s: 
 
 function parseQuant(): QuantRequest[] {
   const vision = arg('--quant-vision');
-  if (vision !== undefined && !isQuantFormat(vision)) throw new Error(`--quant-vision expects q8 or q4, got '${vision}'`);
+  if (vision !== undefined && !isQuantFormat(vision))
+    throw new Error(`--quant-vision expects q8 or q4, got '${vision}'`);
   return (arg('--quant') ?? 'bf16').split(',').map((f) => {
     if (f !== 'bf16' && !isQuantFormat(f)) throw new Error(`--quant expects a list of bf16, q8, q4; got '${f}'`);
     return { text: f === 'bf16' ? undefined : (f as QuantFormat), vision: vision as QuantFormat | undefined };
   });
 }
 
-function printProfile(wallMs: number, gpuMs: number, families: NonNullable<Awaited<ReturnType<typeof runOne>>['decode_families']>): void {
+function printProfile(
+  wallMs: number,
+  gpuMs: number,
+  families: NonNullable<Awaited<ReturnType<typeof runOne>>['decode_families']>,
+): void {
   const dispatches = families.reduce((n, f) => n + f.dispatches, 0);
-  console.log(`  decode step: ${wallMs.toFixed(2)} ms wall per token, ${gpuMs.toFixed(2)} ms of GPU time over ${dispatches} dispatches (best of ${PROFILE_STEPS} profiled steps; gaps between dispatches excluded)`);
-  console.table(families.map((f) => ({ family: f.family, dispatches: f.dispatches, 'GPU ms': f.ms.toFixed(3), 'of step': `${(f.share * 100).toFixed(1)}%` })));
+  console.log(
+    `  decode step: ${wallMs.toFixed(2)} ms wall per token, ${gpuMs.toFixed(2)} ms of GPU time over ${dispatches} dispatches (best of ${PROFILE_STEPS} profiled steps; gaps between dispatches excluded)`,
+  );
+  console.table(
+    families.map((f) => ({
+      family: f.family,
+      dispatches: f.dispatches,
+      'GPU ms': f.ms.toFixed(3),
+      'of step': `${(f.share * 100).toFixed(1)}%`,
+    })),
+  );
 }
 
 async function main() {

@@ -11,7 +11,16 @@
 
 import { Device, Graph, Tensor } from '@glm4v/core';
 import { normal, rng } from '@glm4v/core/testing';
-import { QUANT_FORMATS, type QuantLayout, QuantizedMatrix, dequantizeRows, fillRandom, linear, quantizeRows, rowBytes } from '@glm4v/kernels';
+import {
+  QUANT_FORMATS,
+  type QuantLayout,
+  QuantizedMatrix,
+  dequantizeRows,
+  fillRandom,
+  linear,
+  quantizeRows,
+  rowBytes,
+} from '@glm4v/kernels';
 import { timeCase } from '../kernels/harness.js';
 
 const K = 4096;
@@ -55,7 +64,11 @@ function q4f32(w: Float32Array, rows: number, block: number): Float64Array {
       const v = w.subarray(r * K + k0, r * K + k0 + block);
       const lo = Math.fround(Math.min(...v));
       const d = Math.fround((Math.max(...v) - lo) / 15);
-      v.forEach((x, i) => (out[r * K + k0 + i] = d === 0 ? lo : Math.fround(d * Math.min(15, Math.max(0, Math.round((x - lo) / d))) + lo)));
+      v.forEach(
+        (x, i) =>
+          (out[r * K + k0 + i] =
+            d === 0 ? lo : Math.fround(d * Math.min(15, Math.max(0, Math.round((x - lo) / d))) + lo)),
+      );
     }
   }
   return out;
@@ -104,8 +117,17 @@ function errorTable(rows: number): Record<string, Record<string, string>> {
   return table;
 }
 
-async function speedTable(device: Device, reps: number, budget: number): Promise<Record<string, Record<string, string>>> {
-  const shapes: [number, number][] = [[4096, 4096], [13696, 4096], [4096, 27392], [4096, 151552]];
+async function speedTable(
+  device: Device,
+  reps: number,
+  budget: number,
+): Promise<Record<string, Record<string, string>>> {
+  const shapes: [number, number][] = [
+    [4096, 4096],
+    [13696, 4096],
+    [4096, 27392],
+    [4096, 151552],
+  ];
   const best = new Map<string, number>();
   for (let rep = 0; rep < reps; rep++) {
     for (const [k, n] of shapes) {
@@ -148,7 +170,11 @@ async function main() {
   const rows = Number(arg('--rows') ?? 256);
   const out: Record<string, unknown> = {};
   const bits = (l: QuantLayout) => (8 * (rowBytes(l, K).data + rowBytes(l, K).scales)) / K;
-  out.bits_per_weight = { ...Object.fromEntries(LAYOUTS.map((l) => [label(l), bits(l)])), 'q4 g32 f32': 4 + 64 / 32, 'q4 g64 f32': 4 + 64 / 64 };
+  out.bits_per_weight = {
+    ...Object.fromEntries(LAYOUTS.map((l) => [label(l), bits(l)])),
+    'q4 g32 f32': 4 + 64 / 32,
+    'q4 g64 f32': 4 + 64 / 64,
+  };
   out.error = errorTable(rows);
   if (!json) {
     console.table(out.bits_per_weight);

@@ -12,7 +12,13 @@ import { Agent, request } from 'node:http';
 import { join } from 'node:path';
 import { Device } from '@glm4v/core';
 import { ApiServer, Glm4v } from '@glm4v/runtime/internal';
-import { GLM41V_9B_CONFIG_JSON, demoCheckpoint, glm41v9bConfig, randomModel, writeTinyTokenizer } from '@glm4v/runtime/testing';
+import {
+  GLM41V_9B_CONFIG_JSON,
+  demoCheckpoint,
+  glm41v9bConfig,
+  randomModel,
+  writeTinyTokenizer,
+} from '@glm4v/runtime/testing';
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(name);
@@ -32,35 +38,55 @@ interface RequestTiming {
 
 /** One streamed request (node:http, lighter than fetch when the clients share the server's process); times taken as chunks arrive. */
 function streamOnce(url: string, prompt: string, maxTokens: number): Promise<RequestTiming> {
-  const body = JSON.stringify({ messages: [{ role: 'user', content: prompt }], stream: true, stream_options: { include_usage: true }, max_tokens: maxTokens, temperature: 0, ignore_eos: true, skip_special_tokens: false });
+  const body = JSON.stringify({
+    messages: [{ role: 'user', content: prompt }],
+    stream: true,
+    stream_options: { include_usage: true },
+    max_tokens: maxTokens,
+    temperature: 0,
+    ignore_eos: true,
+    skip_special_tokens: false,
+  });
   const t0 = performance.now();
   return new Promise((resolve, reject) => {
-    const req = request(`${url}/v1/chat/completions`, { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
-      let first = 0;
-      let last = 0;
-      let tokens = 0;
-      let buf = '';
-      res.setEncoding('utf8');
-      res.on('data', (part: string) => {
-        buf += part;
-        let at;
-        while ((at = buf.indexOf('\n\n')) >= 0) {
-          const line = buf.slice(6, at); // after 'data: '
-          buf = buf.slice(at + 2);
-          if (res.statusCode !== 200) return reject(new Error(`HTTP ${res.statusCode}: ${line}`));
-          if (line === '[DONE]') continue;
-          const chunk = JSON.parse(line);
-          if (chunk.usage) tokens = chunk.usage.completion_tokens;
-          const delta = chunk.choices?.[0]?.delta ?? {};
-          if (delta.content || delta.reasoning_content) {
-            last = performance.now();
-            first ||= last;
+    const req = request(
+      `${url}/v1/chat/completions`,
+      {
+        method: 'POST',
+        agent,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+      },
+      (res) => {
+        let first = 0;
+        let last = 0;
+        let tokens = 0;
+        let buf = '';
+        res.setEncoding('utf8');
+        res.on('data', (part: string) => {
+          buf += part;
+          let at;
+          while ((at = buf.indexOf('\n\n')) >= 0) {
+            const line = buf.slice(6, at); // after 'data: '
+            buf = buf.slice(at + 2);
+            if (res.statusCode !== 200) return reject(new Error(`HTTP ${res.statusCode}: ${line}`));
+            if (line === '[DONE]') continue;
+            const chunk = JSON.parse(line);
+            if (chunk.usage) tokens = chunk.usage.completion_tokens;
+            const delta = chunk.choices?.[0]?.delta ?? {};
+            if (delta.content || delta.reasoning_content) {
+              last = performance.now();
+              first ||= last;
+            }
           }
-        }
-      });
-      res.on('end', () => (res.statusCode === 200 ? resolve({ ttftMs: first - t0, tpotMs: tokens > 1 ? (last - first) / (tokens - 1) : 0, tokens }) : reject(new Error(`HTTP ${res.statusCode}: ${buf}`))));
-      res.on('error', reject);
-    });
+        });
+        res.on('end', () =>
+          res.statusCode === 200
+            ? resolve({ ttftMs: first - t0, tpotMs: tokens > 1 ? (last - first) / (tokens - 1) : 0, tokens })
+            : reject(new Error(`HTTP ${res.statusCode}: ${buf}`)),
+        );
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -100,10 +126,22 @@ async function round(url: string, clients: number, requests: number, maxTokens: 
     // tokens after each request's first (those of decode steps) over the same wall time, prefills included in it
     decode_tok_per_s: (tokens - timings.length) / wallS,
     mean_batch: (after.rows - before.rows) / (after.steps - before.steps),
-    ttft_p50_ms: quantile(timings.map((t) => t.ttftMs), 0.5),
-    ttft_p99_ms: quantile(timings.map((t) => t.ttftMs), 0.99),
-    tpot_p50_ms: quantile(timings.map((t) => t.tpotMs), 0.5),
-    tpot_p99_ms: quantile(timings.map((t) => t.tpotMs), 0.99),
+    ttft_p50_ms: quantile(
+      timings.map((t) => t.ttftMs),
+      0.5,
+    ),
+    ttft_p99_ms: quantile(
+      timings.map((t) => t.ttftMs),
+      0.99,
+    ),
+    tpot_p50_ms: quantile(
+      timings.map((t) => t.tpotMs),
+      0.5,
+    ),
+    tpot_p99_ms: quantile(
+      timings.map((t) => t.tpotMs),
+      0.99,
+    ),
   };
 }
 
@@ -113,7 +151,15 @@ async function realShapeFolder(layers: number): Promise<string> {
   const config = structuredClone(GLM41V_9B_CONFIG_JSON);
   config.text_config.num_hidden_layers = layers;
   await writeFile(join(dir, 'config.json'), JSON.stringify(config));
-  await writeFile(join(dir, 'generation_config.json'), JSON.stringify({ eos_token_id: config.eos_token_id, pad_token_id: config.pad_token_id, do_sample: false, max_new_tokens: 8192 }));
+  await writeFile(
+    join(dir, 'generation_config.json'),
+    JSON.stringify({
+      eos_token_id: config.eos_token_id,
+      pad_token_id: config.pad_token_id,
+      do_sample: false,
+      max_new_tokens: 8192,
+    }),
+  );
   await cp(join(await demoCheckpoint(), 'preprocessor_config.json'), join(dir, 'preprocessor_config.json'));
   await writeTinyTokenizer(dir, config.text_config.vocab_size, { fill: true });
   return dir;
@@ -123,9 +169,23 @@ async function realShapeFolder(layers: number): Promise<string> {
  * Rounds of 1, 4, 8 … clients, `repeat` times in alternation; per client count the round with the most decode
  * tok/s is kept (load from other processes only ever slows a round).
  */
-async function bench(name: string, model: Glm4v, clientCounts: number[], requests: number, maxTokens: number, repeat: number) {
+async function bench(
+  name: string,
+  model: Glm4v,
+  clientCounts: number[],
+  requests: number,
+  maxTokens: number,
+  repeat: number,
+) {
   const maxBatch = Math.max(...clientCounts);
-  const server = await ApiServer.start(model, { modelId: name, port: 0, maxBatch, maxQueue: 4 * maxBatch, contextLength: 256, media: { maxImagePixels: 1e8 } });
+  const server = await ApiServer.start(model, {
+    modelId: name,
+    port: 0,
+    maxBatch,
+    maxQueue: 4 * maxBatch,
+    contextLength: 256,
+    media: { maxImagePixels: 1e8 },
+  });
   try {
     // warm-up: compiles the pipelines and records the decode graph of every batch size used
     await round(server.url, maxBatch, 1, 2);
@@ -133,14 +193,27 @@ async function bench(name: string, model: Glm4v, clientCounts: number[], request
     for (let rep = 0; rep < repeat; rep++) {
       for (const c of clientCounts) {
         const r = await round(server.url, c, requests, maxTokens);
-        log(`${name}: ${c} clients: ${r.decode_tok_per_s.toFixed(2)} decode tok/s (batch ${r.mean_batch.toFixed(2)}), TTFT p50 ${r.ttft_p50_ms.toFixed(0)} ms`);
+        log(
+          `${name}: ${c} clients: ${r.decode_tok_per_s.toFixed(2)} decode tok/s (batch ${r.mean_batch.toFixed(2)}), TTFT p50 ${r.ttft_p50_ms.toFixed(0)} ms`,
+        );
         if (!best.has(c) || r.decode_tok_per_s > best.get(c)!.decode_tok_per_s) best.set(c, r);
       }
     }
     const device = model.device.adapter.description || model.device.adapter.device;
-    const rows = clientCounts.map((c) => ({ bench: 'serve', model: name, device, max_tokens: maxTokens, repeat, ...best.get(c)! }));
+    const rows = clientCounts.map((c) => ({
+      bench: 'serve',
+      model: name,
+      device,
+      max_tokens: maxTokens,
+      repeat,
+      ...best.get(c)!,
+    }));
     const [out, dec] = [rows[0].output_tok_per_s, rows[0].decode_tok_per_s];
-    return rows.map((r) => ({ ...r, output_speedup: r.output_tok_per_s / out, decode_speedup: r.decode_tok_per_s / dec }));
+    return rows.map((r) => ({
+      ...r,
+      output_speedup: r.output_tok_per_s / out,
+      decode_speedup: r.decode_tok_per_s / dec,
+    }));
   } finally {
     await server.shutdown(0);
   }
@@ -165,13 +238,28 @@ async function main() {
   if (which === 'real' || which === 'both') {
     log(`GLM-4.1V-9B shapes, random weights: ${layers} decoder layers`);
     const dir = await realShapeFolder(layers);
-    const model = await Glm4v.fromModel(await randomModel(device, glm41v9bConfig({ layers, visionDepth: 1 }), { seed: 1 }), dir);
+    const model = await Glm4v.fromModel(
+      await randomModel(device, glm41v9bConfig({ layers, visionDepth: 1 }), { seed: 1 }),
+      dir,
+    );
     rows.push(...(await bench(`glm41v-9b-shapes-${layers}l`, model, clients, requests, maxTokens, repeat)));
     model.dispose();
     await rm(dir, { recursive: true, force: true });
   }
   if (JSON_OUT) for (const r of rows) console.log(JSON.stringify(r));
-  else console.table(rows.map((r) => ({ model: r.model, clients: r.clients, 'output tok/s': r.output_tok_per_s.toFixed(2), 'decode tok/s': r.decode_tok_per_s.toFixed(2), 'x 1 client (decode)': r.decode_speedup.toFixed(2), 'mean batch': r.mean_batch.toFixed(2), 'TTFT p50/p99 ms': `${r.ttft_p50_ms.toFixed(0)} / ${r.ttft_p99_ms.toFixed(0)}`, 'ms/token p50/p99': `${r.tpot_p50_ms.toFixed(1)} / ${r.tpot_p99_ms.toFixed(1)}` })));
+  else
+    console.table(
+      rows.map((r) => ({
+        model: r.model,
+        clients: r.clients,
+        'output tok/s': r.output_tok_per_s.toFixed(2),
+        'decode tok/s': r.decode_tok_per_s.toFixed(2),
+        'x 1 client (decode)': r.decode_speedup.toFixed(2),
+        'mean batch': r.mean_batch.toFixed(2),
+        'TTFT p50/p99 ms': `${r.ttft_p50_ms.toFixed(0)} / ${r.ttft_p99_ms.toFixed(0)}`,
+        'ms/token p50/p99': `${r.tpot_p50_ms.toFixed(1)} / ${r.tpot_p99_ms.toFixed(1)}`,
+      })),
+    );
   device.dispose();
 }
 

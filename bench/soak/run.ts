@@ -13,8 +13,10 @@ import { type Chat, type GenerateEvent, type GenerateOptions, Glm4v, type Conten
 import { demoCheckpoint } from '@glm4v/runtime/testing';
 
 const MIB = 2 ** 20;
-const WORDS = ('the a picture of cat dog red blue green house tree what is in this why how many people car street ' +
-  'describe answer think count colour 图片 里 有 什么 猫 狗 红色 蓝色 房子 为什么 多少 你好 请 描述 一下').split(' ');
+const WORDS = (
+  'the a picture of cat dog red blue green house tree what is in this why how many people car street ' +
+  'describe answer think count colour 图片 里 有 什么 猫 狗 红色 蓝色 房子 为什么 多少 你好 请 描述 一下'
+).split(' ');
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(name);
@@ -33,7 +35,13 @@ interface Request {
 function randomRequest(r: () => number, image: string): Request {
   const pick = <T>(xs: readonly T[]) => xs[Math.floor(r() * xs.length)];
   const text = Array.from({ length: 1 + Math.floor(r() * 120) }, () => pick(WORDS)).join(' ');
-  const content: Request['content'] = r() < 0.25 ? [{ type: 'image', image: { path: image } }, { type: 'text', text }] : text;
+  const content: Request['content'] =
+    r() < 0.25
+      ? [
+          { type: 'image', image: { path: image } },
+          { type: 'text', text },
+        ]
+      : text;
   const greedy = r() < 0.5;
   const options: GenerateOptions = {
     maxNewTokens: 1 + Math.floor(r() * 40),
@@ -45,14 +53,25 @@ function randomRequest(r: () => number, image: string): Request {
     stop: r() < 0.1 ? [pick(WORDS), pick(WORDS)] : undefined,
     showSpecial: r() < 0.1,
   };
-  return { content, options, abortAfter: r() < 0.2 ? 1 + Math.floor(r() * options.maxNewTokens!) : undefined, chat: r() < 0.2 };
+  return {
+    content,
+    options,
+    abortAfter: r() < 0.2 ? 1 + Math.floor(r() * options.maxNewTokens!) : undefined,
+    chat: r() < 0.2,
+  };
 }
 
 /** Runs one request to its done event (or its error), aborting it after `abortAfter` tokens. */
-async function runOne(model: Glm4v, chat: Chat, q: Request): Promise<{ ok: boolean; aborted: boolean; error?: string }> {
+async function runOne(
+  model: Glm4v,
+  chat: Chat,
+  q: Request,
+): Promise<{ ok: boolean; aborted: boolean; error?: string }> {
   const ac = new AbortController();
   const options = { ...q.options, signal: ac.signal };
-  const events: AsyncIterable<GenerateEvent> = q.chat ? chat.send(q.content, options) : model.generate({ messages: [{ role: 'user', content: q.content }] }, options);
+  const events: AsyncIterable<GenerateEvent> = q.chat
+    ? chat.send(q.content, options)
+    : model.generate({ messages: [{ role: 'user', content: q.content }] }, options);
   let tokens = 0;
   let done: Extract<GenerateEvent, { type: 'done' }> | undefined;
   try {
@@ -122,7 +141,13 @@ async function main(): Promise<void> {
         }
       }
       const pool = model.device.pool.stats;
-      const row: Quarter = { requests: end, ...totals, rssMiB: rss / MIB, gpuInUseMiB: pool.bytesInUse / MIB, gpuAllocatedMiB: pool.bytesAllocated / MIB };
+      const row: Quarter = {
+        requests: end,
+        ...totals,
+        rssMiB: rss / MIB,
+        gpuInUseMiB: pool.bytesInUse / MIB,
+        gpuAllocatedMiB: pool.bytesAllocated / MIB,
+      };
       quarters.push(row);
       log(
         `quarter ${q + 1}/4: ${row.requests} requests, ${row.ok} ok, ${row.failed} failed (${row.aborted} aborted mid-answer); ` +
@@ -139,7 +164,10 @@ async function main(): Promise<void> {
   const checks: [string, boolean][] = [
     [`every request ended with a done event, none failed (${totals.ok}/${n})`, totals.ok === n],
     [`RSS growth over the last three quarters ${rssGrowth.toFixed(1)} MiB < 32 MiB`, rssGrowth < 32],
-    [`GPU bytes in use flat (${quarters.map((x) => x.gpuInUseMiB.toFixed(2)).join(', ')} MiB)`, quarters.every((x) => x.gpuInUseMiB === quarters[0].gpuInUseMiB)],
+    [
+      `GPU bytes in use flat (${quarters.map((x) => x.gpuInUseMiB.toFixed(2)).join(', ')} MiB)`,
+      quarters.every((x) => x.gpuInUseMiB === quarters[0].gpuInUseMiB),
+    ],
     [`no unhandled rejection (${unhandled})`, unhandled === 0],
   ];
   for (const [what, ok] of checks) log(`${ok ? 'PASS' : 'FAIL'} ${what}`);

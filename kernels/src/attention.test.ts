@@ -1,7 +1,17 @@
 import { type TestContext, afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Device, Graph, InputError, OutOfMemoryError, Tensor } from '@glm4v/core';
 import { TOLERANCE, asStored, expectClose, normal, poisoned } from '@glm4v/core/testing';
-import { ATTENTION_PRESETS, type AttentionPresetName, type KvCache, type KvDType, attentionPrefill, attentionSegments, createKvCache, selectAttentionPreset, selectPrefillAttentionPreset } from './attention.js';
+import {
+  ATTENTION_PRESETS,
+  type AttentionPresetName,
+  type KvCache,
+  type KvDType,
+  attentionPrefill,
+  attentionSegments,
+  createKvCache,
+  selectAttentionPreset,
+  selectPrefillAttentionPreset,
+} from './attention.js';
 import { attentionDecode, decodeLanes } from './attention_decode.js';
 import { ropeFrequencies } from './rope.js';
 import { canBroadcast } from './matmul.js';
@@ -25,7 +35,9 @@ function other(): AttentionPresetName | undefined {
 /** Why the GPU prefill kernel (lanes over the head dim, subgroup shuffles) cannot run here, or undefined. */
 function noFlash(): string | undefined {
   const T = ATTENTION_PRESETS.flash8x2.T;
-  return device.has('subgroups') && (device.adapter.subgroupMinSize ?? 0) >= T ? undefined : `the adapter lacks subgroups of ${T} or more`;
+  return device.has('subgroups') && (device.adapter.subgroupMinSize ?? 0) >= T
+    ? undefined
+    : `the adapter lacks subgroups of ${T} or more`;
 }
 
 interface Cfg {
@@ -41,8 +53,14 @@ interface Cfg {
  * rows [lo, hi) = range(i), with kv head kvHead(h) (contiguous grouping unless told otherwise).
  */
 function attentionRef(
-  q: Float64Array, keys: Float64Array, vals: Float64Array, rows: number, c: Cfg, scale: number,
-  range: (i: number) => [number, number], kvHead = (h: number) => Math.floor(h / (c.hq / c.hkv)),
+  q: Float64Array,
+  keys: Float64Array,
+  vals: Float64Array,
+  rows: number,
+  c: Cfg,
+  scale: number,
+  range: (i: number) => [number, number],
+  kvHead = (h: number) => Math.floor(h / (c.hq / c.hkv)),
 ): Float64Array {
   const { hq, hkv, d } = c;
   const out = new Float64Array(rows * hq * d);
@@ -59,7 +77,7 @@ function attentionRef(
       }
       const mx = Math.max(...s);
       let sum = 0;
-      for (let j = 0; j < s.length; j++) sum += (s[j] = Math.exp(s[j] - mx));
+      for (let j = 0; j < s.length; j++) sum += s[j] = Math.exp(s[j] - mx);
       for (let j = lo; j < hi; j++) {
         const w = s[j - lo] / sum;
         for (let e = 0; e < d; e++) out[qo + e] += w * vals[(j * hkv + kh) * d + e];
@@ -69,7 +87,9 @@ function attentionRef(
   return out;
 }
 
-const causal = (start: number) => (i: number): [number, number] => [0, start + i + 1];
+const causal =
+  (start: number) =>
+  (i: number): [number, number] => [0, start + i + 1];
 
 // ---- helpers ------------------------------------------------------------------------------------------------
 
@@ -82,16 +102,36 @@ function act(dtype: 'f32' | 'f16', n: number, seed: number, scale = 1): Float64A
  * [n, hkv·d] rows → the cache layout [slots, hkv, capacity, d] at positions [at, at+n) of `slot` (into `into`, or
  * a new single-slot cache whose other positions are NaN).
  */
-function toCacheLayout(rows: Float64Array, n: number, hkv: number, d: number, capacity: number, at = 0, into?: Float64Array, slot = 0): Float64Array {
+function toCacheLayout(
+  rows: Float64Array,
+  n: number,
+  hkv: number,
+  d: number,
+  capacity: number,
+  at = 0,
+  into?: Float64Array,
+  slot = 0,
+): Float64Array {
   const out = into ?? new Float64Array(hkv * capacity * d).fill(NaN);
-  for (let j = 0; j < n; j++) for (let h = 0; h < hkv; h++) for (let e = 0; e < d; e++) out[((slot * hkv + h) * capacity + at + j) * d + e] = rows[(j * hkv + h) * d + e];
+  for (let j = 0; j < n; j++)
+    for (let h = 0; h < hkv; h++)
+      for (let e = 0; e < d; e++) out[((slot * hkv + h) * capacity + at + j) * d + e] = rows[(j * hkv + h) * d + e];
   return out;
 }
 
 /** Rows [0, n) of a slot of the cache, back in the activation layout [n, hkv·d]. */
-function fromCacheLayout(cache: ArrayLike<number>, n: number, hkv: number, d: number, capacity: number, slot = 0): Float64Array {
+function fromCacheLayout(
+  cache: ArrayLike<number>,
+  n: number,
+  hkv: number,
+  d: number,
+  capacity: number,
+  slot = 0,
+): Float64Array {
   const out = new Float64Array(n * hkv * d);
-  for (let j = 0; j < n; j++) for (let h = 0; h < hkv; h++) for (let e = 0; e < d; e++) out[(j * hkv + h) * d + e] = cache[((slot * hkv + h) * capacity + j) * d + e];
+  for (let j = 0; j < n; j++)
+    for (let h = 0; h < hkv; h++)
+      for (let e = 0; e < d; e++) out[(j * hkv + h) * d + e] = cache[((slot * hkv + h) * capacity + j) * d + e];
   return out;
 }
 
@@ -132,7 +172,14 @@ function fusedRows(q: Float64Array, k: Float64Array, v: Float64Array, n: number,
   return out;
 }
 
-async function fusedTensor(ad: 'f32' | 'f16', q: Float64Array, k: Float64Array, v: Float64Array, n: number, c: Cfg): Promise<Tensor> {
+async function fusedTensor(
+  ad: 'f32' | 'f16',
+  q: Float64Array,
+  k: Float64Array,
+  v: Float64Array,
+  n: number,
+  c: Cfg,
+): Promise<Tensor> {
   return Tensor.fromArray(device, ad, [n, (c.hq + 2 * c.hkv) * c.d], fusedRows(q, k, v, n, c), 'qkv');
 }
 
@@ -161,7 +208,10 @@ interface PrefillCase {
   slot?: number;
 }
 
-async function checkPrefill(ctx: TestContext, { c, s, start, act: ad, kvd, preset, slot = 0 }: PrefillCase): Promise<void> {
+async function checkPrefill(
+  ctx: TestContext,
+  { c, s, start, act: ad, kvd, preset, slot = 0 }: PrefillCase,
+): Promise<void> {
   if ((ad === 'f16' || kvd === 'f16') && !device.has('shader-f16')) return ctx.skip('the adapter lacks shader-f16');
   const seed = s * 131 + start * 7 + c.hq * 3 + c.d;
   const capacity = start + s + 3;
@@ -183,8 +233,18 @@ async function checkPrefill(ctx: TestContext, { c, s, start, act: ad, kvd, prese
   expectClose(await out.read(), ref, tol, what, maxAbs(vals));
   // The new rows are in the cache, exactly as stored; the earlier rows are untouched; other slots are not written.
   const kc = await cache.k.read();
-  expectClose(fromCacheLayout(kc, start + s, c.hkv, c.d, capacity, slot), keys, { atol: 0, rtol: 0 }, `${what}: cache.k`);
-  expectClose(fromCacheLayout(await cache.v.read(), start + s, c.hkv, c.d, capacity, slot), vals, { atol: 0, rtol: 0 }, `${what}: cache.v`);
+  expectClose(
+    fromCacheLayout(kc, start + s, c.hkv, c.d, capacity, slot),
+    keys,
+    { atol: 0, rtol: 0 },
+    `${what}: cache.k`,
+  );
+  expectClose(
+    fromCacheLayout(await cache.v.read(), start + s, c.hkv, c.d, capacity, slot),
+    vals,
+    { atol: 0, rtol: 0 },
+    `${what}: cache.v`,
+  );
   const slotSize = c.hkv * capacity * c.d;
   const others = [...kc.slice(0, slot * slotSize), ...kc.slice((slot + 1) * slotSize)];
   expect(others.every(Number.isNaN), `${what}: other slots untouched`).toBe(true);
@@ -193,40 +253,89 @@ async function checkPrefill(ctx: TestContext, { c, s, start, act: ad, kvd, prese
   disposeCache(cache);
 }
 
-const SMALL: Cfg[] = [{ hq: 4, hkv: 2, d: 16 }, { hq: 2, hkv: 1, d: 8 }, { hq: 3, hkv: 3, d: 12 }];
+const SMALL: Cfg[] = [
+  { hq: 4, hkv: 2, d: 16 },
+  { hq: 2, hkv: 1, d: 8 },
+  { hq: 3, hkv: 3, d: 12 },
+];
 const REAL: Cfg = { hq: 32, hkv: 2, d: 128 };
 
 describe('attentionPrefill', () => {
   for (const c of SMALL) {
     for (const s of [1, 3, 17, 64, 130]) {
       for (const start of [0, 37]) {
-        it(`f32 (${c.hq},${c.hkv},${c.d}) S=${s} start=${start}`, (ctx) => checkPrefill(ctx, { c, s, start, act: 'f32', kvd: 'f32' }));
+        it(`f32 (${c.hq},${c.hkv},${c.d}) S=${s} start=${start}`, (ctx) =>
+          checkPrefill(ctx, { c, s, start, act: 'f32', kvd: 'f32' }));
       }
     }
   }
-  for (const [s, start] of [[1, 0], [17, 5], [3, 4094]] as const) {
-    it(`f32 real heads (32,2,128) S=${s} start=${start}`, (ctx) => checkPrefill(ctx, { c: REAL, s, start, act: 'f32', kvd: 'f32' }));
+  for (const [s, start] of [
+    [1, 0],
+    [17, 5],
+    [3, 4094],
+  ] as const) {
+    it(`f32 real heads (32,2,128) S=${s} start=${start}`, (ctx) =>
+      checkPrefill(ctx, { c: REAL, s, start, act: 'f32', kvd: 'f32' }));
   }
-  for (const [ad, kvd] of [['f16', 'f16'], ['f32', 'f16'], ['f16', 'f32']] as const) {
-    for (const [s, start] of [[17, 0], [130, 37]] as const) {
-      it(`${ad} activations, ${kvd} cache (4,2,16) S=${s} start=${start}`, (ctx) => checkPrefill(ctx, { c: SMALL[0], s, start, act: ad, kvd }));
+  for (const [ad, kvd] of [
+    ['f16', 'f16'],
+    ['f32', 'f16'],
+    ['f16', 'f32'],
+  ] as const) {
+    for (const [s, start] of [
+      [17, 0],
+      [130, 37],
+    ] as const) {
+      it(`${ad} activations, ${kvd} cache (4,2,16) S=${s} start=${start}`, (ctx) =>
+        checkPrefill(ctx, { c: SMALL[0], s, start, act: ad, kvd }));
     }
   }
-  for (const [c, s, start] of [[SMALL[0], 3, 0], [SMALL[0], 130, 37], [SMALL[2], 17, 5]] as const) {
-    it(`the other kernel: f32 (${c.hq},${c.hkv},${c.d}) S=${s} start=${start}`, (ctx) => (other() ? checkPrefill(ctx, { c, s, start, act: 'f32', kvd: 'f32', preset: other() }) : ctx.skip('no second attention kernel on this adapter')));
+  for (const [c, s, start] of [
+    [SMALL[0], 3, 0],
+    [SMALL[0], 130, 37],
+    [SMALL[2], 17, 5],
+  ] as const) {
+    it(`the other kernel: f32 (${c.hq},${c.hkv},${c.d}) S=${s} start=${start}`, (ctx) =>
+      other()
+        ? checkPrefill(ctx, { c, s, start, act: 'f32', kvd: 'f32', preset: other() })
+        : ctx.skip('no second attention kernel on this adapter'));
   }
-  for (const [c, s, start] of [[SMALL[0], 17, 5], [REAL, 3, 40]] as const) {
-    it(`into slot 1 of 3: f32 (${c.hq},${c.hkv},${c.d}) S=${s} start=${start}`, (ctx) => checkPrefill(ctx, { c, s, start, act: 'f32', kvd: 'f32', slot: 1 }));
+  for (const [c, s, start] of [
+    [SMALL[0], 17, 5],
+    [REAL, 3, 40],
+  ] as const) {
+    it(`into slot 1 of 3: f32 (${c.hq},${c.hkv},${c.d}) S=${s} start=${start}`, (ctx) =>
+      checkPrefill(ctx, { c, s, start, act: 'f32', kvd: 'f32', slot: 1 }));
   }
-  it('the other kernel: into slot 2 of 4 (4,2,16) S=17 start=5', (ctx) => (other() ? checkPrefill(ctx, { c: SMALL[0], s: 17, start: 5, act: 'f32', kvd: 'f32', preset: other(), slot: 2 }) : ctx.skip('no second attention kernel on this adapter')));
+  it('the other kernel: into slot 2 of 4 (4,2,16) S=17 start=5', (ctx) =>
+    other()
+      ? checkPrefill(ctx, { c: SMALL[0], s: 17, start: 5, act: 'f32', kvd: 'f32', preset: other(), slot: 2 })
+      : ctx.skip('no second attention kernel on this adapter'));
   // The GPU prefill kernel, forced where the default is another: row teams and tails (S·group not a multiple of
   // its 64 rows), a head dim that leaves lanes idle (12: 3 vec4s for 8 lanes), the real heads, f16.
-  for (const [c, s, start] of [[SMALL[0], 1, 0], [SMALL[0], 130, 37], [SMALL[2], 67, 0], [REAL, 17, 5]] as const) {
-    it(`flash8x2: f32 (${c.hq},${c.hkv},${c.d}) S=${s} start=${start}`, (ctx) => (noFlash() ? ctx.skip(noFlash()!) : checkPrefill(ctx, { c, s, start, act: 'f32', kvd: 'f32', preset: 'flash8x2' })));
+  for (const [c, s, start] of [
+    [SMALL[0], 1, 0],
+    [SMALL[0], 130, 37],
+    [SMALL[2], 67, 0],
+    [REAL, 17, 5],
+  ] as const) {
+    it(`flash8x2: f32 (${c.hq},${c.hkv},${c.d}) S=${s} start=${start}`, (ctx) =>
+      noFlash()
+        ? ctx.skip(noFlash()!)
+        : checkPrefill(ctx, { c, s, start, act: 'f32', kvd: 'f32', preset: 'flash8x2' }));
   }
-  it('flash8x2: f16 activations, f16 cache (4,2,16) S=130 start=37', (ctx) => (noFlash() ? ctx.skip(noFlash()!) : checkPrefill(ctx, { c: SMALL[0], s: 130, start: 37, act: 'f16', kvd: 'f16', preset: 'flash8x2' })));
-  it('flash8x2: into slot 2 of 4 (4,2,16) S=17 start=5', (ctx) => (noFlash() ? ctx.skip(noFlash()!) : checkPrefill(ctx, { c: SMALL[0], s: 17, start: 5, act: 'f32', kvd: 'f32', preset: 'flash8x2', slot: 2 })));
-  it('the other kernel: f16 activations, f16 cache (4,2,16) S=130 start=37', (ctx) => (other() ? checkPrefill(ctx, { c: SMALL[0], s: 130, start: 37, act: 'f16', kvd: 'f16', preset: other() }) : ctx.skip('no second attention kernel on this adapter')));
+  it('flash8x2: f16 activations, f16 cache (4,2,16) S=130 start=37', (ctx) =>
+    noFlash()
+      ? ctx.skip(noFlash()!)
+      : checkPrefill(ctx, { c: SMALL[0], s: 130, start: 37, act: 'f16', kvd: 'f16', preset: 'flash8x2' }));
+  it('flash8x2: into slot 2 of 4 (4,2,16) S=17 start=5', (ctx) =>
+    noFlash()
+      ? ctx.skip(noFlash()!)
+      : checkPrefill(ctx, { c: SMALL[0], s: 17, start: 5, act: 'f32', kvd: 'f32', preset: 'flash8x2', slot: 2 }));
+  it('the other kernel: f16 activations, f16 cache (4,2,16) S=130 start=37', (ctx) =>
+    other()
+      ? checkPrefill(ctx, { c: SMALL[0], s: 130, start: 37, act: 'f16', kvd: 'f16', preset: other() })
+      : ctx.skip('no second attention kernel on this adapter'));
 
   it('two chunks give the one-shot result', async () => {
     const c = SMALL[0];
@@ -240,7 +349,20 @@ describe('attentionPrefill', () => {
     const chunked = await createKvCache(device, c.hkv, capacity, c.d);
     const ts = [await fusedTensor('f32', qs, ks, vs, s, c)];
     const chunks = [];
-    for (const [a, b] of [[0, split], [split, s]]) chunks.push(await fusedTensor('f32', rows(qs, c.hq * c.d, a, b), rows(ks, c.hkv * c.d, a, b), rows(vs, c.hkv * c.d, a, b), b - a, c));
+    for (const [a, b] of [
+      [0, split],
+      [split, s],
+    ])
+      chunks.push(
+        await fusedTensor(
+          'f32',
+          rows(qs, c.hq * c.d, a, b),
+          rows(ks, c.hkv * c.d, a, b),
+          rows(vs, c.hkv * c.d, a, b),
+          b - a,
+          c,
+        ),
+      );
     const g = new Graph(device);
     const whole = g.keep(attentionPrefill(g, ts[0], oneShot, { ...heads, start: 0 }));
     const first = g.keep(attentionPrefill(g, chunks[0], chunked, { ...heads, start: 0 }));
@@ -249,7 +371,13 @@ describe('attentionPrefill', () => {
     const w = await whole.read();
     const got = concatRows(Float64Array.from(await first.read()), Float64Array.from(await second.read()));
     const scale = maxAbs(vs);
-    expectClose(got, attentionRef(qs, ks, vs, s, c, 1 / Math.sqrt(c.d), causal(0)), TOLERANCE.f32, 'chunked prefill vs reference', scale);
+    expectClose(
+      got,
+      attentionRef(qs, ks, vs, s, c, 1 / Math.sqrt(c.d), causal(0)),
+      TOLERANCE.f32,
+      'chunked prefill vs reference',
+      scale,
+    );
     expectClose(got, w, TOLERANCE.f32, 'chunked prefill vs one-shot', scale);
     const rowsOf = async (t: Tensor) => fromCacheLayout(await t.read(), s, c.hkv, c.d, capacity);
     expectClose(await rowsOf(chunked.k), await rowsOf(oneShot.k), { atol: 0, rtol: 0 }, 'chunked cache.k vs one-shot');
@@ -291,17 +419,27 @@ describe('attentionPrefill', () => {
       const cache = await createKvCache(device, c.hkv, s, c.d);
       const ts = [await fusedTensor('f32', qs, ks, vs, s, c)];
       const g = new Graph(device);
-      const out = g.keep(attentionPrefill(g, ts[0], cache, { numHeads: 2, numKvHeads: 1, headDim: 8, start: 0, scale }));
+      const out = g.keep(
+        attentionPrefill(g, ts[0], cache, { numHeads: 2, numKvHeads: 1, headDim: 8, start: 0, scale }),
+      );
       await g.run();
       // At scale 40 the logits reach hundreds (exp of them overflows anything without the running max); their f32
       // rounding then moves the weights by ~ε·|logit|, so the error scale is max|v|·max|logit|.
       let maxLogit = 1;
-      for (let i = 0; i < s; i++) for (let h = 0; h < 2; h++) for (let j = 0; j <= i; j++) {
-        let dot = 0;
-        for (let e = 0; e < 8; e++) dot += qs[(i * 2 + h) * 8 + e] * ks[j * 8 + e];
-        maxLogit = Math.max(maxLogit, Math.abs(dot * scale));
-      }
-      expectClose(await out.read(), attentionRef(qs, ks, vs, s, c, scale, causal(0)), TOLERANCE.f32, `prefill scale ${scale}`, maxAbs(vs) * maxLogit);
+      for (let i = 0; i < s; i++)
+        for (let h = 0; h < 2; h++)
+          for (let j = 0; j <= i; j++) {
+            let dot = 0;
+            for (let e = 0; e < 8; e++) dot += qs[(i * 2 + h) * 8 + e] * ks[j * 8 + e];
+            maxLogit = Math.max(maxLogit, Math.abs(dot * scale));
+          }
+      expectClose(
+        await out.read(),
+        attentionRef(qs, ks, vs, s, c, scale, causal(0)),
+        TOLERANCE.f32,
+        `prefill scale ${scale}`,
+        maxAbs(vs) * maxLogit,
+      );
       g.dispose();
       disposeAll(...ts);
       disposeCache(cache);
@@ -317,16 +455,20 @@ interface DecodeRow {
   pos: number;
 }
 
-const table = (rows: readonly DecodeRow[]): Int32Array => rowsTable(rows.map((r): RowValues => ({ ...r, ropePos: r.pos, step: 0 })));
+const table = (rows: readonly DecodeRow[]): Int32Array =>
+  rowsTable(rows.map((r): RowValues => ({ ...r, ropePos: r.pos, step: 0 })));
 
 /** A decode row's inputs, seeded by the row alone (so a row gets the same inputs in any batch). */
 function rowInputs(c: Cfg, r: DecodeRow, ad: 'f32' | 'f16', kvd: KvDType) {
   const seed = r.pos * 7 + r.slot * 131 + c.hq * 5 + c.d;
   const [qw, kw] = [c.hq * c.d, c.hkv * c.d];
   return {
-    q: act(ad, qw, seed, 2), k: act(ad, kw, seed + 1), v: act(ad, kw, seed + 2),
+    q: act(ad, qw, seed, 2),
+    k: act(ad, kw, seed + 1),
+    v: act(ad, kw, seed + 2),
     // the keys and values already in the row's slot: positions [0, pos)
-    pk: act(kvd, r.pos * kw, seed + 3), pv: act(kvd, r.pos * kw, seed + 4),
+    pk: act(kvd, r.pos * kw, seed + 3),
+    pv: act(kvd, r.pos * kw, seed + 4),
   };
 }
 
@@ -362,7 +504,15 @@ interface DecodeCase {
  * A batch of decode rows in one dispatch against the float64 reference: slot s holds the keys of the row that uses
  * it (other slots stay NaN and must not be read). Returns the output, for comparisons between batches.
  */
-async function checkDecode(ctx: TestContext, c: Cfg, rows: readonly DecodeRow[], capacity: number, ad: 'f32' | 'f16', kvd: KvDType, o: DecodeCase = {}): Promise<Float32Array | undefined> {
+async function checkDecode(
+  ctx: TestContext,
+  c: Cfg,
+  rows: readonly DecodeRow[],
+  capacity: number,
+  ad: 'f32' | 'f16',
+  kvd: KvDType,
+  o: DecodeCase = {},
+): Promise<Float32Array | undefined> {
   if ((ad === 'f16' || kvd === 'f16') && !device.has('shader-f16')) {
     ctx.skip('the adapter lacks shader-f16');
     return undefined;
@@ -379,12 +529,27 @@ async function checkDecode(ctx: TestContext, c: Cfg, rows: readonly DecodeRow[],
   const cache = await createKvCache(device, c.hkv, capacity, c.d, kvd, 'test_cache', slots);
   cache.k.write(hk);
   cache.v.write(hv);
-  const qkv = await Tensor.fromArray(device, ad, [m, (c.hq + 2 * c.hkv) * c.d], concatAll(inputs.map((x) => fusedRows(x.q, x.k, x.v, 1, c))), 'qkv');
+  const qkv = await Tensor.fromArray(
+    device,
+    ad,
+    [m, (c.hq + 2 * c.hkv) * c.d],
+    concatAll(inputs.map((x) => fusedRows(x.q, x.k, x.v, 1, c))),
+    'qkv',
+  );
   const rowsT = await Tensor.fromArray(device, 'i32', [m, 4], table(rows), 'rows');
   const out = await poisoned(device, ad, [m, c.hq * c.d]);
   const g = new Graph(device);
   const rope = o.rotaryDim ? { rotaryDim: o.rotaryDim, theta: ROPE.theta } : undefined;
-  attentionDecode(g, qkv, cache, { numHeads: c.hq, numKvHeads: c.hkv, headDim: c.d, rows: rowsT, maxKeys: (p) => p.maxKeys, out, lanes: o.lanes, rope });
+  attentionDecode(g, qkv, cache, {
+    numHeads: c.hq,
+    numKvHeads: c.hkv,
+    headDim: c.d,
+    rows: rowsT,
+    maxKeys: (p) => p.maxKeys,
+    out,
+    lanes: o.lanes,
+    rope,
+  });
   await g.run({ maxKeys: Math.max(...rows.map((r) => r.pos)) + 1 });
   const got = (await out.read()) as Float32Array;
   const kc = await cache.k.read();
@@ -401,11 +566,20 @@ async function checkDecode(ctx: TestContext, c: Cfg, rows: readonly DecodeRow[],
     const what = `decode ${ad}a/${kvd}kv (${c.hq},${c.hkv},${c.d}) row ${r} of ${m}: slot ${slot} pos ${pos}${o.lanes ? ` ${o.lanes} lanes` : ''}${rope ? ' rope' : ''}`;
     expectClose(got.subarray(r * qw, (r + 1) * qw), ref, tol, what, maxAbs(vals));
     const exact = { atol: 0, rtol: 0 };
-    expectClose(fromCacheLayout(kc, pos + 1, c.hkv, c.d, capacity, slot), keys, rope ? tol : exact, `${what}: cache.k`, maxAbs(keys));
+    expectClose(
+      fromCacheLayout(kc, pos + 1, c.hkv, c.d, capacity, slot),
+      keys,
+      rope ? tol : exact,
+      `${what}: cache.k`,
+      maxAbs(keys),
+    );
     expectClose(fromCacheLayout(vc, pos + 1, c.hkv, c.d, capacity, slot), vals, exact, `${what}: cache.v`);
     // Nothing past the new row was written (those positions still hold the NaN they started with).
     const slotStart = slot * c.hkv * capacity * c.d;
-    expect(kc.slice(slotStart + (pos + 1) * c.d, slotStart + capacity * c.d).every(Number.isNaN), `${what}: past the row`).toBe(true);
+    expect(
+      kc.slice(slotStart + (pos + 1) * c.d, slotStart + capacity * c.d).every(Number.isNaN),
+      `${what}: past the row`,
+    ).toBe(true);
   });
   g.dispose();
   disposeAll(qkv, rowsT, out);
@@ -415,11 +589,18 @@ async function checkDecode(ctx: TestContext, c: Cfg, rows: readonly DecodeRow[],
 
 const one = (pos: number): DecodeRow[] => [{ slot: 0, pos }];
 // ragged lengths (1, 7 and long ones) in slots out of order, one slot left unused
-const RAGGED: DecodeRow[] = [{ slot: 3, pos: 6 }, { slot: 0, pos: 0 }, { slot: 4, pos: 4097 }, { slot: 1, pos: 600 }];
+const RAGGED: DecodeRow[] = [
+  { slot: 3, pos: 6 },
+  { slot: 0, pos: 0 },
+  { slot: 4, pos: 4097 },
+  { slot: 1, pos: 600 },
+];
 
 /** Lanes per head other than this adapter's default, so both the shuffle and the one-lane kernels stay tested. */
 function otherLanes(): number[] {
-  const all = [1, 2, 4, 8].filter((t) => t === 1 || (device.has('subgroups') && (device.adapter.subgroupMinSize ?? 0) >= t));
+  const all = [1, 2, 4, 8].filter(
+    (t) => t === 1 || (device.has('subgroups') && (device.adapter.subgroupMinSize ?? 0) >= t),
+  );
   return all.filter((t) => t !== decodeLanes(device));
 }
 
@@ -429,32 +610,53 @@ describe('attentionDecode', () => {
       it(`f32 (${c.hq},${c.hkv},${c.d}) pos=${pos}`, (ctx) => checkDecode(ctx, c, one(pos), 4101, 'f32', 'f32'));
     }
   }
-  for (const [ad, kvd] of [['f16', 'f16'], ['f32', 'f16'], ['f16', 'f32']] as const) {
+  for (const [ad, kvd] of [
+    ['f16', 'f16'],
+    ['f32', 'f16'],
+    ['f16', 'f32'],
+  ] as const) {
     for (const pos of [0, 300]) {
-      it(`${ad} activations, ${kvd} cache (4,2,16) pos=${pos}`, (ctx) => checkDecode(ctx, SMALL[0], one(pos), 301, ad, kvd));
+      it(`${ad} activations, ${kvd} cache (4,2,16) pos=${pos}`, (ctx) =>
+        checkDecode(ctx, SMALL[0], one(pos), 301, ad, kvd));
     }
   }
   it('f16 activations, f16 cache (32,2,128) pos=300', (ctx) => checkDecode(ctx, REAL, one(300), 301, 'f16', 'f16'));
-  for (const [c, pos] of [[SMALL[0], 0], [SMALL[2], 4097], [SMALL[1], 600]] as const) {
+  for (const [c, pos] of [
+    [SMALL[0], 0],
+    [SMALL[2], 4097],
+    [SMALL[1], 600],
+  ] as const) {
     it(`every other lane count: f32 (${c.hq},${c.hkv},${c.d}) pos=${pos}`, async (ctx) => {
       for (const lanes of otherLanes()) await checkDecode(ctx, c, one(pos), 4101, 'f32', 'f32', { lanes });
     });
   }
 
   // RoPE fused in: q and the new k turned at the row's rotary position (partial rotary dims, as GLM's 64 of 128).
-  for (const [c, rot, pos] of [[SMALL[0], 8, 5], [SMALL[2], 4, 600], [REAL, 64, 4097], [REAL, 128, 70000]] as const) {
-    it(`RoPE fused: f32 (${c.hq},${c.hkv},${c.d}) rotary ${rot} pos=${pos}`, (ctx) => checkDecode(ctx, c, one(pos), pos + 3, 'f32', 'f32', { rotaryDim: rot }));
+  for (const [c, rot, pos] of [
+    [SMALL[0], 8, 5],
+    [SMALL[2], 4, 600],
+    [REAL, 64, 4097],
+    [REAL, 128, 70000],
+  ] as const) {
+    it(`RoPE fused: f32 (${c.hq},${c.hkv},${c.d}) rotary ${rot} pos=${pos}`, (ctx) =>
+      checkDecode(ctx, c, one(pos), pos + 3, 'f32', 'f32', { rotaryDim: rot }));
   }
-  it('RoPE fused: f16 activations and cache (32,2,128) rotary 64, ragged batch', (ctx) => checkDecode(ctx, REAL, RAGGED, 4101, 'f16', 'f16', { rotaryDim: 64 }));
-  it('RoPE fused, one lane per head (32,2,128) rotary 64', (ctx) => checkDecode(ctx, REAL, one(300), 301, 'f32', 'f32', { rotaryDim: 64, lanes: 1 }));
+  it('RoPE fused: f16 activations and cache (32,2,128) rotary 64, ragged batch', (ctx) =>
+    checkDecode(ctx, REAL, RAGGED, 4101, 'f16', 'f16', { rotaryDim: 64 }));
+  it('RoPE fused, one lane per head (32,2,128) rotary 64', (ctx) =>
+    checkDecode(ctx, REAL, one(300), 301, 'f32', 'f32', { rotaryDim: 64, lanes: 1 }));
 
   // Batches: ragged lengths (1, 7 and long ones) in slots out of order, one slot left unused.
   for (const c of [SMALL[0], SMALL[2], REAL]) {
-    it(`a batch of ragged rows, f32 (${c.hq},${c.hkv},${c.d})`, (ctx) => checkDecode(ctx, c, RAGGED, 4101, 'f32', 'f32'));
+    it(`a batch of ragged rows, f32 (${c.hq},${c.hkv},${c.d})`, (ctx) =>
+      checkDecode(ctx, c, RAGGED, 4101, 'f32', 'f32'));
   }
-  it('a batch of ragged rows, f16 activations and cache (4,2,16)', (ctx) => checkDecode(ctx, SMALL[0], RAGGED, 4101, 'f16', 'f16'));
-  it('a batch of ragged rows, one lane per head (4,2,16)', (ctx) => checkDecode(ctx, SMALL[0], RAGGED, 4101, 'f32', 'f32', { lanes: 1 }));
-  it('a group of 20 query heads per kv head (two head chunks per workgroup at one lane)', (ctx) => checkDecode(ctx, { hq: 40, hkv: 2, d: 16 }, RAGGED, 4101, 'f32', 'f32', { lanes: 1 }));
+  it('a batch of ragged rows, f16 activations and cache (4,2,16)', (ctx) =>
+    checkDecode(ctx, SMALL[0], RAGGED, 4101, 'f16', 'f16'));
+  it('a batch of ragged rows, one lane per head (4,2,16)', (ctx) =>
+    checkDecode(ctx, SMALL[0], RAGGED, 4101, 'f32', 'f32', { lanes: 1 }));
+  it('a group of 20 query heads per kv head (two head chunks per workgroup at one lane)', (ctx) =>
+    checkDecode(ctx, { hq: 40, hkv: 2, d: 16 }, RAGGED, 4101, 'f32', 'f32', { lanes: 1 }));
 
   it("each row's result is the same, to the bit, in a batch as alone", async (ctx) => {
     const c = SMALL[0];
@@ -479,9 +681,18 @@ describe('attentionDecode', () => {
     const rows = await Tensor.empty(device, 'i32', [1, 4], 'rows');
     const out = await poisoned(device, 'f32', [1, c.hq * c.d]);
     const g = new Graph(device);
-    attentionDecode(g, qkv, cache, { numHeads: c.hq, numKvHeads: c.hkv, headDim: c.d, rows, maxKeys: (p) => p.maxKeys, out });
+    attentionDecode(g, qkv, cache, {
+      numHeads: c.hq,
+      numKvHeads: c.hkv,
+      headDim: c.d,
+      rows,
+      maxKeys: (p) => p.maxKeys,
+      out,
+    });
     const step = async (t: number) => {
-      qkv.write(fusedRows(qs.subarray(t * c.hq * c.d), ks.subarray(t * c.hkv * c.d), vs.subarray(t * c.hkv * c.d), 1, c));
+      qkv.write(
+        fusedRows(qs.subarray(t * c.hq * c.d), ks.subarray(t * c.hkv * c.d), vs.subarray(t * c.hkv * c.d), 1, c),
+      );
       rows.write(table([{ slot, pos: t }]));
       await g.run({ maxKeys: t + 1 });
       return Float64Array.from(await out.read());
@@ -501,11 +712,13 @@ describe('attentionDecode', () => {
     disposeCache(cache);
   });
 
-  it('decodes at the 64k context limit (the most splits)', (ctx) => checkDecode(ctx, SMALL[0], one(65535), 65536, 'f32', 'f32'));
+  it('decodes at the 64k context limit (the most splits)', (ctx) =>
+    checkDecode(ctx, SMALL[0], one(65535), 65536, 'f32', 'f32'));
 
   // The split count is not monotone in the length: with 64-key chunks, 16384 keys take 256 splits but a capacity of
   // 16385 only 253 (on GPUs; CPU adapters' 512-key chunks reach the cap only at 64k, tested above).
-  it('decodes where a shorter context needs more splits than the full one', (ctx) => checkDecode(ctx, SMALL[1], one(16383), 16385, 'f32', 'f32'));
+  it('decodes where a shorter context needs more splits than the full one', (ctx) =>
+    checkDecode(ctx, SMALL[1], one(16383), 16385, 'f32', 'f32'));
 
   it('rejects maxKeys outside the cache when the graph runs; a row past its capacity writes into no other slot', async () => {
     const cache = await createKvCache(device, 1, 8, 8, 'f32', 'kv', 2);
@@ -535,7 +748,14 @@ function segmentRange(segments: readonly number[]) {
   };
 }
 
-async function checkSegments(ctx: TestContext, h: number, d: number, segments: readonly number[], ad: 'f32' | 'f16', preset?: AttentionPresetName): Promise<void> {
+async function checkSegments(
+  ctx: TestContext,
+  h: number,
+  d: number,
+  segments: readonly number[],
+  ad: 'f32' | 'f16',
+  preset?: AttentionPresetName,
+): Promise<void> {
   if (ad === 'f16' && !device.has('shader-f16')) return ctx.skip('the adapter lacks shader-f16');
   const s = segments[segments.length - 1];
   const seed = s * 3 + h * 11 + d + segments.length;
@@ -550,14 +770,31 @@ async function checkSegments(ctx: TestContext, h: number, d: number, segments: r
   attentionSegments(g, q, k, v, segments, { numHeads: h, headDim: d, out, preset });
   await g.run();
   const ref = attentionRef(qs, ks, vs, s, { hq: h, hkv: h, d }, 1 / Math.sqrt(d), segmentRange(segments));
-  expectClose(await out.read(), ref, TOLERANCE[ad], `segments ${ad} H=${h} D=${d} [${segments.join(', ')}]${preset ? ` ${preset}` : ''}`, maxAbs(vs));
+  expectClose(
+    await out.read(),
+    ref,
+    TOLERANCE[ad],
+    `segments ${ad} H=${h} D=${d} [${segments.join(', ')}]${preset ? ` ${preset}` : ''}`,
+    maxAbs(vs),
+  );
   g.dispose();
   disposeAll(q, k, v, out);
 }
 
 describe('attentionSegments', () => {
-  const SEGMENTS: number[][] = [[0, 1], [0, 17], [0, 130], [0, 16, 40], [0, 8, 16, 24, 40, 41, 42], [0, 3, 70, 137]];
-  for (const [h, d] of [[4, 16], [3, 12], [2, 8]]) {
+  const SEGMENTS: number[][] = [
+    [0, 1],
+    [0, 17],
+    [0, 130],
+    [0, 16, 40],
+    [0, 8, 16, 24, 40, 41, 42],
+    [0, 3, 70, 137],
+  ];
+  for (const [h, d] of [
+    [4, 16],
+    [3, 12],
+    [2, 8],
+  ]) {
     for (const segments of SEGMENTS) {
       it(`f32 H=${h} D=${d} [${segments.join(', ')}]`, (ctx) => checkSegments(ctx, h, d, segments, 'f32'));
     }
@@ -565,11 +802,23 @@ describe('attentionSegments', () => {
   it('f32 real heads H=12 D=128 [0, 16, 40]', (ctx) => checkSegments(ctx, 12, 128, [0, 16, 40], 'f32'));
   it('f16 H=4 D=16 [0, 16, 40]', (ctx) => checkSegments(ctx, 4, 16, [0, 16, 40], 'f16'));
   it('f16 H=4 D=16 [0, 3, 70, 137]', (ctx) => checkSegments(ctx, 4, 16, [0, 3, 70, 137], 'f16'));
-  for (const [h, d, segments] of [[4, 16, [0, 8, 16, 24, 40, 41, 42]], [3, 12, [0, 3, 70, 137]], [12, 128, [0, 16, 40]]] as const) {
-    it(`flash8x2: f32 H=${h} D=${d} [${segments.join(', ')}]`, (ctx) => (noFlash() ? ctx.skip(noFlash()!) : checkSegments(ctx, h, d, segments, 'f32', 'flash8x2')));
+  for (const [h, d, segments] of [
+    [4, 16, [0, 8, 16, 24, 40, 41, 42]],
+    [3, 12, [0, 3, 70, 137]],
+    [12, 128, [0, 16, 40]],
+  ] as const) {
+    it(`flash8x2: f32 H=${h} D=${d} [${segments.join(', ')}]`, (ctx) =>
+      noFlash() ? ctx.skip(noFlash()!) : checkSegments(ctx, h, d, segments, 'f32', 'flash8x2'));
   }
-  for (const [h, d, segments] of [[4, 16, [0, 16, 40]], [4, 16, [0, 8, 16, 24, 40, 41, 42]], [3, 12, [0, 3, 70, 137]]] as const) {
-    it(`the other kernel: f32 H=${h} D=${d} [${segments.join(', ')}]`, (ctx) => (other() ? checkSegments(ctx, h, d, segments, 'f32', other()) : ctx.skip('no second attention kernel on this adapter')));
+  for (const [h, d, segments] of [
+    [4, 16, [0, 16, 40]],
+    [4, 16, [0, 8, 16, 24, 40, 41, 42]],
+    [3, 12, [0, 3, 70, 137]],
+  ] as const) {
+    it(`the other kernel: f32 H=${h} D=${d} [${segments.join(', ')}]`, (ctx) =>
+      other()
+        ? checkSegments(ctx, h, d, segments, 'f32', other())
+        : ctx.skip('no second attention kernel on this adapter'));
   }
 });
 
@@ -577,7 +826,11 @@ describe('attentionSegments', () => {
 
 describe('attention input checks', () => {
   it('gives prefill and vision the flash kernel on GPUs with subgroups of 8 or more; decode keeps its preset', () => {
-    const fake = (cpu: boolean, sg: number) => ({ has: (f: string) => f === 'subgroups', adapter: { isFallbackAdapter: cpu, architecture: cpu ? 'software' : 'gpu', subgroupMinSize: sg } }) as unknown as Device;
+    const fake = (cpu: boolean, sg: number) =>
+      ({
+        has: (f: string) => f === 'subgroups',
+        adapter: { isFallbackAdapter: cpu, architecture: cpu ? 'software' : 'gpu', subgroupMinSize: sg },
+      }) as unknown as Device;
     expect(selectPrefillAttentionPreset(fake(false, 32), 128)).toBe('flash8x2');
     expect(selectAttentionPreset(fake(false, 32), 128)).toBe('tiled64x16');
     expect(selectPrefillAttentionPreset(fake(false, 4), 128)).toBe('tiled64x16');
@@ -592,21 +845,41 @@ describe('attention input checks', () => {
     const qkv = await Tensor.empty(device, 'f32', [5, 128], 'qkv_proj');
     const qkvBad = await Tensor.empty(device, 'f32', [5, 144], 'qkv_bad');
     const heads = { numHeads: 4, numKvHeads: 2, headDim: 16 };
-    expect(() => attentionPrefill(g, qkv, cache, { ...heads, start: 12 })).toThrow(/start 12 \+ 5 rows exceed the cache capacity of 16/);
-    expect(() => attentionPrefill(g, qkvBad, cache, { ...heads, start: 0 })).toThrow(/qkv 'qkv_bad' has shape \[5, 144\]; expected \[5, 128\]/);
-    expect(() => attentionPrefill(g, qkv, cache, { numHeads: 4, numKvHeads: 3, headDim: 16, start: 0 })).toThrow(/numHeads \(4\) is not a multiple of numKvHeads \(3\)/);
+    expect(() => attentionPrefill(g, qkv, cache, { ...heads, start: 12 })).toThrow(
+      /start 12 \+ 5 rows exceed the cache capacity of 16/,
+    );
+    expect(() => attentionPrefill(g, qkvBad, cache, { ...heads, start: 0 })).toThrow(
+      /qkv 'qkv_bad' has shape \[5, 144\]; expected \[5, 128\]/,
+    );
+    expect(() => attentionPrefill(g, qkv, cache, { numHeads: 4, numKvHeads: 3, headDim: 16, start: 0 })).toThrow(
+      /numHeads \(4\) is not a multiple of numKvHeads \(3\)/,
+    );
     expect(() => attentionPrefill(g, qkv, cache, { ...heads, start: -1 })).toThrow(/start is -1/);
-    expect(() => attentionPrefill(g, qkv, cache, { numHeads: 4, numKvHeads: 2, headDim: 130, start: 0 })).toThrow(/headDim is 130/);
+    expect(() => attentionPrefill(g, qkv, cache, { numHeads: 4, numKvHeads: 2, headDim: 130, start: 0 })).toThrow(
+      /headDim is 130/,
+    );
     const rows = await Tensor.empty(device, 'i32', [4, 4], 'rows4');
-    expect(() => attentionDecode(g, qkv, cache, { ...heads, rows, maxKeys: () => 1 })).toThrow(/rows 'rows4' has shape \[4, 4\]; expected \[5, 4\]/);
+    expect(() => attentionDecode(g, qkv, cache, { ...heads, rows, maxKeys: () => 1 })).toThrow(
+      /rows 'rows4' has shape \[4, 4\]; expected \[5, 4\]/,
+    );
     const rows5 = await Tensor.empty(device, 'i32', [5, 4], 'rows5');
-    expect(() => attentionDecode(g, qkv, cache, { ...heads, rows: rows5, maxKeys: () => 1, rope: { rotaryDim: 6, theta: 1e4 } })).toThrow(/rotaryDim 6 must be a multiple of 4/);
-    expect(() => attentionDecode(g, qkv, cache, { ...heads, rows: rows5, maxKeys: () => 1, lanes: 3 })).toThrow(/lanes is 3/);
-    expect(() => attentionPrefill(g, qkv, cache, { ...heads, start: 0, slot: 1 })).toThrow(/slot 1 is outside the cache's 1 slots/);
-    expect(() => attentionSegments(g, q, q, q, [0, 3, 3, 5], { numHeads: 4, headDim: 16 })).toThrow(/segments \[0, 3, 3, 5\]/);
+    expect(() =>
+      attentionDecode(g, qkv, cache, { ...heads, rows: rows5, maxKeys: () => 1, rope: { rotaryDim: 6, theta: 1e4 } }),
+    ).toThrow(/rotaryDim 6 must be a multiple of 4/);
+    expect(() => attentionDecode(g, qkv, cache, { ...heads, rows: rows5, maxKeys: () => 1, lanes: 3 })).toThrow(
+      /lanes is 3/,
+    );
+    expect(() => attentionPrefill(g, qkv, cache, { ...heads, start: 0, slot: 1 })).toThrow(
+      /slot 1 is outside the cache's 1 slots/,
+    );
+    expect(() => attentionSegments(g, q, q, q, [0, 3, 3, 5], { numHeads: 4, headDim: 16 })).toThrow(
+      /segments \[0, 3, 3, 5\]/,
+    );
     expect(() => attentionSegments(g, q, q, q, [0, 4], { numHeads: 4, headDim: 16 })).toThrow(InputError);
     const other = await createKvCache(device, 2, 16, 8);
-    expect(() => attentionPrefill(g, qkv, other, { ...heads, start: 0 })).toThrow(/cache\.k 'kv_cache\.k' has shape \[1, 2, 16, 8\]; expected \[\?, 2, \?, 16\]/);
+    expect(() => attentionPrefill(g, qkv, other, { ...heads, start: 0 })).toThrow(
+      /cache\.k 'kv_cache\.k' has shape \[1, 2, 16, 8\]; expected \[\?, 2, \?, 16\]/,
+    );
     await expect(createKvCache(device, 2, 0, 16)).rejects.toThrow(/capacity is 0/);
     const tooMany = Math.floor(device.limits.maxStorageBufferBindingSize / (2 * 128 * 4)) + 1;
     await expect(createKvCache(device, 2, tooMany, 128)).rejects.toThrow(/storage binding limit/);

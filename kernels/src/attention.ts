@@ -63,7 +63,12 @@ export function selectAttentionPreset(device: Device, headDim: number): Attentio
  * selectAttentionPreset's.
  */
 export function selectPrefillAttentionPreset(device: Device, headDim: number): AttentionPresetName {
-  if (!isCpuAdapter(device) && device.has('subgroups') && (device.adapter.subgroupMinSize ?? 0) >= ATTENTION_PRESETS.flash8x2.T) return 'flash8x2';
+  if (
+    !isCpuAdapter(device) &&
+    device.has('subgroups') &&
+    (device.adapter.subgroupMinSize ?? 0) >= ATTENTION_PRESETS.flash8x2.T
+  )
+    return 'flash8x2';
   return selectAttentionPreset(device, headDim);
 }
 
@@ -98,8 +103,10 @@ export function checkHeads(fn: string, numHeads: number, numKvHeads: number, hea
   checkInt(`${fn}: numHeads`, numHeads, 1);
   checkInt(`${fn}: numKvHeads`, numKvHeads, 1);
   checkInt(`${fn}: headDim`, headDim, 1);
-  if (headDim % 4 !== 0 || headDim > 128) throw new InputError(`${fn}: headDim is ${headDim}; expected a multiple of 4 up to 128`);
-  if (numHeads % numKvHeads !== 0) throw new InputError(`${fn}: numHeads (${numHeads}) is not a multiple of numKvHeads (${numKvHeads})`);
+  if (headDim % 4 !== 0 || headDim > 128)
+    throw new InputError(`${fn}: headDim is ${headDim}; expected a multiple of 4 up to 128`);
+  if (numHeads % numKvHeads !== 0)
+    throw new InputError(`${fn}: numHeads (${numHeads}) is not a multiple of numKvHeads (${numKvHeads})`);
 }
 
 export function checkScale(fn: string, scale: number): void {
@@ -123,12 +130,15 @@ export async function createKvCache(
   checkInt('createKvCache: capacity', capacity, 1);
   checkInt('createKvCache: slots', slots, 1);
   assertDType('createKvCache dtype', dtype, ['f32', 'f16']);
-  if (dtype === 'f16' && !device.has('shader-f16')) throw new InputError('createKvCache: an f16 KV cache needs the shader-f16 feature, which this adapter lacks');
+  if (dtype === 'f16' && !device.has('shader-f16'))
+    throw new InputError('createKvCache: an f16 KV cache needs the shader-f16 feature, which this adapter lacks');
   const shape = [slots, numKvHeads, capacity, headDim];
   const bytes = slots * numKvHeads * capacity * headDim * (dtype === 'f16' ? 2 : 4);
   const limit = device.limits.maxStorageBufferBindingSize;
   if (bytes > limit) {
-    throw new LimitError(`createKvCache: k and v ${dtype}[${shape.join(', ')}] (slots, kv heads, capacity, head dim) are ${bytes} bytes each, above this device's storage binding limit of ${limit}`);
+    throw new LimitError(
+      `createKvCache: k and v ${dtype}[${shape.join(', ')}] (slots, kv heads, capacity, head dim) are ${bytes} bytes each, above this device's storage binding limit of ${limit}`,
+    );
   }
   const k = await Tensor.empty(device, dtype, shape, `${label}.k`);
   try {
@@ -149,11 +159,19 @@ export function checkCache(fn: string, cache: KvCache, numKvHeads: number, headD
 }
 
 /** Checks q [S, hq·d], k and v [S, hkv·d] (and out like q) of one activation dtype; returns S and that dtype. */
-function checkQkv(fn: string, g: Graph, t: { q: Tensor; k: Tensor; v: Tensor; out?: Tensor }, hq: number, hkv: number, d: number): [number, ActDType] {
+function checkQkv(
+  fn: string,
+  g: Graph,
+  t: { q: Tensor; k: Tensor; v: Tensor; out?: Tensor },
+  hq: number,
+  hkv: number,
+  d: number,
+): [number, ActDType] {
   const { q, k, v, out } = t;
   const s = q.shape.length === 2 ? q.shape[0] : -1;
   assertShape(`${fn}: q '${q.label}'`, q.shape, [s < 0 ? undefined : s, hq * d]);
-  if (s < 1) throw new InputError(`${fn}: q '${q.label}' has shape [${q.shape.join(', ')}]; expected [S ≥ 1, ${hq * d}]`);
+  if (s < 1)
+    throw new InputError(`${fn}: q '${q.label}' has shape [${q.shape.join(', ')}]; expected [S ≥ 1, ${hq * d}]`);
   assertShape(`${fn}: k '${k.label}'`, k.shape, [s, hkv * d]);
   assertShape(`${fn}: v '${v.label}'`, v.shape, [s, hkv * d]);
   assertDType(`${fn}: q '${q.label}'`, q.dtype, ['f32', 'f16']);
@@ -169,24 +187,54 @@ function checkQkv(fn: string, g: Graph, t: { q: Tensor; k: Tensor; v: Tensor; ou
 
 function checkPreset(device: Device, name: AttentionPresetName): AttentionPreset {
   const preset: AttentionPreset | undefined = ATTENTION_PRESETS[name];
-  if (!preset) throw new InputError(`attention preset '${name}' is unknown; expected one of ${Object.keys(ATTENTION_PRESETS).join(', ')}`);
-  if (preset.kind === 'broadcast' && !canBroadcast(device)) throw new InputError(`attention preset '${name}' needs subgroups of at least 8 invocations, which this adapter lacks`);
+  if (!preset)
+    throw new InputError(
+      `attention preset '${name}' is unknown; expected one of ${Object.keys(ATTENTION_PRESETS).join(', ')}`,
+    );
+  if (preset.kind === 'broadcast' && !canBroadcast(device))
+    throw new InputError(
+      `attention preset '${name}' needs subgroups of at least 8 invocations, which this adapter lacks`,
+    );
   if (preset.kind === 'flash' && !(device.has('subgroups') && (device.adapter.subgroupMinSize ?? 0) >= preset.T)) {
-    throw new InputError(`attention preset '${name}' needs subgroups of at least ${preset.T} invocations, which this adapter lacks`);
+    throw new InputError(
+      `attention preset '${name}' needs subgroups of at least ${preset.T} invocations, which this adapter lacks`,
+    );
   }
   return preset;
 }
 
 /** Records the store of a prefill chunk's k, v rows (from the fused q|k|v rows) into positions [start, start + S) of `slot`. */
-function storeKv(g: Graph, qkv: Tensor, cache: KvCache, act: ActDType, kv: KvDType, hq: number, at: { start: number; slot: number }): void {
+function storeKv(
+  g: Graph,
+  qkv: Tensor,
+  cache: KvCache,
+  act: ActDType,
+  kv: KvDType,
+  hq: number,
+  at: { start: number; slot: number },
+): void {
   const [, hkv, capacity, d] = cache.k.shape;
   const count = qkv.shape[0];
   const d4 = d / 4;
   g.dispatch({
-    kernel: { label: `attention_store_${act}a_${kv}kv`, code: attentionPrelude(act, kv, act, false) + STORE_HEADER + STORE_WGSL, constants: { WG: STORE_WG } },
+    kernel: {
+      label: `attention_store_${act}a_${kv}kv`,
+      code: attentionPrelude(act, kv, act, false) + STORE_HEADER + STORE_WGSL,
+      constants: { WG: STORE_WG },
+    },
     uniforms: {
       layout: STORE_PARAMS,
-      values: { rows: count, kv_heads: hkv, hd4: d4, start: at.start, capacity, slot: at.slot, src_row: (hq + 2 * hkv) * d4, k_off: hq * d4, v_off: (hq + hkv) * d4 },
+      values: {
+        rows: count,
+        kv_heads: hkv,
+        hd4: d4,
+        start: at.start,
+        capacity,
+        slot: at.slot,
+        src_row: (hq + 2 * hkv) * d4,
+        k_off: hq * d4,
+        v_off: (hq + hkv) * d4,
+      },
     },
     inputs: [qkv],
     outputs: [cache.k, cache.v],
@@ -234,18 +282,40 @@ interface FlashRun {
 
 function dispatchFlash(g: Graph, r: FlashRun): void {
   const preset = checkPreset(g.device, r.preset);
-  const rowsPerTile = preset.kind === 'tiled' ? preset.WG : preset.kind === 'flash' ? (preset.WG / preset.T) * preset.R : preset.WG * preset.R;
+  const rowsPerTile =
+    preset.kind === 'tiled'
+      ? preset.WG
+      : preset.kind === 'flash'
+        ? (preset.WG / preset.T) * preset.R
+        : preset.WG * preset.R;
   const tiles = Math.ceil((r.segLen * r.group) / rowsPerTile);
   const values = {
-    segs: r.segs, seg_len: r.segLen, tiles, kv_heads: r.kvHeads, group: r.group, q_first: r.qFirst, k_first: r.kFirst, kv_len: r.kvLen,
-    causal: r.causal ? 1 : 0, shift: r.shift, q_row: r.qRow, o_row: r.oRow, k_head: r.kHead, k_row: r.kRow, hd4: r.headDim / 4,
-    kv_head0: r.kvHead0, scale: r.scale * Math.LOG2E,
+    segs: r.segs,
+    seg_len: r.segLen,
+    tiles,
+    kv_heads: r.kvHeads,
+    group: r.group,
+    q_first: r.qFirst,
+    k_first: r.kFirst,
+    kv_len: r.kvLen,
+    causal: r.causal ? 1 : 0,
+    shift: r.shift,
+    q_row: r.qRow,
+    o_row: r.oRow,
+    k_head: r.kHead,
+    k_row: r.kRow,
+    hd4: r.headDim / 4,
+    kv_head0: r.kvHead0,
+    scale: r.scale * Math.LOG2E,
   };
   const kvTag = r.op === 'segments' ? '' : `_${r.kv}kv`;
   g.dispatch({
     kernel: {
       label: `attention_${r.op}_${r.act}a${kvTag}_${r.preset}_d${r.headDim}`,
-      code: attentionPrelude(r.act, r.kv, r.act, preset.kind !== 'tiled') + FLASH_HEADER + { tiled: TILED_WGSL, flash: FLASH_WGSL, broadcast: BROADCAST_WGSL }[preset.kind],
+      code:
+        attentionPrelude(r.act, r.kv, r.act, preset.kind !== 'tiled') +
+        FLASH_HEADER +
+        { tiled: TILED_WGSL, flash: FLASH_WGSL, broadcast: BROADCAST_WGSL }[preset.kind],
       constants: { WG: preset.WG, HD: r.headDim, ...presetConstants(preset) },
     },
     uniforms: { layout: FLASH_PARAMS, values },
@@ -271,13 +341,22 @@ export interface PrefillOptions {
 }
 
 /** Checks the fused q|k|v rows [S, (hq + 2·hkv)·d] (and out [S, hq·d]) of one activation dtype; returns S and that dtype. */
-export function checkFusedQkv(fn: string, g: Graph, qkv: Tensor, out: Tensor | undefined, hq: number, hkv: number, d: number): [number, ActDType] {
+export function checkFusedQkv(
+  fn: string,
+  g: Graph,
+  qkv: Tensor,
+  out: Tensor | undefined,
+  hq: number,
+  hkv: number,
+  d: number,
+): [number, ActDType] {
   const width = (hq + 2 * hkv) * d;
   assertDType(`${fn}: qkv '${qkv.label}'`, qkv.dtype, ['f32', 'f16']);
   const act = qkv.dtype as ActDType;
   checkActDType(g.device, act, `${fn}: qkv '${qkv.label}'`);
   const s = qkv.shape.length === 2 ? qkv.shape[0] : 0;
-  if (s < 1) throw new InputError(`${fn}: qkv '${qkv.label}' has shape [${qkv.shape.join(', ')}]; expected [S ≥ 1, ${width}]`);
+  if (s < 1)
+    throw new InputError(`${fn}: qkv '${qkv.label}' has shape [${qkv.shape.join(', ')}]; expected [S ≥ 1, ${width}]`);
   assertShape(`${fn}: qkv '${qkv.label}'`, qkv.shape, [s, width]);
   if (out) {
     assertShape(`${fn}: out '${out.label}'`, out.shape, [s, hq * d]);
@@ -302,16 +381,38 @@ export function attentionPrefill(g: Graph, qkv: Tensor, cache: KvCache, opts: Pr
   checkInt(`${fn}: start`, start, 0);
   checkInt(`${fn}: slot`, slot, 0);
   if (slot >= slots) throw new InputError(`${fn}: slot ${slot} is outside the cache's ${slots} slots`);
-  if (start + s > capacity) throw new InputError(`${fn}: start ${start} + ${s} rows exceed the cache capacity of ${capacity} positions`);
+  if (start + s > capacity)
+    throw new InputError(`${fn}: start ${start} + ${s} rows exceed the cache capacity of ${capacity} positions`);
   const scale = opts.scale ?? 1 / Math.sqrt(d);
   checkScale(fn, scale);
   const group = hq / hkv;
   const out = opts.out ?? g.tensor(act, [s, hq * d], 'attention_out');
   storeKv(g, qkv, cache, act, kv, hq, { start, slot });
   dispatchFlash(g, {
-    op: 'prefill', preset: opts.preset ?? selectPrefillAttentionPreset(g.device, d), q: qkv, k: cache.k, v: cache.v, out, act, kv,
-    kvHeads: hkv, group, headDim: d, causal: true, scale, segs: 1, segLen: s, qFirst: 0, kFirst: 0, kvLen: start + s,
-    shift: start, qRow: ((hq + 2 * hkv) * d) / 4, oRow: (hq * d) / 4, kHead: (capacity * d) / 4, kRow: d / 4, kvHead0: slot * hkv,
+    op: 'prefill',
+    preset: opts.preset ?? selectPrefillAttentionPreset(g.device, d),
+    q: qkv,
+    k: cache.k,
+    v: cache.v,
+    out,
+    act,
+    kv,
+    kvHeads: hkv,
+    group,
+    headDim: d,
+    causal: true,
+    scale,
+    segs: 1,
+    segLen: s,
+    qFirst: 0,
+    kFirst: 0,
+    kvLen: start + s,
+    shift: start,
+    qRow: ((hq + 2 * hkv) * d) / 4,
+    oRow: (hq * d) / 4,
+    kHead: (capacity * d) / 4,
+    kRow: d / 4,
+    kvHead0: slot * hkv,
   });
   return out;
 }
@@ -341,21 +442,56 @@ function runsOf(segments: readonly number[]): [number, number, number][] {
  * attention across segments). q, k, v [S, H·D]. segments: offsets [0, s1, ..., S], strictly ascending.
  * Consecutive segments of equal length share one dispatch (a video is one). Returns [S, H·D].
  */
-export function attentionSegments(g: Graph, q: Tensor, k: Tensor, v: Tensor, segments: readonly number[], opts: SegmentsOptions): Tensor {
+export function attentionSegments(
+  g: Graph,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  segments: readonly number[],
+  opts: SegmentsOptions,
+): Tensor {
   const fn = 'attentionSegments';
   const { numHeads: h, headDim: d } = opts;
   checkHeads(fn, h, h, d);
   const [s, act] = checkQkv(fn, g, { q, k, v, out: opts.out }, h, h, d);
-  const ok = segments.length >= 2 && segments[0] === 0 && segments[segments.length - 1] === s && segments.every((x, i) => Number.isInteger(x) && (i === 0 || x > segments[i - 1]));
-  if (!ok) throw new InputError(`${fn}: segments [${segments.join(', ')}] are not strictly ascending integer offsets from 0 to ${s} (the rows of q)`);
+  const ok =
+    segments.length >= 2 &&
+    segments[0] === 0 &&
+    segments[segments.length - 1] === s &&
+    segments.every((x, i) => Number.isInteger(x) && (i === 0 || x > segments[i - 1]));
+  if (!ok)
+    throw new InputError(
+      `${fn}: segments [${segments.join(', ')}] are not strictly ascending integer offsets from 0 to ${s} (the rows of q)`,
+    );
   const scale = opts.scale ?? 1 / Math.sqrt(d);
   checkScale(fn, scale);
   const out = opts.out ?? g.tensor(act, q.shape, 'attention_out');
   for (const [first, len, count] of runsOf(segments)) {
     dispatchFlash(g, {
-      op: 'segments', preset: opts.preset ?? selectPrefillAttentionPreset(g.device, d), q, k, v, out, act, kv: act, kvHeads: h, group: 1,
-      headDim: d, causal: false, scale, segs: count, segLen: len, qFirst: first, kFirst: first, kvLen: len, shift: 0, qRow: (h * d) / 4, oRow: (h * d) / 4,
-      kHead: d / 4, kRow: (h * d) / 4, kvHead0: 0,
+      op: 'segments',
+      preset: opts.preset ?? selectPrefillAttentionPreset(g.device, d),
+      q,
+      k,
+      v,
+      out,
+      act,
+      kv: act,
+      kvHeads: h,
+      group: 1,
+      headDim: d,
+      causal: false,
+      scale,
+      segs: count,
+      segLen: len,
+      qFirst: first,
+      kFirst: first,
+      kvLen: len,
+      shift: 0,
+      qRow: (h * d) / 4,
+      oRow: (h * d) / 4,
+      kHead: d / 4,
+      kRow: (h * d) / 4,
+      kvHead0: 0,
     });
   }
   return out;

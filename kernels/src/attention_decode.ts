@@ -6,7 +6,16 @@ import { type Device, type Graph, InputError, type Params, type Tensor } from '@
 import DECODE_WGSL from './attention_decode.wgsl.js';
 import REDUCE_WGSL from './attention_reduce.wgsl.js';
 import SINCOS_WGSL from './sincos.wgsl.js';
-import { type KvCache, attentionPrelude, checkCache, checkFusedQkv, checkHeads, checkScale, decodeTargets, DECODE_MAX_SPLITS } from './attention.js';
+import {
+  type KvCache,
+  attentionPrelude,
+  checkCache,
+  checkFusedQkv,
+  checkHeads,
+  checkScale,
+  decodeTargets,
+  DECODE_MAX_SPLITS,
+} from './attention.js';
 import { DECODE_HEADER, DECODE_PARAMS, REDUCE_HEADER, REDUCE_PARAMS } from './attention_layout.js';
 import { prelude } from './prelude.js';
 import { grid1d } from './grid.js';
@@ -55,15 +64,25 @@ function checkLanes(device: Device, lanes: number): void {
   const ok = Number.isInteger(lanes) && lanes >= 1 && lanes <= 32 && (lanes & (lanes - 1)) === 0;
   if (!ok) throw new InputError(`attentionDecode: lanes is ${lanes}; expected a power of two from 1 to 32`);
   if (lanes > 1 && !(device.has('subgroups') && (device.adapter.subgroupMinSize ?? 0) >= lanes)) {
-    throw new InputError(`attentionDecode: ${lanes} lanes per head need subgroups of at least ${lanes} invocations, which this adapter lacks`);
+    throw new InputError(
+      `attentionDecode: ${lanes} lanes per head need subgroups of at least ${lanes} invocations, which this adapter lacks`,
+    );
   }
 }
 
 function checkRope(rope: DecodeOptions['rope'], headDim: number): number {
   if (!rope) return 0;
   const { rotaryDim, theta } = rope;
-  if (!Number.isInteger(rotaryDim) || rotaryDim < 4 || rotaryDim % 4 !== 0 || rotaryDim > headDim || rotaryDim / 2 > MAX_ROPE_FREQUENCIES) {
-    throw new InputError(`attentionDecode: rotaryDim ${rotaryDim} must be a multiple of 4 in [4, min(headDim = ${headDim}, ${2 * MAX_ROPE_FREQUENCIES})]`);
+  if (
+    !Number.isInteger(rotaryDim) ||
+    rotaryDim < 4 ||
+    rotaryDim % 4 !== 0 ||
+    rotaryDim > headDim ||
+    rotaryDim / 2 > MAX_ROPE_FREQUENCIES
+  ) {
+    throw new InputError(
+      `attentionDecode: rotaryDim ${rotaryDim} must be a multiple of 4 in [4, min(headDim = ${headDim}, ${2 * MAX_ROPE_FREQUENCIES})]`,
+    );
   }
   if (!(theta > 0)) throw new InputError(`attentionDecode: theta ${theta} must be positive`);
   return rotaryDim / 4;
@@ -71,7 +90,10 @@ function checkRope(rope: DecodeOptions['rope'], headDim: number): number {
 
 /** The kernel's generated prefix: lanes per head, vec4s per lane and the team's sum (shuffles, or none). */
 function lanesPrefix(lanes: number, headDim: number): string {
-  const sum = lanes === 1 ? 'return x;' : 'var s = x;\n  for (var o = T / 2u; o > 0u; o >>= 1u) { s += subgroupShuffleXor(s, o); }\n  return s;';
+  const sum =
+    lanes === 1
+      ? 'return x;'
+      : 'var s = x;\n  for (var o = T / 2u; o > 0u; o >>= 1u) { s += subgroupShuffleXor(s, o); }\n  return s;';
   return `const T = ${lanes}u;\nconst ND = ${Math.ceil(headDim / 4 / lanes)}u;\n/** The sum over the T lanes of a team, in every lane of it. */\nfn team_sum(x: f32) -> f32 {\n  ${sum}\n}\n`;
 }
 
@@ -106,7 +128,8 @@ export function attentionDecode(g: Graph, qkv: Tensor, cache: KvCache, opts: Dec
   // Every row's split count is at most the target count of the longest row (decodeSplits), the grid's size.
   const targets = (p: Params): number => {
     const n = opts.maxKeys(p);
-    if (!Number.isInteger(n) || n < 1 || n > capacity) throw new InputError(`${fn}: maxKeys is ${n}; expected an integer in [1, ${capacity}] (the cache capacity)`);
+    if (!Number.isInteger(n) || n < 1 || n > capacity)
+      throw new InputError(`${fn}: maxKeys is ${n}; expected an integer in [1, ${capacity}] (the cache capacity)`);
     return decodeTargets(n, minChunk);
   };
   // The split count is not monotone in the key count (16384 keys give 256 splits, 16385 give 253), so the scratch
@@ -118,14 +141,30 @@ export function attentionDecode(g: Graph, qkv: Tensor, cache: KvCache, opts: Dec
   g.dispatch({
     kernel: {
       label: `attention_decode_${act}a_${kv}kv_t${lanes}_d${d}`,
-      code: attentionPrelude(act, kv, act, lanes > 1) + lanesPrefix(lanes, d) + SINCOS_WGSL + DECODE_HEADER + DECODE_WGSL,
+      code:
+        attentionPrelude(act, kv, act, lanes > 1) + lanesPrefix(lanes, d) + SINCOS_WGSL + DECODE_HEADER + DECODE_WGSL,
       constants: { TEAMS: teams },
     },
     uniforms: {
       layout: DECODE_PARAMS,
       values: {
-        kv_heads: hkv, group, hd4: d4, qkv_row: width / 4, k_off: hq * d4, v_off: (hq + hkv) * d4, capacity, slots, min_chunk: minChunk,
-        max_target: DECODE_MAX_SPLITS, max_splits: maxSplits, rot4, scale: scale * Math.LOG2E, pad0: 0, pad1: 0, pad2: 0, ...omega,
+        kv_heads: hkv,
+        group,
+        hd4: d4,
+        qkv_row: width / 4,
+        k_off: hq * d4,
+        v_off: (hq + hkv) * d4,
+        capacity,
+        slots,
+        min_chunk: minChunk,
+        max_target: DECODE_MAX_SPLITS,
+        max_splits: maxSplits,
+        rot4,
+        scale: scale * Math.LOG2E,
+        pad0: 0,
+        pad1: 0,
+        pad2: 0,
+        ...omega,
       },
     },
     inputs: [qkv, opts.rows],
@@ -133,8 +172,22 @@ export function attentionDecode(g: Graph, qkv: Tensor, cache: KvCache, opts: Dec
     workgroups: (p: Params) => [hkv * chunks, targets(p), m],
   });
   g.dispatch({
-    kernel: { label: `attention_reduce_${act}a_d${d}`, code: prelude({ act }) + REDUCE_HEADER + REDUCE_WGSL, constants: { HD: d } },
-    uniforms: { layout: REDUCE_PARAMS, values: { count: m * hq, heads: hq, max_splits: maxSplits, capacity, min_chunk: minChunk, max_target: DECODE_MAX_SPLITS } },
+    kernel: {
+      label: `attention_reduce_${act}a_d${d}`,
+      code: prelude({ act }) + REDUCE_HEADER + REDUCE_WGSL,
+      constants: { HD: d },
+    },
+    uniforms: {
+      layout: REDUCE_PARAMS,
+      values: {
+        count: m * hq,
+        heads: hq,
+        max_splits: maxSplits,
+        capacity,
+        min_chunk: minChunk,
+        max_target: DECODE_MAX_SPLITS,
+      },
+    },
     inputs: [part, opts.rows],
     outputs: [out],
     workgroups: (p: Params) => (targets(p) > 1 ? grid1d(g.device, m * hq) : [0]),

@@ -16,8 +16,11 @@ const DECODE_SCALARS =
   'kv_heads: u32, group: u32, hd4: u32, qkv_row: u32, k_off: u32, v_off: u32, capacity: u32, slots: u32, min_chunk: u32, ' +
   'max_target: u32, max_splits: u32, rot4: u32, scale: f32, pad0: u32, pad1: u32, pad2: u32';
 /** attention_decode.wgsl's uniform block: the scalars, then the rotary frequencies (omega: array<vec4f, 16>). */
-export const DECODE_PARAMS = new UniformLayout([DECODE_SCALARS, ...Array.from({ length: 64 }, (_, i) => `w${i}: f32`)].join(', '));
-const STORE_FIELDS = 'rows: u32, kv_heads: u32, hd4: u32, start: u32, capacity: u32, slot: u32, src_row: u32, k_off: u32, v_off: u32';
+export const DECODE_PARAMS = new UniformLayout(
+  [DECODE_SCALARS, ...Array.from({ length: 64 }, (_, i) => `w${i}: f32`)].join(', '),
+);
+const STORE_FIELDS =
+  'rows: u32, kv_heads: u32, hd4: u32, start: u32, capacity: u32, slot: u32, src_row: u32, k_off: u32, v_off: u32';
 export const STORE_PARAMS = new UniformLayout(STORE_FIELDS);
 
 /**
@@ -79,4 +82,3 @@ export const STORE_HEADER =
   '@group(0) @binding(1) var<storage, read> qkv: array<vec4<A>>;\n' +
   '@group(0) @binding(2) var<storage, read_write> kc: array<vec4<KV>>;\n' +
   '@group(0) @binding(3) var<storage, read_write> vc: array<vec4<KV>>;\n';
-

@@ -24,7 +24,8 @@ function copyRows(g: Graph, sources: readonly (readonly Piece[])[], dst: readonl
       for (const d of dst) {
         const lo = Math.max(a, d.rowStart);
         const hi = Math.min(b, d.rowStart + d.rows);
-        if (lo < hi) g.copy(s.tensor, d.tensor, (hi - lo) * bytesPerRow, (lo - a) * bytesPerRow, (lo - d.rowStart) * bytesPerRow);
+        if (lo < hi)
+          g.copy(s.tensor, d.tensor, (hi - lo) * bytesPerRow, (lo - a) * bytesPerRow, (lo - d.rowStart) * bytesPerRow);
       }
     }
     base += pieces.reduce((n, p) => n + p.rows, 0);
@@ -47,7 +48,8 @@ async function runCopies<T extends { dispose(): void }>(g: Graph, out: T): Promi
 function checkSameWidth(parts: readonly LinearWeight[], label: string): number {
   const k = parts[0].shape[1];
   for (const p of parts) {
-    if (p.shape.length !== 2 || p.shape[1] !== k) throw new InputError(`concatRows '${label}': '${p.label}' is [${p.shape.join(', ')}]; expected [N, ${k}]`);
+    if (p.shape.length !== 2 || p.shape[1] !== k)
+      throw new InputError(`concatRows '${label}': '${p.label}' is [${p.shape.join(', ')}]; expected [N, ${k}]`);
   }
   return k;
 }
@@ -63,28 +65,50 @@ export async function concatRows(parts: readonly LinearWeight[], label: string):
   const first = parts[0];
   if (first instanceof QuantizedMatrix) {
     const qs = parts.map((p) => {
-      if (!(p instanceof QuantizedMatrix) || p.layout.name !== first.layout.name) throw new InputError(`concatRows '${label}': '${p.label}' is not a ${first.layout.name} matrix like '${first.label}'`);
+      if (!(p instanceof QuantizedMatrix) || p.layout.name !== first.layout.name)
+        throw new InputError(
+          `concatRows '${label}': '${p.label}' is not a ${first.layout.name} matrix like '${first.label}'`,
+        );
       return p;
     });
     const device = first.chunks[0].data.device;
     const out = await QuantizedMatrix.empty(device, first.layout, [n, k], label);
     const b = rowBytes(first.layout, k);
     const g = new Graph(device, `concat:${label}`);
-    copyRows(g, qs.map((q) => q.chunks.map((c) => ({ tensor: c.data, rowStart: c.rowStart, rows: c.rows }))), out.chunks.map((c) => ({ tensor: c.data, rowStart: c.rowStart, rows: c.rows })), b.data);
-    copyRows(g, qs.map((q) => q.chunks.map((c) => ({ tensor: c.scales, rowStart: c.rowStart, rows: c.rows }))), out.chunks.map((c) => ({ tensor: c.scales, rowStart: c.rowStart, rows: c.rows })), b.scales);
+    copyRows(
+      g,
+      qs.map((q) => q.chunks.map((c) => ({ tensor: c.data, rowStart: c.rowStart, rows: c.rows }))),
+      out.chunks.map((c) => ({ tensor: c.data, rowStart: c.rowStart, rows: c.rows })),
+      b.data,
+    );
+    copyRows(
+      g,
+      qs.map((q) => q.chunks.map((c) => ({ tensor: c.scales, rowStart: c.rowStart, rows: c.rows }))),
+      out.chunks.map((c) => ({ tensor: c.scales, rowStart: c.rowStart, rows: c.rows })),
+      b.scales,
+    );
     return runCopies(g, out);
   }
   const ms = parts.map((p) => {
     const m = p instanceof Tensor ? ChunkedTensor.single(p) : p;
-    if (!(m instanceof ChunkedTensor) || m.dtype !== (first as Tensor | ChunkedTensor).dtype) throw new InputError(`concatRows '${label}': '${p.label}' is not a ${(first as Tensor).dtype} matrix like '${first.label}'`);
+    if (!(m instanceof ChunkedTensor) || m.dtype !== (first as Tensor | ChunkedTensor).dtype)
+      throw new InputError(
+        `concatRows '${label}': '${p.label}' is not a ${(first as Tensor).dtype} matrix like '${first.label}'`,
+      );
     return m;
   });
   const bytesPerRow = k * itemSize(ms[0].dtype);
-  if (bytesPerRow % 4 !== 0) throw new InputError(`concatRows '${label}': rows of ${bytesPerRow} bytes are not whole 4-byte words`);
+  if (bytesPerRow % 4 !== 0)
+    throw new InputError(`concatRows '${label}': rows of ${bytesPerRow} bytes are not whole 4-byte words`);
   const device = ms[0].chunks[0].tensor.device;
   const out = await ChunkedTensor.empty(device, ms[0].dtype, [n, k], label);
   const g = new Graph(device, `concat:${label}`);
-  copyRows(g, ms.map((m) => m.chunks), out.chunks, bytesPerRow);
+  copyRows(
+    g,
+    ms.map((m) => m.chunks),
+    out.chunks,
+    bytesPerRow,
+  );
   return runCopies(g, out);
 }
 
@@ -94,11 +118,18 @@ export async function concatVectors(parts: readonly Tensor[], label: string): Pr
   const n = parts.reduce((s, p) => s + p.numel, 0);
   for (const p of parts) {
     if (p.dtype !== dtype || p.shape.length !== 1 || (p.numel * itemSize(p.dtype)) % 4 !== 0) {
-      throw new InputError(`concatVectors '${label}': '${p.label}' ${p.dtype}[${p.shape.join(', ')}] is not a vector of whole 4-byte words in ${dtype}`);
+      throw new InputError(
+        `concatVectors '${label}': '${p.label}' ${p.dtype}[${p.shape.join(', ')}] is not a vector of whole 4-byte words in ${dtype}`,
+      );
     }
   }
   const out = await Tensor.empty(parts[0].device, dtype, [n], label);
   const g = new Graph(out.device, `concat:${label}`);
-  copyRows(g, parts.map((p) => [{ tensor: p, rowStart: 0, rows: p.numel }]), [{ tensor: out, rowStart: 0, rows: n }], itemSize(dtype));
+  copyRows(
+    g,
+    parts.map((p) => [{ tensor: p, rowStart: 0, rows: p.numel }]),
+    [{ tensor: out, rowStart: 0, rows: n }],
+    itemSize(dtype),
+  );
   return runCopies(g, out);
 }

@@ -16,7 +16,21 @@ const SMALLEST_NORMAL = 2 ** -14;
 function values(n: number, seed: number): Float32Array {
   const v = normal(n, seed);
   for (let i = 0; i < n; i++) v[i] *= 10 ** ((i % 7) - 3);
-  const edges = [F16_MAX, -F16_MAX, 65536, -1e6, 3e38, Infinity, -Infinity, NaN, SMALLEST_NORMAL, 2 ** -20, 3e-8, -0.5, 0];
+  const edges = [
+    F16_MAX,
+    -F16_MAX,
+    65536,
+    -1e6,
+    3e38,
+    Infinity,
+    -Infinity,
+    NaN,
+    SMALLEST_NORMAL,
+    2 ** -20,
+    3e-8,
+    -0.5,
+    0,
+  ];
   v.set(edges.slice(0, Math.min(edges.length, n)));
   return v;
 }

@@ -22,7 +22,11 @@ export function toF16(g: Graph, x: Tensor, out: Tensor, bad: Tensor): void {
   if (x.numel === 0) return;
   const words = out.byteSize / 4;
   g.dispatch({
-    kernel: { label: `convert_${x.dtype}_f16`, code: CONVERT_WGSL, constants: { WG, SRC_F32: x.dtype === 'f32' ? 1 : 0 } },
+    kernel: {
+      label: `convert_${x.dtype}_f16`,
+      code: CONVERT_WGSL,
+      constants: { WG, SRC_F32: x.dtype === 'f32' ? 1 : 0 },
+    },
     uniforms: { layout: PARAMS, values: { words, n: x.numel } },
     inputs: [x],
     outputs: [out, bad],

@@ -52,7 +52,14 @@ describe('embedding', () => {
           if (wd === 'f16' && !device.has('shader-f16')) return ctx.skip('the adapter lacks shader-f16');
           const data = asStored(wd, normal(VOCAB * cols, cols * 7 + rows));
           const rowBytes = cols * (wd === 'f32' ? 4 : 2);
-          const table = await ChunkedTensor.fromArray(device, wd, [VOCAB, cols], data, 'embed_tokens.weight', PER_CHUNK * rowBytes);
+          const table = await ChunkedTensor.fromArray(
+            device,
+            wd,
+            [VOCAB, cols],
+            data,
+            'embed_tokens.weight',
+            PER_CHUNK * rowBytes,
+          );
           expect(table.chunks.length).toBe(Math.ceil(VOCAB / PER_CHUNK));
           const idList = boundaryIds(VOCAB, PER_CHUNK, rows, rows);
           const ids = await Tensor.fromArray(device, 'i32', [rows], Int32Array.from(idList), 'input_ids');
@@ -60,7 +67,11 @@ describe('embedding', () => {
           const g = new Graph(device);
           embedding(g, table, ids, { out });
           await g.run();
-          expectRows(await out.read(), gatherRef(data, VOCAB, cols, idList), `embedding ${wd} [${VOCAB}, ${cols}] × ${rows}`);
+          expectRows(
+            await out.read(),
+            gatherRef(data, VOCAB, cols, idList),
+            `embedding ${wd} [${VOCAB}, ${cols}] × ${rows}`,
+          );
           g.dispose();
           table.dispose();
           ids.dispose();
@@ -75,15 +86,31 @@ describe('embedding', () => {
       const [vocab, cols] = [23, 6];
       const data = asStored('bf16', normal(vocab * cols, 3));
       const table = await ChunkedTensor.fromArray(device, 'bf16', [vocab, cols], data, 'embed', 4 * cols * 2);
-      const idList = idType === 'i32' ? [5, -1, vocab, 0, 2 ** 31 - 1, vocab - 1] : [5, vocab, 2 ** 31, 0, 2 ** 32 - 1, vocab - 1];
-      const ids = await Tensor.fromArray(device, idType, [idList.length], idType === 'i32' ? Int32Array.from(idList) : Uint32Array.from(idList), 'ids');
+      const idList =
+        idType === 'i32' ? [5, -1, vocab, 0, 2 ** 31 - 1, vocab - 1] : [5, vocab, 2 ** 31, 0, 2 ** 32 - 1, vocab - 1];
+      const ids = await Tensor.fromArray(
+        device,
+        idType,
+        [idList.length],
+        idType === 'i32' ? Int32Array.from(idList) : Uint32Array.from(idList),
+        'ids',
+      );
       const out = await poisoned(device, 'f32', [idList.length, cols]);
       // poisoned() is NaN already: zero it so the NaN rows are the kernel's doing
       out.write(new Float32Array(idList.length * cols));
       const g = new Graph(device);
       embedding(g, table, ids, { out });
       await g.run();
-      expectRows(await out.read(), gatherRef(data, vocab, cols, idList.map((v) => (v >= 2 ** 31 ? -1 : v))), `embedding ${idType} out of range`);
+      expectRows(
+        await out.read(),
+        gatherRef(
+          data,
+          vocab,
+          cols,
+          idList.map((v) => (v >= 2 ** 31 ? -1 : v)),
+        ),
+        `embedding ${idType} out of range`,
+      );
       g.dispose();
       table.dispose();
       ids.dispose();
@@ -125,26 +152,43 @@ describe('embedding', () => {
     out.dispose();
   });
 
-  it('a rows table picks each row\'s id by its slot (a batched decode step); slots outside ids give NaN rows', async () => {
+  it("a rows table picks each row's id by its slot (a batched decode step); slots outside ids give NaN rows", async () => {
     const [vocab, cols] = [29, 10];
     const data = asStored('bf16', normal(vocab * cols, 12));
     const table = await ChunkedTensor.fromArray(device, 'bf16', [vocab, cols], data, 'embed', 6 * cols * 2);
     const tokens = [4, 28, 0, 17, 9]; // one per slot
     const ids = await Tensor.fromArray(device, 'u32', [tokens.length], Uint32Array.from(tokens), 'tokens');
     const slots = [3, 0, 4, 1, 7];
-    const rows = await Tensor.fromArray(device, 'i32', [slots.length, ROW_FIELDS], rowsTable(slots.map((slot, i) => ({ slot, pos: 100 + i, ropePos: 200 + i, step: 5 }))), 'rows');
+    const rows = await Tensor.fromArray(
+      device,
+      'i32',
+      [slots.length, ROW_FIELDS],
+      rowsTable(slots.map((slot, i) => ({ slot, pos: 100 + i, ropePos: 200 + i, step: 5 }))),
+      'rows',
+    );
     const out = await poisoned(device, 'f32', [slots.length, cols]);
     out.write(new Float32Array(slots.length * cols));
     const g = new Graph(device);
     embedding(g, table, ids, { out, rows });
     await g.run();
-    expectRows(await out.read(), gatherRef(data, vocab, cols, slots.map((s) => tokens[s] ?? -1)), 'embedding by slot');
+    expectRows(
+      await out.read(),
+      gatherRef(
+        data,
+        vocab,
+        cols,
+        slots.map((s) => tokens[s] ?? -1),
+      ),
+      'embedding by slot',
+    );
     g.dispose();
     for (const t of [table, ids, rows, out]) t.dispose();
   });
 
   it('checkTokenIds names the first bad id', () => {
-    expect(() => checkTokenIds([1, 2, 151552], 151552, 'prompt ids')).toThrow(/prompt ids: id 151552 at position 2.*\[0, 151552\)/);
+    expect(() => checkTokenIds([1, 2, 151552], 151552, 'prompt ids')).toThrow(
+      /prompt ids: id 151552 at position 2.*\[0, 151552\)/,
+    );
     expect(() => checkTokenIds([0, -1], 10)).toThrow(InputError);
     expect(() => checkTokenIds([0, 9], 10)).not.toThrow();
   });
@@ -162,7 +206,15 @@ describe('embedding', () => {
   it('checks every chunk before recording any dispatch', async () => {
     const good = await Tensor.empty(device, 'f32', [5, 4], 'embed[0:5]');
     const bad = await Tensor.empty(device, 'f32', [5, 3], 'embed[5:10]');
-    const table = new ChunkedTensor('f32', [10, 4], [{ tensor: good, rowStart: 0, rows: 5 }, { tensor: bad, rowStart: 5, rows: 5 }], 'embed');
+    const table = new ChunkedTensor(
+      'f32',
+      [10, 4],
+      [
+        { tensor: good, rowStart: 0, rows: 5 },
+        { tensor: bad, rowStart: 5, rows: 5 },
+      ],
+      'embed',
+    );
     const ids = await Tensor.empty(device, 'i32', [3], 'input_ids');
     const g = new Graph(device);
     expect(() => embedding(g, table, ids)).toThrow(/embed\[5:10\].*\[5, 3\].*\[5, 4\]/);
@@ -178,7 +230,14 @@ describe('embedding', () => {
         const vocab = 37;
         const q = quantizeRows(layout, normal(vocab * cols, cols), vocab, cols, 'embed');
         const data = dequantizeRows(layout, q, vocab, cols);
-        const table = await QuantizedMatrix.fromHost(device, layout, [vocab, cols], q, 'embed_tokens.weight', 5 * rowBytes(layout, cols).data);
+        const table = await QuantizedMatrix.fromHost(
+          device,
+          layout,
+          [vocab, cols],
+          q,
+          'embed_tokens.weight',
+          5 * rowBytes(layout, cols).data,
+        );
         expect(table.chunks.length).toBe(8);
         const idList = [...boundaryIds(vocab, 5, 17, cols), -1, vocab];
         const ids = await Tensor.fromArray(device, 'i32', [idList.length], Int32Array.from(idList), 'input_ids');
@@ -188,14 +247,33 @@ describe('embedding', () => {
         embedding(g, table, ids, { out });
         // a batched decode step's rows: each row the id of its slot, a slot outside ids a NaN row
         const slots = [2, 0, idList.length + 1];
-        const rows = await Tensor.fromArray(device, 'i32', [slots.length, ROW_FIELDS], rowsTable(slots.map((slot) => ({ slot, pos: 0, ropePos: 0, step: 0 }))), 'rows');
+        const rows = await Tensor.fromArray(
+          device,
+          'i32',
+          [slots.length, ROW_FIELDS],
+          rowsTable(slots.map((slot) => ({ slot, pos: 0, ropePos: 0, step: 0 }))),
+          'rows',
+        );
         const bySlot = await poisoned(device, 'f32', [slots.length, cols]);
         bySlot.write(new Float32Array(slots.length * cols));
         embedding(g, table, ids, { out: bySlot, rows });
         await g.run();
         // one fma: d·(u − offset) + m rounded once to f32
-        expectRows(await out.read(), gatherRef(data.map(Math.fround), vocab, cols, idList), `embedding ${format} [${vocab}, ${cols}]`);
-        expectRows(await bySlot.read(), gatherRef(data.map(Math.fround), vocab, cols, slots.map((sl) => idList[sl] ?? -1)), `embedding ${format} by slot`);
+        expectRows(
+          await out.read(),
+          gatherRef(data.map(Math.fround), vocab, cols, idList),
+          `embedding ${format} [${vocab}, ${cols}]`,
+        );
+        expectRows(
+          await bySlot.read(),
+          gatherRef(
+            data.map(Math.fround),
+            vocab,
+            cols,
+            slots.map((sl) => idList[sl] ?? -1),
+          ),
+          `embedding ${format} by slot`,
+        );
         g.dispose();
         for (const t of [table, ids, out, rows, bySlot]) t.dispose();
       }

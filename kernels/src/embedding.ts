@@ -4,13 +4,22 @@
 import { ChunkedTensor, type Graph, InputError, type Tensor, UniformLayout } from '@glm4v/core';
 import EMBEDDING_WGSL from './embedding.wgsl.js';
 import EMBEDDING_QUANT_WGSL from './embedding_quant.wgsl.js';
-import { type ActDType, type WeightDType, assertDType, assertShape, checkActDType, prelude, variantTag } from './prelude.js';
+import {
+  type ActDType,
+  type WeightDType,
+  assertDType,
+  assertShape,
+  checkActDType,
+  prelude,
+  variantTag,
+} from './prelude.js';
 import { grid1d, rowWorkgroupSize } from './grid.js';
 import { QuantizedMatrix, quantReader, rowBytes } from './quant.js';
 import { ROWS_WGSL, checkRows } from './rows.js';
 
 /** The uniform fields, the row width named `cols`, or `K` where quant.ts's reader reads it (the same slot). */
-const fields = (width: string) => `rows: u32, ${width}: u32, row_start: u32, chunk_rows: u32, vocab: u32, nan_bits: u32, indexed: u32, ids_len: u32`;
+const fields = (width: string) =>
+  `rows: u32, ${width}: u32, row_start: u32, chunk_rows: u32, vocab: u32, nan_bits: u32, indexed: u32, ids_len: u32`;
 const PARAMS = new UniformLayout(fields('cols'));
 const NAN_BITS = 0x7fc00000;
 
@@ -47,12 +56,18 @@ export interface EmbeddingOptions {
  * slot outside ids) gives a row of NaN: check ids on the host with checkTokenIds() where they are known.
  * (nn.Embedding: model.language_model.embed_tokens)
  */
-export function embedding(g: Graph, table: ChunkedTensor | Tensor | QuantizedMatrix, ids: Tensor, opts: EmbeddingOptions = {}): Tensor {
+export function embedding(
+  g: Graph,
+  table: ChunkedTensor | Tensor | QuantizedMatrix,
+  ids: Tensor,
+  opts: EmbeddingOptions = {},
+): Tensor {
   if (table instanceof QuantizedMatrix) return embeddingQuant(g, table, ids, opts);
   const m = table instanceof ChunkedTensor ? table : ChunkedTensor.single(table);
   assertDType(`embedding table '${m.label}'`, m.dtype, ['f32', 'f16', 'bf16']);
   checkActDType(g.device, m.dtype, `embedding table '${m.label}'`);
-  if (m.shape.length !== 2) throw new InputError(`embedding table '${m.label}' has shape [${m.shape.join(', ')}]; expected [V, D]`);
+  if (m.shape.length !== 2)
+    throw new InputError(`embedding table '${m.label}' has shape [${m.shape.join(', ')}]; expected [V, D]`);
   const [vocab, cols] = m.shape;
   // Every chunk is checked before anything is recorded, so an error leaves the graph as it was.
   for (const c of m.chunks) assertShape(`embedding table chunk '${c.tensor.label}'`, c.tensor.shape, [c.rows, cols]);
@@ -62,7 +77,11 @@ export function embedding(g: Graph, table: ChunkedTensor | Tensor | QuantizedMat
   const WG = rowWorkgroupSize(cols / 2); // one invocation per pair of columns
   m.chunks.forEach((c, i) => {
     g.dispatch({
-      kernel: { label: `embedding_${variantTag(wd, io.act)}`, code, constants: { WG, FIRST: i === 0 ? 1 : 0, PAIRS: cols % 2 === 0 ? 1 : 0 } },
+      kernel: {
+        label: `embedding_${variantTag(wd, io.act)}`,
+        code,
+        constants: { WG, FIRST: i === 0 ? 1 : 0, PAIRS: cols % 2 === 0 ? 1 : 0 },
+      },
       uniforms: { layout: PARAMS, values: { ...io.values, row_start: c.rowStart, chunk_rows: c.rows, vocab } },
       inputs: [ids, io.rowsBinding, c.tensor],
       outputs: [io.y],
@@ -98,7 +117,8 @@ function embeddingQuant(g: Graph, m: QuantizedMatrix, ids: Tensor, opts: Embeddi
 /** The ids, the rows table and the output checked; the uniforms they give; the rows binding (a stand-in without one). */
 function checkIdsAndOut(g: Graph, ids: Tensor, cols: number, opts: EmbeddingOptions) {
   assertDType(`embedding ids '${ids.label}'`, ids.dtype, ['i32', 'u32']);
-  if (ids.shape.length !== 1) throw new InputError(`embedding ids '${ids.label}' has shape [${ids.shape.join(', ')}]; expected [S]`);
+  if (ids.shape.length !== 1)
+    throw new InputError(`embedding ids '${ids.label}' has shape [${ids.shape.join(', ')}]; expected [S]`);
   const index = opts.rows;
   const rows = index ? index.shape[0] : ids.shape[0];
   if (index) checkRows('embedding', index, rows);
@@ -117,6 +137,7 @@ function checkIdsAndOut(g: Graph, ids: Tensor, cols: number, opts: EmbeddingOpti
 export function checkTokenIds(ids: ArrayLike<number>, vocab: number, what = 'token ids'): void {
   for (let i = 0; i < ids.length; i++) {
     const id = ids[i];
-    if (!Number.isInteger(id) || id < 0 || id >= vocab) throw new InputError(`${what}: id ${id} at position ${i} is outside the vocabulary [0, ${vocab})`);
+    if (!Number.isInteger(id) || id < 0 || id >= vocab)
+      throw new InputError(`${what}: id ${id} at position ${i} is outside the vocabulary [0, ${vocab})`);
   }
 }

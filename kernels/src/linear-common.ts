@@ -6,10 +6,19 @@ import { type Device, type Graph, InputError, type Tensor, UniformLayout } from 
 import REDUCE_SUBGROUP_WGSL from './matvec_reduce_subgroup.wgsl.js';
 import REDUCE_SHARED_WGSL from './matvec_reduce_shared.wgsl.js';
 import SPLITK_SUM_WGSL from './matvec_splitk_sum.wgsl.js';
-import { type ActDType, type WeightDType, assertDType, assertShape, checkActDType, prelude, rowsOf } from './prelude.js';
+import {
+  type ActDType,
+  type WeightDType,
+  assertDType,
+  assertShape,
+  checkActDType,
+  prelude,
+  rowsOf,
+} from './prelude.js';
 import { grid1d } from './grid.js';
 
-export const LINEAR_PARAMS_FIELDS = 'M: u32, N: u32, K: u32, rows: u32, col0: u32, tiles_n: u32, tiles: u32, has_bias: u32';
+export const LINEAR_PARAMS_FIELDS =
+  'M: u32, N: u32, K: u32, rows: u32, col0: u32, tiles_n: u32, tiles: u32, has_bias: u32';
 export const LINEAR_PARAMS = new UniformLayout(LINEAR_PARAMS_FIELDS);
 
 /** Rows of x up to which linear() uses matvec. */
@@ -37,15 +46,26 @@ export function canReduceWithSubgroups(device: Device): boolean {
 }
 
 /** Checks x [..., K], the bias [N] and the output [..., N] of a linear layer whose weight is `weight` [N, K]. */
-export function checkLinearIO(device: Device, what: string, x: Tensor, weight: { label: string; shape: readonly number[] }, opts: LinearOptions): { M: number; N: number; K: number } {
+export function checkLinearIO(
+  device: Device,
+  what: string,
+  x: Tensor,
+  weight: { label: string; shape: readonly number[] },
+  opts: LinearOptions,
+): { M: number; N: number; K: number } {
   assertDType(`${what} input '${x.label}'`, x.dtype, ['f32', 'f16']);
   checkActDType(device, x.dtype as ActDType, `${what} input '${x.label}'`);
   if (x.shape.length < 1) throw new InputError(`${what}: input '${x.label}' is a scalar; expected [..., K]`);
-  if (weight.shape.length !== 2) throw new InputError(`${what}: weight '${weight.label}' has shape [${weight.shape.join(', ')}]; expected [N, K]`);
+  if (weight.shape.length !== 2)
+    throw new InputError(`${what}: weight '${weight.label}' has shape [${weight.shape.join(', ')}]; expected [N, K]`);
   const [N, K] = weight.shape;
   const Kx = x.shape[x.shape.length - 1];
-  if (K !== Kx) throw new InputError(`${what}: weight '${weight.label}' [${weight.shape.join(', ')}] does not match x '${x.label}' [..., ${Kx}]`);
-  if (N === 0 || K === 0) throw new InputError(`${what}: weight '${weight.label}' [${weight.shape.join(', ')}] is empty`);
+  if (K !== Kx)
+    throw new InputError(
+      `${what}: weight '${weight.label}' [${weight.shape.join(', ')}] does not match x '${x.label}' [..., ${Kx}]`,
+    );
+  if (N === 0 || K === 0)
+    throw new InputError(`${what}: weight '${weight.label}' [${weight.shape.join(', ')}] is empty`);
   if (opts.bias) {
     assertDType(`${what} bias '${opts.bias.label}'`, opts.bias.dtype, ['f32', 'f16', 'bf16']);
     assertShape(`${what} bias '${opts.bias.label}'`, opts.bias.shape, [N]);
@@ -59,7 +79,8 @@ export function checkLinearIO(device: Device, what: string, x: Tensor, weight: {
 }
 
 export function needsF16(device: Device, what: string, name: string, dtype: string): void {
-  if (dtype === 'f16' && !device.has('shader-f16')) throw new InputError(`${what}: ${name} is f16, which needs the shader-f16 feature that this adapter lacks`);
+  if (dtype === 'f16' && !device.has('shader-f16'))
+    throw new InputError(`${what}: ${name} is f16, which needs the shader-f16 feature that this adapter lacks`);
 }
 
 /** What a variant adds to the kernel: label suffix, override constants, and the tile one workgroup covers. */
@@ -73,10 +94,22 @@ export interface KernelShape {
 }
 
 /** The broadcast variant (CPU adapters): one row of x (decode) gets its own pipeline, no rows to skip in the K loop. */
-export function broadcastShape(device: Device, p: { TM: number; TN: number; WG: number }, name: string, M: number): KernelShape {
-  if (!canBroadcast(device)) throw new InputError(`variant '${name}' needs subgroups of at least 8 invocations, which this adapter lacks`);
+export function broadcastShape(
+  device: Device,
+  p: { TM: number; TN: number; WG: number },
+  name: string,
+  M: number,
+): KernelShape {
+  if (!canBroadcast(device))
+    throw new InputError(`variant '${name}' needs subgroups of at least 8 invocations, which this adapter lacks`);
   const TM = M === 1 ? 1 : p.TM; // about 6% faster on lavapipe
-  return { suffix: TM === p.TM ? '' : `_m${TM}`, constants: { WG: p.WG, TM, TN: p.TN }, subgroups: true, rowsPerTile: TM, colsPerTile: p.WG * p.TN };
+  return {
+    suffix: TM === p.TM ? '' : `_m${TM}`,
+    constants: { WG: p.WG, TM, TN: p.TN },
+    subgroups: true,
+    rowsPerTile: TM,
+    colsPerTile: p.WG * p.TN,
+  };
 }
 
 /** The split-K matvec (decode on GPUs): T lanes per row of W, U units per lane per step, WG invocations. */
@@ -112,14 +145,30 @@ export interface MatvecPlan {
  * at least one whole step of every lane (T · U units): a slice shorter than that would trade the unrolled loads for
  * a second pass, whose dispatch costs more than the bytes it spreads. `slices` forces the count (tests).
  */
-export function matvecPlan(p: SplitKPreset, T: number, N: number, units: number, unitBytes: number, slices?: number): MatvecPlan {
+export function matvecPlan(
+  p: SplitKPreset,
+  T: number,
+  N: number,
+  units: number,
+  unitBytes: number,
+  slices?: number,
+): MatvecPlan {
   const teams = p.WG / T;
   const R = Math.ceil(N / (2 * teams)) >= MATVEC_FILL_WORKGROUPS / 2 ? 2 : 1;
   const rowTiles = Math.ceil(N / (teams * R));
   const step = T * p.U;
   const want = slices ?? Math.min(Math.floor(MATVEC_FILL_WORKGROUPS / rowTiles), Math.floor(units / step));
   const S = sliceCount(units, Math.max(1, want), step);
-  return { T, R, U: p.U, WG: p.WG, slices: S, rowsPerWorkgroup: teams * R, workgroups: rowTiles * S, bytesInFlight: p.WG * p.U * R * unitBytes };
+  return {
+    T,
+    R,
+    U: p.U,
+    WG: p.WG,
+    slices: S,
+    rowsPerWorkgroup: teams * R,
+    workgroups: rowTiles * S,
+    bytesInFlight: p.WG * p.U * R * unitBytes,
+  };
 }
 
 /** The slices slice_span() cuts `units` into when asked for `want`: whole steps each, so maybe fewer. */
@@ -131,11 +180,15 @@ function sliceCount(units: number, want: number, step: number): number {
 /** T for a preset on this device: no larger than the smallest subgroup when reducing with shuffles. */
 export function splitKTeam(device: Device, p: SplitKPreset, name: string, reduce: 'subgroup' | 'shared'): number {
   const sub = reduce === 'subgroup';
-  if (sub && !canReduceWithSubgroups(device)) throw new InputError(`variant '${name}' with subgroup reduction needs the subgroups feature, which this adapter lacks`);
+  if (sub && !canReduceWithSubgroups(device))
+    throw new InputError(
+      `variant '${name}' with subgroup reduction needs the subgroups feature, which this adapter lacks`,
+    );
   // A team must sit inside one subgroup: T no larger than the smallest subgroup (both powers of two).
   const T = sub ? Math.min(p.T, device.adapter.subgroupMinSize!) : p.T;
   // The shared reduction gives each of a team's MATVEC_MAX_ROWS · R sums (R ≤ 2) to one of its T lanes.
-  if (!sub && MATVEC_MAX_ROWS * 2 > T) throw new InputError(`variant '${name}': a team of ${T} lanes cannot reduce ${MATVEC_MAX_ROWS} × 2 sums`);
+  if (!sub && MATVEC_MAX_ROWS * 2 > T)
+    throw new InputError(`variant '${name}': a team of ${T} lanes cannot reduce ${MATVEC_MAX_ROWS} × 2 sums`);
   return T;
 }
 
@@ -166,7 +219,8 @@ function splitKHelpers(t: { U: number; xVector: boolean; partial: boolean }): st
     'fn xg(base: u32, k: u32) -> f32 { return select(0.0, xs(base + min(k, p.K - 1u)), k < p.K); }\n' +
     'fn x8g(m: u32, k: u32) -> X8 {\n  let b = m * p.K;\n' +
     '  return X8(vec4f(xg(b, k), xg(b, k + 1u), xg(b, k + 2u), xg(b, k + 3u)), vec4f(xg(b, k + 4u), xg(b, k + 5u), xg(b, k + 6u), xg(b, k + 7u)));\n}\n' +
-    x + y
+    x +
+    y
   );
 }
 
@@ -206,7 +260,8 @@ export function dispatchSplitK(g: Graph, j: SplitKJob): MatvecPlan {
   const plan = matvecPlan(j.preset, T, j.N, j.units, j.unitBytes, j.slices);
   const partial = plan.slices > 1;
   const sub = j.reduce === 'subgroup';
-  const helpers = splitKHelpers({ U: plan.U, xVector: j.xVector, partial }) + (sub ? REDUCE_SUBGROUP_WGSL : REDUCE_SHARED_WGSL);
+  const helpers =
+    splitKHelpers({ U: plan.U, xVector: j.xVector, partial }) + (sub ? REDUCE_SUBGROUP_WGSL : REDUCE_SHARED_WGSL);
   const code = j.source(helpers, sub);
   const label = `${j.label}_t${T}r${plan.R}_${sub ? 'sg' : 'wg'}${partial ? `_s${plan.slices}` : ''}${j.xVector ? '' : '_k1'}`;
   const out = partial ? g.tensor('f32', [plan.slices, j.M, j.N], `${j.label}_partial`) : j.y;
@@ -215,7 +270,19 @@ export function dispatchSplitK(g: Graph, j: SplitKJob): MatvecPlan {
     const tiles = tilesN * plan.slices;
     g.dispatch({
       kernel: { label, code, constants: { WG: plan.WG, T, R: plan.R } },
-      uniforms: { layout: LINEAR_PARAMS, values: { M: j.M, N: j.N, K: j.K, rows: c.rows, col0: c.rowStart, tiles_n: tilesN, tiles, has_bias: j.bias ? 1 : 0 } },
+      uniforms: {
+        layout: LINEAR_PARAMS,
+        values: {
+          M: j.M,
+          N: j.N,
+          K: j.K,
+          rows: c.rows,
+          col0: c.rowStart,
+          tiles_n: tilesN,
+          tiles,
+          has_bias: j.bias ? 1 : 0,
+        },
+      },
       // Without a bias, x stands in for the unused binding.
       inputs: [j.x, ...c.weights, j.bias ?? j.x],
       outputs: [out],
@@ -226,7 +293,11 @@ export function dispatchSplitK(g: Graph, j: SplitKJob): MatvecPlan {
     const act = j.y.dtype as ActDType;
     const b = j.bias ? (j.bias.dtype as WeightDType) : act;
     g.dispatch({
-      kernel: { label: `matvec_splitk_sum_${act}a`, code: `${prelude({ act, weights: { b } })}struct Params { ${SUM_PARAMS_FIELDS} }\n${SPLITK_SUM_WGSL}`, constants: { WG: 256 } },
+      kernel: {
+        label: `matvec_splitk_sum_${act}a`,
+        code: `${prelude({ act, weights: { b } })}struct Params { ${SUM_PARAMS_FIELDS} }\n${SPLITK_SUM_WGSL}`,
+        constants: { WG: 256 },
+      },
       uniforms: { layout: SUM_PARAMS, values: { M: j.M, N: j.N, slices: plan.slices, has_bias: j.bias ? 1 : 0 } },
       inputs: [out, j.bias ?? out],
       outputs: [j.y],

@@ -2,7 +2,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ChunkedTensor, Device, Graph, InputError, Tensor } from '@glm4v/core';
 import { TOLERANCE, asStored, expectClose, normal, poisoned } from '@glm4v/core/testing';
 import { type ActDType, type WeightDType } from './prelude.js';
-import { type LinearVariant, LINEAR_PRESETS, canBroadcast, linear, linearVariant, matmul, matvec, selectLinearPreset } from './matmul.js';
+import {
+  type LinearVariant,
+  LINEAR_PRESETS,
+  canBroadcast,
+  linear,
+  linearVariant,
+  matmul,
+  matvec,
+  selectLinearPreset,
+} from './matmul.js';
 import { matrixShapeFor } from './matmul_subgroup_matrix.js';
 import { matvecPlan } from './linear-common.js';
 import { linearRef, scaleOf } from './test-util/linear-ref.js';
@@ -31,7 +40,9 @@ interface Case {
 async function check(c: Case): Promise<number> {
   const { M, N, K, wd = 'bf16', act = 'f32', fn = 'linear' } = c;
   // f16 matrix operands round x to f16: the f16 budget (its error per term is ε16·|x_k·w_k|, within the same scale)
-  const f16Operands = c.variant?.emulateMatrix?.shape.operand === 'f16' || (c.variant?.preset === 'sm128x128' && matrixShapeFor(device, LINEAR_PRESETS.sm128x128)?.operand === 'f16');
+  const f16Operands =
+    c.variant?.emulateMatrix?.shape.operand === 'f16' ||
+    (c.variant?.preset === 'sm128x128' && matrixShapeFor(device, LINEAR_PRESETS.sm128x128)?.operand === 'f16');
   const seed = M * 7919 + N * 31 + K;
   const xs = asStored(act, normal(M * K, seed));
   const ws = asStored(wd, normal(N * K, seed + 1));
@@ -50,9 +61,17 @@ async function check(c: Case): Promise<number> {
     : { linear, matmul, matvec }[fn](g, x, w, opts);
   expect(y).toBe(out);
   await g.run();
-  const variantName = c.variant?.emulateMatrix ? `emulated ${JSON.stringify(c.variant.emulateMatrix)}` : (c.variant?.preset ?? 'default');
+  const variantName = c.variant?.emulateMatrix
+    ? `emulated ${JSON.stringify(c.variant.emulateMatrix)}`
+    : (c.variant?.preset ?? 'default');
   const what = `${fn} ${variantName}${c.variant?.reduce ? `/${c.variant.reduce}` : ''} ${wd}w ${act}a${c.bias ? ` +${c.bias} bias` : ''} M=${M} N=${N} K=${K}${c.chunkRows ? ` chunks of ${c.chunkRows}` : ''}`;
-  expectClose(await out.read(), linearRef(xs, ws, bs, M, N, K), TOLERANCE[f16Operands ? 'f16' : act], what, scaleOf(xs, ws, bs, M, N, K));
+  expectClose(
+    await out.read(),
+    linearRef(xs, ws, bs, M, N, K),
+    TOLERANCE[f16Operands ? 'f16' : act],
+    what,
+    scaleOf(xs, ws, bs, M, N, K),
+  );
   const dispatches = g.stats.dispatches;
   g.dispose();
   for (const t of [x, w, b, out]) t?.dispose();
@@ -63,7 +82,14 @@ const hasF16 = () => device.has('shader-f16');
 
 // [N, K]: K a multiple of 8 takes the vec4 weight path, any other K the per-element path (odd K: rows of a 16-bit
 // matrix straddle u32 words).
-const SHAPES: [number, number][] = [[1, 1], [3, 7], [17, 127], [127, 64], [4097, 8], [7, 4097]];
+const SHAPES: [number, number][] = [
+  [1, 1],
+  [3, 7],
+  [17, 127],
+  [127, 64],
+  [4097, 8],
+  [7, 4097],
+];
 
 describe('linear over rows, shapes and bias (bf16 weight, f32 x)', () => {
   for (const M of [1, 2, 3, 7, 8, 9, 17, 127, 130]) {
@@ -98,10 +124,42 @@ describe('every variant', () => {
   // bcast8x4, checked above and forced below. Each compiles slowly on lavapipe (seconds), so each family meets the per-element weight
   // path (K = 127, 63) in one variant and the vec4 path (K = 64, 16, 8) in the other.
   const variants: [Fn, LinearVariant, [number, number][]][] = [
-    ['matmul', { preset: '128x128x8' }, [[17, 127], [130, 64], [4097, 8]]],
-    ['matmul', { preset: '128x64x8' }, [[17, 8], [130, 63], [67, 24]]],
-    ['matmul', { preset: '64x64x16' }, [[17, 127], [130, 63], [4097, 1]]],
-    ['matmul', { preset: '32x64x16' }, [[17, 8], [130, 64], [4097, 16]]],
+    [
+      'matmul',
+      { preset: '128x128x8' },
+      [
+        [17, 127],
+        [130, 64],
+        [4097, 8],
+      ],
+    ],
+    [
+      'matmul',
+      { preset: '128x64x8' },
+      [
+        [17, 8],
+        [130, 63],
+        [67, 24],
+      ],
+    ],
+    [
+      'matmul',
+      { preset: '64x64x16' },
+      [
+        [17, 127],
+        [130, 63],
+        [4097, 1],
+      ],
+    ],
+    [
+      'matmul',
+      { preset: '32x64x16' },
+      [
+        [17, 8],
+        [130, 64],
+        [4097, 16],
+      ],
+    ],
   ];
   // The CPU-adapter kernel, forced so GPUs (which default to the ones above) run it too: one row of x (its _m1
   // pipeline) and a short last tile of rows (M = 9 with TM = 8), odd K (per-element weights) and the vec4 path.
@@ -109,18 +167,31 @@ describe('every variant', () => {
     if (!canBroadcast(device)) return ctx.skip('the adapter lacks subgroups of 8 or more');
     const variant: LinearVariant = { preset: 'bcast8x4' };
     for (const M of [1, 9]) {
-      for (const [N, K] of [[17, 127], [130, 63], [37, 64]]) await check({ M, N, K, fn: 'matmul', variant, bias: M === 9 ? 'f32' : undefined });
+      for (const [N, K] of [
+        [17, 127],
+        [130, 63],
+        [37, 64],
+      ])
+        await check({ M, N, K, fn: 'matmul', variant, bias: M === 9 ? 'f32' : undefined });
     }
     await check({ M: 3, N: 33, K: 63, fn: 'matvec', variant });
   });
   // The tensor-core kernel on the adapter's matrix units, where it has them: the path linear() takes there.
   it('sm128x128 (subgroup matrices, forced)', async (ctx) => {
     const shape = matrixShapeFor(device, LINEAR_PRESETS.sm128x128);
-    if (!shape) return ctx.skip('the adapter has no subgroup matrices (chromium-experimental-subgroup-matrix) fitting the 128×128 tile');
+    if (!shape)
+      return ctx.skip(
+        'the adapter has no subgroup matrices (chromium-experimental-subgroup-matrix) fitting the 128×128 tile',
+      );
     const variant: LinearVariant = { preset: 'sm128x128' };
     const wd = shape.operand === 'f16' ? 'f16' : 'bf16';
     for (const M of [1, 9, 130, 300]) {
-      for (const [N, K] of [[17, 127], [130, 64], [257, 520]]) await check({ M, N, K, wd, fn: 'matmul', variant, bias: M === 9 ? 'f32' : undefined });
+      for (const [N, K] of [
+        [17, 127],
+        [130, 64],
+        [257, 520],
+      ])
+        await check({ M, N, K, wd, fn: 'matmul', variant, bias: M === 9 ? 'f32' : undefined });
     }
     await check({ M: 200, N: 70, K: 72, wd, act: 'f16', fn: 'matmul', variant, bias: 'f16' });
   });
@@ -137,7 +208,12 @@ describe('every variant', () => {
       if (e!.shape.operand === 'f16' && !hasF16()) return ctx.skip('the adapter lacks shader-f16');
       const variant: LinearVariant = { emulateMatrix: e };
       for (const M of [1, 9, 37]) {
-        for (const [N, K] of [[17, 127], [33, 64], [9, 40]]) await check({ M, N, K, fn: 'matmul', variant, bias: M === 9 ? 'f32' : undefined });
+        for (const [N, K] of [
+          [17, 127],
+          [33, 64],
+          [9, 40],
+        ])
+          await check({ M, N, K, fn: 'matmul', variant, bias: M === 9 ? 'f32' : undefined });
       }
       if (hasF16()) await check({ M: 20, N: 40, K: 24, wd: 'f16', fn: 'matmul', variant, chunkRows: 13 });
     });
@@ -147,7 +223,8 @@ describe('every variant', () => {
       if (variant.reduce === 'subgroup' && !device.has('subgroups')) return ctx.skip('the adapter lacks subgroups');
       const rows = fn === 'matvec' ? [1, 3, 8] : [1, 9, 130];
       for (const M of rows) {
-        for (const [N, K] of shapes) await check({ M, N, K, fn, variant, bias: M === 3 || M === 9 ? 'f32' : undefined });
+        for (const [N, K] of shapes)
+          await check({ M, N, K, fn, variant, bias: M === 3 || M === 9 ? 'f32' : undefined });
       }
     });
   }
@@ -159,12 +236,21 @@ describe('split-K matvec sk32u4 (forced)', () => {
   // two rows per team. Odd K takes the per-element weight path, K a multiple of 8 the vec4 one. Each case checks
   // the dispatches against matvecPlan: one per chunk, plus one where K is split.
   const sub: LinearVariant = { preset: 'sk32u4', reduce: 'subgroup' };
-  const planned = (N: number, K: number, v: LinearVariant, T: number) => matvecPlan(LINEAR_PRESETS.sk32u4, T, N, Math.ceil(K / 8), 16, v.slices);
+  const planned = (N: number, K: number, v: LinearVariant, T: number) =>
+    matvecPlan(LINEAR_PRESETS.sk32u4, T, N, Math.ceil(K / 8), 16, v.slices);
   const T = () => Math.min(32, device.adapter.subgroupMinSize ?? 32);
   for (const M of [1, 2, 3, 4, 5, 6, 7, 8]) {
     it(`M = ${M}: N and K small and large, K split where N is small`, async (ctx) => {
       if (!device.has('subgroups')) return ctx.skip('the adapter lacks subgroups');
-      for (const [i, [N, K]] of ([[1, 1], [7, 4097], [256, 4096], [130, 64], [8200, 24]] as const).entries()) {
+      for (const [i, [N, K]] of (
+        [
+          [1, 1],
+          [7, 4097],
+          [256, 4096],
+          [130, 64],
+          [8200, 24],
+        ] as const
+      ).entries()) {
         const n = await check({ M, N, K, fn: 'matvec', variant: sub, bias: i % 2 ? 'f32' : undefined });
         expect(n, `N=${N} K=${K}`).toBe(planned(N, K, sub, T()).slices > 1 ? 2 : 1);
       }
@@ -177,14 +263,21 @@ describe('split-K matvec sk32u4 (forced)', () => {
     expect(await check({ M: 8, N: 8200, K: 520, fn: 'matvec', variant: split, bias: 'bf16' })).toBe(2);
     expect(await check({ M: 3, N: 33, K: 1032, wd: 'f32', fn: 'matvec', variant: sub, bias: 'f32' })).toBe(2);
     if (!hasF16()) return;
-    expect(await check({ M: 2, N: 40, K: 2056, wd: 'f16', act: 'f16', fn: 'matvec', variant: sub, bias: 'f16' })).toBe(2);
+    expect(await check({ M: 2, N: 40, K: 2056, wd: 'f16', act: 'f16', fn: 'matvec', variant: sub, bias: 'f16' })).toBe(
+      2,
+    );
     await check({ M: 5, N: 33, K: 63, wd: 'f16', act: 'f16', fn: 'matvec', variant: sub });
   });
   it('shared reduction (teams of 32 lanes)', async () => {
     const v: LinearVariant = { preset: 'sk32u4', reduce: 'shared' };
     for (const M of [1, 3, 8]) {
-      for (const [N, K] of [[17, 127], [2050, 1032]] as const) {
-        expect(await check({ M, N, K, fn: 'matvec', variant: v, bias: M === 3 ? 'f32' : undefined })).toBe(planned(N, K, v, 32).slices > 1 ? 2 : 1);
+      for (const [N, K] of [
+        [17, 127],
+        [2050, 1032],
+      ] as const) {
+        expect(await check({ M, N, K, fn: 'matvec', variant: v, bias: M === 3 ? 'f32' : undefined })).toBe(
+          planned(N, K, v, 32).slices > 1 ? 2 : 1,
+        );
       }
     }
     expect(planned(2050, 1032, v, 32)).toMatchObject({ R: 2, slices: 1 });
@@ -210,7 +303,15 @@ describe('chunked weights', () => {
     { M: 2, N: 23, K: 9, chunkRows: 1 },
     { M: 70, N: 29, K: 63, chunkRows: 9, fn: 'matmul', variant: { preset: '64x64x16' } },
     { M: 4, N: 29, K: 64, chunkRows: 9, fn: 'matvec', variant: { preset: 'sk32u4', reduce: 'subgroup' } },
-    { M: 7, N: 37, K: 4097, chunkRows: 5, fn: 'matvec', variant: { preset: 'sk32u4', reduce: 'subgroup' }, bias: 'f32' }, // K split
+    {
+      M: 7,
+      N: 37,
+      K: 4097,
+      chunkRows: 5,
+      fn: 'matvec',
+      variant: { preset: 'sk32u4', reduce: 'subgroup' },
+      bias: 'f32',
+    }, // K split
     { M: 3, N: 29, K: 2048, chunkRows: 9, fn: 'matvec', variant: { preset: 'sk32u4', reduce: 'shared', slices: 2 } },
   ];
   for (const c of cases) {
@@ -237,7 +338,13 @@ describe('shapes and routing', () => {
     expect(y.shape).toEqual([2, 3, N]);
     expect(y.dtype).toBe('f32');
     await g.run();
-    expectClose(await y.read(), linearRef(xs, ws, undefined, 6, N, K), TOLERANCE.f32, 'linear [2, 3, K]', scaleOf(xs, ws, undefined, 6, N, K));
+    expectClose(
+      await y.read(),
+      linearRef(xs, ws, undefined, 6, N, K),
+      TOLERANCE.f32,
+      'linear [2, 3, K]',
+      scaleOf(xs, ws, undefined, 6, N, K),
+    );
     g.dispose();
     x.dispose();
     w.dispose();
@@ -247,13 +354,17 @@ describe('shapes and routing', () => {
     if (!device.has('timestamp-query')) return ctx.skip('the adapter lacks timestamp-query');
     const K = 16;
     const w = await ChunkedTensor.fromArray(device, 'bf16', [12, K], normal(12 * K, 1), 'w', 5 * K * 2);
-    for (const [M, family] of [[8, 'matvec'], [9, 'matmul']] as const) {
+    for (const [M, family] of [
+      [8, 'matvec'],
+      [9, 'matmul'],
+    ] as const) {
       const x = await Tensor.fromArray(device, 'f32', [M, K], normal(M * K, 2));
       const g = new Graph(device);
       linear(g, x, w);
       const labels = (await g.profile()).map((e) => e.label);
       expect(labels.length).toBe(3);
-      for (const l of labels) expect(l.startsWith(`${family}_bf16w_f32a_${selectLinearPreset(device, M, family)}`), l).toBe(true);
+      for (const l of labels)
+        expect(l.startsWith(`${family}_bf16w_f32a_${selectLinearPreset(device, M, family)}`), l).toBe(true);
       g.dispose();
       x.dispose();
     }
@@ -279,7 +390,9 @@ describe('shapes and routing', () => {
       const w = await Tensor.fromArray(plain, 'bf16', [3, 8], normal(24, 2));
       const g = new Graph(plain);
       expect(() => linearVariant(g, x, w, {}, 'matmul', { preset: 'bcast8x4' })).toThrow(/needs subgroups/);
-      expect(() => linearVariant(g, x, w, {}, 'matvec', { preset: 'sk32u4', reduce: 'subgroup' })).toThrow(/needs the subgroups feature/);
+      expect(() => linearVariant(g, x, w, {}, 'matvec', { preset: 'sk32u4', reduce: 'subgroup' })).toThrow(
+        /needs the subgroups feature/,
+      );
       for (const o of [g, x, w]) o.dispose();
     } finally {
       plain.dispose();
@@ -290,7 +403,9 @@ describe('shapes and routing', () => {
     for (const [name, p] of Object.entries(LINEAR_PRESETS)) {
       if (p.kind === 'tiled') {
         expect(p.BK % 8, name).toBe(0);
-        expect((p.BM / p.TM) * (p.BN / p.TN), name).toBeLessThanOrEqual(device.limits.maxComputeInvocationsPerWorkgroup);
+        expect((p.BM / p.TM) * (p.BN / p.TN), name).toBeLessThanOrEqual(
+          device.limits.maxComputeInvocationsPerWorkgroup,
+        );
         expect(Math.max(p.TM, p.TN), name).toBeLessThanOrEqual(4);
       }
       if (p.kind === 'tiled8') {
@@ -310,7 +425,8 @@ describe('shapes and routing', () => {
 });
 
 describe('bad input', () => {
-  const t = (dtype: 'f32' | 'bf16' | 'i32', shape: number[], label?: string) => Tensor.fromArray(device, dtype, shape, new Float32Array(shape.reduce((a, b) => a * b, 1)), label);
+  const t = (dtype: 'f32' | 'bf16' | 'i32', shape: number[], label?: string) =>
+    Tensor.fromArray(device, dtype, shape, new Float32Array(shape.reduce((a, b) => a * b, 1)), label);
 
   it('names a weight whose K does not match x', async () => {
     const x = await t('f32', [2, 4096]);

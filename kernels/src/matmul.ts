@@ -26,8 +26,28 @@ import BROADCAST_WGSL from './matmul_broadcast.wgsl.js';
 import MATVEC_WGSL from './matvec.wgsl.js';
 import { type ActDType, type WeightDType, assertDType, assertShape, prelude, rowsOf, variantTag } from './prelude.js';
 import { grid1d } from './grid.js';
-import { type MatrixShape, type SubgroupMatrixPreset, matrixShapeFor, subgroupMatrixKernel } from './matmul_subgroup_matrix.js';
-import { type KernelShape, LINEAR_PARAMS, LINEAR_PARAMS_FIELDS, type LinearOptions, MATVEC_MAX_ROWS, PLAIN_IO, type SplitKPreset, broadcastShape, canBroadcast, canReduceWithSubgroups, checkLinearIO, dispatchSplitK, isCpuAdapter, needsF16 } from './linear-common.js';
+import {
+  type MatrixShape,
+  type SubgroupMatrixPreset,
+  matrixShapeFor,
+  subgroupMatrixKernel,
+} from './matmul_subgroup_matrix.js';
+import {
+  type KernelShape,
+  LINEAR_PARAMS,
+  LINEAR_PARAMS_FIELDS,
+  type LinearOptions,
+  MATVEC_MAX_ROWS,
+  PLAIN_IO,
+  type SplitKPreset,
+  broadcastShape,
+  canBroadcast,
+  canReduceWithSubgroups,
+  checkLinearIO,
+  dispatchSplitK,
+  isCpuAdapter,
+  needsF16,
+} from './linear-common.js';
 import { QuantizedMatrix } from './quant.js';
 import { linearQuant } from './matmul_quant.js';
 
@@ -124,7 +144,12 @@ function canUseMatrixUnits(device: Device, wd: WeightDType | undefined): boolean
  * '64x64x16' below 128 rows and from 128 rows '128x128x8', or '128x64x8' when 128 × 128 tiles would number fewer
  * than MIN_LARGE_TILES (a GPU has about 100 compute units to fill).
  */
-export function selectLinearPreset(device: Device, M: number, kind: 'matmul' | 'matvec', weight: { N?: number; dtype?: WeightDType } = {}): LinearPresetName {
+export function selectLinearPreset(
+  device: Device,
+  M: number,
+  kind: 'matmul' | 'matvec',
+  weight: { N?: number; dtype?: WeightDType } = {},
+): LinearPresetName {
   if (isCpuAdapter(device) && canBroadcast(device)) return 'bcast8x4';
   if (kind === 'matvec') return 'sk32u4';
   if (M < 64) return '32x64x16';
@@ -157,14 +182,27 @@ function byWeight(g: Graph, x: Tensor, w: LinearWeight, opts: LinearOptions, kin
 }
 
 /** linear() with a chosen variant (tests, benchmarks). One dispatch per row chunk of W. */
-export function linearVariant(g: Graph, x: Tensor, w: Tensor | ChunkedTensor, opts: LinearOptions, kind: 'matmul' | 'matvec', variant: LinearVariant = {}): Tensor {
+export function linearVariant(
+  g: Graph,
+  x: Tensor,
+  w: Tensor | ChunkedTensor,
+  opts: LinearOptions,
+  kind: 'matmul' | 'matvec',
+  variant: LinearVariant = {},
+): Tensor {
   const m = w instanceof ChunkedTensor ? w : ChunkedTensor.single(w);
   const { M, N, K } = checkArgs(g.device, kind, x, m, opts);
   const emulate = variant.emulateMatrix;
-  const name = emulate ? `sm${emulate.tile.BM}x${emulate.tile.BN}` : (variant.preset ?? selectLinearPreset(g.device, M, kind, { N, dtype: m.dtype as WeightDType }));
-  const preset: LinearPreset = emulate ? { kind: 'subgroupMatrix', ...emulate.tile } : LINEAR_PRESETS[name as LinearPresetName];
+  const name = emulate
+    ? `sm${emulate.tile.BM}x${emulate.tile.BN}`
+    : (variant.preset ?? selectLinearPreset(g.device, M, kind, { N, dtype: m.dtype as WeightDType }));
+  const preset: LinearPreset = emulate
+    ? { kind: 'subgroupMatrix', ...emulate.tile }
+    : LINEAR_PRESETS[name as LinearPresetName];
   if ((kind === 'matvec' || preset.kind === 'splitk') && M > MATVEC_MAX_ROWS) {
-    throw new InputError(`${kind}: x '${x.label}' [${x.shape.join(', ')}] has ${M} rows; at most ${MATVEC_MAX_ROWS} go through matvec`);
+    throw new InputError(
+      `${kind}: x '${x.label}' [${x.shape.join(', ')}] has ${M} rows; at most ${MATVEC_MAX_ROWS} go through matvec`,
+    );
   }
   const y = opts.out ?? g.tensor(x.dtype, [...x.shape.slice(0, -1), N], `${kind}_out`);
   if (M === 0) return y;
@@ -175,9 +213,24 @@ export function linearVariant(g: Graph, x: Tensor, w: Tensor | ChunkedTensor, op
   const types = { act, wd, bias: bias ? (bias.dtype as WeightDType) : act, vector };
   if (preset.kind === 'splitk') {
     const reduce = variant.reduce ?? (canReduceWithSubgroups(g.device) ? 'subgroup' : 'shared');
-    const source = (io: string, subgroups: boolean) => linearSource({ head: '', io, code: MATVEC_WGSL, subgroups }, types);
+    const source = (io: string, subgroups: boolean) =>
+      linearSource({ head: '', io, code: MATVEC_WGSL, subgroups }, types);
     const chunks = m.chunks.map((c) => ({ rows: c.rows, rowStart: c.rowStart, weights: [c.tensor] }));
-    const job = { preset, name, label: `${kind}_${variantTag(wd, act)}_${name}`, reduce, x, y, bias, M, N, K, chunks, source, slices: variant.slices };
+    const job = {
+      preset,
+      name,
+      label: `${kind}_${variantTag(wd, act)}_${name}`,
+      reduce,
+      x,
+      y,
+      bias,
+      M,
+      N,
+      K,
+      chunks,
+      source,
+      slices: variant.slices,
+    };
     // An 8-weight group (16 bytes of bf16/f16, 32 of f32) is the unit; x8 reads vec4 pairs where K is a multiple of 8.
     dispatchSplitK(g, { ...job, units: Math.ceil(K / 8), unitBytes: wd === 'f32' ? 32 : 16, xVector: vector });
     return y;
@@ -192,7 +245,10 @@ export function linearVariant(g: Graph, x: Tensor, w: Tensor | ChunkedTensor, op
     const tiles = tilesN * Math.ceil(M / k.rowsPerTile);
     g.dispatch({
       kernel: { label, code, constants: k.constants },
-      uniforms: { layout: LINEAR_PARAMS, values: { M, N, K, rows: c.rows, col0: c.rowStart, tiles_n: tilesN, tiles, has_bias: bias ? 1 : 0 } },
+      uniforms: {
+        layout: LINEAR_PARAMS,
+        values: { M, N, K, rows: c.rows, col0: c.rowStart, tiles_n: tilesN, tiles, has_bias: bias ? 1 : 0 },
+      },
       // Without a bias, x stands in for the unused binding.
       inputs: [x, c.tensor, bias ?? x],
       outputs: [y],
@@ -207,22 +263,54 @@ export function linearVariant(g: Graph, x: Tensor, w: Tensor | ChunkedTensor, op
  * reader, the element types of x and y (`io`, PLAIN_IO unless given), BINDINGS, then the kernel. `vector`: K is a
  * multiple of 8 (weights read 8 at a time).
  */
-export function linearSource(k: { head: string; io?: string; code: string; subgroups: boolean }, t: { act: ActDType; wd: WeightDType; bias: WeightDType; vector: boolean }): string {
+export function linearSource(
+  k: { head: string; io?: string; code: string; subgroups: boolean },
+  t: { act: ActDType; wd: WeightDType; bias: WeightDType; vector: boolean },
+): string {
   const weights: Record<string, WeightDType> = t.vector ? { b: t.bias } : { w: t.wd, b: t.bias };
-  return k.head + prelude({ act: t.act, weights, subgroups: k.subgroups }) + weightReader(t.wd, t.vector) + (k.io ?? PLAIN_IO) + BINDINGS + k.code;
+  return (
+    k.head +
+    prelude({ act: t.act, weights, subgroups: k.subgroups }) +
+    weightReader(t.wd, t.vector) +
+    (k.io ?? PLAIN_IO) +
+    BINDINGS +
+    k.code
+  );
 }
 
 /** `head`: directives that must precede the prelude. */
 type KernelChoice = KernelShape & { head: string; code: string };
 
-function kernelFor(device: Device, p: Exclude<LinearPreset, SplitKPreset>, name: string, M: number, emulate?: MatrixShape): KernelChoice {
+function kernelFor(
+  device: Device,
+  p: Exclude<LinearPreset, SplitKPreset>,
+  name: string,
+  M: number,
+  emulate?: MatrixShape,
+): KernelChoice {
   if (p.kind === 'tiled') {
     const WG = (p.BM / p.TM) * (p.BN / p.TN);
-    return { suffix: '', head: '', code: MATMUL_WGSL, constants: { BM: p.BM, BN: p.BN, BK: p.BK, TM: p.TM, TN: p.TN, WG }, subgroups: false, rowsPerTile: p.BM, colsPerTile: p.BN };
+    return {
+      suffix: '',
+      head: '',
+      code: MATMUL_WGSL,
+      constants: { BM: p.BM, BN: p.BN, BK: p.BK, TM: p.TM, TN: p.TN, WG },
+      subgroups: false,
+      rowsPerTile: p.BM,
+      colsPerTile: p.BN,
+    };
   }
   if (p.kind === 'tiled8') {
     const WG = (p.BM / 8) * (p.BN / 8);
-    return { suffix: '', head: '', code: MATMUL_8X8_WGSL, constants: { BM: p.BM, BN: p.BN, WG }, subgroups: false, rowsPerTile: p.BM, colsPerTile: p.BN };
+    return {
+      suffix: '',
+      head: '',
+      code: MATMUL_8X8_WGSL,
+      constants: { BM: p.BM, BN: p.BN, WG },
+      subgroups: false,
+      rowsPerTile: p.BM,
+      colsPerTile: p.BN,
+    };
   }
   if (p.kind === 'subgroupMatrix') {
     const k = subgroupMatrixKernel(device, p, name, emulate ? { shape: emulate, emulate: true } : {});
@@ -280,7 +368,13 @@ function weightReader(wd: WeightDType, vector: boolean): string {
   );
 }
 
-function checkArgs(device: Device, what: string, x: Tensor, w: ChunkedTensor, opts: LinearOptions): { M: number; N: number; K: number } {
+function checkArgs(
+  device: Device,
+  what: string,
+  x: Tensor,
+  w: ChunkedTensor,
+  opts: LinearOptions,
+): { M: number; N: number; K: number } {
   assertDType(`${what} weight '${w.label}'`, w.dtype, ['f32', 'f16', 'bf16']);
   const dims = checkLinearIO(device, what, x, w, opts);
   needsF16(device, what, `weight '${w.label}'`, w.dtype);

@@ -42,14 +42,18 @@ async function check(c: Case): Promise<number> {
   const ws = dequantizeRows(layout, q, N, K);
   const bs = c.bias ? asStored(c.bias, normal(N, seed + 2)) : undefined;
   const x = await Tensor.fromArray(device, act, [M, K], xs, 'x');
-  const maxChunk = c.chunkRows ? c.chunkRows * Math.max(rowBytes(layout, K).data, rowBytes(layout, K).scales) : Infinity;
+  const maxChunk = c.chunkRows
+    ? c.chunkRows * Math.max(rowBytes(layout, K).data, rowBytes(layout, K).scales)
+    : Infinity;
   const w = await QuantizedMatrix.fromHost(device, layout, [N, K], q, 'w', maxChunk);
   if (c.chunkRows) expect(w.chunks.length).toBe(Math.ceil(N / c.chunkRows));
   const b = bs ? await Tensor.fromArray(device, c.bias!, [N], bs, 'b') : undefined;
   const out = await poisoned(device, act, [M, N]);
   const g = new Graph(device);
   const opts = { bias: b, out };
-  const y = c.variant ? linearQuant(g, x, w, opts, fn === 'matvec' ? 'matvec' : 'matmul', c.variant) : { linear, matmul, matvec }[fn](g, x, w, opts);
+  const y = c.variant
+    ? linearQuant(g, x, w, opts, fn === 'matvec' ? 'matvec' : 'matmul', c.variant)
+    : { linear, matmul, matvec }[fn](g, x, w, opts);
   expect(y).toBe(out);
   await g.run();
   const what = `${fn} ${c.variant?.preset ?? 'default'}${c.variant?.reduce ? `/${c.variant.reduce}` : ''} ${format}w ${act}a${c.bias ? ` +${c.bias} bias` : ''} M=${M} N=${N} K=${K}${c.chunkRows ? ` chunks of ${c.chunkRows}` : ''}`;
@@ -61,7 +65,14 @@ async function check(c: Case): Promise<number> {
 }
 
 // [N, K]: K a multiple of the block, and not (1, 7, 127, 4097: a short last block of padding codes).
-const SHAPES: [number, number][] = [[1, 1], [3, 7], [17, 127], [127, 64], [4097, 32], [7, 4097]];
+const SHAPES: [number, number][] = [
+  [1, 1],
+  [3, 7],
+  [17, 127],
+  [127, 64],
+  [4097, 32],
+  [7, 4097],
+];
 const FORMATS = Object.keys(QUANT_FORMATS) as QuantFormat[];
 
 describe.each(FORMATS)('%s: linear over rows, shapes and bias (the default variant)', (format) => {
@@ -83,7 +94,13 @@ describe.each(FORMATS)('%s: every variant', (format) => {
     it(`${variant.preset}${variant.reduce ? ` (${variant.reduce} reduction)` : ''}`, async (ctx) => {
       if (variant.reduce === 'subgroup' && !device.has('subgroups')) return ctx.skip('the adapter lacks subgroups');
       for (const M of [1, 9, 130]) {
-        for (const [N, K] of [[17, 127], [130, 64], [65, 100], [9, 1100]]) await check({ M, N, K, format, fn, variant, bias: M === 9 ? 'f32' : undefined });
+        for (const [N, K] of [
+          [17, 127],
+          [130, 64],
+          [65, 100],
+          [9, 1100],
+        ])
+          await check({ M, N, K, format, fn, variant, bias: M === 9 ? 'f32' : undefined });
       }
     });
   }
@@ -91,7 +108,20 @@ describe.each(FORMATS)('%s: every variant', (format) => {
   it('bcast8x4 (forced)', async (ctx) => {
     if (!canBroadcast(device)) return ctx.skip('the adapter lacks subgroups of 8 or more');
     for (const M of [1, 9]) {
-      for (const [N, K] of [[17, 127], [130, 63], [37, 64]]) await check({ M, N, K, format, fn: 'matmul', variant: { preset: 'bcast8x4' }, bias: M === 9 ? 'f32' : undefined });
+      for (const [N, K] of [
+        [17, 127],
+        [130, 63],
+        [37, 64],
+      ])
+        await check({
+          M,
+          N,
+          K,
+          format,
+          fn: 'matmul',
+          variant: { preset: 'bcast8x4' },
+          bias: M === 9 ? 'f32' : undefined,
+        });
     }
   });
 });
@@ -102,14 +132,23 @@ describe.each(FORMATS)('%s: split-K matvec sk32u2 (forced)', (format) => {
   // slices (a second pass); N ≥ 8192 gives two rows per team. Each case checks the dispatches against matvecPlan.
   const layout = QUANT_FORMATS[format];
   const sub: QuantLinearVariant = { preset: 'sk32u2', reduce: 'subgroup' };
-  const planned = (N: number, K: number, v: QuantLinearVariant, T: number) => matvecPlan(QUANT_LINEAR_PRESETS.sk32u2, T, N, blocksPerRow(layout, K), 32, v.slices);
+  const planned = (N: number, K: number, v: QuantLinearVariant, T: number) =>
+    matvecPlan(QUANT_LINEAR_PRESETS.sk32u2, T, N, blocksPerRow(layout, K), 32, v.slices);
   const T = () => Math.min(32, device.adapter.subgroupMinSize ?? 32);
   // The first case of a pipeline compiles it: lavapipe takes 10–40 s per q4 pipeline on a busy machine.
   const COMPILE_MS = 300_000;
   for (const M of [1, 2, 3, 4, 5, 6, 7, 8]) {
     it(`M = ${M}: N and K small and large, K split where N is small`, { timeout: COMPILE_MS }, async (ctx) => {
       if (!device.has('subgroups')) return ctx.skip('the adapter lacks subgroups');
-      for (const [i, [N, K]] of ([[1, 1], [7, 4097], [256, 2048], [130, 100], [8200, 40]] as const).entries()) {
+      for (const [i, [N, K]] of (
+        [
+          [1, 1],
+          [7, 4097],
+          [256, 2048],
+          [130, 100],
+          [8200, 40],
+        ] as const
+      ).entries()) {
         const n = await check({ M, N, K, format, fn: 'matvec', variant: sub, bias: i % 2 ? 'f32' : undefined });
         expect(n, `N=${N} K=${K}`).toBe(planned(N, K, sub, T()).slices > 1 ? 2 : 1);
       }
@@ -118,8 +157,14 @@ describe.each(FORMATS)('%s: split-K matvec sk32u2 (forced)', (format) => {
   it('shared reduction (teams of 32 lanes), forced slices', { timeout: COMPILE_MS }, async () => {
     const v: QuantLinearVariant = { preset: 'sk32u2', reduce: 'shared' };
     for (const M of [1, 8]) {
-      for (const [N, K] of [[65, 8200], [2050, 72]] as const) { // the per-element x path is met above
-        expect(await check({ M, N, K, format, fn: 'matvec', variant: v, bias: M === 8 ? 'f32' : undefined })).toBe(planned(N, K, v, 32).slices > 1 ? 2 : 1);
+      for (const [N, K] of [
+        [65, 8200],
+        [2050, 72],
+      ] as const) {
+        // the per-element x path is met above
+        expect(await check({ M, N, K, format, fn: 'matvec', variant: v, bias: M === 8 ? 'f32' : undefined })).toBe(
+          planned(N, K, v, 32).slices > 1 ? 2 : 1,
+        );
       }
     }
     expect(planned(2050, 72, v, 32)).toMatchObject({ R: 2, slices: 1 });
@@ -140,14 +185,44 @@ describe.each(FORMATS)('%s: chunked weights, dtypes', (format) => {
     await check({ M: 130, N: 37, K: 96, format, chunkRows: 5, bias: 'bf16' });
     await check({ M: 2, N: 23, K: 9, format, chunkRows: 1 });
     await check({ M: 70, N: 29, K: 63, format, chunkRows: 9, fn: 'matmul', variant: { preset: '64x64x32' } });
-    await check({ M: 4, N: 29, K: 64, format, chunkRows: 9, fn: 'matvec', variant: { preset: 'sk32u2', reduce: 'shared' } });
-    if (device.has('subgroups')) expect(await check({ M: 6, N: 37, K: 4097, format, chunkRows: 5, fn: 'matvec', variant: { preset: 'sk32u2' }, bias: 'f32' })).toBe(9); // K split
+    await check({
+      M: 4,
+      N: 29,
+      K: 64,
+      format,
+      chunkRows: 9,
+      fn: 'matvec',
+      variant: { preset: 'sk32u2', reduce: 'shared' },
+    });
+    if (device.has('subgroups'))
+      expect(
+        await check({
+          M: 6,
+          N: 37,
+          K: 4097,
+          format,
+          chunkRows: 5,
+          fn: 'matvec',
+          variant: { preset: 'sk32u2' },
+          bias: 'f32',
+        }),
+      ).toBe(9); // K split
   });
 
   it('f16 activations and bias', async (ctx) => {
     if (!device.has('shader-f16')) return ctx.skip('the adapter lacks shader-f16');
     for (const M of [1, 17]) await check({ M, N: 33, K: 96, format, act: 'f16', bias: 'f16' });
-    if (device.has('subgroups')) await check({ M: 4, N: 33, K: 2056, format, act: 'f16', bias: 'f16', fn: 'matvec', variant: { preset: 'sk32u2', slices: 2 } });
+    if (device.has('subgroups'))
+      await check({
+        M: 4,
+        N: 33,
+        K: 2056,
+        format,
+        act: 'f16',
+        bias: 'f16',
+        fn: 'matvec',
+        variant: { preset: 'sk32u2', slices: 2 },
+      });
   });
 });
 
@@ -169,14 +244,25 @@ describe('layout and routing', () => {
   it('routes M ≤ 8 to matvec and larger M to matmul, one dispatch per chunk, labelled with the format', async (ctx) => {
     if (!device.has('timestamp-query')) return ctx.skip('the adapter lacks timestamp-query');
     const layout = QUANT_FORMATS.q4;
-    const w = await QuantizedMatrix.fromHost(device, layout, [12, 64], quantizeRows(layout, normal(12 * 64, 1), 12, 64, 'w'), 'w', 5 * rowBytes(layout, 64).data);
-    for (const [M, family] of [[8, 'matvec'], [9, 'matmul']] as const) {
+    const w = await QuantizedMatrix.fromHost(
+      device,
+      layout,
+      [12, 64],
+      quantizeRows(layout, normal(12 * 64, 1), 12, 64, 'w'),
+      'w',
+      5 * rowBytes(layout, 64).data,
+    );
+    for (const [M, family] of [
+      [8, 'matvec'],
+      [9, 'matmul'],
+    ] as const) {
       const x = await Tensor.fromArray(device, 'f32', [M, 64], normal(M * 64, 2));
       const g = new Graph(device);
       linear(g, x, w);
       const labels = (await g.profile()).map((e) => e.label);
       expect(labels.length).toBe(3);
-      for (const l of labels) expect(l.startsWith(`${family}_q4w_f32a_${selectQuantPreset(device, M, family)}`), l).toBe(true);
+      for (const l of labels)
+        expect(l.startsWith(`${family}_q4w_f32a_${selectQuantPreset(device, M, family)}`), l).toBe(true);
       g.dispose();
       x.dispose();
     }
@@ -193,7 +279,13 @@ describe('layout and routing', () => {
 describe('bad input', () => {
   it('names a quantised weight whose K does not match x, and refuses more than 8 rows in matvec', async () => {
     const layout = QUANT_FORMATS.q8;
-    const w = await QuantizedMatrix.fromHost(device, layout, [8, 40], quantizeRows(layout, normal(320, 1), 8, 40, 'w'), 'lm_head.weight');
+    const w = await QuantizedMatrix.fromHost(
+      device,
+      layout,
+      [8, 40],
+      quantizeRows(layout, normal(320, 1), 8, 40, 'w'),
+      'lm_head.weight',
+    );
     const x = await Tensor.fromArray(device, 'f32', [2, 41], normal(82, 2), 'x');
     const x9 = await Tensor.fromArray(device, 'f32', [9, 40], normal(360, 2), 'x9');
     const g = new Graph(device);

@@ -14,7 +14,21 @@ import MATVEC_WGSL from './matvec_quant.wgsl.js';
 import TILED_WGSL from './matmul_quant.wgsl.js';
 import { type ActDType, type WeightDType, assertShape, prelude } from './prelude.js';
 import { grid1d } from './grid.js';
-import { type KernelShape, LINEAR_PARAMS, LINEAR_PARAMS_FIELDS, type LinearOptions, MATVEC_MAX_ROWS, PLAIN_IO, type SplitKPreset, broadcastShape, canBroadcast, canReduceWithSubgroups, checkLinearIO, dispatchSplitK, isCpuAdapter } from './linear-common.js';
+import {
+  type KernelShape,
+  LINEAR_PARAMS,
+  LINEAR_PARAMS_FIELDS,
+  type LinearOptions,
+  MATVEC_MAX_ROWS,
+  PLAIN_IO,
+  type SplitKPreset,
+  broadcastShape,
+  canBroadcast,
+  canReduceWithSubgroups,
+  checkLinearIO,
+  dispatchSplitK,
+  isCpuAdapter,
+} from './linear-common.js';
 import { type QuantizedMatrix, blocksPerRow, quantReader, rowBytes, wordsPerBlock } from './quant.js';
 
 /**
@@ -66,18 +80,29 @@ export function selectQuantPreset(device: Device, M: number, kind: 'matmul' | 'm
 }
 
 /** linear() over a quantised W, through the matvec or matmul kernels (or a forced variant). One dispatch per chunk. */
-export function linearQuant(g: Graph, x: Tensor, w: QuantizedMatrix, opts: LinearOptions, kind: 'matmul' | 'matvec', variant: QuantLinearVariant = {}): Tensor {
+export function linearQuant(
+  g: Graph,
+  x: Tensor,
+  w: QuantizedMatrix,
+  opts: LinearOptions,
+  kind: 'matmul' | 'matvec',
+  variant: QuantLinearVariant = {},
+): Tensor {
   const { M, N, K } = checkQuantArgs(g.device, kind, x, w, opts);
   const name = variant.preset ?? selectQuantPreset(g.device, M, kind);
   const preset: QuantLinearPreset = QUANT_LINEAR_PRESETS[name];
   if ((kind === 'matvec' || preset.kind === 'splitk') && M > MATVEC_MAX_ROWS) {
-    throw new InputError(`${kind}: x '${x.label}' [${x.shape.join(', ')}] has ${M} rows; at most ${MATVEC_MAX_ROWS} go through matvec`);
+    throw new InputError(
+      `${kind}: x '${x.label}' [${x.shape.join(', ')}] has ${M} rows; at most ${MATVEC_MAX_ROWS} go through matvec`,
+    );
   }
   const y = opts.out ?? g.tensor(x.dtype, [...x.shape.slice(0, -1), N], `${kind}_out`);
   if (M === 0) return y;
   const act = x.dtype as ActDType;
   const bias = opts.bias;
-  const head = (subgroups: boolean) => prelude({ act, weights: { b: bias ? (bias.dtype as WeightDType) : act }, subgroups }) + quantReader(w.layout, { dequant: preset.kind === 'tiled' });
+  const head = (subgroups: boolean) =>
+    prelude({ act, weights: { b: bias ? (bias.dtype as WeightDType) : act }, subgroups }) +
+    quantReader(w.layout, { dequant: preset.kind === 'tiled' });
   const label = `${kind}_${w.layout.name}w_${act}a_${name}`;
   if (preset.kind === 'splitk') {
     const reduce = variant.reduce ?? (canReduceWithSubgroups(g.device) ? 'subgroup' : 'shared');
@@ -85,7 +110,22 @@ export function linearQuant(g: Graph, x: Tensor, w: QuantizedMatrix, opts: Linea
     const source = (io: string, subgroups: boolean) => head(subgroups) + io + QUANT_BINDINGS + MATVEC_WGSL;
     // A block (32 bytes of codes, two 16-byte loads) is the unit; x8 reads vec4 pairs where K is a multiple of 8.
     const units = { units: blocksPerRow(w.layout, K), unitBytes: 4 * wordsPerBlock(w.layout), xVector: K % 8 === 0 };
-    dispatchSplitK(g, { preset, name, label, reduce, x, y, bias, M, N, K, chunks, source, slices: variant.slices, ...units });
+    dispatchSplitK(g, {
+      preset,
+      name,
+      label,
+      reduce,
+      x,
+      y,
+      bias,
+      M,
+      N,
+      K,
+      chunks,
+      source,
+      slices: variant.slices,
+      ...units,
+    });
     return y;
   }
   const k = kernelFor(g.device, preset, name, M);
@@ -95,7 +135,10 @@ export function linearQuant(g: Graph, x: Tensor, w: QuantizedMatrix, opts: Linea
     const tiles = tilesN * Math.ceil(M / k.rowsPerTile);
     g.dispatch({
       kernel: { label: label + k.suffix, code, constants: k.constants },
-      uniforms: { layout: LINEAR_PARAMS, values: { M, N, K, rows: c.rows, col0: c.rowStart, tiles_n: tilesN, tiles, has_bias: bias ? 1 : 0 } },
+      uniforms: {
+        layout: LINEAR_PARAMS,
+        values: { M, N, K, rows: c.rows, col0: c.rowStart, tiles_n: tilesN, tiles, has_bias: bias ? 1 : 0 },
+      },
       // Without a bias, x stands in for the unused binding.
       inputs: [x, c.data, c.scales, bias ?? x],
       outputs: [y],
@@ -110,12 +153,25 @@ type KernelChoice = KernelShape & { code: string };
 function kernelFor(device: Device, p: Exclude<QuantLinearPreset, SplitKPreset>, name: string, M: number): KernelChoice {
   if (p.kind === 'tiled') {
     const WG = (p.BM / p.TM) * (p.BN / p.TN);
-    return { suffix: '', code: TILED_WGSL, constants: { BM: p.BM, BN: p.BN, TM: p.TM, TN: p.TN, WG }, subgroups: false, rowsPerTile: p.BM, colsPerTile: p.BN };
+    return {
+      suffix: '',
+      code: TILED_WGSL,
+      constants: { BM: p.BM, BN: p.BN, TM: p.TM, TN: p.TN, WG },
+      subgroups: false,
+      rowsPerTile: p.BM,
+      colsPerTile: p.BN,
+    };
   }
   return { ...broadcastShape(device, p, name, M), code: BROADCAST_WGSL };
 }
 
-function checkQuantArgs(device: Device, what: string, x: Tensor, w: QuantizedMatrix, opts: LinearOptions): { M: number; N: number; K: number } {
+function checkQuantArgs(
+  device: Device,
+  what: string,
+  x: Tensor,
+  w: QuantizedMatrix,
+  opts: LinearOptions,
+): { M: number; N: number; K: number } {
   const dims = checkLinearIO(device, what, x, w, opts);
   const b = rowBytes(w.layout, dims.K);
   for (const c of w.chunks) {

@@ -6,14 +6,22 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Device } from '@glm4v/core';
 import { LINEAR_PRESETS, linearSource, matmulWeightDType, selectLinearPreset } from './matmul.js';
-import { type MatrixShape, type SubgroupMatrixPreset, matrixShapeFor, subgroupMatrixKernel, subgroupMatrixSource, subgroupMatrixBytes } from './matmul_subgroup_matrix.js';
+import {
+  type MatrixShape,
+  type SubgroupMatrixPreset,
+  matrixShapeFor,
+  subgroupMatrixKernel,
+  subgroupMatrixSource,
+  subgroupMatrixBytes,
+} from './matmul_subgroup_matrix.js';
 
 let nullDevice: Device | undefined;
 let why = '';
 beforeAll(async () => {
   try {
     nullDevice = await Device.create({ backend: 'null' });
-    if (!nullDevice.has('chromium-experimental-subgroup-matrix')) why = "Dawn's null backend does not offer chromium-experimental-subgroup-matrix here";
+    if (!nullDevice.has('chromium-experimental-subgroup-matrix'))
+      why = "Dawn's null backend does not offer chromium-experimental-subgroup-matrix here";
   } catch (e) {
     why = `Dawn's null backend is unavailable: ${(e as Error).message}`;
   }
@@ -37,11 +45,17 @@ const SHAPES: [MatrixShape, number][] = [
 
 describe('tensor-core kernel WGSL (Dawn null backend)', () => {
   for (const [shape, sg] of SHAPES) {
-    for (const [act, vector] of [['f32', true], ['f16', false]] as const) {
+    for (const [act, vector] of [
+      ['f32', true],
+      ['f16', false],
+    ] as const) {
       it(`compiles cleanly with ${shape.operand} ${shape.M}×${shape.N}×${shape.K} matrices, subgroups of ${sg}, ${act} x, ${vector ? 'vec4' : 'per-element'} weights`, async (ctx) => {
         if (!nullDevice || why) return ctx.skip(why);
         const k = subgroupMatrixSource(LINEAR_PRESETS.sm128x128, shape, sg, 16, false);
-        const code = linearSource({ head: k.head, code: k.tail, subgroups: true }, { act, wd: vector ? 'f16' : 'bf16', bias: act, vector });
+        const code = linearSource(
+          { head: k.head, code: k.tail, subgroups: true },
+          { act, wd: vector ? 'f16' : 'bf16', bias: act, vector },
+        );
         expect(await messages(nullDevice, code)).toEqual([]);
       });
     }
@@ -54,18 +68,40 @@ describe('tensor-core kernel WGSL (Dawn null backend)', () => {
     const shape: MatrixShape = { operand: 'f16', M: 16, N: 16, K: 16 };
     const k = subgroupMatrixKernel(nullDevice, preset, 'sm32x64', { shape });
     expect(k.WG).toBe(2 * nullDevice.adapter.subgroupMaxSize!);
-    const code = linearSource({ head: k.head, code: k.tail, subgroups: true }, { act: 'f32', wd: 'f16', bias: 'f32', vector: true });
-    await expect(nullDevice.pipelines.get({ label: 'sm32x64_check', code }, ['uniform', 'read', 'read', 'read', 'write'])).resolves.toBeDefined();
+    const code = linearSource(
+      { head: k.head, code: k.tail, subgroups: true },
+      { act: 'f32', wd: 'f16', bias: 'f32', vector: true },
+    );
+    await expect(
+      nullDevice.pipelines.get({ label: 'sm32x64_check', code }, ['uniform', 'read', 'read', 'read', 'write']),
+    ).resolves.toBeDefined();
   });
 });
 
 /** A stand-in device with the given subgroup-matrix configs and limits. */
-function fakeDevice(configs: { componentType: string; resultComponentType: string; M: number; N: number; K: number }[], o: { f16?: boolean; sg?: number; storage?: number } = {}): Device {
-  const features = new Set(['subgroups', 'chromium-experimental-subgroup-matrix', ...(o.f16 === false ? [] : ['shader-f16'])]);
+function fakeDevice(
+  configs: { componentType: string; resultComponentType: string; M: number; N: number; K: number }[],
+  o: { f16?: boolean; sg?: number; storage?: number } = {},
+): Device {
+  const features = new Set([
+    'subgroups',
+    'chromium-experimental-subgroup-matrix',
+    ...(o.f16 === false ? [] : ['shader-f16']),
+  ]);
   return {
     has: (f: string) => features.has(f),
-    adapter: { subgroupMinSize: o.sg ?? 32, subgroupMaxSize: o.sg ?? 32, subgroupMatrixConfigs: configs, isFallbackAdapter: false, architecture: 'fake' },
-    limits: { maxComputeInvocationsPerWorkgroup: 1024, maxComputeWorkgroupSizeX: 1024, maxComputeWorkgroupStorageSize: o.storage ?? 32768 },
+    adapter: {
+      subgroupMinSize: o.sg ?? 32,
+      subgroupMaxSize: o.sg ?? 32,
+      subgroupMatrixConfigs: configs,
+      isFallbackAdapter: false,
+      architecture: 'fake',
+    },
+    limits: {
+      maxComputeInvocationsPerWorkgroup: 1024,
+      maxComputeWorkgroupSizeX: 1024,
+      maxComputeWorkgroupStorageSize: o.storage ?? 32768,
+    },
   } as unknown as Device;
 }
 
@@ -92,7 +128,9 @@ describe('matrix shape choice', () => {
     expect(k.workgroupBytes).toBe(subgroupMatrixBytes(preset, { operand: 'f16', M: 16, N: 16, K: 16 }, 16));
     expect(k.workgroupBytes).toBeLessThanOrEqual(32768);
     expect(matrixShapeFor(fakeDevice([f16f32], { storage: 16384 }), preset)).toBeUndefined();
-    expect(() => subgroupMatrixKernel(fakeDevice([f16f32], { storage: 16384 }), preset, 'sm128x128')).toThrow(/sm128x128.*lacks/);
+    expect(() => subgroupMatrixKernel(fakeDevice([f16f32], { storage: 16384 }), preset, 'sm128x128')).toThrow(
+      /sm128x128.*lacks/,
+    );
   });
 
   it('refuses a workgroup larger than the device allows', () => {

@@ -39,7 +39,8 @@ export function matrixShapeFor(device: Device, preset: SubgroupMatrixPreset): Ma
   for (const operand of ['f16', 'f32'] as const) {
     if (operand === 'f16' && !device.has('shader-f16')) continue;
     for (const c of device.adapter.subgroupMatrixConfigs) {
-      if (c.componentType === operand && c.resultComponentType === 'f32') shapes.push({ operand, M: c.M, N: c.N, K: c.K });
+      if (c.componentType === operand && c.resultComponentType === 'f32')
+        shapes.push({ operand, M: c.M, N: c.N, K: c.K });
     }
   }
   return shapes.find((s) => layoutError(device, preset, s, device.adapter.subgroupMaxSize ?? 0) === undefined);
@@ -48,9 +49,12 @@ export function matrixShapeFor(device: Device, preset: SubgroupMatrixPreset): Ma
 /** Why `shape` cannot run `preset` on this device with subgroups of `sg`, or undefined when it can. */
 function layoutError(device: Device, p: SubgroupMatrixPreset, s: MatrixShape, sg: number): string | undefined {
   const WG = p.SGM * p.SGN * sg;
-  if (p.BM % (p.SGM * s.M) !== 0 || p.BN % (p.SGN * s.N) !== 0) return `its ${p.BM}×${p.BN} tile does not split into ${s.M}×${s.N} matrices over ${p.SGM}×${p.SGN} subgroups`;
-  if (WG === 0 || WG > device.limits.maxComputeInvocationsPerWorkgroup || WG > device.limits.maxComputeWorkgroupSizeX) return `a workgroup of ${p.SGM * p.SGN} subgroups of ${sg} exceeds the device's limits`;
-  if (subgroupMatrixDepth(p, s, device.limits.maxComputeWorkgroupStorageSize) === undefined) return `its tiles do not fit ${device.limits.maxComputeWorkgroupStorageSize} bytes of workgroup memory`;
+  if (p.BM % (p.SGM * s.M) !== 0 || p.BN % (p.SGN * s.N) !== 0)
+    return `its ${p.BM}×${p.BN} tile does not split into ${s.M}×${s.N} matrices over ${p.SGM}×${p.SGN} subgroups`;
+  if (WG === 0 || WG > device.limits.maxComputeInvocationsPerWorkgroup || WG > device.limits.maxComputeWorkgroupSizeX)
+    return `a workgroup of ${p.SGM * p.SGN} subgroups of ${sg} exceeds the device's limits`;
+  if (subgroupMatrixDepth(p, s, device.limits.maxComputeWorkgroupStorageSize) === undefined)
+    return `its tiles do not fit ${device.limits.maxComputeWorkgroupStorageSize} bytes of workgroup memory`;
   return undefined;
 }
 
@@ -72,28 +76,61 @@ export interface SubgroupMatrixOptions {
 }
 
 /** The kernel for `preset` on this device; throws InputError naming `name` when it cannot run here. */
-export function subgroupMatrixKernel(device: Device, preset: SubgroupMatrixPreset, name: string, opts: SubgroupMatrixOptions = {}): SubgroupMatrixKernel {
-  if (!device.has('subgroups')) throw new InputError(`variant '${name}' needs the subgroups feature, which this adapter lacks`);
+export function subgroupMatrixKernel(
+  device: Device,
+  preset: SubgroupMatrixPreset,
+  name: string,
+  opts: SubgroupMatrixOptions = {},
+): SubgroupMatrixKernel {
+  if (!device.has('subgroups'))
+    throw new InputError(`variant '${name}' needs the subgroups feature, which this adapter lacks`);
   const shape = opts.shape ?? matrixShapeFor(device, preset);
-  if (!shape) throw new InputError(`variant '${name}' needs the chromium-experimental-subgroup-matrix feature with a matrix shape fitting its tile, which this adapter lacks`);
-  if (shape.operand === 'f16' && !device.has('shader-f16')) throw new InputError(`variant '${name}' with f16 operands needs shader-f16, which this adapter lacks`);
+  if (!shape)
+    throw new InputError(
+      `variant '${name}' needs the chromium-experimental-subgroup-matrix feature with a matrix shape fitting its tile, which this adapter lacks`,
+    );
+  if (shape.operand === 'f16' && !device.has('shader-f16'))
+    throw new InputError(`variant '${name}' with f16 operands needs shader-f16, which this adapter lacks`);
   // The builtins need a workgroup of whole subgroups of the largest size; the scalar stand-ins any size.
   const sg = opts.emulate ? device.adapter.subgroupMinSize! : device.adapter.subgroupMaxSize!;
   const problem = layoutError(device, preset, shape, sg);
-  if (problem) throw new InputError(`variant '${name}' cannot run with ${shape.operand} ${shape.M}×${shape.N}×${shape.K} matrices on this device: ${problem}`);
-  return subgroupMatrixSource(preset, shape, sg, subgroupMatrixDepth(preset, shape, device.limits.maxComputeWorkgroupStorageSize)!, opts.emulate ?? false);
+  if (problem)
+    throw new InputError(
+      `variant '${name}' cannot run with ${shape.operand} ${shape.M}×${shape.N}×${shape.K} matrices on this device: ${problem}`,
+    );
+  return subgroupMatrixSource(
+    preset,
+    shape,
+    sg,
+    subgroupMatrixDepth(preset, shape, device.limits.maxComputeWorkgroupStorageSize)!,
+    opts.emulate ?? false,
+  );
 }
 
 /** The kernel's WGSL for a given subgroup size and k-tile depth (no device checks). */
-export function subgroupMatrixSource(preset: SubgroupMatrixPreset, shape: MatrixShape, sg: number, BK: number, emulate: boolean): SubgroupMatrixKernel {
+export function subgroupMatrixSource(
+  preset: SubgroupMatrixPreset,
+  shape: MatrixShape,
+  sg: number,
+  BK: number,
+  emulate: boolean,
+): SubgroupMatrixKernel {
   const WG = preset.SGM * preset.SGN * sg;
   const directives =
-    (emulate ? '' : 'enable chromium_experimental_subgroup_matrix;\ndiagnostic(off, chromium.subgroup_matrix_uniformity);\n') +
+    (emulate
+      ? ''
+      : 'enable chromium_experimental_subgroup_matrix;\ndiagnostic(off, chromium.subgroup_matrix_uniformity);\n') +
     (shape.operand === 'f16' ? 'enable f16;\n' : '');
   const constants =
     `const SM = ${shape.M}u;\nconst SN = ${shape.N}u;\nconst SK = ${shape.K}u;\nconst BM = ${preset.BM}u;\nconst BN = ${preset.BN}u;\n` +
     `const BK = ${BK}u;\nconst SGM = ${preset.SGM}u;\nconst SGN = ${preset.SGN}u;\nconst WG = ${WG}u;\nalias TS = ${shape.operand};\n`;
-  return { head: directives, tail: constants + (emulate ? EMULATED : BUILTINS) + SUBGROUP_MATRIX_WGSL, WG, BK, workgroupBytes: subgroupMatrixBytes(preset, shape, BK) };
+  return {
+    head: directives,
+    tail: constants + (emulate ? EMULATED : BUILTINS) + SUBGROUP_MATRIX_WGSL,
+    WG,
+    BK,
+    workgroupBytes: subgroupMatrixBytes(preset, shape, BK),
+  };
 }
 
 /** The matrix functions on Dawn's builtins. */

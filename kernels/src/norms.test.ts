@@ -21,7 +21,14 @@ function rmsNormRef(x: Float64Array, w: Float64Array, rows: number, cols: number
   return y;
 }
 
-function layerNormRef(x: Float64Array, w: Float64Array, b: Float64Array, rows: number, cols: number, eps: number): Float64Array {
+function layerNormRef(
+  x: Float64Array,
+  w: Float64Array,
+  b: Float64Array,
+  rows: number,
+  cols: number,
+  eps: number,
+): Float64Array {
   const y = new Float64Array(rows * cols);
   for (let r = 0; r < rows; r++) {
     let mean = 0;
@@ -35,14 +42,22 @@ function layerNormRef(x: Float64Array, w: Float64Array, b: Float64Array, rows: n
   return y;
 }
 
-const SHAPES: [number, number][] = [[1, 1], [3, 7], [17, 64], [5, 4097], [2, 4096], [127, 1536]];
+const SHAPES: [number, number][] = [
+  [1, 1],
+  [3, 7],
+  [17, 64],
+  [5, 4097],
+  [2, 4096],
+  [127, 1536],
+];
 
 describe('rmsNorm', () => {
   for (const act of ['f32', 'f16'] as const) {
     for (const wd of ['f32', 'bf16', 'f16'] as const) {
       for (const [rows, cols] of SHAPES) {
         it(`${act} activations, ${wd} weight, [${rows}, ${cols}]`, async (ctx) => {
-          if ((act === 'f16' || wd === 'f16') && !device.has('shader-f16')) return ctx.skip('the adapter lacks shader-f16');
+          if ((act === 'f16' || wd === 'f16') && !device.has('shader-f16'))
+            return ctx.skip('the adapter lacks shader-f16');
           const seed = rows * 1000 + cols;
           const xs = asStored(act, normal(rows * cols, seed, 3));
           const ws = asStored(wd, normal(cols, seed + 1));
@@ -52,7 +67,12 @@ describe('rmsNorm', () => {
           const g = new Graph(device);
           rmsNorm(g, x, w, 1e-5, out);
           await g.run();
-          expectClose(await out.read(), rmsNormRef(xs, ws, rows, cols, 1e-5), TOLERANCE[act], `rmsNorm ${act}/${wd} [${rows}, ${cols}]`);
+          expectClose(
+            await out.read(),
+            rmsNormRef(xs, ws, rows, cols, 1e-5),
+            TOLERANCE[act],
+            `rmsNorm ${act}/${wd} [${rows}, ${cols}]`,
+          );
           g.dispose();
           for (const t of [x, w, out]) t.dispose();
         });
@@ -93,7 +113,12 @@ describe('rmsNormResidual', () => {
           await g.run();
           const added = rmsNormRef(ys, w1s, rows, cols, 1e-5).map((v, i) => v + xs[i]);
           expectClose(await x.read(), added, TOLERANCE[act], `rmsNormResidual x ${act} [${rows}, ${cols}]`);
-          expectClose(await out.read(), rmsNormRef(added, w2s, rows, cols, 1e-5), TOLERANCE[act], `rmsNormResidual out ${act} [${rows}, ${cols}]`);
+          expectClose(
+            await out.read(),
+            rmsNormRef(added, w2s, rows, cols, 1e-5),
+            TOLERANCE[act],
+            `rmsNormResidual out ${act} [${rows}, ${cols}]`,
+          );
           g.dispose();
           for (const t of [x, y, w1, w2, out]) t.dispose();
         });
@@ -105,7 +130,9 @@ describe('rmsNormResidual', () => {
     const x = await Tensor.fromArray(device, 'f32', [2, 8], new Float32Array(16), 'residual');
     const y = await Tensor.fromArray(device, 'f32', [2, 7], new Float32Array(14), 'o_proj_out');
     const w = await Tensor.fromArray(device, 'f32', [8], new Float32Array(8), 'post_self_attn_layernorm.weight');
-    expect(() => rmsNormResidual(new Graph(device), x, y, w, w, 1e-5)).toThrow(/branch 'o_proj_out' has shape \[2, 7\]; expected \[2, 8\]/);
+    expect(() => rmsNormResidual(new Graph(device), x, y, w, w, 1e-5)).toThrow(
+      /branch 'o_proj_out' has shape \[2, 7\]; expected \[2, 8\]/,
+    );
     expect(() => rmsNormResidual(new Graph(device), x, x, w, w, 1e-5)).toThrow(InputError);
     for (const t of [x, y, w]) t.dispose();
   });
@@ -127,7 +154,12 @@ describe('layerNorm', () => {
         layerNorm(g, x, w, b, 1e-5, out);
         await g.run();
         // cols = 1: the variance is exactly 0, so y = b; f32 rounding of x − mean is the only error
-        expectClose(await out.read(), layerNormRef(xs, ws, bs, rows, cols, 1e-5), TOLERANCE.f32, `layerNorm ${wd} [${rows}, ${cols}]`);
+        expectClose(
+          await out.read(),
+          layerNormRef(xs, ws, bs, rows, cols, 1e-5),
+          TOLERANCE.f32,
+          `layerNorm ${wd} [${rows}, ${cols}]`,
+        );
         g.dispose();
         for (const t of [x, w, b, out]) t.dispose();
       });
@@ -141,7 +173,9 @@ describe('norm argument checks', () => {
     const w = await Tensor.fromArray(device, 'f32', [4], new Float32Array(4), 'post_projection_norm.weight');
     const b = await Tensor.fromArray(device, 'i32', [4], new Int32Array(4), 'post_projection_norm.bias');
     const half = await Tensor.empty(device, 'f16', [2, 4], 'half_out');
-    expect(() => layerNorm(new Graph(device), x, w, w, 1e-5, half)).toThrow(/layerNorm output 'half_out' has dtype f16/);
+    expect(() => layerNorm(new Graph(device), x, w, w, 1e-5, half)).toThrow(
+      /layerNorm output 'half_out' has dtype f16/,
+    );
     expect(() => layerNorm(new Graph(device), x, w, b, 1e-5)).toThrow(/post_projection_norm\.bias' has dtype i32/);
     expect(() => rmsNorm(new Graph(device), x, w, 1e-5, half)).toThrow(InputError);
     for (const t of [x, w, b, half]) t.dispose();

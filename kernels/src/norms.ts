@@ -6,7 +6,16 @@ import RMSNORM_WGSL from './rmsnorm.wgsl.js';
 import RMSNORM_RESIDUAL_WGSL from './rmsnorm_residual.wgsl.js';
 import LAYERNORM_WGSL from './layernorm.wgsl.js';
 import WORKGROUP_SUM_WGSL from './workgroup_sum.wgsl.js';
-import { type ActDType, type WeightDType, assertDType, assertShape, checkActDType, prelude, rowsOf, variantTag } from './prelude.js';
+import {
+  type ActDType,
+  type WeightDType,
+  assertDType,
+  assertShape,
+  checkActDType,
+  prelude,
+  rowsOf,
+  variantTag,
+} from './prelude.js';
 import { grid1d } from './grid.js';
 import { isCpuAdapter } from './matmul.js';
 
@@ -32,7 +41,15 @@ function checkNorm(g: Graph, name: string, x: Tensor, params: readonly Tensor[],
 }
 
 /** One workgroup per row of x [rows, cols]: the shared dispatch of the three norm kernels. */
-function dispatchRows(g: Graph, label: string, code: string, x: Tensor, eps: number, inputs: Tensor[], outputs: Tensor[]): void {
+function dispatchRows(
+  g: Graph,
+  label: string,
+  code: string,
+  x: Tensor,
+  eps: number,
+  inputs: Tensor[],
+  outputs: Tensor[],
+): void {
   const wg = workgroupSize(g);
   g.dispatch({
     kernel: { label: `${label}_wg${wg}`, code, constants: { WG: wg } },
@@ -49,7 +66,15 @@ export function rmsNorm(g: Graph, x: Tensor, w: Tensor, eps: number, out?: Tenso
   checkNorm(g, 'rmsNorm', x, [w], y);
   const act = x.dtype as ActDType;
   const wd = w.dtype as WeightDType;
-  dispatchRows(g, `rmsnorm_${variantTag(wd, act)}`, prelude({ act, weights: { w: wd } }) + WORKGROUP_SUM_WGSL + RMSNORM_WGSL, x, eps, [x, w], [y]);
+  dispatchRows(
+    g,
+    `rmsnorm_${variantTag(wd, act)}`,
+    prelude({ act, weights: { w: wd } }) + WORKGROUP_SUM_WGSL + RMSNORM_WGSL,
+    x,
+    eps,
+    [x, w],
+    [y],
+  );
   return y;
 }
 
@@ -58,16 +83,35 @@ export function rmsNorm(g: Graph, x: Tensor, w: Tensor, eps: number, out?: Tenso
  * RMSNorm(x)·w2 (in `out` if given, else a new tensor), both with the same eps. y, x and out are [rows, cols] of
  * one activation dtype; x is updated before the second norm reads it, exactly as two separate rmsNorm calls would.
  */
-export function rmsNormResidual(g: Graph, x: Tensor, y: Tensor, w1: Tensor, w2: Tensor, eps: number, out?: Tensor): Tensor {
+export function rmsNormResidual(
+  g: Graph,
+  x: Tensor,
+  y: Tensor,
+  w1: Tensor,
+  w2: Tensor,
+  eps: number,
+  out?: Tensor,
+): Tensor {
   const normed = out ?? g.tensor(x.dtype, x.shape, 'rmsnorm_residual_out');
   checkNorm(g, 'rmsNormResidual', x, [w1, w2], normed);
   assertShape(`rmsNormResidual branch '${y.label}'`, y.shape, x.shape);
   assertDType(`rmsNormResidual branch '${y.label}'`, y.dtype, [x.dtype]);
-  if (y === x || normed === x || normed === y) throw new InputError(`rmsNormResidual: the residual '${x.label}', branch '${y.label}' and output '${normed.label}' must be three tensors`);
+  if (y === x || normed === x || normed === y)
+    throw new InputError(
+      `rmsNormResidual: the residual '${x.label}', branch '${y.label}' and output '${normed.label}' must be three tensors`,
+    );
   const act = x.dtype as ActDType;
   const weights = { w1: w1.dtype as WeightDType, w2: w2.dtype as WeightDType };
   const tag = weights.w1 === weights.w2 ? variantTag(weights.w1, act) : `${weights.w1}w_${variantTag(weights.w2, act)}`;
-  dispatchRows(g, `rmsnorm_residual_${tag}`, prelude({ act, weights }) + WORKGROUP_SUM_WGSL + RMSNORM_RESIDUAL_WGSL, x, eps, [y, w1, w2], [x, normed]);
+  dispatchRows(
+    g,
+    `rmsnorm_residual_${tag}`,
+    prelude({ act, weights }) + WORKGROUP_SUM_WGSL + RMSNORM_RESIDUAL_WGSL,
+    x,
+    eps,
+    [y, w1, w2],
+    [x, normed],
+  );
   return normed;
 }
 
@@ -77,6 +121,14 @@ export function layerNorm(g: Graph, x: Tensor, w: Tensor, b: Tensor, eps: number
   checkNorm(g, 'layerNorm', x, [w, b], y);
   const act = x.dtype as ActDType;
   const weights = { w: w.dtype as WeightDType, b: b.dtype as WeightDType };
-  dispatchRows(g, `layernorm_${variantTag(weights.w, act)}`, prelude({ act, weights }) + WORKGROUP_SUM_WGSL + LAYERNORM_WGSL, x, eps, [x, w, b], [y]);
+  dispatchRows(
+    g,
+    `layernorm_${variantTag(weights.w, act)}`,
+    prelude({ act, weights }) + WORKGROUP_SUM_WGSL + LAYERNORM_WGSL,
+    x,
+    eps,
+    [x, w, b],
+    [y],
+  );
   return y;
 }

@@ -14,7 +14,8 @@ function permuteRef<T extends Uint16Array | Uint32Array>(w: T, o: number, c: num
   const out = new (w.constructor as new (n: number) => T)(w.length);
   for (let oo = 0; oo < o; oo++) {
     for (let ch = 0; ch < c; ch++) {
-      for (let i = 0; i < 2; i++) for (let j = 0; j < 2; j++) out[oo * 4 * c + (2 * i + j) * c + ch] = w[((oo * c + ch) * 2 + i) * 2 + j];
+      for (let i = 0; i < 2; i++)
+        for (let j = 0; j < 2; j++) out[oo * 4 * c + (2 * i + j) * c + ch] = w[((oo * c + ch) * 2 + i) * 2 + j];
     }
   }
   return out;
@@ -22,10 +23,17 @@ function permuteRef<T extends Uint16Array | Uint32Array>(w: T, o: number, c: num
 
 function randomBits(n: number, seed: number, wide: boolean): Uint16Array | Uint32Array {
   const r = rng(seed);
-  return wide ? Uint32Array.from({ length: n }, () => Math.floor(r() * 2 ** 32)) : Uint16Array.from({ length: n }, () => Math.floor(r() * 2 ** 16));
+  return wide
+    ? Uint32Array.from({ length: n }, () => Math.floor(r() * 2 ** 32))
+    : Uint16Array.from({ length: n }, () => Math.floor(r() * 2 ** 16));
 }
 
-async function permuteOnGpu(dtype: 'f32' | 'f16' | 'bf16' | 'i32', o: number, c: number, bits: Uint16Array | Uint32Array) {
+async function permuteOnGpu(
+  dtype: 'f32' | 'f16' | 'bf16' | 'i32',
+  o: number,
+  c: number,
+  bits: Uint16Array | Uint32Array,
+) {
   const w = await Tensor.empty(device, dtype, [o, c, 2, 2], 'downsample.weight');
   w.writeBytes(new Uint8Array(bits.buffer, bits.byteOffset, bits.byteLength));
   const g = new Graph(device);
@@ -41,14 +49,28 @@ async function permuteOnGpu(dtype: 'f32' | 'f16' | 'bf16' | 'i32', o: number, c:
 
 describe('permuteDownsampleWeight', () => {
   for (const dtype of ['bf16', 'f16', 'f32'] as const) {
-    for (const [o, c] of [[1, 1], [3, 3], [7, 17], [5, 127], [1, 2], [3, 8], [2, 1536]] as const) {
+    for (const [o, c] of [
+      [1, 1],
+      [3, 3],
+      [7, 17],
+      [5, 127],
+      [1, 2],
+      [3, 8],
+      [2, 1536],
+    ] as const) {
       it(`${dtype} [${o}, ${c}, 2, 2] → [${o}, ${4 * c}], bit for bit`, async () => {
         const wide = dtype === 'f32';
         const bits = randomBits(o * c * 4, o * 1000 + c, wide);
         const bytes = await permuteOnGpu(dtype, o, c, bits);
-        const got = wide ? new Uint32Array(bytes.buffer, 0, bits.length) : new Uint16Array(bytes.buffer, 0, bits.length);
+        const got = wide
+          ? new Uint32Array(bytes.buffer, 0, bits.length)
+          : new Uint16Array(bytes.buffer, 0, bits.length);
         const ref = permuteRef(bits, o, c);
-        for (let k = 0; k < ref.length; k++) if (got[k] !== ref[k]) throw new Error(`${dtype} [${o}, ${c}]: element ${k} is 0x${got[k].toString(16)}, expected 0x${ref[k].toString(16)}`);
+        for (let k = 0; k < ref.length; k++)
+          if (got[k] !== ref[k])
+            throw new Error(
+              `${dtype} [${o}, ${c}]: element ${k} is 0x${got[k].toString(16)}, expected 0x${ref[k].toString(16)}`,
+            );
       });
     }
   }
@@ -62,10 +84,22 @@ describe('permuteDownsampleWeight', () => {
     const g = new Graph(device);
     const out = g.keep(permuteDownsampleWeight(g, w));
     await g.run();
-    for (const [lo, hi] of [[0, 8], [o - 200, o]]) { // rows lo..hi only, to stay fast
-      const got = new Uint16Array((await out.view([hi - lo, 4 * c], lo * 4 * c).readBytes()).buffer, 0, (hi - lo) * 4 * c);
+    for (const [lo, hi] of [
+      [0, 8],
+      [o - 200, o],
+    ]) {
+      // rows lo..hi only, to stay fast
+      const got = new Uint16Array(
+        (await out.view([hi - lo, 4 * c], lo * 4 * c).readBytes()).buffer,
+        0,
+        (hi - lo) * 4 * c,
+      );
       const ref = permuteRef(bits.subarray(lo * 4 * c, hi * 4 * c), hi - lo, c);
-      for (let k = 0; k < ref.length; k++) if (got[k] !== ref[k]) throw new Error(`row ${lo + Math.floor(k / (4 * c))}: element ${k % (4 * c)} is ${got[k]}, expected ${ref[k]}`);
+      for (let k = 0; k < ref.length; k++)
+        if (got[k] !== ref[k])
+          throw new Error(
+            `row ${lo + Math.floor(k / (4 * c))}: element ${k % (4 * c)} is ${got[k]}, expected ${ref[k]}`,
+          );
     }
     g.dispose();
     w.dispose();
@@ -80,7 +114,9 @@ describe('permuteDownsampleWeight', () => {
   it('rejects a weight that is not [O, C, 2, 2]', async () => {
     const w = await Tensor.empty(device, 'bf16', [8, 3, 2, 3], 'model.visual.downsample.weight');
     expect(() => permuteDownsampleWeight(new Graph(device), w)).toThrow(InputError);
-    expect(() => permuteDownsampleWeight(new Graph(device), w)).toThrow(/downsample\.weight.*\[8, 3, 2, 3\].*\[\?, \?, 2, 2\]/);
+    expect(() => permuteDownsampleWeight(new Graph(device), w)).toThrow(
+      /downsample\.weight.*\[8, 3, 2, 3\].*\[\?, \?, 2, 2\]/,
+    );
     w.dispose();
   });
 });
@@ -89,7 +125,14 @@ describe('permuteDownsampleWeight', () => {
 
 /** Conv3d, kernel = stride = (T, P, P), over patches whose vector holds img[ch][t][y][x] at ch·T·P·P + t·P·P + y·P + x. */
 /** Also returns the largest Σ|w·x| + |b| of an output: the natural scale of a dot product's rounding error. */
-function patchConvRef(px: Float64Array, s: number, w: Float64Array, b: Float64Array, o: number, [C, T, P]: number[]): [Float64Array, number] {
+function patchConvRef(
+  px: Float64Array,
+  s: number,
+  w: Float64Array,
+  b: Float64Array,
+  o: number,
+  [C, T, P]: number[],
+): [Float64Array, number] {
   const k = C * T * P * P;
   const out = new Float64Array(s * o);
   let mag = 0;
@@ -116,7 +159,14 @@ function patchConvRef(px: Float64Array, s: number, w: Float64Array, b: Float64Ar
 }
 
 /** The 2×2 stride-2 conv over each merge window, whose patch (i, j) is row 4n + 2i + j of x.  (docs/model.md#downsample) */
-function downsampleConvRef(x: Float64Array, s: number, c: number, w: Float64Array, b: Float64Array, o: number): [Float64Array, number] {
+function downsampleConvRef(
+  x: Float64Array,
+  s: number,
+  c: number,
+  w: Float64Array,
+  b: Float64Array,
+  o: number,
+): [Float64Array, number] {
   const out = new Float64Array((s / 4) * o);
   let mag = 0;
   for (let n = 0; n < s / 4; n++) {
@@ -141,14 +191,23 @@ function downsampleConvRef(x: Float64Array, s: number, c: number, w: Float64Arra
 
 describe('patchEmbed', () => {
   for (const wd of ['bf16', 'f32'] as const) {
-    for (const [s, hidden, dims] of [[1, 8, [3, 2, 14]], [17, 5, [3, 2, 14]]] as const) {
+    for (const [s, hidden, dims] of [
+      [1, 8, [3, 2, 14]],
+      [17, 5, [3, 2, 14]],
+    ] as const) {
       it(`${wd} weight [${hidden}, ${dims[0]}, ${dims[1]}, ${dims[2]}, ${dims[2]}], ${s} patches`, async () => {
         const k = dims[0] * dims[1] * dims[2] * dims[2];
         const px = asStored('f32', normal(s * k, s + k));
         const ws = asStored(wd, normal(hidden * k, hidden, 0.05));
         const bs = asStored(wd, normal(hidden, 3));
         const patches = await Tensor.fromArray(device, 'f32', [s, k], px, 'pixel_values');
-        const w = await Tensor.fromArray(device, wd, [hidden, dims[0], dims[1], dims[2], dims[2]], ws, 'patch_embed.proj.weight');
+        const w = await Tensor.fromArray(
+          device,
+          wd,
+          [hidden, dims[0], dims[1], dims[2], dims[2]],
+          ws,
+          'patch_embed.proj.weight',
+        );
         const b = await Tensor.fromArray(device, wd, [hidden], bs, 'patch_embed.proj.bias');
         const out = await poisoned(device, 'f32', [s, hidden]);
         const g = new Graph(device);
@@ -173,7 +232,12 @@ describe('patchEmbed', () => {
 });
 
 describe('downsample', () => {
-  for (const [s, c, o] of [[4, 3, 5], [12, 8, 7], [20, 17, 3], [8, 1536, 16]] as const) {
+  for (const [s, c, o] of [
+    [4, 3, 5],
+    [12, 8, 7],
+    [20, 17, 3],
+    [8, 1536, 16],
+  ] as const) {
     it(`bf16 weight [${o}, ${c}, 2, 2] permuted on the GPU, x [${s}, ${c}] → [${s / 4}, ${o}]`, async () => {
       const xs = asStored('f32', normal(s * c, s + c));
       const ws = asStored('bf16', normal(o * c * 4, o + c, 0.05));

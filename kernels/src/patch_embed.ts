@@ -15,7 +15,10 @@ const WG = 256;
  * dtype (16-bit types move as 16-bit elements). A GPU kernel, run once at load.  (docs/model.md#load-time-layout)
  */
 export function permuteDownsampleWeight(g: Graph, w: Tensor): Tensor {
-  if (w.shape.length !== 4) throw new InputError(`permuteDownsampleWeight weight '${w.label}' has shape [${w.shape.join(', ')}]; expected [O, C, 2, 2]`);
+  if (w.shape.length !== 4)
+    throw new InputError(
+      `permuteDownsampleWeight weight '${w.label}' has shape [${w.shape.join(', ')}]; expected [O, C, 2, 2]`,
+    );
   assertShape(`permuteDownsampleWeight weight '${w.label}'`, w.shape, [undefined, undefined, 2, 2]);
   const [o, c] = w.shape;
   const out = g.tensor(w.dtype, [o, 4 * c], `${w.label}.permuted`);
@@ -41,10 +44,16 @@ export function permuteDownsampleWeight(g: Graph, w: Tensor): Tensor {
  * (Glm4vVisionPatchEmbed; docs/model.md#patch-embedding)
  */
 export function patchEmbed(g: Graph, patches: Tensor, w: Tensor, b: Tensor): Tensor {
-  if (w.shape.length < 2) throw new InputError(`patchEmbed weight '${w.label}' has shape [${w.shape.join(', ')}]; expected [hidden, C, T, P, P] or [hidden, K]`);
+  if (w.shape.length < 2)
+    throw new InputError(
+      `patchEmbed weight '${w.label}' has shape [${w.shape.join(', ')}]; expected [hidden, C, T, P, P] or [hidden, K]`,
+    );
   const hidden = w.shape[0];
   const k = hidden === 0 ? 0 : w.numel / hidden;
-  if (patches.shape.length !== 2) throw new InputError(`patchEmbed patches '${patches.label}' has shape [${patches.shape.join(', ')}]; expected [S, ${k}]`);
+  if (patches.shape.length !== 2)
+    throw new InputError(
+      `patchEmbed patches '${patches.label}' has shape [${patches.shape.join(', ')}]; expected [S, ${k}]`,
+    );
   assertShape(`patchEmbed patches '${patches.label}'`, patches.shape, [undefined, k]);
   assertShape(`patchEmbed bias '${b.label}'`, b.shape, [hidden]);
   return linear(g, patches, w.shape.length === 2 ? w : w.reshape([hidden, k]), { bias: b }); // [S, K] -> [S, hidden]
@@ -57,7 +66,9 @@ export function patchEmbed(g: Graph, patches: Tensor, w: Tensor, b: Tensor): Ten
  */
 export function downsample(g: Graph, x: Tensor, wPermuted: Tensor, b: Tensor): Tensor {
   if (x.shape.length !== 2 || x.shape[0] % 4 !== 0) {
-    throw new InputError(`downsample input '${x.label}' has shape [${x.shape.join(', ')}]; expected [S, C] with S a multiple of 4 (whole 2×2 windows)`);
+    throw new InputError(
+      `downsample input '${x.label}' has shape [${x.shape.join(', ')}]; expected [S, C] with S a multiple of 4 (whole 2×2 windows)`,
+    );
   }
   const [s, c] = x.shape;
   assertShape(`downsample weight '${wPermuted.label}'`, wPermuted.shape, [undefined, 4 * c]);

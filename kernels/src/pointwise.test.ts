@@ -41,7 +41,13 @@ const SIZES = [1, 3, 7, 17, 127, 4097, 4096 * 3];
 describe('float64 references', () => {
   it('erfc64 matches known values', () => {
     // erfc(0.5), erfc(1), erfc(3), erfc(5), erfc(9) to 16 digits (from tables of the error function)
-    const known: [number, number][] = [[0.5, 0.4795001221869535], [1, 0.15729920705028513], [3, 2.209049699858544e-5], [5, 1.5374597944280349e-12], [9, 4.13703174651381e-37]];
+    const known: [number, number][] = [
+      [0.5, 0.4795001221869535],
+      [1, 0.15729920705028513],
+      [3, 2.209049699858544e-5],
+      [5, 1.5374597944280349e-12],
+      [9, 4.13703174651381e-37],
+    ];
     for (const [z, v] of known) expect(Math.abs(erfc64(z) - v) / v).toBeLessThan(1e-13);
   });
 });
@@ -81,7 +87,15 @@ describe('gelu', () => {
 });
 
 describe('siluMul', () => {
-  const SHAPES: [number, number][] = [[1, 1], [1, 3], [3, 8], [7, 17], [17, 127], [2, 4097], [3, 4096]];
+  const SHAPES: [number, number][] = [
+    [1, 1],
+    [1, 3],
+    [3, 8],
+    [7, 17],
+    [17, 127],
+    [2, 4097],
+    [3, 4096],
+  ];
   for (const act of ['f32', 'f16'] as const) {
     for (const [m, i] of SHAPES) {
       it(`${act}, fused gate_up [${m}, ${2 * i}] → [${m}, ${i}]`, async (ctx) => {
@@ -93,14 +107,19 @@ describe('siluMul', () => {
         siluMul(g, x, undefined, out);
         await g.run();
         const ref = new Float64Array(m * i);
-        for (let r = 0; r < m; r++) for (let c = 0; c < i; c++) ref[r * i + c] = silu(gu[r * 2 * i + c]) * gu[r * 2 * i + i + c];
+        for (let r = 0; r < m; r++)
+          for (let c = 0; c < i; c++) ref[r * i + c] = silu(gu[r * 2 * i + c]) * gu[r * 2 * i + i + c];
         expectClose(await out.read(), ref, TOLERANCE[act], `siluMul fused ${act} [${m}, ${i}]`);
         g.dispose();
         x.dispose();
         out.dispose();
       });
     }
-    for (const [m, i] of [[1, 3], [17, 127], [3, 4096]] as const) {
+    for (const [m, i] of [
+      [1, 3],
+      [17, 127],
+      [3, 4096],
+    ] as const) {
       it(`${act}, separate gate and up [${m}, ${i}]`, async (ctx) => {
         if (act === 'f16' && !device.has('shader-f16')) return ctx.skip('the adapter lacks shader-f16');
         const gs = asStored(act, normal(m * i, i, 4));
@@ -111,7 +130,12 @@ describe('siluMul', () => {
         const g = new Graph(device);
         siluMul(g, gate, up, out);
         await g.run();
-        expectClose(await out.read(), gs.map((v, k) => silu(v) * us[k]), TOLERANCE[act], `siluMul ${act} [${m}, ${i}]`);
+        expectClose(
+          await out.read(),
+          gs.map((v, k) => silu(v) * us[k]),
+          TOLERANCE[act],
+          `siluMul ${act} [${m}, ${i}]`,
+        );
         g.dispose();
         for (const t of [gate, up, out]) t.dispose();
       });
@@ -174,7 +198,10 @@ describe('add, addInPlace', () => {
     const g = new Graph(device);
     addInPlace(g, a, b);
     await g.run();
-    for (const [lo, hi] of [[0, 4096], [n - 300_001, n]]) {
+    for (const [lo, hi] of [
+      [0, 4096],
+      [n - 300_001, n],
+    ]) {
       const ref = Float64Array.from({ length: hi - lo }, (_, i) => f16ToF32(as[lo + i]) + f16ToF32(bs[lo + i]));
       expectClose(await a.view([hi - lo], lo).read(), ref, TOLERANCE.f16, `addInPlace 2-D grid [${lo}, ${hi})`); // only these come back
     }

@@ -13,13 +13,29 @@ type Op = 'silu_mul_fused' | 'silu_mul' | 'gelu_erf' | 'add' | 'add_inplace';
 
 /** The alias lines that pick the vector width of pointwise.wgsl (V, and its f32/u32/i32 counterparts). */
 function widthPrelude(width: 1 | 4): string {
-  return width === 4 ? 'alias V = vec4<A>;\nalias VF = vec4f;\nalias VU = vec4u;\nalias VI = vec4i;\n' : 'alias V = A;\nalias VF = f32;\nalias VU = u32;\nalias VI = i32;\n';
+  return width === 4
+    ? 'alias V = vec4<A>;\nalias VF = vec4f;\nalias VU = vec4u;\nalias VI = vec4i;\n'
+    : 'alias V = A;\nalias VF = f32;\nalias VU = u32;\nalias VI = i32;\n';
 }
 
-function record(g: Graph, op: Op, act: ActDType, width: 1 | 4, numel: number, cols: number, inputs: Tensor[], outputs: Tensor[]): void {
+function record(
+  g: Graph,
+  op: Op,
+  act: ActDType,
+  width: 1 | 4,
+  numel: number,
+  cols: number,
+  inputs: Tensor[],
+  outputs: Tensor[],
+): void {
   const n = numel / width;
   g.dispatch({
-    kernel: { label: `${op}_${act}a${width === 4 ? '_v4' : ''}`, code: prelude({ act }) + widthPrelude(width) + POINTWISE_WGSL, entryPoint: op, constants: { WG } },
+    kernel: {
+      label: `${op}_${act}a${width === 4 ? '_v4' : ''}`,
+      code: prelude({ act }) + widthPrelude(width) + POINTWISE_WGSL,
+      entryPoint: op,
+      constants: { WG },
+    },
     uniforms: { layout: PARAMS, values: { n, cols: cols / width } },
     inputs,
     outputs,
@@ -51,7 +67,10 @@ export function siluMul(g: Graph, gateUp: Tensor, up?: Tensor, out?: Tensor): Te
     checkSame('siluMul up', up, gateUp);
     outShape = [...gateUp.shape];
   } else {
-    if (gateUp.shape.length === 0 || last % 2 !== 0) throw new InputError(`siluMul gate_up '${gateUp.label}' has shape [${gateUp.shape.join(', ')}]; expected an even last dimension [..., 2I]`);
+    if (gateUp.shape.length === 0 || last % 2 !== 0)
+      throw new InputError(
+        `siluMul gate_up '${gateUp.label}' has shape [${gateUp.shape.join(', ')}]; expected an even last dimension [..., 2I]`,
+      );
     outShape = [...gateUp.shape.slice(0, -1), last / 2];
   }
   const cols = outShape.length > 0 ? outShape[outShape.length - 1] : 1;

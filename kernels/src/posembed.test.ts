@@ -33,7 +33,8 @@ function posEmbedRef(table: Float64Array, G: number, C: number, patches: ArrayLi
     const iyNw = Math.floor(iy);
     const wx = cubicCoefficients(ix - ixNw);
     const wy = cubicCoefficients(iy - iyNw);
-    const value = (y: number, x: number, ch: number) => table[(clipCoordinate(y, G) * G + clipCoordinate(x, G)) * C + ch];
+    const value = (y: number, x: number, ch: number) =>
+      table[(clipCoordinate(y, G) * G + clipCoordinate(x, G)) * C + ch];
     for (let ch = 0; ch < C; ch++) {
       let e = 0;
       for (let i = 0; i < 4; i++) {
@@ -51,14 +52,23 @@ function posEmbedRef(table: Float64Array, G: number, C: number, patches: ArrayLi
 function imagePatches(gh: number, gw: number): number[] {
   const out: number[] = [];
   if (gh % 2 === 0 && gw % 2 === 0) {
-    for (let bh = 0; bh < gh / 2; bh++) for (let bw = 0; bw < gw / 2; bw++) for (let mh = 0; mh < 2; mh++) for (let mw = 0; mw < 2; mw++) out.push(2 * bh + mh, 2 * bw + mw, gh, gw);
+    for (let bh = 0; bh < gh / 2; bh++)
+      for (let bw = 0; bw < gw / 2; bw++)
+        for (let mh = 0; mh < 2; mh++) for (let mw = 0; mw < 2; mw++) out.push(2 * bh + mh, 2 * bw + mw, gh, gw);
   } else {
     for (let r = 0; r < gh; r++) for (let c = 0; c < gw; c++) out.push(r, c, gh, gw);
   }
   return out;
 }
 
-async function run(wd: 'f32' | 'f16' | 'bf16', G: number, C: number, grids: [number, number][], seed: number, act: 'f32' | 'f16' = 'f32') {
+async function run(
+  wd: 'f32' | 'f16' | 'bf16',
+  G: number,
+  C: number,
+  grids: [number, number][],
+  seed: number,
+  act: 'f32' | 'f16' = 'f32',
+) {
   const table = asStored(wd, normal(G * G * C, seed));
   const list = Int32Array.from(grids.flatMap(([gh, gw]) => imagePatches(gh, gw)));
   const S = list.length / 4;
@@ -76,23 +86,58 @@ async function run(wd: 'f32' | 'f16' | 'bf16', G: number, C: number, grids: [num
 
 describe('posEmbedBicubic', () => {
   it('reproduces the table exactly when the image grid equals the table grid (24 and 7)', async () => {
-    for (const [G, C] of [[24, 40], [7, 17]]) {
+    for (const [G, C] of [
+      [24, 40],
+      [7, 17],
+    ]) {
       const { table, got } = await run('bf16', G, C, [[G, G]], G);
       // raster order (G odd) or merge-window order: map each output row back to its table row
       const order = imagePatches(G, G);
       for (let s = 0; s < G * G; s++) {
         const row = order[4 * s] * G + order[4 * s + 1];
         for (let ch = 0; ch < C; ch++) {
-          if (got[s * C + ch] !== table[row * C + ch]) throw new Error(`G ${G}: patch ${s} channel ${ch} is ${got[s * C + ch]}, table has ${table[row * C + ch]}`);
+          if (got[s * C + ch] !== table[row * C + ch])
+            throw new Error(`G ${G}: patch ${s} channel ${ch} is ${got[s * C + ch]}, table has ${table[row * C + ch]}`);
         }
       }
     }
   });
 
   const CASES: { name: string; G: number; C: number; grids: [number, number][] }[] = [
-    { name: 'G 24: smaller, larger and non-square grids in one batch', G: 24, C: 40, grids: [[8, 8], [48, 60], [6, 38], [24, 24], [2, 2]] },
-    { name: 'G 24: 1×1 and odd grids, C 1', G: 24, C: 1, grids: [[1, 1], [3, 7], [17, 5]] },
-    { name: 'G 7 (tiny): smaller, larger, non-square', G: 7, C: 17, grids: [[4, 6], [10, 14], [2, 2], [7, 7], [16, 4]] },
+    {
+      name: 'G 24: smaller, larger and non-square grids in one batch',
+      G: 24,
+      C: 40,
+      grids: [
+        [8, 8],
+        [48, 60],
+        [6, 38],
+        [24, 24],
+        [2, 2],
+      ],
+    },
+    {
+      name: 'G 24: 1×1 and odd grids, C 1',
+      G: 24,
+      C: 1,
+      grids: [
+        [1, 1],
+        [3, 7],
+        [17, 5],
+      ],
+    },
+    {
+      name: 'G 7 (tiny): smaller, larger, non-square',
+      G: 7,
+      C: 17,
+      grids: [
+        [4, 6],
+        [10, 14],
+        [2, 2],
+        [7, 7],
+        [16, 4],
+      ],
+    },
     { name: 'G 24: real width 1536, a 20×28 image', G: 24, C: 1536, grids: [[20, 28]] },
   ];
   for (const wd of ['f32', 'bf16', 'f16'] as const) {
@@ -108,7 +153,17 @@ describe('posEmbedBicubic', () => {
 
   it('f16 output', async (ctx) => {
     if (!device.has('shader-f16')) return ctx.skip('the adapter lacks shader-f16');
-    const { table, list, got } = await run('bf16', 7, 17, [[4, 6], [10, 14]], 3, 'f16');
+    const { table, list, got } = await run(
+      'bf16',
+      7,
+      17,
+      [
+        [4, 6],
+        [10, 14],
+      ],
+      3,
+      'f16',
+    );
     expectClose(got, posEmbedRef(table, 7, 17, list), TOLERANCE.f16, 'posEmbed f16 out');
   });
 
@@ -139,8 +194,12 @@ describe('posEmbedBicubic', () => {
     const t = await Tensor.empty(device, 'bf16', [576, 8], 'position_embedding.weight');
     const p = await Tensor.empty(device, 'i32', [5, 3], 'patch_coords');
     const p4 = await Tensor.empty(device, 'i32', [5, 4], 'patch_coords');
-    expect(() => posEmbedBicubic(new Graph(device), t, p4, { gridSize: 7 })).toThrow(/position_embedding\.weight.*\[576, 8\].*\[49, \?\]/);
-    expect(() => posEmbedBicubic(new Graph(device), t, p, { gridSize: 24 })).toThrow(/patch_coords.*\[5, 3\].*\[\?, 4\]/);
+    expect(() => posEmbedBicubic(new Graph(device), t, p4, { gridSize: 7 })).toThrow(
+      /position_embedding\.weight.*\[576, 8\].*\[49, \?\]/,
+    );
+    expect(() => posEmbedBicubic(new Graph(device), t, p, { gridSize: 24 })).toThrow(
+      /patch_coords.*\[5, 3\].*\[\?, 4\]/,
+    );
     expect(() => posEmbedBicubic(new Graph(device), t, p4, { gridSize: 24, accumulate: true })).toThrow(InputError);
     for (const o of [t, p, p4]) o.dispose();
   });

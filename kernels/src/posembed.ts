@@ -2,7 +2,15 @@
 
 import { type Graph, InputError, type Tensor, UniformLayout } from '@glm4v/core';
 import POSEMBED_WGSL from './posembed.wgsl.js';
-import { type ActDType, type WeightDType, assertDType, assertShape, checkActDType, prelude, variantTag } from './prelude.js';
+import {
+  type ActDType,
+  type WeightDType,
+  assertDType,
+  assertShape,
+  checkActDType,
+  prelude,
+  variantTag,
+} from './prelude.js';
 import { grid1d, rowWorkgroupSize } from './grid.js';
 
 const PARAMS = new UniformLayout('rows: u32, cols: u32, grid: u32');
@@ -27,11 +35,17 @@ export function posEmbedBicubic(g: Graph, table: Tensor, patches: Tensor, opts: 
   if (!Number.isInteger(G) || G < 1) throw new InputError(`posEmbedBicubic: gridSize ${G} is not a positive integer`);
   assertDType(`posEmbedBicubic table '${table.label}'`, table.dtype, ['f32', 'f16', 'bf16']);
   checkActDType(g.device, table.dtype, `posEmbedBicubic table '${table.label}'`);
-  if (table.shape.length !== 2) throw new InputError(`posEmbedBicubic table '${table.label}' has shape [${table.shape.join(', ')}]; expected [${G * G}, C]`);
+  if (table.shape.length !== 2)
+    throw new InputError(
+      `posEmbedBicubic table '${table.label}' has shape [${table.shape.join(', ')}]; expected [${G * G}, C]`,
+    );
   assertShape(`posEmbedBicubic table '${table.label}'`, table.shape, [G * G, undefined]);
   const cols = table.shape[1];
   assertDType(`posEmbedBicubic patches '${patches.label}'`, patches.dtype, ['i32']);
-  if (patches.shape.length !== 2) throw new InputError(`posEmbedBicubic patches '${patches.label}' has shape [${patches.shape.join(', ')}]; expected [S, 4]`);
+  if (patches.shape.length !== 2)
+    throw new InputError(
+      `posEmbedBicubic patches '${patches.label}' has shape [${patches.shape.join(', ')}]; expected [S, 4]`,
+    );
   assertShape(`posEmbedBicubic patches '${patches.label}'`, patches.shape, [undefined, 4]);
   const rows = patches.shape[0];
   if (opts.accumulate && !opts.out) throw new InputError('posEmbedBicubic: accumulate needs an out tensor');

@@ -48,12 +48,16 @@ export function assertDType(what: string, got: DType, allowed: readonly DType[])
 
 export function assertShape(what: string, got: readonly number[], expected: readonly (number | undefined)[]): void {
   const ok = got.length === expected.length && expected.every((e, i) => e === undefined || e === got[i]);
-  if (!ok) throw new InputError(`${what} has shape [${got.join(', ')}]; expected [${expected.map((e) => e ?? '?').join(', ')}]`);
+  if (!ok)
+    throw new InputError(
+      `${what} has shape [${got.join(', ')}]; expected [${expected.map((e) => e ?? '?').join(', ')}]`,
+    );
 }
 
 /** f16 data (activations or weights) needs shader-f16. */
 export function checkActDType(device: Device, act: DType, what: string): void {
-  if (act === 'f16' && !device.has('shader-f16')) throw new InputError(`${what}: f16 data needs the shader-f16 feature, which this adapter lacks`);
+  if (act === 'f16' && !device.has('shader-f16'))
+    throw new InputError(`${what}: f16 data needs the shader-f16 feature, which this adapter lacks`);
 }
 
 /** Rows of a tensor seen as [rows, last dimension] (0 when the last dimension is 0). */

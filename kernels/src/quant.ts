@@ -106,13 +106,23 @@ export class QuantizedMatrix {
     const limit = Math.min(device.limits.maxStorageBufferBindingSize, maxBytes);
     const b = rowBytes(layout, shape[1]);
     const rows = Math.floor(limit / Math.max(b.data, b.scales));
-    if (rows < 1) throw new LimitError(`one ${layout.name} row of ${shape[1]} weights (${b.data} bytes of codes) does not fit a storage binding of ${limit} bytes`);
+    if (rows < 1)
+      throw new LimitError(
+        `one ${layout.name} row of ${shape[1]} weights (${b.data} bytes of codes) does not fit a storage binding of ${limit} bytes`,
+      );
     return Math.min(rows, shape[0]);
   }
 
   /** Uninitialised chunks in pooled buffers. */
-  static async empty(device: Device, layout: QuantLayout, shape: readonly number[], label = 'qmatrix', maxChunkBytes = Infinity): Promise<QuantizedMatrix> {
-    if (shape.length !== 2 || numelOf(shape) === 0) throw new InputError(`'${label}': a quantised matrix is [N, K] with N, K ≥ 1, got [${shape.join(', ')}]`);
+  static async empty(
+    device: Device,
+    layout: QuantLayout,
+    shape: readonly number[],
+    label = 'qmatrix',
+    maxChunkBytes = Infinity,
+  ): Promise<QuantizedMatrix> {
+    if (shape.length !== 2 || numelOf(shape) === 0)
+      throw new InputError(`'${label}': a quantised matrix is [N, K] with N, K ≥ 1, got [${shape.join(', ')}]`);
     const [N, K] = shape;
     const per = QuantizedMatrix.rowsPerChunk(device, layout, shape, maxChunkBytes);
     const b = rowBytes(layout, K);
@@ -142,19 +152,34 @@ export class QuantizedMatrix {
     const scaleHalves = b.scales / 2;
     const n = q.data.length / dataWords;
     if (!Number.isInteger(n) || q.scales.length !== n * scaleHalves || row0 < 0 || row0 + n > this.rows) {
-      throw new InputError(`'${this.label}': ${q.data.length} code words and ${q.scales.length} scales at row ${row0} are not whole rows inside [0, ${this.rows})`);
+      throw new InputError(
+        `'${this.label}': ${q.data.length} code words and ${q.scales.length} scales at row ${row0} are not whole rows inside [0, ${this.rows})`,
+      );
     }
     for (const c of this.chunks) {
       const a = Math.max(row0, c.rowStart);
       const e = Math.min(row0 + n, c.rowStart + c.rows);
       if (a >= e) continue;
-      c.data.writeBytes(bytesOf(q.data.subarray((a - row0) * dataWords, (e - row0) * dataWords)), (a - c.rowStart) * b.data);
-      c.scales.writeBytes(bytesOf(q.scales.subarray((a - row0) * scaleHalves, (e - row0) * scaleHalves)), (a - c.rowStart) * b.scales);
+      c.data.writeBytes(
+        bytesOf(q.data.subarray((a - row0) * dataWords, (e - row0) * dataWords)),
+        (a - c.rowStart) * b.data,
+      );
+      c.scales.writeBytes(
+        bytesOf(q.scales.subarray((a - row0) * scaleHalves, (e - row0) * scaleHalves)),
+        (a - c.rowStart) * b.scales,
+      );
     }
   }
 
   /** Chunks holding `q` (the whole matrix), for tests and small weights. */
-  static async fromHost(device: Device, layout: QuantLayout, shape: readonly [number, number], q: QuantizedRows, label = 'qmatrix', maxChunkBytes = Infinity): Promise<QuantizedMatrix> {
+  static async fromHost(
+    device: Device,
+    layout: QuantLayout,
+    shape: readonly [number, number],
+    q: QuantizedRows,
+    label = 'qmatrix',
+    maxChunkBytes = Infinity,
+  ): Promise<QuantizedMatrix> {
     const m = await QuantizedMatrix.empty(device, layout, shape, label, maxChunkBytes);
     try {
       m.writeRows(0, q);
@@ -214,7 +239,7 @@ const DEQUANT8 =
   '  let dm = qscale(row, bk);\n' +
   '  let at = (row * blocks + bk) * QWORDS + t * QSTEP;\n' +
   '  let c = qcodes(w[at], w[at + QSTEP - 1u]);\n' +
-  '  let scale = vec4f(dm.x) * QPOS; // w = d·(u − QOFFSET) + m, the codes\' byte positions undone\n' +
+  "  let scale = vec4f(dm.x) * QPOS; // w = d·(u − QOFFSET) + m, the codes' byte positions undone\n" +
   '  let shift = vec4f(dm.y - dm.x * QOFFSET);\n' +
   '  return QW(fma(c.a, scale, shift), fma(c.b, scale, shift));\n}\n';
 

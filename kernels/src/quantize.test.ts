@@ -4,7 +4,14 @@
 import { describe, expect, it } from 'vitest';
 import { InputError, bf16ToF32, f16ToF32 } from '@glm4v/core';
 import { normal, rng } from '@glm4v/core/testing';
-import { QUANT_FORMATS, type QuantLayout, type QuantizedRows, blocksPerRow, scaleWordsPerRow, wordsPerBlock } from './quant.js';
+import {
+  QUANT_FORMATS,
+  type QuantLayout,
+  type QuantizedRows,
+  blocksPerRow,
+  scaleWordsPerRow,
+  wordsPerBlock,
+} from './quant.js';
 import { dequantizeRows, f16Bits, quantizeRows, widenToF32 } from './quantize.js';
 
 const LAYOUTS = Object.values(QUANT_FORMATS);
@@ -30,14 +37,22 @@ function nearestF16(v: number): number {
 }
 
 /** Reference codes and scales: per block, d (and m) by the documented rule, each code by search over all codes. */
-function quantizeRef(l: QuantLayout, w: ArrayLike<number>, rows: number, K: number): { codes: Int32Array; d: number[]; m: number[] } {
+function quantizeRef(
+  l: QuantLayout,
+  w: ArrayLike<number>,
+  rows: number,
+  K: number,
+): { codes: Int32Array; d: number[]; m: number[] } {
   const codes = new Int32Array(rows * K);
   const d: number[] = [];
   const m: number[] = [];
   for (let r = 0; r < rows; r++) {
     for (let k0 = 0; k0 < K; k0 += l.block) {
       const v = Array.from({ length: Math.min(l.block, K - k0) }, (_, i) => w[r * K + k0 + i]);
-      const dBits = l.bits === 8 ? nearestF16(Math.max(...v.map(Math.abs)) / 127) : nearestF16((Math.max(...v) - Math.min(...v)) / 15);
+      const dBits =
+        l.bits === 8
+          ? nearestF16(Math.max(...v.map(Math.abs)) / 127)
+          : nearestF16((Math.max(...v) - Math.min(...v)) / 15);
       const mBits = l.bits === 8 ? 0 : nearestF16(Math.min(...v));
       d.push(dBits);
       m.push(mBits);
@@ -59,7 +74,12 @@ function quantizeRef(l: QuantLayout, w: ArrayLike<number>, rows: number, K: numb
 }
 
 /** Codes and scales read back from the packed arrays as quant.ts documents the layout. */
-function unpack(l: QuantLayout, q: QuantizedRows, rows: number, K: number): { codes: Int32Array; d: number[]; m: number[] } {
+function unpack(
+  l: QuantLayout,
+  q: QuantizedRows,
+  rows: number,
+  K: number,
+): { codes: Int32Array; d: number[]; m: number[] } {
   const codes = new Int32Array(rows * K);
   const d: number[] = [];
   const m: number[] = [];
@@ -91,14 +111,31 @@ function expectSameAsReference(l: QuantLayout, w: Float32Array, rows: number, K:
   expect(got.d, `${l.name} scales`).toEqual(ref.d);
   expect(got.m, `${l.name} mins`).toEqual(ref.m);
   const bad = got.codes.findIndex((c, i) => c !== ref.codes[i]);
-  if (bad >= 0) expect.fail(`${l.name} K=${K}: code of weight ${bad} (${w[bad]}) is ${got.codes[bad]}, reference ${ref.codes[bad]}`);
+  if (bad >= 0)
+    expect.fail(
+      `${l.name} K=${K}: code of weight ${bad} (${w[bad]}) is ${got.codes[bad]}, reference ${ref.codes[bad]}`,
+    );
   return q;
 }
 
 describe('f16Bits (a double to the nearest f16)', () => {
   it('matches the search reference on random doubles over the whole range and at the edges', () => {
     const r = rng(7);
-    const values = [0, -0, 1, 65504, 65519.99, 65520, 1e6, 2 ** -24, 2 ** -25, 2 ** -25 * 1.0001, 3 * 2 ** -25, 2 ** -14, 2 ** -14 - 2 ** -25];
+    const values = [
+      0,
+      -0,
+      1,
+      65504,
+      65519.99,
+      65520,
+      1e6,
+      2 ** -24,
+      2 ** -25,
+      2 ** -25 * 1.0001,
+      3 * 2 ** -25,
+      2 ** -14,
+      2 ** -14 - 2 ** -25,
+    ];
     for (let i = 0; i < 20000; i++) values.push((r() - 0.5) * 2 ** (r() * 44 - 28));
     for (let i = 1; i < 0x7bff; i += 97) values.push((F16[i] + F16[i + 1]) / 2, -(F16[i] + F16[i + 1]) / 2); // exact ties
     for (const v of values) expect(f16Bits(v), `${v}`).toBe(nearestF16(v));
@@ -147,7 +184,8 @@ describe('quantizeRows against the float64 reference', () => {
       w[K + 2] = -25;
       const q = expectSameAsReference(l, w, 2, K);
       const back = dequantizeRows(l, q, 2, K);
-      const err = (a: number, b: number) => Math.max(...Array.from({ length: b - a }, (_, i) => Math.abs(back[a + i] - w[a + i])));
+      const err = (a: number, b: number) =>
+        Math.max(...Array.from({ length: b - a }, (_, i) => Math.abs(back[a + i] - w[a + i])));
       expect(err(0, l.block)).toBeLessThan(l.bits === 8 ? 5e-4 : 3e-3); // the block before the outlier keeps its precision
       expect(err(l.block, 2 * l.block)).toBeLessThan(l.bits === 8 ? 0.16 : 1.4); // half a step of a range of 40
     });
@@ -165,7 +203,9 @@ describe('quantizeRows against the float64 reference', () => {
           const v = Array.from(w.subarray(r * K + b * l.block, r * K + Math.min(K, (b + 1) * l.block)));
           const step = l.bits === 8 ? Math.max(...v.map(Math.abs)) / 127 : (Math.max(...v) - Math.min(...v)) / 15;
           const mRounding = l.bits === 8 ? 0 : 2 ** -11 * Math.abs(Math.min(...v)); // m is min(w) rounded to f16
-          v.forEach((x, i) => expect(Math.abs(back[r * K + b * l.block + i] - x)).toBeLessThanOrEqual(step * 0.502 + mRounding));
+          v.forEach((x, i) =>
+            expect(Math.abs(back[r * K + b * l.block + i] - x)).toBeLessThanOrEqual(step * 0.502 + mRounding),
+          );
         }
       }
     });
@@ -174,7 +214,9 @@ describe('quantizeRows against the float64 reference', () => {
       const w = normal(2 * 40, 1, 0.1);
       w[40 + 35] = NaN;
       expect(() => quantizeRows(l, w, 2, 40, 'layers.3.q_proj.weight', 8)).toThrow(InputError);
-      expect(() => quantizeRows(l, w, 2, 40, 'layers.3.q_proj.weight', 8)).toThrow(/'layers\.3\.q_proj\.weight' to q\d: row 9 has a non-finite weight \(NaN\) at column 35/);
+      expect(() => quantizeRows(l, w, 2, 40, 'layers.3.q_proj.weight', 8)).toThrow(
+        /'layers\.3\.q_proj\.weight' to q\d: row 9 has a non-finite weight \(NaN\) at column 35/,
+      );
       w[40 + 35] = Infinity;
       expect(() => quantizeRows(l, w, 2, 40, 'w')).toThrow(/non-finite weight \(Infinity\)/);
       const big = new Float32Array(32).fill(1e7);

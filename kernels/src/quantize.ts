@@ -11,7 +11,14 @@
 // needed; loading quantises with exactly this code, and `glm4v-run quantize` writes its output.
 
 import { InputError, f16ToF32, type DType } from '@glm4v/core';
-import { type QuantLayout, type QuantizedRows, blocksPerRow, rowBytes, scaleWordsPerRow, wordsPerBlock } from './quant.js';
+import {
+  type QuantLayout,
+  type QuantizedRows,
+  blocksPerRow,
+  rowBytes,
+  scaleWordsPerRow,
+  wordsPerBlock,
+} from './quant.js';
 
 /** Nearest to even, for |x| < 2^52. */
 function rne(x: number): number {
@@ -57,11 +64,21 @@ export function quantizedSize(l: QuantLayout, rows: number, K: number): { words:
  * Quantises `rows` rows of K weights (row-major in `src`) into `out` (allocated when not given). `label` and
  * `row0` (the first row's index in the whole matrix) name the place of a bad value in errors.
  */
-export function quantizeRows(l: QuantLayout, src: Float32Array, rows: number, K: number, label: string, row0 = 0, out?: QuantizedRows): QuantizedRows {
+export function quantizeRows(
+  l: QuantLayout,
+  src: Float32Array,
+  rows: number,
+  K: number,
+  label: string,
+  row0 = 0,
+  out?: QuantizedRows,
+): QuantizedRows {
   const size = quantizedSize(l, rows, K);
-  if (src.length < rows * K) throw new InputError(`quantising '${label}': ${src.length} values given for ${rows} rows of ${K}`);
+  if (src.length < rows * K)
+    throw new InputError(`quantising '${label}': ${src.length} values given for ${rows} rows of ${K}`);
   const q = out ?? { data: new Uint32Array(size.words), scales: new Uint16Array(size.halves) };
-  if (q.data.length < size.words || q.scales.length < size.halves) throw new InputError(`quantising '${label}': output arrays too small for ${rows} rows`);
+  if (q.data.length < size.words || q.scales.length < size.halves)
+    throw new InputError(`quantising '${label}': output arrays too small for ${rows} rows`);
   const blocks = blocksPerRow(l, K);
   const blockBytes = wordsPerBlock(l) * 4;
   const scaleHalves = 2 * scaleWordsPerRow(l, K);
@@ -73,18 +90,34 @@ export function quantizeRows(l: QuantLayout, src: Float32Array, rows: number, K:
       const k0 = r * K + b * l.block;
       const n = Math.min(K - b * l.block, l.block);
       const at = (r * blocks + b) * blockBytes;
-      const ok = l.bits === 8 ? q8Block(src, k0, n, l.block, bytes, at, q.scales, r * scaleHalves + b, table) : q4Block(src, k0, n, l.block, bytes, at, q.scales, r * scaleHalves + 2 * b, table);
+      const ok =
+        l.bits === 8
+          ? q8Block(src, k0, n, l.block, bytes, at, q.scales, r * scaleHalves + b, table)
+          : q4Block(src, k0, n, l.block, bytes, at, q.scales, r * scaleHalves + 2 * b, table);
       if (!ok) throw badBlock(src, k0, k0 + n, l, label, row0 + r, b);
     }
   }
   return q;
 }
 
-function badBlock(src: Float32Array, k0: number, k1: number, l: QuantLayout, label: string, row: number, b: number): InputError {
+function badBlock(
+  src: Float32Array,
+  k0: number,
+  k1: number,
+  l: QuantLayout,
+  label: string,
+  row: number,
+  b: number,
+): InputError {
   for (let k = k0; k < k1; k++) {
-    if (!Number.isFinite(src[k])) return new InputError(`quantising '${label}' to ${l.name}: row ${row} has a non-finite weight (${src[k]}) at column ${b * l.block + k - k0}`);
+    if (!Number.isFinite(src[k]))
+      return new InputError(
+        `quantising '${label}' to ${l.name}: row ${row} has a non-finite weight (${src[k]}) at column ${b * l.block + k - k0}`,
+      );
   }
-  return new InputError(`quantising '${label}' to ${l.name}: row ${row}, block ${b} holds weights too large for an f16 scale (|w| up to ${Math.max(...Array.from(src.subarray(k0, k1), Math.abs))})`);
+  return new InputError(
+    `quantising '${label}' to ${l.name}: row ${row}, block ${b} holds weights too large for an f16 scale (|w| up to ${Math.max(...Array.from(src.subarray(k0, k1), Math.abs))})`,
+  );
 }
 
 /**
@@ -109,7 +142,17 @@ function code4(v: number, d: number, inv: number): number {
 }
 
 /** One q8 block: n weights from src[k0] into `block` code bytes at bytes[at] (two's complement); false when a weight is not finite or the scale overflows f16. */
-function q8Block(src: Float32Array, k0: number, n: number, block: number, bytes: Uint8Array, at: number, scales: Uint16Array, si: number, table: Float32Array): boolean {
+function q8Block(
+  src: Float32Array,
+  k0: number,
+  n: number,
+  block: number,
+  bytes: Uint8Array,
+  at: number,
+  scales: Uint16Array,
+  si: number,
+  table: Float32Array,
+): boolean {
   let amax = 0;
   let bad = 0;
   for (let k = k0; k < k0 + n; k++) {
@@ -129,7 +172,17 @@ function q8Block(src: Float32Array, k0: number, n: number, block: number, bytes:
 }
 
 /** One q4 block: n weights from src[k0] into `block` / 2 code bytes at bytes[at]; false when a weight is not finite or the scale or min overflows f16. */
-function q4Block(src: Float32Array, k0: number, n: number, block: number, bytes: Uint8Array, at: number, scales: Uint16Array, si: number, table: Float32Array): boolean {
+function q4Block(
+  src: Float32Array,
+  k0: number,
+  n: number,
+  block: number,
+  bytes: Uint8Array,
+  at: number,
+  scales: Uint16Array,
+  si: number,
+  table: Float32Array,
+): boolean {
   let lo = Infinity;
   let hi = -Infinity;
   let bad = 0;
@@ -149,7 +202,8 @@ function q4Block(src: Float32Array, k0: number, n: number, block: number, bytes:
   if (d === 0 || n < block) {
     // byte i of the word of weights 8j..8j+7: weight 8j + i in the low nibble, 8j + 4 + i in the high one
     const code = (k: number) => (k < n && d !== 0 ? code4(src[k0 + k] - m, d, 1 / d) : 0);
-    for (let k = 0; k < block; k += 8) for (let i = 0; i < 4; i++) bytes[at + (k >> 1) + i] = code(k + i) | (code(k + 4 + i) << 4);
+    for (let k = 0; k < block; k += 8)
+      for (let i = 0; i < 4; i++) bytes[at + (k >> 1) + i] = code(k + i) | (code(k + 4 + i) << 4);
     return true;
   }
   const inv = 1 / d;
@@ -204,7 +258,10 @@ export function widenToF32(dtype: SourceDType, bytes: Uint8Array, out: Float32Ar
     return out.subarray(0, bytes.byteLength / 4);
   }
   const n = bytes.byteLength / 2;
-  const src = bytes.byteOffset % 2 === 0 ? new Uint16Array(bytes.buffer, bytes.byteOffset, n) : new Uint16Array(bytes.slice().buffer);
+  const src =
+    bytes.byteOffset % 2 === 0
+      ? new Uint16Array(bytes.buffer, bytes.byteOffset, n)
+      : new Uint16Array(bytes.slice().buffer);
   if (dtype === 'bf16') {
     const bits = new Uint32Array(out.buffer, out.byteOffset, n);
     for (let i = 0; i < n; i++) bits[i] = src[i] << 16;

@@ -47,8 +47,8 @@ describe('fillRandom', () => {
         if (n >= 4097) {
           const m = moments(va);
           expect(Math.abs(m.mean)).toBeLessThan((4 * scale) / Math.sqrt(3 * n));
-          expect(m.variance / (scale * scale / 3)).toBeGreaterThan(0.9);
-          expect(m.variance / (scale * scale / 3)).toBeLessThan(1.1);
+          expect(m.variance / ((scale * scale) / 3)).toBeGreaterThan(0.9);
+          expect(m.variance / ((scale * scale) / 3)).toBeLessThan(1.1);
         }
         g.dispose();
         for (const t of [a, b, c]) t.dispose();

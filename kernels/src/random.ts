@@ -12,7 +12,8 @@ const WG = 256;
 const KIND = { f32: 0, bf16: 1, f16: 2, u32: 3 } as const;
 
 function fillTensor(g: Graph, t: Tensor, seed: number, scale: number, first: number): void {
-  if (t.dtype === 'i32') throw new InputError(`fillRandom: '${t.label}' has dtype ${t.dtype}; expected a float type or u32`);
+  if (t.dtype === 'i32')
+    throw new InputError(`fillRandom: '${t.label}' has dtype ${t.dtype}; expected a float type or u32`);
   const words = t.byteSize / 4;
   g.dispatch({
     kernel: { label: `random_uniform_${t.dtype}`, code: RANDOM_WGSL, constants: { WG, OUT_KIND: KIND[t.dtype] } },

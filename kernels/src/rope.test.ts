@@ -12,7 +12,12 @@ beforeAll(async () => {
 afterAll(() => device?.dispose());
 
 type Sections = readonly [number, number, number];
-interface TextCase { heads: number; headDim: number; rotaryDim: number; sections: Sections }
+interface TextCase {
+  heads: number;
+  headDim: number;
+  rotaryDim: number;
+  sections: Sections;
+}
 const GLM: TextCase = { heads: 4, headDim: 128, rotaryDim: 64, sections: [8, 12, 12] };
 const TINY: TextCase = { heads: 2, headDim: 16, rotaryDim: 8, sections: [1, 2, 1] };
 
@@ -21,7 +26,14 @@ const TINY: TextCase = { heads: 2, headDim: 16, rotaryDim: 8, sections: [1, 2, 1
 const f = Math.fround;
 
 /** Text M-RoPE, interleaved pairs, sections over frequency pairs. pos: [3][S] (t, h, w). */
-function ropeTextRef(x: Float64Array, rows: number, c: TextCase, omega: ArrayLike<number>, pos: ArrayLike<number>, mode: 'right' | 'sections-on-dims' | 'half-split' = 'right'): Float64Array {
+function ropeTextRef(
+  x: Float64Array,
+  rows: number,
+  c: TextCase,
+  omega: ArrayLike<number>,
+  pos: ArrayLike<number>,
+  mode: 'right' | 'sections-on-dims' | 'half-split' = 'right',
+): Float64Array {
   const y = Float64Array.from(x);
   const pairs = c.rotaryDim / 2;
   const [s0, s1] = c.sections;
@@ -45,7 +57,14 @@ function ropeTextRef(x: Float64Array, rows: number, c: TextCase, omega: ArrayLik
 }
 
 /** Vision 2-D RoPE, rotate-half over the whole head. coords: [S][2] (row, col). */
-function ropeVisionRef(x: Float64Array, rows: number, heads: number, headDim: number, omega: ArrayLike<number>, coords: ArrayLike<number>): Float64Array {
+function ropeVisionRef(
+  x: Float64Array,
+  rows: number,
+  heads: number,
+  headDim: number,
+  omega: ArrayLike<number>,
+  coords: ArrayLike<number>,
+): Float64Array {
   const y = Float64Array.from(x);
   const half = headDim / 2;
   const quarter = headDim / 4;
@@ -78,7 +97,14 @@ async function runText(act: 'f32' | 'f16', rows: number, c: TextCase, pos: Int32
   const x = await Tensor.fromArray(device, act, [rows, c.heads * c.headDim], xs, 'q');
   const positions = await Tensor.fromArray(device, 'i32', [3, rows], pos, 'position_ids');
   const g = new Graph(device);
-  ropeText(g, x, { numHeads: c.heads, headDim: c.headDim, rotaryDim: c.rotaryDim, sections: c.sections, theta: 10000, positions });
+  ropeText(g, x, {
+    numHeads: c.heads,
+    headDim: c.headDim,
+    rotaryDim: c.rotaryDim,
+    sections: c.sections,
+    theta: 10000,
+    positions,
+  });
   await g.run();
   const got = await x.read();
   g.dispose();
@@ -89,7 +115,10 @@ async function runText(act: 'f32' | 'f16', rows: number, c: TextCase, pos: Int32
 
 describe('ropeText', () => {
   for (const act of ['f32', 'f16'] as const) {
-    for (const [name, c] of [['GLM (128, rotary 64, [8,12,12])', GLM], ['tiny (16, rotary 8, [1,2,1])', TINY]] as const) {
+    for (const [name, c] of [
+      ['GLM (128, rotary 64, [8,12,12])', GLM],
+      ['tiny (16, rotary 8, [1,2,1])', TINY],
+    ] as const) {
       for (const rows of [1, 3, 17, 127]) {
         it(`${act}, ${name}, ${rows} rows, positions up to 65535`, async (ctx) => {
           if (act === 'f16' && !device.has('shader-f16')) return ctx.skip('the adapter lacks shader-f16');
@@ -135,9 +164,19 @@ describe('ropeText', () => {
     const x = await Tensor.empty(device, 'f32', [m, c.heads * c.headDim], 'q');
     const rows = await Tensor.empty(device, 'i32', [m, ROW_FIELDS], 'rows');
     const g = new Graph(device, 'decode-rope');
-    ropeText(g, x, { numHeads: c.heads, headDim: c.headDim, rotaryDim: c.rotaryDim, sections: c.sections, theta: 10000, positions: { rows } });
+    ropeText(g, x, {
+      numHeads: c.heads,
+      headDim: c.headDim,
+      rotaryDim: c.rotaryDim,
+      sections: c.sections,
+      theta: 10000,
+      positions: { rows },
+    });
     const omega = ropeFrequencies(c.rotaryDim, 10000);
-    for (const ropePos of [[17, 0, 65535], [1, 65534, 7]]) {
+    for (const ropePos of [
+      [17, 0, 65535],
+      [1, 65534, 7],
+    ]) {
       x.write(Float32Array.from(xs));
       // the other fields differ from ropePos, so reading the wrong one shows
       rows.write(rowsTable(ropePos.map((p, i) => ({ slot: i + 5, pos: p + 3, ropePos: p, step: 9 }))));
@@ -162,10 +201,20 @@ describe('ropeText', () => {
     const x = await Tensor.fromArray(device, 'f16', [rows, width], bits, 'q');
     const positions = await Tensor.fromArray(device, 'i32', [3, rows], pos, 'position_ids');
     const g = new Graph(device);
-    ropeText(g, x, { numHeads: c.heads, headDim: c.headDim, rotaryDim: c.rotaryDim, sections: c.sections, theta: 10000, positions });
+    ropeText(g, x, {
+      numHeads: c.heads,
+      headDim: c.headDim,
+      rotaryDim: c.rotaryDim,
+      sections: c.sections,
+      theta: 10000,
+      positions,
+    });
     await g.run();
     const omega = ropeFrequencies(c.rotaryDim, 10000);
-    for (const [lo, hi] of [[0, 64], [rows - 20_000, rows]]) {
+    for (const [lo, hi] of [
+      [0, 64],
+      [rows - 20_000, rows],
+    ]) {
       const n = hi - lo;
       const got = await x.view([n, width], lo * width).read(); // only these rows come back
       const xs = Float64Array.from(bits.subarray(lo * width, hi * width), f16ToF32);
@@ -181,10 +230,18 @@ describe('ropeText', () => {
     const x = await Tensor.empty(device, 'f32', [3, 256], 'q_states');
     const pos = await Tensor.empty(device, 'i32', [3, 2], 'position_ids');
     const opts = { numHeads: 2, headDim: 128, rotaryDim: 64, sections: [8, 12, 12] as const, theta: 10000 };
-    expect(() => ropeText(new Graph(device), x, { ...opts, positions: pos })).toThrow(/position_ids.*\[3, 2\].*\[3, 3\]/);
-    expect(() => ropeText(new Graph(device), x, { ...opts, numHeads: 4, positions: pos })).toThrow(/q_states.*\[3, 256\].*\[\?, 512\]/);
-    expect(() => ropeText(new Graph(device), x, { ...opts, sections: [8, 12, 11], positions: pos })).toThrow(InputError);
-    expect(() => ropeText(new Graph(device), x, { ...opts, positions: { rows: pos } })).toThrow(/rows 'position_ids'.*\[3, 2\].*\[3, 4\]/);
+    expect(() => ropeText(new Graph(device), x, { ...opts, positions: pos })).toThrow(
+      /position_ids.*\[3, 2\].*\[3, 3\]/,
+    );
+    expect(() => ropeText(new Graph(device), x, { ...opts, numHeads: 4, positions: pos })).toThrow(
+      /q_states.*\[3, 256\].*\[\?, 512\]/,
+    );
+    expect(() => ropeText(new Graph(device), x, { ...opts, sections: [8, 12, 11], positions: pos })).toThrow(
+      InputError,
+    );
+    expect(() => ropeText(new Graph(device), x, { ...opts, positions: { rows: pos } })).toThrow(
+      /rows 'position_ids'.*\[3, 2\].*\[3, 4\]/,
+    );
     x.dispose();
     pos.dispose();
   });
@@ -192,7 +249,10 @@ describe('ropeText', () => {
 
 describe('ropeVision', () => {
   for (const act of ['f32', 'f16'] as const) {
-    for (const [heads, headDim] of [[3, 128], [2, 8]] as const) {
+    for (const [heads, headDim] of [
+      [3, 128],
+      [2, 8],
+    ] as const) {
       for (const rows of [1, 7, 127]) {
         it(`${act}, headDim ${headDim}, ${heads} heads, ${rows} patches`, async (ctx) => {
           if (act === 'f16' && !device.has('shader-f16')) return ctx.skip('the adapter lacks shader-f16');
@@ -219,7 +279,9 @@ describe('ropeVision', () => {
   it('rejects coords of the wrong shape', async () => {
     const x = await Tensor.empty(device, 'f32', [4, 128], 'q');
     const ct = await Tensor.empty(device, 'i32', [4, 3], 'rotary_coords');
-    expect(() => ropeVision(new Graph(device), x, ct, { numHeads: 1, headDim: 128, theta: 10000 })).toThrow(/rotary_coords.*\[4, 3\].*\[4, 2\]/);
+    expect(() => ropeVision(new Graph(device), x, ct, { numHeads: 1, headDim: 128, theta: 10000 })).toThrow(
+      /rotary_coords.*\[4, 3\].*\[4, 2\]/,
+    );
     x.dispose();
     ct.dispose();
   });

@@ -12,8 +12,11 @@ const WG = 256;
 /** Frequencies the uniform block holds (omega: array<vec4f, 16>). */
 export const MAX_ROPE_FREQUENCIES = 64;
 // 12 scalars (padded), so that omega, an array of vec4f in the WGSL struct, starts 16-byte aligned
-const SCALARS = 'rows: u32, heads: u32, half_dim: u32, pairs: u32, s0: u32, s01: u32, pos_first: u32, pos_stream: u32, pos_row: u32, x_row: u32, pad1: u32, pad2: u32';
-const PARAMS = new UniformLayout([SCALARS, ...Array.from({ length: MAX_ROPE_FREQUENCIES }, (_, i) => `w${i}: f32`)].join(', '));
+const SCALARS =
+  'rows: u32, heads: u32, half_dim: u32, pairs: u32, s0: u32, s01: u32, pos_first: u32, pos_stream: u32, pos_row: u32, x_row: u32, pad1: u32, pad2: u32';
+const PARAMS = new UniformLayout(
+  [SCALARS, ...Array.from({ length: MAX_ROPE_FREQUENCIES }, (_, i) => `w${i}: f32`)].join(', '),
+);
 
 /**
  * The reference's f32 inverse frequencies 1 / theta^(2i/dim), i < dim/2, rounded as PyTorch rounds them: the
@@ -36,9 +39,12 @@ export function omegaValues(omega: Float32Array): Record<string, number> {
 function checkX(fn: string, x: Tensor, numHeads: number, headDim: number, width = numHeads * headDim): number {
   assertDType(`${fn} input '${x.label}'`, x.dtype, ['f32', 'f16']);
   checkActDType(x.device, x.dtype as ActDType, fn);
-  if (!Number.isInteger(numHeads) || numHeads < 1) throw new InputError(`${fn}: numHeads ${numHeads} is not a positive integer`);
-  if (!Number.isInteger(width) || width < numHeads * headDim || width % 2 !== 0) throw new InputError(`${fn}: rowWidth ${width} is not an even integer ≥ numHeads·headDim = ${numHeads * headDim}`);
-  if (x.shape.length !== 2) throw new InputError(`${fn} input '${x.label}' has shape [${x.shape.join(', ')}]; expected [S, ${width}]`);
+  if (!Number.isInteger(numHeads) || numHeads < 1)
+    throw new InputError(`${fn}: numHeads ${numHeads} is not a positive integer`);
+  if (!Number.isInteger(width) || width < numHeads * headDim || width % 2 !== 0)
+    throw new InputError(`${fn}: rowWidth ${width} is not an even integer ≥ numHeads·headDim = ${numHeads * headDim}`);
+  if (x.shape.length !== 2)
+    throw new InputError(`${fn} input '${x.label}' has shape [${x.shape.join(', ')}]; expected [S, ${width}]`);
   assertShape(`${fn} input '${x.label}'`, x.shape, [undefined, width]);
   return x.shape[0];
 }
@@ -68,15 +74,25 @@ export interface RopeTextOptions {
  */
 export function ropeText(g: Graph, x: Tensor, opts: RopeTextOptions): Tensor {
   const { numHeads, headDim, rotaryDim, sections, theta, positions } = opts;
-  if (!Number.isInteger(headDim) || headDim < 2 || headDim % 2 !== 0) throw new InputError(`ropeText: headDim ${headDim} is not a positive even integer`);
+  if (!Number.isInteger(headDim) || headDim < 2 || headDim % 2 !== 0)
+    throw new InputError(`ropeText: headDim ${headDim} is not a positive even integer`);
   const rows = checkX('ropeText', x, numHeads, headDim, opts.rowWidth);
   if (!Number.isInteger(rotaryDim) || rotaryDim < 2 || rotaryDim % 2 !== 0 || rotaryDim > headDim) {
     throw new InputError(`ropeText: rotaryDim ${rotaryDim} must be an even integer in [2, headDim = ${headDim}]`);
   }
   const pairs = rotaryDim / 2;
-  if (pairs > MAX_ROPE_FREQUENCIES) throw new InputError(`ropeText: rotaryDim ${rotaryDim} has ${pairs} frequencies; at most ${MAX_ROPE_FREQUENCIES} are supported`);
-  if (sections.length !== 3 || sections.some((s) => !Number.isInteger(s) || s < 0) || sections[0] + sections[1] + sections[2] !== pairs) {
-    throw new InputError(`ropeText: sections [${sections.join(', ')}] must be 3 non-negative integers summing to rotaryDim / 2 = ${pairs}`);
+  if (pairs > MAX_ROPE_FREQUENCIES)
+    throw new InputError(
+      `ropeText: rotaryDim ${rotaryDim} has ${pairs} frequencies; at most ${MAX_ROPE_FREQUENCIES} are supported`,
+    );
+  if (
+    sections.length !== 3 ||
+    sections.some((s) => !Number.isInteger(s) || s < 0) ||
+    sections[0] + sections[1] + sections[2] !== pairs
+  ) {
+    throw new InputError(
+      `ropeText: sections [${sections.join(', ')}] must be 3 non-negative integers summing to rotaryDim / 2 = ${pairs}`,
+    );
   }
   if (!(theta > 0)) throw new InputError(`ropeText: theta ${theta} must be positive`);
   const act = x.dtype as ActDType;
@@ -91,9 +107,25 @@ export function ropeText(g: Graph, x: Tensor, opts: RopeTextOptions): Tensor {
     assertShape(`ropeText positions '${positions.label}'`, positions.shape, [3, rows]);
     table = positions;
   }
-  const values = { rows, heads: numHeads, half_dim: headDim / 2, pairs, s0: sections[0], s01: sections[0] + sections[1], ...at, x_row: (opts.rowWidth ?? numHeads * headDim) / 2, ...PADS, ...omegaValues(ropeFrequencies(rotaryDim, theta)) };
+  const values = {
+    rows,
+    heads: numHeads,
+    half_dim: headDim / 2,
+    pairs,
+    s0: sections[0],
+    s01: sections[0] + sections[1],
+    ...at,
+    x_row: (opts.rowWidth ?? numHeads * headDim) / 2,
+    ...PADS,
+    ...omegaValues(ropeFrequencies(rotaryDim, theta)),
+  };
   g.dispatch({
-    kernel: { label: `rope_text_${act}a`, code: prelude({ act }) + SINCOS_WGSL + ROPE_WGSL, entryPoint: 'text', constants: { WG } },
+    kernel: {
+      label: `rope_text_${act}a`,
+      code: prelude({ act }) + SINCOS_WGSL + ROPE_WGSL,
+      entryPoint: 'text',
+      constants: { WG },
+    },
     uniforms: { layout: PARAMS, values },
     inputs: [table],
     outputs: [x],
@@ -116,8 +148,12 @@ export interface RopeVisionOptions {
  */
 export function ropeVision(g: Graph, x: Tensor, coords: Tensor, opts: RopeVisionOptions): Tensor {
   const { numHeads, headDim, theta } = opts;
-  if (!Number.isInteger(headDim) || headDim < 4 || headDim % 4 !== 0) throw new InputError(`ropeVision: headDim ${headDim} must be a positive multiple of 4`);
-  if (headDim / 4 > MAX_ROPE_FREQUENCIES) throw new InputError(`ropeVision: headDim ${headDim} needs ${headDim / 4} frequencies; at most ${MAX_ROPE_FREQUENCIES} are supported`);
+  if (!Number.isInteger(headDim) || headDim < 4 || headDim % 4 !== 0)
+    throw new InputError(`ropeVision: headDim ${headDim} must be a positive multiple of 4`);
+  if (headDim / 4 > MAX_ROPE_FREQUENCIES)
+    throw new InputError(
+      `ropeVision: headDim ${headDim} needs ${headDim / 4} frequencies; at most ${MAX_ROPE_FREQUENCIES} are supported`,
+    );
   if (!(theta > 0)) throw new InputError(`ropeVision: theta ${theta} must be positive`);
   const rows = checkX('ropeVision', x, numHeads, headDim);
   assertDType(`ropeVision coords '${coords.label}'`, coords.dtype, ['i32']);
@@ -125,8 +161,29 @@ export function ropeVision(g: Graph, x: Tensor, coords: Tensor, opts: RopeVision
   const act = x.dtype as ActDType;
   const pairs = headDim / 4;
   g.dispatch({
-    kernel: { label: `rope_vision_${act}a`, code: prelude({ act }) + SINCOS_WGSL + ROPE_WGSL, entryPoint: 'vision', constants: { WG } },
-    uniforms: { layout: PARAMS, values: { rows, heads: numHeads, half_dim: headDim / 2, pairs, s0: 0, s01: 0, pos_first: 0, pos_stream: 0, pos_row: 2, x_row: 0, ...PADS, ...omegaValues(ropeFrequencies(headDim / 2, theta)) } },
+    kernel: {
+      label: `rope_vision_${act}a`,
+      code: prelude({ act }) + SINCOS_WGSL + ROPE_WGSL,
+      entryPoint: 'vision',
+      constants: { WG },
+    },
+    uniforms: {
+      layout: PARAMS,
+      values: {
+        rows,
+        heads: numHeads,
+        half_dim: headDim / 2,
+        pairs,
+        s0: 0,
+        s01: 0,
+        pos_first: 0,
+        pos_stream: 0,
+        pos_row: 2,
+        x_row: 0,
+        ...PADS,
+        ...omegaValues(ropeFrequencies(headDim / 2, theta)),
+      },
+    },
     inputs: [coords],
     outputs: [x],
     workgroups: grid1d(g.device, Math.ceil((rows * pairs) / WG)),

@@ -34,7 +34,10 @@ export function rowsTable(rows: readonly RowValues[]): Int32Array {
     for (const [name, at] of Object.entries(ROW)) {
       const v = r[name as keyof RowValues];
       const max = name === 'step' ? 2 ** 32 : 2 ** 31;
-      if (!Number.isInteger(v) || v < 0 || v >= max) throw new InputError(`rowsTable: row ${i} ${name} is ${v}; expected an integer in [0, ${name === 'step' ? '2^32' : '2^31'})`);
+      if (!Number.isInteger(v) || v < 0 || v >= max)
+        throw new InputError(
+          `rowsTable: row ${i} ${name} is ${v}; expected an integer in [0, ${name === 'step' ? '2^32' : '2^31'})`,
+        );
       t[i * ROW_FIELDS + at] = v | 0;
     }
   });

@@ -1,7 +1,18 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Device, Graph, InputError, LimitError, Tensor } from '@glm4v/core';
 import { normal, poisoned, rng } from '@glm4v/core/testing';
-import { SAMPLING_LIMITS, type SamplerState, type SamplingOptions, argmax, createSamplerState, markPresent, philox2x32, sample, samplerUniform, setSamplerOptions } from './sampling.js';
+import {
+  SAMPLING_LIMITS,
+  type SamplerState,
+  type SamplingOptions,
+  argmax,
+  createSamplerState,
+  markPresent,
+  philox2x32,
+  sample,
+  samplerUniform,
+  setSamplerOptions,
+} from './sampling.js';
 import { ROW_FIELDS, rowsTable } from './rows.js';
 
 let device: Device;
@@ -15,11 +26,17 @@ afterAll(() => device?.dispose());
 const f32 = Math.fround;
 
 /** Scores as the GPU stores them (penalty then temperature, each rounded to f32); later steps are float64. */
-function scoresRef(logits: ArrayLike<number>, present: ReadonlySet<number>, o: SamplingOptions, greedy: boolean): Float64Array {
+function scoresRef(
+  logits: ArrayLike<number>,
+  present: ReadonlySet<number>,
+  o: SamplingOptions,
+  greedy: boolean,
+): Float64Array {
   const s = new Float64Array(logits.length);
   for (let i = 0; i < logits.length; i++) {
     let v = logits[i];
-    if (o.repetitionPenalty !== 1 && present.has(i)) v = v > 0 ? f32(v / o.repetitionPenalty) : f32(v * o.repetitionPenalty);
+    if (o.repetitionPenalty !== 1 && present.has(i))
+      v = v > 0 ? f32(v / o.repetitionPenalty) : f32(v * o.repetitionPenalty);
     if (!greedy) v = f32(v / o.temperature);
     s[i] = v;
   }
@@ -34,7 +51,11 @@ function argmaxRef(x: ArrayLike<number>, from = 0, n = x.length): number {
 }
 
 /** The tokens that can be drawn, in the order the draw walks them, with their exact probabilities. */
-function distributionRef(logits: ArrayLike<number>, present: ReadonlySet<number>, o: SamplingOptions): { order: number[]; prob: Float64Array } {
+function distributionRef(
+  logits: ArrayLike<number>,
+  present: ReadonlySet<number>,
+  o: SamplingOptions,
+): { order: number[]; prob: Float64Array } {
   const V = logits.length;
   const s = scoresRef(logits, present, o, false);
   const topK = o.topK >= V ? 0 : o.topK;
@@ -46,7 +67,8 @@ function distributionRef(logits: ArrayLike<number>, present: ReadonlySet<number>
   const m = order.reduce((a, i) => Math.max(a, s[i]), -Infinity);
   let e = order.map((i) => Math.exp(s[i] - m));
   if (o.topP < 1) {
-    const z = topK > 0 ? e.reduce((a, b) => a + b, 0) : Array.from(s, (v) => Math.exp(v - m)).reduce((a, b) => a + b, 0);
+    const z =
+      topK > 0 ? e.reduce((a, b) => a + b, 0) : Array.from(s, (v) => Math.exp(v - m)).reduce((a, b) => a + b, 0);
     let cum = 0;
     let keep = e.length;
     for (let r = 0; r < e.length; r++) {
@@ -76,8 +98,10 @@ function expectDrawn(token: number, u: number, ref: { order: number[]; prob: Flo
     if (ref.order[r] === token) hit = [lo, hi];
     lo = hi;
   }
-  if (!hit || ref.prob[ref.order.indexOf(token)] === 0) throw new Error(`${what}: drew ${token}, which the reference cannot draw (u ${u}, expected ${expected})`);
-  if (u < hit[0] - EPS || u >= hit[1] + EPS) throw new Error(`${what}: drew ${token} with interval [${hit[0]}, ${hit[1]}), but u = ${u} (expected ${expected})`);
+  if (!hit || ref.prob[ref.order.indexOf(token)] === 0)
+    throw new Error(`${what}: drew ${token}, which the reference cannot draw (u ${u}, expected ${expected})`);
+  if (u < hit[0] - EPS || u >= hit[1] + EPS)
+    throw new Error(`${what}: drew ${token} with interval [${hit[0]}, ${hit[1]}), but u = ${u} (expected ${expected})`);
 }
 
 // ---- helpers ----
@@ -90,7 +114,13 @@ async function readU32(t: Tensor): Promise<number[]> {
 
 /** A rows table of one row per (slot, step). */
 async function rowsOf(rows: { slot: number; step: number }[], label = 'rows'): Promise<Tensor> {
-  return Tensor.fromArray(device, 'i32', [rows.length, ROW_FIELDS], rowsTable(rows.map((r) => ({ ...r, pos: 0, ropePos: 0 }))), label);
+  return Tensor.fromArray(
+    device,
+    'i32',
+    [rows.length, ROW_FIELDS],
+    rowsTable(rows.map((r) => ({ ...r, pos: 0, ropePos: 0 }))),
+    label,
+  );
 }
 
 /** Marks `ids` as seen by `slot`. */
@@ -108,7 +138,13 @@ async function markIds(state: SamplerState, ids: number[], slot = 0): Promise<vo
  * Records `count` samples in one graph (step k: base + k, one rows table each, written before each run) into one
  * results tensor; replays it for each base.
  */
-async function drawSeries(logits: Float32Array, opts: SamplingOptions, count: number, bases: number[], present: number[] = []): Promise<number[][]> {
+async function drawSeries(
+  logits: Float32Array,
+  opts: SamplingOptions,
+  count: number,
+  bases: number[],
+  present: number[] = [],
+): Promise<number[][]> {
   const V = logits.length;
   const x = await Tensor.fromArray(device, 'f32', [1, V], logits, 'logits');
   const state = await createSamplerState(device, V);
@@ -136,10 +172,22 @@ async function drawSeries(logits: Float32Array, opts: SamplingOptions, count: nu
 }
 
 /** Checks a series drawn from `bases[0]` step by step, the presence set following the drawn tokens. */
-function expectSeries(tokens: number[], logits: Float32Array, opts: SamplingOptions, base: number, present: number[], what: string): void {
+function expectSeries(
+  tokens: number[],
+  logits: Float32Array,
+  opts: SamplingOptions,
+  base: number,
+  present: number[],
+  what: string,
+): void {
   const seen = new Set(present);
   tokens.forEach((t, k) => {
-    expectDrawn(t, samplerUniform(opts.seed, base + k), distributionRef(logits, seen, opts), `${what} step ${base + k}`);
+    expectDrawn(
+      t,
+      samplerUniform(opts.seed, base + k),
+      distributionRef(logits, seen, opts),
+      `${what} step ${base + k}`,
+    );
     seen.add(t);
   });
 }
@@ -177,12 +225,20 @@ async function gpuArgmax(data: Float32Array, rows: number, V: number): Promise<n
 }
 
 describe('argmax', () => {
-  const SIZES: [number, number][] = [[1, 1], [3, 3], [2, 7], [5, 127], [3, 4097], [2, 151552]];
+  const SIZES: [number, number][] = [
+    [1, 1],
+    [3, 3],
+    [2, 7],
+    [5, 127],
+    [3, 4097],
+    [2, 151552],
+  ];
   for (const [rows, V] of SIZES) {
     it(`[${rows}, ${V}]: random, tied and negative rows`, async () => {
       const data = normal(rows * V, rows * 31 + V, 4);
       // row 0 as drawn; row 1 quantised (many ties, first occurrence wins) and negative; others shifted negative
-      for (let r = 1; r < rows; r++) for (let c = 0; c < V; c++) data[r * V + c] = r === 1 ? Math.round(data[r * V + c]) - 20 : data[r * V + c] - 50;
+      for (let r = 1; r < rows; r++)
+        for (let c = 0; c < V; c++) data[r * V + c] = r === 1 ? Math.round(data[r * V + c]) - 20 : data[r * V + c] - 50;
       if (rows > 2) data.fill(-Infinity, 2 * V, 3 * V); // a row of -inf: index 0
       const ref = Array.from({ length: rows }, (_, r) => argmaxRef(data, r * V, V));
       expect(await gpuArgmax(data, rows, V)).toEqual(ref);
@@ -251,18 +307,75 @@ interface Case {
 const CASES: Case[] = [
   { name: 'plain temperature', V: 1, scale: 1, opts: { temperature: 1, topK: 0, topP: 1, repetitionPenalty: 1 } },
   { name: 'plain temperature', V: 7, scale: 1, opts: { temperature: 1, topK: 0, topP: 1, repetitionPenalty: 1 } },
-  { name: 'temperature 0.7, penalty 1.3', V: 4097, scale: 3, opts: { temperature: 0.7, topK: 0, topP: 1, repetitionPenalty: 1.3 }, present: 300 },
-  { name: 'top-k 3 ≥ V (disabled), top-p 0.5', V: 3, scale: 1, opts: { temperature: 1, topK: 3, topP: 0.5, repetitionPenalty: 1 } },
+  {
+    name: 'temperature 0.7, penalty 1.3',
+    V: 4097,
+    scale: 3,
+    opts: { temperature: 0.7, topK: 0, topP: 1, repetitionPenalty: 1.3 },
+    present: 300,
+  },
+  {
+    name: 'top-k 3 ≥ V (disabled), top-p 0.5',
+    V: 3,
+    scale: 1,
+    opts: { temperature: 1, topK: 3, topP: 0.5, repetitionPenalty: 1 },
+  },
   { name: 'top-k 50', V: 4097, scale: 2, opts: { temperature: 0.6, topK: 50, topP: 1, repetitionPenalty: 1 } },
-  { name: 'top-k 5 on tied scores', V: 127, scale: 2, opts: { temperature: 1, topK: 5, topP: 1, repetitionPenalty: 1 }, shape: 'quantise' },
-  { name: 'top-k 50 inside one radix bin (the select refines)', V: 4097, scale: 0.1, opts: { temperature: 1, topK: 50, topP: 1, repetitionPenalty: 1 }, shape: 'one-bin' },
-  { name: 'top-k 100 over equal scores (smallest indices)', V: 4097, scale: 1, opts: { temperature: 1, topK: 100, topP: 1, repetitionPenalty: 1 }, shape: 'flat' },
-  { name: 'top-p 0.5 over equal scores (1024 smallest indices)', V: 5000, scale: 1, opts: { temperature: 1, topK: 0, topP: 0.5, repetitionPenalty: 1 }, shape: 'flat' },
+  {
+    name: 'top-k 5 on tied scores',
+    V: 127,
+    scale: 2,
+    opts: { temperature: 1, topK: 5, topP: 1, repetitionPenalty: 1 },
+    shape: 'quantise',
+  },
+  {
+    name: 'top-k 50 inside one radix bin (the select refines)',
+    V: 4097,
+    scale: 0.1,
+    opts: { temperature: 1, topK: 50, topP: 1, repetitionPenalty: 1 },
+    shape: 'one-bin',
+  },
+  {
+    name: 'top-k 100 over equal scores (smallest indices)',
+    V: 4097,
+    scale: 1,
+    opts: { temperature: 1, topK: 100, topP: 1, repetitionPenalty: 1 },
+    shape: 'flat',
+  },
+  {
+    name: 'top-p 0.5 over equal scores (1024 smallest indices)',
+    V: 5000,
+    scale: 1,
+    opts: { temperature: 1, topK: 0, topP: 0.5, repetitionPenalty: 1 },
+    shape: 'flat',
+  },
   { name: 'top-p 0.9', V: 1, scale: 1, opts: { temperature: 1, topK: 0, topP: 0.9, repetitionPenalty: 1 } },
-  { name: 'top-p 0.9', V: 4097, scale: 3, opts: { temperature: 1, topK: 0, topP: 0.9, repetitionPenalty: 1.2 }, present: 50 },
-  { name: 'top-p 0.9 over a flat distribution (cut at 1024 candidates)', V: 4097, scale: 0.05, opts: { temperature: 1, topK: 0, topP: 0.9, repetitionPenalty: 1 } },
-  { name: 'top-k 1000, top-p 0.9, temperature 1.3', V: 4097, scale: 2, opts: { temperature: 1.3, topK: 1000, topP: 0.9, repetitionPenalty: 1 } },
-  { name: 'the model default (T 0.6, top-k 50, top-p 0.95, penalty 1.1)', V: 151552, scale: 3, opts: { temperature: 0.6, topK: 50, topP: 0.95, repetitionPenalty: 1.1 }, present: 2000 },
+  {
+    name: 'top-p 0.9',
+    V: 4097,
+    scale: 3,
+    opts: { temperature: 1, topK: 0, topP: 0.9, repetitionPenalty: 1.2 },
+    present: 50,
+  },
+  {
+    name: 'top-p 0.9 over a flat distribution (cut at 1024 candidates)',
+    V: 4097,
+    scale: 0.05,
+    opts: { temperature: 1, topK: 0, topP: 0.9, repetitionPenalty: 1 },
+  },
+  {
+    name: 'top-k 1000, top-p 0.9, temperature 1.3',
+    V: 4097,
+    scale: 2,
+    opts: { temperature: 1.3, topK: 1000, topP: 0.9, repetitionPenalty: 1 },
+  },
+  {
+    name: 'the model default (T 0.6, top-k 50, top-p 0.95, penalty 1.1)',
+    V: 151552,
+    scale: 3,
+    opts: { temperature: 0.6, topK: 50, topP: 0.95, repetitionPenalty: 1.1 },
+    present: 2000,
+  },
 ];
 
 describe('sample: the draw lands in the reference interval', () => {
@@ -271,7 +384,8 @@ describe('sample: the draw lands in the reference interval', () => {
       const seed = c.V * 7 + c.opts.topK;
       const logits = normal(c.V, seed, c.scale);
       if (c.shape === 'quantise') for (let i = 0; i < c.V; i++) logits[i] = Math.round(logits[i]);
-      if (c.shape === 'one-bin') for (let i = 0; i < c.V; i++) logits[i] = 1.1 + Math.max(-0.1, Math.min(0.09, logits[i]));
+      if (c.shape === 'one-bin')
+        for (let i = 0; i < c.V; i++) logits[i] = 1.1 + Math.max(-0.1, Math.min(0.09, logits[i]));
       if (c.shape === 'flat') logits.fill(0);
       const r = rng(seed);
       const present = Array.from({ length: c.present ?? 0 }, () => Math.floor(r() * c.V));
@@ -298,7 +412,12 @@ describe('sample: statistics', () => {
   ];
   for (const opts of CONFIGS) {
     it(`frequencies over 2000 draws match the distribution (T ${opts.temperature}, top-k ${opts.topK}, top-p ${opts.topP})`, async () => {
-      const series = await drawSeries(logits, opts, 100, Array.from({ length: 20 }, (_, i) => 1000 + 100 * i));
+      const series = await drawSeries(
+        logits,
+        opts,
+        100,
+        Array.from({ length: 20 }, (_, i) => 1000 + 100 * i),
+      );
       const counts = new Map<number, number>();
       for (const t of series.flat()) counts.set(t, (counts.get(t) ?? 0) + 1);
       const ref = distributionRef(logits, new Set(), opts);
@@ -331,7 +450,10 @@ describe('sample: greedy and the repetition penalty', () => {
       const state = await createSamplerState(device, V, 2);
       setSamplerOptions(state, 1, { temperature: 0.8, topK: 1, topP: 0.5, repetitionPenalty: 1, seed: 3 });
       setSamplerOptions(state, 0, GREEDY);
-      const rows = await rowsOf([{ slot: 1, step: 0 }, { slot: 0, step: 0 }]);
+      const rows = await rowsOf([
+        { slot: 1, step: 0 },
+        { slot: 0, step: 0 },
+      ]);
       const tokens = await poisoned(device, 'u32', [2]);
       const g = new Graph(device);
       const a = g.keep(argmax(g, x));
@@ -375,7 +497,12 @@ describe('sample: greedy and the repetition penalty', () => {
     const [greedy] = await drawSeries(logits, { ...GREEDY, repetitionPenalty: 100 }, 5, [0]);
     expect(greedy).toEqual(peaks);
     // top-k 1 is greedy too; temperature 0.01 with top-k 3 leaves the best unseen peak nearly certain
-    const [top] = await drawSeries(logits, { temperature: 0.01, topK: 3, topP: 1, repetitionPenalty: 100, seed: 1 }, 5, [0]);
+    const [top] = await drawSeries(
+      logits,
+      { temperature: 0.01, topK: 3, topP: 1, repetitionPenalty: 100, seed: 1 },
+      5,
+      [0],
+    );
     expect(top).toEqual(peaks);
   });
 
@@ -474,8 +601,15 @@ describe('sample: a batch of rows', () => {
         const logits = batchLogits(b.key, V);
         const seen = new Set(batchSeen(b.key, b.present, V));
         batch[r].forEach((t, k) => {
-          if (b.opts.temperature === 0) expect(t, `row ${r} step ${k}`).toBe(argmaxRef(scoresRef(logits, seen, b.opts, true)));
-          else expectDrawn(t, samplerUniform(b.opts.seed, 10 + k), distributionRef(logits, seen, b.opts), `row ${r} step ${k}`);
+          if (b.opts.temperature === 0)
+            expect(t, `row ${r} step ${k}`).toBe(argmaxRef(scoresRef(logits, seen, b.opts, true)));
+          else
+            expectDrawn(
+              t,
+              samplerUniform(b.opts.seed, 10 + k),
+              distributionRef(logits, seen, b.opts),
+              `row ${r} step ${k}`,
+            );
           seen.add(t);
         });
       }
@@ -487,7 +621,10 @@ describe('sample: a batch of rows', () => {
     const x = await Tensor.fromArray(device, 'f32', [2, V], normal(2 * V, 3));
     const state = await createSamplerState(device, V, 2);
     setSamplerOptions(state, 1, { temperature: 1, topK: 10, topP: 1, repetitionPenalty: 1, seed: 1 });
-    const rows = await rowsOf([{ slot: 0, step: 0 }, { slot: 1, step: 0 }]);
+    const rows = await rowsOf([
+      { slot: 0, step: 0 },
+      { slot: 1, step: 0 },
+    ]);
     const tokens = await poisoned(device, 'u32', [2]);
     const g = new Graph(device);
     sample(g, x, state, rows, tokens, (p) => ({ greedy: p.greedy === 1, full: false, top: p.top === 1 }));

@@ -21,7 +21,16 @@
 //   neither top-k nor top-p, in index order over all V), whose cumulative weight exceeds u · Σ kept weights.
 // - The sampled token's presence bit is set, so the next replay penalises it.
 
-import { type Device, type Graph, InputError, LimitError, type Params, Tensor, UniformLayout, type Workgroups } from '@glm4v/core';
+import {
+  type Device,
+  type Graph,
+  InputError,
+  LimitError,
+  type Params,
+  Tensor,
+  UniformLayout,
+  type Workgroups,
+} from '@glm4v/core';
 import ARGMAX_WGSL from './argmax.wgsl.js';
 import SAMPLING_WGSL from './sampling.wgsl.js';
 import PRESENCE_WGSL from './presence.wgsl.js';
@@ -52,7 +61,16 @@ export const SAMPLING_LIMITS = Object.freeze({
 /** How a slot's tokens are chosen: argmax (penalised), a draw over all tokens, or a draw among the top ones. */
 const MODE = { greedy: 0, full: 1, top: 2 } as const;
 /** A slot's options as the kernels read them, one u32 word each (f32 fields as their bits). */
-const SLOT_FIELDS = [['mode', 'u32'], ['want', 'u32'], ['top_k', 'u32'], ['cap', 'u32'], ['top_p', 'f32'], ['temp', 'f32'], ['penalty', 'f32'], ['seed', 'u32']] as const;
+const SLOT_FIELDS = [
+  ['mode', 'u32'],
+  ['want', 'u32'],
+  ['top_k', 'u32'],
+  ['cap', 'u32'],
+  ['top_p', 'f32'],
+  ['temp', 'f32'],
+  ['penalty', 'f32'],
+  ['seed', 'u32'],
+] as const;
 type SlotValues = Record<(typeof SLOT_FIELDS)[number][0], number>;
 /** Largest candidate buffer: max(256, 2·maxTopK rounded up to a power of two). */
 const MAX_CAP = 2048;
@@ -61,7 +79,9 @@ const MAX_CAP = 2048;
 const SAMPLER_HEADER =
   ROWS_WGSL +
   `struct SlotOptions { ${SLOT_FIELDS.map(([n, t]) => `${n}: ${t}`).join(', ')} }\n` +
-  Object.entries(MODE).map(([name, v]) => `const MODE_${name.toUpperCase()} = ${v}u;\n`).join('');
+  Object.entries(MODE)
+    .map(([name, v]) => `const MODE_${name.toUpperCase()} = ${v}u;\n`)
+    .join('');
 
 /**
  * The sampler's state on the GPU, per slot (one slot per sequence of a batch): how the slot's tokens are chosen
@@ -76,15 +96,19 @@ export interface SamplerState {
   dispose(): void;
 }
 
-const PARAMS = new UniformLayout('n: u32, nb: u32, rows: u32, slots: u32, words: u32, ctl_stride: u32, word: u32, shift: u32, bits: u32');
+const PARAMS = new UniformLayout(
+  'n: u32, nb: u32, rows: u32, slots: u32, words: u32, ctl_stride: u32, word: u32, shift: u32, bits: u32',
+);
 const ARGMAX_PARAMS = new UniformLayout('rows: u32, cols: u32, nb: u32, slots: u32, words: u32');
 const MARK_PARAMS = new UniformLayout('count: u32, vocab: u32, first: u32');
 const WG = 256;
 const CTL_WORDS = 16 + 2048; // state words + histogram, then the candidate pairs
 
 export async function createSamplerState(device: Device, vocabSize: number, slots = 1): Promise<SamplerState> {
-  if (!Number.isInteger(vocabSize) || vocabSize < 1) throw new InputError(`createSamplerState: vocabSize is ${vocabSize}; expected a positive integer`);
-  if (!Number.isInteger(slots) || slots < 1) throw new InputError(`createSamplerState: slots is ${slots}; expected a positive integer`);
+  if (!Number.isInteger(vocabSize) || vocabSize < 1)
+    throw new InputError(`createSamplerState: vocabSize is ${vocabSize}; expected a positive integer`);
+  if (!Number.isInteger(slots) || slots < 1)
+    throw new InputError(`createSamplerState: slots is ${slots}; expected a positive integer`);
   const presence = await Tensor.empty(device, 'u32', [slots, Math.ceil(vocabSize / 32)], 'sampler_presence');
   let options: Tensor;
   try {
@@ -93,7 +117,13 @@ export async function createSamplerState(device: Device, vocabSize: number, slot
     presence.dispose();
     throw e;
   }
-  const state: SamplerState = { presence, options, vocabSize, slots, dispose: () => [presence, options].forEach((t) => t.dispose()) };
+  const state: SamplerState = {
+    presence,
+    options,
+    vocabSize,
+    slots,
+    dispose: () => [presence, options].forEach((t) => t.dispose()),
+  };
   for (let slot = 0; slot < slots; slot++) setSamplerOptions(state, slot, undefined);
   return state;
 }
@@ -110,9 +140,20 @@ export function setSamplerOptions(state: SamplerState, slot: number, opts: Sampl
   checkSlot('setSamplerOptions', state, slot);
   const o = opts ?? { temperature: 0, topK: 0, topP: 1, repetitionPenalty: 1, seed: 0 };
   const plan = checkOptions(o, state.vocabSize);
-  const values: SlotValues = { mode: MODE[plan.mode], want: plan.want, top_k: plan.topK, cap: plan.cap, top_p: o.topP, temp: o.temperature, penalty: o.repetitionPenalty, seed: o.seed };
+  const values: SlotValues = {
+    mode: MODE[plan.mode],
+    want: plan.want,
+    top_k: plan.topK,
+    cap: plan.cap,
+    top_p: o.topP,
+    temp: o.temperature,
+    penalty: o.repetitionPenalty,
+    seed: o.seed,
+  };
   const words = new DataView(new ArrayBuffer(4 * SLOT_FIELDS.length));
-  SLOT_FIELDS.forEach(([name, type], i) => (type === 'f32' ? words.setFloat32(4 * i, values[name], true) : words.setUint32(4 * i, values[name], true)));
+  SLOT_FIELDS.forEach(([name, type], i) =>
+    type === 'f32' ? words.setFloat32(4 * i, values[name], true) : words.setUint32(4 * i, values[name], true),
+  );
   state.options.writeBytes(new Uint8Array(words.buffer), slot * 4 * SLOT_FIELDS.length);
   resetSamplerState(state, slot);
   return plan.mode;
@@ -129,7 +170,8 @@ export function resetSamplerState(state: SamplerState, slot?: number): void {
 }
 
 function checkSlot(fn: string, state: SamplerState, slot: number): void {
-  if (!Number.isInteger(slot) || slot < 0 || slot >= state.slots) throw new InputError(`${fn}: slot ${slot} is outside the sampler's ${state.slots} slots`);
+  if (!Number.isInteger(slot) || slot < 0 || slot >= state.slots)
+    throw new InputError(`${fn}: slot ${slot} is outside the sampler's ${state.slots} slots`);
 }
 
 /**
@@ -143,7 +185,10 @@ export function markPresent(g: Graph, state: SamplerState, ids: Tensor, slot = 0
   const wg = 64;
   g.dispatch({
     kernel: { label: 'sampling_mark_present', code: PRESENCE_WGSL, constants: { WG: wg } },
-    uniforms: { layout: MARK_PARAMS, values: { count: ids.numel, vocab: state.vocabSize, first: slot * state.presence.shape[1] } },
+    uniforms: {
+      layout: MARK_PARAMS,
+      values: { count: ids.numel, vocab: state.vocabSize, first: slot * state.presence.shape[1] },
+    },
     inputs: [ids],
     outputs: [state.presence],
     workgroups: grid1d(g.device, Math.ceil(ids.numel / wg)),
@@ -154,7 +199,10 @@ export function markPresent(g: Graph, state: SamplerState, ids: Tensor, slot = 0
 export function argmax(g: Graph, logits: Tensor, out?: Tensor): Tensor {
   assertDType(`argmax logits '${logits.label}'`, logits.dtype, ['f32']);
   const cols = logits.shape[logits.shape.length - 1] ?? 0;
-  if (cols < 1) throw new InputError(`argmax logits '${logits.label}' has shape [${logits.shape.join(', ')}]; expected a non-empty last dimension`);
+  if (cols < 1)
+    throw new InputError(
+      `argmax logits '${logits.label}' has shape [${logits.shape.join(', ')}]; expected a non-empty last dimension`,
+    );
   const rows = logits.numel / cols;
   const y = out ?? g.tensor('u32', [rows], 'argmax_out');
   assertDType(`argmax output '${y.label}'`, y.dtype, ['u32']);
@@ -167,7 +215,14 @@ export function argmax(g: Graph, logits: Tensor, out?: Tensor): Tensor {
  * Block and finish dispatches; with `greedy`, the sampler's greedy rows of a batch (each penalised on the fly by
  * its slot's options and presence bits, its winner marked and written to y[slot]).
  */
-function recordArgmax(g: Graph, x: Tensor, rows: number, cols: number, y: Tensor, greedy?: { state: SamplerState; rows: Tensor; run: (p: Params) => boolean }): void {
+function recordArgmax(
+  g: Graph,
+  x: Tensor,
+  rows: number,
+  cols: number,
+  y: Tensor,
+  greedy?: { state: SamplerState; rows: Tensor; run: (p: Params) => boolean },
+): void {
   const per = elementsPerInvocation(cols);
   const nb = Math.ceil(cols / (WG * per));
   const part = g.tensor('u32', [2 * rows * nb], 'argmax_partials');
@@ -175,21 +230,43 @@ function recordArgmax(g: Graph, x: Tensor, rows: number, cols: number, y: Tensor
   const stand = (label: string, words = 1) => g.tensor('u32', [words], label);
   const state = greedy?.state;
   const common = {
-    uniforms: { layout: ARGMAX_PARAMS, values: { rows, cols, nb, slots: state?.slots ?? 1, words: state?.presence.shape[1] ?? 1 } },
-    inputs: [x, greedy?.rows ?? stand('argmax_no_rows'), state?.options ?? stand('argmax_no_options', SLOT_FIELDS.length)],
+    uniforms: {
+      layout: ARGMAX_PARAMS,
+      values: { rows, cols, nb, slots: state?.slots ?? 1, words: state?.presence.shape[1] ?? 1 },
+    },
+    inputs: [
+      x,
+      greedy?.rows ?? stand('argmax_no_rows'),
+      state?.options ?? stand('argmax_no_options', SLOT_FIELDS.length),
+    ],
     outputs: [part, y, state?.presence ?? stand('argmax_no_presence')],
   };
   const direct = nb === 1 ? 1 : 0;
   const penalised = greedy ? 1 : 0;
   const code = SAMPLER_HEADER + ARGMAX_WGSL;
-  const when = (w: Workgroups): Workgroups | ((p: Params) => Workgroups) => (greedy ? (p: Params) => (greedy.run(p) ? w : [0]) : w);
+  const when = (w: Workgroups): Workgroups | ((p: Params) => Workgroups) =>
+    greedy ? (p: Params) => (greedy.run(p) ? w : [0]) : w;
   g.dispatch({
     ...common,
-    kernel: { label: `argmax_${greedy ? 'block_penalised' : 'block'}${direct ? '_direct' : ''}`, code, entryPoint: 'block', constants: { WG, PER: per, DIRECT: direct, PENALISED: penalised } },
+    kernel: {
+      label: `argmax_${greedy ? 'block_penalised' : 'block'}${direct ? '_direct' : ''}`,
+      code,
+      entryPoint: 'block',
+      constants: { WG, PER: per, DIRECT: direct, PENALISED: penalised },
+    },
     workgroups: when([nb, rows]),
   });
   if (nb === 1) return;
-  g.dispatch({ ...common, kernel: { label: `argmax_${greedy ? 'finish_mark' : 'finish'}`, code, entryPoint: 'finish', constants: { WG, PENALISED: penalised } }, workgroups: when(grid1d(g.device, rows)) });
+  g.dispatch({
+    ...common,
+    kernel: {
+      label: `argmax_${greedy ? 'finish_mark' : 'finish'}`,
+      code,
+      entryPoint: 'finish',
+      constants: { WG, PENALISED: penalised },
+    },
+    workgroups: when(grid1d(g.device, rows)),
+  });
 }
 
 interface Plan {
@@ -202,15 +279,22 @@ interface Plan {
 }
 
 function checkOptions(o: SamplingOptions, vocab: number): Plan {
-  const bad = (name: string, v: number, expected: string) => new InputError(`sample: ${name} is ${v}; expected ${expected}`);
-  if (!Number.isFinite(o.temperature) || o.temperature < 0) throw bad('temperature', o.temperature, 'a finite number ≥ 0');
+  const bad = (name: string, v: number, expected: string) =>
+    new InputError(`sample: ${name} is ${v}; expected ${expected}`);
+  if (!Number.isFinite(o.temperature) || o.temperature < 0)
+    throw bad('temperature', o.temperature, 'a finite number ≥ 0');
   if (!Number.isInteger(o.topK) || o.topK < 0) throw bad('topK', o.topK, 'an integer ≥ 0');
   if (!(o.topP > 0 && o.topP <= 1)) throw bad('topP', o.topP, 'a number in (0, 1]');
-  if (!Number.isFinite(o.repetitionPenalty) || o.repetitionPenalty <= 0) throw bad('repetitionPenalty', o.repetitionPenalty, 'a finite number > 0');
-  if (!Number.isInteger(o.seed) || o.seed < 0 || o.seed >= 2 ** 32) throw bad('seed', o.seed, 'an integer in [0, 2^32)');
+  if (!Number.isFinite(o.repetitionPenalty) || o.repetitionPenalty <= 0)
+    throw bad('repetitionPenalty', o.repetitionPenalty, 'a finite number > 0');
+  if (!Number.isInteger(o.seed) || o.seed < 0 || o.seed >= 2 ** 32)
+    throw bad('seed', o.seed, 'an integer in [0, 2^32)');
   if (o.temperature === 0 || o.topK === 1) return { mode: 'greedy', want: 1, cap: 0, topK: 1 };
   const topK = o.topK >= vocab ? 0 : o.topK; // HF: top_k = min(top_k, V); keeping all is no restriction
-  if (topK > SAMPLING_LIMITS.maxTopK) throw new LimitError(`sample: topK ${topK} is above the sampler's limit of ${SAMPLING_LIMITS.maxTopK} (vocabulary ${vocab})`);
+  if (topK > SAMPLING_LIMITS.maxTopK)
+    throw new LimitError(
+      `sample: topK ${topK} is above the sampler's limit of ${SAMPLING_LIMITS.maxTopK} (vocabulary ${vocab})`,
+    );
   if (topK === 0 && o.topP === 1) return { mode: 'full', want: 0, cap: 0, topK: 0 };
   const want = topK > 0 ? topK : Math.min(SAMPLING_LIMITS.topPCandidates, vocab);
   return { mode: 'top', want, cap: Math.max(256, 2 ** Math.ceil(Math.log2(2 * want))), topK };
@@ -241,12 +325,21 @@ export type SamplerModes = (p: Params) => { greedy: boolean; full: boolean; top:
  * out[slot_r] (u32 [slots]) and marked in the slot's presence bits. Each row's token depends on its own logits,
  * options, presence bits and step only. `modes` (default: all) skips the dispatches of modes no row uses.
  */
-export function sample(g: Graph, logits: Tensor, state: SamplerState, rows: Tensor, out: Tensor, modes?: SamplerModes): Tensor {
+export function sample(
+  g: Graph,
+  logits: Tensor,
+  state: SamplerState,
+  rows: Tensor,
+  out: Tensor,
+  modes?: SamplerModes,
+): Tensor {
   const V = state.vocabSize;
   assertDType(`sample logits '${logits.label}'`, logits.dtype, ['f32']);
   const m = logits.shape.length === 2 ? logits.shape[0] : 0;
   if (m < 1 || logits.shape[1] !== V) {
-    throw new InputError(`sample logits '${logits.label}' has shape [${logits.shape.join(', ')}]; expected [M, ${V}] (the sampler state's vocabulary)`);
+    throw new InputError(
+      `sample logits '${logits.label}' has shape [${logits.shape.join(', ')}]; expected [M, ${V}] (the sampler state's vocabulary)`,
+    );
   }
   checkRows('sample', rows, m);
   assertDType(`sample output '${out.label}'`, out.dtype, ['u32']);
@@ -259,10 +352,25 @@ export function sample(g: Graph, logits: Tensor, state: SamplerState, rows: Tens
   const scores = g.tensor('f32', [m, V], 'sampling_scores');
   const stats = g.tensor('f32', [m, 2 * nb], 'sampling_stats');
   const ctl = g.tensor('u32', [m, ctlStride], 'sampling_ctl');
-  const base = { n: V, nb, rows: m, slots: state.slots, words: state.presence.shape[1], ctl_stride: ctlStride, word: 0, shift: 0, bits: 0 };
+  const base = {
+    n: V,
+    nb,
+    rows: m,
+    slots: state.slots,
+    words: state.presence.shape[1],
+    ctl_stride: ctlStride,
+    word: 0,
+    shift: 0,
+    bits: 0,
+  };
   const stage = (entry: string, blocks: number, when: (p: Params) => boolean, values: Record<string, number> = base) =>
     g.dispatch({
-      kernel: { label: `sampling_${entry}`, code: SAMPLER_HEADER + SAMPLING_WGSL, entryPoint: entry, constants: { WG, PER: per, MAX_CAP } },
+      kernel: {
+        label: `sampling_${entry}`,
+        code: SAMPLER_HEADER + SAMPLING_WGSL,
+        entryPoint: entry,
+        constants: { WG, PER: per, MAX_CAP },
+      },
       uniforms: { layout: PARAMS, values },
       inputs: [logits, rows, state.options],
       outputs: [state.presence, scores, stats, ctl, out],

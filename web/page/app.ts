@@ -4,8 +4,18 @@
 // Node, with the page's WebGPU, files and image decoder.
 
 import {
-  AbortError, CheckpointError, ConfigError, Device, DeviceError, Glm4v, InputError, LimitError, type LoadProgress,
-  type ModelFolder, OutOfMemoryError, PickedFolder,
+  AbortError,
+  CheckpointError,
+  ConfigError,
+  Device,
+  DeviceError,
+  Glm4v,
+  InputError,
+  LimitError,
+  type LoadProgress,
+  type ModelFolder,
+  OutOfMemoryError,
+  PickedFolder,
 } from '@glm4v/runtime';
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -24,13 +34,20 @@ function showError(e: unknown): void {
   const err = e as Error;
   let title = 'Something went wrong.';
   if (err instanceof AbortError) title = 'Stopped.';
-  else if (err instanceof OutOfMemoryError) title = 'Too little GPU memory for this model. Close other GPU-heavy tabs or programs, or use a GPU with more memory.';
+  else if (err instanceof OutOfMemoryError)
+    title =
+      'Too little GPU memory for this model. Close other GPU-heavy tabs or programs, or use a GPU with more memory.';
   else if (err instanceof LimitError) title = "This model does not fit this GPU's WebGPU limits.";
-  else if (err instanceof CheckpointError || err instanceof ConfigError) title = 'This is not a GLM-4.1V model folder (or it is incomplete): pick the folder that holds config.json, tokenizer.json and the model*.safetensors files.';
+  else if (err instanceof CheckpointError || err instanceof ConfigError)
+    title =
+      'This is not a GLM-4.1V model folder (or it is incomplete): pick the folder that holds config.json, tokenizer.json and the model*.safetensors files.';
   else if (err instanceof InputError) title = 'This input cannot be used.';
   else if (err instanceof DeviceError) title = 'WebGPU is not available here.';
   const box = $('error');
-  box.replaceChildren(Object.assign(document.createElement('strong'), { textContent: title }), document.createTextNode(err?.message ?? String(e)));
+  box.replaceChildren(
+    Object.assign(document.createElement('strong'), { textContent: title }),
+    document.createTextNode(err?.message ?? String(e)),
+  );
   box.dataset.kind = err?.name ?? 'Error';
   box.hidden = false;
 }
@@ -50,7 +67,8 @@ function progress(t0: number): (p: LoadProgress) => void {
   return ({ bytesDone, bytesTotal, tensor }) => {
     const s = (performance.now() - t0) / 1000;
     $('progress-fill').style.width = `${(100 * bytesDone) / Math.max(1, bytesTotal)}%`;
-    $('progress-text').textContent = `${mb(bytesDone)} / ${mb(bytesTotal)} MB · ${(bytesDone / 1e6 / Math.max(s, 1e-3)).toFixed(1)} MB/s · ${tensor}`;
+    $('progress-text').textContent =
+      `${mb(bytesDone)} / ${mb(bytesTotal)} MB · ${(bytesDone / 1e6 / Math.max(s, 1e-3)).toFixed(1)} MB/s · ${tensor}`;
   };
 }
 
@@ -64,9 +82,14 @@ async function loadModel(folder: string | ModelFolder, what: string): Promise<vo
   $('model-info').textContent = `Loading ${what}…`;
   const t0 = performance.now();
   try {
-    state.model = await Glm4v.load(folder, { device: await device(), onProgress: progress(t0), signal: state.load.signal });
+    state.model = await Glm4v.load(folder, {
+      device: await device(),
+      onProgress: progress(t0),
+      signal: state.load.signal,
+    });
     const c = state.model.imageConfig;
-    $('model-info').textContent = `Loaded ${what} in ${((performance.now() - t0) / 1000).toFixed(1)} s · images up to ${(c.maxPixels / 1e6).toFixed(1)} MP`;
+    $('model-info').textContent =
+      `Loaded ${what} in ${((performance.now() - t0) / 1000).toFixed(1)} s · images up to ${(c.maxPixels / 1e6).toFixed(1)} MP`;
     setState('ready');
   } catch (e) {
     $('model-info').textContent = '';
@@ -104,17 +127,25 @@ async function ask(): Promise<void> {
   $('answer').textContent = '';
   $('stats').textContent = 'Reading the image and the prompt…';
   const text = $<HTMLTextAreaElement>('question').value;
-  const content = [...(state.image ? [{ type: 'image' as const, image: { data: state.image } }] : []), { type: 'text' as const, text }];
+  const content = [
+    ...(state.image ? [{ type: 'image' as const, image: { data: state.image } }] : []),
+    { type: 'text' as const, text },
+  ];
   const maxNewTokens = Number($<HTMLInputElement>('max-tokens').value) || 512;
   const t0 = performance.now();
   let first = 0;
   let tokens = 0;
   try {
-    for await (const ev of model.generate({ messages: [{ role: 'user', content }] }, { maxNewTokens, signal: state.run.signal })) {
+    for await (const ev of model.generate(
+      { messages: [{ role: 'user', content }] },
+      { maxNewTokens, signal: state.run.signal },
+    )) {
       if (ev.type === 'token') {
         first ||= performance.now();
         tokens++;
-        if (tokens > 1) $('stats').textContent = `${tokens} tokens · ${((tokens - 1) / ((performance.now() - first) / 1000)).toFixed(1)} tok/s`;
+        if (tokens > 1)
+          $('stats').textContent =
+            `${tokens} tokens · ${((tokens - 1) / ((performance.now() - first) / 1000)).toFixed(1)} tok/s`;
       } else if (ev.type === 'text' && ev.phase === 'thinking') {
         thinking.hidden = false;
         thinking.open = true;

@@ -7,11 +7,22 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import puppeteer, { type Browser } from 'puppeteer-core';
 
-const CANDIDATES = ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome', '/usr/bin/google-chrome-stable'];
+const CANDIDATES = [
+  '/usr/bin/chromium',
+  '/usr/bin/chromium-browser',
+  '/usr/bin/google-chrome',
+  '/usr/bin/google-chrome-stable',
+];
 
 export const CHROMIUM_FLAGS = [
-  '--enable-unsafe-webgpu', '--no-sandbox', '--disable-background-networking', '--disable-component-update',
-  '--disable-sync', '--no-first-run', '--disable-default-apps', '--mute-audio',
+  '--enable-unsafe-webgpu',
+  '--no-sandbox',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+  '--disable-default-apps',
+  '--mute-audio',
 ];
 
 /** The Chromium to use, or undefined with the reason none can be used. */
@@ -19,7 +30,11 @@ export function findChromium(): { path?: string; reason?: string } {
   const env = process.env.GLM4V_CHROMIUM;
   if (env) return existsSync(env) ? { path: env } : { reason: `GLM4V_CHROMIUM=${env} does not exist` };
   const path = CANDIDATES.find((p) => existsSync(p));
-  return path ? { path } : { reason: `no Chromium found (looked for ${CANDIDATES.join(', ')}); install Debian's chromium (bash tools/setup.sh does) or set GLM4V_CHROMIUM` };
+  return path
+    ? { path }
+    : {
+        reason: `no Chromium found (looked for ${CANDIDATES.join(', ')}); install Debian's chromium (bash tools/setup.sh does) or set GLM4V_CHROMIUM`,
+      };
 }
 
 export interface Chromium {

@@ -10,9 +10,16 @@ import type { AddressInfo } from 'node:net';
 import { extname, join, normalize, sep } from 'node:path';
 
 const TYPES: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8',
-  '.json': 'application/json; charset=utf-8', '.jinja': 'text/plain; charset=utf-8', '.md': 'text/plain; charset=utf-8',
-  '.png': 'image/png', '.jpg': 'image/jpeg', '.webp': 'image/webp', '.map': 'application/json',
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.json': 'application/json; charset=utf-8',
+  '.jinja': 'text/plain; charset=utf-8',
+  '.md': 'text/plain; charset=utf-8',
+  '.png': 'image/png',
+  '.jpg': 'image/jpeg',
+  '.webp': 'image/webp',
+  '.map': 'application/json',
 };
 
 export interface StaticServer {
@@ -24,7 +31,10 @@ export interface StaticServer {
 }
 
 /** `mounts`: URL prefix ('/' or '/fixtures/') → folder. The longest matching prefix wins. */
-export async function startServer(mounts: Record<string, string>, opts: { port?: number; host?: string } = {}): Promise<StaticServer> {
+export async function startServer(
+  mounts: Record<string, string>,
+  opts: { port?: number; host?: string } = {},
+): Promise<StaticServer> {
   const bytesSent = new Map<string, number>();
   const prefixes = Object.keys(mounts).sort((a, b) => b.length - a.length);
   const server: Server = createServer((req, res) => {
@@ -38,10 +48,11 @@ export async function startServer(mounts: Record<string, string>, opts: { port?:
   return {
     url: `http://${opts.host ?? '127.0.0.1'}:${port}/`,
     bytesSent,
-    close: () => new Promise((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }
 
@@ -54,24 +65,34 @@ function resolvePath(pathname: string, mounts: Record<string, string>, prefixes:
   return join(mounts[prefix], rel.endsWith(sep) || rel === '.' ? join(rel, 'index.html') : rel);
 }
 
-async function serve(req: IncomingMessage, res: ServerResponse, mounts: Record<string, string>, prefixes: string[], bytesSent: Map<string, number>): Promise<void> {
+async function serve(
+  req: IncomingMessage,
+  res: ServerResponse,
+  mounts: Record<string, string>,
+  prefixes: string[],
+  bytesSent: Map<string, number>,
+): Promise<void> {
   if (req.method !== 'GET' && req.method !== 'HEAD') return void res.writeHead(405, { allow: 'GET, HEAD' }).end();
   const pathname = new URL(req.url ?? '/', 'http://x').pathname;
   const file = resolvePath(pathname, mounts, prefixes);
   const st = file ? await stat(file).catch(() => undefined) : undefined;
   if (!file || !st?.isFile()) return void res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
   const headers: Record<string, string | number> = {
-    'content-type': TYPES[extname(file)] ?? 'application/octet-stream', 'accept-ranges': 'bytes', 'cache-control': 'no-store',
+    'content-type': TYPES[extname(file)] ?? 'application/octet-stream',
+    'accept-ranges': 'bytes',
+    'cache-control': 'no-store',
   };
   let start = 0;
   let end = st.size - 1;
   const range = req.headers.range;
   if (range) {
     const m = /^bytes=(\d*)-(\d*)$/.exec(range);
-    if (!m || (m[1] === '' && m[2] === '')) return void res.writeHead(416, { 'content-range': `bytes */${st.size}` }).end();
+    if (!m || (m[1] === '' && m[2] === ''))
+      return void res.writeHead(416, { 'content-range': `bytes */${st.size}` }).end();
     start = m[1] === '' ? Math.max(0, st.size - Number(m[2])) : Number(m[1]);
     end = m[1] === '' || m[2] === '' ? st.size - 1 : Math.min(Number(m[2]), st.size - 1);
-    if (start >= st.size || start > end) return void res.writeHead(416, { 'content-range': `bytes */${st.size}` }).end();
+    if (start >= st.size || start > end)
+      return void res.writeHead(416, { 'content-range': `bytes */${st.size}` }).end();
     headers['content-range'] = `bytes ${start}-${end}/${st.size}`;
   }
   headers['content-length'] = end - start + 1;

@@ -1,7 +1,14 @@
 // The float64 reference of the linear kernels (matmul.test.ts, matmul_quant.test.ts) and the scale of its tolerance.
 
 // float64 reference: y[m, n] = Σ_k x[m, k] · w[n, k] + b[n]
-export function linearRef(x: Float64Array, w: Float64Array, b: Float64Array | undefined, M: number, N: number, K: number): Float64Array {
+export function linearRef(
+  x: Float64Array,
+  w: Float64Array,
+  b: Float64Array | undefined,
+  M: number,
+  N: number,
+  K: number,
+): Float64Array {
   const y = new Float64Array(M * N);
   for (let m = 0; m < M; m++) {
     for (let n = 0; n < N; n++) {
@@ -18,7 +25,14 @@ export function linearRef(x: Float64Array, w: Float64Array, b: Float64Array | un
 // walk, so it grows with K like |x|₂·|w|₂ ≈ K·σ², not like the typical |y| ≈ √K·σ²). Scaling by the largest
 // product keeps the budget K-independent in units of eps while a single wrong term (≈ σ²) still fails for any K
 // up to 10⁵. The bias adds its own magnitude.
-export function scaleOf(x: Float64Array, w: Float64Array, b: Float64Array | undefined, M: number, N: number, K: number): number {
+export function scaleOf(
+  x: Float64Array,
+  w: Float64Array,
+  b: Float64Array | undefined,
+  M: number,
+  N: number,
+  K: number,
+): number {
   const maxNorm = (a: Float64Array, rows: number) => {
     let best = 0;
     for (let r = 0; r < rows; r++) {

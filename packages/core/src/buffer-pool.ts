@@ -34,7 +34,14 @@ export class BufferPool {
   private readonly inUse = new Set<GPUBuffer>();
   /** Buffers handed out since the last trimIdle(). */
   private readonly taken = new Set<GPUBuffer>();
-  private s: PoolStats = { bytesInUse: 0, peakBytesInUse: 0, bytesAllocated: 0, peakBytesAllocated: 0, reused: 0, created: 0 };
+  private s: PoolStats = {
+    bytesInUse: 0,
+    peakBytesInUse: 0,
+    bytesAllocated: 0,
+    peakBytesAllocated: 0,
+    reused: 0,
+    created: 0,
+  };
 
   constructor(device: Device) {
     this.device = device;
@@ -55,7 +62,9 @@ export class BufferPool {
     this.device.check();
     const maxBuffer = this.device.limits.maxBufferSize;
     if (bytes > maxBuffer) {
-      throw new LimitError(`'${label}' needs a buffer of ${bytes} bytes, above this device's maxBufferSize of ${maxBuffer}`);
+      throw new LimitError(
+        `'${label}' needs a buffer of ${bytes} bytes, above this device's maxBufferSize of ${maxBuffer}`,
+      );
     }
     let size = sizeClass(bytes);
     if (size > maxBuffer) size = Math.ceil(bytes / 4) * 4;

@@ -45,19 +45,32 @@ export class ChunkedTensor {
     const limit = Math.min(device.limits.maxStorageBufferBindingSize, maxBytes);
     const rowBytes = rowSize * itemSize(dtype);
     const rows = Math.floor(limit / Math.max(1, rowBytes));
-    if (rows < 1) throw new LimitError(`one row of ${rowSize} ${dtype} elements (${rowBytes} bytes) does not fit a storage binding of ${limit} bytes`);
+    if (rows < 1)
+      throw new LimitError(
+        `one row of ${rowSize} ${dtype} elements (${rowBytes} bytes) does not fit a storage binding of ${limit} bytes`,
+      );
     return Math.min(rows, shape[0] || 1);
   }
 
   /** Uninitialised chunks in pooled buffers. */
-  static async empty(device: Device, dtype: DType, shape: readonly number[], label = 'matrix', maxChunkBytes = Infinity): Promise<ChunkedTensor> {
+  static async empty(
+    device: Device,
+    dtype: DType,
+    shape: readonly number[],
+    label = 'matrix',
+    maxChunkBytes = Infinity,
+  ): Promise<ChunkedTensor> {
     if (shape.length < 1) throw new InputError(`'${label}': a chunked tensor needs at least one dimension`);
     const per = ChunkedTensor.rowsPerChunk(device, dtype, shape, maxChunkBytes);
     const chunks: RowChunk[] = [];
     try {
       for (let r = 0; r === 0 || r < shape[0]; r += per) {
         const rows = Math.min(per, shape[0] - r);
-        chunks.push({ tensor: await Tensor.empty(device, dtype, [rows, ...shape.slice(1)], `${label}[${r}:${r + rows}]`), rowStart: r, rows });
+        chunks.push({
+          tensor: await Tensor.empty(device, dtype, [rows, ...shape.slice(1)], `${label}[${r}:${r + rows}]`),
+          rowStart: r,
+          rows,
+        });
       }
     } catch (e) {
       for (const c of chunks) c.tensor.dispose();
@@ -67,13 +80,24 @@ export class ChunkedTensor {
   }
 
   /** Chunks holding `data` (row-major, the whole matrix), for tests and small weights. */
-  static async fromArray(device: Device, dtype: DType, shape: readonly number[], data: HostArray, label = 'matrix', maxChunkBytes = Infinity): Promise<ChunkedTensor> {
+  static async fromArray(
+    device: Device,
+    dtype: DType,
+    shape: readonly number[],
+    data: HostArray,
+    label = 'matrix',
+    maxChunkBytes = Infinity,
+  ): Promise<ChunkedTensor> {
     const n = numelOf(shape);
-    if (data.length !== n) throw new InputError(`'${label}': ${data.length} values given for shape [${shape.join(', ')}] (${n} elements)`);
+    if (data.length !== n)
+      throw new InputError(`'${label}': ${data.length} values given for shape [${shape.join(', ')}] (${n} elements)`);
     const m = await ChunkedTensor.empty(device, dtype, shape, label, maxChunkBytes);
     const rowSize = m.rowSize;
     for (const c of m.chunks) {
-      const part = 'subarray' in data ? data.subarray(c.rowStart * rowSize, (c.rowStart + c.rows) * rowSize) : data.slice(c.rowStart * rowSize, (c.rowStart + c.rows) * rowSize);
+      const part =
+        'subarray' in data
+          ? data.subarray(c.rowStart * rowSize, (c.rowStart + c.rows) * rowSize)
+          : data.slice(c.rowStart * rowSize, (c.rowStart + c.rows) * rowSize);
       c.tensor.write(part);
     }
     return m;
@@ -87,7 +111,12 @@ export class ChunkedTensor {
   /** The whole matrix row-major as f32 (or i32/u32), for tests. */
   async read(): Promise<Float32Array | Int32Array | Uint32Array> {
     const parts = await Promise.all(this.chunks.map((c) => c.tensor.read()));
-    const out = this.dtype === 'i32' ? new Int32Array(numelOf(this.shape)) : this.dtype === 'u32' ? new Uint32Array(numelOf(this.shape)) : new Float32Array(numelOf(this.shape));
+    const out =
+      this.dtype === 'i32'
+        ? new Int32Array(numelOf(this.shape))
+        : this.dtype === 'u32'
+          ? new Uint32Array(numelOf(this.shape))
+          : new Float32Array(numelOf(this.shape));
     this.chunks.forEach((c, i) => out.set(parts[i] as never, c.rowStart * this.rowSize));
     return out;
   }

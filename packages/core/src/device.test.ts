@@ -44,7 +44,10 @@ describe('Device', () => {
     if (!gpu) return ctx.skip("Dawn's null backend is unavailable");
     expect(gpu.has('chromium-experimental-subgroup-matrix')).toBe(true);
     gpu.dispose();
-    const without = await Device.create({ backend: 'null', disableFeatures: ['chromium-experimental-subgroup-matrix'] });
+    const without = await Device.create({
+      backend: 'null',
+      disableFeatures: ['chromium-experimental-subgroup-matrix'],
+    });
     expect(without.has('chromium-experimental-subgroup-matrix')).toBe(false);
     expect(without.adapter.subgroupMatrixConfigs).toEqual([]);
     without.dispose();

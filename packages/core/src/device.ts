@@ -25,7 +25,12 @@ export interface DeviceOptions {
 }
 
 export type OptionalFeature = 'shader-f16' | 'subgroups' | 'timestamp-query' | 'chromium-experimental-subgroup-matrix';
-const OPTIONAL_FEATURES: readonly OptionalFeature[] = ['shader-f16', 'subgroups', 'timestamp-query', 'chromium-experimental-subgroup-matrix'];
+const OPTIONAL_FEATURES: readonly OptionalFeature[] = [
+  'shader-f16',
+  'subgroups',
+  'timestamp-query',
+  'chromium-experimental-subgroup-matrix',
+];
 
 /**
  * Dawn toggles a GPU adapter is opened with, so that it exposes its tensor cores to WGSL: subgroup matrices are an
@@ -33,7 +38,11 @@ const OPTIONAL_FEATURES: readonly OptionalFeature[] = ['shader-f16', 'subgroups'
  * Dawn holds back on NVIDIA's Vulkan driver unless asked. CPU adapters are opened without them: they have no
  * matrix units, and their code generation stays as measured.
  */
-export const TENSOR_CORE_TOGGLES: readonly string[] = ['allow_unsafe_apis', 'use_vulkan_memory_model', 'vulkan_enable_f16_on_nvidia'];
+export const TENSOR_CORE_TOGGLES: readonly string[] = [
+  'allow_unsafe_apis',
+  'use_vulkan_memory_model',
+  'vulkan_enable_f16_on_nvidia',
+];
 
 /** One shape the adapter's subgroup-matrix units multiply: [M, K] · [K, N] + [M, N]. */
 export interface SubgroupMatrixConfig {
@@ -78,15 +87,27 @@ function isCpu(adapter: GPUAdapter): boolean {
 }
 
 function envFeatures(): OptionalFeature[] {
-  return (env('GLM4V_DISABLE_FEATURES') ?? '').split(',').map((f) => f.trim()).filter(Boolean) as OptionalFeature[];
+  return (env('GLM4V_DISABLE_FEATURES') ?? '')
+    .split(',')
+    .map((f) => f.trim())
+    .filter(Boolean) as OptionalFeature[];
 }
 
 function matrixConfigs(info: GPUAdapterInfo): SubgroupMatrixConfig[] {
   const list = (info as { subgroupMatrixConfigs?: readonly SubgroupMatrixConfig[] }).subgroupMatrixConfigs ?? [];
-  return list.map((c) => ({ componentType: c.componentType, resultComponentType: c.resultComponentType, M: c.M, N: c.N, K: c.K }));
+  return list.map((c) => ({
+    componentType: c.componentType,
+    resultComponentType: c.resultComponentType,
+    M: c.M,
+    N: c.N,
+    K: c.K,
+  }));
 }
 
-async function openAdapter(opts: DeviceOptions, extraToggles: readonly string[] = []): Promise<{ navigatorGpu: GPU; adapter: GPUAdapter; backend: string }> {
+async function openAdapter(
+  opts: DeviceOptions,
+  extraToggles: readonly string[] = [],
+): Promise<{ navigatorGpu: GPU; adapter: GPUAdapter; backend: string }> {
   const { gpu: navigatorGpu, backend } = openGpu(opts, extraToggles);
   let adapter: GPUAdapter | null;
   try {
@@ -135,14 +156,19 @@ export class Device {
       if (again) ({ navigatorGpu, adapter, backend } = again);
     }
 
-    const requiredFeatures = OPTIONAL_FEATURES.filter((f) => adapter.features.has(f) && !disabled.has(f)) as GPUFeatureName[];
+    const requiredFeatures = OPTIONAL_FEATURES.filter(
+      (f) => adapter.features.has(f) && !disabled.has(f),
+    ) as GPUFeatureName[];
     const requiredLimits: Record<string, number> = {};
     for (const name of WANTED_LIMITS) requiredLimits[name] = adapter.limits[name];
     let gpu: GPUDevice;
     try {
       gpu = await adapter.requestDevice({ requiredFeatures, requiredLimits, label: 'glm4v' });
     } catch (e) {
-      throw new DeviceError(`the adapter refused a device with features [${requiredFeatures.join(', ')}]: ${(e as Error).message}`, { cause: e });
+      throw new DeviceError(
+        `the adapter refused a device with features [${requiredFeatures.join(', ')}]: ${(e as Error).message}`,
+        { cause: e },
+      );
     }
     const info = adapter.info;
     const summary: AdapterSummary = {
@@ -154,7 +180,9 @@ export class Device {
       isFallbackAdapter: Boolean((info as { isFallbackAdapter?: boolean }).isFallbackAdapter),
       subgroupMinSize: (info as { subgroupMinSize?: number }).subgroupMinSize,
       subgroupMaxSize: (info as { subgroupMaxSize?: number }).subgroupMaxSize,
-      subgroupMatrixConfigs: requiredFeatures.includes('chromium-experimental-subgroup-matrix' as GPUFeatureName) ? matrixConfigs(info) : [],
+      subgroupMatrixConfigs: requiredFeatures.includes('chromium-experimental-subgroup-matrix' as GPUFeatureName)
+        ? matrixConfigs(info)
+        : [],
     };
     const device = new Device(navigatorGpu, gpu, summary);
     if (debugLevel() >= 1) debugLog(`[glm4v] ${device.describe()}\n`);
@@ -175,7 +203,9 @@ export class Device {
       `features: ${feats.join(', ') || 'none'}; max storage binding ${mib(this.limits.maxStorageBufferBindingSize)}, ` +
       `max buffer ${mib(this.limits.maxBufferSize)}, workgroup storage ${this.limits.maxComputeWorkgroupStorageSize} B` +
       (a.subgroupMinSize ? `, subgroup size ${a.subgroupMinSize}..${a.subgroupMaxSize}` : '') +
-      (a.subgroupMatrixConfigs.length ? `, subgroup matrices ${a.subgroupMatrixConfigs.map((c) => `${c.componentType}→${c.resultComponentType} ${c.M}×${c.N}×${c.K}`).join(', ')}` : '')
+      (a.subgroupMatrixConfigs.length
+        ? `, subgroup matrices ${a.subgroupMatrixConfigs.map((c) => `${c.componentType}→${c.resultComponentType} ${c.M}×${c.N}×${c.K}`).join(', ')}`
+        : '')
     );
   }
 
@@ -183,7 +213,9 @@ export class Device {
     if (this.pendingError) return; // the first error is the informative one
     const msg = error.message.trim();
     this.pendingError =
-      error instanceof GPUOutOfMemoryError ? new OutOfMemoryError(`GPU out of memory: ${msg}`) : new DeviceError(`GPU error: ${msg}`);
+      error instanceof GPUOutOfMemoryError
+        ? new OutOfMemoryError(`GPU out of memory: ${msg}`)
+        : new DeviceError(`GPU error: ${msg}`);
   }
 
   /** Throws the device's loss or the first uncaptured GPU error since the last check. Called at every sync point. */

@@ -20,7 +20,8 @@ export function storageBytes(dtype: DType, numel: number): number {
 export function numelOf(shape: readonly number[]): number {
   let n = 1;
   for (const d of shape) {
-    if (!Number.isInteger(d) || d < 0) throw new InputError(`invalid shape [${shape.join(', ')}]: dimensions must be non-negative integers`);
+    if (!Number.isInteger(d) || d < 0)
+      throw new InputError(`invalid shape [${shape.join(', ')}]: dimensions must be non-negative integers`);
     n *= d;
   }
   return n;
@@ -56,7 +57,7 @@ export function f32ToF16(v: number): number {
   if (e > 0) {
     let h = (e << 10) | (mant >>> 13);
     const rem = mant & 0x1fff;
-    if (rem > 0x1000 || (rem === 0x1000 && (h & 1))) h++; // a carry into the exponent is the correct result
+    if (rem > 0x1000 || (rem === 0x1000 && h & 1)) h++; // a carry into the exponent is the correct result
     return sign | h;
   }
   // Subnormal half: value = m · 2^(exp − 150), half unit = 2^−24, so h = m / 2^(126 − exp).
@@ -66,7 +67,7 @@ export function f32ToF16(v: number): number {
   let h = m >>> shift;
   const rem = m & ((1 << shift) - 1);
   const half = 1 << (shift - 1);
-  if (rem > half || (rem === half && (h & 1))) h++;
+  if (rem > half || (rem === half && h & 1)) h++;
   return sign | h;
 }
 
@@ -97,7 +98,12 @@ export function encode(dtype: DType, data: HostArray): Uint8Array {
     }
     return out;
   }
-  const view = dtype === 'f32' ? new Float32Array(out.buffer) : dtype === 'i32' ? new Int32Array(out.buffer) : new Uint32Array(out.buffer);
+  const view =
+    dtype === 'f32'
+      ? new Float32Array(out.buffer)
+      : dtype === 'i32'
+        ? new Int32Array(out.buffer)
+        : new Uint32Array(out.buffer);
   for (let i = 0; i < n; i++) view[i] = data[i];
   return out;
 }

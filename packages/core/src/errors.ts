@@ -57,7 +57,10 @@ export class ShaderCompileError extends Glm4vError {
   readonly messages: ShaderMessage[];
   constructor(label: string, messages: ShaderMessage[], detail?: string) {
     const lines = messages.map((m) => `  ${label}:${m.line}:${m.column} ${m.type}: ${m.message}`);
-    super('SHADER_COMPILE', [`shader '${label}' failed to compile`, ...lines, ...(detail ? [`  ${detail}`] : [])].join('\n'));
+    super(
+      'SHADER_COMPILE',
+      [`shader '${label}' failed to compile`, ...lines, ...(detail ? [`  ${detail}`] : [])].join('\n'),
+    );
     this.label = label;
     this.messages = messages;
   }

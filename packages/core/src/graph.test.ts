@@ -26,7 +26,13 @@ struct Params { n: u32, a: f32, b: f32 }
 };
 const AFFINE_PARAMS = new UniformLayout('n: u32, a: f32, b: f32');
 
-function affine(g: Graph, x: Tensor, a: number | ((p: Record<string, number>) => number), b: number, out?: Tensor): Tensor {
+function affine(
+  g: Graph,
+  x: Tensor,
+  a: number | ((p: Record<string, number>) => number),
+  b: number,
+  out?: Tensor,
+): Tensor {
   const y = out ?? g.tensor('f32', x.shape, 'affine_out');
   const n = x.numel;
   g.dispatch({
@@ -91,7 +97,14 @@ describe('Graph', () => {
     const data = Float32Array.from({ length: n }, (_, i) => Math.sin(i));
     const x = await Tensor.fromArray(device, 'f32', [n], data);
     const replayed = new Graph(device, 'replay');
-    const out = replayed.keep(affine(replayed, affine(replayed, x, (p) => p.scale, 0.5), 2, (0 as number)));
+    const out = replayed.keep(
+      affine(
+        replayed,
+        affine(replayed, x, (p) => p.scale, 0.5),
+        2,
+        0 as number,
+      ),
+    );
     for (const scale of [1, -3, 0.25]) {
       await replayed.run({ scale });
       const got = await out.read();
@@ -180,10 +193,17 @@ describe('Graph', () => {
     const g = new Graph(device, 'bad');
     expect(() => g.dispatch({ kernel: AFFINE, inputs: [x], outputs: [x], workgroups: [1] })).toThrow(InputError);
     expect(() =>
-      g.dispatch({ kernel: AFFINE, inputs: [x], outputs: [g.tensor('f32', [4])], workgroups: [device.limits.maxComputeWorkgroupsPerDimension + 1] }),
+      g.dispatch({
+        kernel: AFFINE,
+        inputs: [x],
+        outputs: [g.tensor('f32', [4])],
+        workgroups: [device.limits.maxComputeWorkgroupsPerDimension + 1],
+      }),
     ).toThrow(LimitError);
     const tooBig = g.tensor('f32', [device.limits.maxStorageBufferBindingSize / 4 + 1], 'lm_head');
-    expect(() => g.dispatch({ kernel: AFFINE, inputs: [x], outputs: [tooBig], workgroups: [1] })).toThrow(/'lm_head'.*storage binding limit/);
+    expect(() => g.dispatch({ kernel: AFFINE, inputs: [x], outputs: [tooBig], workgroups: [1] })).toThrow(
+      /'lm_head'.*storage binding limit/,
+    );
     const missing = new Graph(device, 'missing-uniform');
     missing.dispatch({
       kernel: AFFINE,
@@ -201,7 +221,12 @@ describe('Graph', () => {
 
 describe('views', () => {
   it('plans a view of an intermediate with its root, and binds it at its offset', async () => {
-    const x = await Tensor.fromArray(device, 'f32', [128], Float32Array.from({ length: 128 }, (_, i) => i));
+    const x = await Tensor.fromArray(
+      device,
+      'f32',
+      [128],
+      Float32Array.from({ length: 128 }, (_, i) => i),
+    );
     const g = new Graph(device, 'views');
     const y = affine(g, x, 1, 0); // [128]
     const tail = y.view([64], 64, 'tail'); // 256 bytes in: aligned

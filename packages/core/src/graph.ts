@@ -131,7 +131,8 @@ export class Graph {
     const label = spec.kernel.label;
     const limits = this.device.limits;
     for (const t of [...inputs, ...outputs]) {
-      if (t.device !== this.device) throw new InputError(`kernel '${label}': tensor '${t.label}' belongs to another device`);
+      if (t.device !== this.device)
+        throw new InputError(`kernel '${label}': tensor '${t.label}' belongs to another device`);
       if (t.byteSize > limits.maxStorageBufferBindingSize) {
         throw new LimitError(
           `kernel '${label}': tensor '${t.label}' ${t.dtype}[${t.shape.join(', ')}] is ${t.byteSize} bytes, above this device's ` +
@@ -140,27 +141,45 @@ export class Graph {
       }
     }
     for (const o of outputs) {
-      if (inputs.some((i) => i.root === o.root)) throw new InputError(`kernel '${label}': tensor '${o.label}' is both an input and an output`);
+      if (inputs.some((i) => i.root === o.root))
+        throw new InputError(`kernel '${label}': tensor '${o.label}' is both an input and an output`);
     }
     const align = limits.minStorageBufferOffsetAlignment;
     for (const t of [...inputs, ...outputs]) {
       if (t.root !== t && t.offset % align !== 0) {
-        throw new InputError(`kernel '${label}': view '${t.label}' starts at byte ${t.offset}, not a multiple of the device's storage offset alignment ${align}`);
+        throw new InputError(
+          `kernel '${label}': view '${t.label}' starts at byte ${t.offset}, not a multiple of the device's storage offset alignment ${align}`,
+        );
       }
     }
     if (inputs.length + outputs.length > limits.maxStorageBuffersPerShaderStage) {
-      throw new LimitError(`kernel '${label}': ${inputs.length + outputs.length} storage bindings, above the device limit of ${limits.maxStorageBuffersPerShaderStage}`);
+      throw new LimitError(
+        `kernel '${label}': ${inputs.length + outputs.length} storage bindings, above the device limit of ${limits.maxStorageBuffersPerShaderStage}`,
+      );
     }
-    if (typeof spec.workgroups !== 'function') checkWorkgroups(spec.workgroups, label, limits.maxComputeWorkgroupsPerDimension);
-    const kinds: BindingKind[] = [...(spec.uniforms ? ['uniform' as const] : []), ...inputs.map(() => 'read' as const), ...outputs.map(() => 'write' as const)];
+    if (typeof spec.workgroups !== 'function')
+      checkWorkgroups(spec.workgroups, label, limits.maxComputeWorkgroupsPerDimension);
+    const kinds: BindingKind[] = [
+      ...(spec.uniforms ? ['uniform' as const] : []),
+      ...inputs.map(() => 'read' as const),
+      ...outputs.map(() => 'write' as const),
+    ];
     this.commands.push({ kind: 'dispatch', spec, tensors: [...inputs, ...outputs], kinds, uniformOffset: -1 });
   }
 
   /** Copies `bytes` (a multiple of 4, possibly depending on params) from one tensor to another. */
-  copy(src: Tensor, dst: Tensor, bytes: number | ((p: Params) => number) = src.byteSize, srcByte = 0, dstByte = 0): void {
+  copy(
+    src: Tensor,
+    dst: Tensor,
+    bytes: number | ((p: Params) => number) = src.byteSize,
+    srcByte = 0,
+    dstByte = 0,
+  ): void {
     this.assertRecording();
     if (typeof bytes === 'number' && (srcByte + bytes > src.byteSize || dstByte + bytes > dst.byteSize)) {
-      throw new InputError(`copy '${src.label}' → '${dst.label}': ${bytes} bytes at ${srcByte}/${dstByte} overflow the tensors`);
+      throw new InputError(
+        `copy '${src.label}' → '${dst.label}': ${bytes} bytes at ${srcByte}/${dstByte} overflow the tensors`,
+      );
     }
     this.commands.push({ kind: 'copy', src, dst, srcByte, dstByte, bytes, tensors: [src, dst] });
   }
@@ -181,7 +200,9 @@ export class Graph {
     for (const d of dispatches) d.bindGroup = this.bindGroup(d);
     if (debugLevel() >= 1) {
       const s = this.stats;
-      debugLog(`[glm4v] graph '${this.label}': ${s.dispatches} dispatches, ${s.intermediates} intermediates, ${s.sumBytes} B if separate, ${s.plannedBytes} B planned\n`);
+      debugLog(
+        `[glm4v] graph '${this.label}': ${s.dispatches} dispatches, ${s.intermediates} intermediates, ${s.sumBytes} B if separate, ${s.plannedBytes} B planned\n`,
+      );
     }
   }
 
@@ -211,8 +232,12 @@ export class Graph {
         const need = sizeClass(Math.max(4, t.byteSize));
         sumBytes += need;
         let best = -1;
-        for (let j = 0; j < free.length; j++) if (free[j].size >= need && (best < 0 || free[j].size < free[best].size)) best = j;
-        const slot = best >= 0 ? free.splice(best, 1)[0] : { buffer: await this.device.pool.acquire(need, `${this.label}:${t.label}`), size: need };
+        for (let j = 0; j < free.length; j++)
+          if (free[j].size >= need && (best < 0 || free[j].size < free[best].size)) best = j;
+        const slot =
+          best >= 0
+            ? free.splice(best, 1)[0]
+            : { buffer: await this.device.pool.acquire(need, `${this.label}:${t.label}`), size: need };
         if (best < 0) {
           this.physical.push(slot.buffer);
           plannedBytes += need;
@@ -241,7 +266,11 @@ export class Graph {
     if (size === 0) return;
     this.arenaHost = new ArrayBuffer(size);
     this.arenaView = new DataView(this.arenaHost);
-    this.arena = this.device.gpu.createBuffer({ size, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, label: `${this.label}:uniforms` });
+    this.arena = this.device.gpu.createBuffer({
+      size,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+      label: `${this.label}:uniforms`,
+    });
     let lo = size;
     let hi = 0;
     for (const d of dispatches) {
@@ -260,9 +289,21 @@ export class Graph {
   private bindGroup(d: Dispatch): GPUBindGroup {
     const entries: GPUBindGroupEntry[] = [];
     let binding = 0;
-    if (d.spec.uniforms) entries.push({ binding: binding++, resource: { buffer: this.arena!, offset: d.uniformOffset, size: d.spec.uniforms.layout.byteSize } });
-    for (const t of d.tensors) entries.push({ binding: binding++, resource: { buffer: t.buffer, offset: t.offset, size: Math.max(4, t.byteSize) } });
-    return this.device.gpu.createBindGroup({ layout: this.device.pipelines.bindGroupLayout(d.kinds), entries, label: d.spec.kernel.label });
+    if (d.spec.uniforms)
+      entries.push({
+        binding: binding++,
+        resource: { buffer: this.arena!, offset: d.uniformOffset, size: d.spec.uniforms.layout.byteSize },
+      });
+    for (const t of d.tensors)
+      entries.push({
+        binding: binding++,
+        resource: { buffer: t.buffer, offset: t.offset, size: Math.max(4, t.byteSize) },
+      });
+    return this.device.gpu.createBindGroup({
+      layout: this.device.pipelines.bindGroupLayout(d.kinds),
+      entries,
+      label: d.spec.kernel.label,
+    });
   }
 
   /** Plans if needed, writes the params-dependent uniforms, and submits the whole graph once. */
@@ -282,7 +323,8 @@ export class Graph {
   async profile(params: Params = {}): Promise<ProfileEntry[]> {
     await this.plan();
     this.device.check();
-    if (!this.device.has('timestamp-query')) throw new DeviceError('profiling needs the timestamp-query feature, which this adapter lacks');
+    if (!this.device.has('timestamp-query'))
+      throw new DeviceError('profiling needs the timestamp-query feature, which this adapter lacks');
     const uniformBytes = this.writeDynamicUniforms(params);
     const gpu = this.device.gpu;
     const passes = Math.max(1, this.commands.filter((c) => c.kind === 'dispatch').length);
@@ -291,7 +333,13 @@ export class Graph {
     let readback: GPUBuffer | undefined;
     try {
       for (let k = 0; k < passes; k += PASSES_PER_QUERY_SET) {
-        querySets.push(gpu.createQuerySet({ type: 'timestamp', count: 2 * Math.min(PASSES_PER_QUERY_SET, passes - k), label: `${this.label}:profile` }));
+        querySets.push(
+          gpu.createQuerySet({
+            type: 'timestamp',
+            count: 2 * Math.min(PASSES_PER_QUERY_SET, passes - k),
+            label: `${this.label}:profile`,
+          }),
+        );
       }
       const bytes = 2 * passes * 8;
       resolve = gpu.createBuffer({ size: bytes, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
@@ -321,7 +369,11 @@ export class Graph {
    * Encodes every command. Consecutive dispatches share one compute pass; with `timestamps`, the k-th dispatch
    * that runs gets its own pass with the timestamp writes timestamps(k). Returns the dispatches that ran.
    */
-  private encode(enc: GPUCommandEncoder, params: Params, timestamps?: (k: number) => GPUComputePassTimestampWrites): Dispatch[] {
+  private encode(
+    enc: GPUCommandEncoder,
+    params: Params,
+    timestamps?: (k: number) => GPUComputePassTimestampWrites,
+  ): Dispatch[] {
     const ran: Dispatch[] = [];
     let pass: GPUComputePassEncoder | undefined;
     for (const c of this.commands) {
@@ -329,7 +381,8 @@ export class Graph {
         pass?.end();
         pass = undefined;
         const bytes = typeof c.bytes === 'function' ? c.bytes(params) : c.bytes;
-        if (bytes > 0) enc.copyBufferToBuffer(c.src.buffer, c.src.offset + c.srcByte, c.dst.buffer, c.dst.offset + c.dstByte, bytes);
+        if (bytes > 0)
+          enc.copyBufferToBuffer(c.src.buffer, c.src.offset + c.srcByte, c.dst.buffer, c.dst.offset + c.dstByte, bytes);
         continue;
       }
       const wg = this.workgroups(c, params);
@@ -351,7 +404,8 @@ export class Graph {
 
   private workgroups(d: Dispatch, params: Params): readonly [number, number, number] {
     const w = typeof d.spec.workgroups === 'function' ? d.spec.workgroups(params) : d.spec.workgroups;
-    if (typeof d.spec.workgroups === 'function') checkWorkgroups(w, d.spec.kernel.label, this.device.limits.maxComputeWorkgroupsPerDimension);
+    if (typeof d.spec.workgroups === 'function')
+      checkWorkgroups(w, d.spec.kernel.label, this.device.limits.maxComputeWorkgroupsPerDimension);
     return [w[0], w[1] ?? 1, w[2] ?? 1];
   }
 
@@ -391,7 +445,9 @@ export class Graph {
 function checkWorkgroups(w: Workgroups, label: string, max: number): void {
   for (const n of w) {
     if (n === undefined) continue;
-    if (!Number.isInteger(n) || n < 0) throw new InputError(`kernel '${label}': workgroup count ${n} is not a non-negative integer`);
-    if (n > max) throw new LimitError(`kernel '${label}': ${n} workgroups in one dimension, above the device limit of ${max}`);
+    if (!Number.isInteger(n) || n < 0)
+      throw new InputError(`kernel '${label}': workgroup count ${n} is not a non-negative integer`);
+    if (n > max)
+      throw new LimitError(`kernel '${label}': ${n} workgroups in one dimension, above the device limit of ${max}`);
   }
 }

@@ -17,7 +17,10 @@ describe('PipelineCache', () => {
   it('shares one compile between concurrent requests of a key and separates different constants', async () => {
     const before = device.pipelines.compiles;
     const spec = { label: 'cache_ok', code: OK, constants: { WG: 32 } };
-    const [a, b] = await Promise.all([device.pipelines.get(spec, ['write']), device.pipelines.get({ ...spec }, ['write'])]);
+    const [a, b] = await Promise.all([
+      device.pipelines.get(spec, ['write']),
+      device.pipelines.get({ ...spec }, ['write']),
+    ]);
     expect(a).toBe(b);
     const c = await device.pipelines.get({ ...spec, constants: { WG: 64 } }, ['write']);
     expect(c).not.toBe(a);
@@ -25,7 +28,8 @@ describe('PipelineCache', () => {
   });
 
   it('reports WGSL errors with the label, line and column', async () => {
-    const code = 'fn helper() -> u32 {\n  return 1u;\n}\n@compute @workgroup_size(1) fn main() {\n  let x: u32 = 1.5;\n}';
+    const code =
+      'fn helper() -> u32 {\n  return 1u;\n}\n@compute @workgroup_size(1) fn main() {\n  let x: u32 = 1.5;\n}';
     const err = await device.pipelines.get({ label: 'broken_kernel', code }, []).catch((e) => e);
     expect(err).toBeInstanceOf(ShaderCompileError);
     expect(err.code).toBe('SHADER_COMPILE');

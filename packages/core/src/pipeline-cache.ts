@@ -100,7 +100,11 @@ export class PipelineCache {
       });
     } catch (e) {
       this.device.check();
-      throw new ShaderCompileError(spec.label, [], `pipeline creation failed (bindings [${kinds.join(', ')}], constants ${JSON.stringify(spec.constants ?? {})}): ${(e as Error).message}`);
+      throw new ShaderCompileError(
+        spec.label,
+        [],
+        `pipeline creation failed (bindings [${kinds.join(', ')}], constants ${JSON.stringify(spec.constants ?? {})}): ${(e as Error).message}`,
+      );
     }
   }
 }

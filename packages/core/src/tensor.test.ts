@@ -28,8 +28,13 @@ describe('Tensor upload and download', () => {
         t.dispose();
         expect(back.length).toBe(n);
         const expected =
-          dtype === 'f16' ? data.map((v) => f16ToF32(f32ToF16(v))) : dtype === 'bf16' ? data.map((v) => bf16ToF32(f32ToBf16(v))) : data;
-        for (let i = 0; i < n; i++) if (back[i] !== expected[i]) expect.fail(`${dtype}[${i}]: got ${back[i]}, expected ${expected[i]}`);
+          dtype === 'f16'
+            ? data.map((v) => f16ToF32(f32ToF16(v)))
+            : dtype === 'bf16'
+              ? data.map((v) => bf16ToF32(f32ToBf16(v)))
+              : data;
+        for (let i = 0; i < n; i++)
+          if (back[i] !== expected[i]) expect.fail(`${dtype}[${i}]: got ${back[i]}, expected ${expected[i]}`);
       });
     }
   }
@@ -44,7 +49,9 @@ describe('Tensor upload and download', () => {
   });
 
   it('rejects data of the wrong length, naming the tensor', async () => {
-    await expect(Tensor.fromArray(device, 'f32', [2, 3], [1, 2, 3], 'weights')).rejects.toThrow(/'weights': 3 values given for shape \[2, 3\]/);
+    await expect(Tensor.fromArray(device, 'f32', [2, 3], [1, 2, 3], 'weights')).rejects.toThrow(
+      /'weights': 3 values given for shape \[2, 3\]/,
+    );
     await expect(Tensor.fromArray(device, 'f32', [2, -1], [1], 'w')).rejects.toBeInstanceOf(InputError);
   });
 

@@ -47,7 +47,8 @@ export class Tensor {
 
   get buffer(): GPUBuffer {
     if (this.base) return this.base.buffer;
-    if (!this.storage) throw new DeviceError(`tensor '${this.label}' has no storage yet (plan its graph first, or it was disposed)`);
+    if (!this.storage)
+      throw new DeviceError(`tensor '${this.label}' has no storage yet (plan its graph first, or it was disposed)`);
     return this.storage.buffer;
   }
 
@@ -63,8 +64,15 @@ export class Tensor {
   view(shape: readonly number[], elementOffset = 0, label = `${this.label}.view`): Tensor {
     const v = new Tensor(this.device, this.dtype, shape, label);
     const byteOffset = elementOffset * itemSize(this.dtype);
-    if (!Number.isInteger(elementOffset) || elementOffset < 0 || elementOffset + v.numel > this.numel || byteOffset % 4 !== 0) {
-      throw new InputError(`view of '${this.label}' [${this.shape.join(', ')}]: [${shape.join(', ')}] at element ${elementOffset} does not fit (or is not word-aligned)`);
+    if (
+      !Number.isInteger(elementOffset) ||
+      elementOffset < 0 ||
+      elementOffset + v.numel > this.numel ||
+      byteOffset % 4 !== 0
+    ) {
+      throw new InputError(
+        `view of '${this.label}' [${this.shape.join(', ')}]: [${shape.join(', ')}] at element ${elementOffset} does not fit (or is not word-aligned)`,
+      );
     }
     v.base = this;
     v.baseOffset = byteOffset;
@@ -74,7 +82,10 @@ export class Tensor {
   /** The same elements with another shape (a view at offset 0). */
   reshape(shape: readonly number[]): Tensor {
     const v = this.view(shape, 0, this.label);
-    if (v.numel !== this.numel) throw new InputError(`reshape of '${this.label}' [${this.shape.join(', ')}] to [${shape.join(', ')}]: ${this.numel} vs ${v.numel} elements`);
+    if (v.numel !== this.numel)
+      throw new InputError(
+        `reshape of '${this.label}' [${this.shape.join(', ')}] to [${shape.join(', ')}]: ${this.numel} vs ${v.numel} elements`,
+      );
     return v;
   }
 
@@ -93,9 +104,16 @@ export class Tensor {
   }
 
   /** A tensor holding `data` (f16/bf16: Uint16Array taken as raw bits, other arrays rounded to nearest even). */
-  static async fromArray(device: Device, dtype: DType, shape: readonly number[], data: HostArray, label = 'tensor'): Promise<Tensor> {
+  static async fromArray(
+    device: Device,
+    dtype: DType,
+    shape: readonly number[],
+    data: HostArray,
+    label = 'tensor',
+  ): Promise<Tensor> {
     const n = numelOf(shape);
-    if (data.length !== n) throw new InputError(`'${label}': ${data.length} values given for shape [${shape.join(', ')}] (${n} elements)`);
+    if (data.length !== n)
+      throw new InputError(`'${label}': ${data.length} values given for shape [${shape.join(', ')}] (${n} elements)`);
     const t = await Tensor.empty(device, dtype, shape, label);
     try {
       t.write(data);
@@ -110,12 +128,19 @@ export class Tensor {
   write(data: HostArray, elementOffset = 0): void {
     this.device.check();
     if (elementOffset + data.length > this.numel) {
-      throw new InputError(`'${this.label}': writing ${data.length} values at ${elementOffset} overflows its ${this.numel} elements`);
+      throw new InputError(
+        `'${this.label}': writing ${data.length} values at ${elementOffset} overflows its ${this.numel} elements`,
+      );
     }
     const size = itemSize(this.dtype);
     // 16-bit elements travel in whole u32 words: a write must not split the word of an element it does not own
-    if (size === 2 && (elementOffset % 2 !== 0 || (data.length % 2 !== 0 && elementOffset + data.length !== this.numel))) {
-      throw new InputError(`'${this.label}': a 16-bit write of ${data.length} values at ${elementOffset} must start at an even element and end at an even element or the tensor's end`);
+    if (
+      size === 2 &&
+      (elementOffset % 2 !== 0 || (data.length % 2 !== 0 && elementOffset + data.length !== this.numel))
+    ) {
+      throw new InputError(
+        `'${this.label}': a 16-bit write of ${data.length} values at ${elementOffset} must start at an even element and end at an even element or the tensor's end`,
+      );
     }
     this.writeBytes(encode(this.dtype, data), elementOffset * size);
   }
@@ -124,7 +149,13 @@ export class Tensor {
   writeBytes(bytes: Uint8Array, byteOffset = 0): void {
     this.device.check();
     const padded = bytes.byteLength % 4 === 0 ? bytes : padTo4(bytes);
-    this.device.gpu.queue.writeBuffer(this.buffer, this.offset + byteOffset, padded.buffer, padded.byteOffset, padded.byteLength);
+    this.device.gpu.queue.writeBuffer(
+      this.buffer,
+      this.offset + byteOffset,
+      padded.buffer,
+      padded.byteOffset,
+      padded.byteLength,
+    );
   }
 
   /** Reads the contents back: f32 for float types (16-bit widened exactly), i32/u32 as stored. */
@@ -138,7 +169,11 @@ export class Tensor {
     device.check();
     const size = this.byteSize;
     if (size === 0) return new Uint8Array(0);
-    const staging = device.gpu.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, label: `${this.label}:readback` });
+    const staging = device.gpu.createBuffer({
+      size,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+      label: `${this.label}:readback`,
+    });
     try {
       const enc = device.gpu.createCommandEncoder();
       enc.copyBufferToBuffer(this.buffer, this.offset, staging, 0, size);

@@ -55,7 +55,13 @@ export async function poisoned(device: Device, dtype: DType, shape: readonly num
   return t;
 }
 
-export async function poisonedChunked(device: Device, dtype: DType, shape: readonly number[], label = 'out', maxChunkBytes = Infinity): Promise<ChunkedTensor> {
+export async function poisonedChunked(
+  device: Device,
+  dtype: DType,
+  shape: readonly number[],
+  label = 'out',
+  maxChunkBytes = Infinity,
+): Promise<ChunkedTensor> {
   const m = await ChunkedTensor.empty(device, dtype, shape, label, maxChunkBytes);
   for (const c of m.chunks) c.tensor.writeBytes(new Uint8Array(c.tensor.byteSize).fill(0xff));
   return m;
@@ -90,9 +96,23 @@ export interface CloseReport {
  * Compares element by element: |got − ref| ≤ atol·scale + rtol·|ref|. NaN (an unwritten, poisoned element)
  * always fails. The report names the worst element, both values and the error as a fraction of its budget.
  */
-export function compare(got: ArrayLike<number>, ref: ArrayLike<number>, tol: Tolerance, what: string, scale?: number): CloseReport {
+export function compare(
+  got: ArrayLike<number>,
+  ref: ArrayLike<number>,
+  tol: Tolerance,
+  what: string,
+  scale?: number,
+): CloseReport {
   if (got.length !== ref.length) {
-    return { ok: false, worst: -1, got: NaN, expected: NaN, ratio: Infinity, maxAbs: Infinity, message: `${what}: length ${got.length}, expected ${ref.length}` };
+    return {
+      ok: false,
+      worst: -1,
+      got: NaN,
+      expected: NaN,
+      ratio: Infinity,
+      maxAbs: Infinity,
+      message: `${what}: length ${got.length}, expected ${ref.length}`,
+    };
   }
   let s = scale ?? 0;
   if (scale === undefined) for (let i = 0; i < ref.length; i++) s = Math.max(s, Math.abs(ref[i]));
@@ -115,7 +135,13 @@ export function compare(got: ArrayLike<number>, ref: ArrayLike<number>, tol: Tol
 }
 
 /** Throws with compare()'s explanation when any element is outside its budget. */
-export function expectClose(got: ArrayLike<number>, ref: ArrayLike<number>, tol: Tolerance, what: string, scale?: number): CloseReport {
+export function expectClose(
+  got: ArrayLike<number>,
+  ref: ArrayLike<number>,
+  tol: Tolerance,
+  what: string,
+  scale?: number,
+): CloseReport {
   const r = compare(got, ref, tol, what, scale);
   if (!r.ok) throw new Error(r.message);
   return r;

@@ -14,9 +14,13 @@ export class UniformLayout {
 
   constructor(spec: string) {
     const fields: { name: string; type: ScalarType }[] = [];
-    for (const part of spec.split(/[,\n]/).map((s) => s.trim()).filter(Boolean)) {
+    for (const part of spec
+      .split(/[,\n]/)
+      .map((s) => s.trim())
+      .filter(Boolean)) {
       const m = /^(\w+)\s*:\s*(u32|i32|f32)$/.exec(part);
-      if (!m) throw new InputError(`uniform layout '${spec}': cannot read field '${part}' (expected 'name: u32|i32|f32')`);
+      if (!m)
+        throw new InputError(`uniform layout '${spec}': cannot read field '${part}' (expected 'name: u32|i32|f32')`);
       fields.push({ name: m[1], type: m[2] as ScalarType });
     }
     this.fields = fields;
@@ -30,7 +34,11 @@ export class UniformLayout {
       if (v === undefined || Number.isNaN(v)) throw new InputError(`kernel '${label}': uniform '${name}' is ${v}`);
       const at = offset + 4 * i;
       if (type === 'f32') view.setFloat32(at, v, true);
-      else if (!Number.isInteger(v) || v < (type === 'i32' ? -(2 ** 31) : 0) || v >= (type === 'i32' ? 2 ** 31 : 2 ** 32)) {
+      else if (
+        !Number.isInteger(v) ||
+        v < (type === 'i32' ? -(2 ** 31) : 0) ||
+        v >= (type === 'i32' ? 2 ** 31 : 2 ** 32)
+      ) {
         throw new InputError(`kernel '${label}': uniform '${name}' = ${v} is not a ${type}`);
       } else if (type === 'i32') view.setInt32(at, v, true);
       else view.setUint32(at, v, true);

@@ -32,7 +32,10 @@ afterAll(async () => {
   await rm(tmp, { recursive: true, force: true });
 });
 
-const withImage = (text: string, seed = 0): ContentPart[] => [{ type: 'image', image: { path: join(tiny, 'sample.png') } }, { type: 'text', text: `${text}${' '.repeat(seed)}` }];
+const withImage = (text: string, seed = 0): ContentPart[] => [
+  { type: 'image', image: { path: join(tiny, 'sample.png') } },
+  { type: 'text', text: `${text}${' '.repeat(seed)}` },
+];
 
 describe('Chat', () => {
   it('answers turn after turn, prefilling only the tokens each turn adds', async () => {
@@ -66,9 +69,12 @@ describe('Chat', () => {
       const chat = model.chat();
       const ac = new AbortController();
       let tokens = 0;
-      for await (const ev of chat.send('Count.', { signal: ac.signal })) if (ev.type === 'token' && ++tokens === 3) ac.abort();
+      for await (const ev of chat.send('Count.', { signal: ac.signal }))
+        if (ev.type === 'token' && ++tokens === 3) ac.abort();
       expect(chat.messages).toHaveLength(2);
-      await expect(chat.sendText([{ type: 'image', image: { path: join(tmp, 'missing.png') } }])).rejects.toThrow(/missing\.png/);
+      await expect(chat.sendText([{ type: 'image', image: { path: join(tmp, 'missing.png') } }])).rejects.toThrow(
+        /missing\.png/,
+      );
       expect(chat.messages).toHaveLength(2);
       const next = await chat.sendText('Go on.');
       expect(next.answer).toBe(FIXED_REPLY.answer);
@@ -100,7 +106,18 @@ describe('Chat', () => {
 
 describe('glm4v-run chat', () => {
   it('converses over a pipe: attachments, a bad command and a bad image reported without ending it, /reset, /exit', async () => {
-    const input = [`/image ${join(tiny, 'sample.png')}`, 'What is it?', 'And again?', '/bogus', '/image /no/such.png', 'hi', '/reset', 'hello', '/exit', 'never read'].join('\n');
+    const input = [
+      `/image ${join(tiny, 'sample.png')}`,
+      'What is it?',
+      'And again?',
+      '/bogus',
+      '/image /no/such.png',
+      'hi',
+      '/reset',
+      'hello',
+      '/exit',
+      'never read',
+    ].join('\n');
     const r = await runCli(['chat', '--model', fixed, '--system', 'Be brief.'], { input });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toBe(`${FIXED_REPLY.thinking}\n${FIXED_REPLY.answer}\n`.repeat(3));
@@ -139,7 +156,11 @@ describe('ConversationCache', () => {
       conv.commit(p1.ids, reply);
 
       // turn 2: the history rendered again, with a second image
-      const turn2: Message[] = [...turn1, { role: 'assistant', content: processor.tokenizer.decode(reply) }, { role: 'user', content: withImage('And now?', 2) }];
+      const turn2: Message[] = [
+        ...turn1,
+        { role: 'assistant', content: processor.tokenizer.decode(reply) },
+        { role: 'user', content: withImage('And now?', 2) },
+      ];
       const p2 = await processor.prepare({ messages: turn2 });
       const cached = conv.reusable(p2);
       const before = conv.session!.capacity;

@@ -41,15 +41,26 @@ export class Chat {
    * history once the reply ends (an aborted reply is kept as far as it went); a failed turn leaves no trace.
    */
   send(content: string | ContentPart[], options: GenerateOptions = {}): AsyncGenerator<GenerateEvent> {
-    return this.engine.reply(options, (signal, record) => this.turn({ role: 'user', content }, options, signal, record));
+    return this.engine.reply(options, (signal, record) =>
+      this.turn({ role: 'user', content }, options, signal, record),
+    );
   }
 
   /** send() to the end, collected; `onEvent` sees every event as it comes. */
-  sendText(content: string | ContentPart[], options: GenerateOptions = {}, onEvent?: (ev: GenerateEvent) => void): Promise<GenerateResult> {
+  sendText(
+    content: string | ContentPart[],
+    options: GenerateOptions = {},
+    onEvent?: (ev: GenerateEvent) => void,
+  ): Promise<GenerateResult> {
     return collect(this.send(content, options), onEvent);
   }
 
-  private async *turn(message: Message, options: GenerateOptions, signal: AbortSignal, record: TurnRecord): AsyncGenerator<GenerateEvent> {
+  private async *turn(
+    message: Message,
+    options: GenerateOptions,
+    signal: AbortSignal,
+    record: TurnRecord,
+  ): AsyncGenerator<GenerateEvent> {
     const { model, processor } = this.engine;
     const opt = resolveOptions(processor.generation, options);
     record.seed = opt.seed;
@@ -65,7 +76,12 @@ export class Chat {
     record.promptTokens = prompt.ids.length;
     const capacity = processor.contextFor(prompt.ids.length, options);
     if (signal.aborted) return;
-    const input = await this.cache.keep(prompt, cached, capacity, options.contextLength ?? model.config.text.maxPositionEmbeddings);
+    const input = await this.cache.keep(
+      prompt,
+      cached,
+      capacity,
+      options.contextLength ?? model.config.text.maxPositionEmbeddings,
+    );
     try {
       yield* this.engine.decode(this.cache.session!, { input, promptIds: prompt.ids, opt, record, signal });
     } finally {
@@ -79,7 +95,12 @@ export class Chat {
    * after a stop string, and image or video tokens, which the next turn would take for media), and the layout
    * of its media.
    */
-  private remember(messages: Message[], prompt: PreparedPrompt, tokens: readonly number[], stop: readonly string[]): void {
+  private remember(
+    messages: Message[],
+    prompt: PreparedPrompt,
+    tokens: readonly number[],
+    stop: readonly string[],
+  ): void {
     mediaParts(messages).forEach((part, i) => this.known.set(part, prompt.media[i]));
     const t = this.engine.processor.config.tokens;
     const media = new Set([t.image, t.video, t.imageStart, t.imageEnd, t.videoStart, t.videoEnd]);

@@ -22,7 +22,8 @@ afterAll(async () => {
 });
 
 const cache = () => ({ GLM4V_CACHE: join(tmp, 'cache') });
-const run = (args: string[], env: Record<string, string> = {}, input?: string) => runCli(args, { env: { ...cache(), ...env }, input });
+const run = (args: string[], env: Record<string, string> = {}, input?: string) =>
+  runCli(args, { env: { ...cache(), ...env }, input });
 
 describe('glm4v-run', () => {
   it('answers a text prompt as JSON with the stats', async () => {
@@ -40,16 +41,54 @@ describe('glm4v-run', () => {
     const img = join(dir, 'sample.png');
     const one = await run(['--model', dir, '--image', img, '--max-new-tokens', '4', 'What is this?']);
     expect(one.code, one.stderr).toBe(0);
-    expect(one.stderr).toMatch(/\d+ prompt tokens, \d+ generated \((stop|length)\); first token [\d.]+ s, prefill [\d.]+ tok\/s, decode [\d.]+ tok\/s; seed \d+/);
-    const two = await run(['--model', dir, '--image', img, '--image', img, '--json', '--max-new-tokens', '4', 'Compare them.']);
+    expect(one.stderr).toMatch(
+      /\d+ prompt tokens, \d+ generated \((stop|length)\); first token [\d.]+ s, prefill [\d.]+ tok\/s, decode [\d.]+ tok\/s; seed \d+/,
+    );
+    const two = await run([
+      '--model',
+      dir,
+      '--image',
+      img,
+      '--image',
+      img,
+      '--json',
+      '--max-new-tokens',
+      '4',
+      'Compare them.',
+    ]);
     expect(two.code, two.stderr).toBe(0);
-    expect(json(two.stdout).stats.promptTokens).toBeGreaterThan(json((await run(['--model', dir, '--image', img, '--json', '--max-new-tokens', '1', 'Compare them.'])).stdout).stats.promptTokens);
-    const zh = await run(['--model', dir, '--json', '--max-new-tokens', '4', '--system', '你是一个助手', '这张图片里有什么？']);
+    expect(json(two.stdout).stats.promptTokens).toBeGreaterThan(
+      json((await run(['--model', dir, '--image', img, '--json', '--max-new-tokens', '1', 'Compare them.'])).stdout)
+        .stats.promptTokens,
+    );
+    const zh = await run([
+      '--model',
+      dir,
+      '--json',
+      '--max-new-tokens',
+      '4',
+      '--system',
+      '你是一个助手',
+      '这张图片里有什么？',
+    ]);
     expect(zh.code, zh.stderr).toBe(0);
   });
 
   it('gives the same output for the same seed', async () => {
-    const args = ['--model', dir, '--json', '--max-new-tokens', '8', '--temperature', '1.2', '--top-k', '0', '--seed', '11', 'Tell me a story.'];
+    const args = [
+      '--model',
+      dir,
+      '--json',
+      '--max-new-tokens',
+      '8',
+      '--temperature',
+      '1.2',
+      '--top-k',
+      '0',
+      '--seed',
+      '11',
+      'Tell me a story.',
+    ];
     const [a, b] = [await run(args), await run(args)];
     expect(json(a.stdout).tokens).toEqual(json(b.stdout).tokens);
   });
@@ -71,7 +110,13 @@ describe('glm4v-run', () => {
     const badModel = await run(['--model', join(tmp, 'no-such-model'), 'x']);
     expect(badModel.code).toBe(3);
     expect(ourError(badModel.stderr)).toMatch(/no-such-model/);
-    const long = await run(['--model', dir, '--context', '16', 'a fairly long prompt that does not fit sixteen tokens of context at all']);
+    const long = await run([
+      '--model',
+      dir,
+      '--context',
+      '16',
+      'a fairly long prompt that does not fit sixteen tokens of context at all',
+    ]);
     expect(long.code).toBe(3);
     expect(ourError(long.stderr)).toMatch(/context holds 16/);
     for (const r of [missing, corrupt, badModel, long]) {
@@ -85,7 +130,16 @@ describe('glm4v-run', () => {
     const q = await run(['quantize', '--model', dir, '--out', out, '--quant', 'q4', '--quant-vision', 'q8']);
     expect(q.code, q.stderr).toBe(0);
     expect(q.stderr).toMatch(/wrote .*ckpt-q4 \(decoder q4, vision q8\)/);
-    const args = ['--json', '--max-new-tokens', '6', '--temperature', '0', '--image', join(dir, 'sample.png'), 'What is this?'];
+    const args = [
+      '--json',
+      '--max-new-tokens',
+      '6',
+      '--temperature',
+      '0',
+      '--image',
+      join(dir, 'sample.png'),
+      'What is this?',
+    ];
     const stored = await run(['--model', out, ...args]);
     const onLoad = await run(['--model', dir, '--quant', 'q4', '--quant-vision', 'q8', ...args]);
     expect(stored.code, stored.stderr).toBe(0);
@@ -97,18 +151,31 @@ describe('glm4v-run', () => {
     const other = await run(['--model', out, '--quant', 'q8', '--max-new-tokens', '1', 'x']);
     expect(other.code).toBe(3);
     expect(ourError(other.stderr)).toMatch(/is stored as q4; it cannot be loaded as q8/);
-    for (const bad of [['--model', dir, '--quant', 'q3', 'x'], ['--model', dir, '--quant-vision', 'int8', 'x'], ['quantize', '--model', dir, '--out', join(tmp, 'z')], ['quantize', '--model', dir, '--quant', 'q4']]) {
+    for (const bad of [
+      ['--model', dir, '--quant', 'q3', 'x'],
+      ['--model', dir, '--quant-vision', 'int8', 'x'],
+      ['quantize', '--model', dir, '--out', join(tmp, 'z')],
+      ['quantize', '--model', dir, '--quant', 'q4'],
+    ]) {
       const r = await run(bad);
       expect(r.code, bad.join(' ')).toBe(2);
     }
-    expect(ourError((await run(['--model', dir, '--quant', 'q3', 'x'])).stderr)).toMatch(/--quant expects q8 or q4, got 'q3'/);
+    expect(ourError((await run(['--model', dir, '--quant', 'q3', 'x'])).stderr)).toMatch(
+      /--quant expects q8 or q4, got 'q3'/,
+    );
   });
 
   it('exits 2 on usage errors and prints help', async () => {
     expect((await run(['--model', dir])).code).toBe(2);
     expect((await run(['--model', dir, '--temperature', 'hot', 'x'])).code).toBe(2);
     expect((await run(['--bogus'])).code).toBe(2);
-    for (const bad of [['--max-new-tokens', '0'], ['--top-p', '0'], ['--seed', '1.5'], ['--top-k', '5000'], ['--context', '0']]) {
+    for (const bad of [
+      ['--max-new-tokens', '0'],
+      ['--top-p', '0'],
+      ['--seed', '1.5'],
+      ['--top-k', '5000'],
+      ['--context', '0'],
+    ]) {
       const r = await run(['--model', dir, ...bad, 'x']);
       expect(r.code, bad.join(' ')).toBe(2);
       expect(ourError(r.stderr)).toContain(`${bad[0]} = ${bad[1]}`);
@@ -119,13 +186,21 @@ describe('glm4v-run', () => {
   });
 
   it('serve: usage errors exit 2 before the weights load, naming the flag; a missing media folder exits 3', async () => {
-    for (const [bad, flag] of [[['--max-batch', '0'], '--max-batch'], [['--port', '70000'], '--port'], [['--context', '999999'], '--context'], [['--bogus'], 'bogus']] as const) {
+    for (const [bad, flag] of [
+      [['--max-batch', '0'], '--max-batch'],
+      [['--port', '70000'], '--port'],
+      [['--context', '999999'], '--context'],
+      [['--bogus'], 'bogus'],
+    ] as const) {
       const r = await run(['serve', '--model', dir, ...bad]);
       expect(r.code, bad.join(' ')).toBe(2);
       expect(ourError(r.stderr)).toContain(flag);
     }
     const media = await run(['serve', '--model', dir, '--media-dir', join(tmp, 'nowhere')]);
-    expect([media.code, ourError(media.stderr)]).toEqual([3, `glm4v-run: --media-dir ${join(tmp, 'nowhere')}: no such folder`]);
+    expect([media.code, ourError(media.stderr)]).toEqual([
+      3,
+      `glm4v-run: --media-dir ${join(tmp, 'nowhere')}: no such folder`,
+    ]);
     const help = await run(['serve', '--help']);
     expect([help.code, help.stdout]).toEqual([0, expect.stringMatching(/POST \/v1\/chat\/completions/)]);
   });
@@ -140,7 +215,11 @@ describe('glm4v-run request flags', () => {
   };
 
   it('--min-pixels / --max-pixels set the image budget; crossed, they are a usage error naming both', async () => {
-    const [dflt, small, large] = [await tokensOf(['--image', img(), 'x']), await tokensOf(['--image', img(), '--max-pixels', '20000', 'x']), await tokensOf(['--image', img(), '--min-pixels', '400000', 'x'])];
+    const [dflt, small, large] = [
+      await tokensOf(['--image', img(), 'x']),
+      await tokensOf(['--image', img(), '--max-pixels', '20000', 'x']),
+      await tokensOf(['--image', img(), '--min-pixels', '400000', 'x']),
+    ];
     expect(small).toBeLessThan(dflt);
     expect(large).toBeGreaterThan(dflt);
     const crossed = await run(['--model', dir, '--min-pixels', '9000', '--max-pixels', '8000', 'x']);
@@ -148,28 +227,69 @@ describe('glm4v-run request flags', () => {
     expect(ourError(crossed.stderr)).toMatch(/--min-pixels = 9000 is above --max-pixels = 8000/);
   });
 
-  it.skipIf(spawnSync('ffmpeg', ['-version']).status !== 0)('--fps and --max-frames set the video sampling', async () => {
-    const clip = join(tmp, 'clip.mp4');
-    expect(spawnSync('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc=size=112x84:rate=8', '-t', '3', '-pix_fmt', 'yuv420p', clip]).status).toBe(0);
-    const [dflt, faster, capped] = [await tokensOf(['--video', clip, 'x']), await tokensOf(['--video', clip, '--fps', '4', 'x']), await tokensOf(['--video', clip, '--fps', '4', '--max-frames', '4', 'x'])];
-    expect(faster).toBeGreaterThan(dflt);
-    expect(capped).toBeLessThan(faster);
-    expect((await run(['--model', dir, '--video', clip, '--max-frames', '1', 'x'])).code).toBe(2);
-  });
+  it.skipIf(spawnSync('ffmpeg', ['-version']).status !== 0)(
+    '--fps and --max-frames set the video sampling',
+    async () => {
+      const clip = join(tmp, 'clip.mp4');
+      expect(
+        spawnSync('ffmpeg', [
+          '-v',
+          'error',
+          '-y',
+          '-f',
+          'lavfi',
+          '-i',
+          'testsrc=size=112x84:rate=8',
+          '-t',
+          '3',
+          '-pix_fmt',
+          'yuv420p',
+          clip,
+        ]).status,
+      ).toBe(0);
+      const [dflt, faster, capped] = [
+        await tokensOf(['--video', clip, 'x']),
+        await tokensOf(['--video', clip, '--fps', '4', 'x']),
+        await tokensOf(['--video', clip, '--fps', '4', '--max-frames', '4', 'x']),
+      ];
+      expect(faster).toBeGreaterThan(dflt);
+      expect(capped).toBeLessThan(faster);
+      expect((await run(['--model', dir, '--video', clip, '--max-frames', '1', 'x'])).code).toBe(2);
+    },
+  );
 
   it('--kv-cache f16 or f32, nothing else; a prompt - comes from stdin', async () => {
     const f16 = await run(['--model', dir, '--json', '--kv-cache', 'f16', '--max-new-tokens', '3', 'Hi']);
     expect(f16.code, f16.stderr).toBe(0);
     expect((await run(['--model', dir, '--kv-cache', 'f8', 'Hi'])).code).toBe(2);
-    const piped = await run(['--model', dir, '--json', '--max-new-tokens', '3', '--temperature', '0', '-'], {}, '你好, how are you?\n');
-    const given = await run(['--model', dir, '--json', '--max-new-tokens', '3', '--temperature', '0', '你好, how are you?']);
+    const piped = await run(
+      ['--model', dir, '--json', '--max-new-tokens', '3', '--temperature', '0', '-'],
+      {},
+      '你好, how are you?\n',
+    );
+    const given = await run([
+      '--model',
+      dir,
+      '--json',
+      '--max-new-tokens',
+      '3',
+      '--temperature',
+      '0',
+      '你好, how are you?',
+    ]);
     expect(piped.code, piped.stderr).toBe(0);
-    expect([json(piped.stdout).stats.promptTokens, json(piped.stdout).tokens]).toEqual([json(given.stdout).stats.promptTokens, json(given.stdout).tokens]);
+    expect([json(piped.stdout).stats.promptTokens, json(piped.stdout).tokens]).toEqual([
+      json(given.stdout).stats.promptTokens,
+      json(given.stdout).tokens,
+    ]);
   });
 });
 
 describe('glm4v-run as the docs show it', () => {
-  const docs = async () => (await Promise.all(['README.md', 'packages/glm4v/README.md'].map((f) => readFile(join(ROOT, f), 'utf8')))).join('\n');
+  const docs = async () =>
+    (await Promise.all(['README.md', 'packages/glm4v/README.md'].map((f) => readFile(join(ROOT, f), 'utf8')))).join(
+      '\n',
+    );
 
   it('is on PATH after npm ci (node_modules/.bin), and every flag the docs use is one it takes', async () => {
     const path = `${join(ROOT, 'node_modules', '.bin')}:${process.env.PATH}`;
@@ -178,12 +298,17 @@ describe('glm4v-run as the docs show it', () => {
     const subcommands = ['chat', 'batch', 'worker', 'serve'];
     const subHelps = await Promise.all(subcommands.map((c) => run([c, '--help'])));
     for (const r of subHelps) expect(r.code, r.stderr).toBe(0);
-    const helps = new Map([['run', help.stdout], ...subcommands.map((c, i) => [c, subHelps[i].stdout] as [string, string]), ['logits', '--model --inputs --out --greedy --taps']]);
+    const helps = new Map([
+      ['run', help.stdout],
+      ...subcommands.map((c, i) => [c, subHelps[i].stdout] as [string, string]),
+      ['logits', '--model --inputs --out --greedy --taps'],
+    ]);
     const lines = (await docs()).split('\n').filter((l) => /^(echo .*\| )?npx glm4v-run /.test(l));
     expect(lines.length).toBeGreaterThan(5);
     for (const line of lines) {
       const command = line.match(/glm4v-run (logits|chat|batch|worker|serve)\b/)?.[1] ?? 'run';
-      for (const flag of line.replace(/#.*/, '').match(/(?<=\s)--[a-z-]+/g) ?? []) expect(helps.get(command), `${flag} in: ${line}`).toContain(flag);
+      for (const flag of line.replace(/#.*/, '').match(/(?<=\s)--[a-z-]+/g) ?? [])
+        expect(helps.get(command), `${flag} in: ${line}`).toContain(flag);
     }
   });
 

@@ -3,7 +3,14 @@
 // the black-box entry point for checking the port against a reference dump).
 // Exit status: 0 success, 2 usage error, 3 bad model or input, 4 device error, 5 some batch jobs failed, 1 other.
 
-import { DeviceError, DeviceLostError, Glm4vError, LimitError, OutOfMemoryError, ShaderCompileError } from '@glm4v/core';
+import {
+  DeviceError,
+  DeviceLostError,
+  Glm4vError,
+  LimitError,
+  OutOfMemoryError,
+  ShaderCompileError,
+} from '@glm4v/core';
 import { runCommand } from './cli/run.js';
 import { JobsFailedError, UsageError } from './cli/usage.js';
 
@@ -20,7 +27,14 @@ const COMMANDS: Record<string, () => Promise<(argv: string[]) => Promise<void>>>
 function exitCode(e: unknown): number {
   if (e instanceof UsageError) return 2;
   if (e instanceof JobsFailedError) return 5;
-  if (e instanceof DeviceError || e instanceof DeviceLostError || e instanceof OutOfMemoryError || e instanceof ShaderCompileError || e instanceof LimitError) return 4;
+  if (
+    e instanceof DeviceError ||
+    e instanceof DeviceLostError ||
+    e instanceof OutOfMemoryError ||
+    e instanceof ShaderCompileError ||
+    e instanceof LimitError
+  )
+    return 4;
   if (e instanceof Glm4vError) return 3;
   const code = (e as NodeJS.ErrnoException)?.code;
   if (code === 'ENOENT' || code === 'EACCES' || code === 'EISDIR') return 3;

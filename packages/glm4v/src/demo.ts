@@ -32,24 +32,64 @@ export const TINY_CONFIG_JSON = {
   tie_word_embeddings: false,
   torch_dtype: 'bfloat16',
   text_config: {
-    vocab_size: VOCAB, hidden_size: 64, intermediate_size: 96, num_hidden_layers: 3, num_attention_heads: 4,
-    num_key_value_heads: 2, hidden_act: 'silu', attention_bias: true, rms_norm_eps: 1e-5, max_position_embeddings: 4096,
-    rope_theta: 10000, partial_rotary_factor: 0.5, rope_scaling: { rope_type: 'default', mrope_section: [1, 2, 1] }, ...TOKENS,
+    vocab_size: VOCAB,
+    hidden_size: 64,
+    intermediate_size: 96,
+    num_hidden_layers: 3,
+    num_attention_heads: 4,
+    num_key_value_heads: 2,
+    hidden_act: 'silu',
+    attention_bias: true,
+    rms_norm_eps: 1e-5,
+    max_position_embeddings: 4096,
+    rope_theta: 10000,
+    partial_rotary_factor: 0.5,
+    rope_scaling: { rope_type: 'default', mrope_section: [1, 2, 1] },
+    ...TOKENS,
   },
   vision_config: {
-    depth: 2, hidden_size: 32, num_heads: 4, attention_bias: false, hidden_act: 'silu', intermediate_size: 96,
-    out_hidden_size: 64, image_size: 98, patch_size: 14, temporal_patch_size: 2, spatial_merge_size: 2, in_channels: 3,
+    depth: 2,
+    hidden_size: 32,
+    num_heads: 4,
+    attention_bias: false,
+    hidden_act: 'silu',
+    intermediate_size: 96,
+    out_hidden_size: 64,
+    image_size: 98,
+    patch_size: 14,
+    temporal_patch_size: 2,
+    spatial_merge_size: 2,
+    in_channels: 3,
     rms_norm_eps: 1e-5,
   },
 };
 
-const GENERATION_CONFIG = { eos_token_id: TOKENS.eos_token_id, pad_token_id: TOKENS.pad_token_id, do_sample: true, temperature: 0.8, top_k: 40, top_p: 0.95, repetition_penalty: 1.1, max_new_tokens: 48 };
+const GENERATION_CONFIG = {
+  eos_token_id: TOKENS.eos_token_id,
+  pad_token_id: TOKENS.pad_token_id,
+  do_sample: true,
+  temperature: 0.8,
+  top_k: 40,
+  top_p: 0.95,
+  repetition_penalty: 1.1,
+  max_new_tokens: 48,
+};
 
 // The real processor's constants, with a lower pixel budget so a demo image stays a few hundred patches.
 const PREPROCESSOR_CONFIG = {
-  size: { shortest_edge: 12544, longest_edge: 200704 }, do_resize: true, resample: 3, do_rescale: true, rescale_factor: 1 / 255,
-  do_normalize: true, image_mean: [0.48145466, 0.4578275, 0.40821073], image_std: [0.26862954, 0.26130258, 0.27577711],
-  do_convert_rgb: true, patch_size: 14, temporal_patch_size: 2, merge_size: 2, image_processor_type: 'Glm4vImageProcessor',
+  size: { shortest_edge: 12544, longest_edge: 200704 },
+  do_resize: true,
+  resample: 3,
+  do_rescale: true,
+  rescale_factor: 1 / 255,
+  do_normalize: true,
+  image_mean: [0.48145466, 0.4578275, 0.40821073],
+  image_std: [0.26862954, 0.26130258, 0.27577711],
+  do_convert_rgb: true,
+  patch_size: 14,
+  temporal_patch_size: 2,
+  merge_size: 2,
+  image_processor_type: 'Glm4vImageProcessor',
 };
 
 const SAMPLE_SVG = `<svg xmlns="http://www.w3.org/2000/svg" width="320" height="240">
@@ -66,7 +106,8 @@ function bf16Normal(n: number, seed: number, std: number): Uint16Array {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
   const out = new Uint16Array(n);
-  for (let i = 0; i < n; i++) out[i] = f32ToBf16(Math.sqrt(-2 * Math.log(Math.max(next(), 1e-12))) * Math.cos(2 * Math.PI * next()) * std);
+  for (let i = 0; i < n; i++)
+    out[i] = f32ToBf16(Math.sqrt(-2 * Math.log(Math.max(next(), 1e-12))) * Math.cos(2 * Math.PI * next()) * std);
   return out;
 }
 
@@ -86,24 +127,39 @@ export async function makeTinyCheckpoint(dir: string, opts: TinyCheckpointOption
     const n = shape.reduce((a, b) => a * b, 1);
     // norms start at 1 and biases at 0, as the reference initialises them; everything else N(0, 0.02²)
     const isNorm = /norm[^.]*\.weight$/.test(name) && shape.length === 1;
-    const data = opts.weights?.(name, shape) ?? (isNorm ? new Uint16Array(n).fill(f32ToBf16(1)) : name.endsWith('.bias') ? new Uint16Array(n) : bf16Normal(n, seed * 1000 + i, 0.02));
+    const data =
+      opts.weights?.(name, shape) ??
+      (isNorm
+        ? new Uint16Array(n).fill(f32ToBf16(1))
+        : name.endsWith('.bias')
+          ? new Uint16Array(n)
+          : bf16Normal(n, seed * 1000 + i, 0.02));
     return { name, dtype: 'BF16' as const, shape, data };
   });
-  await writeSafetensors(join(dir, 'model.safetensors'), tensors, { format: 'pt', note: opts.weights ? 'chosen weights: glm4v-runtime tests' : 'random weights: glm4v-runtime demo' });
+  await writeSafetensors(join(dir, 'model.safetensors'), tensors, {
+    format: 'pt',
+    note: opts.weights ? 'chosen weights: glm4v-runtime tests' : 'random weights: glm4v-runtime demo',
+  });
   const json = (o: unknown) => `${JSON.stringify(o, null, 2)}\n`;
   await writeFile(join(dir, 'config.json'), json(TINY_CONFIG_JSON));
   await writeFile(join(dir, 'generation_config.json'), json(GENERATION_CONFIG));
   await writeFile(join(dir, 'preprocessor_config.json'), json(PREPROCESSOR_CONFIG));
   await writeTinyTokenizer(dir, VOCAB);
   await sharp(Buffer.from(SAMPLE_SVG)).png().toFile(join(dir, 'sample.png'));
-  await writeFile(join(dir, 'README.md'), `Tiny GLM-4.1V checkpoint with ${opts.weights ? 'CHOSEN' : 'RANDOM'} weights (glm4v-runtime demo v${DEMO_VERSION}, seed ${seed}).\n`);
+  await writeFile(
+    join(dir, 'README.md'),
+    `Tiny GLM-4.1V checkpoint with ${opts.weights ? 'CHOSEN' : 'RANDOM'} weights (glm4v-runtime demo v${DEMO_VERSION}, seed ${seed}).\n`,
+  );
 }
 
 /** The demo checkpoint's folder ($GLM4V_CACHE or ~/.cache/glm4v-runtime), made once and reused. */
 export async function demoCheckpoint(): Promise<string> {
   const root = process.env.GLM4V_CACHE ?? join(homedir() || tmpdir(), '.cache', 'glm4v-runtime');
   const dir = join(root, `demo-v${DEMO_VERSION}`);
-  const exists = await stat(join(dir, 'README.md')).then(() => true, () => false);
+  const exists = await stat(join(dir, 'README.md')).then(
+    () => true,
+    () => false,
+  );
   if (exists) return dir;
   // Built beside and renamed into place, so an interrupted build never leaves a half checkpoint behind.
   const tmp = `${dir}.tmp-${process.pid}`;
@@ -111,7 +167,13 @@ export async function demoCheckpoint(): Promise<string> {
   await makeTinyCheckpoint(tmp);
   await rename(tmp, dir).catch(async (e) => {
     await rm(tmp, { recursive: true, force: true });
-    if (!(await stat(join(dir, 'README.md')).then(() => true, () => false))) throw e; // lost a race only if the winner finished
+    if (
+      !(await stat(join(dir, 'README.md')).then(
+        () => true,
+        () => false,
+      ))
+    )
+      throw e; // lost a race only if the winner finished
   });
   return dir;
 }

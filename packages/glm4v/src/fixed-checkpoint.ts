@@ -23,8 +23,18 @@ const bytes = (s: string): number[] => [...Buffer.from(s, 'utf8')];
  * markers inside the answer. No token repeats, so each has one successor.
  */
 export const FIXED_REPLY_TOKENS: readonly (string | number)[] = [
-  '<think>', ...bytes('Why 你?'), '</think>',
-  '<answer>', ...bytes('Yes,'), '[MASK]', '<|image|>', '<|begin_of_box|>', ...bytes('猫'), '<|end_of_box|>', ...bytes('!'), '</answer>',
+  '<think>',
+  ...bytes('Why 你?'),
+  '</think>',
+  '<answer>',
+  ...bytes('Yes,'),
+  '[MASK]',
+  '<|image|>',
+  '<|begin_of_box|>',
+  ...bytes('猫'),
+  '<|end_of_box|>',
+  ...bytes('!'),
+  '</answer>',
 ];
 
 /** What the reply reads as: thinking and answer without tags, special tokens or box markers. */
@@ -37,7 +47,8 @@ export const FIXED_REPLY = { thinking: 'Why 你?', answer: 'Yes,猫!' };
 export function fixedChain(stop?: string): number[] {
   const special = tinySpecialIds(TINY_CONFIG_JSON.text_config.vocab_size);
   const id = (t: string | number) => (typeof t === 'number' ? t : special.get(t)!);
-  const reply = stop === undefined ? [...FIXED_REPLY_TOKENS, '<|endoftext|>'] : [...FIXED_REPLY_TOKENS.slice(0, -1), stop];
+  const reply =
+    stop === undefined ? [...FIXED_REPLY_TOKENS, '<|endoftext|>'] : [...FIXED_REPLY_TOKENS.slice(0, -1), stop];
   return [10, ...reply.map(id)];
 }
 
@@ -49,7 +60,8 @@ export async function makeFixedCheckpoint(dir: string, opts: { stop?: string } =
   const chain = fixedChain(opts.stop);
   const { vocab_size: V, hidden_size: D } = TINY_CONFIG_JSON.text_config;
   const slot = new Map(chain.slice(0, -1).map((t, i) => [t, i]));
-  if (slot.size !== chain.length - 1 || slot.size > D) throw new Error('fixed reply: tokens must be distinct and fit the hidden size');
+  if (slot.size !== chain.length - 1 || slot.size > D)
+    throw new Error('fixed reply: tokens must be distinct and fit the hidden size');
   const one = f32ToBf16(1);
   await makeTinyCheckpoint(dir, {
     weights: (name) => {

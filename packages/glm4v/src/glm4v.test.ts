@@ -23,7 +23,17 @@ afterAll(async () => {
 });
 
 const ask = (text: string, image = false) => ({
-  messages: [{ role: 'user' as const, content: image ? [{ type: 'image' as const, image: { path: join(dir, 'sample.png') } }, { type: 'text' as const, text }] : text }],
+  messages: [
+    {
+      role: 'user' as const,
+      content: image
+        ? [
+            { type: 'image' as const, image: { path: join(dir, 'sample.png') } },
+            { type: 'text' as const, text },
+          ]
+        : text,
+    },
+  ],
 });
 
 async function collect(it: AsyncIterable<GenerateEvent>): Promise<GenerateEvent[]> {
@@ -34,7 +44,9 @@ async function collect(it: AsyncIterable<GenerateEvent>): Promise<GenerateEvent[
 
 describe('Glm4v.generate', () => {
   it('streams token and text events, then one done event with stats', async () => {
-    const events = await collect(model.generate(ask('Describe the picture.', true), { maxNewTokens: 12, temperature: 0 }));
+    const events = await collect(
+      model.generate(ask('Describe the picture.', true), { maxNewTokens: 12, temperature: 0 }),
+    );
     const done = events[events.length - 1];
     expect(done.type).toBe('done');
     expect(events.filter((e) => e.type === 'done')).toHaveLength(1);
@@ -47,7 +59,9 @@ describe('Glm4v.generate', () => {
     expect(done.stats.prefillTokensPerSecond).toBeGreaterThan(0);
     // text decodes exactly the streamed tokens
     const text = events.map((e) => (e.type === 'text' ? e.text : '')).join('');
-    expect(text).toBe(model.tokenizer.decode(tokens.map((t) => (t.type === 'token' ? t.id : -1))).replace(/<\/?(think|answer)>/g, ''));
+    expect(text).toBe(
+      model.tokenizer.decode(tokens.map((t) => (t.type === 'token' ? t.id : -1))).replace(/<\/?(think|answer)>/g, ''),
+    );
   });
 
   it('gives the same tokens for the same seed and different ones for another', async () => {
@@ -87,22 +101,51 @@ describe('Glm4v.generate', () => {
     expect(model.device.pool.stats.bytesInUse).toBe(inUse);
   });
 
-  it.skipIf(spawnSync('ffmpeg', ['-version']).status !== 0)('answers about a video (frames from ffmpeg), and refuses a video mixed with an image', async () => {
-    const clip = join(dir, 'clip.mp4');
-    const made = spawnSync('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc=size=112x84:rate=4', '-t', '2', '-pix_fmt', 'yuv420p', clip]);
-    expect(made.status, String(made.stderr)).toBe(0);
-    const video = { type: 'video' as const, video: clip };
-    const r = await model.generateText({ messages: [{ role: 'user', content: [video, { type: 'text', text: 'What happens?' }] }] }, { maxNewTokens: 3, temperature: 0 });
-    // 2 s at 2 fps = 4 frames = 2 temporal patches, each a run of placeholders plus its timestamp
-    expect(r.stats.promptTokens).toBeGreaterThan(2 * 12);
-    const image = { type: 'image' as const, image: { path: join(dir, 'sample.png') } };
-    await expect(model.generateText({ messages: [{ role: 'user', content: [image, video, { type: 'text', text: 'x' }] }] })).rejects.toThrow(/images or videos, not both/);
-  });
+  it.skipIf(spawnSync('ffmpeg', ['-version']).status !== 0)(
+    'answers about a video (frames from ffmpeg), and refuses a video mixed with an image',
+    async () => {
+      const clip = join(dir, 'clip.mp4');
+      const made = spawnSync('ffmpeg', [
+        '-v',
+        'error',
+        '-y',
+        '-f',
+        'lavfi',
+        '-i',
+        'testsrc=size=112x84:rate=4',
+        '-t',
+        '2',
+        '-pix_fmt',
+        'yuv420p',
+        clip,
+      ]);
+      expect(made.status, String(made.stderr)).toBe(0);
+      const video = { type: 'video' as const, video: clip };
+      const r = await model.generateText(
+        { messages: [{ role: 'user', content: [video, { type: 'text', text: 'What happens?' }] }] },
+        { maxNewTokens: 3, temperature: 0 },
+      );
+      // 2 s at 2 fps = 4 frames = 2 temporal patches, each a run of placeholders plus its timestamp
+      expect(r.stats.promptTokens).toBeGreaterThan(2 * 12);
+      const image = { type: 'image' as const, image: { path: join(dir, 'sample.png') } };
+      await expect(
+        model.generateText({ messages: [{ role: 'user', content: [image, video, { type: 'text', text: 'x' }] }] }),
+      ).rejects.toThrow(/images or videos, not both/);
+    },
+  );
 
   it('names bad options and bad messages', async () => {
     await expect(model.generateText(ask('x'), { topP: 0 })).rejects.toThrow(/topP/);
     await expect(model.generateText(ask('x'), { maxNewTokens: 0 })).rejects.toBeInstanceOf(InputError);
-    await expect(model.generateText({ messages: [{ role: 'robot' as never, content: 'x' }] })).rejects.toThrow(/messages\[0\]\.role/);
-    await expect(model.generateText(ask('x', true) && { messages: [{ role: 'user', content: [{ type: 'image', image: { path: join(dir, 'missing.png') } }] }] })).rejects.toThrow(/missing\.png/);
+    await expect(model.generateText({ messages: [{ role: 'robot' as never, content: 'x' }] })).rejects.toThrow(
+      /messages\[0\]\.role/,
+    );
+    await expect(
+      model.generateText(
+        ask('x', true) && {
+          messages: [{ role: 'user', content: [{ type: 'image', image: { path: join(dir, 'missing.png') } }] }],
+        },
+      ),
+    ).rejects.toThrow(/missing\.png/);
   });
 });

@@ -67,14 +67,23 @@ export class Glm4v {
    * load where `quant`/`quantVision` ask for it.
    */
   static async load(dir: string | ModelFolder, opts: Glm4vLoadOptions = {}): Promise<Glm4v> {
-    for (const [name, v] of [['quant', opts.quant], ['quantVision', opts.quantVision]] as const) {
-      if (v !== undefined && !isQuantFormat(v)) throw new InputError(`${name}: unknown format ${JSON.stringify(v)} (expected ${Object.keys(QUANT_FORMATS).join(' or ')})`);
+    for (const [name, v] of [
+      ['quant', opts.quant],
+      ['quantVision', opts.quantVision],
+    ] as const) {
+      if (v !== undefined && !isQuantFormat(v))
+        throw new InputError(
+          `${name}: unknown format ${JSON.stringify(v)} (expected ${Object.keys(QUANT_FORMATS).join(' or ')})`,
+        );
     }
     const folder = asFolder(dir);
     const processor = opts.processor ?? (await Glm4vProcessor.load(folder));
     const device = opts.device ?? (await Device.create(opts.deviceOptions));
     try {
-      const { model } = await loadModel(folder, device, { ...opts, quantFormats: { text: opts.quant, vision: opts.quantVision } });
+      const { model } = await loadModel(folder, device, {
+        ...opts,
+        quantFormats: { text: opts.quant, vision: opts.quantVision },
+      });
       return new Glm4v(new Engine(model, processor, opts.kvCacheDType ?? defaultKvCacheDType(device)), !opts.device);
     } catch (e) {
       if (!opts.device) device.dispose();
@@ -86,10 +95,16 @@ export class Glm4v {
    * Wraps a model already built (randomModel at the real shapes, for benchmarks) with the processor of the folder
    * `dir` (configs, tokenizer, chat template), whose weights are not read. The result owns the model, not its device.
    */
-  static async fromModel(model: Glm4vModel, dir: string | ModelFolder, opts: { kvCacheDType?: KvDType } = {}): Promise<Glm4v> {
+  static async fromModel(
+    model: Glm4vModel,
+    dir: string | ModelFolder,
+    opts: { kvCacheDType?: KvDType } = {},
+  ): Promise<Glm4v> {
     const processor = await Glm4vProcessor.load(dir);
     if (processor.tokenizer.vocabSize > model.config.text.vocabSize) {
-      throw new ConfigError(`${processor.dir}: the tokenizer has ${processor.tokenizer.vocabSize} ids but the model's vocabulary is ${model.config.text.vocabSize}`);
+      throw new ConfigError(
+        `${processor.dir}: the tokenizer has ${processor.tokenizer.vocabSize} ids but the model's vocabulary is ${model.config.text.vocabSize}`,
+      );
     }
     return new Glm4v(new Engine(model, processor, opts.kvCacheDType ?? defaultKvCacheDType(model.device)), false);
   }
@@ -132,7 +147,12 @@ export class Glm4v {
     return this.engine.reply(options, (signal, record) => this.reply(request, options, signal, record));
   }
 
-  private async *reply(request: GenerateRequest | PreparedPrompt, options: GenerateOptions, signal: AbortSignal, record: TurnRecord): AsyncGenerator<GenerateEvent> {
+  private async *reply(
+    request: GenerateRequest | PreparedPrompt,
+    options: GenerateOptions,
+    signal: AbortSignal,
+    record: TurnRecord,
+  ): AsyncGenerator<GenerateEvent> {
     const { model, processor } = this.engine;
     const opt = resolveOptions(processor.generation, options);
     record.seed = opt.seed;
@@ -161,19 +181,36 @@ export class Glm4v {
    * Several requests decoded together (a batcher of up to `maxBatch`, default 8, its context the longest request's
    * prompt + maxNewTokens); the results in the order of the requests.
    */
-  async generateBatch(jobs: readonly { request: GenerateRequest | PreparedPrompt; options?: GenerateOptions }[], opts: { maxBatch?: number } = {}): Promise<GenerateResult[]> {
+  async generateBatch(
+    jobs: readonly { request: GenerateRequest | PreparedPrompt; options?: GenerateOptions }[],
+    opts: { maxBatch?: number } = {},
+  ): Promise<GenerateResult[]> {
     if (jobs.length === 0) return [];
     const { processor } = this.engine;
     const prepared = await Promise.all(
       jobs.map(async ({ request, options = {} }) => {
         const prompt = await this.engine.prepare(request, options);
-        return { prompt, options, opt: resolveOptions(processor.generation, options), context: processor.contextFor(prompt.ids.length, options) };
+        return {
+          prompt,
+          options,
+          opt: resolveOptions(processor.generation, options),
+          context: processor.contextFor(prompt.ids.length, options),
+        };
       }),
     );
-    const batcher = await this.batcher({ maxBatch: Math.min(opts.maxBatch ?? 8, jobs.length), contextLength: Math.max(...prepared.map((p) => p.context)) });
+    const batcher = await this.batcher({
+      maxBatch: Math.min(opts.maxBatch ?? 8, jobs.length),
+      contextLength: Math.max(...prepared.map((p) => p.context)),
+    });
     try {
       const events = ({ prompt, options, opt }: (typeof prepared)[number]) =>
-        batcher.enqueue({ input: prompt.input(), promptIds: prompt.ids, opt, record: new TurnRecord(), signal: options.signal }).events;
+        batcher.enqueue({
+          input: prompt.input(),
+          promptIds: prompt.ids,
+          opt,
+          record: new TurnRecord(),
+          signal: options.signal,
+        }).events;
       return await Promise.all(prepared.map((p) => collect(events(p))));
     } finally {
       await batcher.close();
@@ -181,7 +218,11 @@ export class Glm4v {
   }
 
   /** Runs generate() to the end and returns the whole reply; `onEvent` sees every event as it comes. */
-  generateText(request: GenerateRequest | PreparedPrompt, options: GenerateOptions = {}, onEvent?: (ev: GenerateEvent) => void): Promise<GenerateResult> {
+  generateText(
+    request: GenerateRequest | PreparedPrompt,
+    options: GenerateOptions = {},
+    onEvent?: (ev: GenerateEvent) => void,
+  ): Promise<GenerateResult> {
     return collect(this.generate(request, options), onEvent);
   }
 

@@ -15,7 +15,13 @@ export {
   type Phase,
 } from './glm4v.js';
 export { Chat } from './chat.js';
-export { Glm4vProcessor, PreparedPrompt, type GenerateRequest, type PrepareContext, type MediaLayout } from './processor.js';
+export {
+  Glm4vProcessor,
+  PreparedPrompt,
+  type GenerateRequest,
+  type PrepareContext,
+  type MediaLayout,
+} from './processor.js';
 export type { Message, ContentPart } from './prompt/chat-template.js';
 export type { ImageInput } from './preprocess/types.js';
 export { loadCheckpoint, type LoadedCheckpoint } from './checkpoint/load-checkpoint.js';

@@ -35,20 +35,26 @@ export async function readLogitsInputs(path: string): Promise<PrefillInput> {
     const get = (name: string) => f.tensors.get(name);
     const ids = get('input_ids');
     if (!ids) throw new InputError(`${path}: no 'input_ids' tensor`);
-    if (ids.shape.length !== 1) throw new InputError(`${path}: 'input_ids' has shape [${ids.shape.join(', ')}]; expected [S]`);
+    if (ids.shape.length !== 1)
+      throw new InputError(`${path}: 'input_ids' has shape [${ids.shape.join(', ')}]; expected [S]`);
     const input: PrefillInput = { ids: toInt32(await readInts(f, ids), path, ids) };
     const vision = async (pixels: string, grids: string): Promise<VisionInput | undefined> => {
       const p = get(pixels);
       const gr = get(grids);
       if (!p && !gr) return undefined;
       if (!p || !gr) throw new InputError(`${path}: '${pixels}' and '${grids}' must come together`);
-      if (p.dtype !== 'F32' || p.shape.length !== 2) throw new InputError(`${path}: '${pixels}' must be F32 [N, patch]; got ${p.dtype} [${p.shape.join(', ')}]`);
-      if (gr.shape.length !== 2 || gr.shape[1] !== 3) throw new InputError(`${path}: '${grids}' must be [n, 3]; got [${gr.shape.join(', ')}]`);
+      if (p.dtype !== 'F32' || p.shape.length !== 2)
+        throw new InputError(`${path}: '${pixels}' must be F32 [N, patch]; got ${p.dtype} [${p.shape.join(', ')}]`);
+      if (gr.shape.length !== 2 || gr.shape[1] !== 3)
+        throw new InputError(`${path}: '${grids}' must be [n, 3]; got [${gr.shape.join(', ')}]`);
       const g = toInt32(await readInts(f, gr), path, gr);
       const list: Grid[] = [];
       for (let i = 0; i < gr.shape[0]; i++) list.push([g[3 * i], g[3 * i + 1], g[3 * i + 2]]);
       const bytes = await f.read(p);
-      return { pixelValues: new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)), grids: list };
+      return {
+        pixelValues: new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)),
+        grids: list,
+      };
     };
     input.images = await vision('pixel_values', 'image_grid_thw');
     input.videos = await vision('pixel_values_videos', 'video_grid_thw');
@@ -70,20 +76,30 @@ function toInt32(v: BigInt64Array | Int32Array, path: string, info: TensorInfo):
   if (v instanceof Int32Array) return v;
   const out = new Int32Array(v.length);
   for (let i = 0; i < v.length; i++) {
-    if (v[i] < -(2n ** 31n) || v[i] >= 2n ** 31n) throw new InputError(`${path}: '${info.name}'[${i}] = ${v[i]} does not fit 32 bits`);
+    if (v[i] < -(2n ** 31n) || v[i] >= 2n ** 31n)
+      throw new InputError(`${path}: '${info.name}'[${i}] = ${v[i]} does not fit 32 bits`);
     out[i] = Number(v[i]);
   }
   return out;
 }
 
 /** Prefill with every position's logits, then (optionally) a greedy continuation through the decode path. */
-export async function computeLogits(model: Glm4vModel, input: PrefillInput, req: LogitsRequest = {}): Promise<LogitsResult> {
+export async function computeLogits(
+  model: Glm4vModel,
+  input: PrefillInput,
+  req: LogitsRequest = {},
+): Promise<LogitsResult> {
   const greedy = req.greedy ?? 0;
   const S = input.ids.length;
   const session = await model.createSession(S + Math.max(1, greedy), req.kvCacheDType);
   try {
     const pre = await model.prefill(session, input, { allLogits: true, taps: req.taps });
-    const result: LogitsResult = { logits: pre.logits!, shape: [S, model.config.text.vocabSize], taps: pre.taps, ropeDelta: session.ropeDelta };
+    const result: LogitsResult = {
+      logits: pre.logits!,
+      shape: [S, model.config.text.vocabSize],
+      taps: pre.taps,
+      ropeDelta: session.ropeDelta,
+    };
     if (greedy > 0) {
       const tokens = new Int32Array(greedy);
       tokens[0] = await session.readToken();
@@ -116,11 +132,18 @@ export async function writeLogitsResult(path: string, r: LogitsResult, config: G
   const entries: { name: string; dtype: SafetensorsDType; shape: number[]; data: ArrayBufferView }[] = [
     { name: 'logits', dtype: 'F32', shape: [...r.shape], data: r.logits },
   ];
-  if (r.greedyTokens) entries.push({ name: 'greedy_tokens', dtype: 'I64', shape: [r.greedyTokens.length], data: i64(r.greedyTokens) });
+  if (r.greedyTokens)
+    entries.push({ name: 'greedy_tokens', dtype: 'I64', shape: [r.greedyTokens.length], data: i64(r.greedyTokens) });
   if (r.taps) {
     for (const [name, v] of Object.entries(r.taps)) {
       if (name === 'position_ids') entries.push({ name, dtype: 'I64', shape: [3, v.length / 3], data: i64(v) });
-      else entries.push({ name, dtype: 'F32', shape: [v.length / tapWidth(name, config), tapWidth(name, config)], data: v });
+      else
+        entries.push({
+          name,
+          dtype: 'F32',
+          shape: [v.length / tapWidth(name, config), tapWidth(name, config)],
+          data: v,
+        });
     }
     entries.push({ name: 'rope_delta', dtype: 'I64', shape: [1], data: i64([r.ropeDelta]) });
   }

@@ -19,7 +19,12 @@ const BAD: [string, unknown][] = [
 
 describe('checkGrid: one rule, checked when the media plan is made', () => {
   it('accepts positive integer grids with h, w divisible by the merge size', () => {
-    for (const g of [[1, 2, 2], [3, 4, 6], [1, 96, 2]] as Grid[]) expect(() => checkGrid(g, 2, 'x')).not.toThrow();
+    for (const g of [
+      [1, 2, 2],
+      [3, 4, 6],
+      [1, 96, 2],
+    ] as Grid[])
+      expect(() => checkGrid(g, 2, 'x')).not.toThrow();
     expect(() => checkGrid([1, 3, 6], 3, 'x')).not.toThrow();
   });
 
@@ -41,33 +46,73 @@ describe('checkGrid: one rule, checked when the media plan is made', () => {
   }
 });
 
-describe('planMedia: the one reading of a prompt\'s images or video', () => {
+describe("planMedia: the one reading of a prompt's images or video", () => {
   it('an image is one run and t frames; a video is one frame and one run per temporal patch', () => {
-    const images = planMedia([[1, 4, 6], [2, 2, 2]], [], 2, 'x');
+    const images = planMedia(
+      [
+        [1, 4, 6],
+        [2, 2, 2],
+      ],
+      [],
+      2,
+      'x',
+    );
     expect(images.kind).toBe('image');
-    expect(images.frames).toEqual([[4, 6], [2, 2], [2, 2]]);
-    expect(images.runs.map((r) => [r.media, r.frame, r.frames, r.rows, r.cols, r.tokens])).toEqual([[0, 0, 1, 2, 3, 6], [1, 0, 2, 1, 1, 2]]);
+    expect(images.frames).toEqual([
+      [4, 6],
+      [2, 2],
+      [2, 2],
+    ]);
+    expect(images.runs.map((r) => [r.media, r.frame, r.frames, r.rows, r.cols, r.tokens])).toEqual([
+      [0, 0, 1, 2, 3, 6],
+      [1, 0, 2, 1, 1, 2],
+    ]);
     expect([images.patches, images.tokens]).toEqual([32, 8]);
-    const video = planMedia([], [[3, 4, 4], [1, 2, 2]], 2, 'x');
+    const video = planMedia(
+      [],
+      [
+        [3, 4, 4],
+        [1, 2, 2],
+      ],
+      2,
+      'x',
+    );
     expect(video.kind).toBe('video');
-    expect(video.frames).toEqual([[4, 4], [4, 4], [4, 4], [2, 2]]);
-    expect(video.runs.map((r) => [r.media, r.frame, r.frames, r.tokens])).toEqual([[0, 0, 1, 4], [0, 1, 1, 4], [0, 2, 1, 4], [1, 0, 1, 1]]);
+    expect(video.frames).toEqual([
+      [4, 4],
+      [4, 4],
+      [4, 4],
+      [2, 2],
+    ]);
+    expect(video.runs.map((r) => [r.media, r.frame, r.frames, r.tokens])).toEqual([
+      [0, 0, 1, 4],
+      [0, 1, 1, 4],
+      [0, 2, 1, 4],
+      [1, 0, 1, 1],
+    ]);
     expect([video.patches, video.tokens]).toEqual([52, 13]);
     expect(planMedia([], [], 2, 'x')).toMatchObject({ kind: undefined, frames: [], runs: [], patches: 0, tokens: 0 });
   });
 
   it('refuses images and videos together, and a bad merge size', () => {
-    expect(() => planMedia([[1, 2, 2]], [[1, 2, 2]], 2, 'x')).toThrow(/images or videos, not both \(got 1 image\(s\) and 1 video\(s\)\)/);
+    expect(() => planMedia([[1, 2, 2]], [[1, 2, 2]], 2, 'x')).toThrow(
+      /images or videos, not both \(got 1 image\(s\) and 1 video\(s\)\)/,
+    );
     expect(() => planMedia([], [], 0, 'x')).toThrow(/x: mergeSize must be a positive integer/);
   });
 
   it('placeholders, positions and the vision layout agree on one plan', () => {
     const plan = planMedia([], [[2, 2, 4]], 2, 'x');
     const text = expandPlaceholders('a<|video|>b', plan, [[0, 1.5]]);
-    expect(text).toBe('a<|begin_of_image|><|image|><|image|><|end_of_image|>0<|begin_of_image|><|image|><|image|><|end_of_image|>1b');
+    expect(text).toBe(
+      'a<|begin_of_image|><|image|><|image|><|end_of_image|>0<|begin_of_image|><|image|><|image|><|end_of_image|>1b',
+    );
     const ids = [1, TOKENS.videoStart, 299, 303, 303, 300, 2, 299, 303, 303, 300, 3, TOKENS.videoEnd, 4];
     const rope = ropeIndex(ids, plan, TOKENS);
-    expect(rope.spans).toEqual([[3, 5], [8, 10]]);
+    expect(rope.spans).toEqual([
+      [3, 5],
+      [8, 10],
+    ]);
     expect(visionLayout(plan.frames, 2).segments).toEqual([0, 8, 16]);
   });
 });

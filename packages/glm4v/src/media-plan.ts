@@ -12,14 +12,24 @@ export type Grid = readonly [number, number, number];
 
 /** InputError (prefixed by `what`) unless `g` is 3 positive integers with h and w divisible by `mergeSize`. */
 export function checkGrid(g: Grid, mergeSize: number, what: string): void {
-  const ok = Array.isArray(g) && g.length === 3 && g.every((v) => Number.isInteger(v) && v >= 1) && g[1] % mergeSize === 0 && g[2] % mergeSize === 0;
-  if (!ok) throw new InputError(`${what} grid ${JSON.stringify(g)} must be 3 positive integers [t, h, w] with h and w divisible by ${mergeSize}`);
+  const ok =
+    Array.isArray(g) &&
+    g.length === 3 &&
+    g.every((v) => Number.isInteger(v) && v >= 1) &&
+    g[1] % mergeSize === 0 &&
+    g[2] % mergeSize === 0;
+  if (!ok)
+    throw new InputError(
+      `${what} grid ${JSON.stringify(g)} must be 3 positive integers [t, h, w] with h and w divisible by ${mergeSize}`,
+    );
 }
 
 /** A prompt carries images or videos, not both (docs/model.md#placeholders): the one check of that rule. */
 export function checkOneMediaKind(images: number, videos: number): void {
   if (images > 0 && videos > 0) {
-    throw new InputError(`a prompt may carry images or videos, not both (got ${images} image(s) and ${videos} video(s)): GLM-4.1V uses one placeholder token for both`);
+    throw new InputError(
+      `a prompt may carry images or videos, not both (got ${images} image(s) and ${videos} video(s)): GLM-4.1V uses one placeholder token for both`,
+    );
   }
 }
 
@@ -55,8 +65,14 @@ export interface MediaPlan {
 }
 
 /** The plan of a prompt's `images` or `videos` (InputError, prefixed by `what`, on both or on a bad grid). */
-export function planMedia(images: readonly Grid[], videos: readonly Grid[], mergeSize: number, what: string): MediaPlan {
-  if (!Number.isInteger(mergeSize) || mergeSize < 1) throw new InputError(`${what}: mergeSize must be a positive integer, got ${mergeSize}`);
+export function planMedia(
+  images: readonly Grid[],
+  videos: readonly Grid[],
+  mergeSize: number,
+  what: string,
+): MediaPlan {
+  if (!Number.isInteger(mergeSize) || mergeSize < 1)
+    throw new InputError(`${what}: mergeSize must be a positive integer, got ${mergeSize}`);
   checkOneMediaKind(images.length, videos.length);
   const kind = images.length > 0 ? 'image' : videos.length > 0 ? 'video' : undefined;
   const grids = kind === 'video' ? videos : images;

@@ -29,14 +29,19 @@ let tiny: string;
 async function realLayoutFolder(dir: string): Promise<void> {
   await writeTinyTokenizer(dir, GLM41V_9B_CONFIG_JSON.text_config.vocab_size);
   await writeFile(join(dir, 'config.json'), JSON.stringify(GLM41V_9B_CONFIG_JSON));
-  await writeFile(join(dir, 'generation_config.json'), JSON.stringify({ eos_token_id: GLM41V_TOKEN_IDS.eos_token_id, do_sample: false }));
+  await writeFile(
+    join(dir, 'generation_config.json'),
+    JSON.stringify({ eos_token_id: GLM41V_TOKEN_IDS.eos_token_id, do_sample: false }),
+  );
 }
 
 beforeAll(async () => {
   tmp = await mkdtemp(join(tmpdir(), 'glm4v-processor-'));
   [huge, fifo, tiny] = ['huge', 'fifo', 'tiny'].map((d) => join(tmp, d));
   await realLayoutFolder(huge);
-  const { header, sizes } = encodeHeader(checkpointShapes(glm41v9bConfig()).map((t) => ({ ...t, dtype: 'BF16' as const })));
+  const { header, sizes } = encodeHeader(
+    checkpointShapes(glm41v9bConfig()).map((t) => ({ ...t, dtype: 'BF16' as const })),
+  );
   const f = await open(join(huge, 'model.safetensors'), 'w');
   await f.write(header);
   await f.truncate(header.byteLength + sizes.reduce((a, b) => a + b, 0)); // sparse: 21 GB that take no disk
@@ -45,7 +50,9 @@ beforeAll(async () => {
   expect(spawnSync('mkfifo', [join(fifo, 'model.safetensors')]).status).toBe(0);
   await makeTinyCheckpoint(tiny);
   await writeFile(join(tmp, 'corrupt.png'), Buffer.from('\x89PNG\r\n\x1a\nthis is not an image'));
-  await sharp({ create: { width: 600, height: 2, channels: 3, background: '#808080' } }).png().toFile(join(tmp, 'wide.png'));
+  await sharp({ create: { width: 600, height: 2, channels: 3, background: '#808080' } })
+    .png()
+    .toFile(join(tmp, 'wide.png'));
 });
 afterAll(async () => {
   await rm(tmp, { recursive: true, force: true });
@@ -54,7 +61,17 @@ afterAll(async () => {
 /** The CLI, killed after 60 s (it would block on the FIFO forever if it read the weights). */
 const run = (args: string[]) => runCli(args, { timeout: 60_000 });
 
-const withImage = (path: string, text = 'What is this?') => ({ messages: [{ role: 'user' as const, content: [{ type: 'image' as const, image: { path } }, { type: 'text' as const, text }] }] });
+const withImage = (path: string, text = 'What is this?') => ({
+  messages: [
+    {
+      role: 'user' as const,
+      content: [
+        { type: 'image' as const, image: { path } },
+        { type: 'text' as const, text },
+      ],
+    },
+  ],
+});
 
 describe('Glm4vProcessor on a 21 GB checkpoint, weights never opened', () => {
   it('refuses a corrupt image in under a second', async () => {
@@ -72,25 +89,59 @@ describe('Glm4vProcessor on a 21 GB checkpoint, weights never opened', () => {
     const p = await Glm4vProcessor.load(huge);
     await expect(p.prepare(withImage(join(tmp, 'wide.png')))).rejects.toThrow(/wide\.png.*aspect ratio/);
     await expect(p.prepare(withImage(join(tmp, 'missing.png')))).rejects.toThrow(/missing\.png': no such file/);
-    await expect(p.prepare({ messages: [{ role: 'user', content: 'a prompt longer than the context' }] }, { contextLength: 8 })).rejects.toBeInstanceOf(ContextOverflowError);
-    await expect(p.prepare({ messages: [{ role: 'user', content: 'x' }] }, { topP: 2 })).rejects.toThrow(/option topP = 2/);
-    await expect(p.prepare({ messages: [{ role: 'user', content: 'x' }] }, { maxPixels: 100, minPixels: 200 })).rejects.toThrow(/minPixels = 200 is above option maxPixels = 100/);
-    await expect(p.prepare({ messages: [{ role: 'robot' as never, content: 'x' }] })).rejects.toThrow(/messages\[0\]\.role/);
+    await expect(
+      p.prepare({ messages: [{ role: 'user', content: 'a prompt longer than the context' }] }, { contextLength: 8 }),
+    ).rejects.toBeInstanceOf(ContextOverflowError);
+    await expect(p.prepare({ messages: [{ role: 'user', content: 'x' }] }, { topP: 2 })).rejects.toThrow(
+      /option topP = 2/,
+    );
+    await expect(
+      p.prepare({ messages: [{ role: 'user', content: 'x' }] }, { maxPixels: 100, minPixels: 200 }),
+    ).rejects.toThrow(/minPixels = 200 is above option maxPixels = 100/);
+    await expect(p.prepare({ messages: [{ role: 'robot' as never, content: 'x' }] })).rejects.toThrow(
+      /messages\[0\]\.role/,
+    );
   });
 
   it('refuses a tokenizer whose media token ids disagree with config.json', async () => {
     const bad = join(tmp, 'bad-ids');
     await writeTinyTokenizer(bad, TINY_CONFIG_JSON.text_config.vocab_size);
-    await writeFile(join(bad, 'config.json'), JSON.stringify({ ...TINY_CONFIG_JSON, image_token_id: 1, text_config: { ...TINY_CONFIG_JSON.text_config, image_token_id: 1 } }));
+    await writeFile(
+      join(bad, 'config.json'),
+      JSON.stringify({
+        ...TINY_CONFIG_JSON,
+        image_token_id: 1,
+        text_config: { ...TINY_CONFIG_JSON.text_config, image_token_id: 1 },
+      }),
+    );
     await expect(Glm4vProcessor.load(bad)).rejects.toThrow(ConfigError);
-    await expect(Glm4vProcessor.load(bad)).rejects.toThrow(/'<\|image\|>' is id \d+, but config.json image_token_id is 1/);
+    await expect(Glm4vProcessor.load(bad)).rejects.toThrow(
+      /'<\|image\|>' is id \d+, but config.json image_token_id is 1/,
+    );
   });
 
   it.skipIf(!hasFfmpeg)('refuses a video too short to sample, naming it', async () => {
     const clip = join(tmp, 'short.mp4');
-    expect(spawnSync('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc=size=64x48:rate=10', '-t', '0.2', '-pix_fmt', 'yuv420p', clip]).status).toBe(0);
+    expect(
+      spawnSync('ffmpeg', [
+        '-v',
+        'error',
+        '-y',
+        '-f',
+        'lavfi',
+        '-i',
+        'testsrc=size=64x48:rate=10',
+        '-t',
+        '0.2',
+        '-pix_fmt',
+        'yuv420p',
+        clip,
+      ]).status,
+    ).toBe(0);
     const p = await Glm4vProcessor.load(huge);
-    await expect(p.prepare({ messages: [{ role: 'user', content: [{ type: 'video', video: clip }] }] })).rejects.toThrow(/short\.mp4.*too short/);
+    await expect(
+      p.prepare({ messages: [{ role: 'user', content: [{ type: 'video', video: clip }] }] }),
+    ).rejects.toThrow(/short\.mp4.*too short/);
   });
 
   it('glm4v-run exits 3 on a bad image within a second of starting, even when reading the weights would block forever', async () => {
@@ -112,10 +163,14 @@ describe('Glm4vProcessor on a 21 GB checkpoint, weights never opened', () => {
     device.dispose();
     if (limit > 128 * 2 ** 20) ctx.skip(); // an image past a larger binding is past the default pixel budget too
     const big = join(tmp, 'big.png'); // 2156² after resizing: 23,716 patches of 6 KiB in one binding > 128 MiB
-    await sharp({ create: { width: 2150, height: 2150, channels: 3, background: '#336699' } }).png().toFile(big);
+    await sharp({ create: { width: 2150, height: 2150, channels: 3, background: '#336699' } })
+      .png()
+      .toFile(big);
     const r = await run(['--model', fifo, '--image', big, 'x']);
     expect(r.code, r.stderr).toBe(4);
-    expect(r.stderr).toMatch(/^glm4v-run: an image of 2156×2156 pixels .* storage binding for the vision tower.*--max-pixels/m);
+    expect(r.stderr).toMatch(
+      /^glm4v-run: an image of 2156×2156 pixels .* storage binding for the vision tower.*--max-pixels/m,
+    );
   });
 });
 
@@ -137,7 +192,22 @@ describe('PreparedPrompt', () => {
 
   it.skipIf(!hasFfmpeg)('samples video frames at the request fps, up to maxFrames', async () => {
     const clip = join(tmp, 'clip.mp4');
-    expect(spawnSync('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc=size=112x84:rate=8', '-t', '3', '-pix_fmt', 'yuv420p', clip]).status).toBe(0);
+    expect(
+      spawnSync('ffmpeg', [
+        '-v',
+        'error',
+        '-y',
+        '-f',
+        'lavfi',
+        '-i',
+        'testsrc=size=112x84:rate=8',
+        '-t',
+        '3',
+        '-pix_fmt',
+        'yuv420p',
+        clip,
+      ]).status,
+    ).toBe(0);
     const p = await Glm4vProcessor.load(tiny);
     const video = { messages: [{ role: 'user' as const, content: [{ type: 'video' as const, video: clip }] }] };
     const frames = async (o = {}) => (await p.prepare(video, o)).media[0].grid[0] * 2;

@@ -76,12 +76,18 @@ export class PreparedPrompt {
   /** The prefill input of tokens [from, end) (see covers()). */
   input(from = 0): PrefillInput {
     const first = this.firstMediaFrom(from);
-    if (!this.covers(from)) throw new InputError(`prefill from token ${from}: it cuts a media block or needs media that were not prepared`);
+    if (!this.covers(from))
+      throw new InputError(`prefill from token ${from}: it cuts a media block or needs media that were not prepared`);
     const out: PrefillInput = { ids: this.ids.subarray(from) };
     const media = this.media.slice(first);
     if (media.length === 0) return out;
-    const patchesBefore = this.media.slice(this.firstNew, first).reduce((n, m) => n + m.grid[0] * m.grid[1] * m.grid[2], 0);
-    const vision: VisionInput = { pixelValues: this.pixels.subarray(patchesBefore * this.patchLen), grids: media.map((m) => m.grid) };
+    const patchesBefore = this.media
+      .slice(this.firstNew, first)
+      .reduce((n, m) => n + m.grid[0] * m.grid[1] * m.grid[2], 0);
+    const vision: VisionInput = {
+      pixelValues: this.pixels.subarray(patchesBefore * this.patchLen),
+      grids: media.map((m) => m.grid),
+    };
     if (media[0].kind === 'image') out.images = vision;
     else out.videos = vision;
     return out;
@@ -110,7 +116,15 @@ export class Glm4vProcessor {
     const tokenizer = await Tokenizer.load(folder);
     const template = await ChatTemplate.load(folder);
     checkTokenizer(folder, tokenizer, configs.model);
-    return new Glm4vProcessor(folder.location, configs.model, configs.generation, configs.image, configs.video, tokenizer, template);
+    return new Glm4vProcessor(
+      folder.location,
+      configs.model,
+      configs.generation,
+      configs.image,
+      configs.video,
+      tokenizer,
+      template,
+    );
   }
 
   /** Checks `request` with `options` and prepares it; every failure is a typed error naming what is at fault. */
@@ -123,7 +137,11 @@ export class Glm4vProcessor {
    * (`device.limits`): one image's residual stream is bound whole. Cheap: no weights, no GPU work.
    */
   checkLimits(prompt: PreparedPrompt, limits: { readonly maxStorageBufferBindingSize: number }): void {
-    checkVisionFits(prompt.media.map((m) => m.grid), this.config.vision, limits.maxStorageBufferBindingSize);
+    checkVisionFits(
+      prompt.media.map((m) => m.grid),
+      this.config.vision,
+      limits.maxStorageBufferBindingSize,
+    );
   }
 
   /**
@@ -132,10 +150,15 @@ export class Glm4vProcessor {
    */
   contextFor(promptTokens: number, options: GenerateOptions, nameOf: PrepareContext['nameOf'] = (k) => k): number {
     const maxPos = this.config.text.maxPositionEmbeddings;
-    const capacity = Math.min(options.contextLength ?? promptTokens + resolveOptions(this.generation, options).maxNewTokens, maxPos);
+    const capacity = Math.min(
+      options.contextLength ?? promptTokens + resolveOptions(this.generation, options).maxNewTokens,
+      maxPos,
+    );
     if (promptTokens >= capacity) {
       const limit = options.contextLength !== undefined ? `, ${nameOf('contextLength')} ${options.contextLength}` : '';
-      throw new ContextOverflowError(`the prompt has ${promptTokens} tokens; the context holds ${capacity} (max_position_embeddings ${maxPos}${limit}), leaving no room to answer`);
+      throw new ContextOverflowError(
+        `the prompt has ${promptTokens} tokens; the context holds ${capacity} (max_position_embeddings ${maxPos}${limit}), leaving no room to answer`,
+      );
     }
     return capacity;
   }
@@ -144,17 +167,25 @@ export class Glm4vProcessor {
 /** The tokenizer must fit the model's vocabulary and give the media tokens the ids config.json names. */
 function checkTokenizer(folder: ModelFolder, tokenizer: Tokenizer, config: Glm4vConfig): void {
   if (tokenizer.vocabSize > config.text.vocabSize) {
-    throw new ConfigError(`${folder.location}: the tokenizer has ${tokenizer.vocabSize} ids but the model's vocabulary (config.json vocab_size) is ${config.text.vocabSize}`);
+    throw new ConfigError(
+      `${folder.location}: the tokenizer has ${tokenizer.vocabSize} ids but the model's vocabulary (config.json vocab_size) is ${config.text.vocabSize}`,
+    );
   }
   const t = config.tokens;
   const named: [string, number, string][] = [
-    ['<|begin_of_image|>', t.imageStart, 'image_start_token_id'], ['<|end_of_image|>', t.imageEnd, 'image_end_token_id'],
-    ['<|begin_of_video|>', t.videoStart, 'video_start_token_id'], ['<|end_of_video|>', t.videoEnd, 'video_end_token_id'],
-    ['<|image|>', t.image, 'image_token_id'], ['<|video|>', t.video, 'video_token_id'],
+    ['<|begin_of_image|>', t.imageStart, 'image_start_token_id'],
+    ['<|end_of_image|>', t.imageEnd, 'image_end_token_id'],
+    ['<|begin_of_video|>', t.videoStart, 'video_start_token_id'],
+    ['<|end_of_video|>', t.videoEnd, 'video_end_token_id'],
+    ['<|image|>', t.image, 'image_token_id'],
+    ['<|video|>', t.video, 'video_token_id'],
   ];
   for (const [token, id, field] of named) {
     const got = tokenizer.tokenId(token);
-    if (got !== id) throw new ConfigError(`${folder.path('tokenizer.json')}: '${token}' is ${got === undefined ? 'missing' : `id ${got}`}, but config.json ${field} is ${id}`);
+    if (got !== id)
+      throw new ConfigError(
+        `${folder.path('tokenizer.json')}: '${token}' is ${got === undefined ? 'missing' : `id ${got}`}, but config.json ${field} is ${id}`,
+      );
   }
 }
 
@@ -162,7 +193,9 @@ type MediaPart = Extract<ContentPart, { type: 'image' } | { type: 'video' }>;
 
 /** The request's images and videos in prompt order (messages are checked by the template before this runs). */
 export function mediaParts(messages: readonly Message[]): MediaPart[] {
-  return messages.flatMap((m) => (Array.isArray(m.content) ? m.content.filter((p): p is MediaPart => p.type === 'image' || p.type === 'video') : []));
+  return messages.flatMap((m) =>
+    Array.isArray(m.content) ? m.content.filter((p): p is MediaPart => p.type === 'image' || p.type === 'video') : [],
+  );
 }
 
 /**
@@ -180,7 +213,11 @@ function withBudget(cfg: PreprocessorConfig, o: GenerateOptions): PreprocessorCo
  * them again. The media not in `known` must come last.
  */
 export async function prepareMessages(
-  p: Glm4vProcessor, request: GenerateRequest, o: GenerateOptions, ctx: PrepareContext, known: ReadonlyMap<object, MediaLayout>,
+  p: Glm4vProcessor,
+  request: GenerateRequest,
+  o: GenerateOptions,
+  ctx: PrepareContext,
+  known: ReadonlyMap<object, MediaLayout>,
 ): Promise<PreparedPrompt> {
   const nameOf = ctx.nameOf ?? ((k) => `option ${k}`);
   checkOptions(o, nameOf);
@@ -190,22 +227,41 @@ export async function prepareMessages(
   checkOneMediaKind(images.length, parts.length - images.length);
   const firstNew = parts.findIndex((m) => !known.has(m));
   const fresh = firstNew < 0 ? [] : parts.slice(firstNew);
-  if (fresh.some((m) => known.has(m))) throw new InputError('prepare: media already prepared must come before new media');
+  if (fresh.some((m) => known.has(m)))
+    throw new InputError('prepare: media already prepared must come before new media');
   const { layouts, pixels } = await preprocessMedia(p, fresh, o);
   const media = [...parts.slice(0, parts.length - fresh.length).map((m) => known.get(m)!), ...layouts];
   const grids = (kind: MediaLayout['kind']) => media.filter((m) => m.kind === kind).map((m) => m.grid);
   const plan = planMedia(grids('image'), grids('video'), p.config.vision.spatialMergeSize, 'prepare');
-  const text = expandPlaceholders(rendered, plan, media.map((m) => m.timestamps));
+  const text = expandPlaceholders(
+    rendered,
+    plan,
+    media.map((m) => m.timestamps),
+  );
   const ids = Int32Array.from(p.tokenizer.encode(text));
   p.contextFor(ids.length, o, nameOf);
   const spans = mediaSpans(ids, p.config.tokens);
-  if (spans.length !== media.length) throw new InputError(`the prompt has ${spans.length} image or video blocks for ${media.length} images or videos: is there a <|begin_of_image|> or <|begin_of_video|> in the text?`);
-  return new PreparedPrompt(text, ids, media, plan, spans, pixels, parts.length - fresh.length, patchLength(p.config.vision));
+  if (spans.length !== media.length)
+    throw new InputError(
+      `the prompt has ${spans.length} image or video blocks for ${media.length} images or videos: is there a <|begin_of_image|> or <|begin_of_video|> in the text?`,
+    );
+  return new PreparedPrompt(
+    text,
+    ids,
+    media,
+    plan,
+    spans,
+    pixels,
+    parts.length - fresh.length,
+    patchLength(p.config.vision),
+  );
 }
 
 /** Decodes, resizes and patchifies `parts` (all images or all videos) with this request's budget and sampling. */
 async function preprocessMedia(
-  p: Glm4vProcessor, parts: readonly MediaPart[], o: GenerateOptions,
+  p: Glm4vProcessor,
+  parts: readonly MediaPart[],
+  o: GenerateOptions,
 ): Promise<{ layouts: MediaLayout[]; pixels: Float32Array }> {
   const images = parts.flatMap((m) => (m.type === 'image' ? [m.image] : []));
   const videos = parts.flatMap((m) => (m.type === 'video' ? [m.video] : []));

@@ -9,13 +9,26 @@ import { ropeIndex } from './rope-index.js';
 const ROOT = new URL('../../../', import.meta.url).pathname;
 const cfgFile = `${ROOT}conformance/fixtures/tiny-glm4v-f32/config.json`;
 const TINY: TokenIds = parseModelConfig(JSON.parse(readFileSync(cfgFile, 'utf8')), cfgFile).tokens;
-const REAL: TokenIds = { imageStart: 151339, imageEnd: 151340, videoStart: 151341, videoEnd: 151342, image: 151343, video: 151344, eos: [151329] };
+const REAL: TokenIds = {
+  imageStart: 151339,
+  imageEnd: 151340,
+  videoStart: 151341,
+  videoEnd: 151342,
+  image: 151343,
+  video: 151344,
+  eos: [151329],
+};
 
 /**
  * Independent reference: the running-offset form (docs/model.md#rope-index): a text token advances the
  * offset by 1, an image or one video temporal patch by max(gh, gw)/2, with all media tokens at the offset.
  */
-function runningOffset(ids: number[], images: number[][], videos: number[][], tok: TokenIds): { pos: number[][]; delta: number } {
+function runningOffset(
+  ids: number[],
+  images: number[][],
+  videos: number[][],
+  tok: TokenIds,
+): { pos: number[][]; delta: number } {
   const pos: number[][] = [[], [], []];
   let cur = 0;
   let inVideo = false;
@@ -50,7 +63,8 @@ function runningOffset(ids: number[], images: number[][], videos: number[][], to
 }
 
 /** ropeIndex over the plan of `images` or `videos` (merge size 2). */
-const rope = (ids: Int32Array | number[], images: Grid[], videos: Grid[], tok: TokenIds) => ropeIndex(ids, planMedia(images, videos, 2, 'ropeIndex'), tok);
+const rope = (ids: Int32Array | number[], images: Grid[], videos: Grid[], tok: TokenIds) =>
+  ropeIndex(ids, planMedia(images, videos, 2, 'ropeIndex'), tok);
 
 function rows(p: Int32Array, L: number): number[][] {
   return [0, 1, 2].map((r) => Array.from(p.subarray(r * L, (r + 1) * L)));
@@ -90,13 +104,20 @@ describe('ropeIndex layouts', () => {
 
   it('text only: 0 … L−1 on every stream, delta 0', () => {
     const { positions, ropeDelta } = rope(new Int32Array([5, 6, 7, 8]), [], [], REAL);
-    expect(rows(positions, 4)).toEqual([[0, 1, 2, 3], [0, 1, 2, 3], [0, 1, 2, 3]]);
+    expect(rows(positions, 4)).toEqual([
+      [0, 1, 2, 3],
+      [0, 1, 2, 3],
+      [0, 1, 2, 3],
+    ]);
     expect(ropeDelta).toBe(0);
   });
 
   it('a tall image pushes the following text by its height, two images in order', () => {
     const ids = [1, BOI, ...Array(8).fill(IMG), EOI, 2, BOI, ...Array(6).fill(IMG), EOI, 3];
-    const grids: [number, number, number][] = [[1, 8, 4], [1, 4, 6]];
+    const grids: [number, number, number][] = [
+      [1, 8, 4],
+      [1, 4, 6],
+    ];
     const got = rope(ids, grids, [], REAL);
     const ref = runningOffset(ids, grids, [], REAL);
     expect(rows(got.positions, ids.length)).toEqual(ref.pos);
@@ -108,7 +129,10 @@ describe('ropeIndex layouts', () => {
     // 2 videos, grids [3, 4, 6] and [1, 2, 2]; frames <boi> 6×<img> <eoi> ts
     const frame = (n: number, ts: number) => [BOI, ...Array(n).fill(IMG), EOI, 15 + ts];
     const ids = [7, 8, BOV, ...frame(6, 0), ...frame(6, 1), ...frame(6, 2), EOV, 9, BOV, ...frame(1, 0), EOV, 10, 11];
-    const videos: [number, number, number][] = [[3, 4, 6], [1, 2, 2]];
+    const videos: [number, number, number][] = [
+      [3, 4, 6],
+      [1, 2, 2],
+    ];
     const got = rope(ids, [], videos, REAL);
     const ref = runningOffset(ids, [], videos, REAL);
     expect(rows(got.positions, ids.length)).toEqual(ref.pos);
@@ -120,12 +144,24 @@ describe('ropeIndex layouts', () => {
 
   it('placeholder counts that disagree with the grids are InputErrors', () => {
     const ids = [1, BOI, ...Array(5).fill(IMG), EOI];
-    expect(() => rope(ids, [[1, 4, 6]], [], REAL)).toThrow(/image 0 \(grid \[1,4,6\]\) needs 6 placeholder tokens, the run at token 2 has 5/);
+    expect(() => rope(ids, [[1, 4, 6]], [], REAL)).toThrow(
+      /image 0 \(grid \[1,4,6\]\) needs 6 placeholder tokens, the run at token 2 has 5/,
+    );
     expect(() => rope(ids, [], [], REAL)).toThrow(/image placeholder run at token 2 has no grid/);
     expect(() => rope([1, 2], [[1, 2, 2]], [], REAL)).toThrow(/1 image grid\(s\) given but the prompt has 0/);
     expect(() => rope([1], [[1, 3, 2]], [], REAL)).toThrow(InputError);
     const vids = [BOV, BOI, IMG, EOI, EOV];
     expect(() => rope(vids, [], [[2, 2, 2]], REAL)).toThrow(/cover 0 video\(s\) and 1 extra temporal patch/);
-    expect(() => rope([...vids, ...vids], [], [[1, 2, 2], [2, 2, 2]], REAL)).toThrow(/cover 1 video\(s\) and 1 extra temporal patch/);
+    expect(() =>
+      rope(
+        [...vids, ...vids],
+        [],
+        [
+          [1, 2, 2],
+          [2, 2, 2],
+        ],
+        REAL,
+      ),
+    ).toThrow(/cover 1 video\(s\) and 1 extra temporal patch/);
   });
 });

@@ -59,11 +59,15 @@ export function ropeIndex(ids: Int32Array | readonly number[], plan: MediaPlan, 
       const kind = TYPE_NAMES[type];
       if (run === undefined || plan.kind !== kind) {
         const given = plan.kind === kind ? plan.grids.length : 0;
-        throw new InputError(`ropeIndex: ${kind} placeholder run at token ${start} has no grid: only ${given} ${kind} grid(s) given`);
+        throw new InputError(
+          `ropeIndex: ${kind} placeholder run at token ${start} has no grid: only ${given} ${kind} grid(s) given`,
+        );
       }
       if (end - start !== run.tokens) {
         const which = type === IMAGE ? `image ${run.media}` : `video ${run.media} temporal patch ${run.frame}`;
-        throw new InputError(`ropeIndex: ${which} (grid ${JSON.stringify(plan.grids[run.media])}) needs ${run.tokens} placeholder tokens, the run at token ${start} has ${end - start}`);
+        throw new InputError(
+          `ropeIndex: ${which} (grid ${JSON.stringify(plan.grids[run.media])}) needs ${run.tokens} placeholder tokens, the run at token ${start} has ${end - start}`,
+        );
       }
       let i = start;
       for (let tt = 0; tt < run.frames; tt++) {
@@ -86,7 +90,8 @@ export function ropeIndex(ids: Int32Array | readonly number[], plan: MediaPlan, 
 
 /** The message for a prompt with fewer placeholder runs than the plan: which images or videos it lacks. */
 function missingRuns(plan: MediaPlan, found: number): string {
-  if (plan.kind === 'image') return `ropeIndex: ${plan.grids.length} image grid(s) given but the prompt has ${found} image placeholder run(s)`;
+  if (plan.kind === 'image')
+    return `ropeIndex: ${plan.grids.length} image grid(s) given but the prompt has ${found} image placeholder run(s)`;
   const last = plan.runs[found - 1];
   const videos = last === undefined ? 0 : last.frame + 1 === plan.grids[last.media][0] ? last.media + 1 : last.media;
   const extra = last === undefined || videos === last.media + 1 ? 0 : last.frame + 1;

@@ -31,7 +31,9 @@ describe('generation stats', () => {
       if (ev.type === 'done') stats = ev.stats;
     }
     const s = stats!;
-    console.log(`prompt ${s.promptTokens} tokens: caller's first token ${first.toFixed(0)} ms, reported ${s.timeToFirstTokenMs.toFixed(0)} ms (prefill ${s.prefillMs.toFixed(0)} ms)`);
+    console.log(
+      `prompt ${s.promptTokens} tokens: caller's first token ${first.toFixed(0)} ms, reported ${s.timeToFirstTokenMs.toFixed(0)} ms (prefill ${s.prefillMs.toFixed(0)} ms)`,
+    );
     expect(s.promptTokens).toBeGreaterThan(3000);
     expect(Math.abs(s.timeToFirstTokenMs - first)).toBeLessThanOrEqual(0.1 * first);
     expect(s.prefillMs).toBeLessThanOrEqual(s.timeToFirstTokenMs);

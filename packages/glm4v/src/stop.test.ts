@@ -148,7 +148,8 @@ const run = (args: string[]) => runCli(args, { env: { GLM4V_CACHE: join(tmp, 'ca
 describe('glm4v-run on a reply that ends on an EOS', () => {
   it('exits 0 with the exact answer, 20 runs in a row', async () => {
     const results = [];
-    for (let i = 0; i < 10; i++) results.push(...(await Promise.all([0, 1].map(() => run(['--model', dir, '--json', 'hi'])))));
+    for (let i = 0; i < 10; i++)
+      results.push(...(await Promise.all([0, 1].map(() => run(['--model', dir, '--json', 'hi'])))));
     for (const r of results) {
       expect(r.code, r.stderr).toBe(0);
       const out = lastJson(r.stdout);

@@ -9,7 +9,7 @@ import type { Backend, DeviceOptions } from '../device.js';
 Object.assign(globalThis, globals);
 
 export const NO_ADAPTER_HELP =
-  'No WebGPU adapter found. On Linux without a GPU, install Mesa\'s lavapipe Vulkan driver from Debian ' +
+  "No WebGPU adapter found. On Linux without a GPU, install Mesa's lavapipe Vulkan driver from Debian " +
   'bookworm-backports (the stock 22.x is too old for Dawn): run `bash tools/setup.sh` as root, or ' +
   '`apt-get install -t bookworm-backports mesa-vulkan-drivers libvulkan1`. With a GPU, install its Vulkan driver ' +
   'and the Vulkan loader (libvulkan1). Set GLM4V_BACKEND to pick another Dawn backend.';

@@ -11,8 +11,12 @@ import type { ImageInput, RgbImage } from '../preprocess/types.js';
 
 /** Magic numbers of the formats accepted, as under Node (browsers decode TIFF and HEIF rarely; they fail clearly). */
 const SIGNATURES: [string, number[]][] = [
-  ['PNG', [0x89, 0x50, 0x4e, 0x47]], ['JPEG', [0xff, 0xd8, 0xff]], ['GIF', [0x47, 0x49, 0x46, 0x38]],
-  ['WebP', [0x52, 0x49, 0x46, 0x46]], ['TIFF', [0x49, 0x49, 0x2a, 0x00]], ['TIFF', [0x4d, 0x4d, 0x00, 0x2a]],
+  ['PNG', [0x89, 0x50, 0x4e, 0x47]],
+  ['JPEG', [0xff, 0xd8, 0xff]],
+  ['GIF', [0x47, 0x49, 0x46, 0x38]],
+  ['WebP', [0x52, 0x49, 0x46, 0x46]],
+  ['TIFF', [0x49, 0x49, 0x2a, 0x00]],
+  ['TIFF', [0x4d, 0x4d, 0x00, 0x2a]],
 ];
 
 function format(bytes: Uint8Array): string | undefined {
@@ -31,7 +35,8 @@ async function readInput(input: ImageInput, what: string): Promise<Uint8Array> {
   } catch (e) {
     throw new InputError(`${what}: cannot be fetched (${(e as Error).message})`, { cause: e });
   }
-  if (!res.ok) throw new InputError(`${what}: ${res.status === 404 ? 'no such file' : `cannot be fetched (HTTP ${res.status})`}`);
+  if (!res.ok)
+    throw new InputError(`${what}: ${res.status === 404 ? 'no such file' : `cannot be fetched (HTTP ${res.status})`}`);
   const bytes = new Uint8Array(await res.arrayBuffer());
   if (bytes.length === 0) throw new InputError(`${what}: empty file`);
   return bytes;
@@ -46,7 +51,11 @@ export async function decodeImage(input: ImageInput, index?: number): Promise<Rg
   let bitmap: ImageBitmap;
   try {
     const blob = new Blob([bytes as Uint8Array<ArrayBuffer>]);
-    bitmap = await createImageBitmap(blob, { imageOrientation: 'from-image', premultiplyAlpha: 'none', colorSpaceConversion: 'none' });
+    bitmap = await createImageBitmap(blob, {
+      imageOrientation: 'from-image',
+      premultiplyAlpha: 'none',
+      colorSpaceConversion: 'none',
+    });
   } catch (e) {
     throw new InputError(`${what}: not a readable image (${kind}: ${(e as Error).message})`, { cause: e });
   }

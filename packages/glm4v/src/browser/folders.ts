@@ -75,7 +75,8 @@ export class DirectoryHandleFolder implements ModelFolder {
       for (const p of parts.slice(0, -1)) dir = await dir.getDirectoryHandle(p);
       return await (await dir.getFileHandle(parts[parts.length - 1])).getFile();
     } catch (e) {
-      if ((e as DOMException).name === 'NotFoundError' || (e as DOMException).name === 'TypeMismatchError') return undefined;
+      if ((e as DOMException).name === 'NotFoundError' || (e as DOMException).name === 'TypeMismatchError')
+        return undefined;
       throw e;
     }
   }

@@ -4,7 +4,13 @@
 
 export * from './index.js';
 export * from '../config.js';
-export { SafetensorsFile, DTYPE_SIZES, MAX_HEADER_BYTES, type SafetensorsDType, type TensorInfo } from '../checkpoint/safetensors.js';
+export {
+  SafetensorsFile,
+  DTYPE_SIZES,
+  MAX_HEADER_BYTES,
+  type SafetensorsDType,
+  type TensorInfo,
+} from '../checkpoint/safetensors.js';
 export { Checkpoint, INDEX_FILE, SINGLE_FILE } from '../checkpoint/checkpoint.js';
 export { planWeights, checkWeightsFit, quantizedWeights, type WeightPlan } from '../checkpoint/plan.js';
 export { asFolder, readAll, type FileSource, type ModelFolder } from '../files/folder.js';

@@ -23,6 +23,12 @@ export async function createFile(path: string): Promise<FileSink> {
   throw new InputError(`${path}: writing files is not supported in the browser build`);
 }
 
-export async function preprocessVideo(path: string, _cfg: PreprocessorConfig, _sampling?: FrameSampling): Promise<PreparedVideo> {
-  throw new InputError(`video '${path}': video input is not supported in the browser build; give sampled frames as images, or use the Node build (ffmpeg)`);
+export async function preprocessVideo(
+  path: string,
+  _cfg: PreprocessorConfig,
+  _sampling?: FrameSampling,
+): Promise<PreparedVideo> {
+  throw new InputError(
+    `video '${path}': video input is not supported in the browser build; give sampled frames as images, or use the Node build (ffmpeg)`,
+  );
 }

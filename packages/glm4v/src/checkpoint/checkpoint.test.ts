@@ -65,8 +65,10 @@ describe('Checkpoint', () => {
 
   it('opens a sharded folder through its index, validating every shard, reading no data', async () => {
     const dir = await folder({
-      'model-00001-of-00003.safetensors': shard1, 'model-00002-of-00003.safetensors': shard2,
-      'model-00003-of-00003.safetensors': shard3, [INDEX_FILE]: index(map),
+      'model-00001-of-00003.safetensors': shard1,
+      'model-00002-of-00003.safetensors': shard2,
+      'model-00003-of-00003.safetensors': shard3,
+      [INDEX_FILE]: index(map),
     });
     const ckpt = await Checkpoint.open(dir);
     expect(new Set(ckpt.tensors.keys())).toEqual(new Set([...Object.keys(map), 'extra.not_in_index']));
@@ -77,16 +79,21 @@ describe('Checkpoint', () => {
     expect(new Float32Array((await ckpt.read(emb)).buffer)).toEqual(shard3[0].data);
     // Storage order: shard by shard, by offset.
     expect(ckpt.inFileOrder().map((t) => t.name)).toEqual([
-      'model.language_model.norm.weight', 'lm_head.weight', 'model.visual.post_layernorm.weight',
-      'model.language_model.embed_tokens.weight', 'extra.not_in_index',
+      'model.language_model.norm.weight',
+      'lm_head.weight',
+      'model.visual.post_layernorm.weight',
+      'model.language_model.embed_tokens.weight',
+      'extra.not_in_index',
     ]);
     await ckpt.close();
   });
 
   it('loads a sharded folder to the GPU byte for byte', async () => {
     const dir = await folder({
-      'model-00001-of-00003.safetensors': shard1, 'model-00002-of-00003.safetensors': shard2,
-      'model-00003-of-00003.safetensors': shard3, [INDEX_FILE]: index(map),
+      'model-00001-of-00003.safetensors': shard1,
+      'model-00002-of-00003.safetensors': shard2,
+      'model-00003-of-00003.safetensors': shard3,
+      [INDEX_FILE]: index(map),
     });
     const before = device.pool.stats.bytesInUse;
     const loaded = await loadCheckpoint(dir, device, { maxChunkBytes: 64 });
@@ -115,7 +122,12 @@ describe('Checkpoint', () => {
     await mkdir(join(repo, 'blobs'), { recursive: true });
     await mkdir(snap, { recursive: true });
     await writeSafetensors(join(repo, 'blobs', 'f00d'), shard1);
-    await writeFile(join(repo, 'blobs', 'beef'), JSON.stringify(index({ 'lm_head.weight': 'model-1.safetensors', 'model.language_model.norm.weight': 'model-1.safetensors' })));
+    await writeFile(
+      join(repo, 'blobs', 'beef'),
+      JSON.stringify(
+        index({ 'lm_head.weight': 'model-1.safetensors', 'model.language_model.norm.weight': 'model-1.safetensors' }),
+      ),
+    );
     await symlink('../../blobs/f00d', join(snap, 'model-1.safetensors'));
     await symlink('../../blobs/beef', join(snap, INDEX_FILE));
     const ckpt = await Checkpoint.open(snap);
@@ -138,35 +150,61 @@ describe('Checkpoint', () => {
     expect(renameKey('lm_head.weight')).toBe('lm_head.weight');
     expect(renameKey('something.else')).toBe('something.else');
 
-    const dir = await folder({ 'model.safetensors': [f32('visual.post_layernorm.weight', [2], 1), f32('model.layers.0.input_layernorm.weight', [2], 2), f32('odd.key', [2], 3)] });
+    const dir = await folder({
+      'model.safetensors': [
+        f32('visual.post_layernorm.weight', [2], 1),
+        f32('model.layers.0.input_layernorm.weight', [2], 2),
+        f32('odd.key', [2], 3),
+      ],
+    });
     const ckpt = await Checkpoint.open(dir);
-    expect([...ckpt.tensors.keys()]).toEqual(['model.visual.post_layernorm.weight', 'model.language_model.layers.0.input_layernorm.weight', 'odd.key']);
+    expect([...ckpt.tensors.keys()]).toEqual([
+      'model.visual.post_layernorm.weight',
+      'model.language_model.layers.0.input_layernorm.weight',
+      'odd.key',
+    ]);
     expect(ckpt.tensors.get('model.visual.post_layernorm.weight')!.sourceName).toBe('visual.post_layernorm.weight');
-    expect(new Float32Array((await ckpt.read(ckpt.tensors.get('model.visual.post_layernorm.weight')!)).buffer)).toEqual(new Float32Array([1, 1.125]));
+    expect(new Float32Array((await ckpt.read(ckpt.tensors.get('model.visual.post_layernorm.weight')!)).buffer)).toEqual(
+      new Float32Array([1, 1.125]),
+    );
     await ckpt.close();
 
-    const clash = await folder({ 'model.safetensors': [f32('model.norm.weight', [2], 1), f32('model.language_model.norm.weight', [2], 2)] });
+    const clash = await folder({
+      'model.safetensors': [f32('model.norm.weight', [2], 1), f32('model.language_model.norm.weight', [2], 2)],
+    });
     const e = await loadFailure(clash);
     expect(e).toBeInstanceOf(CheckpointError);
-    expect(e.message).toMatch(/'model.language_model.norm.weight' and 'model.norm.weight' .* both stand for 'model.language_model.norm.weight'/);
+    expect(e.message).toMatch(
+      /'model.language_model.norm.weight' and 'model.norm.weight' .* both stand for 'model.language_model.norm.weight'/,
+    );
   });
 });
 
 describe('Checkpoint refuses bad folders (and nothing stays on the GPU)', () => {
   const one = [f32('lm_head.weight', [4, 8], 1)];
   it('a tensor missing from its shard', async () => {
-    const dir = await folder({ 'a.safetensors': one, [INDEX_FILE]: index({ 'lm_head.weight': 'a.safetensors', 'model.language_model.norm.weight': 'a.safetensors' }) });
+    const dir = await folder({
+      'a.safetensors': one,
+      [INDEX_FILE]: index({ 'lm_head.weight': 'a.safetensors', 'model.language_model.norm.weight': 'a.safetensors' }),
+    });
     const e = await loadFailure(dir);
     expect(e).toBeInstanceOf(CheckpointError);
     expect(e.message).toContain(join(dir, INDEX_FILE));
-    expect(e.message).toMatch(/tensor 'model.language_model.norm.weight' is mapped to 'a.safetensors', but .*a.safetensors does not contain it/);
+    expect(e.message).toMatch(
+      /tensor 'model.language_model.norm.weight' is mapped to 'a.safetensors', but .*a.safetensors does not contain it/,
+    );
   });
 
   it('an index naming a missing shard', async () => {
-    const dir = await folder({ 'a.safetensors': one, [INDEX_FILE]: index({ 'lm_head.weight': 'a.safetensors', 'x.weight': 'model-00002-of-00002.safetensors' }) });
+    const dir = await folder({
+      'a.safetensors': one,
+      [INDEX_FILE]: index({ 'lm_head.weight': 'a.safetensors', 'x.weight': 'model-00002-of-00002.safetensors' }),
+    });
     const e = await loadFailure(dir);
     expect(e).toBeInstanceOf(CheckpointError);
-    expect(e.message).toMatch(/model.safetensors.index.json: shard "model-00002-of-00002.safetensors" is missing: .*model-00002-of-00002.safetensors does not exist$/);
+    expect(e.message).toMatch(
+      /model.safetensors.index.json: shard "model-00002-of-00002.safetensors" is missing: .*model-00002-of-00002.safetensors does not exist$/,
+    );
   });
 
   const outside = async () => {
@@ -178,7 +216,9 @@ describe('Checkpoint refuses bad folders (and nothing stays on the GPU)', () => 
     const dir = await folder({ [INDEX_FILE]: index({ 'lm_head.weight': await outside() }) });
     const e = await loadFailure(dir);
     expect(e).toBeInstanceOf(CheckpointError);
-    expect(e.message).toMatch(/index.json: shard ".*outside\d+.safetensors" is an absolute path; shards must lie inside the model folder/);
+    expect(e.message).toMatch(
+      /index.json: shard ".*outside\d+.safetensors" is an absolute path; shards must lie inside the model folder/,
+    );
   });
 
   it("a shard path climbing out with '..'", async () => {
@@ -194,11 +234,15 @@ describe('Checkpoint refuses bad folders (and nothing stays on the GPU)', () => 
     await symlink(await outside(), join(dir, 'model-1.safetensors'));
     const e = await loadFailure(dir);
     expect(e).toBeInstanceOf(CheckpointError);
-    expect(e.message).toMatch(/index.json: shard "model-1.safetensors" resolves to .*outside\d+.safetensors, outside the model folder .*a link pointing outside is refused/);
+    expect(e.message).toMatch(
+      /index.json: shard "model-1.safetensors" resolves to .*outside\d+.safetensors, outside the model folder .*a link pointing outside is refused/,
+    );
 
     const single = await folder({});
     await symlink(await outside(), join(single, 'model.safetensors'));
-    expect((await loadFailure(single)).message).toMatch(/shard "model.safetensors" resolves to .* outside the model folder/);
+    expect((await loadFailure(single)).message).toMatch(
+      /shard "model.safetensors" resolves to .* outside the model folder/,
+    );
   });
 
   it('an index that is not JSON, or has no weight_map', async () => {
@@ -211,7 +255,11 @@ describe('Checkpoint refuses bad folders (and nothing stays on the GPU)', () => 
   });
 
   it('a malformed second shard', async () => {
-    const dir = await folder({ 'a.safetensors': one, 'b.safetensors': '\u000e\u0000\u0000\u0000\u0000\u0000\u0000\u0000{"w": {"dtype"', [INDEX_FILE]: index({ 'lm_head.weight': 'a.safetensors', w: 'b.safetensors' }) });
+    const dir = await folder({
+      'a.safetensors': one,
+      'b.safetensors': '\u000e\u0000\u0000\u0000\u0000\u0000\u0000\u0000{"w": {"dtype"',
+      [INDEX_FILE]: index({ 'lm_head.weight': 'a.safetensors', w: 'b.safetensors' }),
+    });
     const e = await loadFailure(dir);
     expect(e).toBeInstanceOf(CheckpointError);
     expect(e.message).toMatch(/b.safetensors: header is not valid UTF-8 JSON/);

@@ -60,7 +60,9 @@ export class Checkpoint {
 
   /** All tensors in storage order (shard by shard, by offset): the order that reads each file sequentially. */
   inFileOrder(): TensorInfo[] {
-    return [...this.tensors.values()].sort((a, b) => (a.file === b.file ? a.offset - b.offset : a.file < b.file ? -1 : 1));
+    return [...this.tensors.values()].sort((a, b) =>
+      a.file === b.file ? a.offset - b.offset : a.file < b.file ? -1 : 1,
+    );
   }
 
   async close(): Promise<void> {
@@ -85,12 +87,18 @@ async function openInside(folder: ModelFolder, name: unknown, referrer: string):
 }
 
 /** A shard the checkpoint needs: open and validated once, a CheckpointError when missing. */
-async function openShard(folder: ModelFolder, name: string, referrer: string, files: Map<string, SafetensorsFile>): Promise<SafetensorsFile> {
+async function openShard(
+  folder: ModelFolder,
+  name: string,
+  referrer: string,
+  files: Map<string, SafetensorsFile>,
+): Promise<SafetensorsFile> {
   const path = folder.path(name);
   let f = files.get(path);
   if (!f) {
     const source = await openInside(folder, name, referrer);
-    if (!source) throw new CheckpointError(`${referrer}: shard ${JSON.stringify(name)} is missing: ${path} does not exist`);
+    if (!source)
+      throw new CheckpointError(`${referrer}: shard ${JSON.stringify(name)} is missing: ${path} does not exist`);
     f = await SafetensorsFile.open(source);
     files.set(path, f);
   }
@@ -99,7 +107,10 @@ async function openShard(folder: ModelFolder, name: string, referrer: string, fi
 
 async function openSingle(folder: ModelFolder, files: Map<string, SafetensorsFile>): Promise<TensorInfo[]> {
   const source = await openInside(folder, SINGLE_FILE, folder.location);
-  if (!source) throw new CheckpointError(`${folder.location}: no ${INDEX_FILE} and no ${SINGLE_FILE}: not a safetensors model folder`);
+  if (!source)
+    throw new CheckpointError(
+      `${folder.location}: no ${INDEX_FILE} and no ${SINGLE_FILE}: not a safetensors model folder`,
+    );
   const f = await SafetensorsFile.open(source);
   files.set(source.path, f);
   return [...f.tensors.values()];
@@ -117,17 +128,24 @@ async function readIndex(index: FileSource): Promise<Map<string, string>> {
   }
   const map = (json as { weight_map?: unknown } | null)?.weight_map;
   if (typeof map !== 'object' || map === null || Array.isArray(map)) {
-    throw new CheckpointError(`${path}: "weight_map" must be an object of tensor name → shard file, got ${JSON.stringify(map)}`);
+    throw new CheckpointError(
+      `${path}: "weight_map" must be an object of tensor name → shard file, got ${JSON.stringify(map)}`,
+    );
   }
   const out = new Map<string, string>();
   for (const [name, shard] of Object.entries(map)) {
-    if (typeof shard !== 'string') throw new CheckpointError(`${path}: weight_map['${name}'] must be a file name, got ${JSON.stringify(shard)}`);
+    if (typeof shard !== 'string')
+      throw new CheckpointError(`${path}: weight_map['${name}'] must be a file name, got ${JSON.stringify(shard)}`);
     out.set(name, shard);
   }
   return out;
 }
 
-async function openIndexed(folder: ModelFolder, index: FileSource, files: Map<string, SafetensorsFile>): Promise<TensorInfo[]> {
+async function openIndexed(
+  folder: ModelFolder,
+  index: FileSource,
+  files: Map<string, SafetensorsFile>,
+): Promise<TensorInfo[]> {
   const indexPath = index.path;
   const weightMap = await readIndex(index);
   for (const shard of new Set(weightMap.values())) await openShard(folder, shard, indexPath, files);
@@ -135,7 +153,10 @@ async function openIndexed(folder: ModelFolder, index: FileSource, files: Map<st
   for (const [name, shard] of weightMap) {
     const path = folder.path(shard);
     const info = files.get(path)!.tensors.get(name);
-    if (!info) throw new CheckpointError(`${indexPath}: tensor '${name}' is mapped to '${shard}', but ${path} does not contain it`);
+    if (!info)
+      throw new CheckpointError(
+        `${indexPath}: tensor '${name}' is mapped to '${shard}', but ${path} does not contain it`,
+      );
     out.set(name, info);
   }
   // Tensors a shard holds beyond the index still count (and are reported unused unless the model takes them).

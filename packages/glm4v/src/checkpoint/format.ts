@@ -4,7 +4,16 @@ export type SafetensorsDType = 'BF16' | 'F16' | 'F32' | 'F64' | 'I64' | 'I32' | 
 
 /** Bytes per element of each dtype we accept. */
 export const DTYPE_SIZES: Readonly<Record<SafetensorsDType, number>> = Object.freeze({
-  BF16: 2, F16: 2, F32: 4, F64: 8, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1,
+  BF16: 2,
+  F16: 2,
+  F32: 4,
+  F64: 8,
+  I64: 8,
+  I32: 4,
+  I16: 2,
+  I8: 1,
+  U8: 1,
+  BOOL: 1,
 });
 
 export function isSafetensorsDType(s: unknown): s is SafetensorsDType {

@@ -21,7 +21,11 @@ export interface LoadedCheckpoint {
  * tensor to the GPU in storage order (shard by shard, so each file is read sequentially). On failure or abort
  * everything uploaded so far is freed before the error is thrown.
  */
-export async function loadCheckpoint(dir: string | ModelFolder, device: Device, opts: LoadOptions = {}): Promise<LoadedCheckpoint> {
+export async function loadCheckpoint(
+  dir: string | ModelFolder,
+  device: Device,
+  opts: LoadOptions = {},
+): Promise<LoadedCheckpoint> {
   const folder = asFolder(dir);
   const { model: config } = await readConfigs(folder);
   const ckpt = await Checkpoint.open(folder);
@@ -31,7 +35,10 @@ export async function loadCheckpoint(dir: string | ModelFolder, device: Device, 
     await checkWeightsFit(ckpt, device, { maxChunkBytes: opts.maxChunkBytes });
     const root = loader.scope('');
     for (const info of ckpt.inFileOrder()) {
-      tensors.set(info.name, await root.matrix(info.name, info.shape, info.shape.length === 0 ? { as: [1] } : undefined));
+      tensors.set(
+        info.name,
+        await root.matrix(info.name, info.shape, info.shape.length === 0 ? { as: [1] } : undefined),
+      );
     }
     loader.finish();
     await loader.flush();

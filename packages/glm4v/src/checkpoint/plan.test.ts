@@ -31,9 +31,17 @@ describe('planWeights / checkWeightsFit: the weights measured against the device
 
   it('a row that cannot fit is a LimitError naming the tensor and the limit', async () => {
     const ckpt = await Checkpoint.open(FIXTURE);
-    const e = (() => { try { planWeights(ckpt, device, { maxChunkBytes: 128 }); } catch (err) { return err as Error; } })();
+    const e = (() => {
+      try {
+        planWeights(ckpt, device, { maxChunkBytes: 128 });
+      } catch (err) {
+        return err as Error;
+      }
+    })();
     expect(e).toBeInstanceOf(LimitError);
-    expect(e!.message).toMatch(/model.safetensors: tensor '.*' \[\d+, \d+\]: one row of \d+ bytes does not fit a storage binding of 128 bytes \(the maxChunkBytes option\)/);
+    expect(e!.message).toMatch(
+      /model.safetensors: tensor '.*' \[\d+, \d+\]: one row of \d+ bytes does not fit a storage binding of 128 bytes \(the maxChunkBytes option\)/,
+    );
     await ckpt.close();
   });
 
@@ -43,7 +51,9 @@ describe('planWeights / checkWeightsFit: the weights measured against the device
     try {
       const e = await rejectionOf(loadModel(FIXTURE, device));
       expect(e).toBeInstanceOf(OutOfMemoryError);
-      expect(e.message).toMatch(/tiny-glm4v-f32: the weights need 0\.00 GiB of GPU memory; this device ran out after 0\.00 GiB/);
+      expect(e.message).toMatch(
+        /tiny-glm4v-f32: the weights need 0\.00 GiB of GPU memory; this device ran out after 0\.00 GiB/,
+      );
       expect(reads).not.toHaveBeenCalled();
       expect(device.pool.stats.bytesInUse).toBe(0);
     } finally {
@@ -60,7 +70,12 @@ describe('planWeights / checkWeightsFit: the weights measured against the device
     await ckpt.close();
     expect(q4.bytes).toBeLessThan(float.bytes / 2.5); // f32 → 4.5 bits a weight for most of it (norms, biases stay f32)
     // a device with room for the q4 weights only
-    const probe = vi.spyOn(device.pool, 'probe').mockImplementation(async (buffers) => Math.min(q4.bytes, buffers.reduce((a, b) => a + b, 0)));
+    const probe = vi.spyOn(device.pool, 'probe').mockImplementation(async (buffers) =>
+      Math.min(
+        q4.bytes,
+        buffers.reduce((a, b) => a + b, 0),
+      ),
+    );
     try {
       expect(await rejectionOf(loadModel(FIXTURE, device))).toBeInstanceOf(OutOfMemoryError);
       const before = device.pool.stats.bytesInUse;

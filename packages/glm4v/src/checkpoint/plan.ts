@@ -4,7 +4,16 @@
 // 20 GB into it. Browsers tell nothing of free GPU memory, so asking for it is the only way to know. Weights held
 // quantised (asked for, or stored so) are planned as their packed codes and scales, not as their float size.
 
-import { ChunkedTensor, type Device, LimitError, OutOfMemoryError, itemSize, numelOf, sizeClass, storageBytes } from '@glm4v/core';
+import {
+  ChunkedTensor,
+  type Device,
+  LimitError,
+  OutOfMemoryError,
+  itemSize,
+  numelOf,
+  sizeClass,
+  storageBytes,
+} from '@glm4v/core';
 import { QUANT_FORMATS, type QuantFormat, QuantizedMatrix, rowBytes } from '@glm4v/kernels';
 import type { Glm4vConfig } from '../config.js';
 import { checkpointShapes } from '../model/tensor-shapes.js';
@@ -35,7 +44,11 @@ export interface PlanOptions {
  * Which of `config`'s quantisable weights load quantised: those stored so, in their stored format, and the others
  * of each group `formats` names. A half-stored or unknown stored format is a CheckpointError naming the tensor.
  */
-export function quantizedWeights(ckpt: Checkpoint, config: Glm4vConfig, formats: Readonly<Record<string, QuantFormat | undefined>> = {}): QuantizedWeights {
+export function quantizedWeights(
+  ckpt: Checkpoint,
+  config: Glm4vConfig,
+  formats: Readonly<Record<string, QuantFormat | undefined>> = {},
+): QuantizedWeights {
   const out = new Map<string, { shape: [number, number]; format: QuantFormat }>();
   for (const t of checkpointShapes(config)) {
     if (!t.quant) continue;
@@ -57,7 +70,11 @@ export function planWeights(ckpt: Checkpoint, device: Device, opts: PlanOptions 
   const maxChunkBytes = opts.maxChunkBytes ?? Infinity;
   const limit = Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize, maxChunkBytes);
   for (const info of ckpt.tensors.values()) {
-    const key = info.name.endsWith(QWEIGHT) ? info.name.slice(0, -QWEIGHT.length) : info.name.endsWith(QSCALES) ? info.name.slice(0, -QSCALES.length) : info.name;
+    const key = info.name.endsWith(QWEIGHT)
+      ? info.name.slice(0, -QWEIGHT.length)
+      : info.name.endsWith(QSCALES)
+        ? info.name.slice(0, -QSCALES.length)
+        : info.name;
     const q = opts.quantized?.get(key);
     if (q) {
       if (!info.name.endsWith(QSCALES)) buffers.push(...quantizedBuffers(device, q.format, q.shape, limit));
@@ -75,20 +92,29 @@ export function planWeights(ckpt: Checkpoint, device: Device, opts: PlanOptions 
       );
     }
     const per = ChunkedTensor.rowsPerChunk(device, dtype, dims, limit);
-    for (let r = 0; r === 0 || r < dims[0]; r += per) buffers.push(sizeClass(storageBytes(dtype, Math.min(per, dims[0] - r) * numelOf(dims.slice(1)))));
+    for (let r = 0; r === 0 || r < dims[0]; r += per)
+      buffers.push(sizeClass(storageBytes(dtype, Math.min(per, dims[0] - r) * numelOf(dims.slice(1)))));
   }
   return { bytes: buffers.reduce((a, b) => a + b, 0), buffers };
 }
 
 /** The codes and scales buffers of a quantised [N, K] weight, chunk by chunk as QuantizedMatrix.empty makes them. */
-function quantizedBuffers(device: Device, format: QuantFormat, [N, K]: readonly [number, number], limit: number): number[] {
+function quantizedBuffers(
+  device: Device,
+  format: QuantFormat,
+  [N, K]: readonly [number, number],
+  limit: number,
+): number[] {
   const layout = QUANT_FORMATS[format];
   const per = QuantizedMatrix.rowsPerChunk(device, layout, [N, K], limit);
   const b = rowBytes(layout, K);
   const out: number[] = [];
   for (let r = 0; r < N; r += per) {
     const rows = Math.min(per, N - r);
-    out.push(sizeClass(storageBytes('u32', (rows * b.data) / 4)), sizeClass(storageBytes('f16', (rows * b.scales) / 2)));
+    out.push(
+      sizeClass(storageBytes('u32', (rows * b.data) / 4)),
+      sizeClass(storageBytes('f16', (rows * b.scales) / 2)),
+    );
   }
   return out;
 }

@@ -10,7 +10,15 @@
 import { copyFile, mkdir, open, readdir, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { CheckpointError, InputError, itemSize } from '@glm4v/core';
-import { QUANT_FORMATS, type QuantFormat, type SourceDType, quantizeRows, quantizedSize, rowBytes, widenToF32 } from '@glm4v/kernels';
+import {
+  QUANT_FORMATS,
+  type QuantFormat,
+  type SourceDType,
+  quantizeRows,
+  quantizedSize,
+  rowBytes,
+  widenToF32,
+} from '@glm4v/kernels';
 import { readConfigs } from '../config.js';
 import { checkpointShapes } from '../model/tensor-shapes.js';
 import type { QuantRequest } from '../model/weight-source.js';
@@ -35,16 +43,34 @@ export interface QuantizeOptions {
 /** One tensor of an output shard: where its bytes come from. */
 type Part =
   | { name: string; dtype: SafetensorsDType; shape: number[]; copy: TensorInfo }
-  | { name: string; dtype: SafetensorsDType; shape: number[]; quantize: { from: TensorInfo; key: string; format: QuantFormat; scales: boolean } };
+  | {
+      name: string;
+      dtype: SafetensorsDType;
+      shape: number[];
+      quantize: { from: TensorInfo; key: string; format: QuantFormat; scales: boolean };
+    };
 
 /** Weight files that are not copied: the shards are rewritten, other formats of the same weights are left out. */
 const WEIGHT_FILE = /\.(safetensors|bin|pt|pth|ckpt|gguf|h5|msgpack|onnx)$/;
 
 /** Writes the quantised copy of checkpoint folder `src` into `out` (which must not exist). */
-export async function quantizeCheckpoint(src: string, out: string, formats: QuantRequest, opts: QuantizeOptions = {}): Promise<void> {
-  if (!formats.text && !formats.vision) throw new InputError('quantize: no format given for the decoder or the vision tower');
-  if (resolve(src) === resolve(out)) throw new InputError(`quantize: the output folder ${out} is the model folder itself`);
-  if (await stat(out).then(() => true, () => false)) throw new InputError(`quantize: ${out} already exists; choose a new folder`);
+export async function quantizeCheckpoint(
+  src: string,
+  out: string,
+  formats: QuantRequest,
+  opts: QuantizeOptions = {},
+): Promise<void> {
+  if (!formats.text && !formats.vision)
+    throw new InputError('quantize: no format given for the decoder or the vision tower');
+  if (resolve(src) === resolve(out))
+    throw new InputError(`quantize: the output folder ${out} is the model folder itself`);
+  if (
+    await stat(out).then(
+      () => true,
+      () => false,
+    )
+  )
+    throw new InputError(`quantize: ${out} already exists; choose a new folder`);
   const { model: config } = await readConfigs(src);
   const ckpt = await Checkpoint.open(src);
   const partial = `${resolve(out)}.partial-${process.pid}`;
@@ -53,7 +79,8 @@ export async function quantizeCheckpoint(src: string, out: string, formats: Quan
     await rm(partial, { recursive: true, force: true });
     await mkdir(partial, { recursive: true });
     const progress = { done: 0, total: ckpt.totalBytes, report: opts.onProgress };
-    for (const [file, parts] of shards) await writeShard(ckpt, join(partial, basename(file)), parts, progress, opts.pieceBytes ?? 16 * 2 ** 20);
+    for (const [file, parts] of shards)
+      await writeShard(ckpt, join(partial, basename(file)), parts, progress, opts.pieceBytes ?? 16 * 2 ** 20);
     await writeIndex(ckpt, partial, shards);
     await copyOtherFiles(src, partial);
     await rename(partial, out);
@@ -66,14 +93,22 @@ export async function quantizeCheckpoint(src: string, out: string, formats: Quan
 }
 
 /** Every output shard (by source shard path) with its tensors in the source's storage order. */
-function planShards(ckpt: Checkpoint, shapes: ReturnType<typeof checkpointShapes>, formats: QuantRequest): Map<string, Part[]> {
+function planShards(
+  ckpt: Checkpoint,
+  shapes: ReturnType<typeof checkpointShapes>,
+  formats: QuantRequest,
+): Map<string, Part[]> {
   const quantizable = new Map(shapes.filter((t) => t.quant).map((t) => [t.name, t]));
   const policy = new FormatPolicy(formats);
   const shards = new Map<string, Part[]>();
   for (const info of ckpt.inFileOrder()) {
     const parts = shards.get(info.file) ?? [];
     shards.set(info.file, parts);
-    const base = info.name.endsWith(QWEIGHT) ? info.name.slice(0, -QWEIGHT.length) : info.name.endsWith(QSCALES) ? info.name.slice(0, -QSCALES.length) : info.name;
+    const base = info.name.endsWith(QWEIGHT)
+      ? info.name.slice(0, -QWEIGHT.length)
+      : info.name.endsWith(QSCALES)
+        ? info.name.slice(0, -QSCALES.length)
+        : info.name;
     const t = quantizable.get(base);
     if (!t) {
       parts.push({ name: info.name, dtype: info.dtype, shape: info.shape, copy: info });
@@ -88,16 +123,33 @@ function planShards(ckpt: Checkpoint, shapes: ReturnType<typeof checkpointShapes
       continue;
     }
     const b = rowBytes(QUANT_FORMATS[format], t.shape[1]);
-    parts.push({ name: base + QWEIGHT, dtype: 'U8', shape: [t.shape[0], b.data], quantize: { from: info, key: base, format, scales: false } });
-    parts.push({ name: base + QSCALES, dtype: 'F16', shape: [t.shape[0], b.scales / 2], quantize: { from: info, key: base, format, scales: true } });
+    parts.push({
+      name: base + QWEIGHT,
+      dtype: 'U8',
+      shape: [t.shape[0], b.data],
+      quantize: { from: info, key: base, format, scales: false },
+    });
+    parts.push({
+      name: base + QSCALES,
+      dtype: 'F16',
+      shape: [t.shape[0], b.scales / 2],
+      quantize: { from: info, key: base, format, scales: true },
+    });
   }
   return shards;
 }
 
-async function writeShard(ckpt: Checkpoint, path: string, parts: Part[], progress: { done: number; total: number; report?: (p: QuantizeProgress) => void }, pieceBytes: number): Promise<void> {
+async function writeShard(
+  ckpt: Checkpoint,
+  path: string,
+  parts: Part[],
+  progress: { done: number; total: number; report?: (p: QuantizeProgress) => void },
+  pieceBytes: number,
+): Promise<void> {
   const metadata: Record<string, string> = { format: 'pt', producer: '@glm4v/runtime glm4v-run quantize' };
   for (const p of parts) if ('quantize' in p) metadata[formatKey(p.quantize.key)] = p.quantize.format;
-  for (const p of parts) if ('copy' in p && p.name.endsWith(QWEIGHT)) Object.assign(metadata, carriedFormat(ckpt, p.copy));
+  for (const p of parts)
+    if ('copy' in p && p.name.endsWith(QWEIGHT)) Object.assign(metadata, carriedFormat(ckpt, p.copy));
   const { header, sizes } = encodeHeader(parts, metadata);
   const offsets: number[] = [];
   parts.reduce((at, _, i) => (offsets.push(at), at + sizes[i]), header.byteLength);
@@ -111,7 +163,18 @@ async function writeShard(ckpt: Checkpoint, path: string, parts: Part[], progres
         progress.report?.({ bytesDone: progress.done, bytesTotal: progress.total, tensor: p.name });
       };
       if ('copy' in p) await copyTensor(ckpt, p.copy, handle, offsets[i], pieceBytes, report);
-      else if (!p.quantize.scales) await quantizeTensor(ckpt, p.quantize.from, p.quantize.key, p.quantize.format, handle, offsets[i], offsets[i + 1], pieceBytes, report);
+      else if (!p.quantize.scales)
+        await quantizeTensor(
+          ckpt,
+          p.quantize.from,
+          p.quantize.key,
+          p.quantize.format,
+          handle,
+          offsets[i],
+          offsets[i + 1],
+          pieceBytes,
+          report,
+        );
     }
   } finally {
     await handle.close();
@@ -126,10 +189,18 @@ function carriedFormat(ckpt: Checkpoint, codes: TensorInfo): Record<string, stri
 }
 
 async function writeAt(handle: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
-  for (let done = 0; done < bytes.byteLength; ) done += (await handle.write(bytes, done, bytes.byteLength - done, position + done)).bytesWritten;
+  for (let done = 0; done < bytes.byteLength;)
+    done += (await handle.write(bytes, done, bytes.byteLength - done, position + done)).bytesWritten;
 }
 
-async function copyTensor(ckpt: Checkpoint, info: TensorInfo, handle: FileHandle, at: number, pieceBytes: number, report: (n: number) => void): Promise<void> {
+async function copyTensor(
+  ckpt: Checkpoint,
+  info: TensorInfo,
+  handle: FileHandle,
+  at: number,
+  pieceBytes: number,
+  report: (n: number) => void,
+): Promise<void> {
   const buf = new Uint8Array(Math.min(pieceBytes, info.byteLength));
   for (let off = 0; off < info.byteLength; off += buf.byteLength) {
     const piece = buf.subarray(0, Math.min(buf.byteLength, info.byteLength - off));
@@ -140,9 +211,23 @@ async function copyTensor(ckpt: Checkpoint, info: TensorInfo, handle: FileHandle
 }
 
 /** Quantises `info` [N, K] a piece of whole rows at a time: codes at `codesAt`, scales at `scalesAt`. */
-async function quantizeTensor(ckpt: Checkpoint, info: TensorInfo, key: string, format: QuantFormat, handle: FileHandle, codesAt: number, scalesAt: number, pieceBytes: number, report: (n: number) => void): Promise<void> {
-  const dtype = ({ BF16: 'bf16', F16: 'f16', F32: 'f32' } as const)[info.dtype as 'BF16' | 'F16' | 'F32'] as SourceDType | undefined;
-  if (!dtype) throw new CheckpointError(`${info.file}: tensor '${key}': dtype ${info.dtype} cannot be quantised (expected BF16, F16 or F32)`);
+async function quantizeTensor(
+  ckpt: Checkpoint,
+  info: TensorInfo,
+  key: string,
+  format: QuantFormat,
+  handle: FileHandle,
+  codesAt: number,
+  scalesAt: number,
+  pieceBytes: number,
+  report: (n: number) => void,
+): Promise<void> {
+  const dtype = ({ BF16: 'bf16', F16: 'f16', F32: 'f32' } as const)[info.dtype as 'BF16' | 'F16' | 'F32'] as
+    SourceDType | undefined;
+  if (!dtype)
+    throw new CheckpointError(
+      `${info.file}: tensor '${key}': dtype ${info.dtype} cannot be quantised (expected BF16, F16 or F32)`,
+    );
   const layout = QUANT_FORMATS[format];
   const [N, K] = info.shape;
   const srcRow = K * itemSize(dtype);
@@ -169,7 +254,14 @@ async function quantizeTensor(ckpt: Checkpoint, info: TensorInfo, key: string, f
 
 /** The index, when the source has one: the same shards, the new tensor names, the new total size. */
 async function writeIndex(ckpt: Checkpoint, dir: string, shards: Map<string, Part[]>): Promise<void> {
-  if (shards.size === 1 && !(await stat(join(ckpt.dir, INDEX_FILE)).then(() => true, () => false))) return;
+  if (
+    shards.size === 1 &&
+    !(await stat(join(ckpt.dir, INDEX_FILE)).then(
+      () => true,
+      () => false,
+    ))
+  )
+    return;
   const weightMap: Record<string, string> = {};
   let total = 0;
   for (const [file, parts] of shards) {
@@ -179,7 +271,10 @@ async function writeIndex(ckpt: Checkpoint, dir: string, shards: Map<string, Par
       total += sizes[i];
     }
   }
-  await writeFile(join(dir, INDEX_FILE), `${JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2)}\n`);
+  await writeFile(
+    join(dir, INDEX_FILE),
+    `${JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2)}\n`,
+  );
 }
 
 /** Configs, tokenizer, chat template, README…: every plain file of the folder but weights and the index. */

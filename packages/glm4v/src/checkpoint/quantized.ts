@@ -25,21 +25,32 @@ export function formatKey(key: string): string {
 }
 
 /** A quantisable weight as the checkpoint stores it: plain floats, or codes and scales in a known format. */
-export type StoredWeight = { kind: 'float'; info: TensorInfo } | { kind: 'quant'; format: QuantFormat; codes: TensorInfo; scales: TensorInfo };
+export type StoredWeight =
+  { kind: 'float'; info: TensorInfo } | { kind: 'quant'; format: QuantFormat; codes: TensorInfo; scales: TensorInfo };
 
 /** How `key` [N, K] is stored; undefined when neither form is present. Checks the quantised pair's format and shapes. */
 export function storedWeight(ckpt: Checkpoint, key: string, shape: readonly number[]): StoredWeight | undefined {
   const info = ckpt.tensors.get(key);
   const codes = ckpt.tensors.get(key + QWEIGHT);
-  if (info && codes) throw new CheckpointError(`${codes.file}: tensor '${key}' is stored twice, as floats (${info.file}) and quantised ('${key}${QWEIGHT}')`);
+  if (info && codes)
+    throw new CheckpointError(
+      `${codes.file}: tensor '${key}' is stored twice, as floats (${info.file}) and quantised ('${key}${QWEIGHT}')`,
+    );
   if (info) return { kind: 'float', info };
   if (!codes) return undefined;
   const scales = ckpt.tensors.get(key + QSCALES);
-  if (!scales) throw new CheckpointError(`${codes.file}: tensor '${key}${QWEIGHT}' has no '${key}${QSCALES}' beside it`);
+  if (!scales)
+    throw new CheckpointError(`${codes.file}: tensor '${key}${QWEIGHT}' has no '${key}${QSCALES}' beside it`);
   const stored = (codes.sourceName ?? codes.name).slice(0, -QWEIGHT.length);
   const format = ckpt.file(codes).metadata[formatKey(stored)];
-  if (format === undefined) throw new CheckpointError(`${codes.file}: tensor '${key}${QWEIGHT}' has no format in the file's metadata (expected "${formatKey(stored)}": one of ${Object.keys(QUANT_FORMATS).join(', ')})`);
-  if (!isQuantFormat(format)) throw new CheckpointError(`${codes.file}: tensor '${key}${QWEIGHT}' is in quantisation format '${format}', which this runtime does not know (known: ${Object.keys(QUANT_FORMATS).join(', ')})`);
+  if (format === undefined)
+    throw new CheckpointError(
+      `${codes.file}: tensor '${key}${QWEIGHT}' has no format in the file's metadata (expected "${formatKey(stored)}": one of ${Object.keys(QUANT_FORMATS).join(', ')})`,
+    );
+  if (!isQuantFormat(format))
+    throw new CheckpointError(
+      `${codes.file}: tensor '${key}${QWEIGHT}' is in quantisation format '${format}', which this runtime does not know (known: ${Object.keys(QUANT_FORMATS).join(', ')})`,
+    );
   const b = rowBytes(QUANT_FORMATS[format], shape[1]);
   checkStored(codes, 'U8', [shape[0], b.data]);
   checkStored(scales, 'F16', [shape[0], b.scales / 2]);
@@ -48,7 +59,9 @@ export function storedWeight(ckpt: Checkpoint, key: string, shape: readonly numb
 
 function checkStored(info: TensorInfo, dtype: string, shape: number[]): void {
   if (info.dtype !== dtype || info.shape.length !== 2 || info.shape[0] !== shape[0] || info.shape[1] !== shape[1]) {
-    throw new CheckpointError(`${info.file}: tensor '${info.name}': expected ${dtype} [${shape.join(', ')}], found ${info.dtype} [${info.shape.join(', ')}]`);
+    throw new CheckpointError(
+      `${info.file}: tensor '${info.name}': expected ${dtype} [${shape.join(', ')}], found ${info.dtype} [${info.shape.join(', ')}]`,
+    );
   }
 }
 
@@ -64,13 +77,17 @@ export class FormatPolicy {
     const want = this.requested[group];
     const file = stored.kind === 'float' ? stored.info.file : stored.codes.file;
     if (stored.kind === 'quant' && want && stored.format !== want) {
-      throw new CheckpointError(`${file}: tensor '${key}' is stored as ${stored.format}; it cannot be loaded as ${want} (quantise the original checkpoint instead, or load without asking for ${want})`);
+      throw new CheckpointError(
+        `${file}: tensor '${key}' is stored as ${stored.format}; it cannot be loaded as ${want} (quantise the original checkpoint instead, or load without asking for ${want})`,
+      );
     }
     const format = stored.kind === 'quant' ? stored.format : (want ?? 'float');
     const prev = this.seen.get(group);
     if (prev && prev.format !== format) {
       const as = (f: string) => (f === 'float' ? 'unquantised' : f);
-      throw new CheckpointError(`${file}: tensor '${key}' is ${as(format)} but '${prev.key}' is ${as(prev.format)}: the ${group} weights of a checkpoint must share one format`);
+      throw new CheckpointError(
+        `${file}: tensor '${key}' is ${as(format)} but '${prev.key}' is ${as(prev.format)}: the ${group} weights of a checkpoint must share one format`,
+      );
     }
     if (!prev) this.seen.set(group, { format, key });
     return format === 'float' ? undefined : format;

@@ -12,7 +12,14 @@ import { openFile } from '#platform';
 import type { FileSource } from '../files/folder.js';
 import { DTYPE_SIZES, MAX_HEADER_BYTES, checkedNumel, isSafetensorsDType, type TensorInfo } from './format.js';
 
-export { DTYPE_SIZES, MAX_HEADER_BYTES, checkedNumel, isSafetensorsDType, type SafetensorsDType, type TensorInfo } from './format.js';
+export {
+  DTYPE_SIZES,
+  MAX_HEADER_BYTES,
+  checkedNumel,
+  isSafetensorsDType,
+  type SafetensorsDType,
+  type TensorInfo,
+} from './format.js';
 export { writeSafetensors } from './writer.js';
 
 export class SafetensorsFile {
@@ -40,7 +47,9 @@ export class SafetensorsFile {
     try {
       handle = typeof file === 'string' ? await openFile(file) : file;
     } catch (e) {
-      throw new CheckpointError(`${file as string}: cannot open safetensors file: ${(e as Error).message}`, { cause: e });
+      throw new CheckpointError(`${file as string}: cannot open safetensors file: ${(e as Error).message}`, {
+        cause: e,
+      });
     }
     try {
       const { tensors, metadata } = await readHeader(handle);
@@ -61,7 +70,9 @@ export class SafetensorsFile {
   /** Fills `target` with the tensor's bytes from `start` on. */
   async readInto(info: TensorInfo, start: number, target: Uint8Array): Promise<void> {
     if (!Number.isSafeInteger(start) || start < 0 || start + target.byteLength > info.byteLength) {
-      throw new InputError(`${this.path}: read of ${target.byteLength} bytes at ${start} is outside tensor '${info.name}' (${info.byteLength} bytes)`);
+      throw new InputError(
+        `${this.path}: read of ${target.byteLength} bytes at ${start} is outside tensor '${info.name}' (${info.byteLength} bytes)`,
+      );
     }
     const handle = this.handle;
     if (!handle) throw new InputError(`${this.path}: file is closed (reading '${info.name}')`);
@@ -71,7 +82,9 @@ export class SafetensorsFile {
       try {
         n = await handle.read(target.subarray(done), info.offset + start + done);
       } catch (e) {
-        throw new CheckpointError(`${this.path}: reading tensor '${info.name}' failed: ${(e as Error).message}`, { cause: e });
+        throw new CheckpointError(`${this.path}: reading tensor '${info.name}' failed: ${(e as Error).message}`, {
+          cause: e,
+        });
       }
       if (n === 0) {
         throw new CheckpointError(
@@ -100,22 +113,31 @@ async function readExactly(handle: FileSource, length: number, position: number,
     } catch (e) {
       throw new CheckpointError(`${handle.path}: reading the ${what} failed: ${(e as Error).message}`, { cause: e });
     }
-    if (n === 0) throw new CheckpointError(`${handle.path}: truncated file: the ${what} ends after ${done} of ${length} bytes`);
+    if (n === 0)
+      throw new CheckpointError(`${handle.path}: truncated file: the ${what} ends after ${done} of ${length} bytes`);
     done += n;
   }
   return buf;
 }
 
-async function readHeader(handle: FileSource): Promise<{ tensors: Map<string, TensorInfo>; metadata: Record<string, string> }> {
+async function readHeader(
+  handle: FileSource,
+): Promise<{ tensors: Map<string, TensorInfo>; metadata: Record<string, string> }> {
   const { path, size } = handle;
-  if (size < 8) throw new CheckpointError(`${path}: truncated file: ${size} bytes, fewer than the 8-byte header length`);
+  if (size < 8)
+    throw new CheckpointError(`${path}: truncated file: ${size} bytes, fewer than the 8-byte header length`);
   const lenBytes = await readExactly(handle, 8, 0, 'header length');
   const headerLen = new DataView(lenBytes.buffer).getBigUint64(0, true);
   if (headerLen > BigInt(MAX_HEADER_BYTES)) {
-    throw new CheckpointError(`${path}: header length ${headerLen} bytes exceeds the ${MAX_HEADER_BYTES}-byte limit (not a safetensors file, or corrupt)`);
+    throw new CheckpointError(
+      `${path}: header length ${headerLen} bytes exceeds the ${MAX_HEADER_BYTES}-byte limit (not a safetensors file, or corrupt)`,
+    );
   }
   const h = Number(headerLen);
-  if (8 + h > size) throw new CheckpointError(`${path}: header length ${h} bytes is larger than the file allows (${size} bytes in all): truncated or corrupt`);
+  if (8 + h > size)
+    throw new CheckpointError(
+      `${path}: header length ${h} bytes is larger than the file allows (${size} bytes in all): truncated or corrupt`,
+    );
   const raw = await readExactly(handle, h, 8, 'header');
   let json: unknown;
   try {
@@ -127,9 +149,16 @@ async function readHeader(handle: FileSource): Promise<{ tensors: Map<string, Te
 }
 
 /** Validates a parsed header: dtypes, shapes, offsets inside the data section, sizes, no overlaps. */
-export function parseHeader(path: string, json: unknown, dataStart: number, dataSize: number): { tensors: Map<string, TensorInfo>; metadata: Record<string, string> } {
+export function parseHeader(
+  path: string,
+  json: unknown,
+  dataStart: number,
+  dataSize: number,
+): { tensors: Map<string, TensorInfo>; metadata: Record<string, string> } {
   if (typeof json !== 'object' || json === null || Array.isArray(json)) {
-    throw new CheckpointError(`${path}: header must be a JSON object, got ${Array.isArray(json) ? 'an array' : typeof json}`);
+    throw new CheckpointError(
+      `${path}: header must be a JSON object, got ${Array.isArray(json) ? 'an array' : typeof json}`,
+    );
   }
   const tensors = new Map<string, TensorInfo>();
   let metadata: Record<string, string> = {};
@@ -150,7 +179,8 @@ function parseMetadata(path: string, entry: unknown): Record<string, string> {
   }
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(entry)) {
-    if (typeof v !== 'string') throw new CheckpointError(`${path}: "__metadata__.${k}" must be a string, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'string')
+      throw new CheckpointError(`${path}: "__metadata__.${k}" must be a string, got ${JSON.stringify(v)}`);
     out[k] = v;
   }
   return out;
@@ -158,24 +188,37 @@ function parseMetadata(path: string, entry: unknown): Record<string, string> {
 
 function parseEntry(path: string, name: string, entry: unknown, dataStart: number, dataSize: number): TensorInfo {
   const where = `${path}: tensor '${name}'`;
-  if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) throw new CheckpointError(`${where}: entry must be an object, got ${JSON.stringify(entry)}`);
+  if (typeof entry !== 'object' || entry === null || Array.isArray(entry))
+    throw new CheckpointError(`${where}: entry must be an object, got ${JSON.stringify(entry)}`);
   const { dtype, shape, data_offsets: offsets } = entry as Record<string, unknown>;
   if (!isSafetensorsDType(dtype)) {
-    throw new CheckpointError(`${where}: unknown dtype ${JSON.stringify(dtype)} (expected one of ${Object.keys(DTYPE_SIZES).join(', ')})`);
+    throw new CheckpointError(
+      `${where}: unknown dtype ${JSON.stringify(dtype)} (expected one of ${Object.keys(DTYPE_SIZES).join(', ')})`,
+    );
   }
   const numel = checkedNumel(shape);
   if (typeof numel === 'string') throw new CheckpointError(`${where}: ${numel}`);
-  if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => typeof o === 'number' && Number.isSafeInteger(o) && o >= 0)) {
-    throw new CheckpointError(`${where}: data_offsets must be two non-negative integers below 2^53, got ${JSON.stringify(offsets)}`);
+  if (
+    !Array.isArray(offsets) ||
+    offsets.length !== 2 ||
+    !offsets.every((o) => typeof o === 'number' && Number.isSafeInteger(o) && o >= 0)
+  ) {
+    throw new CheckpointError(
+      `${where}: data_offsets must be two non-negative integers below 2^53, got ${JSON.stringify(offsets)}`,
+    );
   }
   const [begin, end] = offsets as number[];
   if (end < begin) throw new CheckpointError(`${where}: data_offsets [${begin}, ${end}] end before they begin`);
   if (end > dataSize) {
-    throw new CheckpointError(`${where}: data_offsets [${begin}, ${end}] run past the end of the data section (${dataSize} bytes): file truncated or offsets out of range`);
+    throw new CheckpointError(
+      `${where}: data_offsets [${begin}, ${end}] run past the end of the data section (${dataSize} bytes): file truncated or offsets out of range`,
+    );
   }
   const expected = numel * DTYPE_SIZES[dtype];
   if (end - begin !== expected) {
-    throw new CheckpointError(`${where}: data_offsets [${begin}, ${end}] hold ${end - begin} bytes, expected ${expected} for ${dtype}[${(shape as number[]).join(', ')}]`);
+    throw new CheckpointError(
+      `${where}: data_offsets [${begin}, ${end}] hold ${end - begin} bytes, expected ${expected} for ${dtype}[${(shape as number[]).join(', ')}]`,
+    );
   }
   return { name, dtype, shape: [...(shape as number[])], file: path, offset: dataStart + begin, byteLength: expected };
 }

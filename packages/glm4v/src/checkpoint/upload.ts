@@ -56,7 +56,8 @@ export class Uploader {
     private readonly opts: LoadOptions,
   ) {
     const staging = opts.maxStagingBytes ?? DEFAULT_STAGING_BYTES;
-    if (!Number.isSafeInteger(staging) || staging < 1024) throw new InputError(`maxStagingBytes must be an integer ≥ 1024, got ${staging}`);
+    if (!Number.isSafeInteger(staging) || staging < 1024)
+      throw new InputError(`maxStagingBytes must be an integer ≥ 1024, got ${staging}`);
     this.pieceBytes = Math.min(MAX_PIECE, Math.floor(staging / MAX_DEPTH / 4) * 4);
     this.depth = Math.min(MAX_DEPTH, Math.floor(staging / this.pieceBytes));
     this.syncEvery = staging;
@@ -80,7 +81,9 @@ export class Uploader {
 
   /** Copies `length` bytes of `info`, from byte `start`, into `dst` at byte `dstOffset` (a multiple of 4). */
   copy(info: TensorInfo, start: number, length: number, dst: Tensor, dstOffset: number): Promise<void> {
-    return this.stream(info, start, length, this.pieceBytes, (buf, len, off) => this.write(buf, len, dst, dstOffset + off));
+    return this.stream(info, start, length, this.pieceBytes, (buf, len, off) =>
+      this.write(buf, len, dst, dstOffset + off),
+    );
   }
 
   /**
@@ -88,7 +91,13 @@ export class Uploader {
    * the uploader's piece size; a multiple of 4), each with its offset from `start`. The sink queues its GPU writes
    * and reports their bytes, so that Dawn's staging is waited for as in copy().
    */
-  async stream(info: TensorInfo, start: number, length: number, pieceBytes: number, sink: (buf: Uint8Array, len: number, offset: number) => number): Promise<void> {
+  async stream(
+    info: TensorInfo,
+    start: number,
+    length: number,
+    pieceBytes: number,
+    sink: (buf: Uint8Array, len: number, offset: number) => number,
+  ): Promise<void> {
     this.throwIfAborted();
     const piece = pieceBytes;
     const n = Math.ceil(length / piece);
@@ -158,6 +167,7 @@ export class Uploader {
   /** Marks `key` fully loaded (a tensor taken in row ranges that skip some rows still counts whole). */
   complete(info: TensorInfo): void {
     this.advance(info.name, info.byteLength, info.byteLength);
-    if (info.byteLength === 0) this.opts.onProgress?.({ bytesDone: this.bytesDone, bytesTotal: this.ckpt.totalBytes, tensor: info.name });
+    if (info.byteLength === 0)
+      this.opts.onProgress?.({ bytesDone: this.bytesDone, bytesTotal: this.ckpt.totalBytes, tensor: info.name });
   }
 }

@@ -3,7 +3,16 @@ import { copyFile, mkdir, mkdtemp, rm, truncate } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { AbortError, CheckpointError, type ChunkedTensor, Device, InputError, LimitError, bf16ToF32, itemSize } from '@glm4v/core';
+import {
+  AbortError,
+  CheckpointError,
+  type ChunkedTensor,
+  Device,
+  InputError,
+  LimitError,
+  bf16ToF32,
+  itemSize,
+} from '@glm4v/core';
 import { rng } from '@glm4v/core/testing';
 import { Checkpoint } from './checkpoint.js';
 import { loadCheckpoint } from './load-checkpoint.js';
@@ -11,7 +20,8 @@ import type { LoadProgress } from './upload.js';
 import { WeightLoader } from './weight-loader.js';
 import { encodeHeader, writeSafetensors, type TensorData } from './writer.js';
 
-const fixture = (kind: 'f32' | 'bf16') => fileURLToPath(new URL(`../../../../conformance/fixtures/tiny-glm4v-${kind}/`, import.meta.url));
+const fixture = (kind: 'f32' | 'bf16') =>
+  fileURLToPath(new URL(`../../../../conformance/fixtures/tiny-glm4v-${kind}/`, import.meta.url));
 
 let device: Device;
 let tmp: string;
@@ -61,7 +71,11 @@ describe('loadCheckpoint on the tiny reference checkpoints', () => {
       const before = device.pool.stats.bytesInUse;
       const events: LoadProgress[] = [];
       // Small staging and chunks so that tensors span many pieces and row chunks.
-      const loaded = await loadCheckpoint(fixture(kind), device, { maxStagingBytes: 16 * 1024, maxChunkBytes: 8192, onProgress: (p) => events.push(p) });
+      const loaded = await loadCheckpoint(fixture(kind), device, {
+        maxStagingBytes: 16 * 1024,
+        maxChunkBytes: 8192,
+        onProgress: (p) => events.push(p),
+      });
       const ckpt = await Checkpoint.open(fixture(kind));
       expect(loaded.tensors.size).toBe(ckpt.tensors.size);
       expect(loaded.config.vision.depth).toBe(2);
@@ -99,24 +113,48 @@ describe('WeightLoader', () => {
     const vis = w.scope('model.visual');
     const down = await vis.matrix('downsample.weight', [64, 32, 2, 2], { as: [64, 128] });
     expect(down.shape).toEqual([64, 128]);
-    expect(Buffer.compare(await bytesOf(down), await ckpt.read(ckpt.tensors.get('model.visual.downsample.weight')!))).toBe(0);
+    expect(
+      Buffer.compare(await bytesOf(down), await ckpt.read(ckpt.tensors.get('model.visual.downsample.weight')!)),
+    ).toBe(0);
 
     const qkvInfo = ckpt.tensors.get('model.visual.blocks.0.attn.qkv.weight')!;
-    const parts = await vis.scope('blocks.0.attn').rows('qkv.weight', [96, 32], [[0, 32], [32, 64], [64, 96]], { maxChunkBytes: 1024 });
+    const parts = await vis.scope('blocks.0.attn').rows(
+      'qkv.weight',
+      [96, 32],
+      [
+        [0, 32],
+        [32, 64],
+        [64, 96],
+      ],
+      { maxChunkBytes: 1024 },
+    );
     const all = await ckpt.read(qkvInfo);
     for (const p of parts) expect(p.shape).toEqual([32, 32]);
-    for (let i = 0; i < 3; i++) expect(Buffer.compare(await bytesOf(parts[i]), all.subarray(i * 2048, (i + 1) * 2048))).toBe(0);
+    for (let i = 0; i < 3; i++)
+      expect(Buffer.compare(await bytesOf(parts[i]), all.subarray(i * 2048, (i + 1) * 2048))).toBe(0);
     expect(parts[0].chunks.length).toBe(2);
 
     // Shape, dtype and reshape errors name the file, the key, what was expected and what was found.
-    await expect(attn.get('k_proj.weight', [64, 64])).rejects.toThrow(new RegExp(`${ckpt.tensors.get('model.language_model.layers.0.self_attn.k_proj.weight')!.file}: tensor 'model.language_model.layers.0.self_attn.k_proj.weight': expected shape \\[64, 64\\], found \\[32, 64\\]`));
-    await expect(attn.get('v_proj.weight', [32, 64], { dtype: 'f32' })).rejects.toThrow(/tensor 'model.language_model.layers.0.self_attn.v_proj.weight': expected dtype f32, found BF16/);
+    await expect(attn.get('k_proj.weight', [64, 64])).rejects.toThrow(
+      new RegExp(
+        `${ckpt.tensors.get('model.language_model.layers.0.self_attn.k_proj.weight')!.file}: tensor 'model.language_model.layers.0.self_attn.k_proj.weight': expected shape \\[64, 64\\], found \\[32, 64\\]`,
+      ),
+    );
+    await expect(attn.get('v_proj.weight', [32, 64], { dtype: 'f32' })).rejects.toThrow(
+      /tensor 'model.language_model.layers.0.self_attn.v_proj.weight': expected dtype f32, found BF16/,
+    );
     await expect(attn.matrix('o_proj.weight', [64, 64], { as: [63, 64] })).rejects.toBeInstanceOf(InputError);
-    await expect(vis.matrix('blocks.1.attn.proj.weight', [32, 32], { maxChunkBytes: 32 })).rejects.toThrow(/tensor 'model.visual.blocks.1.attn.proj.weight' \[32, 32\]: one row of 64 bytes does not fit a chunk of at most 32 bytes/);
-    await expect(vis.rows('blocks.1.attn.qkv.weight', [96, 32], [[0, 97]])).rejects.toThrow(/row range \[0, 97\) is not a non-empty range inside \[0, 96\)/);
+    await expect(vis.matrix('blocks.1.attn.proj.weight', [32, 32], { maxChunkBytes: 32 })).rejects.toThrow(
+      /tensor 'model.visual.blocks.1.attn.proj.weight' \[32, 32\]: one row of 64 bytes does not fit a chunk of at most 32 bytes/,
+    );
+    await expect(vis.rows('blocks.1.attn.qkv.weight', [96, 32], [[0, 97]])).rejects.toThrow(
+      /row range \[0, 97\) is not a non-empty range inside \[0, 96\)/,
+    );
     const missing = await attn.get('o_proj.bias', [64]).catch((e) => e);
     expect(missing).toBeInstanceOf(CheckpointError);
-    expect(missing.message).toMatch(/tensor 'model.language_model.layers.0.self_attn.o_proj.bias' not found \(expected shape \[64\]\)/);
+    expect(missing.message).toMatch(
+      /tensor 'model.language_model.layers.0.self_attn.o_proj.bias' not found \(expected shape \[64\]\)/,
+    );
 
     // finish(): the key asked for but missing, and every key never asked for.
     const e = (() => {
@@ -128,7 +166,9 @@ describe('WeightLoader', () => {
       throw new Error('finish() should have thrown');
     })();
     expect(e).toBeInstanceOf(CheckpointError);
-    expect(e.message).toMatch(/1 expected key\(s\) missing:\n {4}model.language_model.layers.0.self_attn.o_proj.bias\n/);
+    expect(e.message).toMatch(
+      /1 expected key\(s\) missing:\n {4}model.language_model.layers.0.self_attn.o_proj.bias\n/,
+    );
     // 69 tensors; taken: q, downsample, qkv of block 0, and (despite their errors) k, v, o, block 1's proj and qkv.
     expect(e.message).toMatch(/61 key\(s\) present but unused:\n {4}lm_head.weight in .*model.safetensors/);
     expect(e.message).not.toMatch(/layers\.0\.self_attn\.q_proj\.weight in/);
@@ -147,7 +187,9 @@ describe('WeightLoader', () => {
     const w = new WeightLoader(ckpt, device);
     const t = await w.scope('model.language_model').get('norm.weight', [4]);
     expect(Array.from(await t.read())).toEqual([1, 2, 3, 4]);
-    expect(() => w.finish()).toThrow(/1 key\(s\) present but unused:\n {4}model.visual.extra \(stored as visual.extra\)/);
+    expect(() => w.finish()).toThrow(
+      /1 key\(s\) present but unused:\n {4}model.visual.extra \(stored as visual.extra\)/,
+    );
     await w.scope('model.visual').get('extra', [2]);
     expect(() => w.finish()).not.toThrow();
     w.dispose();
@@ -193,17 +235,24 @@ describe('WeightLoader', () => {
     await mkdir(dir);
     const shape = [40 * 2 ** 20]; // 160 MiB of f32, above lavapipe's 128 MiB binding (sparse on disk)
     const { header } = encodeHeader([{ name: 'big', dtype: 'F32', shape }]);
-    await writeSafetensors(join(dir, 'model.safetensors'), [{ name: 'tiny', dtype: 'F32', shape: [1], data: new Float32Array(1) }]);
+    await writeSafetensors(join(dir, 'model.safetensors'), [
+      { name: 'tiny', dtype: 'F32', shape: [1], data: new Float32Array(1) },
+    ]);
     const { writeFile } = await import('node:fs/promises');
     await writeFile(join(dir, 'model.safetensors'), header);
     await truncate(join(dir, 'model.safetensors'), header.byteLength + shape[0] * 4);
     const ckpt = await Checkpoint.open(dir);
     const before = device.pool.stats.bytesInUse;
     const w = new WeightLoader(ckpt, device);
-    const e = await w.scope('').get('big', shape).catch((x) => x);
+    const e = await w
+      .scope('')
+      .get('big', shape)
+      .catch((x) => x);
     if (device.limits.maxStorageBufferBindingSize < shape[0] * 4) {
       expect(e).toBeInstanceOf(LimitError);
-      expect(e.message).toMatch(/tensor 'big' \[41943040\] needs 167772160 bytes, above the \d+-byte storage binding limit: load it with matrix\(\)/);
+      expect(e.message).toMatch(
+        /tensor 'big' \[41943040\] needs 167772160 bytes, above the \d+-byte storage binding limit: load it with matrix\(\)/,
+      );
     } else {
       e.dispose?.();
     }
@@ -225,7 +274,13 @@ describe('WeightLoader', () => {
 describe('load failures release everything', () => {
   async function bigFolder(): Promise<{ dir: string; total: number }> {
     const tensors: TensorData[] = [];
-    for (let i = 0; i < 8; i++) tensors.push({ name: `model.language_model.layers.${i}.mlp.down_proj.weight`, dtype: 'BF16', shape: [256, 1024], data: randomBytes(256 * 1024 * 2, 10 + i) });
+    for (let i = 0; i < 8; i++)
+      tensors.push({
+        name: `model.language_model.layers.${i}.mlp.down_proj.weight`,
+        dtype: 'BF16',
+        shape: [256, 1024],
+        data: randomBytes(256 * 1024 * 2, 10 + i),
+      });
     return { dir: await folder(tensors), total: 8 * 256 * 1024 * 2 };
   }
 
@@ -249,7 +304,9 @@ describe('load failures release everything', () => {
     // An already-aborted signal allocates nothing.
     const ckpt = await Checkpoint.open(dir);
     const w = new WeightLoader(ckpt, device, { signal: AbortSignal.abort() });
-    await expect(w.scope('model.language_model.layers.0.mlp').matrix('down_proj.weight', [256, 1024])).rejects.toBeInstanceOf(AbortError);
+    await expect(
+      w.scope('model.language_model.layers.0.mlp').matrix('down_proj.weight', [256, 1024]),
+    ).rejects.toBeInstanceOf(AbortError);
     expect(device.pool.stats.bytesInUse).toBe(before);
     await ckpt.close();
   });
@@ -283,7 +340,11 @@ describe('load failures release everything', () => {
     await scope.matrix('2.mlp.down_proj.weight', [256, 1024]);
     const e = await scope.matrix('3.mlp.down_proj.weight', [256, 1024]).catch((x) => x);
     expect(e).toBeInstanceOf(CheckpointError);
-    expect(e.message).toMatch(new RegExp(`${victim.file}: tensor 'model.language_model.layers.3.mlp.down_proj.weight' ends early: expected 524288 bytes`));
+    expect(e.message).toMatch(
+      new RegExp(
+        `${victim.file}: tensor 'model.language_model.layers.3.mlp.down_proj.weight' ends early: expected 524288 bytes`,
+      ),
+    );
     expect(device.pool.stats.bytesInUse - before).toBe(3 * 256 * 1024 * 2); // the failed tensor is already freed
     w.dispose();
     expect(device.pool.stats.bytesInUse).toBe(before);

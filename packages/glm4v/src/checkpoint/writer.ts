@@ -31,13 +31,17 @@ function bytesOf(t: TensorData): Uint8Array {
 }
 
 /** The header bytes (length prefix included) and the data offsets of `tensors` packed in order. */
-export function encodeHeader(tensors: readonly TensorHead[], metadata?: Record<string, string>): { header: Uint8Array; sizes: number[] } {
+export function encodeHeader(
+  tensors: readonly TensorHead[],
+  metadata?: Record<string, string>,
+): { header: Uint8Array; sizes: number[] } {
   const json: Record<string, unknown> = {};
   if (metadata && Object.keys(metadata).length) json.__metadata__ = metadata;
   const sizes: number[] = [];
   let offset = 0;
   for (const t of tensors) {
-    if (!isSafetensorsDType(t.dtype)) throw new InputError(`tensor '${t.name}': unknown dtype ${JSON.stringify(t.dtype)}`);
+    if (!isSafetensorsDType(t.dtype))
+      throw new InputError(`tensor '${t.name}': unknown dtype ${JSON.stringify(t.dtype)}`);
     const numel = checkedNumel(t.shape);
     if (typeof numel === 'string') throw new InputError(`tensor '${t.name}': ${numel}`);
     if (t.name in json) throw new InputError(`tensor '${t.name}' is given twice`);
@@ -63,7 +67,9 @@ export async function writeSafetensors(
   const { header, sizes } = encodeHeader(tensors, metadata);
   tensors.forEach((t, i) => {
     if ('data' in t && bytesOf(t).byteLength !== sizes[i]) {
-      throw new InputError(`tensor '${t.name}': ${bytesOf(t).byteLength} bytes given, expected ${sizes[i]} for ${t.dtype}[${t.shape.join(', ')}]`);
+      throw new InputError(
+        `tensor '${t.name}': ${bytesOf(t).byteLength} bytes given, expected ${sizes[i]} for ${t.dtype}[${t.shape.join(', ')}]`,
+      );
     }
   });
   const handle = await createFile(path);

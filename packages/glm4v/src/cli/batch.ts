@@ -3,8 +3,26 @@
 
 import type { GenerateOptions } from '../glm4v.js';
 import { GENERATION_FLAGS, GENERATION_HELP, generationOptions } from './generation-flags.js';
-import { DEFAULT_JOB_CONTEXT, type JobResult, type JobSpec, JobRunner, describeError, errorKind, errorResult, jobKey, readJobs } from './jobs.js';
-import { MAX_BATCH_HELP, WEIGHT_FLAGS, WEIGHT_HELP, type WeightChoice, maxBatchFlag, openModel, weightFlags } from './open.js';
+import {
+  DEFAULT_JOB_CONTEXT,
+  type JobResult,
+  type JobSpec,
+  JobRunner,
+  describeError,
+  errorKind,
+  errorResult,
+  jobKey,
+  readJobs,
+} from './jobs.js';
+import {
+  MAX_BATCH_HELP,
+  WEIGHT_FLAGS,
+  WEIGHT_HELP,
+  type WeightChoice,
+  maxBatchFlag,
+  openModel,
+  weightFlags,
+} from './open.js';
 import { queueCommand } from './queue.js';
 import { ResultsFile } from './results.js';
 import { Tally } from './tally.js';
@@ -75,16 +93,36 @@ export async function batchCommand(argv: string[]): Promise<void> {
   }
   const defaults = generationOptions(values);
   if (values.queue) {
-    if (!values.input && Object.keys(defaults).length) throw new UsageError('generation options go with --input (they are stored with the queued jobs)');
-    if (values.model || values['kv-cache'] || values.quant || values['quant-vision'] || values['max-batch'] || values.output || values.resume) throw new UsageError('with --queue, jobs run on `glm4v-run worker --model DIR --queue …`: give --input to add jobs, --collect RESULTS.jsonl to gather results (no --model, --kv-cache, --quant, --quant-vision, --max-batch, --output, --resume)');
+    if (!values.input && Object.keys(defaults).length)
+      throw new UsageError('generation options go with --input (they are stored with the queued jobs)');
+    if (
+      values.model ||
+      values['kv-cache'] ||
+      values.quant ||
+      values['quant-vision'] ||
+      values['max-batch'] ||
+      values.output ||
+      values.resume
+    )
+      throw new UsageError(
+        'with --queue, jobs run on `glm4v-run worker --model DIR --queue …`: give --input to add jobs, --collect RESULTS.jsonl to gather results (no --model, --kv-cache, --quant, --quant-vision, --max-batch, --output, --resume)',
+      );
     const attempts = values.attempts === undefined ? 3 : Number(values.attempts);
-    if (!Number.isInteger(attempts) || attempts < 1) throw new UsageError(`--attempts expects an integer ≥ 1, got '${values.attempts}'`);
+    if (!Number.isInteger(attempts) || attempts < 1)
+      throw new UsageError(`--attempts expects an integer ≥ 1, got '${values.attempts}'`);
     await queueCommand({ url: values.queue, input: values.input, collect: values.collect, attempts, defaults });
     return;
   }
   if (values.collect || values.attempts) throw new UsageError('--collect and --attempts go with --queue');
-  if (!values.model || !values.input || !values.output) throw new UsageError('batch needs --model DIR --input JOBS.jsonl --output RESULTS.jsonl (or --queue URL)');
-  await runLocal({ dir: values.model, maxBatch: maxBatchFlag(values['max-batch']), ...weightFlags(values) }, values.input, values.output, Boolean(values.resume), defaults);
+  if (!values.model || !values.input || !values.output)
+    throw new UsageError('batch needs --model DIR --input JOBS.jsonl --output RESULTS.jsonl (or --queue URL)');
+  await runLocal(
+    { dir: values.model, maxBatch: maxBatchFlag(values['max-batch']), ...weightFlags(values) },
+    values.input,
+    values.output,
+    Boolean(values.resume),
+    defaults,
+  );
 }
 
 /** The KV slot every job gets: the largest context a job (or --context) asks for, DEFAULT_JOB_CONTEXT where none. */
@@ -92,13 +130,22 @@ function jobsContext(jobs: readonly JobSpec[], maxPos: number): number {
   return Math.min(maxPos, Math.max(...jobs.map((j) => j.options.contextLength ?? DEFAULT_JOB_CONTEXT)));
 }
 
-async function runLocal(model: { dir: string; maxBatch: number } & WeightChoice, input: string, output: string, resume: boolean, defaults: GenerateOptions): Promise<void> {
+async function runLocal(
+  model: { dir: string; maxBatch: number } & WeightChoice,
+  input: string,
+  output: string,
+  resume: boolean,
+  defaults: GenerateOptions,
+): Promise<void> {
   const specs = await readJobs(input, defaults);
   const results = await ResultsFile.open(output, resume);
   try {
     const keys = new Set(specs.map((s) => jobKey(s.id)));
     const tally = new Tally(specs.length, new Map([...results.done].filter(([k]) => keys.has(k))));
-    if (results.repairedBytes) tally.note(`batch: ${output}: removed a half-written last line (${results.repairedBytes} bytes); its job runs again`);
+    if (results.repairedBytes)
+      tally.note(
+        `batch: ${output}: removed a half-written last line (${results.repairedBytes} bytes); its job runs again`,
+      );
     const todo = specs.filter((s) => !results.done.has(jobKey(s.id)));
     const meanBatch = todo.length ? await runOnModel(model, todo, output, results, tally) : undefined;
     tally.finish(output, undefined, meanBatch);
@@ -108,11 +155,20 @@ async function runLocal(model: { dir: string; maxBatch: number } & WeightChoice,
 }
 
 /** Loads the model and runs `todo` on it, appending each result; returns the jobs decoded together per step. */
-async function runOnModel(model: { dir: string; maxBatch: number } & WeightChoice, todo: readonly JobSpec[], output: string, results: ResultsFile, tally: Tally): Promise<number> {
+async function runOnModel(
+  model: { dir: string; maxBatch: number } & WeightChoice,
+  todo: readonly JobSpec[],
+  output: string,
+  results: ResultsFile,
+  tally: Tally,
+): Promise<number> {
   const open = await openModel(model.dir, model);
   try {
     tally.start();
-    const runner = await JobRunner.create(open.model, { maxBatch: model.maxBatch, contextLength: jobsContext(todo, open.processor.config.text.maxPositionEmbeddings) });
+    const runner = await JobRunner.create(open.model, {
+      maxBatch: model.maxBatch,
+      contextLength: jobsContext(todo, open.processor.config.text.maxPositionEmbeddings),
+    });
     try {
       await runJobs(todo, runner, async (r) => {
         await results.append(r);
@@ -134,7 +190,11 @@ async function runOnModel(model: { dir: string; maxBatch: number } & WeightChoic
  * Runs `jobs` keeping `runner.slots` of them in flight, handing each result (or error result) to `done` as it
  * comes. A fatal error (the GPU failed) stops the run: jobs in flight finish, no new one starts, and it is thrown.
  */
-async function runJobs(jobs: readonly JobSpec[], runner: JobRunner, done: (r: JobResult) => Promise<void>): Promise<void> {
+async function runJobs(
+  jobs: readonly JobSpec[],
+  runner: JobRunner,
+  done: (r: JobResult) => Promise<void>,
+): Promise<void> {
   let next = 0;
   let fatal: unknown;
   const lane = async () => {

@@ -51,7 +51,10 @@ export async function chatCommand(argv: string[]): Promise<void> {
   const system: Message[] = values.system !== undefined ? [{ role: 'system', content: values.system }] : [];
   const chat = open.model.chat(system);
   try {
-    await converse(chat, options, { hideThinking: Boolean(values['hide-thinking']), adapter: open.model.device.adapter.description || open.model.device.adapter.device });
+    await converse(chat, options, {
+      hideThinking: Boolean(values['hide-thinking']),
+      adapter: open.model.device.adapter.description || open.model.device.adapter.device,
+    });
   } finally {
     chat.dispose();
     open.close();
@@ -59,7 +62,11 @@ export async function chatCommand(argv: string[]): Promise<void> {
 }
 
 /** Reads lines until /exit or the end of input: commands, or messages answered one at a time. */
-async function converse(chat: Chat, options: GenerateOptions, out: { hideThinking: boolean; adapter: string }): Promise<void> {
+async function converse(
+  chat: Chat,
+  options: GenerateOptions,
+  out: { hideThinking: boolean; adapter: string },
+): Promise<void> {
   const tty = Boolean(process.stdin.isTTY);
   const rl = createInterface({ input: process.stdin, output: tty ? process.stdout : undefined, terminal: tty });
   let replying: AbortController | undefined;
@@ -94,7 +101,12 @@ async function converse(chat: Chat, options: GenerateOptions, out: { hideThinkin
 }
 
 /** One turn printed as it streams; a mistake in the message is one line on stderr, not the end of the chat. */
-async function reply(chat: Chat, content: ContentPart[], options: GenerateOptions, out: { hideThinking: boolean; adapter: string }): Promise<void> {
+async function reply(
+  chat: Chat,
+  content: ContentPart[],
+  options: GenerateOptions,
+  out: { hideThinking: boolean; adapter: string },
+): Promise<void> {
   const printer = new ReplyPrinter(process.stdout, { hideThinking: out.hideThinking });
   try {
     const r = await chat.sendText(content, options, printer.onEvent);
@@ -102,7 +114,11 @@ async function reply(chat: Chat, content: ContentPart[], options: GenerateOption
     process.stderr.write(`${statsLine(r.stats, r.finishReason, out.adapter)}\n`);
   } catch (e) {
     // the message was at fault (a file, a limit, the context): say so and go on; the device failing ends the chat
-    const device = e instanceof DeviceError || e instanceof DeviceLostError || e instanceof OutOfMemoryError || e instanceof ShaderCompileError;
+    const device =
+      e instanceof DeviceError ||
+      e instanceof DeviceLostError ||
+      e instanceof OutOfMemoryError ||
+      e instanceof ShaderCompileError;
     if (!(e instanceof Glm4vError) || device) throw e;
     process.stderr.write(`glm4v-run: ${(e as Error).message.split('\n')[0]}\n`);
   }

@@ -39,7 +39,13 @@ export interface CliProcess {
 /** Starts `cmd args…` in the repository root. */
 export function start(cmd: string, args: string[], opts: RunOptions = {}): CliProcess {
   const stdin = opts.input === undefined ? 'ignore' : 'pipe';
-  const proc = spawn(cmd, args, { env: { ...process.env, ...opts.env }, cwd: ROOT, shell: opts.shell, timeout: opts.timeout, stdio: [stdin, 'pipe', 'pipe'] });
+  const proc = spawn(cmd, args, {
+    env: { ...process.env, ...opts.env },
+    cwd: ROOT,
+    shell: opts.shell,
+    timeout: opts.timeout,
+    stdio: [stdin, 'pipe', 'pipe'],
+  });
   const out = { stdout: '', stderr: '' };
   proc.stdout!.on('data', (d) => (out.stdout += d));
   proc.stderr!.on('data', (d) => (out.stderr += d));
@@ -68,10 +74,18 @@ export function runCli(args: string[], opts: RunOptions = {}): Promise<Ran> {
 export const lastJson = (stdout: string): Record<string, any> => JSON.parse(stdout.trim().split('\n').pop()!);
 
 /** Our lines of stderr (Dawn prints its own warnings on lavapipe). */
-export const ourError = (stderr: string) => stderr.split('\n').filter((l) => l.startsWith('glm4v-run:')).join('\n');
+export const ourError = (stderr: string) =>
+  stderr
+    .split('\n')
+    .filter((l) => l.startsWith('glm4v-run:'))
+    .join('\n');
 
 /** Resolves once `ready()` holds, checking every 50 ms; rejects after `timeoutMs` naming `what`. */
-export async function waitFor(ready: () => boolean | Promise<boolean>, what: string, timeoutMs = 60_000): Promise<void> {
+export async function waitFor(
+  ready: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = 60_000,
+): Promise<void> {
   const t0 = Date.now();
   while (!(await ready())) {
     if (Date.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
@@ -94,12 +108,21 @@ export function redisServerProgram(): string | undefined {
 /** A throwaway redis-server on 127.0.0.1, on a free port, keeping nothing on disk; ready when this resolves. */
 export async function startRedis(program: string, dir: string): Promise<RedisServer> {
   const port = await freePort();
-  const proc = spawn(program, ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(
+    program,
+    ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no', '--dir', dir],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   let log = '';
   proc.stdout.on('data', (d) => (log += d));
   const exited = new Promise<void>((resolve) => proc.on('close', () => resolve()));
-  await waitFor(() => /Ready to accept connections/.test(log) || proc.exitCode !== null, 'redis-server to start', 10_000);
-  if (proc.exitCode !== null) throw new Error(`redis-server exited (${proc.exitCode}): ${log.trim().split('\n').pop()}`);
+  await waitFor(
+    () => /Ready to accept connections/.test(log) || proc.exitCode !== null,
+    'redis-server to start',
+    10_000,
+  );
+  if (proc.exitCode !== null)
+    throw new Error(`redis-server exited (${proc.exitCode}): ${log.trim().split('\n').pop()}`);
   return {
     url: `redis://127.0.0.1:${port}`,
     stop: async () => {

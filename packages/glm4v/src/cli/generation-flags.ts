@@ -27,7 +27,8 @@ const FLAGS: Readonly<Record<Numeric, string>> = {
 
 const KEYS = Object.keys(FLAGS) as Numeric[];
 
-const flagName = (k: keyof GenerateOptions): string => FLAGS[k as Numeric] ?? (k === 'showSpecial' ? 'show-special' : k);
+const flagName = (k: keyof GenerateOptions): string =>
+  FLAGS[k as Numeric] ?? (k === 'showSpecial' ? 'show-special' : k);
 /** The job-file key of a GenerateOptions key, also for messages: max_new_tokens, context, … */
 export const jobOptionKey = (k: keyof GenerateOptions): string => flagName(k).replaceAll('-', '_');
 
@@ -66,7 +67,8 @@ export function generationOptions(values: Record<string, unknown>): GenerateOpti
     const v = values[FLAGS[k]];
     if (v === undefined) continue;
     const n = Number(v);
-    if (typeof v !== 'string' || v.trim() === '' || !Number.isFinite(n)) throw new UsageError(`--${FLAGS[k]} expects a number, got '${v}'`);
+    if (typeof v !== 'string' || v.trim() === '' || !Number.isFinite(n))
+      throw new UsageError(`--${FLAGS[k]} expects a number, got '${v}'`);
     options[k] = n;
   }
   if (values.stop !== undefined) options.stop = values.stop as string[];

@@ -37,8 +37,14 @@ describe('parseJobs', () => {
     });
     expect(b.line).toBe(3);
     expect(b.options).toEqual({ seed: 9, maxNewTokens: 100, temperature: 0, stop: ['END'] });
-    expect(b.messages[0].content).toEqual([{ type: 'video', video: '/data/clip.mp4' }, { type: 'text', text: 'Sum up.' }]);
-    expect(m.messages[0].content).toEqual([{ type: 'image', image: { path: '/data/scan.png' } }, { type: 'text', text: 'Read it.' }]);
+    expect(b.messages[0].content).toEqual([
+      { type: 'video', video: '/data/clip.mp4' },
+      { type: 'text', text: 'Sum up.' },
+    ]);
+    expect(m.messages[0].content).toEqual([
+      { type: 'image', image: { path: '/data/scan.png' } },
+      { type: 'text', text: 'Read it.' },
+    ]);
     expect([a, b, m].every((s) => s.error === undefined)).toBe(true);
   });
 
@@ -117,7 +123,13 @@ describe('ResultsFile', () => {
   afterAll(async () => {
     await rm(tmp, { recursive: true, force: true });
   });
-  const ok = (id: string | number) => ({ id, answer: 'a', thinking: '', finish_reason: 'stop' as const, usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 } });
+  const ok = (id: string | number) => ({
+    id,
+    answer: 'a',
+    thinking: '',
+    finish_reason: 'stop' as const,
+    usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 },
+  });
 
   it('appends lines, resumes with the done ids, and removes a cut-off last line', async () => {
     const path = join(tmp, 'r.jsonl');
@@ -129,7 +141,10 @@ describe('ResultsFile', () => {
     await writeFile(path, Buffer.concat([await readFile(path), cut]));
     const again = await ResultsFile.open(path, true);
     expect(again.repairedBytes).toBe(cut.length);
-    expect([...again.done]).toEqual([['a', true], ['7', false]]);
+    expect([...again.done]).toEqual([
+      ['a', true],
+      ['7', false],
+    ]);
     await again.append(ok('b'));
     await again.close();
     expect((await readFile(path, 'utf8')).split('\n').map((l) => l && JSON.parse(l).id)).toEqual(['a', 7, 'b', '']);

@@ -10,7 +10,16 @@
 // other failed job and a run's results always account for every line.
 
 import { isAbsolute, resolve } from 'node:path';
-import { ContextOverflowError, DeviceError, DeviceLostError, Glm4vError, InputError, LimitError, OutOfMemoryError, ShaderCompileError } from '@glm4v/core';
+import {
+  ContextOverflowError,
+  DeviceError,
+  DeviceLostError,
+  Glm4vError,
+  InputError,
+  LimitError,
+  OutOfMemoryError,
+  ShaderCompileError,
+} from '@glm4v/core';
 import { basename, dirname } from 'node:path';
 import { readTextFile } from '../files/folder.js';
 import { openFolder } from '../files/node.js';
@@ -59,15 +68,22 @@ export function parseJobs(text: string, file: string, defaults: GenerateOptions 
   const base = resolve(file, '..');
   const firstLine = new Map<string, number>();
   const specs: JobSpec[] = [];
-  text.replace(/^\uFEFF/, '').split('\n').forEach((raw, i) => {
-    if (raw.trim() === '') return;
-    const spec = parseJobLine(raw, i + 1, base, defaults);
-    if (spec.error) spec.error = `${file}:${spec.line}: ${spec.error}`;
-    const seen = firstLine.get(jobKey(spec.id));
-    if (seen !== undefined) Object.assign(spec, { id: `line:${spec.line}`, error: `${file}:${spec.line}: duplicate id ${JSON.stringify(spec.id)} (first on line ${seen})` });
-    firstLine.set(jobKey(spec.id), spec.line);
-    specs.push(spec);
-  });
+  text
+    .replace(/^\uFEFF/, '')
+    .split('\n')
+    .forEach((raw, i) => {
+      if (raw.trim() === '') return;
+      const spec = parseJobLine(raw, i + 1, base, defaults);
+      if (spec.error) spec.error = `${file}:${spec.line}: ${spec.error}`;
+      const seen = firstLine.get(jobKey(spec.id));
+      if (seen !== undefined)
+        Object.assign(spec, {
+          id: `line:${spec.line}`,
+          error: `${file}:${spec.line}: duplicate id ${JSON.stringify(spec.id)} (first on line ${seen})`,
+        });
+      firstLine.set(jobKey(spec.id), spec.line);
+      specs.push(spec);
+    });
   return specs;
 }
 
@@ -77,7 +93,13 @@ export async function readJobs(file: string, defaults: GenerateOptions = {}): Pr
 }
 
 function parseJobLine(raw: string, line: number, base: string, defaults: GenerateOptions): JobSpec {
-  const fail = (id: unknown, error: string): JobSpec => ({ id: validId(id) ? id : `line:${line}`, line, messages: [], options: {}, error });
+  const fail = (id: unknown, error: string): JobSpec => ({
+    id: validId(id) ? id : `line:${line}`,
+    line,
+    messages: [],
+    options: {},
+    error,
+  });
   let o: Record<string, unknown>;
   try {
     o = JSON.parse(raw);
@@ -85,7 +107,8 @@ function parseJobLine(raw: string, line: number, base: string, defaults: Generat
     return fail(undefined, `not valid JSON (${(e as Error).message})`);
   }
   if (typeof o !== 'object' || o === null || Array.isArray(o)) return fail(undefined, 'a job must be a JSON object');
-  if (!validId(o.id)) return fail(undefined, `"id" must be a non-empty string or an integer, got ${JSON.stringify(o.id)}`);
+  if (!validId(o.id))
+    return fail(undefined, `"id" must be a non-empty string or an integer, got ${JSON.stringify(o.id)}`);
   const unknown = Object.keys(o).filter((k) => !KNOWN.has(k));
   if (unknown.length) return fail(o.id, `unknown key ${JSON.stringify(unknown[0])} (known: ${[...KNOWN].join(', ')})`);
   try {
@@ -108,8 +131,10 @@ const media = (ref: string, base: string) => (/^https?:\/\//i.test(ref) || isAbs
 function promptMessages(o: Record<string, unknown>, base: string): JobMessage[] {
   const { prompt, images = [], video, system } = o;
   if (typeof prompt !== 'string') throw new InputError('a job needs "messages" or a "prompt" string');
-  if (!Array.isArray(images) || images.some((p) => typeof p !== 'string' || p === '')) throw new InputError('"images" must be an array of paths or URLs');
-  if (video !== undefined && (typeof video !== 'string' || video === '')) throw new InputError('"video" must be a path');
+  if (!Array.isArray(images) || images.some((p) => typeof p !== 'string' || p === ''))
+    throw new InputError('"images" must be an array of paths or URLs');
+  if (video !== undefined && (typeof video !== 'string' || video === ''))
+    throw new InputError('"video" must be a path');
   if (system !== undefined && typeof system !== 'string') throw new InputError('"system" must be a string');
   const content: JobMessage['content'] = images.map((ref: string) => imagePart(media(ref, base)));
   if (typeof video === 'string') content.push({ type: 'video', video: media(video, base) });
@@ -117,13 +142,18 @@ function promptMessages(o: Record<string, unknown>, base: string): JobMessage[] 
   return [...(system !== undefined ? [{ role: 'system' as const, content: system }] : []), { role: 'user', content }];
 }
 
-const imagePart = (ref: string): ContentPart | UrlImagePart => (/^https?:\/\//i.test(ref) ? { type: 'image', image: { url: ref } } : { type: 'image', image: { path: ref } });
+const imagePart = (ref: string): ContentPart | UrlImagePart =>
+  /^https?:\/\//i.test(ref) ? { type: 'image', image: { url: ref } } : { type: 'image', image: { path: ref } };
 
 /** `{"messages": [...]}` in the library's shape; media paths resolved, the rest checked when the job runs. */
 function jobMessages(o: Record<string, unknown>, base: string): JobMessage[] {
   const bad = PROMPT_KEYS.find((k) => o[k] !== undefined);
-  if (bad) throw new InputError(`give either "messages" or "prompt" (with "images", "video", "system"), not both: found "${bad}"`);
-  if (!Array.isArray(o.messages) || o.messages.length === 0) throw new InputError('"messages" must be a non-empty array');
+  if (bad)
+    throw new InputError(
+      `give either "messages" or "prompt" (with "images", "video", "system"), not both: found "${bad}"`,
+    );
+  if (!Array.isArray(o.messages) || o.messages.length === 0)
+    throw new InputError('"messages" must be a non-empty array');
   return o.messages.map((m: JobMessage, i) => {
     if (!Array.isArray(m?.content)) return m;
     const content = m.content.map((p, j) => {
@@ -133,7 +163,9 @@ function jobMessages(o: Record<string, unknown>, base: string): JobMessage[] {
         return { ...p, video: media(p.video, base) };
       }
       if (p?.type !== 'image') return p;
-      const ref = (p.image as { path?: unknown; url?: unknown } | undefined)?.path ?? (p.image as { url?: unknown } | undefined)?.url;
+      const ref =
+        (p.image as { path?: unknown; url?: unknown } | undefined)?.path ??
+        (p.image as { url?: unknown } | undefined)?.url;
       if (typeof ref !== 'string' || ref === '') throw new InputError(`${at}.image must be {"path": …} or {"url": …}`);
       return imagePart(media(ref, base));
     });
@@ -150,7 +182,12 @@ async function requestMessages(spec: JobSpec): Promise<Message[]> {
       continue;
     }
     const content: ContentPart[] = [];
-    for (const p of m.content) content.push(p.type === 'image' && 'url' in p.image ? { type: 'image', image: { data: await fetchImage(p.image.url) } } : (p as ContentPart));
+    for (const p of m.content)
+      content.push(
+        p.type === 'image' && 'url' in p.image
+          ? { type: 'image', image: { data: await fetchImage(p.image.url) } }
+          : (p as ContentPart),
+      );
     out.push({ ...m, content });
   }
   return out;
@@ -181,7 +218,8 @@ export class JobRunner {
 
   /** `contextLength`: KV-cache tokens per job, prompt and reply (default: the smaller of 8192 and the model's). */
   static async create(model: Glm4v, opts: { maxBatch: number; contextLength?: number }): Promise<JobRunner> {
-    const contextLength = opts.contextLength ?? Math.min(DEFAULT_JOB_CONTEXT, model.processor.config.text.maxPositionEmbeddings);
+    const contextLength =
+      opts.contextLength ?? Math.min(DEFAULT_JOB_CONTEXT, model.processor.config.text.maxPositionEmbeddings);
     return new JobRunner(model, await model.batcher({ maxBatch: opts.maxBatch, contextLength }));
   }
 
@@ -190,17 +228,35 @@ export class JobRunner {
     if (spec.error) throw new InputError(spec.error);
     const context = spec.options.contextLength;
     if (context !== undefined && context > this.batcher.contextLength) {
-      throw new InputError(`"context": ${context} is more than the ${this.batcher.contextLength} tokens each job's KV slot holds (--context)`);
+      throw new InputError(
+        `"context": ${context} is more than the ${this.batcher.contextLength} tokens each job's KV slot holds (--context)`,
+      );
     }
     // checked before any GPU work (media decoded and measured, the context), the messages naming the job keys
     const { processor } = this.model;
-    const prompt = await processor.prepare({ messages: await requestMessages(spec) }, spec.options, { nameOf: jobOptionKey });
+    const prompt = await processor.prepare({ messages: await requestMessages(spec) }, spec.options, {
+      nameOf: jobOptionKey,
+    });
     // the reply stays within the job's own context, as it would alone, though its KV slot may be larger
     const room = processor.contextFor(prompt.ids.length, spec.options) - prompt.ids.length;
-    const options = { ...spec.options, maxNewTokens: Math.min(room, resolveOptions(processor.generation, spec.options).maxNewTokens) };
+    const options = {
+      ...spec.options,
+      maxNewTokens: Math.min(room, resolveOptions(processor.generation, spec.options).maxNewTokens),
+    };
     const r = await collect(this.batcher.submit(prompt, options));
-    const usage = { prompt_tokens: r.stats.promptTokens, completion_tokens: r.stats.generatedTokens, total_tokens: r.stats.promptTokens + r.stats.generatedTokens };
-    return { id: spec.id, answer: r.answer, thinking: r.thinking, finish_reason: r.finishReason, usage, seed: r.stats.seed };
+    const usage = {
+      prompt_tokens: r.stats.promptTokens,
+      completion_tokens: r.stats.generatedTokens,
+      total_tokens: r.stats.promptTokens + r.stats.generatedTokens,
+    };
+    return {
+      id: spec.id,
+      answer: r.answer,
+      thinking: r.thinking,
+      finish_reason: r.finishReason,
+      usage,
+      seed: r.stats.seed,
+    };
   }
 
   /** Jobs decoded together per decode step so far, on average (0 before the first step). */
@@ -221,7 +277,13 @@ export class JobRunner {
  */
 export function errorKind(e: unknown): 'job' | 'fatal' | 'retry' {
   if (e instanceof DeviceLostError || e instanceof DeviceError || e instanceof ShaderCompileError) return 'fatal';
-  if (e instanceof InputError || e instanceof ContextOverflowError || e instanceof LimitError || e instanceof OutOfMemoryError) return 'job';
+  if (
+    e instanceof InputError ||
+    e instanceof ContextOverflowError ||
+    e instanceof LimitError ||
+    e instanceof OutOfMemoryError
+  )
+    return 'job';
   const code = (e as NodeJS.ErrnoException)?.code;
   if (code === 'ENOENT' || code === 'EACCES' || code === 'EISDIR' || code === 'ENOTDIR') return 'job';
   return 'retry';
@@ -229,7 +291,12 @@ export function errorKind(e: unknown): 'job' | 'fatal' | 'retry' {
 
 /** The error's stable code (`INPUT`, `CONTEXT_OVERFLOW`, `ENOENT`, …) and its first line. */
 export function describeError(e: unknown): { code: string; message: string } {
-  const code = e instanceof Glm4vError ? e.code : typeof (e as NodeJS.ErrnoException)?.code === 'string' ? (e as NodeJS.ErrnoException).code! : 'ERROR';
+  const code =
+    e instanceof Glm4vError
+      ? e.code
+      : typeof (e as NodeJS.ErrnoException)?.code === 'string'
+        ? (e as NodeJS.ErrnoException).code!
+        : 'ERROR';
   return { code, message: (e instanceof Error ? e.message : String(e)).split('\n')[0] };
 }
 

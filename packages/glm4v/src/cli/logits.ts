@@ -16,10 +16,15 @@ export async function logitsCommand(argv: string[]): Promise<void> {
     quant: { type: 'string' },
     'quant-vision': { type: 'string' },
   });
-  if (!values.model || !values.inputs || !values.out) throw new UsageError('logits needs --model DIR --inputs IN.safetensors --out OUT.safetensors');
+  if (!values.model || !values.inputs || !values.out)
+    throw new UsageError('logits needs --model DIR --inputs IN.safetensors --out OUT.safetensors');
   const greedy = values.greedy === undefined ? 0 : Number(values.greedy);
-  if (!Number.isInteger(greedy) || greedy < 0) throw new UsageError(`--greedy expects a non-negative integer, got '${values.greedy}'`);
-  const quantFormats = { text: quantFlag(values.quant, '--quant'), vision: quantFlag(values['quant-vision'], '--quant-vision') };
+  if (!Number.isInteger(greedy) || greedy < 0)
+    throw new UsageError(`--greedy expects a non-negative integer, got '${values.greedy}'`);
+  const quantFormats = {
+    text: quantFlag(values.quant, '--quant'),
+    vision: quantFlag(values['quant-vision'], '--quant-vision'),
+  };
   const input = await readLogitsInputs(values.inputs);
   const device = await Device.create();
   try {

@@ -43,7 +43,8 @@ export const MAX_BATCH_HELP = `  --max-batch N             jobs decoded together
 /** --max-batch: an integer from 1 to 64 (default 8). */
 export function maxBatchFlag(v: string | undefined): number {
   const n = v === undefined ? 8 : v.trim() === '' ? NaN : Number(v);
-  if (!Number.isInteger(n) || n < 1 || n > 64) throw new UsageError(`--max-batch expects an integer from 1 to 64, got '${v}'`);
+  if (!Number.isInteger(n) || n < 1 || n > 64)
+    throw new UsageError(`--max-batch expects an integer from 1 to 64, got '${v}'`);
   return n;
 }
 
@@ -58,8 +59,13 @@ export interface WeightChoice {
 /** Reads WEIGHT_FLAGS; a bad value is a UsageError naming the flag. */
 export function weightFlags(v: { 'kv-cache'?: string; quant?: string; 'quant-vision'?: string }): WeightChoice {
   const kv = v['kv-cache'];
-  if (kv !== undefined && kv !== 'f32' && kv !== 'f16') throw new UsageError(`--kv-cache expects f32 or f16, got '${kv}'`);
-  return { kvCache: kv, quant: quantFlag(v.quant, '--quant'), quantVision: quantFlag(v['quant-vision'], '--quant-vision') };
+  if (kv !== undefined && kv !== 'f32' && kv !== 'f16')
+    throw new UsageError(`--kv-cache expects f32 or f16, got '${kv}'`);
+  return {
+    kvCache: kv,
+    quant: quantFlag(v.quant, '--quant'),
+    quantVision: quantFlag(v['quant-vision'], '--quant-vision'),
+  };
 }
 
 /** The checkpoint folder of --model or --demo (made once and cached; its notice goes to stderr). */
@@ -87,17 +93,29 @@ export interface OpenModel {
  * worker) check nothing here: each request is prepared and checked before it runs.
  */
 export async function openModel(
-  dir: string, opts: WeightChoice & { quiet?: boolean }, check: (p: Glm4vProcessor) => Promise<PreparedPrompt[]> = async () => [],
+  dir: string,
+  opts: WeightChoice & { quiet?: boolean },
+  check: (p: Glm4vProcessor) => Promise<PreparedPrompt[]> = async () => [],
 ): Promise<OpenModel> {
   const processor = await Glm4vProcessor.load(dir);
   const prompts = await check(processor);
   const device = await Device.create();
   try {
     for (const p of prompts) processor.checkLimits(p, device.limits);
-    if (opts.kvCache === 'f16' && !device.has('shader-f16')) throw new InputError(`--kv-cache f16 needs the shader-f16 feature, which this adapter (${device.adapter.description || device.adapter.device}) lacks`);
+    if (opts.kvCache === 'f16' && !device.has('shader-f16'))
+      throw new InputError(
+        `--kv-cache f16 needs the shader-f16 feature, which this adapter (${device.adapter.description || device.adapter.device}) lacks`,
+      );
     const bar = process.stderr.isTTY && !opts.quiet ? new ProgressBar(process.stderr) : undefined;
     const onProgress = bar && ((p: LoadProgress) => bar.update(p.bytesDone, p.bytesTotal, p.tensor));
-    const model = await Glm4v.load(dir, { device, processor, kvCacheDType: opts.kvCache, quant: opts.quant, quantVision: opts.quantVision, onProgress }).finally(() => bar?.done());
+    const model = await Glm4v.load(dir, {
+      device,
+      processor,
+      kvCacheDType: opts.kvCache,
+      quant: opts.quant,
+      quantVision: opts.quantVision,
+      onProgress,
+    }).finally(() => bar?.done());
     const close = () => {
       model.dispose();
       device.dispose();

@@ -23,7 +23,12 @@ export class ProgressBar {
     const s = Math.max(1e-3, this.seconds());
     const left = p.ran > 0 ? ((p.total - p.done) * s) / p.ran : NaN;
     const failed = p.failed ? ` ${p.failed} failed` : '';
-    this.draw(p.done, p.total, 'jobs', `${p.done}/${p.total}${failed} ${(p.ran / s).toFixed(2)} jobs/s ${(p.tokens / s).toFixed(1)} tok/s ETA ${clock(left)}`);
+    this.draw(
+      p.done,
+      p.total,
+      'jobs',
+      `${p.done}/${p.total}${failed} ${(p.ran / s).toFixed(2)} jobs/s ${(p.tokens / s).toFixed(1)} tok/s ETA ${clock(left)}`,
+    );
   }
 
   /** Writes a line above the bar (which is redrawn by the next update). */

@@ -12,7 +12,13 @@ tower's) quantised: 'glm4v-run --model DIR2' then loads them directly, without q
 DIR2 must not exist. The formats and what to pick: docs/quantization.md and the README.`;
 
 export async function quantizeCommand(argv: string[]): Promise<void> {
-  const { values } = parseFlags(argv, { model: { type: 'string' }, out: { type: 'string' }, quant: { type: 'string' }, 'quant-vision': { type: 'string' }, help: { type: 'boolean', short: 'h' } });
+  const { values } = parseFlags(argv, {
+    model: { type: 'string' },
+    out: { type: 'string' },
+    quant: { type: 'string' },
+    'quant-vision': { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  });
   if (values.help) {
     console.log(HELP);
     return;
@@ -24,9 +30,16 @@ export async function quantizeCommand(argv: string[]): Promise<void> {
   const bar = process.stderr.isTTY ? new ProgressBar(process.stderr, 'quantising') : undefined;
   const t0 = performance.now();
   try {
-    await quantizeCheckpoint(values.model, values.out, { text, vision }, { onProgress: bar && ((p) => bar.update(p.bytesDone, p.bytesTotal, p.tensor)) });
+    await quantizeCheckpoint(
+      values.model,
+      values.out,
+      { text, vision },
+      { onProgress: bar && ((p) => bar.update(p.bytesDone, p.bytesTotal, p.tensor)) },
+    );
   } finally {
     bar?.done();
   }
-  process.stderr.write(`wrote ${values.out} (${[text && `decoder ${text}`, vision && `vision ${vision}`].filter(Boolean).join(', ')}) in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
+  process.stderr.write(
+    `wrote ${values.out} (${[text && `decoder ${text}`, vision && `vision ${vision}`].filter(Boolean).join(', ')}) in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`,
+  );
 }

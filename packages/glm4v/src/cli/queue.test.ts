@@ -12,21 +12,37 @@ import { DeviceLostError, InputError } from '@glm4v/core';
 import { makeTinyCheckpoint } from '../demo.js';
 import { type JobResult, type JobSpec, parseJobs } from './jobs.js';
 import { collectResults, enqueueJobs, jobProcessor, parseQueueUrl } from './queue.js';
-import { type CliProcess, type RedisServer, redisServerProgram, runCli, startCli, startRedis, waitFor } from './cli-process.js';
+import {
+  type CliProcess,
+  type RedisServer,
+  redisServerProgram,
+  runCli,
+  startCli,
+  startRedis,
+  waitFor,
+} from './cli-process.js';
 import { JobsFailedError } from './usage.js';
 
 const program = redisServerProgram();
-if (!program) console.warn('queue tests skipped: no redis-server program (Debian: apt-get install redis-server; .ci/run installs it)');
+if (!program)
+  console.warn(
+    'queue tests skipped: no redis-server program (Debian: apt-get install redis-server; .ci/run installs it)',
+  );
 
 let tmp: string;
 let ckpt: string;
 let redis: RedisServer;
 
 const jsonl = (jobs: object[]) => jobs.map((j) => JSON.stringify(j)).join('\n') + '\n';
-const readResults = async (path: string): Promise<JobResult[]> => (await readFile(path, 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l));
+const readResults = async (path: string): Promise<JobResult[]> =>
+  (await readFile(path, 'utf8'))
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
 const byId = (rs: JobResult[]) => Object.fromEntries(rs.map((r) => [String(r.id), r]));
 /** Ids a worker's log says it `started` or finished (`done`), in order. */
-const logged = (w: CliProcess, what: 'started' | 'done') => [...w.out.stderr.matchAll(new RegExp(`: job "([^"]+)" ${what}`, 'g'))].map((m) => m[1]);
+const logged = (w: CliProcess, what: 'started' | 'done') =>
+  [...w.out.stderr.matchAll(new RegExp(`: job "([^"]+)" ${what}`, 'g'))].map((m) => m[1]);
 const GREEDY = ['--temperature', '0', '--seed', '5'];
 
 describe.skipIf(!program)('batch on a Redis queue (needs redis-server)', () => {
@@ -44,7 +60,10 @@ describe.skipIf(!program)('batch on a Redis queue (needs redis-server)', () => {
   it('retries a passing failure with back-off, fails a bad job at once, gives a GPU failure back', async () => {
     const addr = parseQueueUrl(`${redis.url}/unit`);
     const queue = new Queue(addr.name, { connection: addr.connection });
-    const specs = parseJobs(jsonl(['ok', 'flaky', 'bad', 'gpu'].map((id) => ({ id, prompt: id })).concat([{ id: 'x' } as never])), join(tmp, 'unit.jsonl'));
+    const specs = parseJobs(
+      jsonl(['ok', 'flaky', 'bad', 'gpu'].map((id) => ({ id, prompt: id })).concat([{ id: 'x' } as never])),
+      join(tmp, 'unit.jsonl'),
+    );
     expect(await enqueueJobs(queue, specs, { attempts: 3, backoffMs: 200 })).toEqual({ added: 5, existing: 0 });
     expect(await enqueueJobs(queue, specs, { attempts: 3, backoffMs: 200 })).toEqual({ added: 0, existing: 5 });
     const calls: Record<string, number[]> = {};
@@ -56,11 +75,21 @@ describe.skipIf(!program)('batch on a Redis queue (needs redis-server)', () => {
         if (id === 'flaky' && n === 1) throw new Error('socket hang up');
         if (id === 'bad') throw new InputError('bad.png: not a readable image');
         if (id === 'gpu' && n === 1) throw new DeviceLostError('unknown', 'device was lost');
-        return { id: spec.id, answer: `answer ${id}`, thinking: '', finish_reason: 'length', usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 } };
+        return {
+          id: spec.id,
+          answer: `answer ${id}`,
+          thinking: '',
+          finish_reason: 'length',
+          usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 },
+        };
       },
     };
     let fatal = 0;
-    const worker = new Worker(addr.name, jobProcessor(runner, () => fatal++), { connection: addr.connection });
+    const worker = new Worker(
+      addr.name,
+      jobProcessor(runner, () => fatal++),
+      { connection: addr.connection },
+    );
     try {
       const out = join(tmp, 'unit-results.jsonl');
       await expect(collectResults(queue, out, 50)).rejects.toThrow(JobsFailedError);
@@ -69,7 +98,13 @@ describe.skipIf(!program)('batch on a Redis queue (needs redis-server)', () => {
       for (const id of ['ok', 'flaky', 'gpu']) expect(r[id].answer).toBe(`answer ${id}`);
       expect(r.bad.error).toEqual({ code: 'INPUT', message: 'bad.png: not a readable image' });
       expect(r.x.error!.message).toMatch(/unit\.jsonl:5: a job needs "messages" or a "prompt"/);
-      expect(Object.fromEntries(Object.entries(calls).map(([id, t]) => [id, t.length]))).toEqual({ ok: 1, flaky: 2, bad: 1, gpu: 2, x: 1 });
+      expect(Object.fromEntries(Object.entries(calls).map(([id, t]) => [id, t.length]))).toEqual({
+        ok: 1,
+        flaky: 2,
+        bad: 1,
+        gpu: 2,
+        x: 1,
+      });
       expect(calls.flaky[1] - calls.flaky[0]).toBeGreaterThanOrEqual(200); // backed off
       expect(fatal).toBe(1);
       expect(await queue.getJobCounts('failed', 'completed')).toEqual({ failed: 2, completed: 3 });
@@ -82,10 +117,17 @@ describe.skipIf(!program)('batch on a Redis queue (needs redis-server)', () => {
   it('two worker processes drain 50 jobs, none done twice or lost; the collected results equal a local run', async () => {
     const url = `${redis.url}/drain`;
     const jobs = join(tmp, 'drain.jsonl');
-    await writeFile(jobs, jsonl([
-      ...Array.from({ length: 49 }, (_, i) => (i % 10 === 0 ? { id: `q${i}`, prompt: 'What is this?', images: ['ckpt/sample.png'] } : { id: `q${i}`, prompt: `Question ${i}?` })),
-      { id: 'missing', prompt: 'x', images: ['nope.png'] },
-    ]));
+    await writeFile(
+      jobs,
+      jsonl([
+        ...Array.from({ length: 49 }, (_, i) =>
+          i % 10 === 0
+            ? { id: `q${i}`, prompt: 'What is this?', images: ['ckpt/sample.png'] }
+            : { id: `q${i}`, prompt: `Question ${i}?` },
+        ),
+        { id: 'missing', prompt: 'x', images: ['nope.png'] },
+      ]),
+    );
     const workers = [0, 1].map(() => startCli(['worker', '--model', ckpt, '--queue', url]));
     try {
       await waitFor(() => workers.every((w) => /running jobs of/.test(w.out.stderr)), 'both workers to be ready');
@@ -105,7 +147,18 @@ describe.skipIf(!program)('batch on a Redis queue (needs redis-server)', () => {
       for (const w of workers) expect(logged(w, 'done').length, 'both workers took jobs').toBeGreaterThan(0);
 
       const local = join(tmp, 'drain-local.jsonl');
-      const l = await runCli(['batch', '--model', ckpt, '--input', jobs, '--output', local, '--max-new-tokens', '12', ...GREEDY]);
+      const l = await runCli([
+        'batch',
+        '--model',
+        ckpt,
+        '--input',
+        jobs,
+        '--output',
+        local,
+        '--max-new-tokens',
+        '12',
+        ...GREEDY,
+      ]);
       expect(l.code, l.stderr).toBe(5);
       const got = await readResults(collected);
       expect(got).toHaveLength(50);
@@ -118,7 +171,10 @@ describe.skipIf(!program)('batch on a Redis queue (needs redis-server)', () => {
   it('a worker killed mid-job has its job retried by another', async () => {
     const url = `${redis.url}/kill`;
     const jobs = join(tmp, 'kill.jsonl');
-    await writeFile(jobs, jsonl([0, 1].map((i) => ({ id: `k${i}`, prompt: `Long answer ${i}.`, max_new_tokens: 300 }))));
+    await writeFile(
+      jobs,
+      jsonl([0, 1].map((i) => ({ id: `k${i}`, prompt: `Long answer ${i}.`, max_new_tokens: 300 }))),
+    );
     expect((await runCli(['batch', '--queue', url, '--input', jobs, ...GREEDY])).code).toBe(0);
     const a = startCli(['worker', '--model', ckpt, '--queue', url, '--stall-seconds', '2']);
     let b: CliProcess | undefined;

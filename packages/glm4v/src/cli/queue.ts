@@ -6,7 +6,16 @@
 import { type Job, Queue, UnrecoverableError } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { GenerateOptions } from '../glm4v.js';
-import { type JobResult, type JobRunner, type JobSpec, describeError, errorKind, errorResult, jobKey, readJobs } from './jobs.js';
+import {
+  type JobResult,
+  type JobRunner,
+  type JobSpec,
+  describeError,
+  errorKind,
+  errorResult,
+  jobKey,
+  readJobs,
+} from './jobs.js';
 import { ResultsFile } from './results.js';
 import { Tally } from './tally.js';
 import { UsageError } from './usage.js';
@@ -27,9 +36,11 @@ export function parseQueueUrl(url: string, flag = '--queue'): QueueAddress {
   } catch {
     throw bad('not a URL');
   }
-  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') throw bad(`the scheme must be redis: or rediss:, got ${u.protocol}`);
+  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:')
+    throw bad(`the scheme must be redis: or rediss:, got ${u.protocol}`);
   const name = decodeURIComponent(u.pathname.slice(1));
-  if (!/^[\w.-]+$/.test(name)) throw bad(`the queue name (the path) must be letters, digits, '.', '-' or '_', got '${name}'`);
+  if (!/^[\w.-]+$/.test(name))
+    throw bad(`the queue name (the path) must be letters, digits, '.', '-' or '_', got '${name}'`);
   const db = u.searchParams.get('db');
   if (db !== null && !/^\d+$/.test(db)) throw bad(`db must be a number, got '${db}'`);
   const connection = {
@@ -46,7 +57,13 @@ export function parseQueueUrl(url: string, flag = '--queue'): QueueAddress {
 
 /** Fails fast, in one line, when Redis cannot be reached (BullMQ would wait for it forever). */
 export async function checkReachable(addr: QueueAddress): Promise<void> {
-  const probe = new Redis({ ...addr.connection, lazyConnect: true, connectTimeout: 5000, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  const probe = new Redis({
+    ...addr.connection,
+    lazyConnect: true,
+    connectTimeout: 5000,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+  });
   let cause: Error | undefined;
   probe.on('error', (e: Error) => (cause ??= e)); // reported below: it says more than connect()'s rejection
   try {
@@ -71,13 +88,23 @@ export interface EnqueueOptions {
 }
 
 /** Adds the jobs not queued yet; returns how many were added and how many were there already. */
-export async function enqueueJobs(queue: Queue, specs: readonly JobSpec[], o: EnqueueOptions): Promise<{ added: number; existing: number }> {
+export async function enqueueJobs(
+  queue: Queue,
+  specs: readonly JobSpec[],
+  o: EnqueueOptions,
+): Promise<{ added: number; existing: number }> {
   let added = 0;
   for (let i = 0; i < specs.length; i += 500) {
     const chunk = specs.slice(i, i + 500);
     const states = await Promise.all(chunk.map((s) => queue.getJobState(queueJobId(s.id))));
     const fresh = chunk.filter((_, j) => states[j] === 'unknown');
-    const opts = (s: JobSpec) => ({ jobId: queueJobId(s.id), attempts: o.attempts, backoff: { type: 'exponential', delay: o.backoffMs }, removeOnComplete: false, removeOnFail: false });
+    const opts = (s: JobSpec) => ({
+      jobId: queueJobId(s.id),
+      attempts: o.attempts,
+      backoff: { type: 'exponential', delay: o.backoffMs },
+      removeOnComplete: false,
+      removeOnFail: false,
+    });
     await queue.addBulk(fresh.map((s) => ({ name: 'glm4v', data: s, opts: opts(s) })));
     added += fresh.length;
   }
@@ -91,20 +118,27 @@ export async function collectResults(queue: Queue, path: string, pollMs = 500): 
   const results = await ResultsFile.open(path, true);
   try {
     const tally = new Tally(0, results.done);
-    if (results.repairedBytes) tally.note(`batch: ${path}: removed a half-written last line (${results.repairedBytes} bytes); its job is collected again`);
+    if (results.repairedBytes)
+      tally.note(
+        `batch: ${path}: removed a half-written last line (${results.repairedBytes} bytes); its job is collected again`,
+      );
     tally.start();
     const span = { first: Infinity, last: -Infinity };
     for (;;) {
       const counts = await queue.getJobCounts(...PENDING, 'completed', 'failed');
       const pending = PENDING.reduce((n, k) => n + (counts[k] ?? 0), 0);
-      if (pending + counts.completed + counts.failed === 0) throw new UsageError(`queue '${queue.name}' has no jobs: is the name right? (add jobs with --input)`);
+      if (pending + counts.completed + counts.failed === 0)
+        throw new UsageError(`queue '${queue.name}' has no jobs: is the name right? (add jobs with --input)`);
       tally.setTotal(pending + counts.completed + counts.failed);
       for (const state of ['completed', 'failed'] as const) {
         for (const qid of await queue.getRanges([state], 0, -1, true)) {
           if (results.done.has(keyOfQueueJobId(qid))) continue;
           const job = await queue.getJob(qid);
           if (!job) continue;
-          const r = state === 'completed' ? (job.returnvalue as JobResult) : errorResult((job.data as JobSpec).id, parseReason(job.failedReason));
+          const r =
+            state === 'completed'
+              ? (job.returnvalue as JobResult)
+              : errorResult((job.data as JobSpec).id, parseReason(job.failedReason));
           await results.append(r);
           tally.add(r);
           span.first = Math.min(span.first, job.processedOn ?? Infinity);
@@ -132,7 +166,10 @@ function parseReason(reason: string): { code: string; message: string } {
  * no retry); any other failure is retried with back-off; a fatal one (the GPU failed) also calls `onFatal`, so this
  * worker stops taking jobs and the retry goes to another.
  */
-export function jobProcessor(runner: Pick<JobRunner, 'run'>, onFatal: (e: unknown) => void): (job: Job<JobSpec>) => Promise<JobResult> {
+export function jobProcessor(
+  runner: Pick<JobRunner, 'run'>,
+  onFatal: (e: unknown) => void,
+): (job: Job<JobSpec>) => Promise<JobResult> {
   return async (job) => {
     try {
       return await runner.run(job.data);
@@ -146,7 +183,13 @@ export function jobProcessor(runner: Pick<JobRunner, 'run'>, onFatal: (e: unknow
 }
 
 /** `glm4v-run batch --queue URL [--input JOBS.jsonl] [--collect RESULTS.jsonl]`. */
-export async function queueCommand(o: { url: string; input?: string; collect?: string; attempts: number; defaults: GenerateOptions }): Promise<void> {
+export async function queueCommand(o: {
+  url: string;
+  input?: string;
+  collect?: string;
+  attempts: number;
+  defaults: GenerateOptions;
+}): Promise<void> {
   const addr = parseQueueUrl(o.url);
   const specs = o.input ? await readJobs(o.input, o.defaults) : undefined;
   await checkReachable(addr);
@@ -156,13 +199,17 @@ export async function queueCommand(o: { url: string; input?: string; collect?: s
     if (specs) {
       for (const s of specs) if (s.error) process.stderr.write(`batch: ${s.error} (this job will fail)\n`);
       const { added, existing } = await enqueueJobs(queue, specs, { attempts: o.attempts, backoffMs: 10_000 });
-      process.stderr.write(`batch: ${added} jobs added to ${addr.display}${existing ? `, ${existing} already there` : ''}\n`);
+      process.stderr.write(
+        `batch: ${added} jobs added to ${addr.display}${existing ? `, ${existing} already there` : ''}\n`,
+      );
     }
     if (o.collect) await collectResults(queue, o.collect);
     if (!specs && !o.collect) {
       const c = await queue.getJobCounts(...PENDING, 'completed', 'failed');
       const waiting = c.wait + c.prioritized + c.paused + c['waiting-children'];
-      console.log(`${addr.display}: ${waiting} waiting, ${c.active} running, ${c.delayed} waiting to retry, ${c.completed} completed, ${c.failed} failed`);
+      console.log(
+        `${addr.display}: ${waiting} waiting, ${c.active} running, ${c.delayed} waiting to retry, ${c.completed} completed, ${c.failed} failed`,
+      );
     }
   } finally {
     await queue.close();

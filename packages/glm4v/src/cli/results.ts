@@ -25,11 +25,17 @@ export class ResultsFile {
     const file = await open(path, 'a+');
     try {
       const bytes = await file.readFile();
-      if (bytes.length && !resume) throw new UsageError(`${path} already holds results: give --resume to skip the jobs it has, or remove it`);
+      if (bytes.length && !resume)
+        throw new UsageError(`${path} already holds results: give --resume to skip the jobs it has, or remove it`);
       // in bytes: a cut-off line may end inside a UTF-8 character
       const whole = bytes.lastIndexOf(0x0a) + 1;
       if (whole < bytes.length) await file.truncate(whole);
-      return new ResultsFile(file, path, readDone(bytes.subarray(0, whole).toString('utf8'), path), bytes.length - whole);
+      return new ResultsFile(
+        file,
+        path,
+        readDone(bytes.subarray(0, whole).toString('utf8'), path),
+        bytes.length - whole,
+      );
     } catch (e) {
       await file.close();
       throw e;
@@ -58,7 +64,10 @@ function readDone(text: string, path: string): Map<string, boolean> {
     } catch {
       // handled below
     }
-    if (typeof r?.id !== 'string' && typeof r?.id !== 'number') throw new InputError(`${path}:${i + 1}: not a result line (a JSON object with an "id"): is this a glm4v-run batch results file?`);
+    if (typeof r?.id !== 'string' && typeof r?.id !== 'number')
+      throw new InputError(
+        `${path}:${i + 1}: not a result line (a JSON object with an "id"): is this a glm4v-run batch results file?`,
+      );
     done.set(jobKey(r.id), r.error === undefined);
   });
   return done;

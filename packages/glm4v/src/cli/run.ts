@@ -75,24 +75,47 @@ export async function runCommand(argv: string[]): Promise<void> {
     ...(v.video ?? []).map((path): ContentPart => ({ type: 'video', video: path })),
     { type: 'text', text: prompt },
   ];
-  const messages: Message[] = [...(v.system !== undefined ? [{ role: 'system' as const, content: v.system }] : []), { role: 'user', content }];
+  const messages: Message[] = [
+    ...(v.system !== undefined ? [{ role: 'system' as const, content: v.system }] : []),
+    { role: 'user', content },
+  ];
 
-  const open = await openModel(dir, { ...weights, quiet: Boolean(v.json) }, async (processor) => [await processor.prepare({ messages }, options, { nameOf: flagOf })]);
+  const open = await openModel(dir, { ...weights, quiet: Boolean(v.json) }, async (processor) => [
+    await processor.prepare({ messages }, options, { nameOf: flagOf }),
+  ]);
   try {
-    await answer(open.model, open.prompts[0], options, { json: Boolean(v.json), hideThinking: Boolean(v['hide-thinking']) });
+    await answer(open.model, open.prompts[0], options, {
+      json: Boolean(v.json),
+      hideThinking: Boolean(v['hide-thinking']),
+    });
   } finally {
     open.close();
   }
 }
 
 /** Streams the reply (or prints it as JSON at the end), then the stats line on stderr. */
-async function answer(model: Glm4v, request: PreparedPrompt, options: GenerateOptions, out: { json: boolean; hideThinking: boolean }): Promise<void> {
+async function answer(
+  model: Glm4v,
+  request: PreparedPrompt,
+  options: GenerateOptions,
+  out: { json: boolean; hideThinking: boolean },
+): Promise<void> {
   const printer = new ReplyPrinter(process.stdout, { hideThinking: out.hideThinking });
   const result = await model.generateText(request, options, out.json ? undefined : printer.onEvent);
   if (out.json) {
-    console.log(JSON.stringify({ answer: result.answer, thinking: result.thinking, tokens: result.tokens, finish_reason: result.finishReason, stats: result.stats }));
+    console.log(
+      JSON.stringify({
+        answer: result.answer,
+        thinking: result.thinking,
+        tokens: result.tokens,
+        finish_reason: result.finishReason,
+        stats: result.stats,
+      }),
+    );
     return;
   }
   printer.end();
-  process.stderr.write(`\n${statsLine(result.stats, result.finishReason, model.device.adapter.description || model.device.adapter.device)}\n`);
+  process.stderr.write(
+    `\n${statsLine(result.stats, result.finishReason, model.device.adapter.description || model.device.adapter.device)}\n`,
+  );
 }

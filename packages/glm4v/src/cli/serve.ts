@@ -42,7 +42,9 @@ ${MODEL_HELP}
   -h, --help                this text
 
 Defaults of every request (its own fields override them):
-${GENERATION_HELP.split('\n').filter((l) => !l.startsWith('  --context')).join('\n')}
+${GENERATION_HELP.split('\n')
+  .filter((l) => !l.startsWith('  --context'))
+  .join('\n')}
 
 Exit status: 0 after a clean shutdown, 2 usage error, 3 bad model or input, 4 device error.`;
 
@@ -65,9 +67,18 @@ const OPTIONS = {
 } as const;
 
 /** An integer flag in [min, max], or its default; a UsageError naming the flag otherwise. */
-function int(v: string | undefined, name: string, min: number, fallback: number, max = Number.MAX_SAFE_INTEGER): number {
+function int(
+  v: string | undefined,
+  name: string,
+  min: number,
+  fallback: number,
+  max = Number.MAX_SAFE_INTEGER,
+): number {
   const n = v === undefined ? fallback : v.trim() === '' ? NaN : Number(v);
-  if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${name} expects an integer from ${min}${max < Number.MAX_SAFE_INTEGER ? ` to ${max}` : ''}, got '${v}'`);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new UsageError(
+      `--${name} expects an integer from ${min}${max < Number.MAX_SAFE_INTEGER ? ` to ${max}` : ''}, got '${v}'`,
+    );
   return n;
 }
 
@@ -88,16 +99,27 @@ export async function serveCommand(argv: string[]): Promise<void> {
     prefillChunkTokens: v['prefill-chunk'] === undefined ? undefined : int(v['prefill-chunk'], 'prefill-chunk', 1, 0),
     graceMs: 1000 * Number(v['shutdown-timeout'] ?? 30),
   };
-  if (!(flags.graceMs >= 0)) throw new UsageError(`--shutdown-timeout expects seconds ≥ 0, got '${v['shutdown-timeout']}'`);
+  if (!(flags.graceMs >= 0))
+    throw new UsageError(`--shutdown-timeout expects seconds ≥ 0, got '${v['shutdown-timeout']}'`);
   const mediaDir = v['media-dir'] === undefined ? undefined : resolve(v['media-dir']);
-  if (mediaDir && !(await stat(mediaDir).then((s) => s.isDirectory(), () => false))) throw new InputError(`--media-dir ${mediaDir}: no such folder`);
+  if (
+    mediaDir &&
+    !(await stat(mediaDir).then(
+      (s) => s.isDirectory(),
+      () => false,
+    ))
+  )
+    throw new InputError(`--media-dir ${mediaDir}: no such folder`);
   const dir = await modelDir(v);
   let contextLength = 0;
   // the context is checked against the folder's config before the weights load (which can take minutes)
   const open = await openModel(dir, weights, async (processor) => {
     const maxPos = processor.config.text.maxPositionEmbeddings;
     contextLength = context ?? Math.min(8192, maxPos);
-    if (contextLength < 2 || contextLength > maxPos) throw new UsageError(`--context expects an integer from 2 to ${maxPos} (max_position_embeddings), got '${context}'`);
+    if (contextLength < 2 || contextLength > maxPos)
+      throw new UsageError(
+        `--context expects an integer from 2 to ${maxPos} (max_position_embeddings), got '${context}'`,
+      );
     return [];
   });
   const modelId = v['model-name'] ?? (v.demo ? 'glm4v-demo' : basename(resolve(dir)));
@@ -121,7 +143,9 @@ export async function serveCommand(argv: string[]): Promise<void> {
     open.close();
     throw e;
   }
-  process.stderr.write(`glm4v-run serve: listening on ${server.url} (model '${modelId}', max batch ${server.maxBatch}, context ${server.contextLength})\n`);
+  process.stderr.write(
+    `glm4v-run serve: listening on ${server.url} (model '${modelId}', max batch ${server.maxBatch}, context ${server.contextLength})\n`,
+  );
   await untilSignal((signal) => {
     process.stderr.write(`glm4v-run serve: ${signal}: shutting down\n`);
     return server.shutdown(flags.graceMs);

@@ -66,9 +66,17 @@ export class Tally {
     const failed = this.failed + this.earlierFailed;
     const before = this.earlier.size ? `; ${this.earlier.size} done in an earlier run` : '';
     const batch = meanBatch ? `, ${meanBatch.toFixed(2)} jobs a decode step` : '';
-    const rates = this.ok + this.failed ? ` in ${s.toFixed(1)} s (${((this.ok + this.failed) / s).toFixed(2)} jobs/s, ${(this.tokens / s).toFixed(1)} tok/s${batch})` : '';
-    this.out.write(`batch: ${this.total} jobs: ${this.total - failed - this.pending()} ok, ${failed} failed${this.pending() ? `, ${this.pending()} not run` : ''}${before}; this run ${this.ok + this.failed}${rates} → ${output}\n`);
-    if (failed) throw new JobsFailedError(`${failed} of ${this.total} jobs failed: see the "error" field of their lines in ${output}`);
+    const rates =
+      this.ok + this.failed
+        ? ` in ${s.toFixed(1)} s (${((this.ok + this.failed) / s).toFixed(2)} jobs/s, ${(this.tokens / s).toFixed(1)} tok/s${batch})`
+        : '';
+    this.out.write(
+      `batch: ${this.total} jobs: ${this.total - failed - this.pending()} ok, ${failed} failed${this.pending() ? `, ${this.pending()} not run` : ''}${before}; this run ${this.ok + this.failed}${rates} → ${output}\n`,
+    );
+    if (failed)
+      throw new JobsFailedError(
+        `${failed} of ${this.total} jobs failed: see the "error" field of their lines in ${output}`,
+      );
   }
 
   private pending(): number {
@@ -77,6 +85,12 @@ export class Tally {
 
   private draw(): void {
     const ran = this.ok + this.failed;
-    this.bar?.jobs({ done: this.earlier.size + ran, total: this.total, failed: this.failed + this.earlierFailed, ran, tokens: this.tokens });
+    this.bar?.jobs({
+      done: this.earlier.size + ran,
+      total: this.total,
+      failed: this.failed + this.earlierFailed,
+      ran,
+      tokens: this.tokens,
+    });
   }
 }

@@ -18,7 +18,9 @@ type Options = NonNullable<ParseArgsConfig['options']>;
  * UsageError.
  */
 export function parseFlags<O extends Options, P extends boolean = false>(
-  argv: string[], options: O, allowPositionals?: P,
+  argv: string[],
+  options: O,
+  allowPositionals?: P,
 ): ReturnType<typeof parseArgs<{ options: O; allowPositionals: P }>> {
   try {
     return parseArgs({ args: argv, options, allowPositionals: allowPositionals ?? (false as P) });
@@ -30,6 +32,7 @@ export function parseFlags<O extends Options, P extends boolean = false>(
 /** The value of a --quant-like flag: a known format, or undefined when absent. */
 export function quantFlag(value: string | undefined, flag: string): QuantFormat | undefined {
   if (value === undefined) return undefined;
-  if (!isQuantFormat(value)) throw new UsageError(`${flag} expects ${Object.keys(QUANT_FORMATS).join(' or ')}, got '${value}'`);
+  if (!isQuantFormat(value))
+    throw new UsageError(`${flag} expects ${Object.keys(QUANT_FORMATS).join(' or ')}, got '${value}'`);
   return value;
 }

@@ -44,7 +44,8 @@ const OPTIONS = {
 function positive(v: string | undefined, flag: string, integer: boolean): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (v.trim() === '' || !(n > 0) || (integer && !Number.isInteger(n))) throw new UsageError(`${flag} expects ${integer ? 'an integer ≥ 1' : 'a number > 0'}, got '${v}'`);
+  if (v.trim() === '' || !(n > 0) || (integer && !Number.isInteger(n)))
+    throw new UsageError(`${flag} expects ${integer ? 'an integer ≥ 1' : 'a number > 0'}, got '${v}'`);
   return n;
 }
 
@@ -66,13 +67,19 @@ export async function workerCommand(argv: string[]): Promise<void> {
   // --context is checked against the folder's config before the weights load
   const { model, close } = await openModel(values.model, weights, async (processor) => {
     const maxPos = processor.config.text.maxPositionEmbeddings;
-    if (context !== undefined && context > maxPos) throw new UsageError(`--context expects an integer up to ${maxPos} (max_position_embeddings), got ${context}`);
+    if (context !== undefined && context > maxPos)
+      throw new UsageError(`--context expects an integer up to ${maxPos} (max_position_embeddings), got ${context}`);
     return [];
   });
   try {
     const runner = await JobRunner.create(model, { maxBatch, contextLength: context });
     try {
-      await serve(addr, runner, { concurrency: concurrency ?? runner.slots, stallMs }, `${model.device.adapter.description || model.device.adapter.device}`);
+      await serve(
+        addr,
+        runner,
+        { concurrency: concurrency ?? runner.slots, stallMs },
+        `${model.device.adapter.description || model.device.adapter.device}`,
+      );
     } finally {
       await runner.close();
     }
@@ -82,7 +89,12 @@ export async function workerCommand(argv: string[]): Promise<void> {
 }
 
 /** Runs the queue's jobs until a signal or a fatal error (rethrown after the worker has closed). */
-async function serve(addr: QueueAddress, runner: JobRunner, o: { concurrency: number; stallMs: number }, adapter: string): Promise<void> {
+async function serve(
+  addr: QueueAddress,
+  runner: JobRunner,
+  o: { concurrency: number; stallMs: number },
+  adapter: string,
+): Promise<void> {
   const me = `worker ${hostname()}:${process.pid}`;
   const log = (line: string) => process.stderr.write(`${me}: ${line}\n`);
   let fatal: unknown;
@@ -108,7 +120,11 @@ async function serve(addr: QueueAddress, runner: JobRunner, o: { concurrency: nu
   let lastError = '';
   worker.on('error', (e) => e.message !== lastError && log(`error: ${(lastError = e.message)}`));
   worker.on('active', (job) => log(`${name(job)} started (try ${job.attemptsMade + 1})`));
-  worker.on('completed', (job, r) => log(`${name(job)} done: ${r.usage?.completion_tokens} tokens, ${((job.finishedOn! - job.processedOn!) / 1000).toFixed(2)} s`));
+  worker.on('completed', (job, r) =>
+    log(
+      `${name(job)} done: ${r.usage?.completion_tokens} tokens, ${((job.finishedOn! - job.processedOn!) / 1000).toFixed(2)} s`,
+    ),
+  );
   worker.on('failed', (job, e) => {
     if (!job) return;
     const final = e.name === 'UnrecoverableError' || job.attemptsMade >= (job.opts.attempts ?? 1);

@@ -19,10 +19,14 @@ export class HttpFolder implements ModelFolder {
   private readonly base: URL;
 
   /** `base` may be relative to the page (`./models/glm/`); a missing final slash is added. */
-  constructor(base: string | URL, private readonly opts: HttpFolderOptions = {}) {
+  constructor(
+    base: string | URL,
+    private readonly opts: HttpFolderOptions = {},
+  ) {
     const href = typeof base === 'string' ? base : base.href;
     const page = (globalThis as { location?: { href?: string } }).location?.href;
-    if (!URL.canParse(href, page)) throw new InputError(`'${href}' is not a URL${page ? '' : ' (outside a page it must be absolute)'}`);
+    if (!URL.canParse(href, page))
+      throw new InputError(`'${href}' is not a URL${page ? '' : ' (outside a page it must be absolute)'}`);
     this.base = new URL(href.endsWith('/') ? href : `${href}/`, page);
     this.location = this.base.href;
   }
@@ -48,7 +52,10 @@ async function request(url: string, opts: HttpFolderOptions, headers: Record<str
   try {
     return await (opts.fetch ?? fetch)(url, { headers: { ...opts.headers, ...headers } });
   } catch (e) {
-    throw new Error(`request failed (${(e as Error).message}): is the server at ${new URL(url).origin} reachable, and does it allow this origin (CORS)?`, { cause: e });
+    throw new Error(
+      `request failed (${(e as Error).message}): is the server at ${new URL(url).origin} reachable, and does it allow this origin (CORS)?`,
+      { cause: e },
+    );
   }
 }
 
@@ -71,12 +78,16 @@ export class HttpFile implements FileSource {
     await res.body?.cancel().catch(() => undefined);
     if (res.status === 404) return undefined;
     if (res.status === 200) {
-      throw new Error('the server ignores HTTP Range requests (it answered 200 instead of 206): serve the model from a server that supports them');
+      throw new Error(
+        'the server ignores HTTP Range requests (it answered 200 instead of 206): serve the model from a server that supports them',
+      );
     }
     if (res.status !== 206 && res.status !== 416) throw new Error(`HTTP ${res.status} ${res.statusText}`.trim());
     const size = totalSize(res);
     if (size === undefined) {
-      throw new Error('the response has no readable Content-Range header (cross-origin servers must list it in Access-Control-Expose-Headers)');
+      throw new Error(
+        'the response has no readable Content-Range header (cross-origin servers must list it in Access-Control-Expose-Headers)',
+      );
     }
     if (!Number.isSafeInteger(size)) throw new Error(`file size ${size} is beyond 2^53 bytes`);
     return new HttpFile(url, size, opts);

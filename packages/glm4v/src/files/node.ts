@@ -60,7 +60,9 @@ export class NodeFolder implements ModelFolder {
       throw e;
     }
     if (!roots.some((r) => target === r || target.startsWith(r.endsWith(sep) ? r : r + sep))) {
-      throw new Error(`resolves to ${target}, outside the model folder ${this.location} (a link pointing outside is refused)`);
+      throw new Error(
+        `resolves to ${target}, outside the model folder ${this.location} (a link pointing outside is refused)`,
+      );
     }
     return openFile(this.path(name));
   }

@@ -24,7 +24,17 @@ afterAll(async () => {
 });
 
 const ask = (text: string, image = false): GenerateRequest => ({
-  messages: [{ role: 'user', content: image ? [{ type: 'image', image: { path: join(dir, 'sample.png') } }, { type: 'text', text }] : text }],
+  messages: [
+    {
+      role: 'user',
+      content: image
+        ? [
+            { type: 'image', image: { path: join(dir, 'sample.png') } },
+            { type: 'text', text },
+          ]
+        : text,
+    },
+  ],
 });
 
 async function tokensOf(events: AsyncIterable<GenerateEvent>): Promise<{ tokens: number[]; finish: string }> {
@@ -42,7 +52,10 @@ async function tokensOf(events: AsyncIterable<GenerateEvent>): Promise<{ tokens:
 const jobs = (): { request: GenerateRequest; options: GenerateOptions }[] => [
   { request: ask('What is in the picture?', true), options: { temperature: 0, maxNewTokens: 20, ignoreEos: true } },
   { request: ask('Hello'), options: { temperature: 0, repetitionPenalty: 1, maxNewTokens: 24, ignoreEos: true } },
-  { request: ask('Count to ten, please, and then say why.'), options: { temperature: 0.9, topK: 20, topP: 0.9, seed: 5, maxNewTokens: 16, ignoreEos: true } },
+  {
+    request: ask('Count to ten, please, and then say why.'),
+    options: { temperature: 0.9, topK: 20, topP: 0.9, seed: 5, maxNewTokens: 16, ignoreEos: true },
+  },
   { request: ask('你好'), options: { temperature: 0, maxNewTokens: 12, ignoreEos: true } },
 ];
 
@@ -81,7 +94,7 @@ describe('Batcher', () => {
     }
   });
 
-  it('generateBatch returns each request\'s reply, as alone', async () => {
+  it("generateBatch returns each request's reply, as alone", async () => {
     const JOBS = jobs();
     const alone = await model.generateText(JOBS[1].request, JOBS[1].options);
     const [a, b] = await model.generateBatch([JOBS[1], JOBS[3]]);
@@ -95,7 +108,8 @@ describe('Batcher', () => {
     try {
       const tokens: number[] = [];
       const running = (async () => {
-        for await (const ev of batcher.submit(ask('Hi'), { temperature: 0, maxNewTokens: 200, ignoreEos: true })) if (ev.type === 'token') tokens.push(performance.now());
+        for await (const ev of batcher.submit(ask('Hi'), { temperature: 0, maxNewTokens: 200, ignoreEos: true }))
+          if (ev.type === 'token') tokens.push(performance.now());
       })();
       while (tokens.length < 2) await new Promise((r) => setTimeout(r, 5));
       const long = batcher.submit(ask('word '.repeat(150)), { temperature: 0, maxNewTokens: 2, ignoreEos: true }); // ~450 tokens
@@ -129,7 +143,9 @@ describe('Batcher', () => {
   it('refuses a prompt past the context at submit; ends what is queued as an abort on close; returns the pool', async () => {
     const before = model.device.pool.stats.bytesInUse;
     const batcher = await model.batcher({ maxBatch: 2, contextLength: 16 });
-    await expect(batcher.submit(ask('What is in the picture?', true)).accepted).rejects.toBeInstanceOf(ContextOverflowError);
+    await expect(batcher.submit(ask('What is in the picture?', true)).accepted).rejects.toBeInstanceOf(
+      ContextOverflowError,
+    );
     const pending = tokensOf(batcher.submit(ask('Hi'), { temperature: 0, maxNewTokens: 10, ignoreEos: true }));
     await batcher.close();
     expect(['abort', 'length']).toContain((await pending).finish);

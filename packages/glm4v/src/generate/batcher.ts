@@ -111,16 +111,29 @@ export class Batcher {
     const maxBatch = opts.maxBatch ?? 8;
     const maxPos = host.model.config.text.maxPositionEmbeddings;
     const context = opts.contextLength ?? maxPos;
-    if (!Number.isInteger(maxBatch) || maxBatch < 1) throw new InputError(`maxBatch is ${maxBatch}; expected an integer ≥ 1`);
-    if (!Number.isInteger(context) || context < 2 || context > maxPos) throw new InputError(`contextLength is ${context}; expected an integer from 2 to ${maxPos} (max_position_embeddings)`);
-    const chunk = opts.prefillChunkTokens ?? (maxBatch > 1 ? Math.min(DEFAULT_PREFILL_CHUNK, host.model.defaultChunkTokens()) : undefined);
-    if (chunk !== undefined && (!Number.isInteger(chunk) || chunk < 1)) throw new InputError(`prefillChunkTokens is ${chunk}; expected an integer ≥ 1`);
+    if (!Number.isInteger(maxBatch) || maxBatch < 1)
+      throw new InputError(`maxBatch is ${maxBatch}; expected an integer ≥ 1`);
+    if (!Number.isInteger(context) || context < 2 || context > maxPos)
+      throw new InputError(
+        `contextLength is ${context}; expected an integer from 2 to ${maxPos} (max_position_embeddings)`,
+      );
+    const chunk =
+      opts.prefillChunkTokens ??
+      (maxBatch > 1 ? Math.min(DEFAULT_PREFILL_CHUNK, host.model.defaultChunkTokens()) : undefined);
+    if (chunk !== undefined && (!Number.isInteger(chunk) || chunk < 1))
+      throw new InputError(`prefillChunkTokens is ${chunk}; expected an integer ≥ 1`);
     const pool = await host.model.createPool(maxBatch, context, opts.kvCacheDType ?? host.kvCacheDType);
     return new Batcher(host, pool, chunk, true);
   }
 
   get stats(): BatcherStats {
-    return { maxBatch: this.maxBatch, contextLength: this.contextLength, waiting: this.waiting.length, active: this.prefilling.length + this.running.length, ...this.counts };
+    return {
+      maxBatch: this.maxBatch,
+      contextLength: this.contextLength,
+      waiting: this.waiting.length,
+      active: this.prefilling.length + this.running.length,
+      ...this.counts,
+    };
   }
 
   /** Prepares and checks the request's prompt, then queues it; its events stream as it decodes with the others. */
@@ -132,7 +145,8 @@ export class Batcher {
       const opt = resolveOptions(this.host.processor.generation, options);
       const prompt = await this.host.prepare(request, options);
       if (cancelled || options.signal?.aborted) throw new AbortError('the request was cancelled');
-      if (this.closed || this.host.disposal.signal.aborted) throw new AbortError('the batcher was closed while the request was being prepared');
+      if (this.closed || this.host.disposal.signal.aborted)
+        throw new AbortError('the batcher was closed while the request was being prepared');
       seq = this.enqueue({ input: prompt.input(), promptIds: prompt.ids, opt, record, signal: options.signal });
       return { promptTokens: prompt.ids.length };
     })();
@@ -164,11 +178,14 @@ export class Batcher {
   enqueue(job: Job): Sequence {
     if (this.closed || this.host.disposal.signal.aborted) throw new InputError('this batcher has been closed');
     const s = job.session;
-    if (s && s.pool !== this.pool) throw new InputError(`session in slot ${s.slot} belongs to another KV pool than this batcher`);
+    if (s && s.pool !== this.pool)
+      throw new InputError(`session in slot ${s.slot} belongs to another KV pool than this batcher`);
     const room = s ? s.capacity - s.length : this.contextLength;
     const prompt = job.input.ids.length;
     if (prompt >= room) {
-      throw new ContextOverflowError(`the prompt has ${prompt} tokens; the context holds ${room}${s ? ' more' : ''}, leaving no room to answer`);
+      throw new ContextOverflowError(
+        `the prompt has ${prompt} tokens; the context holds ${room}${s ? ' more' : ''}, leaving no room to answer`,
+      );
     }
     const seq = new Sequence(job, this.host.processor.tokenizer, this.eos, (q) => this.cancel(q));
     this.waiting.push(seq);
@@ -227,7 +244,8 @@ export class Batcher {
         const stepped = await this.decodeStep();
         // one decode step stays in flight; with none submitted now, everything is read
         while (this.inflight.length > (stepped ? 1 : 0)) await this.receive(this.inflight.shift()!);
-        if (!prefilled && !stepped && this.inflight.length === 0 && !this.kicked && !this.closed) await new Promise<void>((r) => (this.wake = r));
+        if (!prefilled && !stepped && this.inflight.length === 0 && !this.kicked && !this.closed)
+          await new Promise<void>((r) => (this.wake = r));
       } catch (e) {
         this.failAll(e);
       }

@@ -39,7 +39,8 @@ export class ConversationCache {
       this.session = await this.model.createSession(capacity, this.dtype);
     } else {
       this.session.length = cached;
-      if (this.session.capacity < capacity) this.session = await this.session.grow(Math.min(Math.max(capacity, 2 * this.session.capacity), limit));
+      if (this.session.capacity < capacity)
+        this.session = await this.session.grow(Math.min(Math.max(capacity, 2 * this.session.capacity), limit));
     }
     this.session.ropeDelta = ropeDeltaAt(prompt, cached, this.model);
     return input;

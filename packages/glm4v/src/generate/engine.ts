@@ -40,9 +40,15 @@ export class Engine {
    * Runs `body` as this model's one reply in progress, with a signal that the caller's signal and dispose() both
    * abort; a failure after dispose() (which frees the GPU under the reply) ends it as an abort; then `done`.
    */
-  async *reply(options: GenerateOptions, body: (signal: AbortSignal, record: TurnRecord) => AsyncGenerator<GenerateEvent>): AsyncGenerator<GenerateEvent> {
+  async *reply(
+    options: GenerateOptions,
+    body: (signal: AbortSignal, record: TurnRecord) => AsyncGenerator<GenerateEvent>,
+  ): AsyncGenerator<GenerateEvent> {
     if (this.disposal.signal.aborted) throw new InputError('this model has been disposed');
-    if (this.busy) throw new InputError('this model is already generating; wait for the other generate() to finish, or use batcher()');
+    if (this.busy)
+      throw new InputError(
+        'this model is already generating; wait for the other generate() to finish, or use batcher()',
+      );
     this.busy = true;
     try {
       const record = new TurnRecord();

@@ -47,7 +47,8 @@ export class EventQueue<T> implements AsyncIterableIterator<T> {
 
   next(): Promise<IteratorResult<T>> {
     if (this.items.length) return Promise.resolve({ value: this.items.shift()!, done: false });
-    if (this.closed) return this.closed.failed ? Promise.reject(this.closed.error) : Promise.resolve({ value: undefined, done: true });
+    if (this.closed)
+      return this.closed.failed ? Promise.reject(this.closed.error) : Promise.resolve({ value: undefined, done: true });
     if (this.cancelled) return Promise.resolve({ value: undefined, done: true });
     return new Promise((resolve, reject) => (this.waiter = { resolve, reject }));
   }

@@ -39,8 +39,17 @@ export interface GenerateResult {
 }
 
 /** Runs a stream of events to the end and collects the reply; `onEvent` sees every event as it comes. */
-export async function collect(events: AsyncIterable<GenerateEvent>, onEvent?: (ev: GenerateEvent) => void): Promise<GenerateResult> {
-  const out: GenerateResult = { thinking: '', answer: '', tokens: [], finishReason: 'length', stats: undefined as never };
+export async function collect(
+  events: AsyncIterable<GenerateEvent>,
+  onEvent?: (ev: GenerateEvent) => void,
+): Promise<GenerateResult> {
+  const out: GenerateResult = {
+    thinking: '',
+    answer: '',
+    tokens: [],
+    finishReason: 'length',
+    stats: undefined as never,
+  };
   for await (const ev of events) {
     onEvent?.(ev);
     if (ev.type === 'token') out.tokens.push(ev.id);

@@ -60,7 +60,10 @@ type NumericOption = Exclude<keyof GenerateOptions, 'signal' | 'stop' | 'showSpe
 const RULES: Readonly<Record<NumericOption, [(v: number) => boolean, string]>> = {
   maxNewTokens: [(v) => Number.isInteger(v) && v >= 1, 'an integer ≥ 1'],
   temperature: [(v) => Number.isFinite(v) && v >= 0, 'a number ≥ 0'],
-  topK: [(v) => Number.isInteger(v) && v >= 0 && v <= SAMPLING_LIMITS.maxTopK, `an integer from 0 to ${SAMPLING_LIMITS.maxTopK}`],
+  topK: [
+    (v) => Number.isInteger(v) && v >= 0 && v <= SAMPLING_LIMITS.maxTopK,
+    `an integer from 0 to ${SAMPLING_LIMITS.maxTopK}`,
+  ],
   topP: [(v) => v > 0 && v <= 1, 'a number in (0, 1]'],
   repetitionPenalty: [(v) => Number.isFinite(v) && v > 0, 'a number > 0'],
   seed: [(v) => Number.isInteger(v) && v >= 0 && v < 2 ** 32, 'an integer in [0, 2^32)'],
@@ -72,21 +75,27 @@ const RULES: Readonly<Record<NumericOption, [(v: number) => boolean, string]>> =
 };
 
 /** Checks every given option; `nameOf` names it in the message (the CLI passes its flag names). */
-export function checkOptions(o: GenerateOptions, nameOf: (option: keyof GenerateOptions) => string = (k) => `option ${k}`): void {
+export function checkOptions(
+  o: GenerateOptions,
+  nameOf: (option: keyof GenerateOptions) => string = (k) => `option ${k}`,
+): void {
   for (const [k, [ok, what]] of Object.entries(RULES) as [NumericOption, [(v: number) => boolean, string]][]) {
     const v = o[k];
-    if (v !== undefined && (typeof v !== 'number' || !ok(v))) throw new InputError(`${nameOf(k)} = ${v}: expected ${what}`);
+    if (v !== undefined && (typeof v !== 'number' || !ok(v)))
+      throw new InputError(`${nameOf(k)} = ${v}: expected ${what}`);
   }
   if (o.minPixels !== undefined && o.maxPixels !== undefined && o.minPixels > o.maxPixels) {
     throw new InputError(`${nameOf('minPixels')} = ${o.minPixels} is above ${nameOf('maxPixels')} = ${o.maxPixels}`);
   }
   for (const k of ['showSpecial', 'ignoreEos'] as const) {
-    if (o[k] !== undefined && typeof o[k] !== 'boolean') throw new InputError(`${nameOf(k)} = ${JSON.stringify(o[k])}: expected true or false`);
+    if (o[k] !== undefined && typeof o[k] !== 'boolean')
+      throw new InputError(`${nameOf(k)} = ${JSON.stringify(o[k])}: expected true or false`);
   }
   if (o.stop !== undefined) {
     if (!Array.isArray(o.stop)) throw new InputError(`${nameOf('stop')}: expected an array of strings`);
     o.stop.forEach((s, i) => {
-      if (typeof s !== 'string' || s.length === 0) throw new InputError(`${nameOf('stop')}[${i}] = ${JSON.stringify(s)}: expected a non-empty string`);
+      if (typeof s !== 'string' || s.length === 0)
+        throw new InputError(`${nameOf('stop')}[${i}] = ${JSON.stringify(s)}: expected a non-empty string`);
     });
   }
 }
@@ -98,7 +107,22 @@ export function resolveOptions(gen: GenerationConfig, o: GenerateOptions): Resol
   const repetitionPenalty = o.repetitionPenalty ?? gen.repetitionPenalty ?? 1;
   const seed = o.seed ?? Math.floor(Math.random() * 2 ** 32);
   const maxNewTokens = o.maxNewTokens ?? gen.maxNewTokens ?? 8192;
-  const common = { maxNewTokens, seed, stop: [...(o.stop ?? [])], showSpecial: o.showSpecial === true, ignoreEos: o.ignoreEos === true };
+  const common = {
+    maxNewTokens,
+    seed,
+    stop: [...(o.stop ?? [])],
+    showSpecial: o.showSpecial === true,
+    ignoreEos: o.ignoreEos === true,
+  };
   if (temperature === 0 && repetitionPenalty === 1) return common;
-  return { sampling: { temperature, topK: o.topK ?? gen.topK ?? (sampled ? 50 : 0), topP: o.topP ?? gen.topP ?? 1, repetitionPenalty, seed }, ...common };
+  return {
+    sampling: {
+      temperature,
+      topK: o.topK ?? gen.topK ?? (sampled ? 50 : 0),
+      topP: o.topP ?? gen.topP ?? 1,
+      repetitionPenalty,
+      seed,
+    },
+    ...common,
+  };
 }

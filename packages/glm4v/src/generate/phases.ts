@@ -12,7 +12,12 @@ export interface PhasedText {
   phase: Phase;
 }
 
-const TAGS: Readonly<Record<string, Phase>> = { '<think>': 'thinking', '</think>': 'answer', '<answer>': 'answer', '</answer>': 'answer' };
+const TAGS: Readonly<Record<string, Phase>> = {
+  '<think>': 'thinking',
+  '</think>': 'answer',
+  '<answer>': 'answer',
+  '</answer>': 'answer',
+};
 export const BOX_MARKERS: readonly string[] = ['<|begin_of_box|>', '<|end_of_box|>'];
 
 export class PhaseSplitter {

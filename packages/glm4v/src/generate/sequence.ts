@@ -75,7 +75,9 @@ export class Sequence {
   /** Whether a decode step may be submitted for it: a token still wanted, room in its cache. */
   get wantsStep(): boolean {
     const s = this.session;
-    return this.state === 'running' && s !== undefined && this.submitted < this.opt.maxNewTokens && s.length < s.capacity;
+    return (
+      this.state === 'running' && s !== undefined && this.submitted < this.opt.maxNewTokens && s.length < s.capacity
+    );
   }
 
   /** A token read back; ends the sequence on a stop token or string, or at its limit. */

@@ -26,7 +26,10 @@ describe('Glm4vModel.encodeVision', () => {
   it('gives the same embeddings when the images run in separate batches, and refuses an image that cannot fit', async () => {
     const { images } = await readLogitsInputs(join(FIXTURES, 'case-b_image.safetensors'));
     const [t, h, w] = images!.grids[0];
-    const two = { pixelValues: Float32Array.from([...images!.pixelValues, ...images!.pixelValues.map((v) => -v)]), grids: [images!.grids[0], [t, h, w]] as [number, number, number][] };
+    const two = {
+      pixelValues: Float32Array.from([...images!.pixelValues, ...images!.pixelValues.map((v) => -v)]),
+      grids: [images!.grids[0], [t, h, w]] as [number, number, number][],
+    };
     const together = await model.encodeVision(two);
     // room for one image's widest activation (the merger's inner width per patch here), not two
     const v = model.config.vision;
@@ -52,7 +55,12 @@ describe('Glm4vModel.encodeVision', () => {
     (await model.encodeVision(two, h * w * 4 * 1176, apart)).dispose(); // one image per batch
     const c = model.config.vision;
     const D = c.hiddenSize;
-    const valuesPerPatch = { vision_patch_embed: D, vision_embeddings: D, vision_block0: D, vision_downsample: c.outHiddenSize / 4 };
+    const valuesPerPatch = {
+      vision_patch_embed: D,
+      vision_embeddings: D,
+      vision_block0: D,
+      vision_downsample: c.outHiddenSize / 4,
+    };
     for (const [name, n] of Object.entries(valuesPerPatch)) {
       expect(whole[name].length, name).toBe(2 * h * w * n);
       expect(Array.from(apart[name]), name).toEqual(Array.from(whole[name]));
@@ -66,7 +74,9 @@ describe('Glm4vModel.encodeVision', () => {
     const coords = await Tensor.fromArray(device, 'i32', [512, 2], layout.coords);
     const run = async (maxBindingBytes: number) => {
       const g = new Graph(device);
-      const out = g.keep(model.vision.forward(g, { pixels, patchInfo: info, coords, segments: layout.segments, maxBindingBytes }));
+      const out = g.keep(
+        model.vision.forward(g, { pixels, patchInfo: info, coords, segments: layout.segments, maxBindingBytes }),
+      );
       await g.run();
       const r = await out.read();
       g.dispose();
@@ -81,11 +91,17 @@ describe('Glm4vModel.encodeVision', () => {
 
   it('refuses pixel values that disagree with the grids, and placeholder counts that disagree with the images', async () => {
     const input = await readLogitsInputs(join(FIXTURES, 'case-b_image.safetensors'));
-    await expect(model.encodeVision({ pixelValues: input.images!.pixelValues.subarray(1176), grids: input.images!.grids })).rejects.toBeInstanceOf(InputError);
+    await expect(
+      model.encodeVision({ pixelValues: input.images!.pixelValues.subarray(1176), grids: input.images!.grids }),
+    ).rejects.toBeInstanceOf(InputError);
     const session = await model.createSession(64);
     const ids = input.ids.filter((id, i) => !(id === model.config.tokens.image && i === 6)); // one placeholder short
-    await expect(model.prefill(session, { ...input, ids: Int32Array.from(ids) })).rejects.toThrow(/5 image placeholder tokens.*give 6/);
-    await expect(model.prefill(session, { ids: Int32Array.from([1, 2, 9999]) })).rejects.toThrow(/9999 at 2 is outside the vocabulary/);
+    await expect(model.prefill(session, { ...input, ids: Int32Array.from(ids) })).rejects.toThrow(
+      /5 image placeholder tokens.*give 6/,
+    );
+    await expect(model.prefill(session, { ids: Int32Array.from([1, 2, 9999]) })).rejects.toThrow(
+      /9999 at 2 is outside the vocabulary/,
+    );
     session.dispose();
   });
 });
@@ -133,10 +149,12 @@ describe('loadModel', () => {
     const { writeSafetensors } = await import('../checkpoint/writer.js');
     const src = join(FIXTURES, 'tiny-glm4v-f32');
     const dir = await mkdtemp(join(tmpdir(), 'glm4v-extra-'));
-    for (const f of ['config.json', 'generation_config.json', 'preprocessor_config.json']) await copyFile(join(src, f), join(dir, f));
+    for (const f of ['config.json', 'generation_config.json', 'preprocessor_config.json'])
+      await copyFile(join(src, f), join(dir, f));
     const file = await SafetensorsFile.open(join(src, 'model.safetensors'));
     const tensors = [];
-    for (const info of file.tensors.values()) tensors.push({ name: info.name, dtype: info.dtype, shape: info.shape, data: await file.read(info) });
+    for (const info of file.tensors.values())
+      tensors.push({ name: info.name, dtype: info.dtype, shape: info.shape, data: await file.read(info) });
     await file.close();
     tensors.push({ name: 'model.visual.extra.weight', dtype: 'F32' as const, shape: [4], data: new Uint8Array(16) });
     await writeSafetensors(join(dir, 'model.safetensors'), tensors);
@@ -147,13 +165,17 @@ describe('loadModel', () => {
   });
 });
 
-describe('f16 matrices (the tensor-core matmul\'s weights, forced here)', () => {
+describe("f16 matrices (the tensor-core matmul's weights, forced here)", () => {
   it('keep the bf16 conformance case within tolerance, with the same greedy tokens', async () => {
     const { SafetensorsFile } = await import('../checkpoint/safetensors.js');
     const file = join(FIXTURES, 'case-d_bf16_image.safetensors');
     const m = (await loadModel(join(FIXTURES, 'tiny-glm4v-bf16'), device, { f16Matrices: true })).model;
     try {
-      expect([m.text.layers[0].gateUpProj, m.vision.blocks[0].q, m.text.lmHead].map((w) => (w instanceof ChunkedTensor ? w.dtype : 'quantised'))).toEqual(['f16', 'f16', 'f16']);
+      expect(
+        [m.text.layers[0].gateUpProj, m.vision.blocks[0].q, m.text.lmHead].map((w) =>
+          w instanceof ChunkedTensor ? w.dtype : 'quantised',
+        ),
+      ).toEqual(['f16', 'f16', 'f16']);
       const got = await computeLogits(m, await readLogitsInputs(file), { greedy: 8 });
       const dump = await SafetensorsFile.open(file);
       const bytes = async (name: string) => {
@@ -173,14 +195,15 @@ describe('f16 matrices (the tensor-core matmul\'s weights, forced here)', () => 
     }
   });
 
-  it('refuse a checkpoint value beyond f16\'s range, naming the tensor, and free everything', async () => {
+  it("refuse a checkpoint value beyond f16's range, naming the tensor, and free everything", async () => {
     const { mkdtemp, copyFile, rm } = await import('node:fs/promises');
     const { tmpdir } = await import('node:os');
     const { SafetensorsFile } = await import('../checkpoint/safetensors.js');
     const { writeSafetensors } = await import('../checkpoint/writer.js');
     const src = join(FIXTURES, 'tiny-glm4v-bf16');
     const dir = await mkdtemp(join(tmpdir(), 'glm4v-f16-'));
-    for (const f of ['config.json', 'generation_config.json', 'preprocessor_config.json']) await copyFile(join(src, f), join(dir, f));
+    for (const f of ['config.json', 'generation_config.json', 'preprocessor_config.json'])
+      await copyFile(join(src, f), join(dir, f));
     const file = await SafetensorsFile.open(join(src, 'model.safetensors'));
     const tensors = [];
     const key = 'model.language_model.layers.0.mlp.down_proj.weight';
@@ -194,7 +217,9 @@ describe('f16 matrices (the tensor-core matmul\'s weights, forced here)', () => 
     const before = device.pool.stats.bytesInUse;
     const err = await loadModel(dir, device, { f16Matrices: true }).catch((e) => e);
     expect(err).toBeInstanceOf(CheckpointError);
-    expect(err.message).toMatch(/tensor 'model\.language_model\.layers\.0\.mlp\.down_proj\.weight': 1 value\(s\) beyond f16's range/);
+    expect(err.message).toMatch(
+      /tensor 'model\.language_model\.layers\.0\.mlp\.down_proj\.weight': 1 value\(s\) beyond f16's range/,
+    );
     expect(device.pool.stats.bytesInUse).toBe(before);
     const asStored = await loadModel(dir, device); // as stored (bf16), the value is fine
     asStored.model.dispose();

@@ -3,7 +3,17 @@
 // interleave them with decode steps) and decode (one recorded step for a batch of sequences, replayed per token).
 // docs/model.md#one-request is the outline followed here.
 
-import { AbortError, ContextOverflowError, type Device, Graph, InputError, type Params, type ProfileEntry, type ReplayStats, Tensor } from '@glm4v/core';
+import {
+  AbortError,
+  ContextOverflowError,
+  type Device,
+  Graph,
+  InputError,
+  type Params,
+  type ProfileEntry,
+  type ReplayStats,
+  Tensor,
+} from '@glm4v/core';
 import { type KvDType, ROW_FIELDS, embedding, matmulWeightDType, rowsTable, sample } from '@glm4v/kernels';
 import type { Glm4vConfig } from '../config.js';
 import { type Grid, type MediaPlan, planMedia } from '../media-plan.js';
@@ -91,14 +101,26 @@ export class DecodeStep {
 
   /** Checks the sessions, writes their rows table, and gives the graph's parameters. */
   private params(sessions: readonly Session[]): Params {
-    if (sessions.length !== this.size) throw new InputError(`a decode step for ${this.size} sequences was given ${sessions.length}`);
+    if (sessions.length !== this.size)
+      throw new InputError(`a decode step for ${this.size} sequences was given ${sessions.length}`);
     for (const s of sessions) {
-      if (s.pool !== this.pool) throw new InputError(`session in slot ${s.slot} belongs to another KV pool than this decode step`);
-      if (s.length >= s.capacity) throw new ContextOverflowError(`the context of ${s.capacity} tokens is full (slot ${s.slot})`);
+      if (s.pool !== this.pool)
+        throw new InputError(`session in slot ${s.slot} belongs to another KV pool than this decode step`);
+      if (s.length >= s.capacity)
+        throw new ContextOverflowError(`the context of ${s.capacity} tokens is full (slot ${s.slot})`);
     }
-    this.rows.write(rowsTable(sessions.map((s) => ({ slot: s.slot, pos: s.length, ropePos: s.length + s.ropeDelta, step: s.steps + 1 }))));
+    this.rows.write(
+      rowsTable(
+        sessions.map((s) => ({ slot: s.slot, pos: s.length, ropePos: s.length + s.ropeDelta, step: s.steps + 1 })),
+      ),
+    );
     const has = (mode: string) => (sessions.some((s) => s.mode === mode) ? 1 : 0);
-    return { maxKeys: Math.max(...sessions.map((s) => s.length)) + 1, greedy: has('greedy'), full: has('full'), top: has('top') };
+    return {
+      maxKeys: Math.max(...sessions.map((s) => s.length)) + 1,
+      greedy: has('greedy'),
+      full: has('full'),
+      top: has('top'),
+    };
   }
 
   private advance(sessions: readonly Session[]): void {
@@ -132,7 +154,12 @@ export class Glm4vModel {
    * the tensor-core matmul takes f16 operands, kernels' matmulWeightDType) the matrices are converted to f16 as
    * they load (F16Matrices).
    */
-  static async build(device: Device, config: Glm4vConfig, w: WeightSource, opts: { f16Matrices?: boolean } = {}): Promise<Glm4vModel> {
+  static async build(
+    device: Device,
+    config: Glm4vConfig,
+    w: WeightSource,
+    opts: { f16Matrices?: boolean } = {},
+  ): Promise<Glm4vModel> {
     const f16 = (opts.f16Matrices ?? matmulWeightDType(device) === 'f16') ? new F16Matrices(w, device) : undefined;
     const src = f16 ?? w;
     let vision: Glm4vVisionModel | undefined;
@@ -163,7 +190,8 @@ export class Glm4vModel {
    */
   defaultChunkTokens(allLogits = false): number {
     const t = this.config.text;
-    const widest = Math.max(2 * t.intermediateSize, t.numHeads * t.headDim, t.hiddenSize, allLogits ? t.vocabSize : 0) * 4;
+    const widest =
+      Math.max(2 * t.intermediateSize, t.numHeads * t.headDim, t.hiddenSize, allLogits ? t.vocabSize : 0) * 4;
     return Math.max(1, Math.min(512, Math.floor(this.device.limits.maxStorageBufferBindingSize / widest)));
   }
 
@@ -173,16 +201,32 @@ export class Glm4vModel {
    * itself, so batching changes nothing but memory. `maxBindingBytes` (default: the device's limit) is for tests;
    * `taps` receives the vision tower's inner taps over every patch.
    */
-  async encodeVision(v: VisionInput, maxBindingBytes = this.device.limits.maxStorageBufferBindingSize, taps?: Taps): Promise<Tensor> {
-    return this.encodeFrames(v.pixelValues, planMedia(v.grids, [], this.config.vision.spatialMergeSize, 'encodeVision'), maxBindingBytes, taps);
+  async encodeVision(
+    v: VisionInput,
+    maxBindingBytes = this.device.limits.maxStorageBufferBindingSize,
+    taps?: Taps,
+  ): Promise<Tensor> {
+    return this.encodeFrames(
+      v.pixelValues,
+      planMedia(v.grids, [], this.config.vision.spatialMergeSize, 'encodeVision'),
+      maxBindingBytes,
+      taps,
+    );
   }
 
   /** encodeVision() of the frames of a media plan. */
-  private async encodeFrames(pixels: Float32Array, plan: MediaPlan, maxBindingBytes: number, taps?: Taps): Promise<Tensor> {
+  private async encodeFrames(
+    pixels: Float32Array,
+    plan: MediaPlan,
+    maxBindingBytes: number,
+    taps?: Taps,
+  ): Promise<Tensor> {
     const c = this.config.vision;
     const patchLen = patchLength(c);
     if (pixels.length !== plan.patches * patchLen) {
-      throw new InputError(`pixel values hold ${pixels.length / patchLen} patches of ${patchLen}; the grids describe ${plan.patches}`);
+      throw new InputError(
+        `pixel values hold ${pixels.length / patchLen} patches of ${patchLen}; the grids describe ${plan.patches}`,
+      );
     }
     const merge = plan.mergeSize;
     const out = await Tensor.empty(this.device, 'f32', [plan.tokens, c.outHiddenSize], 'image_embeds');
@@ -190,7 +234,14 @@ export class Glm4vModel {
       let first = 0;
       for (const batch of this.visionBatches(plan.frames, maxBindingBytes)) {
         const n = batch.reduce((k, [h, w]) => k + h * w, 0);
-        await this.encodeBatch(pixels.subarray(first * patchLen, (first + n) * patchLen), batch, out, first / (merge * merge), maxBindingBytes, taps);
+        await this.encodeBatch(
+          pixels.subarray(first * patchLen, (first + n) * patchLen),
+          batch,
+          out,
+          first / (merge * merge),
+          maxBindingBytes,
+          taps,
+        );
         first += n;
       }
       return out;
@@ -203,7 +254,11 @@ export class Glm4vModel {
   /** Consecutive frames grouped so the widest vision activation of a group fits one storage binding. */
   private visionBatches(frames: readonly Frame[], limit: number): Frame[][] {
     const c = this.config.vision;
-    checkVisionFits(frames.map(([h, w]): Grid => [1, h, w]), c, limit);
+    checkVisionFits(
+      frames.map(([h, w]): Grid => [1, h, w]),
+      c,
+      limit,
+    );
     const perPatch = visionBytesPerPatch(c);
     const batches: Frame[][] = [];
     let size = 0;
@@ -220,7 +275,14 @@ export class Glm4vModel {
   }
 
   /** One vision pass over `frames`, its embeddings written into `out` from row `row`, its taps appended to `taps`. */
-  private async encodeBatch(pixels: Float32Array, frames: readonly Frame[], out: Tensor, row: number, maxBindingBytes: number, taps?: Taps): Promise<void> {
+  private async encodeBatch(
+    pixels: Float32Array,
+    frames: readonly Frame[],
+    out: Tensor,
+    row: number,
+    maxBindingBytes: number,
+    taps?: Taps,
+  ): Promise<void> {
     const c = this.config.vision;
     const layout = visionLayout(frames, c.spatialMergeSize);
     const d = this.device;
@@ -232,13 +294,23 @@ export class Glm4vModel {
       g.copy(x, kept[name]);
     };
     try {
-      inputs.push(await Tensor.fromArray(d, 'f32', [layout.patches, pixels.length / layout.patches], pixels, 'pixel_values'));
+      inputs.push(
+        await Tensor.fromArray(d, 'f32', [layout.patches, pixels.length / layout.patches], pixels, 'pixel_values'),
+      );
       inputs.push(await Tensor.fromArray(d, 'i32', [layout.patches, 4], layout.patchInfo, 'patch_info'));
       inputs.push(await Tensor.fromArray(d, 'i32', [layout.patches, 2], layout.coords, 'patch_coords'));
-      const embeds = this.vision.forward(g, { pixels: inputs[0], patchInfo: inputs[1], coords: inputs[2], segments: layout.segments, maxBindingBytes }, taps && tap);
+      const embeds = this.vision.forward(
+        g,
+        { pixels: inputs[0], patchInfo: inputs[1], coords: inputs[2], segments: layout.segments, maxBindingBytes },
+        taps && tap,
+      );
       g.copy(embeds, out, embeds.byteSize, 0, row * c.outHiddenSize * 4);
       await g.run();
-      for (const [k, t] of Object.entries(kept)) taps![k] = concatFloat32([(taps![k] as Float32Array | undefined) ?? new Float32Array(0), (await t.read()) as Float32Array]);
+      for (const [k, t] of Object.entries(kept))
+        taps![k] = concatFloat32([
+          (taps![k] as Float32Array | undefined) ?? new Float32Array(0),
+          (await t.read()) as Float32Array,
+        ]);
     } finally {
       g.dispose();
       inputs.forEach((t) => t.dispose());
@@ -263,18 +335,29 @@ export class Glm4vModel {
    * per chunk, each submitted to the GPU and yielded before the next, so that a scheduler can run other work
    * (decode steps of other sequences) in between. The session's length and rope offset change after the last.
    */
-  async *prefillPasses(session: Session, input: PrefillInput, opts: PrefillOptions = {}): AsyncGenerator<void, PrefillResult> {
+  async *prefillPasses(
+    session: Session,
+    input: PrefillInput,
+    opts: PrefillOptions = {},
+  ): AsyncGenerator<void, PrefillResult> {
     const ids = input.ids;
     const S = ids.length;
     const positions = this.prefillPositions(session, input);
     const mm = input.images ?? input.videos;
     const visionTaps: Taps = {};
     const maxBinding = this.device.limits.maxStorageBufferBindingSize;
-    const vision = mm ? await this.encodeFrames(mm.pixelValues, positions.plan, maxBinding, opts.taps ? visionTaps : undefined) : undefined;
+    const vision = mm
+      ? await this.encodeFrames(mm.pixelValues, positions.plan, maxBinding, opts.taps ? visionTaps : undefined)
+      : undefined;
     try {
       if (vision) yield;
       const C = opts.chunkTokens ?? this.defaultChunkTokens(opts.allLogits);
-      const tapParts: Record<string, Float32Array[]> = { inputs_embeds: [], hidden_states_layer0: [], last_hidden_state: [], logits: [] };
+      const tapParts: Record<string, Float32Array[]> = {
+        inputs_embeds: [],
+        hidden_states_layer0: [],
+        last_hidden_state: [],
+        logits: [],
+      };
       let imageRow = 0;
       for (let s0 = 0; s0 < S; s0 += C) {
         if (opts.signal?.aborted) throw new AbortError('prefill aborted');
@@ -287,7 +370,8 @@ export class Glm4vModel {
       if (opts.allLogits) result.logits = concatFloat32(tapParts.logits);
       if (opts.taps) {
         result.taps = { ...visionTaps, position_ids: positions.positions };
-        for (const k of ['inputs_embeds', 'hidden_states_layer0', 'last_hidden_state']) result.taps[k] = concatFloat32(tapParts[k]);
+        for (const k of ['inputs_embeds', 'hidden_states_layer0', 'last_hidden_state'])
+          result.taps[k] = concatFloat32(tapParts[k]);
         if (vision) result.taps[input.videos ? 'video_embeds' : 'image_embeds'] = (await vision.read()) as Float32Array; // (Glm4vModel.forward)
       }
       session.length += S;
@@ -307,16 +391,26 @@ export class Glm4vModel {
     const S = ids.length;
     if (S === 0) throw new InputError('prefill: the prompt has no tokens');
     if (session.length + S > session.capacity) {
-      throw new ContextOverflowError(`the prompt has ${S} tokens; the session holds ${session.length} of ${session.capacity}`);
+      throw new ContextOverflowError(
+        `the prompt has ${S} tokens; the session holds ${session.length} of ${session.capacity}`,
+      );
     }
     const tok = this.config.tokens;
-    const plan = planMedia(input.images?.grids ?? [], input.videos?.grids ?? [], this.config.vision.spatialMergeSize, 'prefill');
+    const plan = planMedia(
+      input.images?.grids ?? [],
+      input.videos?.grids ?? [],
+      this.config.vision.spatialMergeSize,
+      'prefill',
+    );
     const placeholders = ids.reduce((n, id) => n + (id === tok.image ? 1 : 0), 0);
     if (placeholders !== plan.tokens) {
-      throw new InputError(`the prompt has ${placeholders} image placeholder tokens (id ${tok.image}); the images/videos give ${plan.tokens} embeddings`);
+      throw new InputError(
+        `the prompt has ${placeholders} image placeholder tokens (id ${tok.image}); the images/videos give ${plan.tokens} embeddings`,
+      );
     }
     for (let i = 0; i < S; i++) {
-      if (ids[i] < 0 || ids[i] >= this.config.text.vocabSize) throw new InputError(`token id ${ids[i]} at ${i} is outside the vocabulary of ${this.config.text.vocabSize}`);
+      if (ids[i] < 0 || ids[i] >= this.config.text.vocabSize)
+        throw new InputError(`token id ${ids[i]} at ${i} is outside the vocabulary of ${this.config.text.vocabSize}`);
     }
     const rope = ropeIndex(ids, plan, tok);
     const offset = session.length + session.ropeDelta; // base of the first new run: running max + 1 (docs/model.md#decode-positions)
@@ -391,14 +485,19 @@ export class Glm4vModel {
    * over each sequence's own cache slot and length), lm_head, and choose each one's next token.
    */
   async recordDecode(pool: KvPool, rows: number, opts: DecodeOptions = {}): Promise<DecodeStep> {
-    if (!Number.isInteger(rows) || rows < 1 || rows > pool.slots) throw new InputError(`a decode step for ${rows} sequences: expected 1 to ${pool.slots} (the pool's slots)`);
+    if (!Number.isInteger(rows) || rows < 1 || rows > pool.slots)
+      throw new InputError(`a decode step for ${rows} sequences: expected 1 to ${pool.slots} (the pool's slots)`);
     const table = await Tensor.empty(this.device, 'i32', [rows, ROW_FIELDS], 'decode_rows');
     const g = new Graph(this.device, `decode[${rows}]`);
     const x = embedding(g, this.text.embedTokens, pool.tokens, { rows: table }); //                 [M, D]
     const at = { kind: 'decode' as const, rows: table, maxKeys: (p: Params) => p.maxKeys };
     const logits = this.text.lmHeadOf(g, this.text.forward(g, x, at, pool.caches)); //               [M, V]
     if (opts.keepLogits) g.keep(logits);
-    sample(g, logits, pool.sampler, table, pool.tokens, (p) => ({ greedy: p.greedy === 1, full: p.full === 1, top: p.top === 1 }));
+    sample(g, logits, pool.sampler, table, pool.tokens, (p) => ({
+      greedy: p.greedy === 1,
+      full: p.full === 1,
+      top: p.top === 1,
+    }));
     return new DecodeStep(g, pool, table, opts.keepLogits ? logits : undefined);
   }
 

@@ -20,14 +20,21 @@ export interface LoadedModel {
  * `dir`: a path under Node, a URL in a page, or any ModelFolder. Nothing is downloaded before the weights are known
  * to fit. `f16Matrices`: see Glm4vModel.build (default: where the tensor-core matmul wants them).
  */
-export async function loadModel(dir: string | ModelFolder, device: Device, opts: LoadOptions & { f16Matrices?: boolean } = {}): Promise<LoadedModel> {
+export async function loadModel(
+  dir: string | ModelFolder,
+  device: Device,
+  opts: LoadOptions & { f16Matrices?: boolean } = {},
+): Promise<LoadedModel> {
   const folder = asFolder(dir);
   const configs = await readConfigs(folder);
   const ckpt = await Checkpoint.open(folder);
   const weights = new WeightLoader(ckpt, device, opts);
   let model: Glm4vModel | undefined;
   try {
-    await checkWeightsFit(ckpt, device, { maxChunkBytes: opts.maxChunkBytes, quantized: quantizedWeights(ckpt, configs.model, opts.quantFormats) });
+    await checkWeightsFit(ckpt, device, {
+      maxChunkBytes: opts.maxChunkBytes,
+      quantized: quantizedWeights(ckpt, configs.model, opts.quantFormats),
+    });
     model = await Glm4vModel.build(device, configs.model, weights.scope(''), { f16Matrices: opts.f16Matrices });
     weights.finish();
     return { model, configs };
@@ -41,7 +48,11 @@ export async function loadModel(dir: string | ModelFolder, device: Device, opts:
 }
 
 /** The model with random weights made on the GPU at the shapes of `config` (no checkpoint), linear weights in `quant`. */
-export async function randomModel(device: Device, config: Glm4vConfig, opts: { seed?: number; quant?: QuantRequest } = {}): Promise<Glm4vModel> {
+export async function randomModel(
+  device: Device,
+  config: Glm4vConfig,
+  opts: { seed?: number; quant?: QuantRequest } = {},
+): Promise<Glm4vModel> {
   const weights = new RandomWeights(device, opts);
   try {
     return await Glm4vModel.build(device, config, weights);

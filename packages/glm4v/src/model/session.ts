@@ -7,7 +7,16 @@
 // turns (generate/conversation.ts) and grows it when a turn needs more room.
 
 import { type Device, Graph, InputError, Tensor } from '@glm4v/core';
-import { type KvCache, type KvDType, type SamplerState, type SamplingMode, type SamplingOptions, createKvCache, createSamplerState, setSamplerOptions } from '@glm4v/kernels';
+import {
+  type KvCache,
+  type KvDType,
+  type SamplerState,
+  type SamplingMode,
+  type SamplingOptions,
+  createKvCache,
+  createSamplerState,
+  setSamplerOptions,
+} from '@glm4v/kernels';
 import type { TextConfig } from '../config.js';
 
 export class KvPool {
@@ -37,11 +46,20 @@ export class KvPool {
     this.free = Array.from({ length: slots }, (_, i) => slots - 1 - i);
   }
 
-  static async create(device: Device, c: TextConfig, slots: number, capacity: number, cacheDType: KvDType = 'f32'): Promise<KvPool> {
+  static async create(
+    device: Device,
+    c: TextConfig,
+    slots: number,
+    capacity: number,
+    cacheDType: KvDType = 'f32',
+  ): Promise<KvPool> {
     if (!Number.isInteger(capacity) || capacity < 1 || capacity > c.maxPositionEmbeddings) {
-      throw new InputError(`context of ${capacity} tokens: expected 1 to ${c.maxPositionEmbeddings} (max_position_embeddings)`);
+      throw new InputError(
+        `context of ${capacity} tokens: expected 1 to ${c.maxPositionEmbeddings} (max_position_embeddings)`,
+      );
     }
-    if (!Number.isInteger(slots) || slots < 1) throw new InputError(`a pool of ${slots} sequences: expected an integer ≥ 1`);
+    if (!Number.isInteger(slots) || slots < 1)
+      throw new InputError(`a pool of ${slots} sequences: expected an integer ≥ 1`);
     const owned: { dispose(): void }[] = [];
     try {
       const caches: KvCache[] = [];
@@ -142,7 +160,13 @@ export class Session {
       for (let l = 0; l < caches.length && this.length > 0; l++) {
         for (const kv of ['k', 'v'] as const) {
           for (let h = 0; h < heads; h++) {
-            g.copy(caches[l][kv], next.caches[l][kv], this.length * rowBytes, (this.slot * heads + h) * this.capacity * rowBytes, h * capacity * rowBytes);
+            g.copy(
+              caches[l][kv],
+              next.caches[l][kv],
+              this.length * rowBytes,
+              (this.slot * heads + h) * this.capacity * rowBytes,
+              h * capacity * rowBytes,
+            );
           }
         }
       }

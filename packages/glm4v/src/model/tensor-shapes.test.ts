@@ -23,7 +23,7 @@ describe('checkpointShapes', () => {
     for (const [name, shape] of listed) expect(shape, name).toEqual(stored.get(name));
   });
 
-  it('adds up to the real model\'s 704 tensors and 10,292,777,472 parameters (docs/model.md#sizes)', () => {
+  it("adds up to the real model's 704 tensors and 10,292,777,472 parameters (docs/model.md#sizes)", () => {
     const all = checkpointShapes(glm41v9bConfig());
     expect(all).toHaveLength(704);
     expect(all.reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0)).toBe(10_292_777_472);
@@ -54,7 +54,9 @@ describe('checkpointShapes', () => {
       await ckpt.close();
       device.dispose();
     }
-    const listed = checkpointShapes(config).filter((t) => t.quant).map((t) => [t.name, t.quant!] as const);
+    const listed = checkpointShapes(config)
+      .filter((t) => t.quant)
+      .map((t) => [t.name, t.quant!] as const);
     expect([...asked].sort()).toEqual(listed.sort());
   });
 });

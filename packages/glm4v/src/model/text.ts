@@ -3,7 +3,19 @@
 // fused gate/up SwiGLU, the final norm and the untied lm_head.
 
 import type { Graph, Params, Tensor } from '@glm4v/core';
-import { type KvCache, type LinearWeight, attentionDecode, attentionPrefill, concatRows, concatVectors, linear, rmsNorm, rmsNormResidual, ropeText, siluMul } from '@glm4v/kernels';
+import {
+  type KvCache,
+  type LinearWeight,
+  attentionDecode,
+  attentionPrefill,
+  concatRows,
+  concatVectors,
+  linear,
+  rmsNorm,
+  rmsNormResidual,
+  ropeText,
+  siluMul,
+} from '@glm4v/kernels';
 import type { TextConfig } from '../config.js';
 import type { WeightSource } from './weight-source.js';
 
@@ -12,8 +24,17 @@ import type { WeightSource } from './weight-source.js';
  * decode token for each sequence of a batch (the rows table: each row's slot, cache index and rotary position).
  */
 export type StepPositions =
-  | { kind: 'prefill'; /** i32 [3, S] (t, h, w) */ positions: Tensor; /** cache index of the chunk's first token */ start: number; slot: number }
-  | { kind: 'decode'; /** i32 [M, ROW_FIELDS] (kernels' rows.ts) */ rows: Tensor; /** the most keys of any row in a run */ maxKeys: (p: Params) => number };
+  | {
+      kind: 'prefill';
+      /** i32 [3, S] (t, h, w) */ positions: Tensor;
+      /** cache index of the chunk's first token */ start: number;
+      slot: number;
+    }
+  | {
+      kind: 'decode';
+      /** i32 [M, ROW_FIELDS] (kernels' rows.ts) */ rows: Tensor;
+      /** the most keys of any row in a run */ maxKeys: (p: Params) => number;
+    };
 
 interface Projection {
   weight: LinearWeight;
@@ -31,11 +52,23 @@ async function loadQkv(attn: WeightSource, c: TextConfig): Promise<Projection> {
   try {
     for (const [i, name] of ['q_proj', 'k_proj', 'v_proj'].entries()) {
       // q/k/v always carry biases, o_proj never (docs/model.md#pitfalls, 6)
-      parts.push({ weight: (await attn.quantizable(`${name}.weight`, [rows[i], D], 'text'))[0], bias: await attn.get(`${name}.bias`, [rows[i]]) });
+      parts.push({
+        weight: (await attn.quantizable(`${name}.weight`, [rows[i], D], 'text'))[0],
+        bias: await attn.get(`${name}.bias`, [rows[i]]),
+      });
     }
-    const weight = await concatRows(parts.map((p) => p.weight), 'self_attn.qkv_proj.weight');
+    const weight = await concatRows(
+      parts.map((p) => p.weight),
+      'self_attn.qkv_proj.weight',
+    );
     try {
-      return { weight, bias: await concatVectors(parts.map((p) => p.bias!), 'self_attn.qkv_proj.bias') };
+      return {
+        weight,
+        bias: await concatVectors(
+          parts.map((p) => p.bias!),
+          'self_attn.qkv_proj.bias',
+        ),
+      };
     } catch (e) {
       weight.dispose();
       throw e;
@@ -96,15 +129,33 @@ export class DecoderLayer {
     const qkv = linear(g, a, this.qkvProj.weight, { bias: this.qkvProj.bias }); //                 [S, (Hq + 2·Hkv)·d]  (q_proj | k_proj | v_proj)
     let o: Tensor; //                                                                              [S, Hq·d]  (self_attn, causal GQA)
     if (at.kind === 'prefill') {
-      const rope = { headDim: c.headDim, rotaryDim: c.rotaryDim, sections: c.mropeSection, theta: c.ropeTheta, positions: at.positions };
+      const rope = {
+        headDim: c.headDim,
+        rotaryDim: c.rotaryDim,
+        sections: c.mropeSection,
+        theta: c.ropeTheta,
+        positions: at.positions,
+      };
       ropeText(g, qkv, { ...rope, numHeads: c.numHeads + c.numKvHeads, rowWidth: qkv.shape[1] }); // q and k heads turn, v's do not
       o = attentionPrefill(g, qkv, cache, { ...heads, start: at.start, slot: at.slot });
     } else {
       // RoPE, the cache store and attention in one dispatch (decode: one position on the t, h and w streams)
-      o = attentionDecode(g, qkv, cache, { ...heads, rows: at.rows, maxKeys: at.maxKeys, rope: { rotaryDim: c.rotaryDim, theta: c.ropeTheta } });
+      o = attentionDecode(g, qkv, cache, {
+        ...heads,
+        rows: at.rows,
+        maxKeys: at.maxKeys,
+        rope: { rotaryDim: c.rotaryDim, theta: c.ropeTheta },
+      });
     }
     // x += post_self_attn_layernorm(o_proj(o)); m = post_attention_layernorm(x), the pre-MLP norm (docs/model.md#pitfalls, 4)
-    const m = rmsNormResidual(g, x, linear(g, o, this.oProj.weight), this.postSelfAttnLayernorm, this.postAttentionLayernorm, eps);
+    const m = rmsNormResidual(
+      g,
+      x,
+      linear(g, o, this.oProj.weight),
+      this.postSelfAttnLayernorm,
+      this.postAttentionLayernorm,
+      eps,
+    );
     const act = siluMul(g, linear(g, m, this.gateUpProj)); //                                      [S, I]  (mlp: gate | up halves)
     return rmsNormResidual(g, x, linear(g, act, this.downProj), this.postMlpLayernorm, next, eps); // x += post_mlp_layernorm(down(act)); next(x)
   }
@@ -112,7 +163,15 @@ export class DecoderLayer {
   /** Every weight of the layer (all of them are read once per decode step). */
   weights(): (Tensor | LinearWeight)[] {
     const projections = [this.qkvProj, this.oProj].flatMap((p) => (p.bias ? [p.weight, p.bias] : [p.weight]));
-    return [this.inputLayernorm, ...projections, this.postSelfAttnLayernorm, this.postAttentionLayernorm, this.gateUpProj, this.downProj, this.postMlpLayernorm];
+    return [
+      this.inputLayernorm,
+      ...projections,
+      this.postSelfAttnLayernorm,
+      this.postAttentionLayernorm,
+      this.gateUpProj,
+      this.downProj,
+      this.postMlpLayernorm,
+    ];
   }
 
   dispose(): void {
@@ -150,7 +209,13 @@ export class Glm4vTextModel {
    * returns norm(x) [n, D] (model.language_model.norm), fused with the last layer's residual add. `afterLayer(i)`
    * runs once layer i has written x (the taps read the residual stream there).
    */
-  forward(g: Graph, x: Tensor, at: StepPositions, caches: readonly KvCache[], afterLayer?: (i: number) => void): Tensor {
+  forward(
+    g: Graph,
+    x: Tensor,
+    at: StepPositions,
+    caches: readonly KvCache[],
+    afterLayer?: (i: number) => void,
+  ): Tensor {
     const c = this.config;
     let a = rmsNorm(g, x, this.layers[0].inputLayernorm, c.rmsNormEps); //                         layer 0's input_layernorm
     this.layers.forEach((layer, i) => {

@@ -43,7 +43,11 @@ export function visionBytesPerPatch(c: VisionConfig): number {
  * storage bindings hold `limit` bytes (one image's residual stream is bound whole). Needs no weights, so a request
  * is checked before they load.
  */
-export function checkVisionFits(grids: readonly (readonly [number, number, number])[], c: VisionConfig, limit: number): void {
+export function checkVisionFits(
+  grids: readonly (readonly [number, number, number])[],
+  c: VisionConfig,
+  limit: number,
+): void {
   const perPatch = visionBytesPerPatch(c);
   for (const [, h, w] of grids) {
     if (h * w * perPatch <= limit) continue;
@@ -71,8 +75,13 @@ export class VisionBlock {
   static async load(w: WeightSource, c: VisionConfig): Promise<VisionBlock> {
     const D = c.hiddenSize;
     const F = c.outHiddenSize; // the ViT MLP is out_hidden_size wide (docs/model.md#vision-block)
-    const linear = async (name: string, rows: number, cols: number) => (await w.quantizable(name, [rows, cols], 'vision'))[0];
-    const [q, k, v] = await w.quantizable('attn.qkv.weight', [3 * D, D], 'vision', [[0, D], [D, 2 * D], [2 * D, 3 * D]]);
+    const linear = async (name: string, rows: number, cols: number) =>
+      (await w.quantizable(name, [rows, cols], 'vision'))[0];
+    const [q, k, v] = await w.quantizable('attn.qkv.weight', [3 * D, D], 'vision', [
+      [0, D],
+      [D, 2 * D],
+      [2 * D, 3 * D],
+    ]);
     return new VisionBlock(
       await w.get('norm1.weight', [D]),
       q,
@@ -127,7 +136,8 @@ export class PatchMerger {
   static async load(w: WeightSource, c: VisionConfig): Promise<PatchMerger> {
     const O = c.outHiddenSize;
     const I = c.intermediateSize; // the merger's width (docs/model.md#merger)
-    const linear = async (name: string, rows: number, cols: number) => (await w.quantizable(name, [rows, cols], 'vision'))[0];
+    const linear = async (name: string, rows: number, cols: number) =>
+      (await w.quantizable(name, [rows, cols], 'vision'))[0];
     return new PatchMerger(
       await linear('proj.weight', O, O),
       await w.get('post_projection_norm.weight', [O]),
@@ -145,7 +155,9 @@ export class PatchMerger {
     for (const [r0, r1] of rowBlocks(maxBindingBytes, n, this.gateProj.shape[0])) {
       const yb = rowsView(y, r0, r1);
       const z = gelu(g, layerNorm(g, linear(g, yb, this.proj), this.normWeight, this.normBias, MERGER_LAYERNORM_EPS));
-      linear(g, siluMul(g, linear(g, z, this.gateProj), linear(g, z, this.upProj)), this.downProj, { out: rowsView(out, r0, r1) });
+      linear(g, siluMul(g, linear(g, z, this.gateProj), linear(g, z, this.upProj)), this.downProj, {
+        out: rowsView(out, r0, r1),
+      });
     }
     return out;
   }
@@ -193,7 +205,9 @@ export class Glm4vVisionModel {
     const patchLen = patchLength(c);
     const grid = c.imageSize / P;
     const blocks: VisionBlock[] = [];
-    const patchEmbedWeight = await w.get('patch_embed.proj.weight', [D, c.inChannels, c.temporalPatchSize, P, P], { as: [D, patchLen] });
+    const patchEmbedWeight = await w.get('patch_embed.proj.weight', [D, c.inChannels, c.temporalPatchSize, P, P], {
+      as: [D, patchLen],
+    });
     const patchEmbedBias = await w.get('patch_embed.proj.bias', [D]);
     const postConv = await w.get('post_conv_layernorm.weight', [D]);
     const posTable = await w.get('embeddings.position_embedding.weight', [grid * grid, D]);
@@ -204,7 +218,18 @@ export class Glm4vVisionModel {
     const merger = await PatchMerger.load(w.scope('merger'), c);
     // last, so that no later load failure can strand the one tensor the weight source does not own
     const downsampleWeight = await permuteOnce(ds);
-    return new Glm4vVisionModel(c, patchEmbedWeight, patchEmbedBias, postConv, posTable, blocks, postLayernorm, downsampleWeight, downsampleBias, merger);
+    return new Glm4vVisionModel(
+      c,
+      patchEmbedWeight,
+      patchEmbedBias,
+      postConv,
+      posTable,
+      blocks,
+      postLayernorm,
+      downsampleWeight,
+      downsampleBias,
+      merger,
+    );
   }
 
   /**
@@ -216,7 +241,11 @@ export class Glm4vVisionModel {
     const x = patchEmbed(g, inp.pixels, this.patchEmbedWeight, this.patchEmbedBias); //  [S, D]  (patch_embed)
     tap?.('vision_patch_embed', x);
     const h = rmsNorm(g, x, this.postConvLayernorm, c.rmsNormEps); //                         (post_conv_layernorm)
-    posEmbedBicubic(g, this.positionEmbedding, inp.patchInfo, { gridSize: c.imageSize / c.patchSize, out: h, accumulate: true }); // (embeddings)
+    posEmbedBicubic(g, this.positionEmbedding, inp.patchInfo, {
+      gridSize: c.imageSize / c.patchSize,
+      out: h,
+      accumulate: true,
+    }); // (embeddings)
     tap?.('vision_embeddings', h);
     this.blocks.forEach((block, j) => {
       block.forward(g, h, inp, c);
@@ -229,7 +258,16 @@ export class Glm4vVisionModel {
   }
 
   dispose(): void {
-    for (const t of [this.patchEmbedWeight, this.patchEmbedBias, this.postConvLayernorm, this.positionEmbedding, this.postLayernorm, this.downsampleWeight, this.downsampleBias]) t.dispose();
+    for (const t of [
+      this.patchEmbedWeight,
+      this.patchEmbedBias,
+      this.postConvLayernorm,
+      this.positionEmbedding,
+      this.postLayernorm,
+      this.downsampleWeight,
+      this.downsampleBias,
+    ])
+      t.dispose();
     for (const b of this.blocks) b.dispose();
     this.merger.dispose();
   }

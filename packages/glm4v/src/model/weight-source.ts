@@ -38,7 +38,12 @@ export interface WeightSource {
    * A weight the load may quantise (a linear layer's [N, K], the embedding table), quantised when asked for its
    * group (or stored so); with `ranges`, those row ranges as separate weights (the ViT's fused qkv → q, k, v).
    */
-  quantizable(name: string, shape: readonly [number, number], group: QuantGroup, ranges?: RowRanges): Promise<LinearWeight[]>;
+  quantizable(
+    name: string,
+    shape: readonly [number, number],
+    group: QuantGroup,
+    ranges?: RowRanges,
+  ): Promise<LinearWeight[]>;
 }
 
 /** Random weights (bf16 by default, quantisable ones in the formats asked for) made and filled on the GPU. */
@@ -49,7 +54,12 @@ export class RandomWeights implements WeightSource {
   private readonly prefix: string;
   private readonly state: { seed: number; made: (Tensor | ChunkedTensor | QuantizedMatrix)[] };
 
-  constructor(device: Device, opts: { seed?: number; dtype?: DType; quant?: QuantRequest } = {}, prefix = '', state?: RandomWeights['state']) {
+  constructor(
+    device: Device,
+    opts: { seed?: number; dtype?: DType; quant?: QuantRequest } = {},
+    prefix = '',
+    state?: RandomWeights['state'],
+  ) {
     this.device = device;
     this.dtype = opts.dtype ?? 'bf16';
     this.quant = opts.quant ?? {};
@@ -58,29 +68,58 @@ export class RandomWeights implements WeightSource {
   }
 
   scope(prefix: string): WeightSource {
-    return new RandomWeights(this.device, { dtype: this.dtype, quant: this.quant }, this.prefix + prefix + '.', this.state);
+    return new RandomWeights(
+      this.device,
+      { dtype: this.dtype, quant: this.quant },
+      this.prefix + prefix + '.',
+      this.state,
+    );
   }
 
   async get(name: string, shape: readonly number[], opts: GetOptions = {}): Promise<Tensor> {
-    return this.fill(await Tensor.empty(this.device, opts.dtype ?? this.dtype, opts.as ?? shape, this.prefix + name), name, shape);
+    return this.fill(
+      await Tensor.empty(this.device, opts.dtype ?? this.dtype, opts.as ?? shape, this.prefix + name),
+      name,
+      shape,
+    );
   }
 
   async matrix(name: string, shape: readonly number[], opts: MatrixOptions = {}): Promise<ChunkedTensor> {
-    return this.fill(await ChunkedTensor.empty(this.device, opts.dtype ?? this.dtype, opts.as ?? shape, this.prefix + name), name, shape);
+    return this.fill(
+      await ChunkedTensor.empty(this.device, opts.dtype ?? this.dtype, opts.as ?? shape, this.prefix + name),
+      name,
+      shape,
+    );
   }
 
-  async quantizable(name: string, shape: readonly [number, number], group: QuantGroup, ranges: RowRanges = [[0, shape[0]]]): Promise<LinearWeight[]> {
+  async quantizable(
+    name: string,
+    shape: readonly [number, number],
+    group: QuantGroup,
+    ranges: RowRanges = [[0, shape[0]]],
+  ): Promise<LinearWeight[]> {
     const format = this.quant[group];
     const out: LinearWeight[] = [];
     for (const [a, b] of ranges) {
       const label = ranges.length > 1 ? `${name}[${a}:${b}]` : name;
       if (!format) out.push(await this.matrix(label, [b - a, shape[1]]));
-      else out.push(await this.fill(await QuantizedMatrix.empty(this.device, QUANT_FORMATS[format], [b - a, shape[1]], this.prefix + label), label, shape));
+      else
+        out.push(
+          await this.fill(
+            await QuantizedMatrix.empty(this.device, QUANT_FORMATS[format], [b - a, shape[1]], this.prefix + label),
+            label,
+            shape,
+          ),
+        );
     }
     return out;
   }
 
-  private async fill<T extends Tensor | ChunkedTensor | QuantizedMatrix>(t: T, name: string, shape: readonly number[]): Promise<T> {
+  private async fill<T extends Tensor | ChunkedTensor | QuantizedMatrix>(
+    t: T,
+    name: string,
+    shape: readonly number[],
+  ): Promise<T> {
     this.state.made.push(t);
     // Linear weights: uniform with fan-in scaling keeps activations bounded over 40 layers; norms uniform in
     // [-1, 1]; biases small. Every number stays finite, which is all a speed measurement needs.
@@ -124,9 +163,15 @@ export class F16Matrices implements WeightSource {
   }
 
   /** Quantised weights pass through: their kernels dequantise in registers and do not use the matrix units. */
-  async quantizable(name: string, shape: readonly [number, number], group: QuantGroup, ranges?: RowRanges): Promise<LinearWeight[]> {
+  async quantizable(
+    name: string,
+    shape: readonly [number, number],
+    group: QuantGroup,
+    ranges?: RowRanges,
+  ): Promise<LinearWeight[]> {
     const out: LinearWeight[] = [];
-    for (const w of await this.inner.quantizable(name, shape, group, ranges)) out.push(w instanceof ChunkedTensor ? await this.convert(w) : w);
+    for (const w of await this.inner.quantizable(name, shape, group, ranges))
+      out.push(w instanceof ChunkedTensor ? await this.convert(w) : w);
     return out;
   }
 
@@ -141,7 +186,8 @@ export class F16Matrices implements WeightSource {
     const chunks: RowChunk[] = [];
     const f16 = new ChunkedTensor('f16', m.shape, chunks, m.label);
     this.made.push(f16); // freed by dispose() if anything below fails
-    for (const c of m.chunks) chunks.push({ ...c, tensor: await Tensor.empty(d, 'f16', c.tensor.shape, c.tensor.label) });
+    for (const c of m.chunks)
+      chunks.push({ ...c, tensor: await Tensor.empty(d, 'f16', c.tensor.shape, c.tensor.label) });
     const bad = await Tensor.fromArray(d, 'u32', [1], new Uint32Array([0]), `${m.label}:beyond_f16`);
     const g = new Graph(d, `to-f16:${m.label}`);
     try {

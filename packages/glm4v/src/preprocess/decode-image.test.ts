@@ -11,9 +11,24 @@ import { MAX_INPUT_PIXELS } from './image-input.js';
 const DIR = new URL('../../test-fixtures/preprocess/decode/', import.meta.url).pathname;
 
 /** Files PIL and sharp decode identically (JPEG: PIL's libjpeg-turbo and sharp's mozjpeg share the decoder). */
-const EXACT = ['rgb.png', 'rgba.png', 'gray.png', 'gray-alpha.png', 'palette.png', 'orient6.png', 'q95-444.jpg', 'q90-420.jpg',
-  'orient3.jpg', 'orient6.jpg', 'orient8.jpg', 'lossless.webp', 'lossy.webp', 'rgba-lossless.webp', 'two-frames.gif',
-  'p3-tagged.png'];
+const EXACT = [
+  'rgb.png',
+  'rgba.png',
+  'gray.png',
+  'gray-alpha.png',
+  'palette.png',
+  'orient6.png',
+  'q95-444.jpg',
+  'q90-420.jpg',
+  'orient3.jpg',
+  'orient6.jpg',
+  'orient8.jpg',
+  'lossless.webp',
+  'lossy.webp',
+  'rgba-lossless.webp',
+  'two-frames.gif',
+  'p3-tagged.png',
+];
 
 function maxDiff(a: Uint8Array, b: Uint8Array): number {
   let m = 0;
@@ -82,7 +97,9 @@ describe('decodeImage errors', () => {
   });
 
   it('SVG is refused', async () => {
-    const svg = Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10"/></svg>');
+    const svg = Buffer.from(
+      '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10"/></svg>',
+    );
     await expect(decodeImage({ data: svg })).rejects.toThrow(/unsupported format 'svg'/);
   });
 
@@ -106,8 +123,12 @@ describe('decodeImage errors', () => {
     ihdr.writeUInt32BE(12000, 0);
     ihdr.writeUInt32BE(9000, 4);
     ihdr.set([8, 2, 0, 0, 0], 8); // 8-bit RGB
-    const png = Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr),
-      chunk('IDAT', deflateSync(Buffer.alloc(100))), chunk('IEND', Buffer.alloc(0))]);
+    const png = Buffer.concat([
+      Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+      chunk('IHDR', ihdr),
+      chunk('IDAT', deflateSync(Buffer.alloc(100))),
+      chunk('IEND', Buffer.alloc(0)),
+    ]);
     await expect(decodeImage({ data: png })).rejects.toThrow(/12000x9000 = 108\.0 MP exceeds the 100 MP input limit/);
     const p = join(tmp, 'huge.png');
     writeFileSync(p, png);

@@ -30,7 +30,9 @@ async function readInput(input: ImageInput, what: string): Promise<Uint8Array> {
   } catch (e) {
     if (e instanceof InputError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
-    throw new InputError(`${what}: ${code === 'ENOENT' ? 'no such file' : `cannot be read (${code ?? String(e)})`}`, { cause: e });
+    throw new InputError(`${what}: ${code === 'ENOENT' ? 'no such file' : `cannot be read (${code ?? String(e)})`}`, {
+      cause: e,
+    });
   }
   if (size === 0) throw new InputError(`${what}: empty file`);
   return readFile(path);
@@ -48,7 +50,9 @@ export async function decodeImage(input: ImageInput, index?: number): Promise<Rg
     throw new InputError(`${what}: not a readable image (${(e as Error).message})`, { cause: e });
   }
   if (!meta.format || !FORMATS.has(meta.format)) {
-    throw new InputError(`${what}: unsupported format '${meta.format}': expected PNG, JPEG, WebP, GIF, TIFF or HEIF/AVIF`);
+    throw new InputError(
+      `${what}: unsupported format '${meta.format}': expected PNG, JPEG, WebP, GIF, TIFF or HEIF/AVIF`,
+    );
   }
   checkImageSize(meta.width ?? 0, meta.pageHeight ?? meta.height ?? 0, what);
   try {

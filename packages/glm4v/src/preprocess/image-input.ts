@@ -20,7 +20,8 @@ export function bytesGiven(input: ImageInput, what: string): Uint8Array | undefi
     throw new InputError(`${what}: give exactly one of 'path' or 'data'`);
   }
   if (input.data === undefined) return undefined;
-  if (!(input.data instanceof Uint8Array)) throw new InputError(`${what}: 'data' must be a Uint8Array or Buffer of encoded image bytes`);
+  if (!(input.data instanceof Uint8Array))
+    throw new InputError(`${what}: 'data' must be a Uint8Array or Buffer of encoded image bytes`);
   if (input.data.length === 0) throw new InputError(`${what}: empty data`);
   return input.data;
 }
@@ -29,6 +30,8 @@ export function bytesGiven(input: ImageInput, what: string): Uint8Array | undefi
 export function checkImageSize(w: number, h: number, what: string): void {
   if (w < 1 || h < 1) throw new InputError(`${what}: image has no pixels (${w}x${h})`);
   if (w * h > MAX_INPUT_PIXELS) {
-    throw new InputError(`${what}: ${w}x${h} = ${(w * h / 1e6).toFixed(1)} MP exceeds the ${MAX_INPUT_PIXELS / 1e6} MP input limit`);
+    throw new InputError(
+      `${what}: ${w}x${h} = ${((w * h) / 1e6).toFixed(1)} MP exceeds the ${MAX_INPUT_PIXELS / 1e6} MP input limit`,
+    );
   }
 }

@@ -61,7 +61,12 @@ describe('smartResize (docs/model.md#smart-resize worked examples, W×H in, H×W
     });
   }
   it('token bounds: at most 6144 tokens per image, at least 8 (2·h·w within the pixel budget)', () => {
-    for (const [H, W] of [[5000, 5000], [9000, 100], [30, 30], [28, 5599]]) {
+    for (const [H, W] of [
+      [5000, 5000],
+      [9000, 100],
+      [30, 30],
+      [28, 5599],
+    ]) {
       const { h, w } = smartResize(2, H, W, opts);
       expect(2 * h * w).toBeLessThanOrEqual(opts.maxPixels);
       expect((h / 28) * (w / 28)).toBeGreaterThanOrEqual(8);
@@ -113,7 +118,10 @@ describe('preprocessImages end to end', () => {
     const cfg = { ...REAL_CFG, minPixels: 1568 };
     const a = await preprocessImages([{ path: `${FIX}pipeline-45x61.png` }], cfg);
     const b = await preprocessImages([{ path: `${FIX}decode/rgb.png` }], cfg);
-    const ab = await preprocessImages([{ path: `${FIX}pipeline-45x61.png` }, { data: readFileSync(`${FIX}decode/rgb.png`) }], cfg);
+    const ab = await preprocessImages(
+      [{ path: `${FIX}pipeline-45x61.png` }, { data: readFileSync(`${FIX}decode/rgb.png`) }],
+      cfg,
+    );
     expect(ab.grids).toEqual([...a.grids, ...b.grids]);
     expect(ab.pixelValues.length).toBe(a.pixelValues.length + b.pixelValues.length);
     expect(ab.pixelValues.subarray(0, a.pixelValues.length)).toEqual(a.pixelValues);
@@ -132,7 +140,11 @@ describe('preprocessImages end to end', () => {
   });
 
   it('a 3840x2160 JPEG takes the max-pixel branch: grid 1x116x208 (6032 tokens)', async () => {
-    const jpeg = await sharp({ create: { width: 3840, height: 2160, channels: 3, background: { r: 200, g: 100, b: 50 } } }).jpeg().toBuffer();
+    const jpeg = await sharp({
+      create: { width: 3840, height: 2160, channels: 3, background: { r: 200, g: 100, b: 50 } },
+    })
+      .jpeg()
+      .toBuffer();
     const got = await preprocessImages([{ data: jpeg }], REAL_CFG);
     expect(got.grids).toEqual([[1, 116, 208]]);
     expect((116 * 208) / 4).toBe(6032);
@@ -140,9 +152,15 @@ describe('preprocessImages end to end', () => {
   });
 
   it('errors name the image: missing file, corrupt file, aspect ratio', async () => {
-    await expect(preprocessImages([{ path: '/nonexistent/cat.png' }], REAL_CFG)).rejects.toThrow("image file '/nonexistent/cat.png': no such file");
-    const thin = await sharp({ create: { width: 2010, height: 10, channels: 3, background: '#000' } }).png().toBuffer();
-    await expect(preprocessImages([{ path: `${FIX}decode/rgb.png` }, { data: thin }], REAL_CFG)).rejects.toThrow(/image #1 .*aspect ratio 201\.0/);
+    await expect(preprocessImages([{ path: '/nonexistent/cat.png' }], REAL_CFG)).rejects.toThrow(
+      "image file '/nonexistent/cat.png': no such file",
+    );
+    const thin = await sharp({ create: { width: 2010, height: 10, channels: 3, background: '#000' } })
+      .png()
+      .toBuffer();
+    await expect(preprocessImages([{ path: `${FIX}decode/rgb.png` }, { data: thin }], REAL_CFG)).rejects.toThrow(
+      /image #1 .*aspect ratio 201\.0/,
+    );
   });
 
   it('doResize off needs sizes that are multiples of 28', async () => {
@@ -154,13 +172,20 @@ describe('preprocessImages end to end', () => {
 
   it('bad config and bad raw input are typed errors', async () => {
     await expect(preprocessRgb(new Uint8Array(12), 2, 2, { ...REAL_CFG, patchSize: 0 })).rejects.toThrow(ConfigError);
-    await expect(preprocessRgb(new Uint8Array(12), 2, 2, { ...REAL_CFG, imageStd: [1, 0, 1] })).rejects.toThrow(/imageStd has a zero/);
+    await expect(preprocessRgb(new Uint8Array(12), 2, 2, { ...REAL_CFG, imageStd: [1, 0, 1] })).rejects.toThrow(
+      /imageStd has a zero/,
+    );
     await expect(preprocessRgb(new Uint8Array(11), 2, 2, REAL_CFG)).rejects.toThrow(/expected 2x2x3 = 12 bytes/);
   });
 
   it('doRescale/doNormalize off give the raw byte values', async () => {
     const rgb = new Uint8Array(28 * 28 * 3).map((_, i) => i % 251);
-    const got = await preprocessRgb(rgb, 28, 28, { ...REAL_CFG, minPixels: 1568, doRescale: false, doNormalize: false });
+    const got = await preprocessRgb(rgb, 28, 28, {
+      ...REAL_CFG,
+      minPixels: 1568,
+      doRescale: false,
+      doNormalize: false,
+    });
     // row 0 = patch (0,0): channel 0, t 0, y 0, x 0..13 = bytes 0, 3, 6, …
     expect(Array.from(got.pixelValues.subarray(0, 4))).toEqual([0, 3, 6, 9]);
   });

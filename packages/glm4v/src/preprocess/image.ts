@@ -40,19 +40,29 @@ function concat(parts: { pixels: Float32Array; grid: [number, number, number] }[
 }
 
 /** Raw 8-bit HWC RGB → patches (for callers that decoded the image themselves). */
-export async function preprocessRgb(rgb: Uint8Array, height: number, width: number, cfg: PreprocessorConfig): Promise<PreparedImages> {
+export async function preprocessRgb(
+  rgb: Uint8Array,
+  height: number,
+  width: number,
+  cfg: PreprocessorConfig,
+): Promise<PreparedImages> {
   checkPreprocessorConfig(cfg);
   if (!Number.isInteger(height) || !Number.isInteger(width) || height < 1 || width < 1) {
     throw new InputError(`preprocessRgb: height and width must be positive integers, got ${height}x${width}`);
   }
   if (!(rgb instanceof Uint8Array) || rgb.length !== height * width * 3) {
-    throw new InputError(`preprocessRgb: expected ${height}x${width}x3 = ${height * width * 3} bytes of RGB, got ${rgb?.length}`);
+    throw new InputError(
+      `preprocessRgb: expected ${height}x${width}x3 = ${height * width * 3} bytes of RGB, got ${rgb?.length}`,
+    );
   }
   return concat([prepareOne({ data: rgb, height, width }, cfg)]);
 }
 
 /** Images (paths or encoded bytes), in order → concatenated patches and one grid per image. */
-export async function preprocessImages(images: readonly ImageInput[], cfg: PreprocessorConfig): Promise<PreparedImages> {
+export async function preprocessImages(
+  images: readonly ImageInput[],
+  cfg: PreprocessorConfig,
+): Promise<PreparedImages> {
   checkPreprocessorConfig(cfg);
   const parts = [];
   for (let i = 0; i < images.length; i++) {

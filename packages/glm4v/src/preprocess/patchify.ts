@@ -13,14 +13,16 @@ export function checkPreprocessorConfig(cfg: PreprocessorConfig, what = 'preproc
     const v = cfg[k];
     if (!Number.isInteger(v) || v < 1) throw new ConfigError(`${what}: ${k} must be a positive integer, got ${v}`);
   }
-  if (cfg.minPixels > cfg.maxPixels) throw new ConfigError(`${what}: minPixels ${cfg.minPixels} exceeds maxPixels ${cfg.maxPixels}`);
+  if (cfg.minPixels > cfg.maxPixels)
+    throw new ConfigError(`${what}: minPixels ${cfg.minPixels} exceeds maxPixels ${cfg.maxPixels}`);
   for (const k of ['imageMean', 'imageStd'] as const) {
     const v = cfg[k];
     if (!Array.isArray(v) || v.length !== 3 || v.some((x) => !Number.isFinite(x))) {
       throw new ConfigError(`${what}: ${k} must be 3 finite numbers, got ${JSON.stringify(v)}`);
     }
   }
-  if (cfg.imageStd.some((x) => x === 0)) throw new ConfigError(`${what}: imageStd has a zero: ${JSON.stringify(cfg.imageStd)}`);
+  if (cfg.imageStd.some((x) => x === 0))
+    throw new ConfigError(`${what}: imageStd has a zero: ${JSON.stringify(cfg.imageStd)}`);
   if (!Number.isFinite(cfg.rescaleFactor) || cfg.rescaleFactor <= 0) {
     throw new ConfigError(`${what}: rescaleFactor must be a positive number, got ${cfg.rescaleFactor}`);
   }
@@ -51,7 +53,9 @@ export function patchify(frames: readonly RgbImage[], cfg: PreprocessorConfig): 
   const m = cfg.mergeSize;
   const tp = cfg.temporalPatchSize;
   if (frames.length === 0 || frames.length % tp !== 0) {
-    throw new InputError(`patchify: frame count ${frames.length} must be a positive multiple of temporalPatchSize ${tp}`);
+    throw new InputError(
+      `patchify: frame count ${frames.length} must be a positive multiple of temporalPatchSize ${tp}`,
+    );
   }
   const { height: h, width: w } = frames[0];
   if (h % (P * m) !== 0 || w % (P * m) !== 0) {
@@ -84,8 +88,16 @@ export function patchify(frames: readonly RgbImage[], cfg: PreprocessorConfig): 
 
 /** One patch vector [C][tp][P][P] whose top-left pixel is (y0, x0) in frames f0 … f0+tp−1. */
 function writePatch(
-  out: Float32Array, base: number, frames: readonly RgbImage[], f0: number, tp: number,
-  y0: number, x0: number, w: number, P: number, tables: Float32Array[],
+  out: Float32Array,
+  base: number,
+  frames: readonly RgbImage[],
+  f0: number,
+  tp: number,
+  y0: number,
+  x0: number,
+  w: number,
+  P: number,
+  tables: Float32Array[],
 ): void {
   for (let ch = 0; ch < 3; ch++) {
     const table = tables[ch];

@@ -69,7 +69,14 @@ function clip8(acc: number): number {
 }
 
 /** Horizontal pass over rows [y0, y0 + rows) of `src` (width `inW`, 3 channels) into `rows`×`outW`. */
-function resampleHorizontal(src: Uint8Array, inW: number, y0: number, rows: number, outW: number, c: Coeffs): Uint8Array {
+function resampleHorizontal(
+  src: Uint8Array,
+  inW: number,
+  y0: number,
+  rows: number,
+  outW: number,
+  c: Coeffs,
+): Uint8Array {
   const out = new Uint8Array(rows * outW * 3);
   const { ksize, first, count, k } = c;
   for (let yy = 0; yy < rows; yy++) {
@@ -125,10 +132,18 @@ function resampleVertical(src: Uint8Array, width: number, y0: number, outH: numb
 export function resizeBicubic(img: RgbImage, outH: number, outW: number): RgbImage {
   const { data, height: inH, width: inW } = img;
   if (data.length !== inH * inW * 3) {
-    throw new InputError(`resizeBicubic: pixel buffer of ${data.length} bytes does not match ${inW}x${inH}x3 = ${inH * inW * 3}`);
+    throw new InputError(
+      `resizeBicubic: pixel buffer of ${data.length} bytes does not match ${inW}x${inH}x3 = ${inH * inW * 3}`,
+    );
   }
-  for (const [name, v] of [['height', outH], ['width', outW], ['source height', inH], ['source width', inW]] as const) {
-    if (!Number.isInteger(v) || v < 1) throw new InputError(`resizeBicubic: ${name} must be a positive integer, got ${v}`);
+  for (const [name, v] of [
+    ['height', outH],
+    ['width', outW],
+    ['source height', inH],
+    ['source width', inW],
+  ] as const) {
+    if (!Number.isInteger(v) || v < 1)
+      throw new InputError(`resizeBicubic: ${name} must be a positive integer, got ${v}`);
   }
   const needH = outW !== inW;
   const needV = outH !== inH;

@@ -33,10 +33,18 @@ export function roundHalfEven(x: number): number {
  */
 export function smartResize(t: number, h: number, w: number, opts: SmartResizeOptions): { h: number; w: number } {
   const { factor, minPixels, maxPixels, temporalFactor } = opts;
-  for (const [name, v] of [['t', t], ['h', h], ['w', w], ['factor', factor], ['temporalFactor', temporalFactor]] as const) {
-    if (!Number.isInteger(v) || v < 1) throw new InputError(`smartResize: ${name} must be a positive integer, got ${v}`);
+  for (const [name, v] of [
+    ['t', t],
+    ['h', h],
+    ['w', w],
+    ['factor', factor],
+    ['temporalFactor', temporalFactor],
+  ] as const) {
+    if (!Number.isInteger(v) || v < 1)
+      throw new InputError(`smartResize: ${name} must be a positive integer, got ${v}`);
   }
-  if (t < temporalFactor) throw new InputError(`smartResize: frame count t=${t} must be at least temporalFactor=${temporalFactor}`);
+  if (t < temporalFactor)
+    throw new InputError(`smartResize: frame count t=${t} must be at least temporalFactor=${temporalFactor}`);
   let height = h;
   let width = w;
   if (height < factor || width < factor) {
@@ -46,7 +54,9 @@ export function smartResize(t: number, h: number, w: number, opts: SmartResizeOp
   }
   const ratio = Math.max(height, width) / Math.min(height, width);
   if (!(ratio <= MAX_ASPECT_RATIO)) {
-    throw new InputError(`image of ${w}x${h} pixels (WxH) has aspect ratio ${ratio.toFixed(1)}: expected at most ${MAX_ASPECT_RATIO}`);
+    throw new InputError(
+      `image of ${w}x${h} pixels (WxH) has aspect ratio ${ratio.toFixed(1)}: expected at most ${MAX_ASPECT_RATIO}`,
+    );
   }
   let hBar = roundHalfEven(height / factor) * factor;
   let wBar = roundHalfEven(width / factor) * factor;

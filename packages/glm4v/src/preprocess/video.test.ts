@@ -8,7 +8,10 @@ import { PREPROCESSOR_DEFAULTS } from '../config.js';
 import { preprocessVideo, probeVideo, sampleFrameIndices } from './video.js';
 
 const HAVE_FFMPEG = ['ffmpeg', 'ffprobe'].every((p) => spawnSync(p, ['-version']).status === 0);
-if (!HAVE_FFMPEG) console.warn('video.test.ts: ffmpeg/ffprobe not on PATH: the tests that decode a video are skipped (apt-get install ffmpeg)');
+if (!HAVE_FFMPEG)
+  console.warn(
+    'video.test.ts: ffmpeg/ffprobe not on PATH: the tests that decode a video are skipped (apt-get install ffmpeg)',
+  );
 
 const sum = (a: number[]) => a.reduce((s, v) => s + v, 0);
 
@@ -25,22 +28,36 @@ describe('sampleFrameIndices (Glm4vVideoProcessor.sample_frames)', () => {
   });
   it('> 300 s: 600 targets over linspace(0, duration) (values from numpy)', () => {
     const a = sampleFrameIndices({ fps: 30, totalFrames: 12000, duration: 400 });
-    expect([a.length, sum(a), a.slice(0, 5), a.slice(-3)]).toEqual([600, 3600298, [0, 21, 41, 61, 81], [11960, 11980, 11999]]);
+    expect([a.length, sum(a), a.slice(0, 5), a.slice(-3)]).toEqual([
+      600,
+      3600298,
+      [0, 21, 41, 61, 81],
+      [11960, 11980, 11999],
+    ]);
     const fps = 30000 / 1001;
     const b = sampleFrameIndices({ fps, totalFrames: 29970, duration: 29970 / fps });
-    expect([b.length, sum(b), b.slice(0, 5), b.slice(-3)]).toEqual([600, 8991298, [0, 51, 101, 151, 201], [29870, 29920, 29969]]);
+    expect([b.length, sum(b), b.slice(0, 5), b.slice(-3)]).toEqual([
+      600,
+      8991298,
+      [0, 51, 101, 151, 201],
+      [29870, 29920, 29969],
+    ]);
     const c = sampleFrameIndices({ fps: 24, totalFrames: 301 * 24, duration: 301 });
     expect([c.length, sum(c), c.slice(0, 4), c.slice(-3)]).toEqual([600, 2167498, [0, 13, 25, 37], [7200, 7212, 7223]]);
   });
   it('> 300 s with fewer than 600 frames takes them all', () => {
-    expect(sampleFrameIndices({ fps: 1, totalFrames: 400, duration: 400 })).toEqual(Array.from({ length: 400 }, (_, i) => i));
+    expect(sampleFrameIndices({ fps: 1, totalFrames: 400, duration: 400 })).toEqual(
+      Array.from({ length: 400 }, (_, i) => i),
+    );
   });
   it('unknown duration: round((total−1)/fps) + 1; unknown fps: 2', () => {
     expect(sampleFrameIndices({ fps: 4, totalFrames: 9 })).toEqual([0, 2, 4, 6, 8, 8]); // duration 3 → 6 targets
     expect(sampleFrameIndices({ totalFrames: 4 })).toEqual([0, 1, 2, 3]); // fps 2, duration round(1.5)+1 = 3
   });
   it('another rate (fps) and a frame cap (maxFrames); the cap defaults to 300 s at the rate, as the processor', () => {
-    expect(sampleFrameIndices({ fps: 10, totalFrames: 100, duration: 10 }, { fps: 1 })).toEqual([0, 10, 20, 30, 40, 50, 60, 70, 80, 90]);
+    expect(sampleFrameIndices({ fps: 10, totalFrames: 100, duration: 10 }, { fps: 1 })).toEqual([
+      0, 10, 20, 30, 40, 50, 60, 70, 80, 90,
+    ]);
     expect(sampleFrameIndices({ fps: 10, totalFrames: 100, duration: 10 }, { maxFrames: 4 })).toEqual([0, 34, 67, 99]);
     expect(sampleFrameIndices({ fps: 10, totalFrames: 100, duration: 10 }, { maxFrames: 20 })).toHaveLength(20); // 2 fps fits
     expect(sampleFrameIndices({ fps: 30, totalFrames: 9300, duration: 310 }, { fps: 4 })).toHaveLength(1200);
@@ -56,10 +73,14 @@ describe('preprocessVideo without ffmpeg', () => {
     const file = new URL('../../test-fixtures/preprocess/decode/rgb.png', import.meta.url).pathname;
     const opts = { ffmpeg: '/nonexistent/ffmpeg', ffprobe: '/nonexistent/ffprobe' };
     await expect(preprocessVideo(file, PREPROCESSOR_DEFAULTS.video, opts)).rejects.toThrow(InputError);
-    await expect(preprocessVideo(file, PREPROCESSOR_DEFAULTS.video, opts)).rejects.toThrow(/needs the '\/nonexistent\/ffprobe' program.*apt-get install ffmpeg/);
+    await expect(preprocessVideo(file, PREPROCESSOR_DEFAULTS.video, opts)).rejects.toThrow(
+      /needs the '\/nonexistent\/ffprobe' program.*apt-get install ffmpeg/,
+    );
   });
   it('a missing file is named', async () => {
-    await expect(preprocessVideo('/nonexistent/clip.mp4', PREPROCESSOR_DEFAULTS.video)).rejects.toThrow("video file '/nonexistent/clip.mp4': no such file");
+    await expect(preprocessVideo('/nonexistent/clip.mp4', PREPROCESSOR_DEFAULTS.video)).rejects.toThrow(
+      "video file '/nonexistent/clip.mp4': no such file",
+    );
   });
 });
 
@@ -70,14 +91,35 @@ function makeClip(dir: string, name: string, w: number, h: number, fps: number, 
     for (let p = 0; p < w * h; p++) raw.set([(8 * k) % 256, 100, 200], (k * w * h + p) * 3);
   }
   const out = join(dir, name);
-  const r = spawnSync('ffmpeg', ['-v', 'error', '-y', '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-s', `${w}x${h}`, '-r', String(fps),
-    '-i', 'pipe:0', '-c:v', 'png', out], { input: raw });
+  const r = spawnSync(
+    'ffmpeg',
+    [
+      '-v',
+      'error',
+      '-y',
+      '-f',
+      'rawvideo',
+      '-pix_fmt',
+      'rgb24',
+      '-s',
+      `${w}x${h}`,
+      '-r',
+      String(fps),
+      '-i',
+      'pipe:0',
+      '-c:v',
+      'png',
+      out,
+    ],
+    { input: raw },
+  );
   if (r.status !== 0) throw new Error(`ffmpeg could not make the test clip: ${r.stderr}`);
   return out;
 }
 
 /** The red value the normaliser gives a byte u. */
-const redOf = (u: number) => Math.fround(Math.fround(Math.fround(u / 255) - Math.fround(0.48145466)) / Math.fround(0.26862954));
+const redOf = (u: number) =>
+  Math.fround(Math.fround(Math.fround(u / 255) - Math.fround(0.48145466)) / Math.fround(0.26862954));
 
 describe.skipIf(!HAVE_FFMPEG)('preprocessVideo with ffmpeg', () => {
   const dir = mkdtempSync(join(tmpdir(), 'glm4v-video-'));

@@ -37,7 +37,10 @@ export interface VideoOptions {
  * `maxFrames`, else `maxFrames` evenly spaced targets; duplicates dropped keeping the first; an odd count repeats
  * the last index. The defaults are the processor's: 2 per second up to 300 s, else 600 frames.
  */
-export function sampleFrameIndices(meta: Pick<VideoMetadata, 'fps' | 'totalFrames' | 'duration'>, sampling: FrameSampling = {}): number[] {
+export function sampleFrameIndices(
+  meta: Pick<VideoMetadata, 'fps' | 'totalFrames' | 'duration'>,
+  sampling: FrameSampling = {},
+): number[] {
   const total = meta.totalFrames;
   if (!Number.isInteger(total) || total < 1) throw new InputError(`video has no frames (frame count ${total})`);
   const fps = meta.fps || 2.0;
@@ -55,11 +58,16 @@ export function sampleFrameIndices(meta: Pick<VideoMetadata, 'fps' | 'totalFrame
       idx = Array.from({ length: total }, (_, i) => i);
     } else {
       const step = duration / (num - 1); // numpy.linspace(0, duration, num), endpoint included exactly
-      idx = Array.from({ length: num }, (_, i) => Math.min(maxIdx, Math.ceil((i === num - 1 ? duration : i * step) * fps)));
+      idx = Array.from({ length: num }, (_, i) =>
+        Math.min(maxIdx, Math.ceil((i === num - 1 ? duration : i * step) * fps)),
+      );
     }
   }
   const uniq = [...new Set(idx)];
-  if (uniq.length === 0) throw new InputError(`video is too short to sample: duration ${duration.toFixed(3)} s gives no frame at ${rate} fps`);
+  if (uniq.length === 0)
+    throw new InputError(
+      `video is too short to sample: duration ${duration.toFixed(3)} s gives no frame at ${rate} fps`,
+    );
   if (uniq.length % 2 === 1) uniq.push(uniq[uniq.length - 1]);
   return uniq;
 }
@@ -69,7 +77,9 @@ function program(name: 'ffmpeg' | 'ffprobe', opts: VideoOptions): string {
 }
 
 function missingProgram(prog: string): InputError {
-  return new InputError(`video input needs the '${prog}' program, which was not found: install ffmpeg (Debian/Ubuntu: apt-get install ffmpeg; macOS: brew install ffmpeg) or set GLM4V_FFMPEG / GLM4V_FFPROBE`);
+  return new InputError(
+    `video input needs the '${prog}' program, which was not found: install ffmpeg (Debian/Ubuntu: apt-get install ffmpeg; macOS: brew install ffmpeg) or set GLM4V_FFMPEG / GLM4V_FFPROBE`,
+  );
 }
 
 /** Run a program to completion, collecting stdout; ENOENT → InputError naming the program. */
@@ -80,10 +90,21 @@ function run(prog: string, args: string[], what: string): Promise<string> {
     let err = '';
     child.stdout.on('data', (b: Buffer) => out.push(b));
     child.stderr.on('data', (b: Buffer) => (err += b.toString()));
-    child.on('error', (e: NodeJS.ErrnoException) => reject(e.code === 'ENOENT' ? missingProgram(prog) : new InputError(`${what}: ${prog} failed: ${e.message}`, { cause: e })));
+    child.on('error', (e: NodeJS.ErrnoException) =>
+      reject(
+        e.code === 'ENOENT'
+          ? missingProgram(prog)
+          : new InputError(`${what}: ${prog} failed: ${e.message}`, { cause: e }),
+      ),
+    );
     child.on('close', (code) => {
       if (code === 0) resolve(Buffer.concat(out).toString('utf8'));
-      else reject(new InputError(`${what}: ${prog} exited with status ${code}: ${err.trim().split('\n').slice(-2).join(' / ') || 'no message'}`));
+      else
+        reject(
+          new InputError(
+            `${what}: ${prog} exited with status ${code}: ${err.trim().split('\n').slice(-2).join(' / ') || 'no message'}`,
+          ),
+        );
     });
   });
 }
@@ -102,10 +123,23 @@ export async function probeVideo(path: string, opts: VideoOptions = {}): Promise
     if (!(await stat(path)).isFile()) throw new InputError(`${what}: not a regular file`);
   } catch (e) {
     if (e instanceof InputError) throw e;
-    throw new InputError(`${what}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : `cannot be read (${(e as Error).message})`}`, { cause: e });
+    throw new InputError(
+      `${what}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : `cannot be read (${(e as Error).message})`}`,
+      { cause: e },
+    );
   }
-  const args = ['-v', 'error', '-select_streams', 'v:0', '-count_packets', '-show_entries',
-    'stream=width,height,avg_frame_rate,r_frame_rate,nb_frames,nb_read_packets', '-of', 'json', path];
+  const args = [
+    '-v',
+    'error',
+    '-select_streams',
+    'v:0',
+    '-count_packets',
+    '-show_entries',
+    'stream=width,height,avg_frame_rate,r_frame_rate,nb_frames,nb_read_packets',
+    '-of',
+    'json',
+    path,
+  ];
   const json = JSON.parse(await run(program('ffprobe', opts), args, what)) as { streams?: Record<string, unknown>[] };
   const s = json.streams?.[0];
   if (!s) throw new InputError(`${what}: no video stream`);
@@ -121,7 +155,13 @@ export async function probeVideo(path: string, opts: VideoOptions = {}): Promise
 }
 
 /** Decode the frames at `indices` (ascending) with ffmpeg as RGB, handing each to `onFrame` as it arrives. */
-function readFrames(path: string, meta: VideoMetadata, indices: readonly number[], onFrame: (k: number, img: RgbImage) => void, opts: VideoOptions): Promise<void> {
+function readFrames(
+  path: string,
+  meta: VideoMetadata,
+  indices: readonly number[],
+  onFrame: (k: number, img: RgbImage) => void,
+  opts: VideoOptions,
+): Promise<void> {
   const what = `video file '${path}'`;
   const prog = program('ffmpeg', opts);
   const frameBytes = meta.width * meta.height * 3;
@@ -129,8 +169,26 @@ function readFrames(path: string, meta: VideoMetadata, indices: readonly number[
   indices.forEach((f, k) => wanted.set(f, [...(wanted.get(f) ?? []), k]));
   const last = Math.max(...indices);
   return new Promise((resolve, reject) => {
-    const args = ['-v', 'error', '-nostdin', '-noautorotate', '-i', path, '-map', '0:v:0', '-an', '-sn', '-dn',
-      '-vsync', 'passthrough', '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'];
+    const args = [
+      '-v',
+      'error',
+      '-nostdin',
+      '-noautorotate',
+      '-i',
+      path,
+      '-map',
+      '0:v:0',
+      '-an',
+      '-sn',
+      '-dn',
+      '-vsync',
+      'passthrough',
+      '-f',
+      'rawvideo',
+      '-pix_fmt',
+      'rgb24',
+      'pipe:1',
+    ];
     const child = spawn(prog, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let frame = Buffer.alloc(frameBytes);
     let filled = 0;
@@ -156,7 +214,12 @@ function readFrames(path: string, meta: VideoMetadata, indices: readonly number[
         const ks = wanted.get(n);
         if (ks) {
           try {
-            for (const k of ks) onFrame(k, { data: new Uint8Array(frame.buffer, frame.byteOffset, frameBytes), height: meta.height, width: meta.width });
+            for (const k of ks)
+              onFrame(k, {
+                data: new Uint8Array(frame.buffer, frame.byteOffset, frameBytes),
+                height: meta.height,
+                width: meta.width,
+              });
           } catch (e) {
             finish(e as Error);
             return;
@@ -167,17 +230,31 @@ function readFrames(path: string, meta: VideoMetadata, indices: readonly number[
         if (n++ === last) finish();
       }
     });
-    child.on('error', (e: NodeJS.ErrnoException) => finish(e.code === 'ENOENT' ? missingProgram(prog) : new InputError(`${what}: ${prog} failed: ${e.message}`, { cause: e })));
+    child.on('error', (e: NodeJS.ErrnoException) =>
+      finish(
+        e.code === 'ENOENT'
+          ? missingProgram(prog)
+          : new InputError(`${what}: ${prog} failed: ${e.message}`, { cause: e }),
+      ),
+    );
     child.on('close', (code) => {
       if (done) return;
       const msg = err.trim().split('\n').slice(-2).join(' / ');
-      finish(new InputError(`${what}: ffmpeg delivered ${n} frames, expected at least ${last + 1}${code ? ` (exit status ${code}: ${msg})` : ''}`));
+      finish(
+        new InputError(
+          `${what}: ffmpeg delivered ${n} frames, expected at least ${last + 1}${code ? ` (exit status ${code}: ${msg})` : ''}`,
+        ),
+      );
     });
   });
 }
 
 /** A video file → sampled, resized, normalised frames in temporal-patch pairs, with one timestamp per pair. */
-export async function preprocessVideo(path: string, cfg: PreprocessorConfig, opts: VideoOptions & FrameSampling = {}): Promise<PreparedVideo> {
+export async function preprocessVideo(
+  path: string,
+  cfg: PreprocessorConfig,
+  opts: VideoOptions & FrameSampling = {},
+): Promise<PreparedVideo> {
   checkPreprocessorConfig(cfg, 'video preprocessor config');
   const meta = await probeVideo(path, opts);
   let indices: number[];
@@ -190,21 +267,34 @@ export async function preprocessVideo(path: string, cfg: PreprocessorConfig, opt
   let size: { h: number; w: number };
   try {
     size = cfg.doResize
-      ? smartResize(indices.length, meta.height, meta.width, { factor, minPixels: cfg.minPixels, maxPixels: cfg.maxPixels, temporalFactor: cfg.temporalPatchSize })
+      ? smartResize(indices.length, meta.height, meta.width, {
+          factor,
+          minPixels: cfg.minPixels,
+          maxPixels: cfg.maxPixels,
+          temporalFactor: cfg.temporalPatchSize,
+        })
       : { h: meta.height, w: meta.width };
   } catch (e) {
     throw new InputError(`video file '${path}': ${(e as Error).message}`, { cause: e });
   }
   const frames = new Array<RgbImage>(indices.length);
-  await readFrames(path, meta, indices, (k, img) => {
-    frames[k] = size.h === img.height && size.w === img.width ? img : resizeBicubic(img, size.h, size.w);
-  }, opts);
+  await readFrames(
+    path,
+    meta,
+    indices,
+    (k, img) => {
+      frames[k] = size.h === img.height && size.w === img.width ? img : resizeBicubic(img, size.h, size.w);
+    },
+    opts,
+  );
   // Pad to a multiple of the temporal patch (the processor repeats the last frame); sampling already gives an even count.
   while (frames.length % cfg.temporalPatchSize !== 0) frames.push(frames[frames.length - 1]);
   const gt = frames.length / cfg.temporalPatchSize;
   const grid: [number, number, number] = [gt, size.h / cfg.patchSize, size.w / cfg.patchSize];
   const fps = meta.fps ?? 24; // the processor's fallback for timestamps
-  const timestamps = Array.from({ length: gt }, (_, g) => Math.trunc(indices[Math.min(g * 2, indices.length - 1)] / fps));
+  const timestamps = Array.from({ length: gt }, (_, g) =>
+    Math.trunc(indices[Math.min(g * 2, indices.length - 1)] / fps),
+  );
   let pixelValues: Float32Array;
   try {
     pixelValues = patchify(frames, cfg);

@@ -28,7 +28,15 @@ const BI = '<|begin_of_image|><|image|><|end_of_image|>';
 const CASES: { name: string; messages: Message[]; gen?: boolean; want: string }[] = [
   {
     name: 'one image and a question',
-    messages: [{ role: 'user', content: [{ type: 'image', image: IMG }, { type: 'text', text: 'What kind of dog is this?' }] }],
+    messages: [
+      {
+        role: 'user',
+        content: [
+          { type: 'image', image: IMG },
+          { type: 'text', text: 'What kind of dog is this?' },
+        ],
+      },
+    ],
     want: '[gMASK]<sop><|user|>\n<|begin_of_image|><|image|><|end_of_image|>What kind of dog is this?<|assistant|>\n',
   },
   {
@@ -38,17 +46,39 @@ const CASES: { name: string; messages: Message[]; gen?: boolean; want: string }[
   },
   {
     name: 'system message',
-    messages: [{ role: 'system', content: 'You are a helpful assistant.' }, { role: 'user', content: 'Hi' }],
+    messages: [
+      { role: 'system', content: 'You are a helpful assistant.' },
+      { role: 'user', content: 'Hi' },
+    ],
     want: '[gMASK]<sop><|system|>\nYou are a helpful assistant.<|user|>\nHi<|assistant|>\n',
   },
   {
     name: 'two images interleaved with text, in order',
-    messages: [{ role: 'user', content: [{ type: 'text', text: 'Compare ' }, { type: 'image', image: IMG }, { type: 'text', text: ' and ' }, { type: 'image', image: { data: new Uint8Array(3) } }, { type: 'text', text: '.' }] }],
+    messages: [
+      {
+        role: 'user',
+        content: [
+          { type: 'text', text: 'Compare ' },
+          { type: 'image', image: IMG },
+          { type: 'text', text: ' and ' },
+          { type: 'image', image: { data: new Uint8Array(3) } },
+          { type: 'text', text: '.' },
+        ],
+      },
+    ],
     want: `[gMASK]<sop><|user|>\nCompare ${BI} and ${BI}.<|assistant|>\n`,
   },
   {
     name: 'a video',
-    messages: [{ role: 'user', content: [{ type: 'video', video: 'clip.mp4' }, { type: 'text', text: 'Describe this video.' }] }],
+    messages: [
+      {
+        role: 'user',
+        content: [
+          { type: 'video', video: 'clip.mp4' },
+          { type: 'text', text: 'Describe this video.' },
+        ],
+      },
+    ],
     want: '[gMASK]<sop><|user|>\n<|begin_of_video|><|video|><|end_of_video|>Describe this video.<|assistant|>\n',
   },
   {
@@ -66,7 +96,13 @@ const CASES: { name: string; messages: Message[]; gen?: boolean; want: string }[
 
 const MULTI_TURN: Message[] = [
   { role: 'system', content: 'Be brief.' },
-  { role: 'user', content: [{ type: 'image', image: IMG }, { type: 'text', text: 'What is it?' }] },
+  {
+    role: 'user',
+    content: [
+      { type: 'image', image: IMG },
+      { type: 'text', text: 'What is it?' },
+    ],
+  },
   { role: 'assistant', content: '<think>It has fur and a tail.\nProbably a dog.</think>\n<answer>A dog.</answer>' },
   { role: 'user', content: 'What colour?' },
 ];
@@ -81,16 +117,34 @@ const HISTORY: { name: string; messages: Message[]; gen?: boolean; want: string 
   {
     name: 'answers without thinking, given as text parts, and with several </think> (cut at the last)',
     messages: [
-      { role: 'user', content: 'a' }, { role: 'assistant', content: 'b' },
-      { role: 'user', content: 'c' }, { role: 'assistant', content: [{ type: 'text', text: '<think>x</think>' }, { type: 'text', text: 'd' }] },
-      { role: 'user', content: 'e' }, { role: 'assistant', content: '<think>1</think> <think>2</think>\n\n  f </think>\tg  ' },
+      { role: 'user', content: 'a' },
+      { role: 'assistant', content: 'b' },
+      { role: 'user', content: 'c' },
+      {
+        role: 'assistant',
+        content: [
+          { type: 'text', text: '<think>x</think>' },
+          { type: 'text', text: 'd' },
+        ],
+      },
+      { role: 'user', content: 'e' },
+      { role: 'assistant', content: '<think>1</think> <think>2</think>\n\n  f </think>\tg  ' },
     ],
     gen: false,
     want: '[gMASK]<sop><|user|>\na<|assistant|>\nb<|user|>\nc<|assistant|>\nd<|user|>\ne<|assistant|>\ng  ',
   },
   {
     name: 'a system message given as text parts',
-    messages: [{ role: 'system', content: [{ type: 'text', text: 'Be ' }, { type: 'text', text: '<think>brief</think>.' }] }, { role: 'user', content: 'Hi' }],
+    messages: [
+      {
+        role: 'system',
+        content: [
+          { type: 'text', text: 'Be ' },
+          { type: 'text', text: '<think>brief</think>.' },
+        ],
+      },
+      { role: 'user', content: 'Hi' },
+    ],
     want: '[gMASK]<sop><|system|>\nBe <think>brief</think>.<|user|>\nHi<|assistant|>\n',
   },
 ];
@@ -140,9 +194,20 @@ describe('ChatTemplate.load', () => {
   it('prefers chat_template.jinja, then tokenizer_config.json, then the builtin', async () => {
     const dir = tmp();
     expect((await ChatTemplate.load(dir)).origin).toBe('builtin');
-    writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({ chat_template: 'CFG{{ messages[0].content }}' }));
+    writeFileSync(
+      join(dir, 'tokenizer_config.json'),
+      JSON.stringify({ chat_template: 'CFG{{ messages[0].content }}' }),
+    );
     expect((await ChatTemplate.load(dir)).render(msgs)).toBe('CFGx');
-    writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({ chat_template: [{ name: 'tool_use', template: 'T' }, { name: 'default', template: 'D' }] }));
+    writeFileSync(
+      join(dir, 'tokenizer_config.json'),
+      JSON.stringify({
+        chat_template: [
+          { name: 'tool_use', template: 'T' },
+          { name: 'default', template: 'D' },
+        ],
+      }),
+    );
     expect((await ChatTemplate.load(dir)).render(msgs)).toBe('D');
     writeFileSync(join(dir, 'chat_template.jinja'), 'JINJA{{ messages | length }}\n');
     const t = await ChatTemplate.load(dir);
@@ -171,27 +236,51 @@ describe('message validation', () => {
   const t = ChatTemplate.builtin();
   it('bad roles, parts and misplaced images are InputErrors naming the message', () => {
     expect(() => t.render([{ role: 'tool' as 'user', content: 'x' }])).toThrow(/messages\[0\]\.role must be/);
-    expect(() => t.render([{ role: 'user', content: [{ type: 'audio' } as never] }])).toThrow(/messages\[0\]\.content\[0\]\.type must be/);
+    expect(() => t.render([{ role: 'user', content: [{ type: 'audio' } as never] }])).toThrow(
+      /messages\[0\]\.content\[0\]\.type must be/,
+    );
     expect(() => t.render([{ role: 'user', content: [{ type: 'text', text: 3 as never }] }])).toThrow(InputError);
-    expect(() => t.render([{ role: 'assistant', content: [{ type: 'image', image: IMG }] }])).toThrow(/images may only appear in user messages/);
+    expect(() => t.render([{ role: 'assistant', content: [{ type: 'image', image: IMG }] }])).toThrow(
+      /images may only appear in user messages/,
+    );
     expect(() => t.render([{ role: 'user', content: 5 as never }])).toThrow(/content must be a string or an array/);
   });
   it('a template that raises becomes an InputError', () => {
     const r = new ChatTemplate("{{ raise_exception('no system messages') }}", 'x');
-    expect(() => r.render([{ role: 'user', content: 'a' }])).toThrow(/chat template \(x\) failed to render these messages: .*no system messages/);
+    expect(() => r.render([{ role: 'user', content: 'a' }])).toThrow(
+      /chat template \(x\) failed to render these messages: .*no system messages/,
+    );
   });
 });
 
 /** expandPlaceholders over the plan of `images` or `videos` (merge size 2). */
 function expand(text: string, images: Grid[], videos: { grid: Grid; timestamps: number[] }[]): string {
-  return expandPlaceholders(text, planMedia(images, videos.map((v) => v.grid), 2, 'expandPlaceholders'), videos.map((v) => v.timestamps));
+  return expandPlaceholders(
+    text,
+    planMedia(
+      images,
+      videos.map((v) => v.grid),
+      2,
+      'expandPlaceholders',
+    ),
+    videos.map((v) => v.timestamps),
+  );
 }
 
 describe('expandPlaceholders (docs/model.md#placeholders, #video)', () => {
   it('each <|image|> becomes t·gh·gw/4 tokens, in order', () => {
     const text = `A${BI}B${BI}C`;
-    const out = expand(text, [[1, 4, 6], [1, 2, 2]], []);
-    expect(out).toBe(`A<|begin_of_image|>${'<|image|>'.repeat(6)}<|end_of_image|>B<|begin_of_image|><|image|><|end_of_image|>C`);
+    const out = expand(
+      text,
+      [
+        [1, 4, 6],
+        [1, 2, 2],
+      ],
+      [],
+    );
+    expect(out).toBe(
+      `A<|begin_of_image|>${'<|image|>'.repeat(6)}<|end_of_image|>B<|begin_of_image|><|image|><|end_of_image|>C`,
+    );
   });
   it('a video becomes one image block per temporal patch followed by its integer timestamp', () => {
     const text = '<|begin_of_video|><|video|><|end_of_video|>Describe this video.';
@@ -199,13 +288,17 @@ describe('expandPlaceholders (docs/model.md#placeholders, #video)', () => {
     const f = `<|begin_of_image|>${'<|image|>'.repeat(4)}<|end_of_image|>`;
     expect(out).toBe(`<|begin_of_video|>${f}0${f}1${f}2<|end_of_video|>Describe this video.`);
     // short timestamp lists repeat the last, as the processor does
-    expect(expand('<|video|>', [], [{ grid: [2, 2, 2], timestamps: [7] }])).toBe('<|begin_of_image|><|image|><|end_of_image|>7'.repeat(2));
+    expect(expand('<|video|>', [], [{ grid: [2, 2, 2], timestamps: [7] }])).toBe(
+      '<|begin_of_image|><|image|><|end_of_image|>7'.repeat(2),
+    );
   });
   it('counts must match; images and videos together are refused', () => {
     expect(() => expand(BI, [], [])).toThrow(/1 <\|image\|> placeholder\(s\) but 0 image\(s\)/);
     expect(() => expand('x', [[1, 2, 2]], [])).toThrow(InputError);
     expect(() => expand('<|video|>', [], [])).toThrow(/<\|video\|> placeholder/);
-    expect(() => expand(`${BI}<|video|>`, [[1, 2, 2]], [{ grid: [2, 2, 2], timestamps: [0] }])).toThrow(/images or videos, not both/);
+    expect(() => expand(`${BI}<|video|>`, [[1, 2, 2]], [{ grid: [2, 2, 2], timestamps: [0] }])).toThrow(
+      /images or videos, not both/,
+    );
     expect(() => expand(BI, [[1, 3, 2]], [])).toThrow(/divisible by 2/);
   });
   it('rendered, expanded and tokenised: ids start [gMASK] <sop> <|user|> \\n <boi> <|image|>… (tiny vocabulary)', () => {

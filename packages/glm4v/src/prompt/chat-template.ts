@@ -8,7 +8,8 @@ import { type ModelFolder, asFolder, parseJson, readTextFile } from '../files/fo
 import type { ImageInput } from '../preprocess/types.js';
 import { DEFAULT_CHAT_TEMPLATE } from './default-template.js';
 
-export type ContentPart = { type: 'text'; text: string } | { type: 'image'; image: ImageInput } | { type: 'video'; video: string };
+export type ContentPart =
+  { type: 'text'; text: string } | { type: 'image'; image: ImageInput } | { type: 'video'; video: string };
 
 export interface Message {
   role: 'system' | 'user' | 'assistant';
@@ -46,7 +47,9 @@ function templateMessages(messages: readonly Message[]): { role: string; content
   return messages.map((m, i) => {
     const at = `messages[${i}]`;
     if (typeof m !== 'object' || m === null || !ROLES.has(m.role)) {
-      throw new InputError(`${at}.role must be 'system', 'user' or 'assistant', got ${JSON.stringify((m as Message | null)?.role)}`);
+      throw new InputError(
+        `${at}.role must be 'system', 'user' or 'assistant', got ${JSON.stringify((m as Message | null)?.role)}`,
+      );
     }
     const content = checkContent(m, at);
     if (m.role === 'user') return { role: m.role, content };
@@ -70,7 +73,9 @@ function checkContent(m: Message, at: string): string | TemplatePart[] {
       if (m.role !== 'user') throw new InputError(`${pat}: ${p.type}s may only appear in user messages, not ${m.role}`);
       return { type: p.type };
     }
-    throw new InputError(`${pat}.type must be 'text', 'image' or 'video', got ${JSON.stringify((p as { type?: unknown })?.type)}`);
+    throw new InputError(
+      `${pat}.type must be 'text', 'image' or 'video', got ${JSON.stringify((p as { type?: unknown })?.type)}`,
+    );
   });
 }
 
@@ -78,7 +83,10 @@ export class ChatTemplate {
   private readonly template: Template;
 
   /** `origin`: the file the template came from, or 'builtin'. */
-  constructor(readonly source: string, readonly origin: string) {
+  constructor(
+    readonly source: string,
+    readonly origin: string,
+  ) {
     try {
       this.template = new Template(source);
     } catch (e) {
@@ -112,7 +120,9 @@ export class ChatTemplate {
     try {
       return this.template.render({ messages: msgs, add_generation_prompt: opts.addGenerationPrompt ?? true });
     } catch (e) {
-      throw new InputError(`chat template (${this.origin}) failed to render these messages: ${(e as Error).message}`, { cause: e });
+      throw new InputError(`chat template (${this.origin}) failed to render these messages: ${(e as Error).message}`, {
+        cause: e,
+      });
     }
   }
 }
@@ -122,7 +132,8 @@ function pickTemplate(v: unknown, file: string): string | undefined {
   if (v === undefined || v === null) return undefined;
   if (typeof v === 'string') return v;
   if (Array.isArray(v)) {
-    const d = v.find((t) => t && typeof t === 'object' && (t as { name?: unknown }).name === 'default') as { template?: unknown } | undefined;
+    const d = v.find((t) => t && typeof t === 'object' && (t as { name?: unknown }).name === 'default') as
+      { template?: unknown } | undefined;
     if (d && typeof d.template === 'string') return d.template;
   }
   throw new ConfigError(`${file}: 'chat_template' must be a string or a list with a 'default' entry`);

@@ -27,7 +27,10 @@ function videoText(runs: readonly PlaceholderRun[], timestamps: readonly number[
  * [start, end) of each image or video block of an expanded prompt's ids, in order: <|begin_of_image|> … <|end_of_image|>
  * for an image, <|begin_of_video|> … <|end_of_video|> for a video (its frames' image blocks inside).
  */
-export function mediaSpans(ids: ArrayLike<number>, tokens: Pick<TokenIds, 'imageStart' | 'imageEnd' | 'videoStart' | 'videoEnd'>): [number, number][] {
+export function mediaSpans(
+  ids: ArrayLike<number>,
+  tokens: Pick<TokenIds, 'imageStart' | 'imageEnd' | 'videoStart' | 'videoEnd'>,
+): [number, number][] {
   const spans: [number, number][] = [];
   let open = -1; // start of the block being read
   let inVideo = false;
@@ -53,19 +56,29 @@ export function mediaSpans(ids: ArrayLike<number>, tokens: Pick<TokenIds, 'image
  * Expand every <|image|> (in order, one per image of `plan`) or <|video|> (one per video, with its entry of
  * `timestamps`) of the rendered prompt. Counts must match the plan.
  */
-export function expandPlaceholders(text: string, plan: MediaPlan, timestamps: readonly (readonly number[])[] = []): string {
+export function expandPlaceholders(
+  text: string,
+  plan: MediaPlan,
+  timestamps: readonly (readonly number[])[] = [],
+): string {
   const pieces = text.split(/(<\|image\|>|<\|video\|>)/);
   const images = plan.kind === 'image' ? plan.grids.length : 0;
   const videos = plan.kind === 'video' ? plan.grids.length : 0;
   const nImg = pieces.filter((p) => p === IMAGE_TOKEN).length;
   const nVid = pieces.filter((p) => p === VIDEO_TOKEN).length;
-  if (nImg !== images) throw new InputError(`the prompt has ${nImg} ${IMAGE_TOKEN} placeholder(s) but ${images} image(s) were given`);
-  if (nVid !== videos) throw new InputError(`the prompt has ${nVid} ${VIDEO_TOKEN} placeholder(s) but ${videos} video(s) were given`);
+  if (nImg !== images)
+    throw new InputError(`the prompt has ${nImg} ${IMAGE_TOKEN} placeholder(s) but ${images} image(s) were given`);
+  if (nVid !== videos)
+    throw new InputError(`the prompt has ${nVid} ${VIDEO_TOKEN} placeholder(s) but ${videos} video(s) were given`);
   let media = 0;
-  return pieces.map((p) => {
-    if (p !== IMAGE_TOKEN && p !== VIDEO_TOKEN) return p;
-    const i = media++;
-    const runs = plan.runs.filter((r) => r.media === i);
-    return p === IMAGE_TOKEN ? IMAGE_TOKEN.repeat(runs[0].tokens) : videoText(runs, timestamps[i] ?? [], `video ${i}`);
-  }).join('');
+  return pieces
+    .map((p) => {
+      if (p !== IMAGE_TOKEN && p !== VIDEO_TOKEN) return p;
+      const i = media++;
+      const runs = plan.runs.filter((r) => r.media === i);
+      return p === IMAGE_TOKEN
+        ? IMAGE_TOKEN.repeat(runs[0].tokens)
+        : videoText(runs, timestamps[i] ?? [], `video ${i}`);
+    })
+    .join('');
 }

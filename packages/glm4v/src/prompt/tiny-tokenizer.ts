@@ -18,7 +18,8 @@ const REAL_VOCAB = 151552;
 export const GLM_SPLIT_PATTERN =
   "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 /** The same pattern in JavaScript syntax (no inline (?i:) group), for training. */
-const JS_SPLIT = /'(?:[sStTmMdD]|[rR][eE]|[vV][eE]|[lL][lL])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+/gu;
+const JS_SPLIT =
+  /'(?:[sStTmMdD]|[rR][eE]|[vV][eE]|[lL][lL])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+/gu;
 
 export interface TinySpecialToken {
   content: string;
@@ -29,18 +30,32 @@ export interface TinySpecialToken {
 }
 
 export const TINY_SPECIAL_TOKENS: readonly TinySpecialToken[] = [
-  ['<|endoftext|>', 151329], ['[MASK]', 151330], ['[gMASK]', 151331], ['[sMASK]', 151332], ['<sop>', 151333],
-  ['<eop>', 151334], ['<|system|>', 151335], ['<|user|>', 151336], ['<|assistant|>', 151337],
-  ['<|observation|>', 151338], ['<|begin_of_image|>', 151339], ['<|end_of_image|>', 151340],
-  ['<|begin_of_video|>', 151341], ['<|end_of_video|>', 151342], ['<|image|>', 151343], ['<|video|>', 151344],
-].map(([content, realId]) => ({ content: content as string, realId: realId as number, special: true })).concat([
-  { content: '<think>', realId: 151345, special: false },
-  { content: '</think>', realId: 151346, special: false },
-  { content: '<answer>', realId: 151347, special: false },
-  { content: '</answer>', realId: 151348, special: false },
-  { content: '<|begin_of_box|>', realId: 151349, special: false },
-  { content: '<|end_of_box|>', realId: 151350, special: false },
-]);
+  ['<|endoftext|>', 151329],
+  ['[MASK]', 151330],
+  ['[gMASK]', 151331],
+  ['[sMASK]', 151332],
+  ['<sop>', 151333],
+  ['<eop>', 151334],
+  ['<|system|>', 151335],
+  ['<|user|>', 151336],
+  ['<|assistant|>', 151337],
+  ['<|observation|>', 151338],
+  ['<|begin_of_image|>', 151339],
+  ['<|end_of_image|>', 151340],
+  ['<|begin_of_video|>', 151341],
+  ['<|end_of_video|>', 151342],
+  ['<|image|>', 151343],
+  ['<|video|>', 151344],
+]
+  .map(([content, realId]) => ({ content: content as string, realId: realId as number, special: true }))
+  .concat([
+    { content: '<think>', realId: 151345, special: false },
+    { content: '</think>', realId: 151346, special: false },
+    { content: '<answer>', realId: 151347, special: false },
+    { content: '</answer>', realId: 151348, special: false },
+    { content: '<|begin_of_box|>', realId: 151349, special: false },
+    { content: '<|end_of_box|>', realId: 151350, special: false },
+  ]);
 
 /** Id of each special token in a tiny vocabulary of `vocabSize`. */
 export function tinySpecialIds(vocabSize: number): Map<string, number> {
@@ -127,10 +142,15 @@ function learnMerges(corpus: string, count: number, byteChar: string[]): [string
  * (default 512, the conformance checkpoints' vocabulary). With `fill`, every id the corpus's merges leave free
  * decodes to ' t<id>' (the merges never produce them): a tokenizer for random weights at the real vocabulary.
  */
-export function makeTinyTokenizer(vocabSize = 512, opts: { fill?: boolean } = {}): { tokenizer: Record<string, unknown>; tokenizerConfig: Record<string, unknown> } {
+export function makeTinyTokenizer(
+  vocabSize = 512,
+  opts: { fill?: boolean } = {},
+): { tokenizer: Record<string, unknown>; tokenizerConfig: Record<string, unknown> } {
   const lowest = 151329 - REAL_VOCAB; // <|endoftext|>, the lowest special id, relative to the vocabulary's end
   if (!Number.isInteger(vocabSize) || vocabSize + lowest < 256) {
-    throw new ConfigError(`makeTinyTokenizer: vocabSize must be an integer ≥ ${256 - lowest} (256 byte tokens below the special tokens), got ${vocabSize}`);
+    throw new ConfigError(
+      `makeTinyTokenizer: vocabSize must be an integer ≥ ${256 - lowest} (256 byte tokens below the special tokens), got ${vocabSize}`,
+    );
   }
   const specials = tinySpecialIds(vocabSize);
   const byteChar = bytesToUnicode();
@@ -142,9 +162,16 @@ export function makeTinyTokenizer(vocabSize = 512, opts: { fill?: boolean } = {}
   const merges = learnMerges(CORPUS, free.length, byteChar);
   let next = 0;
   for (const [a, b] of merges) if (vocab[a + b] === undefined) vocab[a + b] = free[next++];
-  if (opts.fill) for (const id of free.slice(next)) vocab[Array.from(Buffer.from(` t${id}`), (b) => byteChar[b]).join('')] = id;
+  if (opts.fill)
+    for (const id of free.slice(next)) vocab[Array.from(Buffer.from(` t${id}`), (b) => byteChar[b]).join('')] = id;
   const added = TINY_SPECIAL_TOKENS.map((t) => ({
-    id: specials.get(t.content)!, content: t.content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: t.special,
+    id: specials.get(t.content)!,
+    content: t.content,
+    single_word: false,
+    lstrip: false,
+    rstrip: false,
+    normalized: false,
+    special: t.special,
   }));
   const tokenizer = {
     version: '1.0',
@@ -162,8 +189,16 @@ export function makeTinyTokenizer(vocabSize = 512, opts: { fill?: boolean } = {}
     post_processor: null,
     decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
     model: {
-      type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null,
-      fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab, merges,
+      type: 'BPE',
+      dropout: null,
+      unk_token: null,
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: false,
+      byte_fallback: false,
+      ignore_merges: false,
+      vocab,
+      merges,
     },
   };
   const tokenizerConfig = {
@@ -184,7 +219,11 @@ export function makeTinyTokenizer(vocabSize = 512, opts: { fill?: boolean } = {}
  * Write tokenizer.json, tokenizer_config.json and chat_template.jinja (our documented-format template) of a tiny
  * tokenizer into `dir` (created if needed). Deterministic: the same vocabSize gives the same bytes.
  */
-export async function writeTinyTokenizer(dir: string, vocabSize = 512, opts: { fill?: boolean } = {}): Promise<string[]> {
+export async function writeTinyTokenizer(
+  dir: string,
+  vocabSize = 512,
+  opts: { fill?: boolean } = {},
+): Promise<string[]> {
   const { tokenizer, tokenizerConfig } = makeTinyTokenizer(vocabSize, opts);
   await mkdir(dir, { recursive: true });
   const files: [string, string][] = [

@@ -5,7 +5,13 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError, InputError } from '@glm4v/core';
 import { parseModelConfig } from '../config.js';
 import { ChatTemplate } from './chat-template.js';
-import { bytesToUnicode, makeTinyTokenizer, tinySpecialIds, TINY_SPECIAL_TOKENS, writeTinyTokenizer } from './tiny-tokenizer.js';
+import {
+  bytesToUnicode,
+  makeTinyTokenizer,
+  tinySpecialIds,
+  TINY_SPECIAL_TOKENS,
+  writeTinyTokenizer,
+} from './tiny-tokenizer.js';
 import { TEXT_STREAM_MAX_PENDING, TextStream, Tokenizer } from './tokenizer.js';
 
 const ROOT = new URL('../../../../', import.meta.url).pathname;
@@ -18,7 +24,7 @@ const SAMPLES = [
   '<think>The user asks about a dog.</think>\n<answer>A golden retriever.</answer>',
   '这是什么动物？这是一只狗。龘 is rare, so is 𝄞 and 😀.',
   '  leading and trailing spaces  \n\n\ttabs\r\nand CRLF ',
-  "It's 2025; she'll say \"hi\" — x = [1, 2, 3] → done!",
+  'It\'s 2025; she\'ll say "hi" — x = [1, 2, 3] → done!',
   'mixed 中文 and English 文字 123456789',
 ];
 
@@ -26,9 +32,20 @@ describe('tiny byte-level BPE tokenizer', () => {
   it('has 512 ids, the special tokens at real id − 151552 + 512', () => {
     expect(tok.vocabSize).toBe(512);
     const want: Record<string, number> = {
-      '<|endoftext|>': 289, '[gMASK]': 291, '<sop>': 293, '<|system|>': 295, '<|user|>': 296, '<|assistant|>': 297,
-      '<|observation|>': 298, '<|begin_of_image|>': 299, '<|end_of_image|>': 300, '<|begin_of_video|>': 301,
-      '<|end_of_video|>': 302, '<|image|>': 303, '<|video|>': 304, '</answer>': 308,
+      '<|endoftext|>': 289,
+      '[gMASK]': 291,
+      '<sop>': 293,
+      '<|system|>': 295,
+      '<|user|>': 296,
+      '<|assistant|>': 297,
+      '<|observation|>': 298,
+      '<|begin_of_image|>': 299,
+      '<|end_of_image|>': 300,
+      '<|begin_of_video|>': 301,
+      '<|end_of_video|>': 302,
+      '<|image|>': 303,
+      '<|video|>': 304,
+      '</answer>': 308,
     };
     for (const [t, id] of Object.entries(want)) expect(tok.tokenId(t)).toBe(id);
     for (const t of TINY_SPECIAL_TOKENS) expect(tok.tokenId(t.content)).toBe(tinySpecialIds(512).get(t.content));
@@ -41,7 +58,16 @@ describe('tiny byte-level BPE tokenizer', () => {
     const cfg = parseModelConfig(JSON.parse(readFileSync(file, 'utf8')), file);
     const t = cfg.tokens;
     expect([t.imageStart, t.imageEnd, t.videoStart, t.videoEnd, t.image, t.video, t.pad]).toEqual(
-      ['<|begin_of_image|>', '<|end_of_image|>', '<|begin_of_video|>', '<|end_of_video|>', '<|image|>', '<|video|>', '<|endoftext|>'].map((s) => tok.tokenId(s)));
+      [
+        '<|begin_of_image|>',
+        '<|end_of_image|>',
+        '<|begin_of_video|>',
+        '<|end_of_video|>',
+        '<|image|>',
+        '<|video|>',
+        '<|endoftext|>',
+      ].map((s) => tok.tokenId(s)),
+    );
     expect(t.eos.map((id) => tok.decode([id]))).toEqual(['<|endoftext|>', '<|user|>', '<|observation|>', '</answer>']);
   });
 
@@ -56,7 +82,9 @@ describe('tiny byte-level BPE tokenizer', () => {
   });
 
   it('encode adds nothing and maps special tokens in the text to their ids; "\\n" after a role tag is one token', () => {
-    const ids = tok.encode('[gMASK]<sop><|user|>\n<|begin_of_image|><|image|><|image|><|end_of_image|>What kind of dog is this?<|assistant|>\n');
+    const ids = tok.encode(
+      '[gMASK]<sop><|user|>\n<|begin_of_image|><|image|><|image|><|end_of_image|>What kind of dog is this?<|assistant|>\n',
+    );
     expect(ids.slice(0, 7)).toEqual([291, 293, 296, 10, 299, 303, 303]);
     expect(ids[7]).toBe(300);
     expect(ids.slice(-2)).toEqual([297, 10]);
@@ -188,6 +216,11 @@ describe('TextStream', () => {
 
   it('skipSpecial option drops special tokens from the stream', () => {
     const stream = new TextStream(tok, { skipSpecial: true });
-    expect(tok.encode('<|user|>A').map((id) => stream.push(id)).join('')).toBe('A');
+    expect(
+      tok
+        .encode('<|user|>A')
+        .map((id) => stream.push(id))
+        .join(''),
+    ).toBe('A');
   });
 });

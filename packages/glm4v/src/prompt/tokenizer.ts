@@ -7,10 +7,15 @@ import { ConfigError, InputError } from '@glm4v/core';
 import { type ModelFolder, asFolder, readJsonFile } from '../files/folder.js';
 
 /** A JSON object read from `name` (undefined when the file is absent and not `required`). */
-async function readJsonObject(folder: ModelFolder, name: string, required: boolean): Promise<Record<string, unknown> | undefined> {
+async function readJsonObject(
+  folder: ModelFolder,
+  name: string,
+  required: boolean,
+): Promise<Record<string, unknown> | undefined> {
   const json = await readJsonFile(folder, name, required);
   if (json === undefined) return undefined;
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new ConfigError(`${folder.path(name)}: expected a JSON object`);
+  if (typeof json !== 'object' || json === null || Array.isArray(json))
+    throw new ConfigError(`${folder.path(name)}: expected a JSON object`);
   return json as Record<string, unknown>;
 }
 
@@ -38,7 +43,11 @@ export class Tokenizer {
   }
 
   /** From parsed tokenizer.json / tokenizer_config.json contents. */
-  static fromJSON(json: Record<string, unknown>, config: Record<string, unknown> = {}, file = 'tokenizer.json'): Tokenizer {
+  static fromJSON(
+    json: Record<string, unknown>,
+    config: Record<string, unknown> = {},
+    file = 'tokenizer.json',
+  ): Tokenizer {
     if (typeof json.model !== 'object' || json.model === null) throw new ConfigError(`${file}: no 'model' section`);
     if (!Array.isArray(json.added_tokens)) json = { ...json, added_tokens: [] };
     try {
@@ -61,10 +70,15 @@ export class Tokenizer {
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i];
       if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize || this.tok.id_to_token(id) === undefined) {
-        throw new InputError(`Tokenizer.decode: token id ${id} at position ${i} is not in the vocabulary (0..${this.vocabSize - 1})`);
+        throw new InputError(
+          `Tokenizer.decode: token id ${id} at position ${i} is not in the vocabulary (0..${this.vocabSize - 1})`,
+        );
       }
     }
-    return this.tok.decode([...ids], { skip_special_tokens: opts.skipSpecial ?? false, clean_up_tokenization_spaces: false });
+    return this.tok.decode([...ids], {
+      skip_special_tokens: opts.skipSpecial ?? false,
+      clean_up_tokenization_spaces: false,
+    });
   }
 
   /** Id of a token string (an added token such as '<|image|>' or a vocabulary entry), or undefined. */
@@ -104,7 +118,8 @@ export class TextStream {
     const text = this.tok.decode(this.pending, this.opts);
     let end = text.length;
     while (end > 0 && text.charCodeAt(end - 1) === 0xfffd) end--;
-    if (end === text.length || this.pending.length >= TEXT_STREAM_MAX_PENDING) return this.take(text, text.length, true);
+    if (end === text.length || this.pending.length >= TEXT_STREAM_MAX_PENDING)
+      return this.take(text, text.length, true);
     return this.take(text, end, false);
   }
 

@@ -2,7 +2,16 @@
 // throw ApiError; the runtime's typed errors map to a status here (input the client can fix: 400; the device or
 // the server: 500), so a client always gets one JSON object, never a stack trace or a dropped connection.
 
-import { AbortError, ContextOverflowError, DeviceError, DeviceLostError, Glm4vError, InputError, LimitError, OutOfMemoryError } from '@glm4v/core';
+import {
+  AbortError,
+  ContextOverflowError,
+  DeviceError,
+  DeviceLostError,
+  Glm4vError,
+  InputError,
+  LimitError,
+  OutOfMemoryError,
+} from '@glm4v/core';
 
 export interface ErrorBody {
   error: { message: string; type: string; param: string | null; code: string | null };
@@ -37,7 +46,8 @@ export function toApiError(e: unknown): ApiError {
   const message = e instanceof Error ? e.message.split('\n')[0] : String(e);
   if (e instanceof ContextOverflowError) return invalid(message, 'messages', 'context_length_exceeded');
   if (e instanceof AbortError) return new ApiError(503, message, 'server_error', 'request_cancelled');
-  if (e instanceof OutOfMemoryError || e instanceof DeviceLostError || e instanceof DeviceError) return new ApiError(500, message, 'server_error', 'device_error');
+  if (e instanceof OutOfMemoryError || e instanceof DeviceLostError || e instanceof DeviceError)
+    return new ApiError(500, message, 'server_error', 'device_error');
   // a limit of this device or of the model (an image too large for its bindings) or a bad prompt or image
   if (e instanceof LimitError || e instanceof InputError) return invalid(message, 'messages');
   if (e instanceof Glm4vError) return new ApiError(500, message, 'server_error', e.code);

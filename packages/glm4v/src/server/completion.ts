@@ -22,7 +22,11 @@ interface Ids {
   model: string;
 }
 
-const usageOf = (s: GenerationStats): Usage => ({ prompt_tokens: s.promptTokens, completion_tokens: s.generatedTokens, total_tokens: s.promptTokens + s.generatedTokens });
+const usageOf = (s: GenerationStats): Usage => ({
+  prompt_tokens: s.promptTokens,
+  completion_tokens: s.generatedTokens,
+  total_tokens: s.promptTokens + s.generatedTokens,
+});
 
 /** OpenAI's finish reasons; 'abort' (the server cancelled the request at shutdown) is this server's own. */
 const finishOf = (r: FinishReason): string => r;
@@ -31,7 +35,12 @@ export function newIds(model: string): Ids {
   return { id: `chatcmpl-${randomBytes(12).toString('hex')}`, created: Math.floor(Date.now() / 1000), model };
 }
 
-export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+export function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
   res.end(text);
@@ -57,21 +66,35 @@ export async function answerWhole(res: ServerResponse, sub: Submission, ids: Ids
     else if (ev.type === 'done') done = ev;
   }
   if (!done || done.finishReason === 'abort') {
-    const e = toApiError(new AbortError('the request was cancelled before it finished (the server is shutting down, or the client left)'));
+    const e = toApiError(
+      new AbortError('the request was cancelled before it finished (the server is shutting down, or the client left)'),
+    );
     if (!res.destroyed) sendJson(res, e.status, e.body);
     return e.status;
   }
   sendJson(res, 200, {
     ...ids,
     object: 'chat.completion',
-    choices: [{ index: 0, message: { role: 'assistant', content: text.answer, reasoning_content: text.thinking || null }, logprobs: null, finish_reason: finishOf(done.finishReason) }],
+    choices: [
+      {
+        index: 0,
+        message: { role: 'assistant', content: text.answer, reasoning_content: text.thinking || null },
+        logprobs: null,
+        finish_reason: finishOf(done.finishReason),
+      },
+    ],
     usage: usageOf(done.stats),
   });
   return 200;
 }
 
 /** The reply as server-sent events. Returns the HTTP status sent (200: the stream started). */
-export async function answerStream(res: ServerResponse, sub: Submission, ids: Ids, includeUsage: boolean): Promise<number> {
+export async function answerStream(
+  res: ServerResponse,
+  sub: Submission,
+  ids: Ids,
+  includeUsage: boolean,
+): Promise<number> {
   res.socket?.setNoDelay(true); // each event goes out as it is written (no Nagle delay behind an unacknowledged one)
   res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
   const send = (data: unknown) => {
@@ -86,7 +109,8 @@ export async function answerStream(res: ServerResponse, sub: Submission, ids: Id
   send(chunk({ role: 'assistant', content: '' }));
   try {
     for await (const ev of sub) {
-      if (ev.type === 'text') send(chunk(ev.phase === 'thinking' ? { reasoning_content: ev.text } : { content: ev.text }));
+      if (ev.type === 'text')
+        send(chunk(ev.phase === 'thinking' ? { reasoning_content: ev.text } : { content: ev.text }));
       else if (ev.type === 'done') {
         send(chunk({}, finishOf(ev.finishReason)));
         if (includeUsage) send({ ...ids, object: 'chat.completion.chunk', choices: [], usage: usageOf(ev.stats) });

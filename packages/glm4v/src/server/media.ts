@@ -22,13 +22,19 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
 /** The URL of an image_url / video_url field: a string, or {url: string}. */
 function urlOf(v: unknown, at: string): string {
   const url = isObject(v) ? v.url : v;
-  if (typeof url !== 'string' || url.length === 0) throw invalid(`${at} must be a URL string or an object with a 'url' string`, at);
+  if (typeof url !== 'string' || url.length === 0)
+    throw invalid(`${at} must be a URL string or an object with a 'url' string`, at);
   return url;
 }
 
 /** A path under the media folder, after following links; the client's own spelling in messages. */
 async function mediaPath(spec: string, at: string, media: MediaPolicy): Promise<string> {
-  if (!media.mediaDir) throw invalid(`${at}: files are served only from a media folder, and this server has none (start it with --media-dir)`, at, 'invalid_url');
+  if (!media.mediaDir)
+    throw invalid(
+      `${at}: files are served only from a media folder, and this server has none (start it with --media-dir)`,
+      at,
+      'invalid_url',
+    );
   const root = await realpath(media.mediaDir);
   const asked = spec.startsWith('file:') ? fileURLToPath(spec) : isAbsolute(spec) ? spec : join(root, spec);
   let real: string;
@@ -38,7 +44,8 @@ async function mediaPath(spec: string, at: string, media: MediaPolicy): Promise<
     throw invalid(`${at}: ${spec} does not exist or cannot be read`, at, 'invalid_url');
   }
   const rel = relative(root, real);
-  if (rel === '' || rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel)) throw invalid(`${at}: ${spec} is outside the media folder`, at, 'invalid_url');
+  if (rel === '' || rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel))
+    throw invalid(`${at}: ${spec} is outside the media folder`, at, 'invalid_url');
   return real;
 }
 
@@ -52,7 +59,11 @@ async function checkPixels(input: Buffer | string, at: string, media: MediaPolic
   }
   const [w, h] = [meta.width ?? 0, meta.height ?? 0];
   if (w * h > media.maxImagePixels) {
-    throw invalid(`${at}: the image is ${w}×${h} = ${w * h} pixels, over this server's limit of ${media.maxImagePixels} (--max-image-pixels)`, at, 'image_too_large');
+    throw invalid(
+      `${at}: the image is ${w}×${h} = ${w * h} pixels, over this server's limit of ${media.maxImagePixels} (--max-image-pixels)`,
+      at,
+      'image_too_large',
+    );
   }
 }
 
@@ -61,7 +72,8 @@ export async function imagePart(v: unknown, at: string, media: MediaPolicy): Pro
   const url = urlOf(v, at);
   if (url.startsWith('data:')) {
     const m = /^data:(image\/[\w.+-]+)?(;[^,]*)?,(.*)$/s.exec(url);
-    if (!m || !(m[2] ?? '').includes(';base64')) throw invalid(`${at}: expected a base64 data URL (data:image/...;base64,...)`, at, 'invalid_url');
+    if (!m || !(m[2] ?? '').includes(';base64'))
+      throw invalid(`${at}: expected a base64 data URL (data:image/...;base64,...)`, at, 'invalid_url');
     const data = Buffer.from(m[3], 'base64');
     if (data.length === 0) throw invalid(`${at}: the data URL holds no bytes`, at, 'invalid_image');
     await checkPixels(data, at, media);
@@ -72,12 +84,17 @@ export async function imagePart(v: unknown, at: string, media: MediaPolicy): Pro
     await checkPixels(path, at, media);
     return { type: 'image', image: { path } };
   }
-  throw invalid(`${at}: only data: URLs and file:// URLs (under --media-dir) are accepted; remote URLs are not fetched`, at, 'invalid_url');
+  throw invalid(
+    `${at}: only data: URLs and file:// URLs (under --media-dir) are accepted; remote URLs are not fetched`,
+    at,
+    'invalid_url',
+  );
 }
 
 /** A video_url part: a file:// URL or a path, under the media folder. */
 export async function videoPart(v: unknown, at: string, media: MediaPolicy): Promise<ContentPart> {
   const url = urlOf(v, at);
-  if (/^[a-z][\w+.-]*:/i.test(url) && !url.startsWith('file:')) throw invalid(`${at}: videos are read from files under --media-dir (file:// URLs or paths)`, at, 'invalid_url');
+  if (/^[a-z][\w+.-]*:/i.test(url) && !url.startsWith('file:'))
+    throw invalid(`${at}: videos are read from files under --media-dir (file:// URLs or paths)`, at, 'invalid_url');
   return { type: 'video', video: await mediaPath(url, at, media) };
 }

@@ -38,15 +38,21 @@ function refuseUnsupported(body: Json): void {
   const refuse = (key: string, why: string) => {
     throw invalid(`'${key}' is not supported by this server: ${why}`, key, 'unsupported_parameter');
   };
-  if (body.n !== undefined && body.n !== null && body.n !== 1) refuse('n', 'one choice per request (send several requests; they decode together)');
+  if (body.n !== undefined && body.n !== null && body.n !== 1)
+    refuse('n', 'one choice per request (send several requests; they decode together)');
   if (body.logprobs === true) refuse('logprobs', 'log probabilities are not returned');
-  if (body.top_logprobs !== undefined && body.top_logprobs !== null) refuse('top_logprobs', 'log probabilities are not returned');
-  for (const key of ['tools', 'functions']) if (Array.isArray(body[key]) && (body[key] as unknown[]).length > 0) refuse(key, 'no tool calling');
-  for (const key of ['tool_choice', 'function_call']) if (body[key] !== undefined && body[key] !== null && body[key] !== 'none') refuse(key, 'no tool calling');
-  for (const key of ['frequency_penalty', 'presence_penalty']) if (body[key] !== undefined && body[key] !== null && body[key] !== 0) refuse(key, "use 'repetition_penalty'");
+  if (body.top_logprobs !== undefined && body.top_logprobs !== null)
+    refuse('top_logprobs', 'log probabilities are not returned');
+  for (const key of ['tools', 'functions'])
+    if (Array.isArray(body[key]) && (body[key] as unknown[]).length > 0) refuse(key, 'no tool calling');
+  for (const key of ['tool_choice', 'function_call'])
+    if (body[key] !== undefined && body[key] !== null && body[key] !== 'none') refuse(key, 'no tool calling');
+  for (const key of ['frequency_penalty', 'presence_penalty'])
+    if (body[key] !== undefined && body[key] !== null && body[key] !== 0) refuse(key, "use 'repetition_penalty'");
   if (isObject(body.logit_bias) && Object.keys(body.logit_bias).length > 0) refuse('logit_bias', 'no logit bias');
   const format = body.response_format;
-  if (format !== undefined && format !== null && !(isObject(format) && format.type === 'text')) refuse('response_format', 'text only');
+  if (format !== undefined && format !== null && !(isObject(format) && format.type === 'text'))
+    refuse('response_format', 'text only');
   if (body.audio !== undefined && body.audio !== null) refuse('audio', 'no audio output');
 }
 
@@ -55,7 +61,10 @@ function stops(body: Json): string[] | undefined {
   if (v === undefined || v === null) return undefined;
   const list = typeof v === 'string' ? [v] : v;
   if (!Array.isArray(list) || list.length > 16 || list.some((s) => typeof s !== 'string' || s.length === 0)) {
-    throw invalid(`'stop' must be a non-empty string or an array of up to 16 non-empty strings; got ${JSON.stringify(v)}`, 'stop');
+    throw invalid(
+      `'stop' must be a non-empty string or an array of up to 16 non-empty strings; got ${JSON.stringify(v)}`,
+      'stop',
+    );
   }
   return list as string[];
 }
@@ -63,7 +72,9 @@ function stops(body: Json): string[] | undefined {
 /** The sampling and length fields as GenerateOptions (checked again by checkOptions, named by their API field). */
 function options(body: Json): GenerateOptions {
   const int = (v: number) => Number.isInteger(v);
-  const maxTokens = number(body, 'max_completion_tokens', (v) => int(v) && v >= 1, 'an integer ≥ 1') ?? number(body, 'max_tokens', (v) => int(v) && v >= 1, 'an integer ≥ 1');
+  const maxTokens =
+    number(body, 'max_completion_tokens', (v) => int(v) && v >= 1, 'an integer ≥ 1') ??
+    number(body, 'max_tokens', (v) => int(v) && v >= 1, 'an integer ≥ 1');
   const topK = number(body, 'top_k', (v) => int(v) && v >= -1, 'an integer ≥ -1 (-1 or 0: off)');
   const skip = boolean(body, 'skip_special_tokens');
   const o: GenerateOptions = {
@@ -77,7 +88,12 @@ function options(body: Json): GenerateOptions {
     ignoreEos: boolean(body, 'ignore_eos'),
     showSpecial: skip === undefined ? undefined : !skip,
   };
-  const field: Record<string, string> = { maxNewTokens: 'max_tokens', topK: 'top_k', topP: 'top_p', repetitionPenalty: 'repetition_penalty' };
+  const field: Record<string, string> = {
+    maxNewTokens: 'max_tokens',
+    topK: 'top_k',
+    topP: 'top_p',
+    repetitionPenalty: 'repetition_penalty',
+  };
   try {
     checkOptions(o, (k) => `'${field[k] ?? k}'`);
   } catch (e) {
@@ -106,14 +122,23 @@ async function content(v: unknown, at: string, media: MediaPolicy): Promise<stri
 }
 
 async function messages(v: unknown, media: MediaPolicy): Promise<Message[]> {
-  if (!Array.isArray(v) || v.length === 0) throw invalid("'messages' must be a non-empty array", 'messages', v === undefined ? 'missing_required_parameter' : 'invalid_value');
+  if (!Array.isArray(v) || v.length === 0)
+    throw invalid(
+      "'messages' must be a non-empty array",
+      'messages',
+      v === undefined ? 'missing_required_parameter' : 'invalid_value',
+    );
   const out: Message[] = [];
   for (const [i, m] of v.entries()) {
     const at = `messages[${i}]`;
     if (!isObject(m)) throw invalid(`${at} must be an object`, at);
     // 'developer' is OpenAI's newer name for the system role
     const role = m.role === 'developer' ? 'system' : m.role;
-    if (role !== 'system' && role !== 'user' && role !== 'assistant') throw invalid(`${at}.role must be system, developer, user or assistant; got ${JSON.stringify(m.role)}`, `${at}.role`);
+    if (role !== 'system' && role !== 'user' && role !== 'assistant')
+      throw invalid(
+        `${at}.role must be system, developer, user or assistant; got ${JSON.stringify(m.role)}`,
+        `${at}.role`,
+      );
     out.push({ role, content: await content(m.content, `${at}.content`, media) });
   }
   return out;

@@ -34,7 +34,13 @@ beforeAll(async () => {
   await copyFile(join(fixedDir, 'sample.png'), join(media, 'sample.png'));
   fixed = await Glm4v.load(fixedDir);
   server = await ApiServer.start(fixed, {
-    modelId: 'fixed', port: 0, apiKey: KEY, maxBatch: 1, maxQueue: 0, contextLength: 512, maxBodyBytes: 200_000,
+    modelId: 'fixed',
+    port: 0,
+    apiKey: KEY,
+    maxBatch: 1,
+    maxQueue: 0,
+    contextLength: 512,
+    maxBodyBytes: 200_000,
     media: { mediaDir: media, maxImagePixels: 100_000 },
   });
   client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: KEY, maxRetries: 0 });
@@ -45,10 +51,17 @@ afterAll(async () => {
   await rm(tmp, { recursive: true, force: true });
 });
 
-const user = (content: OpenAI.Chat.ChatCompletionUserMessageParam['content']): OpenAI.Chat.ChatCompletionMessageParam[] => [{ role: 'user', content }];
+const user = (
+  content: OpenAI.Chat.ChatCompletionUserMessageParam['content'],
+): OpenAI.Chat.ChatCompletionMessageParam[] => [{ role: 'user', content }];
 /** reasoning_content is this API's extension (vLLM's name for it). */
 const reasoningOf = (m: object): unknown => (m as { reasoning_content?: unknown }).reasoning_content;
-const pngUrl = async (side: number) => `data:image/png;base64,${(await sharp({ create: { width: side, height: side, channels: 3, background: '#c33' } }).png().toBuffer()).toString('base64')}`;
+const pngUrl = async (side: number) =>
+  `data:image/png;base64,${(
+    await sharp({ create: { width: side, height: side, channels: 3, background: '#c33' } })
+      .png()
+      .toBuffer()
+  ).toString('base64')}`;
 
 describe('POST /v1/chat/completions', () => {
   it('answers with the thinking in reasoning_content and the answer, box markers removed, in content', async () => {
@@ -62,7 +75,12 @@ describe('POST /v1/chat/completions', () => {
   });
 
   it('streams chunks ending in finish_reason, usage (include_usage) and [DONE]', async () => {
-    const stream = await client.chat.completions.create({ model: 'fixed', messages: user('hi'), stream: true, stream_options: { include_usage: true } });
+    const stream = await client.chat.completions.create({
+      model: 'fixed',
+      messages: user('hi'),
+      stream: true,
+      stream_options: { include_usage: true },
+    });
     let content = '';
     let reasoning = '';
     const finishes: (string | null)[] = [];
@@ -82,20 +100,45 @@ describe('POST /v1/chat/completions', () => {
 
   it('takes an image by data URL and by file:// URL under the media folder', async () => {
     for (const url of [await pngUrl(64), pathToFileURL(join(media, 'sample.png')).href]) {
-      const r = await client.chat.completions.create({ model: 'fixed', messages: user([{ type: 'image_url', image_url: { url } }, { type: 'text', text: 'What is it?' }]) });
+      const r = await client.chat.completions.create({
+        model: 'fixed',
+        messages: user([
+          { type: 'image_url', image_url: { url } },
+          { type: 'text', text: 'What is it?' },
+        ]),
+      });
       expect(r.choices[0].message.content).toBe('Yes,猫!');
       expect(r.usage!.prompt_tokens).toBeGreaterThan(20); // the image's placeholders
     }
   });
 
-  it.skipIf(spawnSync('ffmpeg', ['-version']).status !== 0)('takes a video by path under the media folder', async () => {
-    const made = spawnSync('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc=size=112x84:rate=4', '-t', '2', '-pix_fmt', 'yuv420p', join(media, 'clip.mp4')]);
-    expect(made.status, String(made.stderr)).toBe(0);
-    const part = { type: 'video_url', video_url: { url: 'clip.mp4' } };
-    const r = await client.chat.completions.create({ model: 'fixed', messages: user([part, { type: 'text', text: 'What happens?' }] as never) });
-    expect(r.choices[0].message.content).toBe('Yes,猫!');
-    expect(r.usage!.prompt_tokens).toBeGreaterThan(2 * 12); // two temporal patches of placeholders
-  });
+  it.skipIf(spawnSync('ffmpeg', ['-version']).status !== 0)(
+    'takes a video by path under the media folder',
+    async () => {
+      const made = spawnSync('ffmpeg', [
+        '-v',
+        'error',
+        '-y',
+        '-f',
+        'lavfi',
+        '-i',
+        'testsrc=size=112x84:rate=4',
+        '-t',
+        '2',
+        '-pix_fmt',
+        'yuv420p',
+        join(media, 'clip.mp4'),
+      ]);
+      expect(made.status, String(made.stderr)).toBe(0);
+      const part = { type: 'video_url', video_url: { url: 'clip.mp4' } };
+      const r = await client.chat.completions.create({
+        model: 'fixed',
+        messages: user([part, { type: 'text', text: 'What happens?' }] as never),
+      });
+      expect(r.choices[0].message.content).toBe('Yes,猫!');
+      expect(r.usage!.prompt_tokens).toBeGreaterThan(2 * 12); // two temporal patches of placeholders
+    },
+  );
 
   it('ends at a stop string, which is not in the text', async () => {
     const r = await client.chat.completions.create({ model: 'fixed', messages: user('hi'), stop: ['猫'] });
@@ -111,7 +154,11 @@ describe('POST /v1/chat/completions', () => {
 });
 
 /** The status and error body of a call the client rejects. */
-async function failure(p: Promise<unknown>): Promise<{ status?: number; error: { type?: string; code?: string | null; param?: string | null; message?: string }; headers?: Headers }> {
+async function failure(p: Promise<unknown>): Promise<{
+  status?: number;
+  error: { type?: string; code?: string | null; param?: string | null; message?: string };
+  headers?: Headers;
+}> {
   try {
     await p;
   } catch (e) {
@@ -127,7 +174,10 @@ describe('errors and limits, as OpenAI JSON', () => {
     const f = await failure(bad.chat.completions.create({ model: 'fixed', messages: user('hi') }));
     expect([f.status, f.error.code, f.error.message]).toEqual([401, 'invalid_api_key', 'incorrect API key']);
     const none = await fetch(`${server.url}/v1/models`);
-    expect([none.status, ((await none.json()) as { error: { message: string } }).error.message]).toEqual([401, "no API key given: send 'Authorization: Bearer KEY'"]);
+    expect([none.status, ((await none.json()) as { error: { message: string } }).error.message]).toEqual([
+      401,
+      "no API key given: send 'Authorization: Bearer KEY'",
+    ]);
   });
 
   it('400 naming the field: a wrong type, an unsupported field, a file outside the media folder, an image over the pixel cap, a prompt past the context', async () => {
@@ -135,30 +185,63 @@ describe('errors and limits, as OpenAI JSON', () => {
       [{ temperature: 'hot' }, 'temperature', 'invalid_value'],
       [{ max_tokens: -1 }, 'max_tokens', 'invalid_value'],
       [{ n: 2 }, 'n', 'unsupported_parameter'],
-      [{ messages: user([{ type: 'image_url', image_url: { url: pathToFileURL(join(fixedDir, 'sample.png')).href } }]) }, 'messages[0].content[0].image_url', 'invalid_url'],
-      [{ messages: user([{ type: 'image_url', image_url: { url: await pngUrl(400) } }]) }, 'messages[0].content[0].image_url', 'image_too_large'],
+      [
+        {
+          messages: user([{ type: 'image_url', image_url: { url: pathToFileURL(join(fixedDir, 'sample.png')).href } }]),
+        },
+        'messages[0].content[0].image_url',
+        'invalid_url',
+      ],
+      [
+        { messages: user([{ type: 'image_url', image_url: { url: await pngUrl(400) } }]) },
+        'messages[0].content[0].image_url',
+        'image_too_large',
+      ],
       [{ messages: user('word '.repeat(600)) }, 'messages', 'context_length_exceeded'],
     ];
     for (const [fields, param, code] of cases) {
-      const f = await failure(client.chat.completions.create({ model: 'fixed', messages: user('hi'), ...fields } as never));
-      expect([f.status, f.error.type, f.error.param, f.error.code], JSON.stringify(fields).slice(0, 80)).toEqual([400, 'invalid_request_error', param, code]);
+      const f = await failure(
+        client.chat.completions.create({ model: 'fixed', messages: user('hi'), ...fields } as never),
+      );
+      expect([f.status, f.error.type, f.error.param, f.error.code], JSON.stringify(fields).slice(0, 80)).toEqual([
+        400,
+        'invalid_request_error',
+        param,
+        code,
+      ]);
     }
   });
 
   it('400 for a body that is not JSON, 404 for an unknown model or URL, 413 for a body over --max-body', async () => {
-    const post = (body: string) => fetch(`${server.url}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${KEY}` }, body });
+    const post = (body: string) =>
+      fetch(`${server.url}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${KEY}` }, body });
     const bad = await post('{"messages": [');
     expect([bad.status, ((await bad.json()) as { error: { code: string } }).error.code]).toEqual([400, 'invalid_json']);
     const model = await failure(client.chat.completions.create({ model: 'gpt-4o', messages: user('hi') }));
     expect([model.status, model.error.code, model.error.param]).toEqual([404, 'model_not_found', 'model']);
-    const url = await fetch(`${server.url}/v1/embeddings`, { method: 'POST', headers: { authorization: `Bearer ${KEY}` }, body: '{}' });
+    const url = await fetch(`${server.url}/v1/embeddings`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${KEY}` },
+      body: '{}',
+    });
     expect(url.status).toBe(404);
-    const big = await failure(client.chat.completions.create({ model: 'fixed', messages: user([{ type: 'image_url', image_url: { url: `data:image/png;base64,${'A'.repeat(300_000)}` } }]) }));
+    const big = await failure(
+      client.chat.completions.create({
+        model: 'fixed',
+        messages: user([{ type: 'image_url', image_url: { url: `data:image/png;base64,${'A'.repeat(300_000)}` } }]),
+      }),
+    );
     expect([big.status, big.error.code]).toEqual([413, 'request_too_large']);
   });
 
   it('429 with Retry-After when the slot and the queue are taken; an aborted stream frees its slot at once', async () => {
-    const long = await client.chat.completions.create({ model: 'fixed', messages: user('hi'), stream: true, max_tokens: 400, ignore_eos: true } as never);
+    const long = await client.chat.completions.create({
+      model: 'fixed',
+      messages: user('hi'),
+      stream: true,
+      max_tokens: 400,
+      ignore_eos: true,
+    } as never);
     const chunks = (long as unknown as AsyncIterable<unknown>)[Symbol.asyncIterator]();
     for (let i = 0; i < 3; i++) await chunks.next();
     const busy = await failure(client.chat.completions.create({ model: 'fixed', messages: user('hi') }));
@@ -167,7 +250,9 @@ describe('errors and limits, as OpenAI JSON', () => {
     const t0 = performance.now();
     let next;
     for (let i = 0; i < 50 && !next; i++) {
-      next = await client.chat.completions.create({ model: 'fixed', messages: user('hi') }).catch((e) => (e.status === 429 ? undefined : Promise.reject(e)));
+      next = await client.chat.completions
+        .create({ model: 'fixed', messages: user('hi') })
+        .catch((e) => (e.status === 429 ? undefined : Promise.reject(e)));
       if (!next) await new Promise((r) => setTimeout(r, 20));
     }
     expect(next!.choices[0].message.content).toBe('Yes,猫!');
@@ -182,7 +267,13 @@ describe('GET endpoints', () => {
     const health = await fetch(`${server.url}/health`);
     expect([health.status, await health.json()]).toEqual([200, { status: 'ok' }]);
     const metrics = await (await fetch(`${server.url}/metrics`)).text();
-    for (const name of ['glm4v_requests_total{status="200"}', 'glm4v_generation_tokens_total', 'glm4v_queue_depth', 'glm4v_batch_occupancy', 'glm4v_generation_tokens_per_second']) {
+    for (const name of [
+      'glm4v_requests_total{status="200"}',
+      'glm4v_generation_tokens_total',
+      'glm4v_queue_depth',
+      'glm4v_batch_occupancy',
+      'glm4v_generation_tokens_per_second',
+    ]) {
       expect(metrics).toContain(name);
     }
     expect(Number(/glm4v_generation_tokens_total (\d+)/.exec(metrics)![1])).toBeGreaterThan(30);
@@ -194,22 +285,52 @@ describe('batching over HTTP', () => {
     const dir = join(tmp, 'demo');
     await makeTinyCheckpoint(dir);
     const model = await Glm4v.load(dir);
-    const demo = await ApiServer.start(model, { modelId: 'demo', port: 0, maxBatch: 4, contextLength: 256, prefillChunkTokens: 16, media: { maxImagePixels: 1e8 } });
+    const demo = await ApiServer.start(model, {
+      modelId: 'demo',
+      port: 0,
+      maxBatch: 4,
+      contextLength: 256,
+      prefillChunkTokens: 16,
+      media: { maxImagePixels: 1e8 },
+    });
     try {
       const c = new OpenAI({ baseURL: `${demo.url}/v1`, apiKey: 'none', maxRetries: 0 });
       const image = `data:image/png;base64,${(await readFile(join(dir, 'sample.png'))).toString('base64')}`;
       const prompts: OpenAI.Chat.ChatCompletionMessageParam[][] = [
-        user([{ type: 'image_url', image_url: { url: image } }, { type: 'text', text: 'Describe it.' }]), user('Hello'), user('Count to ten.'), user('你好，请介绍一下自己。'),
+        user([
+          { type: 'image_url', image_url: { url: image } },
+          { type: 'text', text: 'Describe it.' },
+        ]),
+        user('Hello'),
+        user('Count to ten.'),
+        user('你好，请介绍一下自己。'),
       ];
       const ask = async (messages: OpenAI.Chat.ChatCompletionMessageParam[]) => {
-        const r = await c.chat.completions.create({ model: 'demo', messages, temperature: 0, max_tokens: 16, ignore_eos: true, skip_special_tokens: false } as never);
+        const r = await c.chat.completions.create({
+          model: 'demo',
+          messages,
+          temperature: 0,
+          max_tokens: 16,
+          ignore_eos: true,
+          skip_special_tokens: false,
+        } as never);
         return `${reasoningOf(r.choices[0].message)}|${r.choices[0].message.content}|${r.usage!.completion_tokens}`;
       };
       const alone: string[] = [];
       for (const p of prompts) alone.push(await ask(p));
       expect(await Promise.all(prompts.map(ask))).toEqual(alone);
       // sampling fields reach the sampler: a seed repeats its text, another seed does not
-      const sampled = (seed: number) => c.chat.completions.create({ model: 'demo', messages: user('Hello'), temperature: 1.5, top_p: 1, top_k: 0, seed, max_tokens: 16, ignore_eos: true } as never);
+      const sampled = (seed: number) =>
+        c.chat.completions.create({
+          model: 'demo',
+          messages: user('Hello'),
+          temperature: 1.5,
+          top_p: 1,
+          top_k: 0,
+          seed,
+          max_tokens: 16,
+          ignore_eos: true,
+        } as never);
       const [a, b, other] = await Promise.all([sampled(1), sampled(1), sampled(2)]);
       expect(b.choices[0].message.content).toBe(a.choices[0].message.content);
       expect(other.choices[0].message.content).not.toBe(a.choices[0].message.content);
@@ -222,14 +343,24 @@ describe('batching over HTTP', () => {
 
 describe('glm4v-run serve', () => {
   it('shuts down on SIGTERM: the request in flight ends, the process exits 0', async () => {
-    const child = spawn(process.execPath, [CLI, 'serve', '--model', fixedDir, '--port', '0', '--shutdown-timeout', '1', '--quiet'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      [CLI, 'serve', '--model', fixedDir, '--port', '0', '--shutdown-timeout', '1', '--quiet'],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
     const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
     for (let i = 0; i < 600 && !/listening on (\S+)/.test(stderr); i++) await new Promise((r) => setTimeout(r, 100));
     const url = /listening on (\S+)/.exec(stderr)![1];
     const c = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'none', maxRetries: 0 });
-    const stream = await c.chat.completions.create({ model: 'fixed', messages: user('hi'), stream: true, max_tokens: 3000, ignore_eos: true } as never);
+    const stream = await c.chat.completions.create({
+      model: 'fixed',
+      messages: user('hi'),
+      stream: true,
+      max_tokens: 3000,
+      ignore_eos: true,
+    } as never);
     const it = (stream as unknown as AsyncIterable<OpenAI.Chat.ChatCompletionChunk>)[Symbol.asyncIterator]();
     await it.next();
     child.kill('SIGTERM');

@@ -64,7 +64,11 @@ export class ApiServer {
 
   /** Creates the batcher (the KV pool is allocated now) and listens. */
   static async start(model: Glm4v, opts: ServerOptions): Promise<ApiServer> {
-    const batcher = await model.batcher({ maxBatch: opts.maxBatch, contextLength: opts.contextLength, prefillChunkTokens: opts.prefillChunkTokens });
+    const batcher = await model.batcher({
+      maxBatch: opts.maxBatch,
+      contextLength: opts.contextLength,
+      prefillChunkTokens: opts.prefillChunkTokens,
+    });
     const server = new ApiServer(batcher, opts);
     try {
       await new Promise<void>((resolve, reject) => {
@@ -101,7 +105,11 @@ export class ApiServer {
     } catch (e) {
       const err = toApiError(e);
       status = err.status;
-      if (!res.headersSent) sendJson(res, err.status, err.body, { ...err.headers, ...(this.draining || err.status === 413 ? { connection: 'close' } : {}) });
+      if (!res.headersSent)
+        sendJson(res, err.status, err.body, {
+          ...err.headers,
+          ...(this.draining || err.status === 413 ? { connection: 'close' } : {}),
+        });
       else res.destroy();
       if (err.status >= 500) this.log(`error: ${req.method} ${path}: ${err.message}`);
     }
@@ -113,7 +121,10 @@ export class ApiServer {
   private async route(req: IncomingMessage, res: ServerResponse, path: string): Promise<number> {
     const method = req.method ?? 'GET';
     const only = (m: string) => {
-      if (method !== m) throw new ApiError(405, `${method} ${path}: use ${m}`, 'invalid_request_error', 'method_not_allowed', null, { allow: m });
+      if (method !== m)
+        throw new ApiError(405, `${method} ${path}: use ${m}`, 'invalid_request_error', 'method_not_allowed', null, {
+          allow: m,
+        });
     };
     if (path === '/health') {
       only('GET');
@@ -128,7 +139,8 @@ export class ApiServer {
       res.end(text);
       return 200;
     }
-    if (!path.startsWith('/v1/')) throw new ApiError(404, `unknown URL: ${method} ${path}`, 'invalid_request_error', 'not_found');
+    if (!path.startsWith('/v1/'))
+      throw new ApiError(404, `unknown URL: ${method} ${path}`, 'invalid_request_error', 'not_found');
     this.authorize(req);
     if (path === '/v1/models' || path.startsWith('/v1/models/')) {
       only('GET');
@@ -145,18 +157,38 @@ export class ApiServer {
     const key = this.opts.apiKey;
     if (!key) return;
     const auth = req.headers.authorization ?? '';
-    if (!auth) throw new ApiError(401, "no API key given: send 'Authorization: Bearer KEY'", 'invalid_request_error', 'invalid_api_key');
-    if (auth !== `Bearer ${key}`) throw new ApiError(401, 'incorrect API key', 'invalid_request_error', 'invalid_api_key');
+    if (!auth)
+      throw new ApiError(
+        401,
+        "no API key given: send 'Authorization: Bearer KEY'",
+        'invalid_request_error',
+        'invalid_api_key',
+      );
+    if (auth !== `Bearer ${key}`)
+      throw new ApiError(401, 'incorrect API key', 'invalid_request_error', 'invalid_api_key');
   }
 
   private models(res: ServerResponse, path: string): number {
-    const card = { id: this.opts.modelId, object: 'model', created: 0, owned_by: 'glm4v-runtime', max_model_len: this.batcher.contextLength };
+    const card = {
+      id: this.opts.modelId,
+      object: 'model',
+      created: 0,
+      owned_by: 'glm4v-runtime',
+      max_model_len: this.batcher.contextLength,
+    };
     if (path === '/v1/models') {
       sendJson(res, 200, { object: 'list', data: [card] });
       return 200;
     }
     const id = decodeURIComponent(path.slice('/v1/models/'.length));
-    if (id !== this.opts.modelId) throw new ApiError(404, `the model '${id}' does not exist; this server serves '${this.opts.modelId}'`, 'invalid_request_error', 'model_not_found', 'model');
+    if (id !== this.opts.modelId)
+      throw new ApiError(
+        404,
+        `the model '${id}' does not exist; this server serves '${this.opts.modelId}'`,
+        'invalid_request_error',
+        'model_not_found',
+        'model',
+      );
     sendJson(res, 200, card);
     return 200;
   }
@@ -164,14 +196,28 @@ export class ApiServer {
   private async chat(req: IncomingMessage, res: ServerResponse): Promise<number> {
     if (this.draining) throw new ApiError(503, 'the server is shutting down', 'server_error', 'shutting_down');
     if (this.inflight >= this.maxConcurrent) {
-      throw new ApiError(429, `the server is busy: ${this.inflight} requests in progress (max batch ${this.batcher.maxBatch} + queue ${this.maxConcurrent - this.batcher.maxBatch}); retry shortly`, 'rate_limit_error', 'rate_limit_exceeded', null, { 'retry-after': '1' });
+      throw new ApiError(
+        429,
+        `the server is busy: ${this.inflight} requests in progress (max batch ${this.batcher.maxBatch} + queue ${this.maxConcurrent - this.batcher.maxBatch}); retry shortly`,
+        'rate_limit_error',
+        'rate_limit_exceeded',
+        null,
+        { 'retry-after': '1' },
+      );
     }
     this.inflight++;
     try {
       const body = await readJson(req, this.opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES);
       const model = (body as { model?: unknown })?.model;
       if (model !== undefined && typeof model !== 'string') throw invalid("'model' must be a string", 'model');
-      if (model !== undefined && model !== this.opts.modelId) throw new ApiError(404, `the model '${model}' does not exist; this server serves '${this.opts.modelId}'`, 'invalid_request_error', 'model_not_found', 'model');
+      if (model !== undefined && model !== this.opts.modelId)
+        throw new ApiError(
+          404,
+          `the model '${model}' does not exist; this server serves '${this.opts.modelId}'`,
+          'invalid_request_error',
+          'model_not_found',
+          'model',
+        );
       const chat = await parseChatRequest(body, this.opts.media);
       const sub = this.batcher.submit({ messages: chat.messages }, { ...this.opts.defaults, ...chat.options });
       cancelOnClose(res, sub);
@@ -216,7 +262,13 @@ export class ApiServer {
  * client can read the answer), 400 when it does not parse.
  */
 function readJson(req: IncomingMessage, max: number): Promise<unknown> {
-  const tooLarge = () => new ApiError(413, `the request body is over this server's limit of ${max} bytes (--max-body)`, 'invalid_request_error', 'request_too_large');
+  const tooLarge = () =>
+    new ApiError(
+      413,
+      `the request body is over this server's limit of ${max} bytes (--max-body)`,
+      'invalid_request_error',
+      'request_too_large',
+    );
   return new Promise((resolve, reject) => {
     const parts: Buffer[] = [];
     let size = 0;
