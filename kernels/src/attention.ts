@@ -12,7 +12,7 @@ import BROADCAST_WGSL from './attention_broadcast.wgsl.js';
 import STORE_WGSL from './attention_store.wgsl.js';
 import { type ActDType, assertDType, assertShape, checkActDType, prelude } from './prelude.js';
 import { grid1d } from './grid.js';
-import { canBroadcast, isCpuAdapter } from './matmul.js';
+import { canBroadcast, hasSubgroupsOf, isCpuAdapter } from './adapter.js';
 import { FLASH_HEADER, FLASH_PARAMS, STORE_HEADER, STORE_PARAMS } from './attention_layout.js';
 
 /**
@@ -63,12 +63,7 @@ export function selectAttentionPreset(device: Device, headDim: number): Attentio
  * selectAttentionPreset's.
  */
 export function selectPrefillAttentionPreset(device: Device, headDim: number): AttentionPresetName {
-  if (
-    !isCpuAdapter(device) &&
-    device.has('subgroups') &&
-    (device.adapter.subgroupMinSize ?? 0) >= ATTENTION_PRESETS.flash8x2.T
-  )
-    return 'flash8x2';
+  if (!isCpuAdapter(device) && hasSubgroupsOf(device, ATTENTION_PRESETS.flash8x2.T)) return 'flash8x2';
   return selectAttentionPreset(device, headDim);
 }
 
@@ -195,7 +190,7 @@ function checkPreset(device: Device, name: AttentionPresetName): AttentionPreset
     throw new InputError(
       `attention preset '${name}' needs subgroups of at least 8 invocations, which this adapter lacks`,
     );
-  if (preset.kind === 'flash' && !(device.has('subgroups') && (device.adapter.subgroupMinSize ?? 0) >= preset.T)) {
+  if (preset.kind === 'flash' && !hasSubgroupsOf(device, preset.T)) {
     throw new InputError(
       `attention preset '${name}' needs subgroups of at least ${preset.T} invocations, which this adapter lacks`,
     );

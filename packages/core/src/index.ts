@@ -4,6 +4,7 @@ export {
   Device,
   NO_ADAPTER_HELP,
   TENSOR_CORE_TOGGLES,
+  isCpuAdapterInfo,
   type Backend,
   type DeviceOptions,
   type OptionalFeature,
