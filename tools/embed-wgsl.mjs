@@ -31,7 +31,9 @@ for (const dir of dirs) {
     const out = `${path}.ts`;
     const wgsl = readFileSync(path, 'utf8');
     const lines = wgsl.split('\n').length - (wgsl.endsWith('\n') ? 1 : 0);
-    const marked = `// source: ${relative(root, path).split(sep).join('/')}, ${lines} lines\n${wgsl}`;
+    const rel = relative(root, path);
+    const shown = rel.startsWith('..') ? path : rel.split(sep).join('/'); // repository-relative where it can be
+    const marked = `// source: ${shown}, ${lines} lines\n${wgsl}`;
     const text = `${header(name)}export default ${JSON.stringify(marked)};\n`;
     if (!existsSync(out) || readFileSync(out, 'utf8') !== text) writeFileSync(out, text);
   }
