@@ -18,7 +18,9 @@ describe('embed-wgsl', () => {
     writeFileSync(join(dir, 'b.wgsl'), 'fn b() {}\n');
     writeFileSync(join(dir, 'mine.wgsl.ts'), 'export default "hand-written";\n');
     embed(dir);
-    expect(readFileSync(join(dir, 'a.wgsl.ts'), 'utf8')).toContain('export default "fn a() {}\\n";');
+    // the text starts with the marker that maps compile errors back to the file (core's sourceLineOf)
+    const marker = `// source: ${join(dir, 'a.wgsl')}, 1 lines\\n`;
+    expect(readFileSync(join(dir, 'a.wgsl.ts'), 'utf8')).toContain(`export default "${marker}fn a() {}\\n";`);
     expect(existsSync(join(dir, 'b.wgsl.ts'))).toBe(true);
     rmSync(join(dir, 'b.wgsl'));
     embed(dir);

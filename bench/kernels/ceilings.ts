@@ -4,7 +4,7 @@
 // matrices in registers) for the tensor-core matmul.
 
 import { type Device, Graph, type KernelSpec, Tensor, UniformLayout } from '@glm4v/core';
-import { LINEAR_PRESETS, type MatrixShape, matrixShapeFor } from '@glm4v/kernels';
+import { LINEAR_PRESETS, type MatrixShape, matrixShapeFor, maxSubgroupSize } from '@glm4v/kernels';
 import { timeCase } from './harness.js';
 
 const COPY: KernelSpec = {
@@ -109,7 +109,7 @@ export async function measureCeilings(device: Device, budgetMs: number): Promise
     return (threads * 512 * 4 * 4 * 2) / (t.ms * 1e6); // 4 chains × vec4 × 2 flops per fma
   };
   const matrix = async (shape: MatrixShape) => {
-    const sg = device.adapter.subgroupMaxSize!;
+    const sg = maxSubgroupSize(device);
     const groups = 1024;
     const out = await Tensor.empty(device, 'f32', [groups * 4 * 4 * shape.M * shape.N], 'mma_out');
     const g = new Graph(device, 'ceiling-mma');

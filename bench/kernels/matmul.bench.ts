@@ -9,7 +9,13 @@ import {
   matvecPlan,
   selectLinearPreset,
 } from '@glm4v/kernels';
-import { type MatrixShape, matrixShapeFor, subgroupMatrixBytes, subgroupMatrixDepth } from '@glm4v/kernels';
+import {
+  type MatrixShape,
+  matrixShapeFor,
+  maxSubgroupSize,
+  subgroupMatrixBytes,
+  subgroupMatrixDepth,
+} from '@glm4v/kernels';
 import type { KernelCase } from './harness.js';
 
 // The decoder's linear layers with bf16 weights as in the checkpoint, K → N: q/k/v/o 4096 → 4096,
@@ -179,7 +185,7 @@ export function gemmTiles(device: Device): TileFigures[] {
         preset: name,
         tile: `${p.BM}×${p.BN}×${BK}, ${s.operand} ${s.M}×${s.N}×${s.K}${own ? '' : ' (not on this adapter)'}`,
         perThread: `${RM}×${RN} matrices / subgroup`,
-        invocations: p.SGM * p.SGN * (own ? device.adapter.subgroupMaxSize! : 32),
+        invocations: p.SGM * p.SGN * (own ? maxSubgroupSize(device) : 32),
         workgroupBytes: subgroupMatrixBytes(p, s, BK),
         readPerFlop: (e * s.K * (RM * s.M + RN * s.N)) / (2 * RM * RN * s.M * s.N * s.K), // RM left and RN right matrices per k-step
         writePerFlop: (e * (p.BM + p.BN)) / (2 * p.BM * p.BN),

@@ -19,7 +19,7 @@ import { type ChunkedTensor, Device } from '@glm4v/core';
 import { Checkpoint, loadCheckpoint } from '@glm4v/runtime/internal';
 import { writeSynthetic } from './synthetic.js';
 import { quantLoads } from './quant-load.js';
-import { isQuantFormat } from '@glm4v/kernels';
+import { isCpuAdapter, isQuantFormat } from '@glm4v/kernels';
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(name);
@@ -185,7 +185,7 @@ function report(
         (l, i) => runs[cold ? 'plain cold' : 'plain warm'][i].cpuSeconds / l.cpuSeconds,
       ),
     );
-  const software = /llvmpipe|lavapipe|swiftshader/i.test(device.describe()) || device.adapter.isFallbackAdapter;
+  const software = isCpuAdapter(device);
   // Host memory the loader itself adds: the RSS rise minus the GPU buffers allocated meanwhile (host memory on a
   // software adapter only); on a real GPU, the RSS rise itself.
   const overhead = (k: Kind) => worst(k, (r) => (software ? r.peakOverhead : r.peakRss));

@@ -13,7 +13,7 @@
 // dispatches and uniform bytes one replay encodes and writes.
 
 import { Device } from '@glm4v/core';
-import { type QuantFormat, isQuantFormat } from '@glm4v/kernels';
+import { type QuantFormat, isCpuAdapter, isQuantFormat } from '@glm4v/kernels';
 import { type Glm4vModel, type QuantRequest } from '@glm4v/runtime/internal';
 import { glm41v9bConfig, randomModel } from '@glm4v/runtime/testing';
 import { kvBytesPerLayer, modelMemory } from './memory.js';
@@ -201,7 +201,7 @@ async function main() {
   const json = process.argv.includes('--json');
   const log = (s: string) => (json ? process.stderr.write(s + '\n') : console.log(s));
   const device = await Device.create();
-  const software = device.adapter.isFallbackAdapter || device.adapter.architecture === 'software';
+  const software = isCpuAdapter(device);
   const o: Options = {
     layers: num('--layers') ?? (software ? 2 : FULL.layers),
     visionBlocks: num('--vision-blocks') ?? (software ? 2 : FULL.visionBlocks),

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { Agent, request } from 'node:http';
 import { join } from 'node:path';
 import { Device } from '@glm4v/core';
+import { isCpuAdapter } from '@glm4v/kernels';
 import { ApiServer, Glm4v } from '@glm4v/runtime/internal';
 import {
   GLM41V_9B_CONFIG_JSON,
@@ -226,7 +227,7 @@ async function main() {
   const maxTokens = Number(arg('--max-tokens') ?? 32);
   const repeat = Number(arg('--repeat') ?? 1);
   const device = await Device.create();
-  const software = device.adapter.isFallbackAdapter || device.adapter.architecture === 'software';
+  const software = isCpuAdapter(device);
   const layers = Number(arg('--layers') ?? (software ? 2 : 40));
   log(device.describe());
   const rows = [];

@@ -14,7 +14,7 @@ import {
 } from './attention.js';
 import { attentionDecode, decodeLanes } from './attention_decode.js';
 import { ropeFrequencies } from './rope.js';
-import { canBroadcast } from './matmul.js';
+import { canBroadcast, hasSubgroupsOf } from './adapter.js';
 import { type RowValues, rowsTable } from './rows.js';
 
 let device: Device;
@@ -35,9 +35,7 @@ function other(): AttentionPresetName | undefined {
 /** Why the GPU prefill kernel (lanes over the head dim, subgroup shuffles) cannot run here, or undefined. */
 function noFlash(): string | undefined {
   const T = ATTENTION_PRESETS.flash8x2.T;
-  return device.has('subgroups') && (device.adapter.subgroupMinSize ?? 0) >= T
-    ? undefined
-    : `the adapter lacks subgroups of ${T} or more`;
+  return hasSubgroupsOf(device, T) ? undefined : `the adapter lacks subgroups of ${T} or more`;
 }
 
 interface Cfg {
@@ -598,9 +596,7 @@ const RAGGED: DecodeRow[] = [
 
 /** Lanes per head other than this adapter's default, so both the shuffle and the one-lane kernels stay tested. */
 function otherLanes(): number[] {
-  const all = [1, 2, 4, 8].filter(
-    (t) => t === 1 || (device.has('subgroups') && (device.adapter.subgroupMinSize ?? 0) >= t),
-  );
+  const all = [1, 2, 4, 8].filter((t) => t === 1 || hasSubgroupsOf(device, t));
   return all.filter((t) => t !== decodeLanes(device));
 }
 

@@ -12,7 +12,7 @@ import BROADCAST_WGSL from './attention_broadcast.wgsl.js';
 import STORE_WGSL from './attention_store.wgsl.js';
 import { type ActDType, assertDType, assertShape, checkActDType, prelude } from './prelude.js';
 import { grid1d } from './grid.js';
-import { canBroadcast, isCpuAdapter } from './matmul.js';
+import { canBroadcast, hasSubgroupsOf, isCpuAdapter } from './adapter.js';
 import { FLASH_HEADER, FLASH_PARAMS, STORE_HEADER, STORE_PARAMS } from './attention_layout.js';
 
 /**
@@ -63,12 +63,7 @@ export function selectAttentionPreset(device: Device, headDim: number): Attentio
  * selectAttentionPreset's.
  */
 export function selectPrefillAttentionPreset(device: Device, headDim: number): AttentionPresetName {
-  if (
-    !isCpuAdapter(device) &&
-    device.has('subgroups') &&
-    (device.adapter.subgroupMinSize ?? 0) >= ATTENTION_PRESETS.flash8x2.T
-  )
-    return 'flash8x2';
+  if (!isCpuAdapter(device) && hasSubgroupsOf(device, ATTENTION_PRESETS.flash8x2.T)) return 'flash8x2';
   return selectAttentionPreset(device, headDim);
 }
 
@@ -195,7 +190,7 @@ function checkPreset(device: Device, name: AttentionPresetName): AttentionPreset
     throw new InputError(
       `attention preset '${name}' needs subgroups of at least 8 invocations, which this adapter lacks`,
     );
-  if (preset.kind === 'flash' && !(device.has('subgroups') && (device.adapter.subgroupMinSize ?? 0) >= preset.T)) {
+  if (preset.kind === 'flash' && !hasSubgroupsOf(device, preset.T)) {
     throw new InputError(
       `attention preset '${name}' needs subgroups of at least ${preset.T} invocations, which this adapter lacks`,
     );
@@ -248,36 +243,64 @@ function presetConstants(p: AttentionPreset): Record<string, number> {
   return { R: p.R };
 }
 
-/** One flash dispatch: `segs` segments of `segLen` positions (see attention.wgsl). */
+/**
+ * One flash dispatch (attention.wgsl): `segments.count` segments of `segments.len` query rows each, every segment
+ * over its own `segments.keys` keys. Built by the named setups below, prefillRun and visionRun.
+ */
 interface FlashRun {
   op: 'prefill' | 'segments';
   preset: AttentionPresetName;
-  q: Tensor;
-  k: Tensor;
-  v: Tensor;
-  out: Tensor;
-  act: ActDType;
-  kv: KvDType;
-  kvHeads: number;
-  group: number;
-  headDim: number;
-  causal: boolean;
+  tensors: { q: Tensor; k: Tensor; v: Tensor; out: Tensor };
+  dtypes: { act: ActDType; kv: KvDType };
+  /** kv heads, query heads per kv head, head dim, and the first kv head read (slot s of a cache: s·kvHeads). */
+  heads: { kv: number; group: number; dim: number; kvFirst: number };
+  /** Segment s's queries are rows qFirst + s·len + [0, len), its keys rows kFirst + s·len + [0, keys). */
+  segments: { count: number; len: number; qFirst: number; kFirst: number; keys: number };
+  /** Causal: query i sees keys [0, shift + i] (shift: the keys already cached before this chunk). */
+  mask: { causal: boolean; shift: number };
   scale: number;
-  segs: number;
-  segLen: number;
-  qFirst: number;
-  kFirst: number;
-  /** Keys per segment. */
-  kvLen: number;
-  shift: number;
-  /** vec4 strides of q's and out's rows (q may be the fused q|k|v rows). */
-  qRow: number;
-  oRow: number;
-  /** vec4 strides of k and v: between kv heads and between rows. */
-  kHead: number;
-  kRow: number;
-  /** The first kv head read (a prefill into slot s reads heads s·kvHeads onwards). */
-  kvHead0: number;
+  /** vec4 strides: between q's rows (q may be the fused q|k|v rows), out's rows, k's and v's heads and rows. */
+  strides: { qRow: number; oRow: number; kHead: number; kRow: number };
+}
+
+/** Prefill of `rows` rows into cache slot `slot` after `start` cached positions: q from the fused q|k|v rows. */
+function prefillRun(
+  t: FlashRun['tensors'],
+  dtypes: FlashRun['dtypes'],
+  o: { hq: number; hkv: number; d: number; rows: number; start: number; slot: number; capacity: number },
+): Omit<FlashRun, 'preset' | 'scale'> {
+  return {
+    op: 'prefill',
+    tensors: t,
+    dtypes,
+    heads: { kv: o.hkv, group: o.hq / o.hkv, dim: o.d, kvFirst: o.slot * o.hkv },
+    segments: { count: 1, len: o.rows, qFirst: 0, kFirst: 0, keys: o.start + o.rows },
+    mask: { causal: true, shift: o.start },
+    strides: {
+      qRow: ((o.hq + 2 * o.hkv) * o.d) / 4,
+      oRow: (o.hq * o.d) / 4,
+      kHead: (o.capacity * o.d) / 4,
+      kRow: o.d / 4,
+    },
+  };
+}
+
+/** Vision: `count` bidirectional segments of `len` rows from row `first`; q, k, v [S, H·D], one head group. */
+function visionRun(
+  t: FlashRun['tensors'],
+  act: ActDType,
+  o: { h: number; d: number; first: number; len: number; count: number },
+): Omit<FlashRun, 'preset' | 'scale'> {
+  const row = (o.h * o.d) / 4;
+  return {
+    op: 'segments',
+    tensors: t,
+    dtypes: { act, kv: act },
+    heads: { kv: o.h, group: 1, dim: o.d, kvFirst: 0 },
+    segments: { count: o.count, len: o.len, qFirst: o.first, kFirst: o.first, keys: o.len },
+    mask: { causal: false, shift: 0 },
+    strides: { qRow: row, oRow: row, kHead: o.d / 4, kRow: row },
+  };
 }
 
 function dispatchFlash(g: Graph, r: FlashRun): void {
@@ -288,40 +311,42 @@ function dispatchFlash(g: Graph, r: FlashRun): void {
       : preset.kind === 'flash'
         ? (preset.WG / preset.T) * preset.R
         : preset.WG * preset.R;
-  const tiles = Math.ceil((r.segLen * r.group) / rowsPerTile);
+  const { heads, segments: seg, strides, tensors } = r;
+  const tiles = Math.ceil((seg.len * heads.group) / rowsPerTile);
   const values = {
-    segs: r.segs,
-    seg_len: r.segLen,
+    segs: seg.count,
+    seg_len: seg.len,
     tiles,
-    kv_heads: r.kvHeads,
-    group: r.group,
-    q_first: r.qFirst,
-    k_first: r.kFirst,
-    kv_len: r.kvLen,
-    causal: r.causal ? 1 : 0,
-    shift: r.shift,
-    q_row: r.qRow,
-    o_row: r.oRow,
-    k_head: r.kHead,
-    k_row: r.kRow,
-    hd4: r.headDim / 4,
-    kv_head0: r.kvHead0,
+    kv_heads: heads.kv,
+    group: heads.group,
+    q_first: seg.qFirst,
+    k_first: seg.kFirst,
+    kv_len: seg.keys,
+    causal: r.mask.causal ? 1 : 0,
+    shift: r.mask.shift,
+    q_row: strides.qRow,
+    o_row: strides.oRow,
+    k_head: strides.kHead,
+    k_row: strides.kRow,
+    hd4: heads.dim / 4,
+    kv_head0: heads.kvFirst,
     scale: r.scale * Math.LOG2E,
   };
-  const kvTag = r.op === 'segments' ? '' : `_${r.kv}kv`;
+  const { act, kv } = r.dtypes;
+  const kvTag = r.op === 'segments' ? '' : `_${kv}kv`;
   g.dispatch({
     kernel: {
-      label: `attention_${r.op}_${r.act}a${kvTag}_${r.preset}_d${r.headDim}`,
+      label: `attention_${r.op}_${act}a${kvTag}_${r.preset}_d${heads.dim}`,
       code:
-        attentionPrelude(r.act, r.kv, r.act, preset.kind !== 'tiled') +
+        attentionPrelude(act, kv, act, preset.kind !== 'tiled') +
         FLASH_HEADER +
         { tiled: TILED_WGSL, flash: FLASH_WGSL, broadcast: BROADCAST_WGSL }[preset.kind],
-      constants: { WG: preset.WG, HD: r.headDim, ...presetConstants(preset) },
+      constants: { WG: preset.WG, HD: heads.dim, ...presetConstants(preset) },
     },
     uniforms: { layout: FLASH_PARAMS, values },
-    inputs: [r.q, r.k, r.v],
-    outputs: [r.out],
-    workgroups: grid1d(g.device, r.segs * tiles * r.kvHeads),
+    inputs: [tensors.q, tensors.k, tensors.v],
+    outputs: [tensors.out],
+    workgroups: grid1d(g.device, seg.count * tiles * heads.kv),
   });
 }
 
@@ -385,34 +410,12 @@ export function attentionPrefill(g: Graph, qkv: Tensor, cache: KvCache, opts: Pr
     throw new InputError(`${fn}: start ${start} + ${s} rows exceed the cache capacity of ${capacity} positions`);
   const scale = opts.scale ?? 1 / Math.sqrt(d);
   checkScale(fn, scale);
-  const group = hq / hkv;
   const out = opts.out ?? g.tensor(act, [s, hq * d], 'attention_out');
   storeKv(g, qkv, cache, act, kv, hq, { start, slot });
   dispatchFlash(g, {
-    op: 'prefill',
+    ...prefillRun({ q: qkv, k: cache.k, v: cache.v, out }, { act, kv }, { hq, hkv, d, rows: s, start, slot, capacity }),
     preset: opts.preset ?? selectPrefillAttentionPreset(g.device, d),
-    q: qkv,
-    k: cache.k,
-    v: cache.v,
-    out,
-    act,
-    kv,
-    kvHeads: hkv,
-    group,
-    headDim: d,
-    causal: true,
     scale,
-    segs: 1,
-    segLen: s,
-    qFirst: 0,
-    kFirst: 0,
-    kvLen: start + s,
-    shift: start,
-    qRow: ((hq + 2 * hkv) * d) / 4,
-    oRow: (hq * d) / 4,
-    kHead: (capacity * d) / 4,
-    kRow: d / 4,
-    kvHead0: slot * hkv,
   });
   return out;
 }
@@ -468,30 +471,9 @@ export function attentionSegments(
   const out = opts.out ?? g.tensor(act, q.shape, 'attention_out');
   for (const [first, len, count] of runsOf(segments)) {
     dispatchFlash(g, {
-      op: 'segments',
+      ...visionRun({ q, k, v, out }, act, { h, d, first, len, count }),
       preset: opts.preset ?? selectPrefillAttentionPreset(g.device, d),
-      q,
-      k,
-      v,
-      out,
-      act,
-      kv: act,
-      kvHeads: h,
-      group: 1,
-      headDim: d,
-      causal: false,
       scale,
-      segs: count,
-      segLen: len,
-      qFirst: first,
-      kFirst: first,
-      kvLen: len,
-      shift: 0,
-      qRow: (h * d) / 4,
-      oRow: (h * d) / 4,
-      kHead: d / 4,
-      kRow: (h * d) / 4,
-      kvHead0: 0,
     });
   }
   return out;

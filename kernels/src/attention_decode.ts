@@ -19,7 +19,7 @@ import {
 import { DECODE_HEADER, DECODE_PARAMS, REDUCE_HEADER, REDUCE_PARAMS } from './attention_layout.js';
 import { prelude } from './prelude.js';
 import { grid1d } from './grid.js';
-import { isCpuAdapter } from './matmul.js';
+import { hasSubgroupsOf, isCpuAdapter, minSubgroupSize } from './adapter.js';
 import { MAX_ROPE_FREQUENCIES, omegaValues, ropeFrequencies } from './rope.js';
 import { checkRows } from './rows.js';
 
@@ -37,8 +37,7 @@ export function decodeMinChunk(device: Device): number {
  * subgroups (then one invocation holds a whole head).
  */
 export function decodeLanes(device: Device): number {
-  if (!device.has('subgroups')) return 1;
-  return 2 ** Math.floor(Math.log2(Math.min(8, Math.max(1, device.adapter.subgroupMinSize ?? 1))));
+  return 2 ** Math.floor(Math.log2(Math.min(8, Math.max(1, minSubgroupSize(device)))));
 }
 
 export interface DecodeOptions {
@@ -63,7 +62,7 @@ export interface DecodeOptions {
 function checkLanes(device: Device, lanes: number): void {
   const ok = Number.isInteger(lanes) && lanes >= 1 && lanes <= 32 && (lanes & (lanes - 1)) === 0;
   if (!ok) throw new InputError(`attentionDecode: lanes is ${lanes}; expected a power of two from 1 to 32`);
-  if (lanes > 1 && !(device.has('subgroups') && (device.adapter.subgroupMinSize ?? 0) >= lanes)) {
+  if (lanes > 1 && !hasSubgroupsOf(device, lanes)) {
     throw new InputError(
       `attentionDecode: ${lanes} lanes per head need subgroups of at least ${lanes} invocations, which this adapter lacks`,
     );

@@ -21,6 +21,7 @@ import { ROWS_WGSL, checkRows } from './rows.js';
 const fields = (width: string) =>
   `rows: u32, ${width}: u32, row_start: u32, chunk_rows: u32, vocab: u32, nan_bits: u32, indexed: u32, ids_len: u32`;
 const PARAMS = new UniformLayout(fields('cols'));
+const QUANT_PARAMS = new UniformLayout(fields('K'));
 const NAN_BITS = 0x7fc00000;
 
 /** The uniform block, the ids and rows bindings and id_of() of both kernels (each declares its table and out after). */
@@ -102,10 +103,12 @@ function embeddingQuant(g: Graph, m: QuantizedMatrix, ids: Tensor, opts: Embeddi
   const io = checkIdsAndOut(g, ids, K, opts);
   const code = prelude({ act: io.act }) + quantReader(m.layout, { dequant: true }) + header('K') + EMBEDDING_QUANT_WGSL;
   const WG = rowWorkgroupSize(Math.ceil(K / 8)); // one invocation per 8 weights
+  const { cols, ...others } = io.values;
+  const quantValues = { ...others, K: cols };
   m.chunks.forEach((c, i) => {
     g.dispatch({
       kernel: { label: `embedding_${m.layout.name}w_${io.act}a`, code, constants: { WG, FIRST: i === 0 ? 1 : 0 } },
-      uniforms: { layout: PARAMS, values: { ...io.values, row_start: c.rowStart, chunk_rows: c.rows, vocab } },
+      uniforms: { layout: QUANT_PARAMS, values: { ...quantValues, row_start: c.rowStart, chunk_rows: c.rows, vocab } },
       inputs: [ids, io.rowsBinding, c.data, c.scales],
       outputs: [io.y],
       workgroups: grid1d(g.device, io.rows),

@@ -1,5 +1,13 @@
 export { prelude, variantTag, type ActDType, type WeightDType } from './prelude.js';
 export { grid1d } from './grid.js';
+export {
+  isCpuAdapter,
+  minSubgroupSize,
+  maxSubgroupSize,
+  hasSubgroupsOf,
+  canBroadcast,
+  canReduceWithSubgroups,
+} from './adapter.js';
 export { rmsNorm, rmsNormResidual, layerNorm } from './norms.js';
 export { fillRandom } from './random.js';
 export {
@@ -36,8 +44,6 @@ export {
   linearVariant,
   selectLinearPreset,
   matmulWeightDType,
-  isCpuAdapter,
-  canBroadcast,
   LINEAR_PRESETS,
   MATVEC_MAX_ROWS,
   type LinearOptions,

@@ -1,5 +1,5 @@
 // What the linear kernels share whatever the weight format (matmul.ts for f32/f16/bf16 weights, matmul_quant.ts
-// for block-quantised ones): the uniform block, which kind of adapter runs them, the checks on x, bias and y, and
+// for block-quantised ones): the uniform block, the checks on x, bias and y, and
 // the split-K matvec's plan (team, rows, K slices), x reader, output and second pass.
 
 import { type Device, type Graph, InputError, type Tensor, UniformLayout } from '@glm4v/core';
@@ -16,6 +16,7 @@ import {
   rowsOf,
 } from './prelude.js';
 import { grid1d } from './grid.js';
+import { canBroadcast, canReduceWithSubgroups, minSubgroupSize } from './adapter.js';
 
 export const LINEAR_PARAMS_FIELDS =
   'M: u32, N: u32, K: u32, rows: u32, col0: u32, tiles_n: u32, tiles: u32, has_bias: u32';
@@ -29,20 +30,6 @@ export interface LinearOptions {
   bias?: Tensor;
   /** Write here instead of a new tensor: shape [..., N], x's dtype. */
   out?: Tensor;
-}
-
-/** Software adapters run each workgroup as a loop on one CPU thread, 8 lanes per SIMD step (lavapipe). */
-export function isCpuAdapter(device: Device): boolean {
-  return device.adapter.isFallbackAdapter || device.adapter.architecture === 'software';
-}
-
-/** The broadcast kernels share 8 x values through lanes 0..7 of each subgroup. */
-export function canBroadcast(device: Device): boolean {
-  return device.has('subgroups') && (device.adapter.subgroupMinSize ?? 0) >= 8;
-}
-
-export function canReduceWithSubgroups(device: Device): boolean {
-  return device.has('subgroups') && (device.adapter.subgroupMinSize ?? 0) >= 1;
 }
 
 /** Checks x [..., K], the bias [N] and the output [..., N] of a linear layer whose weight is `weight` [N, K]. */
@@ -185,7 +172,7 @@ export function splitKTeam(device: Device, p: SplitKPreset, name: string, reduce
       `variant '${name}' with subgroup reduction needs the subgroups feature, which this adapter lacks`,
     );
   // A team must sit inside one subgroup: T no larger than the smallest subgroup (both powers of two).
-  const T = sub ? Math.min(p.T, device.adapter.subgroupMinSize!) : p.T;
+  const T = sub ? Math.min(p.T, minSubgroupSize(device)) : p.T;
   // The shared reduction gives each of a team's MATVEC_MAX_ROWS · R sums (R ≤ 2) to one of its T lanes.
   if (!sub && MATVEC_MAX_ROWS * 2 > T)
     throw new InputError(`variant '${name}': a team of ${T} lanes cannot reduce ${MATVEC_MAX_ROWS} × 2 sums`);

@@ -5,7 +5,6 @@ import { type ActDType, type WeightDType } from './prelude.js';
 import {
   type LinearVariant,
   LINEAR_PRESETS,
-  canBroadcast,
   linear,
   linearVariant,
   matmul,
@@ -14,6 +13,7 @@ import {
 } from './matmul.js';
 import { matrixShapeFor } from './matmul_subgroup_matrix.js';
 import { matvecPlan } from './linear-common.js';
+import { canBroadcast, minSubgroupSize } from './adapter.js';
 import { linearRef, scaleOf } from './test-util/linear-ref.js';
 
 let device: Device;
@@ -238,7 +238,7 @@ describe('split-K matvec sk32u4 (forced)', () => {
   const sub: LinearVariant = { preset: 'sk32u4', reduce: 'subgroup' };
   const planned = (N: number, K: number, v: LinearVariant, T: number) =>
     matvecPlan(LINEAR_PRESETS.sk32u4, T, N, Math.ceil(K / 8), 16, v.slices);
-  const T = () => Math.min(32, device.adapter.subgroupMinSize ?? 32);
+  const T = () => Math.min(32, minSubgroupSize(device) || 32);
   for (const M of [1, 2, 3, 4, 5, 6, 7, 8]) {
     it(`M = ${M}: N and K small and large, K split where N is small`, async (ctx) => {
       if (!device.has('subgroups')) return ctx.skip('the adapter lacks subgroups');

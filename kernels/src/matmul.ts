@@ -41,17 +41,15 @@ import {
   PLAIN_IO,
   type SplitKPreset,
   broadcastShape,
-  canBroadcast,
-  canReduceWithSubgroups,
   checkLinearIO,
   dispatchSplitK,
-  isCpuAdapter,
   needsF16,
 } from './linear-common.js';
+import { canBroadcast, canReduceWithSubgroups, isCpuAdapter } from './adapter.js';
 import { QuantizedMatrix } from './quant.js';
 import { linearQuant } from './matmul_quant.js';
 
-export { MATVEC_MAX_ROWS, canBroadcast, isCpuAdapter, type LinearOptions } from './linear-common.js';
+export { MATVEC_MAX_ROWS, type LinearOptions } from './linear-common.js';
 
 /** A linear layer's weight [N, K]: one tensor, row chunks, or block-quantised row chunks (quant.ts). */
 export type LinearWeight = Tensor | ChunkedTensor | QuantizedMatrix;

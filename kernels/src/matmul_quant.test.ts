@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Device, Graph, InputError, Tensor } from '@glm4v/core';
 import { TOLERANCE, asStored, expectClose, normal, poisoned } from '@glm4v/core/testing';
 import type { ActDType, WeightDType } from './prelude.js';
-import { canBroadcast, linear, matmul, matvec } from './matmul.js';
+import { linear, matmul, matvec } from './matmul.js';
+import { canBroadcast, minSubgroupSize } from './adapter.js';
 import { type QuantLinearVariant, QUANT_LINEAR_PRESETS, linearQuant, selectQuantPreset } from './matmul_quant.js';
 import { QUANT_FORMATS, type QuantFormat, QuantizedMatrix, blocksPerRow, rowBytes } from './quant.js';
 import { dequantizeRows, quantizeRows } from './quantize.js';
@@ -134,7 +135,7 @@ describe.each(FORMATS)('%s: split-K matvec sk32u2 (forced)', (format) => {
   const sub: QuantLinearVariant = { preset: 'sk32u2', reduce: 'subgroup' };
   const planned = (N: number, K: number, v: QuantLinearVariant, T: number) =>
     matvecPlan(QUANT_LINEAR_PRESETS.sk32u2, T, N, blocksPerRow(layout, K), 32, v.slices);
-  const T = () => Math.min(32, device.adapter.subgroupMinSize ?? 32);
+  const T = () => Math.min(32, minSubgroupSize(device) || 32);
   // The first case of a pipeline compiles it: lavapipe takes 10–40 s per q4 pipeline on a busy machine.
   const COMPILE_MS = 300_000;
   for (const M of [1, 2, 3, 4, 5, 6, 7, 8]) {

@@ -23,12 +23,10 @@ import {
   PLAIN_IO,
   type SplitKPreset,
   broadcastShape,
-  canBroadcast,
-  canReduceWithSubgroups,
   checkLinearIO,
   dispatchSplitK,
-  isCpuAdapter,
 } from './linear-common.js';
+import { canBroadcast, canReduceWithSubgroups, isCpuAdapter } from './adapter.js';
 import { type QuantizedMatrix, blocksPerRow, quantReader, rowBytes, wordsPerBlock } from './quant.js';
 
 /**

@@ -5,6 +5,7 @@
 // every machine and only the builtins themselves need the hardware.
 
 import { type Device, InputError } from '@glm4v/core';
+import { maxSubgroupSize, minSubgroupSize } from './adapter.js';
 import SUBGROUP_MATRIX_WGSL from './matmul_subgroup_matrix.wgsl.js';
 
 /** SGM × SGN subgroups per workgroup computing a BM × BN tile of y. */
@@ -43,7 +44,7 @@ export function matrixShapeFor(device: Device, preset: SubgroupMatrixPreset): Ma
         shapes.push({ operand, M: c.M, N: c.N, K: c.K });
     }
   }
-  return shapes.find((s) => layoutError(device, preset, s, device.adapter.subgroupMaxSize ?? 0) === undefined);
+  return shapes.find((s) => layoutError(device, preset, s, maxSubgroupSize(device)) === undefined);
 }
 
 /** Why `shape` cannot run `preset` on this device with subgroups of `sg`, or undefined when it can. */
@@ -92,7 +93,7 @@ export function subgroupMatrixKernel(
   if (shape.operand === 'f16' && !device.has('shader-f16'))
     throw new InputError(`variant '${name}' with f16 operands needs shader-f16, which this adapter lacks`);
   // The builtins need a workgroup of whole subgroups of the largest size; the scalar stand-ins any size.
-  const sg = opts.emulate ? device.adapter.subgroupMinSize! : device.adapter.subgroupMaxSize!;
+  const sg = opts.emulate ? minSubgroupSize(device) : maxSubgroupSize(device);
   const problem = layoutError(device, preset, shape, sg);
   if (problem)
     throw new InputError(

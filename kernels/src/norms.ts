@@ -17,7 +17,7 @@ import {
   variantTag,
 } from './prelude.js';
 import { grid1d } from './grid.js';
-import { isCpuAdapter } from './matmul.js';
+import { isCpuAdapter } from './adapter.js';
 
 const PARAMS = new UniformLayout('rows: u32, cols: u32, eps: f32');
 /** Invocations per row: GPUs want many; CPU adapters run a workgroup as a loop where each barrier costs a

@@ -81,8 +81,11 @@ export interface AdapterSummary {
   subgroupMatrixConfigs: readonly SubgroupMatrixConfig[];
 }
 
-function isCpu(adapter: GPUAdapter): boolean {
-  const info = adapter.info as GPUAdapterInfo & { isFallbackAdapter?: boolean };
+/**
+ * Whether an adapter runs on the CPU (lavapipe, SwiftShader, WARP): a fallback adapter or a 'software' architecture.
+ * The one place this rule lives; kernels/src/adapter.ts asks it of a Device.
+ */
+export function isCpuAdapterInfo(info: { isFallbackAdapter?: boolean; architecture: string }): boolean {
   return Boolean(info.isFallbackAdapter) || info.architecture === 'software';
 }
 
@@ -151,7 +154,10 @@ export class Device {
     const disabled = new Set(opts.disableFeatures ?? envFeatures());
     let { navigatorGpu, adapter, backend } = await openAdapter(opts);
     // A GPU is opened again with the tensor-core toggles (they must be set before the adapter is made).
-    if (!isCpu(adapter) && !disabled.has('chromium-experimental-subgroup-matrix')) {
+    if (
+      !isCpuAdapterInfo(adapter.info as GPUAdapterInfo & { isFallbackAdapter?: boolean }) &&
+      !disabled.has('chromium-experimental-subgroup-matrix')
+    ) {
       const again = await openAdapter(opts, TENSOR_CORE_TOGGLES).catch(() => undefined);
       if (again) ({ navigatorGpu, adapter, backend } = again);
     }

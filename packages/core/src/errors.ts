@@ -45,9 +45,12 @@ export class ContextOverflowError extends Glm4vError {
 
 export interface ShaderMessage {
   type: 'error' | 'warning' | 'info';
+  /** Line and column in the joined source the kernel was compiled from. */
   line: number;
   column: number;
   message: string;
+  /** The .wgsl file and line that source line came from (absent for lines a wrapper generated). */
+  source?: { file: string; line: number };
 }
 
 /** WGSL failed to compile or the pipeline failed to build; `messages` carry line and column. */
@@ -56,7 +59,11 @@ export class ShaderCompileError extends Glm4vError {
   readonly label: string;
   readonly messages: ShaderMessage[];
   constructor(label: string, messages: ShaderMessage[], detail?: string) {
-    const lines = messages.map((m) => `  ${label}:${m.line}:${m.column} ${m.type}: ${m.message}`);
+    const lines = messages.map((m) =>
+      m.source
+        ? `  ${m.source.file}:${m.source.line}:${m.column} ${m.type}: ${m.message} (${label}:${m.line})`
+        : `  ${label}:${m.line}:${m.column} ${m.type}: ${m.message}`,
+    );
     super(
       'SHADER_COMPILE',
       [`shader '${label}' failed to compile`, ...lines, ...(detail ? [`  ${detail}`] : [])].join('\n'),

@@ -217,6 +217,23 @@ describe('Graph', () => {
     g.dispose();
     x.dispose();
   });
+
+  it('refuses a dispatch whose WGSL uniform struct does not match its UniformLayout', async () => {
+    const x = await Tensor.fromArray(device, 'f32', [4], [1, 2, 3, 4]);
+    const g = new Graph(device, 'mismatch');
+    const swapped = new UniformLayout('n: u32, b: f32, a: f32');
+    expect(() =>
+      g.dispatch({
+        kernel: AFFINE,
+        uniforms: { layout: swapped, values: { n: 4, a: 1, b: 0 } },
+        inputs: [x],
+        outputs: [g.tensor('f32', [4])],
+        workgroups: [1],
+      }),
+    ).toThrow(/test_affine[\s\S]*byte 4: WGSL has 'a: f32', the layout 'b: f32'/);
+    g.dispose();
+    x.dispose();
+  });
 });
 
 describe('views', () => {

@@ -11,6 +11,7 @@ import { DeviceError, InputError, LimitError } from './errors.js';
 import type { BindingKind, KernelSpec } from './pipeline-cache.js';
 import { Tensor } from './tensor.js';
 import { type UniformLayout, type UniformValues } from './uniforms.js';
+import { checkUniformStruct } from './uniform-struct.js';
 import { sizeClass } from './buffer-pool.js';
 import { debugLevel, debugLog } from './debug.js';
 
@@ -159,6 +160,7 @@ export class Graph {
     }
     if (typeof spec.workgroups !== 'function')
       checkWorkgroups(spec.workgroups, label, limits.maxComputeWorkgroupsPerDimension);
+    if (spec.uniforms) checkUniformStruct(spec.kernel.code, spec.uniforms.layout, label);
     const kinds: BindingKind[] = [
       ...(spec.uniforms ? ['uniform' as const] : []),
       ...inputs.map(() => 'read' as const),

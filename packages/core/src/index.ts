@@ -4,6 +4,7 @@ export {
   Device,
   NO_ADAPTER_HELP,
   TENSOR_CORE_TOGGLES,
+  isCpuAdapterInfo,
   type Backend,
   type DeviceOptions,
   type OptionalFeature,
@@ -14,6 +15,7 @@ export { BufferPool, sizeClass, type PoolStats } from './buffer-pool.js';
 export { Tensor, type Storage } from './tensor.js';
 export { PipelineCache, type KernelSpec, type BindingKind } from './pipeline-cache.js';
 export { UniformLayout, type ScalarType, type UniformValues } from './uniforms.js';
+export { checkUniformStruct } from './uniform-struct.js';
 export {
   Graph,
   type DispatchSpec,

@@ -38,6 +38,21 @@ describe('PipelineCache', () => {
     device.check(); // the error was captured, not left for the device's uncaptured handler
   });
 
+  it('traces an error back to the .wgsl file and line that embed-wgsl marked, not to generated lines', async () => {
+    // A wrapper's generated line, then a two-line file as tools/embed-wgsl.mjs embeds it, then generated code again.
+    const code =
+      'const N = 4u;\n// source: kernels/src/broken.wgsl, 2 lines\n' +
+      '@compute @workgroup_size(1) fn main() {\n  let x: u32 = 1.5;\n}\nfn after() -> u32 { return 2.5; }';
+    const err = await device.pipelines.get({ label: 'broken_file', code }, []).catch((e) => e);
+    expect(err).toBeInstanceOf(ShaderCompileError);
+    expect(err.messages[0]).toMatchObject({ line: 4, source: { file: 'kernels/src/broken.wgsl', line: 2 } });
+    expect(err.message).toMatch(/kernels\/src\/broken\.wgsl:2:16 error: .*\(broken_file:4\)/);
+    // line 6 is past the file's 2 lines: the wrapper wrote it, so it keeps the joined source's line
+    const late = err.messages.find((m: { line: number }) => m.line === 6);
+    if (late) expect(late.source).toBeUndefined();
+    device.check();
+  });
+
   it('reports a binding layout that disagrees with the shader', async () => {
     const err = await device.pipelines.get({ label: 'layout_mismatch', code: OK }, ['read']).catch((e) => e);
     expect(err).toBeInstanceOf(ShaderCompileError);

@@ -1,9 +1,11 @@
 // Compute pipelines, cached by WGSL source, entry point, override constants and binding layout. Concurrent
-// requests for one key share one compile. Compile failures become ShaderCompileError with line and column.
+// requests for one key share one compile. Compile failures become ShaderCompileError with line and column, each
+// traced back to its .wgsl file and line where the source carries embed-wgsl's markers (source-lines.ts).
 
 import type { Device } from './device.js';
 import { ShaderCompileError, type ShaderMessage } from './errors.js';
 import { debugLevel, debugLog } from './debug.js';
+import { sourceLineOf } from './source-lines.js';
 
 export interface KernelSpec {
   /** The variant's name (e.g. 'matmul_bf16w_f32a_64x64x16'): the GPU objects' label, shown in errors and profiles. */
@@ -83,6 +85,7 @@ export class PipelineCache {
       line: m.lineNum,
       column: m.linePos,
       message: m.message,
+      source: sourceLineOf(spec.code, m.lineNum),
     }));
     if (messages.some((m) => m.type === 'error')) throw new ShaderCompileError(spec.label, messages);
     return module;

@@ -1,6 +1,7 @@
 // A uniform block of 4-byte scalars, declared once beside its WGSL struct:
 //   const PARAMS = new UniformLayout('rows: u32, cols: u32, eps: f32');   // struct Params { rows: u32, cols: u32, eps: f32 }
 // Values are passed by name, so a reordered or missing field is an error rather than a wrong number.
+// Graph.dispatch checks the layout against the kernel's WGSL struct (uniform-struct.ts).
 
 import { InputError } from './errors.js';
 
