@@ -10,7 +10,7 @@ import { demoCheckpoint } from '../demo.js';
 import { Glm4v } from '../glm4v.js';
 import { Glm4vProcessor, type PreparedPrompt } from '../processor.js';
 import { ProgressBar } from './progress.js';
-import { UsageError, quantFlag } from './usage.js';
+import { UsageError, intFlag, quantFlag } from './usage.js';
 
 /** How the weights and the KV cache are held: the flags of every command that loads the model. */
 export const WEIGHT_FLAGS = {
@@ -42,10 +42,7 @@ export const MAX_BATCH_HELP = `  --max-batch N             jobs decoded together
 
 /** --max-batch: an integer from 1 to 64 (default 8). */
 export function maxBatchFlag(v: string | undefined): number {
-  const n = v === undefined ? 8 : v.trim() === '' ? NaN : Number(v);
-  if (!Number.isInteger(n) || n < 1 || n > 64)
-    throw new UsageError(`--max-batch expects an integer from 1 to 64, got '${v}'`);
-  return n;
+  return intFlag(v, 'max-batch', 1, 8, 64);
 }
 
 /** What WEIGHT_FLAGS chose. */

@@ -12,7 +12,7 @@ import { MAX_INPUT_PIXELS } from '../preprocess/decode-image.js';
 import { ApiServer, DEFAULT_MAX_BODY_BYTES } from '../server/server.js';
 import { GENERATION_FLAGS, GENERATION_HELP, generationOptions } from './generation-flags.js';
 import { MODEL_FLAGS, MODEL_HELP, modelDir, openModel, weightFlags } from './open.js';
-import { UsageError, parseFlags } from './usage.js';
+import { UsageError, intFlag, parseFlags } from './usage.js';
 
 const HELP = `Usage:
   glm4v-run serve --model DIR [options]
@@ -66,22 +66,6 @@ const OPTIONS = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
-/** An integer flag in [min, max], or its default; a UsageError naming the flag otherwise. */
-function int(
-  v: string | undefined,
-  name: string,
-  min: number,
-  fallback: number,
-  max = Number.MAX_SAFE_INTEGER,
-): number {
-  const n = v === undefined ? fallback : v.trim() === '' ? NaN : Number(v);
-  if (!Number.isInteger(n) || n < min || n > max)
-    throw new UsageError(
-      `--${name} expects an integer from ${min}${max < Number.MAX_SAFE_INTEGER ? ` to ${max}` : ''}, got '${v}'`,
-    );
-  return n;
-}
-
 export async function serveCommand(argv: string[]): Promise<void> {
   const { values: v } = parseFlags(argv, OPTIONS);
   if (v.help) {
@@ -90,13 +74,14 @@ export async function serveCommand(argv: string[]): Promise<void> {
   }
   const { contextLength: context, ...defaults } = generationOptions(v);
   const weights = weightFlags(v);
-  const maxBatch = int(v['max-batch'], 'max-batch', 1, 8);
+  const maxBatch = intFlag(v['max-batch'], 'max-batch', 1, 8);
   const flags = {
-    port: int(v.port, 'port', 0, 8080, 65535),
-    maxQueue: int(v['max-queue'], 'max-queue', 0, 4 * maxBatch),
-    maxBodyBytes: int(v['max-body'], 'max-body', 1, DEFAULT_MAX_BODY_BYTES),
-    maxImagePixels: int(v['max-image-pixels'], 'max-image-pixels', 1, MAX_INPUT_PIXELS),
-    prefillChunkTokens: v['prefill-chunk'] === undefined ? undefined : int(v['prefill-chunk'], 'prefill-chunk', 1, 0),
+    port: intFlag(v.port, 'port', 0, 8080, 65535),
+    maxQueue: intFlag(v['max-queue'], 'max-queue', 0, 4 * maxBatch),
+    maxBodyBytes: intFlag(v['max-body'], 'max-body', 1, DEFAULT_MAX_BODY_BYTES),
+    maxImagePixels: intFlag(v['max-image-pixels'], 'max-image-pixels', 1, MAX_INPUT_PIXELS),
+    prefillChunkTokens:
+      v['prefill-chunk'] === undefined ? undefined : intFlag(v['prefill-chunk'], 'prefill-chunk', 1, 0),
     graceMs: 1000 * Number(v['shutdown-timeout'] ?? 30),
   };
   if (!(flags.graceMs >= 0))

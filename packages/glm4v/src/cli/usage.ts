@@ -36,3 +36,19 @@ export function quantFlag(value: string | undefined, flag: string): QuantFormat 
     throw new UsageError(`${flag} expects ${Object.keys(QUANT_FORMATS).join(' or ')}, got '${value}'`);
   return value;
 }
+
+/** An integer flag in [min, max], or its default; a UsageError naming the flag otherwise. */
+export function intFlag(
+  v: string | undefined,
+  name: string,
+  min: number,
+  fallback: number,
+  max = Number.MAX_SAFE_INTEGER,
+): number {
+  const n = v === undefined ? fallback : v.trim() === '' ? NaN : Number(v);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new UsageError(
+      `--${name} expects an integer from ${min}${max < Number.MAX_SAFE_INTEGER ? ` to ${max}` : ''}, got '${v}'`,
+    );
+  return n;
+}
