@@ -1,3 +1,5 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { Device } from './device.js';
 import { Graph } from './graph.js';
@@ -57,5 +59,16 @@ describe('Device', () => {
     const err = await Device.create({ backend: 'null' as never, adapter: 'no such adapter' }).catch((e) => e);
     expect(err).toBeInstanceOf(DeviceError);
     expect(err.message).toMatch(/No WebGPU adapter found|could not start Dawn/);
+  });
+
+  it('lets a process that made and dropped many devices exit cleanly', async () => {
+    // Dawn instances collected while the process runs used to abort Node at exit (segfault, "Owner died").
+    const dist = new URL('../dist/index.js', import.meta.url).href;
+    const script =
+      `import { Device } from '${dist}';` +
+      'for (let i = 0; i < 8; i++) { (await Device.create()).dispose(); gc(); await new Promise((r) => setTimeout(r, 10)); }' +
+      "console.log('done');";
+    const run = promisify(execFile)(process.execPath, ['--expose-gc', '--input-type=module', '-e', script]);
+    await expect(run).resolves.toMatchObject({ stdout: 'done\n' });
   });
 });

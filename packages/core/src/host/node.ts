@@ -49,12 +49,24 @@ function dawnFlags(opts: DeviceOptions, backend: Backend, extra: readonly string
   return flags;
 }
 
+// One Dawn instance per set of flags for the life of the process. An instance that is dropped is torn down by the
+// garbage collector while its threads may still hold locks; with several per process (one per Device.create) that
+// aborted Node at exit about one run in three ("terminate called ... Owner died").
+const instances = new Map<string, GPU>();
+
 /** Dawn's `navigator.gpu` for the chosen backend with `extraToggles` enabled, and that backend's name. */
 export function openGpu(opts: DeviceOptions, extraToggles: readonly string[] = []): { gpu: GPU; backend: string } {
   const backend = opts.backend ?? defaultBackend();
-  try {
-    return { gpu: create(dawnFlags(opts, backend, extraToggles)), backend };
-  } catch (e) {
-    throw new DeviceError(`could not start Dawn with backend '${backend}': ${(e as Error).message}`, { cause: e });
+  const flags = dawnFlags(opts, backend, extraToggles);
+  const key = flags.join('\n');
+  let gpu = instances.get(key);
+  if (!gpu) {
+    try {
+      gpu = create(flags);
+    } catch (e) {
+      throw new DeviceError(`could not start Dawn with backend '${backend}': ${(e as Error).message}`, { cause: e });
+    }
+    instances.set(key, gpu);
   }
+  return { gpu, backend };
 }
