@@ -16,6 +16,7 @@ import {
   rowsOf,
 } from './prelude.js';
 import { grid1d } from './grid.js';
+import { siluMul } from './pointwise.js';
 import { canBroadcast, canReduceWithSubgroups, minSubgroupSize } from './adapter.js';
 
 export const LINEAR_PARAMS_FIELDS =
@@ -30,6 +31,12 @@ export interface LinearOptions {
   bias?: Tensor;
   /** Write here instead of a new tensor: shape [..., N], x's dtype. */
   out?: Tensor;
+  /**
+   * x is [..., 2K], an MLP's gate | up halves, and the layer multiplies silu(gate) · up (SwiGLU, the down_proj of
+   * Glm4vTextMLP). The decode kernels compute it as they load x (no dispatch, no [..., K] tensor); the many-row
+   * kernels get it from a siluMul dispatch first (swigluInput).
+   */
+  swiglu?: boolean;
 }
 
 /** Checks x [..., K], the bias [N] and the output [..., N] of a linear layer whose weight is `weight` [N, K]. */
@@ -47,7 +54,11 @@ export function checkLinearIO(
     throw new InputError(`${what}: weight '${weight.label}' has shape [${weight.shape.join(', ')}]; expected [N, K]`);
   const [N, K] = weight.shape;
   const Kx = x.shape[x.shape.length - 1];
-  if (K !== Kx)
+  if (opts.swiglu && Kx !== 2 * K)
+    throw new InputError(
+      `${what}: x '${x.label}' [..., ${Kx}] is not the gate | up halves for weight '${weight.label}' [${weight.shape.join(', ')}]: expected [..., ${2 * K}]`,
+    );
+  if (!opts.swiglu && K !== Kx)
     throw new InputError(
       `${what}: weight '${weight.label}' [${weight.shape.join(', ')}] does not match x '${x.label}' [..., ${Kx}]`,
     );
@@ -64,6 +75,23 @@ export function checkLinearIO(
   }
   return { M: rowsOf(x), N, K };
 }
+
+/**
+ * The input a kernel that does not read gate | up halves itself multiplies: under `swiglu` (where not `fused`), a
+ * siluMul dispatch's [..., K]; else x as given. Returns the options without `swiglu` then.
+ */
+export function swigluInput(
+  g: Graph,
+  x: Tensor,
+  opts: LinearOptions,
+  fused: boolean,
+): { x: Tensor; opts: LinearOptions } {
+  if (!opts.swiglu || fused) return { x, opts };
+  return { x: siluMul(g, x), opts: { ...opts, swiglu: false } };
+}
+
+/** Label suffix of a kernel that reads gate | up halves. */
+export const swigluTag = (swiglu: boolean | undefined) => (swiglu ? '_swiglu' : '');
 
 export function needsF16(device: Device, what: string, name: string, dtype: string): void {
   if (dtype === 'f16' && !device.has('shader-f16'))
@@ -186,10 +214,15 @@ export function splitKTeam(device: Device, p: SplitKPreset, name: string, reduce
  * x8z (0 past K: x8 and one select where K is a multiple of 8, so that k + 8 ≤ K or k ≥ K); and the output's
  * element type Y with store_y: y + bias, or f32 partial sums [slices, M, N] for the second pass.
  */
-function splitKHelpers(t: { U: number; xVector: boolean; partial: boolean }): string {
+function splitKHelpers(t: { U: number; xVector: boolean; partial: boolean; swiglu: boolean }): string {
+  // x8's two vec4 loads of x[m, k .. k + 8), as silu(gate) · up under swiglu (rows of 2K, the up half K further)
+  const x8 = t.swiglu
+    ? 'fn x8(m: u32, k: u32) -> X8 {\n  let i = (2u * m * p.K + k) >> 2u;\n  let j = i + (p.K >> 2u);\n' +
+      '  return X8(silu4(vec4f(x[i])) * vec4f(x[j]), silu4(vec4f(x[i + 1u])) * vec4f(x[j + 1u]));\n}\n'
+    : 'fn x8(m: u32, k: u32) -> X8 { let i = (m * p.K + k) >> 2u; return X8(vec4f(x[i]), vec4f(x[i + 1u])); }\n';
   const x = t.xVector
     ? 'alias XV = vec4<A>;\nfn xs(i: u32) -> f32 { return f32(x[i >> 2u][i & 3u]); }\n' +
-      'fn x8(m: u32, k: u32) -> X8 { let i = (m * p.K + k) >> 2u; return X8(vec4f(x[i]), vec4f(x[i + 1u])); }\n' +
+      x8 +
       'fn x8z(m: u32, k: u32) -> X8 { let v = x8(m, min(k, p.K - 8u)); let z = vec4f(0.0); return X8(select(z, v.a, k < p.K), select(z, v.b, k < p.K)); }\n'
     : 'alias XV = A;\nfn xs(i: u32) -> f32 { return f32(x[i]); }\nfn x8(m: u32, k: u32) -> X8 { return x8g(m, k); }\nfn x8z(m: u32, k: u32) -> X8 { return x8g(m, k); }\n';
   const y = t.partial
@@ -203,16 +236,32 @@ function splitKHelpers(t: { U: number; xVector: boolean; partial: boolean }): st
     '  let per = ((units + slices - 1u) / slices + step - 1u) / step * step;\n' +
     '  let start = min(slice * per, units);\n  return vec2u(start, min(start + per, units));\n}\n' +
     'struct X8 { a: vec4f, b: vec4f } // x[m, k .. k + 4), x[m, k + 4 .. k + 8)\n' +
-    'fn xg(base: u32, k: u32) -> f32 { return select(0.0, xs(base + min(k, p.K - 1u)), k < p.K); }\n' +
-    'fn x8g(m: u32, k: u32) -> X8 {\n  let b = m * p.K;\n' +
-    '  return X8(vec4f(xg(b, k), xg(b, k + 1u), xg(b, k + 2u), xg(b, k + 3u)), vec4f(xg(b, k + 4u), xg(b, k + 5u), xg(b, k + 6u), xg(b, k + 7u)));\n}\n' +
+    xAt(t.swiglu) +
+    'fn xg(m: u32, k: u32) -> f32 { return select(0.0, x_at(m, min(k, p.K - 1u)), k < p.K); }\n' +
+    'fn x8g(m: u32, k: u32) -> X8 {\n' +
+    '  return X8(vec4f(xg(m, k), xg(m, k + 1u), xg(m, k + 2u), xg(m, k + 3u)), vec4f(xg(m, k + 4u), xg(m, k + 5u), xg(m, k + 6u), xg(m, k + 7u)));\n}\n' +
     x +
     y
   );
 }
 
-/** The element types of x and y for the other linear kernels (scalars of A). */
-export const PLAIN_IO = 'alias XV = A;\nalias Y = A;\n';
+/**
+ * x_at(m, k) for k < K: element k of the layer's input row m, read with xs(i) (one element of the x binding): x
+ * itself, or silu(gate) · up from a row of 2K (swiglu). silu4 is the same on a vec4.
+ */
+function xAt(swiglu: boolean): string {
+  if (!swiglu) return 'fn x_at(m: u32, k: u32) -> f32 { return xs(m * p.K + k); }\n';
+  return (
+    '// silu(v) = v / (1 + e^-v); for v → −∞, e^-v overflows to inf and the quotient is −0, as it should be\n' +
+    'fn silu4(v: vec4f) -> vec4f { return v / (1.0 + exp(-v)); }\n' +
+    'fn x_at(m: u32, k: u32) -> f32 {\n  let i = 2u * m * p.K + k;\n  let g = xs(i);\n  return g / (1.0 + exp(-g)) * xs(i + p.K);\n}\n'
+  );
+}
+
+/** The element types of x and y for the other linear kernels (scalars of A), and x_at (the broadcast kernels). */
+export function plainIO(swiglu: boolean): string {
+  return 'alias XV = A;\nalias Y = A;\nfn xs(i: u32) -> f32 { return f32(x[i]); }\n' + xAt(swiglu);
+}
 
 const SUM_PARAMS_FIELDS = 'M: u32, N: u32, slices: u32, has_bias: u32';
 const SUM_PARAMS = new UniformLayout(SUM_PARAMS_FIELDS);
@@ -239,6 +288,8 @@ export interface SplitKJob {
   source: (helpers: string, subgroups: boolean) => string;
   /** Force this many K slices (tests). */
   slices?: number;
+  /** x is gate | up halves [M, 2K] (LinearOptions.swiglu). */
+  swiglu: boolean;
 }
 
 /** Records a split-K matvec: one dispatch per row chunk, then the second pass when K is split. */
@@ -248,9 +299,10 @@ export function dispatchSplitK(g: Graph, j: SplitKJob): MatvecPlan {
   const partial = plan.slices > 1;
   const sub = j.reduce === 'subgroup';
   const helpers =
-    splitKHelpers({ U: plan.U, xVector: j.xVector, partial }) + (sub ? REDUCE_SUBGROUP_WGSL : REDUCE_SHARED_WGSL);
+    splitKHelpers({ U: plan.U, xVector: j.xVector, partial, swiglu: j.swiglu }) +
+    (sub ? REDUCE_SUBGROUP_WGSL : REDUCE_SHARED_WGSL);
   const code = j.source(helpers, sub);
-  const label = `${j.label}_t${T}r${plan.R}_${sub ? 'sg' : 'wg'}${partial ? `_s${plan.slices}` : ''}${j.xVector ? '' : '_k1'}`;
+  const label = `${j.label}_t${T}r${plan.R}_${sub ? 'sg' : 'wg'}${partial ? `_s${plan.slices}` : ''}${j.xVector ? '' : '_k1'}${swigluTag(j.swiglu)}`;
   const out = partial ? g.tensor('f32', [plan.slices, j.M, j.N], `${j.label}_partial`) : j.y;
   for (const c of j.chunks) {
     const tilesN = Math.ceil(c.rows / plan.rowsPerWorkgroup);

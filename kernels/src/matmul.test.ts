@@ -14,7 +14,7 @@ import {
 import { matrixShapeFor } from './matmul_subgroup_matrix.js';
 import { matvecPlan } from './linear-common.js';
 import { canBroadcast, minSubgroupSize } from './adapter.js';
-import { linearRef, scaleOf } from './test-util/linear-ref.js';
+import { linearInput, linearRef, scaleOf } from './test-util/linear-ref.js';
 
 let device: Device;
 beforeAll(async () => {
@@ -34,6 +34,8 @@ interface Case {
   variant?: LinearVariant;
   /** Split W into chunks of this many rows. */
   chunkRows?: number;
+  /** x is [M, 2K], gate | up; the layer multiplies silu(gate) · up. */
+  swiglu?: boolean;
 }
 
 /** Runs one case against float64; returns the dispatches it recorded (row chunks, plus the split-K second pass). */
@@ -44,10 +46,11 @@ async function check(c: Case): Promise<number> {
     c.variant?.emulateMatrix?.shape.operand === 'f16' ||
     (c.variant?.preset === 'sm128x128' && matrixShapeFor(device, LINEAR_PRESETS.sm128x128)?.operand === 'f16');
   const seed = M * 7919 + N * 31 + K;
-  const xs = asStored(act, normal(M * K, seed));
+  const xs = asStored(act, normal(M * K * (c.swiglu ? 2 : 1), seed));
+  const xin = linearInput(xs, M, K, c.swiglu);
   const ws = asStored(wd, normal(N * K, seed + 1));
   const bs = c.bias ? asStored(c.bias, normal(N, seed + 2)) : undefined;
-  const x = await Tensor.fromArray(device, act, [M, K], xs, 'x');
+  const x = await Tensor.fromArray(device, act, [M, c.swiglu ? 2 * K : K], xs, 'x');
   const w = c.chunkRows
     ? await ChunkedTensor.fromArray(device, wd, [N, K], ws, 'w', c.chunkRows * K * (wd === 'f32' ? 4 : 2))
     : await Tensor.fromArray(device, wd, [N, K], ws, 'w');
@@ -55,7 +58,7 @@ async function check(c: Case): Promise<number> {
   const b = bs ? await Tensor.fromArray(device, c.bias!, [N], bs, 'b') : undefined;
   const out = await poisoned(device, act, [M, N]);
   const g = new Graph(device);
-  const opts = { bias: b, out };
+  const opts = { bias: b, out, swiglu: c.swiglu };
   const y = c.variant
     ? linearVariant(g, x, w, opts, fn === 'matvec' ? 'matvec' : 'matmul', c.variant)
     : { linear, matmul, matvec }[fn](g, x, w, opts);
@@ -64,13 +67,13 @@ async function check(c: Case): Promise<number> {
   const variantName = c.variant?.emulateMatrix
     ? `emulated ${JSON.stringify(c.variant.emulateMatrix)}`
     : (c.variant?.preset ?? 'default');
-  const what = `${fn} ${variantName}${c.variant?.reduce ? `/${c.variant.reduce}` : ''} ${wd}w ${act}a${c.bias ? ` +${c.bias} bias` : ''} M=${M} N=${N} K=${K}${c.chunkRows ? ` chunks of ${c.chunkRows}` : ''}`;
+  const what = `${fn} ${variantName}${c.variant?.reduce ? `/${c.variant.reduce}` : ''} ${wd}w ${act}a${c.bias ? ` +${c.bias} bias` : ''} M=${M} N=${N} K=${K}${c.swiglu ? ' swiglu' : ''}${c.chunkRows ? ` chunks of ${c.chunkRows}` : ''}`;
   expectClose(
     await out.read(),
-    linearRef(xs, ws, bs, M, N, K),
+    linearRef(xin, ws, bs, M, N, K),
     TOLERANCE[f16Operands ? 'f16' : act],
     what,
-    scaleOf(xs, ws, bs, M, N, K),
+    scaleOf(xin, ws, bs, M, N, K),
   );
   const dispatches = g.stats.dispatches;
   g.dispose();
@@ -326,6 +329,47 @@ describe('chunked weights', () => {
   });
 });
 
+describe('SwiGLU input (swiglu: x = gate | up, [M, 2K])', () => {
+  // The decode kernels read both halves and multiply silu(gate) · up as they load x, so the layer takes as many
+  // dispatches as without swiglu; many rows take a siluMul dispatch first. Odd K reads x element by element, K a
+  // multiple of 8 in vec4 pairs; a chunked W and a split K (3 slices) read x once per dispatch each.
+  const shapes: [number, number][] = [
+    [1, 1],
+    [7, 4097],
+    [33, 64],
+    [130, 1032],
+  ];
+  const decode: [string, LinearVariant | undefined][] = [
+    ['default', undefined],
+    ['bcast8x4', { preset: 'bcast8x4' }],
+    ['sk32u4', { preset: 'sk32u4', reduce: 'subgroup' }],
+    ['sk32u4 (shared reduction, 3 slices)', { preset: 'sk32u4', reduce: 'shared', slices: 3 }],
+  ];
+  for (const [name, variant] of decode) {
+    it(`${name}: fused into the x loads, no extra dispatch`, async (ctx) => {
+      if (variant?.preset === 'bcast8x4' && !canBroadcast(device)) return ctx.skip('the adapter lacks subgroups of 8');
+      if (variant?.reduce === 'subgroup' && !device.has('subgroups')) return ctx.skip('the adapter lacks subgroups');
+      for (const M of [1, 3, 8]) {
+        for (const [i, [N, K]] of shapes.entries()) {
+          const c: Case = { M, N, K, fn: 'matvec', variant, bias: i % 2 ? 'f32' : undefined };
+          expect(await check({ ...c, swiglu: true }), `M=${M} N=${N} K=${K}`).toBe(await check(c));
+        }
+      }
+      await check({ M: 2, N: 29, K: 64, chunkRows: 9, fn: 'matvec', variant, swiglu: true });
+    });
+  }
+  it('f16 activations and weights', async (ctx) => {
+    if (!hasF16()) return ctx.skip('the adapter lacks shader-f16');
+    for (const K of [63, 64]) await check({ M: 2, N: 40, K, wd: 'f16', act: 'f16', bias: 'f16', swiglu: true });
+  });
+  it('many rows: a siluMul dispatch, then the matmul', async () => {
+    for (const M of [9, 130]) {
+      const c: Case = { M, N: 33, K: 64 };
+      expect(await check({ ...c, swiglu: true })).toBe((await check(c)) + 1);
+    }
+  });
+});
+
 describe('shapes and routing', () => {
   it('keeps leading dimensions of x', async () => {
     const [K, N] = [24, 10];
@@ -452,6 +496,16 @@ describe('bad input', () => {
     const w1 = await t('bf16', [8], 'vec');
     expect(() => linear(g, x, w1)).toThrow(/weight 'vec' has shape \[8\]; expected \[N, K\]/);
     for (const o of [g, x, w, bias4, out, outBf, xi, w1]) o.dispose();
+  });
+
+  it('names x that is not gate | up halves twice K wide under swiglu', async () => {
+    const x = await t('f32', [2, 8], 'gate_up');
+    const w = await t('bf16', [5, 8], 'down_proj.weight');
+    const g = new Graph(device);
+    expect(() => linear(g, x, w, { swiglu: true })).toThrow(
+      /x 'gate_up' \[\.\.\., 8\] is not the gate \| up halves for weight 'down_proj\.weight' \[5, 8\]: expected \[\.\.\., 16\]/,
+    );
+    for (const o of [g, x, w]) o.dispose();
   });
 
   it('rejects more than 8 rows in matvec', async () => {

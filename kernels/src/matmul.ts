@@ -38,12 +38,14 @@ import {
   LINEAR_PARAMS_FIELDS,
   type LinearOptions,
   MATVEC_MAX_ROWS,
-  PLAIN_IO,
   type SplitKPreset,
   broadcastShape,
   checkLinearIO,
   dispatchSplitK,
   needsF16,
+  plainIO,
+  swigluInput,
+  swigluTag,
 } from './linear-common.js';
 import { canBroadcast, canReduceWithSubgroups, isCpuAdapter } from './adapter.js';
 import { QuantizedMatrix } from './quant.js';
@@ -204,11 +206,19 @@ export function linearVariant(
   }
   const y = opts.out ?? g.tensor(x.dtype, [...x.shape.slice(0, -1), N], `${kind}_out`);
   if (M === 0) return y;
+  // The decode kernels read gate | up halves themselves; the many-row ones take a siluMul first.
+  ({ x, opts } = swigluInput(
+    g,
+    x,
+    opts,
+    preset.kind === 'splitk' || (preset.kind === 'broadcast' && M <= MATVEC_MAX_ROWS),
+  ));
   const act = x.dtype as ActDType;
   const wd = m.dtype as WeightDType;
   const bias = opts.bias;
   const vector = K % 8 === 0;
-  const types = { act, wd, bias: bias ? (bias.dtype as WeightDType) : act, vector };
+  const swiglu = Boolean(opts.swiglu);
+  const types = { act, wd, bias: bias ? (bias.dtype as WeightDType) : act, vector, swiglu };
   if (preset.kind === 'splitk') {
     const reduce = variant.reduce ?? (canReduceWithSubgroups(g.device) ? 'subgroup' : 'shared');
     const source = (io: string, subgroups: boolean) =>
@@ -228,6 +238,7 @@ export function linearVariant(
       chunks,
       source,
       slices: variant.slices,
+      swiglu,
     };
     // An 8-weight group (16 bytes of bf16/f16, 32 of f32) is the unit; x8 reads vec4 pairs where K is a multiple of 8.
     dispatchSplitK(g, { ...job, units: Math.ceil(K / 8), unitBytes: wd === 'f32' ? 32 : 16, xVector: vector });
@@ -237,7 +248,7 @@ export function linearVariant(
   const code = linearSource(k, types);
   // The preset's name, then what the wrapper chose: '_m1' one row of x, '_k1' the per-element weight path (the
   // split-K matvec adds its team, rows per team, reduction and K slices: '_t32r1_sg_s4').
-  const label = `${kind}_${variantTag(wd, act)}_${name}${k.suffix}${vector ? '' : '_k1'}`;
+  const label = `${kind}_${variantTag(wd, act)}_${name}${k.suffix}${vector ? '' : '_k1'}${swigluTag(swiglu)}`;
   for (const c of m.chunks) {
     const tilesN = Math.ceil(c.rows / k.colsPerTile);
     const tiles = tilesN * Math.ceil(M / k.rowsPerTile);
@@ -258,19 +269,19 @@ export function linearVariant(
 
 /**
  * A linear kernel's whole WGSL: its directives, the dtype prelude (b, and w on the per-element path), the weight
- * reader, the element types of x and y (`io`, PLAIN_IO unless given), BINDINGS, then the kernel. `vector`: K is a
- * multiple of 8 (weights read 8 at a time).
+ * reader, the element types of x and y and x's reader (`io`, plainIO unless given), BINDINGS, then the kernel.
+ * `vector`: K is a multiple of 8 (weights read 8 at a time); `swiglu`: x holds gate | up halves.
  */
 export function linearSource(
   k: { head: string; io?: string; code: string; subgroups: boolean },
-  t: { act: ActDType; wd: WeightDType; bias: WeightDType; vector: boolean },
+  t: { act: ActDType; wd: WeightDType; bias: WeightDType; vector: boolean; swiglu?: boolean },
 ): string {
   const weights: Record<string, WeightDType> = t.vector ? { b: t.bias } : { w: t.wd, b: t.bias };
   return (
     k.head +
     prelude({ act: t.act, weights, subgroups: k.subgroups }) +
     weightReader(t.wd, t.vector) +
-    (k.io ?? PLAIN_IO) +
+    (k.io ?? plainIO(Boolean(t.swiglu))) +
     BINDINGS +
     k.code
   );

@@ -7,7 +7,8 @@
 // lane's loads are its own weights plus one x value per row. Needs subgroups of at least 8 invocations.
 // Serves both matmul and matvec: rows of x past M (the last tile, or M < TM) are skipped by a uniform branch.
 // On lavapipe, at 4096×4096 bf16: ~20–25 GFLOP/s at M = 512 (tiled matmul.wgsl: ~3–6), ~9 GB/s at M = 1.
-// The wrapper prepends the dtype prelude: A, load_b, and W8 / w8(row, group) reading 8 weights of a row; then
+// The wrapper prepends the dtype prelude: A, load_b, W8 / w8(row, group) reading 8 weights of a row, and x_at(m, k)
+// reading x (or silu(gate) · up from gate | up halves: the SwiGLU input of down_proj, linear-common.ts); then
 // BINDINGS (matmul.ts, one copy for the three linear kernels): the uniform block p (M, N, K, rows, col0, tiles_n,
 // tiles, has_bias), x [M, K] (A), w [rows, K] (WV), b [N] (WS_b, read only when p.has_bias), y [M, N] (A).
 
@@ -35,7 +36,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     let k = g * 8u + lane8;
     for (var r = 0u; r < TM; r++) {
       if (m0 + r < p.M) { // uniform: fewer rows than TM in the last tile, or in matvec
-        let xv = select(0.0, f32(x[(m0 + r) * p.K + min(k, p.K - 1u)]), k < p.K);
+        let xv = select(0.0, x_at(m0 + r, min(k, p.K - 1u)), k < p.K);
         let x0 = subgroupBroadcast(xv, 0u);
         let x1 = subgroupBroadcast(xv, 1u);
         let x2 = subgroupBroadcast(xv, 2u);

@@ -11,7 +11,7 @@ import { type QuantLinearVariant, QUANT_LINEAR_PRESETS, linearQuant, selectQuant
 import { QUANT_FORMATS, type QuantFormat, QuantizedMatrix, blocksPerRow, rowBytes } from './quant.js';
 import { dequantizeRows, quantizeRows } from './quantize.js';
 import { matvecPlan } from './linear-common.js';
-import { linearRef, scaleOf } from './test-util/linear-ref.js';
+import { linearInput, linearRef, scaleOf } from './test-util/linear-ref.js';
 
 let device: Device;
 beforeAll(async () => {
@@ -31,6 +31,8 @@ interface Case {
   variant?: QuantLinearVariant;
   /** Split W into chunks of this many rows. */
   chunkRows?: number;
+  /** x is [M, 2K], gate | up; the layer multiplies silu(gate) · up. */
+  swiglu?: boolean;
 }
 
 /** Runs one case against float64; returns the dispatches it recorded (row chunks, plus the split-K second pass). */
@@ -38,11 +40,12 @@ async function check(c: Case): Promise<number> {
   const { M, N, K, format, act = 'f32', fn = 'linear' } = c;
   const layout = QUANT_FORMATS[format];
   const seed = M * 7919 + N * 31 + K;
-  const xs = asStored(act, normal(M * K, seed));
+  const xs = asStored(act, normal(M * K * (c.swiglu ? 2 : 1), seed));
+  const xin = linearInput(xs, M, K, c.swiglu);
   const q = quantizeRows(layout, normal(N * K, seed + 1, 0.05), N, K, 'w');
   const ws = dequantizeRows(layout, q, N, K);
   const bs = c.bias ? asStored(c.bias, normal(N, seed + 2)) : undefined;
-  const x = await Tensor.fromArray(device, act, [M, K], xs, 'x');
+  const x = await Tensor.fromArray(device, act, [M, c.swiglu ? 2 * K : K], xs, 'x');
   const maxChunk = c.chunkRows
     ? c.chunkRows * Math.max(rowBytes(layout, K).data, rowBytes(layout, K).scales)
     : Infinity;
@@ -51,14 +54,14 @@ async function check(c: Case): Promise<number> {
   const b = bs ? await Tensor.fromArray(device, c.bias!, [N], bs, 'b') : undefined;
   const out = await poisoned(device, act, [M, N]);
   const g = new Graph(device);
-  const opts = { bias: b, out };
+  const opts = { bias: b, out, swiglu: c.swiglu };
   const y = c.variant
     ? linearQuant(g, x, w, opts, fn === 'matvec' ? 'matvec' : 'matmul', c.variant)
     : { linear, matmul, matvec }[fn](g, x, w, opts);
   expect(y).toBe(out);
   await g.run();
-  const what = `${fn} ${c.variant?.preset ?? 'default'}${c.variant?.reduce ? `/${c.variant.reduce}` : ''} ${format}w ${act}a${c.bias ? ` +${c.bias} bias` : ''} M=${M} N=${N} K=${K}${c.chunkRows ? ` chunks of ${c.chunkRows}` : ''}`;
-  expectClose(await out.read(), linearRef(xs, ws, bs, M, N, K), TOLERANCE[act], what, scaleOf(xs, ws, bs, M, N, K));
+  const what = `${fn} ${c.variant?.preset ?? 'default'}${c.variant?.reduce ? `/${c.variant.reduce}` : ''} ${format}w ${act}a${c.bias ? ` +${c.bias} bias` : ''} M=${M} N=${N} K=${K}${c.swiglu ? ' swiglu' : ''}${c.chunkRows ? ` chunks of ${c.chunkRows}` : ''}`;
+  expectClose(await out.read(), linearRef(xin, ws, bs, M, N, K), TOLERANCE[act], what, scaleOf(xin, ws, bs, M, N, K));
   const dispatches = g.stats.dispatches;
   g.dispose();
   for (const t of [x, w, b, out]) t?.dispose();
@@ -75,6 +78,8 @@ const SHAPES: [number, number][] = [
   [7, 4097],
 ];
 const FORMATS = Object.keys(QUANT_FORMATS) as QuantFormat[];
+// The first case of a split-K pipeline compiles it: lavapipe takes 10–40 s per q4 pipeline on a busy machine.
+const COMPILE_MS = 300_000;
 
 describe.each(FORMATS)('%s: linear over rows, shapes and bias (the default variant)', (format) => {
   for (const M of [1, 3, 8, 9, 130]) {
@@ -136,8 +141,6 @@ describe.each(FORMATS)('%s: split-K matvec sk32u2 (forced)', (format) => {
   const planned = (N: number, K: number, v: QuantLinearVariant, T: number) =>
     matvecPlan(QUANT_LINEAR_PRESETS.sk32u2, T, N, blocksPerRow(layout, K), 32, v.slices);
   const T = () => Math.min(32, minSubgroupSize(device) || 32);
-  // The first case of a pipeline compiles it: lavapipe takes 10–40 s per q4 pipeline on a busy machine.
-  const COMPILE_MS = 300_000;
   for (const M of [1, 2, 3, 4, 5, 6, 7, 8]) {
     it(`M = ${M}: N and K small and large, K split where N is small`, { timeout: COMPILE_MS }, async (ctx) => {
       if (!device.has('subgroups')) return ctx.skip('the adapter lacks subgroups');
@@ -224,6 +227,38 @@ describe.each(FORMATS)('%s: chunked weights, dtypes', (format) => {
         fn: 'matvec',
         variant: { preset: 'sk32u2', slices: 2 },
       });
+  });
+});
+
+describe.each(FORMATS)('%s: SwiGLU input (swiglu: x = gate | up, [M, 2K])', (format) => {
+  // As matmul.test.ts: the decode kernels multiply silu(gate) · up as they load x (no extra dispatch), many rows
+  // take a siluMul dispatch first.
+  const decode: [string, QuantLinearVariant | undefined][] = [
+    ['default', undefined],
+    ['bcast8x4', { preset: 'bcast8x4' }],
+    ['sk32u2', { preset: 'sk32u2', reduce: 'subgroup' }],
+    ['sk32u2 (shared reduction, 2 slices)', { preset: 'sk32u2', reduce: 'shared', slices: 2 }],
+  ];
+  for (const [name, variant] of decode) {
+    it(`${name}: fused into the x loads, no extra dispatch`, { timeout: COMPILE_MS }, async (ctx) => {
+      if (variant?.preset === 'bcast8x4' && !canBroadcast(device)) return ctx.skip('the adapter lacks subgroups of 8');
+      if (variant?.reduce === 'subgroup' && !device.has('subgroups')) return ctx.skip('the adapter lacks subgroups');
+      for (const M of [1, 8]) {
+        for (const [i, [N, K]] of (
+          [
+            [7, 4097],
+            [33, 64],
+          ] as const
+        ).entries()) {
+          const c: Case = { M, N, K, format, fn: 'matvec', variant, bias: i % 2 ? 'f32' : undefined };
+          expect(await check({ ...c, swiglu: true }), `M=${M} N=${N} K=${K}`).toBe(await check(c));
+        }
+      }
+    });
+  }
+  it('many rows: a siluMul dispatch, then the matmul', async () => {
+    const c: Case = { M: 9, N: 33, K: 64, format };
+    expect(await check({ ...c, swiglu: true })).toBe((await check(c)) + 1);
   });
 });
 

@@ -20,11 +20,13 @@ import {
   LINEAR_PARAMS_FIELDS,
   type LinearOptions,
   MATVEC_MAX_ROWS,
-  PLAIN_IO,
   type SplitKPreset,
   broadcastShape,
   checkLinearIO,
   dispatchSplitK,
+  plainIO,
+  swigluInput,
+  swigluTag,
 } from './linear-common.js';
 import { canBroadcast, canReduceWithSubgroups, isCpuAdapter } from './adapter.js';
 import { type QuantizedMatrix, blocksPerRow, quantReader, rowBytes, wordsPerBlock } from './quant.js';
@@ -96,12 +98,20 @@ export function linearQuant(
   }
   const y = opts.out ?? g.tensor(x.dtype, [...x.shape.slice(0, -1), N], `${kind}_out`);
   if (M === 0) return y;
+  // The decode kernels read gate | up halves themselves; the many-row ones take a siluMul first.
+  ({ x, opts } = swigluInput(
+    g,
+    x,
+    opts,
+    preset.kind === 'splitk' || (preset.kind === 'broadcast' && M <= MATVEC_MAX_ROWS),
+  ));
+  const swiglu = Boolean(opts.swiglu);
   const act = x.dtype as ActDType;
   const bias = opts.bias;
   const head = (subgroups: boolean) =>
     prelude({ act, weights: { b: bias ? (bias.dtype as WeightDType) : act }, subgroups }) +
     quantReader(w.layout, { dequant: preset.kind === 'tiled' });
-  const label = `${kind}_${w.layout.name}w_${act}a_${name}`;
+  const label = `${kind}_${w.layout.name}w_${act}a_${name}${swigluTag(swiglu)}`;
   if (preset.kind === 'splitk') {
     const reduce = variant.reduce ?? (canReduceWithSubgroups(g.device) ? 'subgroup' : 'shared');
     const chunks = w.chunks.map((c) => ({ rows: c.rows, rowStart: c.rowStart, weights: [c.data, c.scales] }));
@@ -122,12 +132,13 @@ export function linearQuant(
       chunks,
       source,
       slices: variant.slices,
+      swiglu,
       ...units,
     });
     return y;
   }
   const k = kernelFor(g.device, preset, name, M);
-  const code = head(k.subgroups) + PLAIN_IO + QUANT_BINDINGS + k.code;
+  const code = head(k.subgroups) + plainIO(swiglu) + QUANT_BINDINGS + k.code;
   for (const c of w.chunks) {
     const tilesN = Math.ceil(c.rows / k.colsPerTile);
     const tiles = tilesN * Math.ceil(M / k.rowsPerTile);

@@ -8,7 +8,7 @@
 // min once: d·Σ u·x + (m − d·QOFFSET)·Σ x. Weights past K are padding codes; the x values there read as 0, so they
 // add nothing. Needs subgroups of at least 8 invocations.
 // The wrapper prepends the dtype prelude (A, load_b), the format's reader from quant.ts (QBLOCK, QWORDS, QSTEP,
-// qcodes, qscale, qblocks) and QUANT_BINDINGS (matmul_quant.ts): p, x [M, K] (A), w [rows, blocks · QWORDS / 4]
+// qcodes, qscale, qblocks), x_at(m, k) (x, or silu(gate) · up from gate | up halves, linear-common.ts) and QUANT_BINDINGS (matmul_quant.ts): p, x [M, K] (A), w [rows, blocks · QWORDS / 4]
 // (WQ), s (scales, u32 words), b [N] (WS_b, read only when p.has_bias), y [M, N] (A).
 
 alias WQ = vec4<u32>;
@@ -51,7 +51,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
         let k = bk * QBLOCK + (qd * 4u + h) / QSTEP * 8u + lane8;
         for (var r = 0u; r < TM; r++) {
           if (m0 + r < p.M) { // uniform: fewer rows than TM in the last tile, or in matvec
-            let xv = select(0.0, f32(x[(m0 + r) * p.K + min(k, p.K - 1u)]), k < p.K);
+            let xv = select(0.0, x_at(m0 + r, min(k, p.K - 1u)), k < p.K);
             xl[r] += xv;
             let xs = xv * pos;
             let x0 = subgroupBroadcast(xs, 0u);

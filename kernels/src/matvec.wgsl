@@ -4,7 +4,8 @@
 // a vec4<u32> of packed bf16/f16, or two vec4<f32>), all U · R loads issued before the first is used, so every
 // lane keeps U · R · 16 bytes in flight (a team's loads stay contiguous). Steps over whole T · U groups run
 // without bounds checks; the last few groups of a slice go one per lane. x is read 8 at a time in two vec4 loads
-// (x8, linear-common.ts), once per group for all R rows; the weights are reused for all M rows of x.
+// (x8, linear-common.ts; silu(gate) · up where x holds gate | up halves, the SwiGLU input of down_proj), once per
+// group for all R rows; the weights are reused for all M rows of x.
 // Split-K: the workgroups of one row tile split K into p.tiles / p.tiles_n slices of whole steps; with more than
 // one slice each writes f32 partial sums to y = part [slices, M, N] and matvec_splitk_sum.wgsl adds them (and the
 // bias) in a second pass, without atomics. The shapes (T = 32, U = 4, R and the slices from matvecPlan) are

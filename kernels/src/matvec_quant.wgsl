@@ -4,8 +4,8 @@
 // t + (U − 1)·T of each row, whose codes (two 16-byte loads per block) and scales are all loaded before the first
 // is used: U · R · 32 bytes in flight per lane. Per block, a lane adds Σ u·x for each of its R rows and Σ x once,
 // then folds in the block's scale and min: d·Σ u·x + (m − d·QOFFSET)·Σ x (the codes become f32 in registers,
-// quant.ts; no f32 copy of w exists). x is read in vec4 pairs through x8z (linear-common.ts), which reads 0 past
-// K: the last block of a row, when K is not a multiple of QBLOCK, holds padding codes (q4's dequantise to its min).
+// quant.ts; no f32 copy of w exists). x is read in vec4 pairs through x8z (linear-common.ts; silu(gate) · up where
+// x holds gate | up halves, the SwiGLU input of down_proj), which reads 0 past K: the last block of a row, when K is not a multiple of QBLOCK, holds padding codes (q4's dequantise to its min).
 // Split-K, team_reduce and store_y as in matvec.wgsl. The shapes (U = 2 blocks: 16 KB in flight per workgroup
 // of 128, as the bf16 kernel) are reasoned in ARCHITECTURE.md ("Decode matvec on GPUs"). GPU speed is
 // unverified: no GPU has run this kernel; lavapipe checks its results.

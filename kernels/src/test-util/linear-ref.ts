@@ -46,3 +46,19 @@ export function scaleOf(
   if (b) for (const v of b) bmax = Math.max(bmax, Math.abs(v));
   return maxNorm(x, M) * maxNorm(w, N) + bmax;
 }
+
+/**
+ * x [M, 2K] as gate | up halves (an MLP's gate_up output) → silu(gate) · up [M, K] in float64: the input a linear
+ * layer with `swiglu` multiplies. Without `swiglu`, x itself.
+ */
+export function linearInput(x: Float64Array, M: number, K: number, swiglu: boolean | undefined): Float64Array {
+  if (!swiglu) return x;
+  const out = new Float64Array(M * K);
+  for (let m = 0; m < M; m++) {
+    for (let k = 0; k < K; k++) {
+      const gate = x[m * 2 * K + k];
+      out[m * K + k] = (gate / (1 + Math.exp(-gate))) * x[m * 2 * K + K + k];
+    }
+  }
+  return out;
+}

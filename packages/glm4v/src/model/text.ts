@@ -14,7 +14,6 @@ import {
   rmsNorm,
   rmsNormResidual,
   ropeText,
-  siluMul,
 } from '@glm4v/kernels';
 import type { TextConfig } from '../config.js';
 import type { WeightSource } from './weight-source.js';
@@ -156,8 +155,9 @@ export class DecoderLayer {
       this.postAttentionLayernorm,
       eps,
     );
-    const act = siluMul(g, linear(g, m, this.gateUpProj)); //                                      [S, I]  (mlp: gate | up halves)
-    return rmsNormResidual(g, x, linear(g, act, this.downProj), this.postMlpLayernorm, next, eps); // x += post_mlp_layernorm(down(act)); next(x)
+    const gateUp = linear(g, m, this.gateUpProj); //                                                [S, 2I]  (mlp: gate | up halves)
+    const down = linear(g, gateUp, this.downProj, { swiglu: true }); //                             [S, D]  down(silu(gate) · up), in down's x loads when decoding
+    return rmsNormResidual(g, x, down, this.postMlpLayernorm, next, eps); //                        x += post_mlp_layernorm(down); next(x)
   }
 
   /** Every weight of the layer (all of them are read once per decode step). */
