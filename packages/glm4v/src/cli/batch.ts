@@ -4,7 +4,6 @@
 import type { GenerateOptions } from '../glm4v.js';
 import { GENERATION_FLAGS, GENERATION_HELP, generationOptions } from './generation-flags.js';
 import {
-  DEFAULT_JOB_CONTEXT,
   type JobResult,
   type JobSpec,
   JobRunner,
@@ -15,6 +14,7 @@ import {
   readJobs,
 } from './jobs.js';
 import {
+  DEFAULT_CONTEXT,
   MAX_BATCH_HELP,
   WEIGHT_FLAGS,
   WEIGHT_HELP,
@@ -125,9 +125,9 @@ export async function batchCommand(argv: string[]): Promise<void> {
   );
 }
 
-/** The KV slot every job gets: the largest context a job (or --context) asks for, DEFAULT_JOB_CONTEXT where none. */
+/** The KV slot every job gets: the largest context a job (or --context) asks for, DEFAULT_CONTEXT where none. */
 function jobsContext(jobs: readonly JobSpec[], maxPos: number): number {
-  return Math.min(maxPos, Math.max(...jobs.map((j) => j.options.contextLength ?? DEFAULT_JOB_CONTEXT)));
+  return Math.min(maxPos, Math.max(...jobs.map((j) => j.options.contextLength ?? DEFAULT_CONTEXT)));
 }
 
 async function runLocal(

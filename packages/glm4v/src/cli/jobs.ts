@@ -30,9 +30,6 @@ import { resolveOptions } from '../generate/options.js';
 import type { ContentPart, Message } from '../prompt/chat-template.js';
 import { JOB_OPTION_KEYS, jobOptionKey, jobOptions } from './generation-flags.js';
 
-/** KV-cache tokens per job when neither --context nor the jobs say. */
-export const DEFAULT_JOB_CONTEXT = 8192;
-
 /** An image part given by URL in a job line: fetched when the job runs. */
 type UrlImagePart = { type: 'image'; image: { url: string } };
 export type JobMessage = Omit<Message, 'content'> & { content: string | (ContentPart | UrlImagePart)[] };
@@ -216,11 +213,9 @@ export class JobRunner {
     this.slots = batcher.maxBatch;
   }
 
-  /** `contextLength`: KV-cache tokens per job, prompt and reply (default: the smaller of 8192 and the model's). */
-  static async create(model: Glm4v, opts: { maxBatch: number; contextLength?: number }): Promise<JobRunner> {
-    const contextLength =
-      opts.contextLength ?? Math.min(DEFAULT_JOB_CONTEXT, model.processor.config.text.maxPositionEmbeddings);
-    return new JobRunner(model, await model.batcher({ maxBatch: opts.maxBatch, contextLength }));
+  /** `contextLength`: KV-cache tokens per job, prompt and reply (cli/open.ts contextFlag, or batch's jobsContext). */
+  static async create(model: Glm4v, opts: { maxBatch: number; contextLength: number }): Promise<JobRunner> {
+    return new JobRunner(model, await model.batcher(opts));
   }
 
   /** The job's result; a failure throws (see `errorKind`), it is never turned into a result here. */

@@ -12,6 +12,23 @@ import { Glm4vProcessor, type PreparedPrompt } from '../processor.js';
 import { ProgressBar } from './progress.js';
 import { UsageError, intFlag, quantFlag } from './usage.js';
 
+/** KV-cache tokens per conversation (serve) or job (batch, worker) when none is asked for, at most the model's. */
+export const DEFAULT_CONTEXT = 8192;
+
+/**
+ * The context of serve's and worker's --context N (given, or DEFAULT_CONTEXT), checked against the folder's
+ * max_position_embeddings: call it from openModel's request check, before the weights load.
+ */
+export function contextFlag(context: number | undefined, processor: Glm4vProcessor): number {
+  const maxPos = processor.config.text.maxPositionEmbeddings;
+  const n = context ?? Math.min(DEFAULT_CONTEXT, maxPos);
+  if (n < 2 || n > maxPos)
+    throw new UsageError(
+      `--context expects an integer from 2 to ${maxPos} (max_position_embeddings), got '${context}'`,
+    );
+  return n;
+}
+
 /** How the weights and the KV cache are held: the flags of every command that loads the model. */
 export const WEIGHT_FLAGS = {
   'kv-cache': { type: 'string' },

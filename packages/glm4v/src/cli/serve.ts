@@ -11,7 +11,7 @@ import { DEFAULT_PREFILL_CHUNK } from '../generate/batcher.js';
 import { MAX_INPUT_PIXELS } from '../preprocess/decode-image.js';
 import { ApiServer, DEFAULT_MAX_BODY_BYTES } from '../server/server.js';
 import { GENERATION_FLAGS, GENERATION_HELP, generationOptions } from './generation-flags.js';
-import { MODEL_FLAGS, MODEL_HELP, modelDir, openModel, weightFlags } from './open.js';
+import { MODEL_FLAGS, MODEL_HELP, contextFlag, modelDir, openModel, weightFlags } from './open.js';
 import { UsageError, intFlag, parseFlags } from './usage.js';
 
 const HELP = `Usage:
@@ -99,12 +99,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
   let contextLength = 0;
   // the context is checked against the folder's config before the weights load (which can take minutes)
   const open = await openModel(dir, weights, async (processor) => {
-    const maxPos = processor.config.text.maxPositionEmbeddings;
-    contextLength = context ?? Math.min(8192, maxPos);
-    if (contextLength < 2 || contextLength > maxPos)
-      throw new UsageError(
-        `--context expects an integer from 2 to ${maxPos} (max_position_embeddings), got '${context}'`,
-      );
+    contextLength = contextFlag(context, processor);
     return [];
   });
   const modelId = v['model-name'] ?? (v.demo ? 'glm4v-demo' : basename(resolve(dir)));

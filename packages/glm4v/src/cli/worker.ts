@@ -6,7 +6,15 @@ import { hostname } from 'node:os';
 import { Worker } from 'bullmq';
 import { JobRunner, type JobSpec } from './jobs.js';
 import { type QueueAddress, checkReachable, jobProcessor, parseQueueUrl } from './queue.js';
-import { MAX_BATCH_HELP, WEIGHT_FLAGS, WEIGHT_HELP, maxBatchFlag, openModel, weightFlags } from './open.js';
+import {
+  MAX_BATCH_HELP,
+  WEIGHT_FLAGS,
+  WEIGHT_HELP,
+  contextFlag,
+  maxBatchFlag,
+  openModel,
+  weightFlags,
+} from './open.js';
 import { UsageError, parseFlags } from './usage.js';
 
 const HELP = `Usage:
@@ -65,14 +73,13 @@ export async function workerCommand(argv: string[]): Promise<void> {
   await checkReachable(addr);
 
   // --context is checked against the folder's config before the weights load
+  let contextLength = 0;
   const { model, close } = await openModel(values.model, weights, async (processor) => {
-    const maxPos = processor.config.text.maxPositionEmbeddings;
-    if (context !== undefined && context > maxPos)
-      throw new UsageError(`--context expects an integer up to ${maxPos} (max_position_embeddings), got ${context}`);
+    contextLength = contextFlag(context, processor);
     return [];
   });
   try {
-    const runner = await JobRunner.create(model, { maxBatch, contextLength: context });
+    const runner = await JobRunner.create(model, { maxBatch, contextLength });
     try {
       await serve(
         addr,
