@@ -221,10 +221,10 @@ function splitKHelpers(t: { U: number; xVector: boolean; partial: boolean; swigl
       '  return X8(silu4(vec4f(x[i])) * vec4f(x[j]), silu4(vec4f(x[i + 1u])) * vec4f(x[j + 1u]));\n}\n'
     : 'fn x8(m: u32, k: u32) -> X8 { let i = (m * p.K + k) >> 2u; return X8(vec4f(x[i]), vec4f(x[i + 1u])); }\n';
   const x = t.xVector
-    ? 'alias XV = vec4<A>;\nfn xs(i: u32) -> f32 { return f32(x[i >> 2u][i & 3u]); }\n' +
+    ? 'alias XV = vec4<A>;\nfn x_el(i: u32) -> f32 { return f32(x[i >> 2u][i & 3u]); }\n' +
       x8 +
       'fn x8z(m: u32, k: u32) -> X8 { let v = x8(m, min(k, p.K - 8u)); let z = vec4f(0.0); return X8(select(z, v.a, k < p.K), select(z, v.b, k < p.K)); }\n'
-    : 'alias XV = A;\nfn xs(i: u32) -> f32 { return f32(x[i]); }\nfn x8(m: u32, k: u32) -> X8 { return x8g(m, k); }\nfn x8z(m: u32, k: u32) -> X8 { return x8g(m, k); }\n';
+    : 'alias XV = A;\nfn x_el(i: u32) -> f32 { return f32(x[i]); }\nfn x8(m: u32, k: u32) -> X8 { return x8g(m, k); }\nfn x8z(m: u32, k: u32) -> X8 { return x8g(m, k); }\n';
   const y = t.partial
     ? 'alias Y = f32;\nfn store_y(m: u32, n: u32, slice: u32, v: f32) { y[(slice * p.M + m) * p.N + p.col0 + n] = v; }\n'
     : 'alias Y = A;\nfn store_y(m: u32, n: u32, slice: u32, v: f32) {\n' +
@@ -246,21 +246,21 @@ function splitKHelpers(t: { U: number; xVector: boolean; partial: boolean; swigl
 }
 
 /**
- * x_at(m, k) for k < K: element k of the layer's input row m, read with xs(i) (one element of the x binding): x
+ * x_at(m, k) for k < K: element k of the layer's input row m, read with x_el(i) (one element of the x binding): x
  * itself, or silu(gate) · up from a row of 2K (swiglu). silu4 is the same on a vec4.
  */
 function xAt(swiglu: boolean): string {
-  if (!swiglu) return 'fn x_at(m: u32, k: u32) -> f32 { return xs(m * p.K + k); }\n';
+  if (!swiglu) return 'fn x_at(m: u32, k: u32) -> f32 { return x_el(m * p.K + k); }\n';
   return (
     '// silu(v) = v / (1 + e^-v); for v → −∞, e^-v overflows to inf and the quotient is −0, as it should be\n' +
     'fn silu4(v: vec4f) -> vec4f { return v / (1.0 + exp(-v)); }\n' +
-    'fn x_at(m: u32, k: u32) -> f32 {\n  let i = 2u * m * p.K + k;\n  let g = xs(i);\n  return g / (1.0 + exp(-g)) * xs(i + p.K);\n}\n'
+    'fn x_at(m: u32, k: u32) -> f32 {\n  let i = 2u * m * p.K + k;\n  let g = x_el(i);\n  return g / (1.0 + exp(-g)) * x_el(i + p.K);\n}\n'
   );
 }
 
 /** The element types of x and y for the other linear kernels (scalars of A), and x_at (the broadcast kernels). */
 export function plainIO(swiglu: boolean): string {
-  return 'alias XV = A;\nalias Y = A;\nfn xs(i: u32) -> f32 { return f32(x[i]); }\n' + xAt(swiglu);
+  return 'alias XV = A;\nalias Y = A;\nfn x_el(i: u32) -> f32 { return f32(x[i]); }\n' + xAt(swiglu);
 }
 
 const SUM_PARAMS_FIELDS = 'M: u32, N: u32, slices: u32, has_bias: u32';
