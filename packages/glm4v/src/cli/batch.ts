@@ -43,7 +43,7 @@ Runs every job of a JSONL file, one JSON object per line:
 also be http(s) URLs. Generation options per job use the flags' names with _ (max_new_tokens, temperature,
 top_k, top_p, repetition_penalty, seed, context, stop, min_pixels, max_pixels, fps, max_frames, show_special);
 the flags below set them for jobs that do not. Jobs decode together (up to --max-batch at once), each in a KV
-slot of the largest "context" any job asks for (default 8192 tokens). Each job's request (media decoded, sizes,
+slot of the largest "context" any job asks for (default ${DEFAULT_CONTEXT} tokens). Each job's request (media decoded, sizes,
 the context) is checked just before it runs; the model loads once.
 Each finished job appends one line to the results file, flushed at once:
   {"id", "answer", "thinking", "finish_reason", "usage": {prompt_tokens, completion_tokens, total_tokens}, "seed"}

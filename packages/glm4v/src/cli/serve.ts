@@ -11,7 +11,7 @@ import { DEFAULT_PREFILL_CHUNK } from '../generate/batcher.js';
 import { MAX_INPUT_PIXELS } from '../preprocess/decode-image.js';
 import { ApiServer, DEFAULT_MAX_BODY_BYTES } from '../server/server.js';
 import { GENERATION_FLAGS, GENERATION_HELP, generationOptions } from './generation-flags.js';
-import { MODEL_FLAGS, MODEL_HELP, contextFlag, modelDir, openModel, weightFlags } from './open.js';
+import { DEFAULT_CONTEXT, MODEL_FLAGS, MODEL_HELP, contextFlag, modelDir, openModel, weightFlags } from './open.js';
 import { UsageError, intFlag, parseFlags } from './usage.js';
 
 const HELP = `Usage:
@@ -27,7 +27,7 @@ ${MODEL_HELP}
   --port N                  port (default 8080; 0: any free port, printed at start)
   --api-key KEY             require 'Authorization: Bearer KEY' on /v1/ (default: $GLM4V_API_KEY, else none)
   --max-batch N             conversations decoded together (default 8)
-  --context N               KV-cache tokens per conversation, prompt and reply (default 8192, at most
+  --context N               KV-cache tokens per conversation, prompt and reply (default ${DEFAULT_CONTEXT}, at most
                             max_position_embeddings); GPU memory for it is taken at start
   --max-queue N             requests accepted beyond --max-batch, waiting for a slot (default 4 × max batch);
                             more get 429 with Retry-After

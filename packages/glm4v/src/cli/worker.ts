@@ -7,6 +7,7 @@ import { Worker } from 'bullmq';
 import { JobRunner, type JobSpec } from './jobs.js';
 import { type QueueAddress, checkReachable, jobProcessor, parseQueueUrl } from './queue.js';
 import {
+  DEFAULT_CONTEXT,
   MAX_BATCH_HELP,
   WEIGHT_FLAGS,
   WEIGHT_HELP,
@@ -28,7 +29,7 @@ Options:
   --model DIR               checkpoint folder
 ${WEIGHT_HELP}
 ${MAX_BATCH_HELP}
-  --context N               KV-cache tokens per job (default 8192); a job asking for more is an error result
+  --context N               KV-cache tokens per job (default ${DEFAULT_CONTEXT}); a job asking for more is an error result
   --queue URL               redis[s]://[user:password@]HOST:PORT/NAME
   --concurrency N           jobs held at once (default: --max-batch; more only claims jobs early)
   --stall-seconds S         a job whose worker stops answering for S seconds (killed, machine lost) goes back
