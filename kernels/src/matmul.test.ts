@@ -361,6 +361,10 @@ describe('SwiGLU input (swiglu: x = gate | up, [M, 2K])', () => {
   it('f16 activations and weights', async (ctx) => {
     if (!hasF16()) return ctx.skip('the adapter lacks shader-f16');
     for (const K of [63, 64]) await check({ M: 2, N: 40, K, wd: 'f16', act: 'f16', bias: 'f16', swiglu: true });
+    if (!device.has('subgroups')) return;
+    const variant: LinearVariant = { preset: 'sk32u4', reduce: 'subgroup' }; // x read as vec4<f16> pairs
+    for (const K of [63, 1032])
+      await check({ M: 3, N: 40, K, wd: 'f16', act: 'f16', fn: 'matvec', variant, swiglu: true });
   });
   it('many rows: a siluMul dispatch, then the matmul', async () => {
     for (const M of [9, 130]) {
