@@ -1,6 +1,7 @@
 // What the linear kernels share whatever the weight format (matmul.ts for f32/f16/bf16 weights, matmul_quant.ts
-// for block-quantised ones): the uniform block, the checks on x, bias and y, and
-// the split-K matvec's plan (team, rows, K slices), x reader, output and second pass.
+// for block-quantised ones): the uniform block, the checks on x, bias and y, the row limit of the decode kernels
+// and their SwiGLU input (prepareLinear), x's reader, the per-chunk dispatches of the tiled and broadcast kernels
+// (dispatchTiles), and the split-K matvec's plan (team, rows, K slices), output and second pass.
 
 import { type Device, type Graph, InputError, type Tensor, UniformLayout } from '@glm4v/core';
 import REDUCE_SUBGROUP_WGSL from './matvec_reduce_subgroup.wgsl.js';
@@ -76,18 +77,73 @@ export function checkLinearIO(
   return { M: rowsOf(x), N, K };
 }
 
+/** A weight's row chunk as a linear kernel binds it: its rows, its first row, and its buffers (W, or codes and scales). */
+export interface WeightChunk {
+  rows: number;
+  rowStart: number;
+  weights: Tensor[];
+}
+
 /**
- * The input a kernel that does not read gate | up halves itself multiplies: under `swiglu` (where not `fused`), a
- * siluMul dispatch's [..., K]; else x as given. Returns the options without `swiglu` then.
+ * What every linear wrapper does once the variant is chosen (its kind: 'splitk', 'broadcast', a tiled one): refuses
+ * more than MATVEC_MAX_ROWS rows of x for matvec or split-K, makes y [..., N] (or takes opts.out), and gives x as
+ * the kernel reads it. Under `swiglu` the decode kernels (split-K, or broadcast at ≤ MATVEC_MAX_ROWS rows) read
+ * gate | up halves themselves; any other gets a siluMul dispatch's [..., K] first, and the options without `swiglu`.
  */
-export function swigluInput(
+export function prepareLinear(
   g: Graph,
   x: Tensor,
   opts: LinearOptions,
-  fused: boolean,
-): { x: Tensor; opts: LinearOptions } {
-  if (!opts.swiglu || fused) return { x, opts };
-  return { x: siluMul(g, x), opts: { ...opts, swiglu: false } };
+  kind: 'matmul' | 'matvec',
+  variant: string,
+  dims: { M: number; N: number },
+): { x: Tensor; opts: LinearOptions; y: Tensor } {
+  const { M, N } = dims;
+  if ((kind === 'matvec' || variant === 'splitk') && M > MATVEC_MAX_ROWS) {
+    throw new InputError(
+      `${kind}: x '${x.label}' [${x.shape.join(', ')}] has ${M} rows; at most ${MATVEC_MAX_ROWS} go through matvec`,
+    );
+  }
+  const y = opts.out ?? g.tensor(x.dtype, [...x.shape.slice(0, -1), N], `${kind}_out`);
+  const fused = variant === 'splitk' || (variant === 'broadcast' && M <= MATVEC_MAX_ROWS);
+  if (!opts.swiglu || fused || M === 0) return { x, opts, y };
+  return { x: siluMul(g, x), opts: { ...opts, swiglu: false }, y };
+}
+
+/**
+ * Records a tiled or broadcast linear kernel: one dispatch per row chunk of W, over tiles of rowsPerTile rows of x
+ * by colsPerTile rows of W (numbered for grids above 65535 workgroups, grid.ts).
+ */
+export function dispatchTiles(
+  g: Graph,
+  j: {
+    kernel: { label: string; code: string };
+    shape: KernelShape;
+    x: Tensor;
+    y: Tensor;
+    bias?: Tensor;
+    M: number;
+    N: number;
+    K: number;
+    chunks: readonly WeightChunk[];
+  },
+): void {
+  const { M, N, K, shape } = j;
+  for (const c of j.chunks) {
+    const tilesN = Math.ceil(c.rows / shape.colsPerTile);
+    const tiles = tilesN * Math.ceil(M / shape.rowsPerTile);
+    g.dispatch({
+      kernel: { ...j.kernel, constants: shape.constants },
+      uniforms: {
+        layout: LINEAR_PARAMS,
+        values: { M, N, K, rows: c.rows, col0: c.rowStart, tiles_n: tilesN, tiles, has_bias: j.bias ? 1 : 0 },
+      },
+      // Without a bias, x stands in for the unused binding.
+      inputs: [j.x, ...c.weights, j.bias ?? j.x],
+      outputs: [j.y],
+      workgroups: grid1d(g.device, tiles),
+    });
+  }
 }
 
 /** Label suffix of a kernel that reads gate | up halves. */
@@ -283,7 +339,7 @@ export interface SplitKJob {
   units: number;
   unitBytes: number;
   xVector: boolean;
-  chunks: readonly { rows: number; rowStart: number; weights: Tensor[] }[];
+  chunks: readonly WeightChunk[];
   /** The whole WGSL given the helpers and the team reduction (both WGSL), and whether subgroups are enabled. */
   source: (helpers: string, subgroups: boolean) => string;
   /** Force this many K slices (tests). */

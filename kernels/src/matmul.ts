@@ -19,13 +19,12 @@
 // Weights are read 8 at a time (one vec4<u32> of packed bf16/f16, or two vec4<f32>) when K is a multiple of 8;
 // otherwise rows of a 16-bit matrix straddle u32 words and a per-element reader (load_w) takes over.
 
-import { ChunkedTensor, type Device, type Graph, InputError, type Tensor } from '@glm4v/core';
+import { ChunkedTensor, type Device, type Graph, type Tensor } from '@glm4v/core';
 import MATMUL_WGSL from './matmul.wgsl.js';
 import MATMUL_8X8_WGSL from './matmul_8x8.wgsl.js';
 import BROADCAST_WGSL from './matmul_broadcast.wgsl.js';
 import MATVEC_WGSL from './matvec.wgsl.js';
 import { type ActDType, type WeightDType, assertDType, assertShape, prelude, rowsOf, variantTag } from './prelude.js';
-import { grid1d } from './grid.js';
 import {
   type MatrixShape,
   type SubgroupMatrixPreset,
@@ -34,7 +33,6 @@ import {
 } from './matmul_subgroup_matrix.js';
 import {
   type KernelShape,
-  LINEAR_PARAMS,
   LINEAR_PARAMS_FIELDS,
   type LinearOptions,
   MATVEC_MAX_ROWS,
@@ -44,7 +42,8 @@ import {
   dispatchSplitK,
   needsF16,
   plainIO,
-  swigluInput,
+  dispatchTiles,
+  prepareLinear,
   swigluTag,
 } from './linear-common.js';
 import { canBroadcast, canReduceWithSubgroups, isCpuAdapter } from './adapter.js';
@@ -199,31 +198,20 @@ export function linearVariant(
   const preset: LinearPreset = emulate
     ? { kind: 'subgroupMatrix', ...emulate.tile }
     : LINEAR_PRESETS[name as LinearPresetName];
-  if ((kind === 'matvec' || preset.kind === 'splitk') && M > MATVEC_MAX_ROWS) {
-    throw new InputError(
-      `${kind}: x '${x.label}' [${x.shape.join(', ')}] has ${M} rows; at most ${MATVEC_MAX_ROWS} go through matvec`,
-    );
-  }
-  const y = opts.out ?? g.tensor(x.dtype, [...x.shape.slice(0, -1), N], `${kind}_out`);
+  let y: Tensor;
+  ({ x, opts, y } = prepareLinear(g, x, opts, kind, preset.kind, { M, N }));
   if (M === 0) return y;
-  // The decode kernels read gate | up halves themselves; the many-row ones take a siluMul first.
-  ({ x, opts } = swigluInput(
-    g,
-    x,
-    opts,
-    preset.kind === 'splitk' || (preset.kind === 'broadcast' && M <= MATVEC_MAX_ROWS),
-  ));
   const act = x.dtype as ActDType;
   const wd = m.dtype as WeightDType;
   const bias = opts.bias;
   const vector = K % 8 === 0;
   const swiglu = Boolean(opts.swiglu);
   const types = { act, wd, bias: bias ? (bias.dtype as WeightDType) : act, vector, swiglu };
+  const chunks = m.chunks.map((c) => ({ rows: c.rows, rowStart: c.rowStart, weights: [c.tensor] }));
   if (preset.kind === 'splitk') {
     const reduce = variant.reduce ?? (canReduceWithSubgroups(g.device) ? 'subgroup' : 'shared');
     const source = (io: string, subgroups: boolean) =>
       linearSource({ head: '', io, code: MATVEC_WGSL, subgroups }, types);
-    const chunks = m.chunks.map((c) => ({ rows: c.rows, rowStart: c.rowStart, weights: [c.tensor] }));
     const job = {
       preset,
       name,
@@ -249,21 +237,7 @@ export function linearVariant(
   // The preset's name, then what the wrapper chose: '_m1' one row of x, '_k1' the per-element weight path (the
   // split-K matvec adds its team, rows per team, reduction and K slices: '_t32r1_sg_s4').
   const label = `${kind}_${variantTag(wd, act)}_${name}${k.suffix}${vector ? '' : '_k1'}${swigluTag(swiglu)}`;
-  for (const c of m.chunks) {
-    const tilesN = Math.ceil(c.rows / k.colsPerTile);
-    const tiles = tilesN * Math.ceil(M / k.rowsPerTile);
-    g.dispatch({
-      kernel: { label, code, constants: k.constants },
-      uniforms: {
-        layout: LINEAR_PARAMS,
-        values: { M, N, K, rows: c.rows, col0: c.rowStart, tiles_n: tilesN, tiles, has_bias: bias ? 1 : 0 },
-      },
-      // Without a bias, x stands in for the unused binding.
-      inputs: [x, c.tensor, bias ?? x],
-      outputs: [y],
-      workgroups: grid1d(g.device, tiles),
-    });
-  }
+  dispatchTiles(g, { kernel: { label, code }, shape: k, x, y, bias, M, N, K, chunks });
   return y;
 }
 

@@ -8,24 +8,22 @@
 // - 'tiled': many rows on GPUs: the W tile dequantised into workgroup memory 32 weights deep.
 // Both GPU variants are tested on every machine by forcing them.
 
-import { type Device, type Graph, InputError, type Tensor } from '@glm4v/core';
+import { type Device, type Graph, type Tensor } from '@glm4v/core';
 import BROADCAST_WGSL from './matmul_quant_broadcast.wgsl.js';
 import MATVEC_WGSL from './matvec_quant.wgsl.js';
 import TILED_WGSL from './matmul_quant.wgsl.js';
 import { type ActDType, type WeightDType, assertShape, prelude } from './prelude.js';
-import { grid1d } from './grid.js';
 import {
   type KernelShape,
-  LINEAR_PARAMS,
   LINEAR_PARAMS_FIELDS,
   type LinearOptions,
-  MATVEC_MAX_ROWS,
   type SplitKPreset,
   broadcastShape,
   checkLinearIO,
   dispatchSplitK,
   plainIO,
-  swigluInput,
+  dispatchTiles,
+  prepareLinear,
   swigluTag,
 } from './linear-common.js';
 import { canBroadcast, canReduceWithSubgroups, isCpuAdapter } from './adapter.js';
@@ -91,30 +89,19 @@ export function linearQuant(
   const { M, N, K } = checkQuantArgs(g.device, kind, x, w, opts);
   const name = variant.preset ?? selectQuantPreset(g.device, M, kind);
   const preset: QuantLinearPreset = QUANT_LINEAR_PRESETS[name];
-  if ((kind === 'matvec' || preset.kind === 'splitk') && M > MATVEC_MAX_ROWS) {
-    throw new InputError(
-      `${kind}: x '${x.label}' [${x.shape.join(', ')}] has ${M} rows; at most ${MATVEC_MAX_ROWS} go through matvec`,
-    );
-  }
-  const y = opts.out ?? g.tensor(x.dtype, [...x.shape.slice(0, -1), N], `${kind}_out`);
+  let y: Tensor;
+  ({ x, opts, y } = prepareLinear(g, x, opts, kind, preset.kind, { M, N }));
   if (M === 0) return y;
-  // The decode kernels read gate | up halves themselves; the many-row ones take a siluMul first.
-  ({ x, opts } = swigluInput(
-    g,
-    x,
-    opts,
-    preset.kind === 'splitk' || (preset.kind === 'broadcast' && M <= MATVEC_MAX_ROWS),
-  ));
   const swiglu = Boolean(opts.swiglu);
   const act = x.dtype as ActDType;
   const bias = opts.bias;
+  const chunks = w.chunks.map((c) => ({ rows: c.rows, rowStart: c.rowStart, weights: [c.data, c.scales] }));
   const head = (subgroups: boolean) =>
     prelude({ act, weights: { b: bias ? (bias.dtype as WeightDType) : act }, subgroups }) +
     quantReader(w.layout, { dequant: preset.kind === 'tiled' });
   const label = `${kind}_${w.layout.name}w_${act}a_${name}${swigluTag(swiglu)}`;
   if (preset.kind === 'splitk') {
     const reduce = variant.reduce ?? (canReduceWithSubgroups(g.device) ? 'subgroup' : 'shared');
-    const chunks = w.chunks.map((c) => ({ rows: c.rows, rowStart: c.rowStart, weights: [c.data, c.scales] }));
     const source = (io: string, subgroups: boolean) => head(subgroups) + io + QUANT_BINDINGS + MATVEC_WGSL;
     // A block (32 bytes of codes, two 16-byte loads) is the unit; x8 reads vec4 pairs where K is a multiple of 8.
     const units = { units: blocksPerRow(w.layout, K), unitBytes: 4 * wordsPerBlock(w.layout), xVector: K % 8 === 0 };
@@ -139,21 +126,7 @@ export function linearQuant(
   }
   const k = kernelFor(g.device, preset, name, M);
   const code = head(k.subgroups) + plainIO(swiglu) + QUANT_BINDINGS + k.code;
-  for (const c of w.chunks) {
-    const tilesN = Math.ceil(c.rows / k.colsPerTile);
-    const tiles = tilesN * Math.ceil(M / k.rowsPerTile);
-    g.dispatch({
-      kernel: { label: label + k.suffix, code, constants: k.constants },
-      uniforms: {
-        layout: LINEAR_PARAMS,
-        values: { M, N, K, rows: c.rows, col0: c.rowStart, tiles_n: tilesN, tiles, has_bias: bias ? 1 : 0 },
-      },
-      // Without a bias, x stands in for the unused binding.
-      inputs: [x, c.data, c.scales, bias ?? x],
-      outputs: [y],
-      workgroups: grid1d(g.device, tiles),
-    });
-  }
+  dispatchTiles(g, { kernel: { label: label + k.suffix, code }, shape: k, x, y, bias, M, N, K, chunks });
   return y;
 }
 
