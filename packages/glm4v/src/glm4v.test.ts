@@ -2,13 +2,13 @@
 // abort, context overflow before any GPU work, and what is freed afterwards.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ContextOverflowError, InputError } from '@glm4v/core';
 import { Glm4v, type GenerateEvent } from './glm4v.js';
 import { makeTinyCheckpoint } from './demo.js';
+import { HAS_FFMPEG, makeTestClip } from './test-clip.js';
 
 let dir: string;
 let model: Glm4v;
@@ -101,24 +101,11 @@ describe('Glm4v.generate', () => {
     expect(model.device.pool.stats.bytesInUse).toBe(inUse);
   });
 
-  it.skipIf(spawnSync('ffmpeg', ['-version']).status !== 0)(
+  it.skipIf(!HAS_FFMPEG)(
     'answers about a video (frames from ffmpeg), and refuses a video mixed with an image',
     async () => {
       const clip = join(dir, 'clip.mp4');
-      const made = spawnSync('ffmpeg', [
-        '-v',
-        'error',
-        '-y',
-        '-f',
-        'lavfi',
-        '-i',
-        'testsrc=size=112x84:rate=4',
-        '-t',
-        '2',
-        '-pix_fmt',
-        'yuv420p',
-        clip,
-      ]);
+      const made = makeTestClip(clip, { size: '112x84', rate: 4, seconds: 2 });
       expect(made.status, String(made.stderr)).toBe(0);
       const video = { type: 'video' as const, video: clip };
       const r = await model.generateText(

@@ -18,8 +18,8 @@ import { checkpointShapes } from './model/tensor-shapes.js';
 import { Glm4vProcessor } from './processor.js';
 import { writeTinyTokenizer } from './prompt/tiny-tokenizer.js';
 import { runCli } from './cli/cli-process.js';
+import { HAS_FFMPEG, makeTestClip } from './test-clip.js';
 
-const hasFfmpeg = spawnSync('ffmpeg', ['-version']).status === 0;
 let tmp: string;
 let huge: string;
 let fifo: string;
@@ -120,24 +120,9 @@ describe('Glm4vProcessor on a 21 GB checkpoint, weights never opened', () => {
     );
   });
 
-  it.skipIf(!hasFfmpeg)('refuses a video too short to sample, naming it', async () => {
+  it.skipIf(!HAS_FFMPEG)('refuses a video too short to sample, naming it', async () => {
     const clip = join(tmp, 'short.mp4');
-    expect(
-      spawnSync('ffmpeg', [
-        '-v',
-        'error',
-        '-y',
-        '-f',
-        'lavfi',
-        '-i',
-        'testsrc=size=64x48:rate=10',
-        '-t',
-        '0.2',
-        '-pix_fmt',
-        'yuv420p',
-        clip,
-      ]).status,
-    ).toBe(0);
+    expect(makeTestClip(clip, { size: '64x48', rate: 10, seconds: 0.2 }).status).toBe(0);
     const p = await Glm4vProcessor.load(huge);
     await expect(
       p.prepare({ messages: [{ role: 'user', content: [{ type: 'video', video: clip }] }] }),
@@ -190,24 +175,9 @@ describe('PreparedPrompt', () => {
     expect(() => p.checkLimits(prepared, { maxStorageBufferBindingSize: 64 * 1024 })).toThrow(/--max-pixels/);
   });
 
-  it.skipIf(!hasFfmpeg)('samples video frames at the request fps, up to maxFrames', async () => {
+  it.skipIf(!HAS_FFMPEG)('samples video frames at the request fps, up to maxFrames', async () => {
     const clip = join(tmp, 'clip.mp4');
-    expect(
-      spawnSync('ffmpeg', [
-        '-v',
-        'error',
-        '-y',
-        '-f',
-        'lavfi',
-        '-i',
-        'testsrc=size=112x84:rate=8',
-        '-t',
-        '3',
-        '-pix_fmt',
-        'yuv420p',
-        clip,
-      ]).status,
-    ).toBe(0);
+    expect(makeTestClip(clip, { size: '112x84', rate: 8, seconds: 3 }).status).toBe(0);
     const p = await Glm4vProcessor.load(tiny);
     const video = { messages: [{ role: 'user' as const, content: [{ type: 'video' as const, video: clip }] }] };
     const frames = async (o = {}) => (await p.prepare(video, o)).media[0].grid[0] * 2;

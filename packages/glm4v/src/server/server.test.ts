@@ -4,7 +4,7 @@
 // requests get the text each gets alone; a spawned `glm4v-run serve` checks graceful shutdown on SIGTERM.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { copyFile, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +15,7 @@ import { Glm4v } from '../glm4v.js';
 import { makeTinyCheckpoint } from '../demo.js';
 import { makeFixedCheckpoint } from '../fixed-checkpoint.js';
 import { ApiServer } from './server.js';
+import { HAS_FFMPEG, makeTestClip } from '../test-clip.js';
 
 const KEY = 'test-key';
 const CLI = join(import.meta.dirname, '..', '..', 'dist', 'cli.js');
@@ -112,33 +113,17 @@ describe('POST /v1/chat/completions', () => {
     }
   });
 
-  it.skipIf(spawnSync('ffmpeg', ['-version']).status !== 0)(
-    'takes a video by path under the media folder',
-    async () => {
-      const made = spawnSync('ffmpeg', [
-        '-v',
-        'error',
-        '-y',
-        '-f',
-        'lavfi',
-        '-i',
-        'testsrc=size=112x84:rate=4',
-        '-t',
-        '2',
-        '-pix_fmt',
-        'yuv420p',
-        join(media, 'clip.mp4'),
-      ]);
-      expect(made.status, String(made.stderr)).toBe(0);
-      const part = { type: 'video_url', video_url: { url: 'clip.mp4' } };
-      const r = await client.chat.completions.create({
-        model: 'fixed',
-        messages: user([part, { type: 'text', text: 'What happens?' }] as never),
-      });
-      expect(r.choices[0].message.content).toBe('Yes,猫!');
-      expect(r.usage!.prompt_tokens).toBeGreaterThan(2 * 12); // two temporal patches of placeholders
-    },
-  );
+  it.skipIf(!HAS_FFMPEG)('takes a video by path under the media folder', async () => {
+    const made = makeTestClip(join(media, 'clip.mp4'), { size: '112x84', rate: 4, seconds: 2 });
+    expect(made.status, String(made.stderr)).toBe(0);
+    const part = { type: 'video_url', video_url: { url: 'clip.mp4' } };
+    const r = await client.chat.completions.create({
+      model: 'fixed',
+      messages: user([part, { type: 'text', text: 'What happens?' }] as never),
+    });
+    expect(r.choices[0].message.content).toBe('Yes,猫!');
+    expect(r.usage!.prompt_tokens).toBeGreaterThan(2 * 12); // two temporal patches of placeholders
+  });
 
   it('ends at a stop string, which is not in the text', async () => {
     const r = await client.chat.completions.create({ model: 'fixed', messages: user('hi'), stop: ['猫'] });
