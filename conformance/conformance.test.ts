@@ -4,7 +4,6 @@
 // A failure names the first tap that diverges; each tap's measured error is printed.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +18,7 @@ import {
   loadModel,
   readLogitsInputs,
 } from '@glm4v/runtime/internal';
+import { runCli } from '@glm4v/runtime/testing';
 import { FIXTURES, LOGITS_TAP, MANIFEST, TAPS, argmaxRows, compareTaps, readTensors, tolerance } from './taps.js';
 
 const RUNS = MANIFEST.flatMap((m) => (['f32', 'f16'] as KvDType[]).map((kv) => ({ ...m, kv })));
@@ -158,27 +158,21 @@ async function shapes(file: string): Promise<Map<string, number[]>> {
 
 describe('glm4v-run logits (the black-box entry point)', () => {
   it('writes the logits, greedy tokens and every tap of a case, named, shaped and typed as the fixtures', async () => {
-    const cli = join(import.meta.dirname, '../packages/glm4v/dist/cli.js');
     const out = join(mkdtempSync(join(tmpdir(), 'glm4v-logits-')), 'out.safetensors');
     const file = join(FIXTURES, 'case-b_image.safetensors');
-    const r = spawnSync(
-      process.execPath,
-      [
-        cli,
-        'logits',
-        '--model',
-        join(FIXTURES, 'tiny-glm4v-f32'),
-        '--inputs',
-        file,
-        '--out',
-        out,
-        '--greedy',
-        '8',
-        '--taps',
-      ],
-      { encoding: 'utf8' },
-    );
-    expect(r.status, r.stderr).toBe(0);
+    const r = await runCli([
+      'logits',
+      '--model',
+      join(FIXTURES, 'tiny-glm4v-f32'),
+      '--inputs',
+      file,
+      '--out',
+      out,
+      '--greedy',
+      '8',
+      '--taps',
+    ]);
+    expect(r.code, r.stderr).toBe(0);
     const got = await readTensors(out);
     const ref = await readTensors(file);
     const taps = Object.fromEntries([...got].map(([k, v]) => [k, Float32Array.from(v)]));
@@ -189,21 +183,16 @@ describe('glm4v-run logits (the black-box entry point)', () => {
     const [gotShapes, refShapes] = [await shapes(out), await shapes(file)];
     for (const [name, shape] of gotShapes) expect(shape, name).toEqual(refShapes.get(name));
     rmSync(out, { force: true });
-    const bad = spawnSync(
-      process.execPath,
-      [
-        cli,
-        'logits',
-        '--model',
-        join(FIXTURES, 'tiny-glm4v-f32'),
-        '--inputs',
-        join(FIXTURES, 'nope.safetensors'),
-        '--out',
-        out,
-      ],
-      { encoding: 'utf8' },
-    );
-    expect(bad.status).toBe(3);
+    const bad = await runCli([
+      'logits',
+      '--model',
+      join(FIXTURES, 'tiny-glm4v-f32'),
+      '--inputs',
+      join(FIXTURES, 'nope.safetensors'),
+      '--out',
+      out,
+    ]);
+    expect(bad.code).toBe(3);
     expect(bad.stderr).toMatch(/nope\.safetensors/);
   });
 });

@@ -7,7 +7,6 @@
 //    amplify weight noise several-fold, so the figures are harsher than a real checkpoint's (docs/quantization.md).
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,6 +26,7 @@ import {
   readConfigs,
   readLogitsInputs,
 } from '@glm4v/runtime/internal';
+import { runCli } from '@glm4v/runtime/testing';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures');
 const MANIFEST: { case: string; checkpoint: string }[] = JSON.parse(
@@ -191,29 +191,23 @@ describe.each(MANIFEST)('quantised $case ($checkpoint)', ({ case: name, checkpoi
 
 describe('glm4v-run logits --quant (the black-box entry point)', () => {
   it('writes the logits of the in-process quantised model', async () => {
-    const cli = join(import.meta.dirname, '../packages/glm4v/dist/cli.js');
     const dir = mkdtempSync(join(tmpdir(), 'glm4v-qlogits-'));
     const out = join(dir, 'out.safetensors');
     const file = join(FIXTURES, 'case-a_text.safetensors');
-    const r = spawnSync(
-      process.execPath,
-      [
-        cli,
-        'logits',
-        '--model',
-        join(FIXTURES, 'tiny-glm4v-f32'),
-        '--inputs',
-        file,
-        '--out',
-        out,
-        '--quant',
-        'q4',
-        '--greedy',
-        '8',
-      ],
-      { encoding: 'utf8' },
-    );
-    expect(r.status, r.stderr).toBe(0);
+    const r = await runCli([
+      'logits',
+      '--model',
+      join(FIXTURES, 'tiny-glm4v-f32'),
+      '--inputs',
+      file,
+      '--out',
+      out,
+      '--quant',
+      'q4',
+      '--greedy',
+      '8',
+    ]);
+    expect(r.code, r.stderr).toBe(0);
     const { model } = await loadModel(join(FIXTURES, 'tiny-glm4v-f32'), device, { quantFormats: { text: 'q4' } });
     const want = await computeLogits(model, await readLogitsInputs(file), { greedy: 8 });
     model.dispose();
@@ -221,11 +215,17 @@ describe('glm4v-run logits --quant (the black-box entry point)', () => {
     expect(maxRel(got.logits, want.logits)).toBeLessThanOrEqual(REL_TOL);
     expect(got.greedy).toEqual(Array.from(want.greedyTokens!));
     rmSync(dir, { recursive: true, force: true });
-    const bad = spawnSync(
-      process.execPath,
-      [cli, 'logits', '--model', join(FIXTURES, 'tiny-glm4v-f32'), '--inputs', file, '--out', out, '--quant', 'q5'],
-      { encoding: 'utf8' },
-    );
-    expect(bad.status).toBe(2);
+    const bad = await runCli([
+      'logits',
+      '--model',
+      join(FIXTURES, 'tiny-glm4v-f32'),
+      '--inputs',
+      file,
+      '--out',
+      out,
+      '--quant',
+      'q5',
+    ]);
+    expect(bad.code).toBe(2);
   });
 });
