@@ -3,6 +3,7 @@ import {
   LINEAR_PRESETS,
   type LinearPreset,
   type LinearPresetName,
+  type MatvecPlan,
   fillRandom,
   linear,
   linearVariant,
@@ -211,31 +212,46 @@ export interface MatvecFigures {
 /** Subgroup size the split-K figures assume: NVIDIA's 32 (AMD's wave64 still gets teams of 32 lanes). */
 export const REFERENCE_SUBGROUP = 32;
 
-/** The bf16 matvec variants at the decode shapes, all rows of W in one chunk, on a GPU with subgroups of 32. */
-export function matvecFigures(): MatvecFigures[] {
-  const out: MatvecFigures[] = [];
-  for (const [K, N] of DECODE_SHAPES) {
-    const b = LINEAR_PRESETS.bcast8x4;
-    // broadcast: WG invocations, each TN rows of W and one 16-byte load per row per step
-    out.push({
+/**
+ * The two rows of one weight at one decode shape K→N: the broadcast variant (WG invocations, each TN rows of W and
+ * one 16-byte load per row per step) and the split-K one as `plan` launches it.
+ */
+export function matvecRows(
+  weight: string,
+  [K, N]: readonly [number, number],
+  b: { WG: number; TN: number },
+  splitK: { name: string; plan: MatvecPlan },
+): MatvecFigures[] {
+  const shape = `${K}→${N}`;
+  const p = splitK.plan;
+  return [
+    {
       variant: 'bcast8x4',
-      weight: 'bf16',
-      shape: `${K}→${N}`,
+      weight,
+      shape,
       workgroups: Math.ceil(N / (b.WG * b.TN)),
       bytesInFlight: b.WG * b.TN * 16,
       rows: b.TN,
       slices: 1,
-    });
-    const p = matvecPlan(LINEAR_PRESETS.sk32u4, REFERENCE_SUBGROUP, N, K / 8, 16);
-    out.push({
-      variant: 'sk32u4',
-      weight: 'bf16',
-      shape: `${K}→${N}`,
+    },
+    {
+      variant: splitK.name,
+      weight,
+      shape,
       workgroups: p.workgroups,
       bytesInFlight: p.bytesInFlight,
       rows: p.R,
       slices: p.slices,
-    });
-  }
-  return out;
+    },
+  ];
+}
+
+/** The bf16 matvec variants at the decode shapes, all rows of W in one chunk, on a GPU with subgroups of 32. */
+export function matvecFigures(): MatvecFigures[] {
+  return DECODE_SHAPES.flatMap(([K, N]) =>
+    matvecRows('bf16', [K, N], LINEAR_PRESETS.bcast8x4, {
+      name: 'sk32u4',
+      plan: matvecPlan(LINEAR_PRESETS.sk32u4, REFERENCE_SUBGROUP, N, K / 8, 16),
+    }),
+  );
 }

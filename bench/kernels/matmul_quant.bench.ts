@@ -14,7 +14,14 @@ import {
   wordsPerBlock,
 } from '@glm4v/kernels';
 import type { KernelCase } from './harness.js';
-import { DECODE_SHAPES, type MatvecFigures, REFERENCE_SUBGROUP, SHAPES, benchColumns } from './matmul.bench.js';
+import {
+  DECODE_SHAPES,
+  type MatvecFigures,
+  REFERENCE_SUBGROUP,
+  SHAPES,
+  benchColumns,
+  matvecRows,
+} from './matmul.bench.js';
 
 // The decoder's linear layers (matmul.bench.ts's shapes) with q8 and q4 weights: decode is matvec (M = 1), prefill
 // matmul (M = 512). A case's bytes are the codes, scales, x and y: what a memory-bound kernel must move.
@@ -88,38 +95,13 @@ export const cases = (slice: boolean): KernelCase[] =>
 
 /** The quantised matvec variants at the decode shapes, as matvecFigures (matmul.bench.ts). */
 export function quantMatvecFigures(): MatvecFigures[] {
-  const out: MatvecFigures[] = [];
-  for (const f of ['q8', 'q4'] as const) {
+  return (['q8', 'q4'] as const).flatMap((f) => {
     const l = QUANT_FORMATS[f];
-    for (const [K, N] of DECODE_SHAPES) {
-      const b = QUANT_LINEAR_PRESETS.bcast8x4;
-      // broadcast: WG invocations, each TN rows of W and one 16-byte code load per row per step
-      out.push({
-        variant: 'bcast8x4',
-        weight: f,
-        shape: `${K}→${N}`,
-        workgroups: Math.ceil(N / (b.WG * b.TN)),
-        bytesInFlight: b.WG * b.TN * 16,
-        rows: b.TN,
-        slices: 1,
-      });
-      const p = matvecPlan(
-        QUANT_LINEAR_PRESETS.sk32u2,
-        REFERENCE_SUBGROUP,
-        N,
-        blocksPerRow(l, K),
-        4 * wordsPerBlock(l),
-      );
-      out.push({
-        variant: 'sk32u2',
-        weight: f,
-        shape: `${K}→${N}`,
-        workgroups: p.workgroups,
-        bytesInFlight: p.bytesInFlight,
-        rows: p.R,
-        slices: p.slices,
-      });
-    }
-  }
-  return out;
+    return DECODE_SHAPES.flatMap(([K, N]) =>
+      matvecRows(f, [K, N], QUANT_LINEAR_PRESETS.bcast8x4, {
+        name: 'sk32u2',
+        plan: matvecPlan(QUANT_LINEAR_PRESETS.sk32u2, REFERENCE_SUBGROUP, N, blocksPerRow(l, K), 4 * wordsPerBlock(l)),
+      }),
+    );
+  });
 }
